@@ -1,0 +1,152 @@
+"""Dataset folders (``labels.csv`` + images + masks) read into a validated manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .layouts import LAYOUTS, DatasetLayout, detect_layout
+
+REQUIRED_COLUMNS = ("image_id", "label", "image")
+MASK_COLUMNS = {"lesion": "lesion_mask", "liver": "liver_mask", "infection": "infection_mask", "sector": "sector_mask"}
+OPTIONAL_COLUMNS = ("patient_id", "slice_index", "phase", "centre", "date")
+COLUMN_ALIASES = {
+    "id": "image_id", "path": "image", "file": "image", "image_path": "image", "patient": "patient_id",
+    "center": "centre", "site": "centre", "mask": "lesion_mask", "mass_mask": "lesion_mask",
+    "study_date": "date", "slice": "slice_index",
+}
+
+
+class ManifestError(ValueError):
+    """A dataset folder's ``labels.csv`` is not usable; names the file, row and column."""
+
+    def __init__(self, path: Path, reason: str, *, row: int | None = None, column: str | None = None) -> None:
+        self.path, self.row, self.column, self.reason = path, row, column, reason
+        where = "".join([f", row {row}" if row is not None else "", f", column {column!r}" if column else ""])
+        super().__init__(f"{path}{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One row per image of a dataset folder.
+
+    ``frame`` has the canonical columns ``image_id, patient_id, label, image`` (absolute path),
+    the mask columns present (absolute paths or ``None``), ``slice_index`` (Int64, 0 = most
+    superior), ``phase``, ``centre``, ``date`` where given, plus every extra column of the CSV
+    (possible clinical factors). ``row`` numbers in problems are CSV line numbers (header = 1).
+    """
+
+    root: Path
+    frame: pd.DataFrame
+    layout: DatasetLayout
+    problems: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def mask_kinds(self) -> list[str]:
+        """Mask kinds (``lesion``, ``liver``, ``infection``, ``sector``) with a column here."""
+        return [kind for kind, col in MASK_COLUMNS.items() if col in self.frame.columns]
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """Columns beyond the canonical ones (kept: they may be clinical factors)."""
+        known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(MASK_COLUMNS.values())
+        return [c for c in self.frame.columns if c not in known]
+
+    def subset(self, mask: pd.Series | list[bool]) -> "Manifest":
+        """A manifest with only the selected rows (index reset)."""
+        return Manifest(self.root, self.frame[mask].reset_index(drop=True), self.layout, self.problems)
+
+    def require_files(self) -> None:
+        """Raise :class:`ManifestError` if any listed image or mask file is missing."""
+        if self.problems:
+            raise ManifestError(self.root / "labels.csv", "; ".join(self.problems[:5]))
+
+
+def _resolve(root: Path, value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
+        return None
+    path = Path(str(value).strip())
+    return str(path if path.is_absolute() else (root / path))
+
+
+def load_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
+    """Read ``folder/labels.csv`` into a validated :class:`Manifest`.
+
+    Hard errors (:class:`ManifestError`): no labels.csv, a required column missing, an empty
+    ``image_id``/``label``/``image`` cell, a duplicate ``image_id``, a non-integer ``slice_index``.
+    Softer problems (missing image or mask files, no patient_id column) are listed in
+    ``Manifest.problems`` so that a summary can report them.
+    """
+    root = Path(folder).resolve()
+    csv_path = root / "labels.csv"
+    if not root.is_dir():
+        raise ManifestError(root, "not a folder")
+    if not csv_path.is_file():
+        raise ManifestError(csv_path, "labels.csv not found (a dataset folder needs labels.csv + images)")
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise ManifestError(csv_path, f"cannot parse CSV ({exc})") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in frame.columns and v not in frame.columns})
+    for column in REQUIRED_COLUMNS:
+        if column not in frame.columns:
+            raise ManifestError(csv_path, f"required column missing (have: {', '.join(frame.columns)})", column=column)
+    problems: list[str] = []
+    for column in REQUIRED_COLUMNS:
+        empty = frame.index[frame[column].str.strip() == ""]
+        if len(empty):
+            raise ManifestError(csv_path, "empty value", row=int(empty[0]) + 2, column=column)
+    duplicated = frame.index[frame["image_id"].duplicated()]
+    if len(duplicated):
+        row = int(duplicated[0])
+        raise ManifestError(csv_path, f"duplicate image_id {frame.at[row, 'image_id']!r}", row=row + 2, column="image_id")
+    if "patient_id" not in frame.columns:
+        problems.append("no patient_id column: each image is treated as its own patient")
+        frame["patient_id"] = frame["image_id"]
+    else:
+        blank = frame["patient_id"].str.strip() == ""
+        if blank.any():
+            problems.append(f"{int(blank.sum())} rows without patient_id (first: row {int(frame.index[blank][0]) + 2}); image_id used")
+            frame.loc[blank, "patient_id"] = frame.loc[blank, "image_id"]
+    if "slice_index" in frame.columns:
+        numbers = pd.to_numeric(frame["slice_index"].replace("", None), errors="coerce")
+        bad = frame.index[(frame["slice_index"] != "") & (numbers.isna() | (numbers % 1 != 0))]
+        if len(bad):
+            row = int(bad[0])
+            raise ManifestError(csv_path, f"not an integer: {frame.at[row, 'slice_index']!r}", row=row + 2, column="slice_index")
+        frame["slice_index"] = numbers.astype("Int64")
+    frame["image"] = [_resolve(root, v) for v in frame["image"]]
+    for column in MASK_COLUMNS.values():
+        if column in frame.columns:
+            frame[column] = [_resolve(root, v) for v in frame[column]]
+    for column in frame.columns:
+        if frame[column].dtype == object and column not in ("image", *MASK_COLUMNS.values()):
+            frame[column] = frame[column].replace("", None)
+    if check_files:
+        problems.extend(_missing_files(frame, csv_path))
+    layout = detect_layout(frame, root)
+    frame = layout.normalise(frame, root)
+    return Manifest(root=root, frame=frame.reset_index(drop=True), layout=layout, problems=tuple(problems))
+
+
+def _missing_files(frame: pd.DataFrame, csv_path: Path) -> list[str]:
+    problems: list[str] = []
+    for column in ("image", *MASK_COLUMNS.values()):
+        if column not in frame.columns:
+            continue
+        missing = [(i, p) for i, p in enumerate(frame[column]) if p is not None and not Path(p).exists()]
+        if missing:
+            first_row, first_path = missing[0]
+            problems.append(
+                f"{len(missing)} {column} file(s) missing (first: row {first_row + 2}, {Path(first_path).name})"
+            )
+    return problems
+
+
+__all__ = ["LAYOUTS", "Manifest", "ManifestError", "MASK_COLUMNS", "load_manifest"]

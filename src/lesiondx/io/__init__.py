@@ -1,0 +1,20 @@
+"""Medical-image I/O: DICOM (series, multi-frame, compressed), NIfTI, PNG/JPG; windows; de-identification.
+
+Every reader returns a :class:`MedicalImage` and raises :class:`ImageReadError` (naming the file
+and the reason) for anything it cannot read.
+"""
+
+from .deid import deidentify, pseudonym, remap_uid
+from .dicom import guess_phase, is_dicom_file, read_dataset, read_dicom, read_dicom_series
+from .errors import ImageReadError
+from .image import MedicalImage
+from .raster import natural_key, read_nifti, read_raster, read_raster_array, read_slice_folder
+from .reader import read_image, read_study
+from .windows import WINDOWS, Window, apply_window, get_window, resample, resize, to_display
+
+__all__ = [
+    "ImageReadError", "MedicalImage", "WINDOWS", "Window", "apply_window", "deidentify", "get_window",
+    "guess_phase", "is_dicom_file", "natural_key", "pseudonym", "read_dataset", "read_dicom",
+    "read_dicom_series", "read_image", "read_nifti", "read_raster", "read_raster_array",
+    "read_slice_folder", "read_study", "remap_uid", "resample", "resize", "to_display",
+]

@@ -1,0 +1,208 @@
+"""DICOM files and series: decoding (incl. JPEG-lossless / JPEG 2000), HU, slice order."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+
+from .errors import ImageReadError
+from .image import MedicalImage
+
+_PHASE_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("portal-venous", r"portal|venous|\bpv\b|pvp|\bvp\b"),
+    ("arterial", r"arter|\bap\b|\bart\b"),
+    ("delayed", r"delay|equilib|late"),
+    ("non-contrast", r"non[- ]?contrast|plain|native|pre[- ]?contrast|unenhanced|\bnc\b"),
+)
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True when ``path`` starts with a DICOM preamble (``DICM`` at byte 128)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_dataset(path: str | Path, *, pixels: bool = True) -> Dataset:
+    """Read one DICOM dataset; any failure becomes :class:`ImageReadError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "file is empty")
+    try:
+        with warnings.catch_warnings():  # real files carry invalid VRs (e.g. UUID-style UIDs)
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path, stop_before_pixels=not pixels, force=not is_dicom_file(path))
+    except InvalidDicomError as exc:
+        raise ImageReadError(path, f"not a DICOM file ({exc})") from exc
+    except Exception as exc:  # truncated headers raise EOFError, struct.error, ValueError...
+        raise ImageReadError(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+    if "SOPClassUID" not in ds and "Modality" not in ds and "PixelData" not in ds:
+        raise ImageReadError(path, "not a DICOM file (no DICOM image attributes found)")
+    if pixels and "PixelData" not in ds:
+        raise ImageReadError(path, "DICOM file holds no pixel data (not an image)")
+    return ds
+
+
+def guess_phase(ds: Dataset) -> str | None:
+    """Contrast phase from SeriesDescription / ContrastBolusAgent / ProtocolName, if stated."""
+    text = " ".join(str(ds.get(tag, "")) for tag in ("SeriesDescription", "ProtocolName", "ContrastBolusAgent"))
+    text = text.lower()
+    for phase, pattern in _PHASE_PATTERNS:
+        if re.search(pattern, text):
+            return phase
+    return None
+
+
+def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool]:
+    """Pixel array as float32 (HU when a modality LUT exists), RGB converted to grey."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            raw = ds.pixel_array
+    except Exception as exc:  # truncated pixel data, missing decoder, bad JPEG stream...
+        raise ImageReadError(path, f"cannot decode pixel data ({type(exc).__name__}: {exc})") from exc
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if samples == 3:
+        # pydicom hands YBR as RGB by default; ITU-R BT.601 luma.
+        raw = raw[..., 0] * 0.299 + raw[..., 1] * 0.587 + raw[..., 2] * 0.114
+        return raw.astype(np.float32), False
+    has_lut = "RescaleSlope" in ds or "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
+    values = apply_modality_lut(raw, ds) if has_lut else raw
+    modality = str(ds.get("Modality", "OT"))
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        values = values.max() - values
+    return np.asarray(values, dtype=np.float32), has_lut and modality == "CT"
+
+
+def _spacing_2d(ds: Dataset) -> tuple[float, float] | None:
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if spacing is None or len(spacing) != 2:
+        return None
+    return float(spacing[0]), float(spacing[1])
+
+
+def _metadata(ds: Dataset) -> dict[str, str]:
+    keep = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "BodyPartExamined", "Manufacturer")
+    return {key: str(ds.get(key)) for key in keep if ds.get(key) not in (None, "")}
+
+
+def read_dicom(path: str | Path) -> MedicalImage:
+    """One DICOM file: a 2D image, or a volume for multi-frame files."""
+    path = Path(path)
+    ds = read_dataset(path)
+    pixels, is_hu = _decoded_pixels(ds, path)
+    spacing = _spacing_2d(ds)
+    if pixels.ndim == 3 and spacing is not None:
+        thickness = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 1.0)
+        spacing = (thickness, *spacing)
+    iop = ds.get("ImageOrientationPatient")
+    return MedicalImage(
+        pixels=pixels,
+        spacing=spacing,
+        modality=str(ds.get("Modality") or "OT"),
+        orientation=tuple(float(v) for v in iop) if iop else None,
+        phase=guess_phase(ds),
+        sources=(path,),
+        is_hu=is_hu,
+        metadata=_metadata(ds),
+    )
+
+
+def slice_normal(orientation: Sequence[float]) -> np.ndarray:
+    """Unit normal of the slice plane from ImageOrientationPatient, pointing towards the head (+z)."""
+    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)
+    normal = np.cross(row, col)
+    norm = np.linalg.norm(normal)
+    if norm == 0:
+        raise ValueError("degenerate ImageOrientationPatient")
+    normal /= norm
+    return -normal if normal[2] < 0 else normal
+
+
+def superior_to_inferior_keys(datasets: Sequence[Dataset]) -> list[float]:
+    """Sort keys putting the most superior slice first (ascending key order).
+
+    Uses ImagePositionPatient projected on the slice normal; falls back to SliceLocation, then
+    InstanceNumber (assumed to run superior to inferior) when positions are missing.
+    """
+    if all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in datasets):
+        normal = slice_normal(datasets[0].ImageOrientationPatient)
+        keys = [-float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in datasets]
+        if len(set(keys)) == len(keys):
+            return keys
+    if all(d.get("SliceLocation") is not None for d in datasets):
+        keys = [-float(d.SliceLocation) for d in datasets]
+        if len(set(keys)) == len(keys):
+            return keys
+    return [float(d.get("InstanceNumber") or 0) for d in datasets]
+
+
+def _dicom_candidates(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [p for p in files if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
+
+
+def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage:
+    """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
+
+    All slices must share rows/columns; the series with most files wins if a folder mixes series.
+    """
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise ImageReadError(folder, "not a folder")
+        paths = _dicom_candidates(folder)
+        if not paths:
+            raise ImageReadError(folder, "folder holds no DICOM files")
+    else:
+        paths = [Path(p) for p in source]
+        folder = paths[0].parent if paths else Path(".")
+        if not paths:
+            raise ImageReadError(folder, "no DICOM files given")
+    headers = [read_dataset(p, pixels=False) for p in paths]
+    by_series: dict[str, list[int]] = {}
+    for index, ds in enumerate(headers):
+        by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
+    chosen = max(by_series.values(), key=len)
+    keys = superior_to_inferior_keys([headers[i] for i in chosen])
+    order = [chosen[i] for i in np.argsort(keys, kind="stable")]
+    slices = [read_dicom(paths[i]) for i in order]
+    shapes = {s.pixels.shape for s in slices}
+    if len(shapes) != 1:
+        raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}")
+    first = slices[0]
+    positions = None
+    if all("ImagePositionPatient" in headers[i] and "ImageOrientationPatient" in headers[i] for i in order):
+        normal = slice_normal(headers[order[0]].ImageOrientationPatient)
+        positions = tuple(float(np.dot(np.asarray(headers[i].ImagePositionPatient, float), normal)) for i in order)
+    spacing = None
+    if first.spacing is not None:
+        if positions is not None and len(positions) > 1:
+            step = float(np.median(np.abs(np.diff(positions))))
+        else:
+            step = float(headers[order[0]].get("SliceThickness") or 1.0)
+        spacing = (step, *first.spacing)
+    return MedicalImage(
+        pixels=np.stack([s.pixels for s in slices]).astype(np.float32),
+        spacing=spacing,
+        modality=first.modality,
+        orientation=first.orientation,
+        phase=first.phase,
+        sources=tuple(paths[i] for i in order),
+        positions=positions,
+        is_hu=first.is_hu,
+        metadata=first.metadata,
+    )

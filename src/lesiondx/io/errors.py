@@ -1,0 +1,17 @@
+"""The one error type every reader raises for input it cannot use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ImageReadError(Exception):
+    """A file or folder could not be read as a medical image.
+
+    ``path`` names the offending file and ``reason`` says why, in words a user can act on.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

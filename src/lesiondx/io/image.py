@@ -1,0 +1,70 @@
+"""The typed image/volume object that every reader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MedicalImage:
+    """Pixels plus the geometry and context needed to interpret them.
+
+    Attributes:
+        pixels: float32 array, ``(rows, cols)`` for one image or ``(slices, rows, cols)`` for a
+            volume. CT read from DICOM/NIfTI is in Hounsfield units; other sources keep their
+            stored values (8/16-bit grey levels).
+        spacing: millimetres per pixel, ``(row, col)`` or ``(slice, row, col)``; ``None`` when the
+            source carries none (plain JPEG/PNG).
+        modality: DICOM modality code (``"CT"``, ``"US"``, ``"MR"``...) or ``"OT"`` when unknown.
+        orientation: DICOM ImageOrientationPatient (6 direction cosines) or ``None``.
+        phase: contrast phase (``"arterial"``, ``"portal-venous"``, ``"delayed"``,
+            ``"non-contrast"``) when known.
+        sources: the file(s) the pixels came from; for a volume, one per slice in slice order
+            (superior to inferior for DICOM series).
+        positions: for DICOM volumes, each slice's position along the slice normal in mm.
+        is_hu: ``True`` when pixel values are Hounsfield units.
+        metadata: a few non-identifying tags (UIDs, series description) useful downstream.
+    """
+
+    pixels: np.ndarray
+    spacing: tuple[float, ...] | None = None
+    modality: str = "OT"
+    orientation: tuple[float, ...] | None = None
+    phase: str | None = None
+    sources: tuple[Path, ...] = ()
+    positions: tuple[float, ...] | None = None
+    is_hu: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_volume(self) -> bool:
+        """True for a ``(slices, rows, cols)`` stack."""
+        return self.pixels.ndim == 3
+
+    @property
+    def n_slices(self) -> int:
+        """Number of slices (1 for a single 2D image)."""
+        return int(self.pixels.shape[0]) if self.is_volume else 1
+
+    @property
+    def source(self) -> Path | None:
+        """The first source file (the only one for a 2D image)."""
+        return self.sources[0] if self.sources else None
+
+    def slice(self, index: int) -> "MedicalImage":
+        """One slice of a volume as a 2D image (index 0 = first in slice order)."""
+        if not self.is_volume:
+            if index != 0:
+                raise IndexError(f"2D image has only slice 0, not {index}")
+            return self
+        spacing = self.spacing[1:] if self.spacing is not None else None
+        src = (self.sources[index],) if len(self.sources) == self.n_slices else self.sources
+        pos = (self.positions[index],) if self.positions is not None else None
+        return replace(self, pixels=self.pixels[index], spacing=spacing, sources=src, positions=pos)
+
+    def with_pixels(self, pixels: np.ndarray, spacing: tuple[float, ...] | None = None) -> "MedicalImage":
+        """A copy with new pixels (and optionally new spacing), all else kept."""
+        return replace(self, pixels=pixels, spacing=spacing if spacing is not None else self.spacing)

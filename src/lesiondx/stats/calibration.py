@@ -1,0 +1,99 @@
+"""Calibration of predicted probabilities: binned reliability curve, Hosmer-Lemeshow, Brier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import chi2
+
+from ._validate import ArrayLike, check_binary
+
+
+@dataclass(frozen=True)
+class CalibrationCurve:
+    """Per non-empty bin: mean predicted probability, observed event fraction and count."""
+
+    bin_edges: np.ndarray
+    mean_predicted: np.ndarray
+    observed: np.ndarray
+    counts: np.ndarray
+    brier: float  # mean squared error of the probabilities, in [0, 1]
+
+
+@dataclass(frozen=True)
+class HosmerLemeshowResult:
+    """Hosmer-Lemeshow goodness-of-fit test (chi-square with ``df = groups - 2``)."""
+
+    statistic: float
+    df: int
+    p: float
+    n_groups: int
+    observed: np.ndarray  # events per group
+    expected: np.ndarray  # sum of predicted probabilities per group
+    counts: np.ndarray
+
+
+def _check_probabilities(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y, p = check_binary(y_true, y_prob, need_both=False)
+    if p.size == 0:
+        raise ValueError("no predictions given")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("probabilities must lie in [0, 1]; calibrate or rescale the scores first")
+    return y, p
+
+
+def calibration_curve(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    n_bins: int = 10,
+    strategy: Literal["uniform", "quantile"] = "uniform",
+) -> CalibrationCurve:
+    """Reliability curve with ``n_bins`` equal-width (or equal-count) bins on [0, 1]."""
+    y, p = _check_probabilities(y_true, y_prob)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    elif strategy == "quantile":
+        edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, n_bins + 1)))
+        edges[0], edges[-1] = 0.0, 1.0
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; use 'uniform' or 'quantile'")
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    counts = np.bincount(idx, minlength=len(edges) - 1)
+    sum_p = np.bincount(idx, weights=p, minlength=len(edges) - 1)
+    sum_y = np.bincount(idx, weights=y.astype(float), minlength=len(edges) - 1)
+    keep = counts > 0
+    return CalibrationCurve(
+        bin_edges=edges,
+        mean_predicted=sum_p[keep] / counts[keep],
+        observed=sum_y[keep] / counts[keep],
+        counts=counts[keep],
+        brier=float(np.mean((p - y) ** 2)),
+    )
+
+
+def hosmer_lemeshow(y_true: ArrayLike, y_prob: ArrayLike, n_groups: int = 10) -> HosmerLemeshowResult:
+    """Hosmer-Lemeshow test over ``n_groups`` groups of sorted predicted risk (deciles by default).
+
+    Rows are sorted by probability and split into groups of (nearly) equal size;
+    H = sum (O - E)^2 / (E (1 - E / n_g)), compared with chi-square on ``n_groups - 2`` df.
+    """
+    y, p = _check_probabilities(y_true, y_prob)
+    if n_groups < 3:
+        raise ValueError(f"n_groups must be >= 3, got {n_groups}")
+    if p.size < n_groups:
+        raise ValueError(f"need at least {n_groups} predictions for {n_groups} groups, got {p.size}")
+    order = np.argsort(p, kind="stable")
+    parts = np.array_split(order, n_groups)
+    obs = np.array([y[g].sum() for g in parts], dtype=float)
+    exp = np.array([p[g].sum() for g in parts])
+    cnt = np.array([g.size for g in parts])
+    var = exp * (1.0 - exp / cnt)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(var > 0, (obs - exp) ** 2 / np.where(var > 0, var, 1.0), 0.0)
+    stat = float(terms.sum())
+    df = n_groups - 2
+    return HosmerLemeshowResult(stat, df, float(chi2.sf(stat, df)), n_groups, obs, exp, cnt)

@@ -1,0 +1,126 @@
+"""Matplotlib figures for evaluation reports (Agg backend, returned as Figures or base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .binary import ConfusionMatrix  # noqa: E402
+from .bootstrap import RocBand  # noqa: E402
+from .calibration import CalibrationCurve  # noqa: E402
+from .decision import DecisionCurve  # noqa: E402
+from .delong import AucResult  # noqa: E402
+from .roc import RocCurve, YoudenResult  # noqa: E402
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+@dataclass(frozen=True)
+class RocSeries:
+    """What one ROC line needs: its name, curve, AUC with CI, optional band and cut-off."""
+
+    name: str
+    curve: RocCurve
+    auc: AucResult
+    band: RocBand | None = None
+    cutoff: YoudenResult | None = None
+
+
+def fig_to_base64(fig: Figure, dpi: int = 110) -> str:
+    """Encode a figure as a base64 PNG string (for ``<img src="data:image/png;base64,...">``)
+    and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
+    """ROC curves (sensitivity vs 1 - specificity) with optional bootstrap bands and cut-offs."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="chance")
+    for k, s in enumerate(series):
+        color = _COLORS[k % len(_COLORS)]
+        if s.band is not None:
+            ax.fill_between(s.band.fpr, s.band.tpr_low, s.band.tpr_high, color=color, alpha=0.18, step="post",
+                            label=f"{s.name} {s.band.conf_level:.0%} bootstrap band")
+        label = f"{s.name}: AUC {s.auc.auc:.3f} ({s.auc.ci_low:.3f}-{s.auc.ci_high:.3f})"
+        # Reversed: decreasing threshold, so both rates are non-decreasing along the path.
+        ax.plot(s.curve.fpr[::-1], s.curve.tpr[::-1], color=color, lw=2, label=label)
+        if s.cutoff is not None:
+            ax.plot(1 - s.cutoff.specificity, s.cutoff.sensitivity, "o", color=color, mec="black",
+                    label=f"cut-off {s.cutoff.threshold:.3g}")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("Sensitivity")
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Figure:
+    """Observed event rate vs mean predicted probability per bin, marker area ~ bin size."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
+    size = 20 + 180 * cal.counts / max(cal.counts.max(), 1)
+    ax.plot(cal.mean_predicted, cal.observed, "-", color=_COLORS[0], lw=1.5)
+    ax.scatter(cal.mean_predicted, cal.observed, s=size, color=_COLORS[0], zorder=3,
+               label=f"model (Brier {cal.brier:.3f})")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_xlabel("Mean predicted probability")
+    ax.set_ylabel("Observed fraction positive")
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:
+    """Net benefit of the model, treat-all and treat-none against the threshold probability."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    ax.plot(dc.thresholds, dc.model, color=_COLORS[0], lw=2, label="model")
+    ax.plot(dc.thresholds, dc.treat_all, color=_COLORS[1], lw=1.2, label="treat all")
+    ax.plot(dc.thresholds, dc.treat_none, color="black", lw=1.2, label="treat none")
+    top = max(dc.prevalence, float(np.max(dc.model))) * 1.1 + 0.01
+    ax.set_ylim(-0.05 * max(top, 0.1) - 0.02, top)
+    ax.set_xlim(0, float(dc.thresholds.max()))
+    ax.set_xlabel("Threshold probability")
+    ax.set_ylabel("Net benefit")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(cm: ConfusionMatrix, labels: tuple[str, str] = ("negative", "positive"),
+                     title: str = "Confusion matrix") -> Figure:
+    """2x2 confusion matrix heat map with counts and row percentages."""
+    arr = cm.as_array()
+    fig, ax = plt.subplots(figsize=(4.4, 3.8))
+    ax.imshow(arr, cmap="Blues", vmin=0, vmax=max(arr.max(), 1))
+    rows = arr.sum(axis=1, keepdims=True)
+    for i in range(2):
+        for j in range(2):
+            pct = 100 * arr[i, j] / rows[i, 0] if rows[i, 0] else 0.0
+            color = "white" if arr[i, j] > arr.max() / 2 else "black"
+            ax.text(j, i, f"{arr[i, j]}\n({pct:.0f}%)", ha="center", va="center", color=color, fontsize=12)
+    ax.set_xticks([0, 1], [f"pred {labels[0]}", f"pred {labels[1]}"])
+    ax.set_yticks([0, 1], [f"true {labels[0]}", f"true {labels[1]}"])
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pydicom.config
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
 from .errors import ImageReadError
 from .image import MedicalImage
+
+# Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
+# read them as they are instead of warning on every access.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 _PHASE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("portal-venous", r"portal|venous|\bpv\b|pvp|\bvp\b"),
@@ -42,13 +47,18 @@ def read_dataset(path: str | Path, *, pixels: bool = True) -> Dataset:
     if path.stat().st_size == 0:
         raise ImageReadError(path, "file is empty")
     try:
-        with warnings.catch_warnings():  # real files carry invalid VRs (e.g. UUID-style UIDs)
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
             ds = pydicom.dcmread(path, stop_before_pixels=not pixels, force=not is_dicom_file(path))
     except InvalidDicomError as exc:
         raise ImageReadError(path, f"not a DICOM file ({exc})") from exc
     except Exception as exc:  # truncated headers raise EOFError, struct.error, ValueError...
         raise ImageReadError(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+    truncated = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
+    if truncated:
+        raise ImageReadError(path, f"truncated DICOM file ({truncated[0]})")
+    if len(ds) == 0 and is_dicom_file(path):
+        raise ImageReadError(path, "corrupt DICOM file (no data elements could be read)")
     if "SOPClassUID" not in ds and "Modality" not in ds and "PixelData" not in ds:
         raise ImageReadError(path, "not a DICOM file (no DICOM image attributes found)")
     if pixels and "PixelData" not in ds:

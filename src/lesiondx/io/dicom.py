@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
-from .errors import ImageReadError
+from .errors import ImageReadError, require_nonempty_file
 from .image import MedicalImage
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
@@ -41,11 +41,7 @@ def is_dicom_file(path: Path) -> bool:
 
 def read_dataset(path: str | Path, *, pixels: bool = True) -> Dataset:
     """Read one DICOM dataset; any failure becomes :class:`ImageReadError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "file does not exist")
-    if path.stat().st_size == 0:
-        raise ImageReadError(path, "file is empty")
+    path = require_nonempty_file(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)

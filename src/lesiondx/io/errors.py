@@ -15,3 +15,13 @@ class ImageReadError(Exception):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def require_nonempty_file(path: str | Path) -> Path:
+    """``path`` as a Path if it is an existing, non-empty file; else :class:`ImageReadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "file is empty")
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageReadError
+from .errors import ImageReadError, require_nonempty_file
 from .image import MedicalImage
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -25,11 +25,7 @@ def read_raster_array(path: str | Path, *, grey: bool = True) -> np.ndarray:
 
     8-bit images stay in 0..255 and 16-bit in 0..65535 (returned as float32 in both cases).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "file does not exist")
-    if path.stat().st_size == 0:
-        raise ImageReadError(path, "file is empty")
+    path = require_nonempty_file(path)
     try:
         with Image.open(path) as img:
             img.load()

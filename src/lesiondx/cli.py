@@ -11,11 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from lesiondx import __version__
+from lesiondx.stats.cli import app as stats_app
+from lesiondx.stats.cli import report_command
 
 app = typer.Typer(help="lesiondx: a second opinion on medical images, with the statistics to check it.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Dataset folders (labels.csv + images + masks).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(stats_app, name="stats", help="Clinical-study statistics (ROC/DeLong, reader studies, reports).")
+app.command("report", help="HTML evaluation report + metrics.json from a predictions CSV.")(report_command)
 out = Console()
 err = Console(stderr=True)
 

@@ -53,9 +53,7 @@ def as_binary(y_true: ArrayLike, name: str = "y_true") -> np.ndarray:
     return num.astype(bool)
 
 
-def check_binary(
-    y_true: ArrayLike, y_score: ArrayLike, *, need_both: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
+def check_binary(y_true: ArrayLike, y_score: ArrayLike, *, need_both: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (labels, scores) pair: same length, finite numeric scores, both classes present."""
     y = as_binary(y_true)
     s = as_scores(y_score)

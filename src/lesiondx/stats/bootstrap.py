@@ -133,7 +133,9 @@ def bootstrap_auc(
     y, s = check_binary(y_true, y_score)
     est = float(weighted_auc(y, s, np.ones((1, y.size)))[0])
     strata = None if groups is not None else y
-    reps = [weighted_auc(y, s, w) for w in resample_weights(y.size, groups=groups, strata=strata, n_boot=n_boot, seed=seed)]
+    reps = [
+        weighted_auc(y, s, w) for w in resample_weights(y.size, groups=groups, strata=strata, n_boot=n_boot, seed=seed)
+    ]
     return _percentile_ci(np.concatenate(reps), est, n_boot, conf_level)
 
 

@@ -24,9 +24,7 @@ class DecisionCurve:
     n: int
 
 
-def net_benefit(
-    y_true: ArrayLike, y_prob: ArrayLike, thresholds: ArrayLike | None = None
-) -> DecisionCurve:
+def net_benefit(y_true: ArrayLike, y_prob: ArrayLike, thresholds: ArrayLike | None = None) -> DecisionCurve:
     """Closed form NB(t) = TP/n - FP/n * t / (1 - t); treat-all uses every case as positive.
 
     Default thresholds are 0.00, 0.01, ..., 0.99 (as the ``dcurves`` package).

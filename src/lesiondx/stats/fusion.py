@@ -129,16 +129,29 @@ def fit_logistic(
     params, bse, pvals = np.asarray(res.params), np.asarray(res.bse), np.asarray(res.pvalues)
     ors = tuple(
         OddsRatio(
-            term=str(name), coef=float(params[i]), se=float(bse[i]), odds_ratio=float(np.exp(params[i])),
-            ci_low=float(np.exp(ci[i, 0])), ci_high=float(np.exp(ci[i, 1])), p=float(pvals[i]),
+            term=str(name),
+            coef=float(params[i]),
+            se=float(bse[i]),
+            odds_ratio=float(np.exp(params[i])),
+            ci_low=float(np.exp(ci[i, 0])),
+            ci_high=float(np.exp(ci[i, 1])),
+            p=float(pvals[i]),
         )
         for i, name in enumerate(exog.columns)
         if i > 0
     )
     return LogisticModel(
-        outcome=outcome, variables=tuple(variables), terms=tuple(x.columns), coef=params,
-        cov=np.asarray(res.cov_params()), odds_ratios=ors, levels=levels, ranges=ranges,
-        n=int(len(y)), llf=float(res.llf), aic=float(res.aic),
+        outcome=outcome,
+        variables=tuple(variables),
+        terms=tuple(x.columns),
+        coef=params,
+        cov=np.asarray(res.cov_params()),
+        odds_ratios=ors,
+        levels=levels,
+        ranges=ranges,
+        n=int(len(y)),
+        llf=float(res.llf),
+        aic=float(res.aic),
     )
 
 
@@ -162,16 +175,38 @@ def univariate_screen(
         try:
             m = fit_logistic(df, outcome, [var], positive=positive)
         except ValueError as exc:
-            rows.append(dict(variable=var, term=var, odds_ratio=np.nan, ci_low=np.nan, ci_high=np.nan,
-                             p=np.nan, p_variable=np.nan, selected=False, note=str(exc)))
+            rows.append(
+                dict(
+                    variable=var,
+                    term=var,
+                    odds_ratio=np.nan,
+                    ci_low=np.nan,
+                    ci_high=np.nan,
+                    p=np.nan,
+                    p_variable=np.nan,
+                    selected=False,
+                    note=str(exc),
+                )
+            )
             continue
         if len(m.odds_ratios) == 1:
             p_var = m.odds_ratios[0].p
         else:
             p_var = float(chi2.sf(2.0 * (m.llf - _null_llf(y)), len(m.odds_ratios)))
         for o in m.odds_ratios:
-            rows.append(dict(variable=var, term=o.term, odds_ratio=o.odds_ratio, ci_low=o.ci_low,
-                             ci_high=o.ci_high, p=o.p, p_variable=p_var, selected=p_var < p_threshold, note=""))
+            rows.append(
+                dict(
+                    variable=var,
+                    term=o.term,
+                    odds_ratio=o.odds_ratio,
+                    ci_low=o.ci_low,
+                    ci_high=o.ci_high,
+                    p=o.p,
+                    p_variable=p_var,
+                    selected=p_var < p_threshold,
+                    note="",
+                )
+            )
     return pd.DataFrame(rows)
 
 

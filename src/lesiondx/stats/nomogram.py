@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .fusion import LogisticModel  # noqa: E402
 
@@ -25,7 +26,7 @@ _PROB_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.
 class NomogramScale:
     """Points per variable value: ``points = (contribution - min contribution) * scale``."""
 
-    rows: tuple[tuple[str, tuple[float, ...], tuple[str, ...]], ...]  # (name, points at ticks, tick labels)
+    rows: tuple[tuple[str, tuple[float, ...], tuple[str, ...], float], ...]  # name, tick points, labels, span
     scale: float  # points per unit of log-odds
     lp_at_zero: float  # log-odds when every variable sits at its zero-points value
     max_total: float
@@ -36,37 +37,51 @@ class NomogramScale:
         return 1.0 / (1.0 + np.exp(-lp))
 
 
-def _variable_effects(model: LogisticModel, n_ticks: int) -> list[tuple[str, np.ndarray, list[str]]]:
-    """Log-odds contribution of each source variable at its tick values."""
+def _nice_ticks(lo: float, hi: float, n_ticks: int) -> np.ndarray:
+    """Round tick values within [lo, hi] (matplotlib's MaxNLocator)."""
+    if hi <= lo:
+        return np.array([lo])
+    ticks = MaxNLocator(nbins=n_ticks).tick_values(lo, hi)
+    span = hi - lo
+    return ticks[(ticks >= lo - 1e-9 * span) & (ticks <= hi + 1e-9 * span)]
+
+
+def _variable_effects(model: LogisticModel, n_ticks: int) -> list[tuple[str, np.ndarray, list[str], float, float]]:
+    """Per source variable: log-odds contribution at its ticks, tick labels, and the
+    contribution's min and max over the training range (or over the levels)."""
     coef = dict(zip(model.terms, model.coef[1:]))
     out = []
     for var in model.variables:
         if var in model.levels:
             levs = model.levels[var]
             contrib = np.array([0.0] + [coef[f"{var}[{lev}]"] for lev in levs[1:]])
-            out.append((var, contrib, list(levs)))
+            out.append((var, contrib, list(levs), float(contrib.min()), float(contrib.max())))
         else:
             lo, hi = model.ranges[var]
-            ticks = np.linspace(lo, hi, n_ticks) if hi > lo else np.array([lo])
-            out.append((var, coef[var] * ticks, [f"{t:.3g}" for t in ticks]))
+            ticks = _nice_ticks(lo, hi, n_ticks)
+            ends = coef[var] * np.array([lo, hi])
+            out.append((var, coef[var] * ticks, [f"{t:g}" for t in ticks], float(ends.min()), float(ends.max())))
     return out
 
 
 def nomogram_scale(model: LogisticModel, n_ticks: int = 6) -> NomogramScale:
     """Compute the points scale of the nomogram of ``model``."""
     effects = _variable_effects(model, n_ticks)
-    widest = max(float(np.ptp(c)) for _, c, _ in effects)
+    widest = max(cmax - cmin for *_, cmin, cmax in effects)
     if widest == 0.0:
         raise ValueError("all coefficients are zero; nothing to draw")
     scale = 100.0 / widest
-    rows = tuple((name, tuple((c - c.min()) * scale), tuple(lbl)) for name, c, lbl in effects)
-    lp0 = float(model.coef[0] + sum(c.min() for _, c, _ in effects))
-    max_total = float(sum(max(pts) for _, pts, _ in rows))
+    rows = tuple(
+        (name, tuple((c - cmin) * scale), tuple(lbl), (cmax - cmin) * scale) for name, c, lbl, cmin, cmax in effects
+    )
+    lp0 = float(model.coef[0] + sum(cmin for *_, cmin, _ in effects))
+    max_total = float(sum((cmax - cmin) * scale for *_, cmin, cmax in effects))
     return NomogramScale(rows=rows, scale=scale, lp_at_zero=lp0, max_total=max_total)
 
 
-def _axis_row(ax, y: float, positions, labels, name: str, width: float = 100.0) -> None:
-    ax.hlines(y, min(positions), max(positions), color="black", lw=1.2)
+def _axis_row(ax, y: float, positions, labels, name: str, span: tuple[float, float] | None = None) -> None:
+    lo, hi = span if span is not None else (min(positions), max(positions))
+    ax.hlines(y, lo, hi, color="black", lw=1.2)
     for x, lbl in zip(positions, labels):
         ax.vlines(x, y, y + 0.12, color="black", lw=1)
         ax.text(x, y + 0.18, lbl, ha="center", va="bottom", fontsize=8)
@@ -81,14 +96,14 @@ def plot_nomogram(model: LogisticModel, *, title: str = "Nomogram", n_ticks: int
     y = n_rows - 1
     pts = np.linspace(0, 100, 11)
     _axis_row(ax, y, pts, [f"{p:.0f}" for p in pts], "Points")
-    for name, points, labels in sc.rows:
+    for name, points, labels, span in sc.rows:
         y -= 1
-        _axis_row(ax, y, points, labels, name)
+        _axis_row(ax, y, points, labels, name, (0.0, span))
     # Total points are compressed so that their full range fits the 0-100 width.
     y -= 1
-    total_ticks = np.linspace(0, sc.max_total, 9)
+    total_ticks = _nice_ticks(0.0, sc.max_total, 10)
     to_x = 100.0 / sc.max_total if sc.max_total > 0 else 1.0
-    _axis_row(ax, y, total_ticks * to_x, [f"{t:.0f}" for t in total_ticks], "Total points")
+    _axis_row(ax, y, total_ticks * to_x, [f"{t:.0f}" for t in total_ticks], "Total points", (0.0, 100.0))
     y -= 1
     p_lo, p_hi = sc.probability(0.0), sc.probability(sc.max_total)
     probs = [p for p in _PROB_TICKS if p_lo <= p <= p_hi]

@@ -51,14 +51,27 @@ def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
     for k, s in enumerate(series):
         color = _COLORS[k % len(_COLORS)]
         if s.band is not None:
-            ax.fill_between(s.band.fpr, s.band.tpr_low, s.band.tpr_high, color=color, alpha=0.18, step="post",
-                            label=f"{s.name} {s.band.conf_level:.0%} bootstrap band")
+            ax.fill_between(
+                s.band.fpr,
+                s.band.tpr_low,
+                s.band.tpr_high,
+                color=color,
+                alpha=0.18,
+                step="post",
+                label=f"{s.name} {s.band.conf_level:.0%} bootstrap band",
+            )
         label = f"{s.name}: AUC {s.auc.auc:.3f} ({s.auc.ci_low:.3f}-{s.auc.ci_high:.3f})"
         # Reversed: decreasing threshold, so both rates are non-decreasing along the path.
         ax.plot(s.curve.fpr[::-1], s.curve.tpr[::-1], color=color, lw=2, label=label)
         if s.cutoff is not None:
-            ax.plot(1 - s.cutoff.specificity, s.cutoff.sensitivity, "o", color=color, mec="black",
-                    label=f"cut-off {s.cutoff.threshold:.3g}")
+            ax.plot(
+                1 - s.cutoff.specificity,
+                s.cutoff.sensitivity,
+                "o",
+                color=color,
+                mec="black",
+                label=f"cut-off {s.cutoff.threshold:.3g}",
+            )
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_xlabel("1 - specificity")
@@ -76,8 +89,9 @@ def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Fig
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
     size = 20 + 180 * cal.counts / max(cal.counts.max(), 1)
     ax.plot(cal.mean_predicted, cal.observed, "-", color=_COLORS[0], lw=1.5)
-    ax.scatter(cal.mean_predicted, cal.observed, s=size, color=_COLORS[0], zorder=3,
-               label=f"model (Brier {cal.brier:.3f})")
+    ax.scatter(
+        cal.mean_predicted, cal.observed, s=size, color=_COLORS[0], zorder=3, label=f"model (Brier {cal.brier:.3f})"
+    )
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_xlabel("Mean predicted probability")
@@ -107,8 +121,9 @@ def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:
     return fig
 
 
-def confusion_figure(cm: ConfusionMatrix, labels: tuple[str, str] = ("negative", "positive"),
-                     title: str = "Confusion matrix") -> Figure:
+def confusion_figure(
+    cm: ConfusionMatrix, labels: tuple[str, str] = ("negative", "positive"), title: str = "Confusion matrix"
+) -> Figure:
     """2x2 confusion matrix heat map with counts and row percentages."""
     arr = cm.as_array()
     fig, ax = plt.subplots(figsize=(4.4, 3.8))

@@ -44,7 +44,9 @@ class ReaderStudyResult:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")
+    ]
 
 
 def load_reader_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -72,8 +74,17 @@ def _accuracy(t: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (reader, mode), g in t.groupby(["reader", "mode"], sort=True):
         ci = wilson_ci(int(g["correct"].sum()), len(g))
-        rows.append(dict(reader=reader, mode=mode, n=ci.n, correct=ci.k, accuracy=ci.estimate,
-                         ci_low=ci.ci_low, ci_high=ci.ci_high))
+        rows.append(
+            dict(
+                reader=reader,
+                mode=mode,
+                n=ci.n,
+                correct=ci.k,
+                accuracy=ci.estimate,
+                ci_low=ci.ci_low,
+                ci_high=ci.ci_high,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -89,16 +100,34 @@ def _kappas(t: pd.DataFrame) -> pd.DataFrame:
                 k = cohen_kappa(both[r1], both[r2])
             except ValueError:
                 continue
-            rows.append(dict(mode=mode, readers=f"{r1} vs {r2}", method="cohen", n_cases=k.n,
-                             kappa=k.kappa, ci_low=k.ci_low, ci_high=k.ci_high))
+            rows.append(
+                dict(
+                    mode=mode,
+                    readers=f"{r1} vs {r2}",
+                    method="cohen",
+                    n_cases=k.n,
+                    kappa=k.kappa,
+                    ci_low=k.ci_low,
+                    ci_high=k.ci_high,
+                )
+            )
         full = wide.dropna()
         if wide.shape[1] >= 3 and len(full) >= 2:
             try:
                 fk = fleiss_kappa(full.to_numpy())
             except ValueError:
                 fk = float("nan")
-            rows.append(dict(mode=mode, readers="all", method="fleiss", n_cases=len(full),
-                             kappa=fk, ci_low=float("nan"), ci_high=float("nan")))
+            rows.append(
+                dict(
+                    mode=mode,
+                    readers="all",
+                    method="fleiss",
+                    n_cases=len(full),
+                    kappa=fk,
+                    ci_low=float("nan"),
+                    ci_high=float("nan"),
+                )
+            )
     return pd.DataFrame(rows, columns=["mode", "readers", "method", "n_cases", "kappa", "ci_low", "ci_high"])
 
 
@@ -117,9 +146,19 @@ def _mcnemar(t: pd.DataFrame) -> pd.DataFrame:
         if len(g) == 0:
             continue
         res = mcnemar_test(g["without_ai"].to_numpy(), g["with_ai"].to_numpy())
-        rows.append(dict(reader=reader, n_pairs=len(g), acc_without_ai=float(g["without_ai"].mean()),
-                         acc_with_ai=float(g["with_ai"].mean()), only_without_correct=res.b,
-                         only_with_correct=res.c, statistic=res.statistic, p=res.p, method=res.method))
+        rows.append(
+            dict(
+                reader=reader,
+                n_pairs=len(g),
+                acc_without_ai=float(g["without_ai"].mean()),
+                acc_with_ai=float(g["with_ai"].mean()),
+                only_without_correct=res.b,
+                only_with_correct=res.c,
+                statistic=res.statistic,
+                p=res.p,
+                method=res.method,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -127,7 +166,9 @@ def _times(t: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     rows = []
     for mode, g in t.groupby("mode", sort=True):
         if len(g) >= 2:
-            rows.append(dict(what=f"seconds {mode}", **summarize_times(g["seconds"], n_boot=n_boot, seed=seed).__dict__))
+            rows.append(
+                dict(what=f"seconds {mode}", **summarize_times(g["seconds"], n_boot=n_boot, seed=seed).__dict__)
+            )
     pairs = _paired(t, "seconds")
     if len(pairs) >= 2:
         saved = pairs["without_ai"] - pairs["with_ai"]
@@ -138,4 +179,6 @@ def _times(t: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
 def analyse_reader_study(df: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> ReaderStudyResult:
     """Run every reader-study analysis on a table with the columns in ``REQUIRED``."""
     t = load_reader_table(df)
-    return ReaderStudyResult(accuracy=_accuracy(t), kappa=_kappas(t), mcnemar=_mcnemar(t), times=_times(t, n_boot, seed))
+    return ReaderStudyResult(
+        accuracy=_accuracy(t), kappa=_kappas(t), mcnemar=_mcnemar(t), times=_times(t, n_boot, seed)
+    )

@@ -125,9 +125,7 @@ def fleiss_kappa_from_counts(counts: ArrayLike) -> float:
     return float((p_i.mean() - pe) / (1.0 - pe))
 
 
-def mcnemar_test(
-    outcome1: ArrayLike, outcome2: ArrayLike, exact: bool | None = None
-) -> McNemarResult:
+def mcnemar_test(outcome1: ArrayLike, outcome2: ArrayLike, exact: bool | None = None) -> McNemarResult:
     """McNemar test of paired binary outcomes (e.g. correct without vs with AI).
 
     ``exact=None`` uses the exact binomial test when b + c < 25, else chi-square with
@@ -181,4 +179,3 @@ def summarize_times(
         raise ValueError(f"unknown method {method!r}; use 't' or 'bootstrap'")
     med = bootstrap_statistic(lambda i: np.median(v[i]), v.size, n_boot=n_boot, seed=seed, conf_level=conf_level)
     return TimeSummary(int(v.size), mean, float(m_lo), float(m_hi), med.estimate, med.ci_low, med.ci_high, method)
-

@@ -72,12 +72,21 @@ def _prop(p: ProportionCI) -> dict[str, Any]:
 
 
 def _evaluate_level(
-    y: np.ndarray, s: np.ndarray, *, name: str, groups: np.ndarray | None, threshold: float | None,
-    n_boot: int, seed: int, class_names: tuple[str, str],
+    y: np.ndarray,
+    s: np.ndarray,
+    *,
+    name: str,
+    groups: np.ndarray | None,
+    threshold: float | None,
+    n_boot: int,
+    seed: int,
+    class_names: tuple[str, str],
 ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Metrics dict, base64 figures and notes for one level (images or patients)."""
     if y.sum() < 2 or (~y).sum() < 2:
-        raise ValueError(f"{name}: need at least 2 positive and 2 negative cases, got {int(y.sum())} and {int((~y).sum())}")
+        raise ValueError(
+            f"{name}: need at least 2 positive and 2 negative cases, got {int(y.sum())} and {int((~y).sum())}"
+        )
     notes: list[str] = []
     auc = auc_delong(y, s)
     boot = bootstrap_auc(y, s, groups=groups, n_boot=n_boot, seed=seed)
@@ -87,12 +96,19 @@ def _evaluate_level(
     m = metrics_at_threshold(y, s, thr)
     cutoff = YoudenResult(thr, m.sensitivity.estimate, m.specificity.estimate, float("nan"), 1)
     metrics: dict[str, Any] = {
-        "n": int(y.size), "n_pos": int(y.sum()), "n_neg": int((~y).sum()),
-        "auc": auc.auc, "auc_ci": [auc.ci_low, auc.ci_high], "auc_se": auc.se, "auc_ci_method": "delong",
-        "auc_bootstrap_ci": [boot.ci_low, boot.ci_high], "n_boot": n_boot, "seed": seed,
-        "threshold": thr, "threshold_method": "youden" if threshold is None else "fixed",
-        "youden": {"threshold": youden.threshold, "sensitivity": youden.sensitivity,
-                   "specificity": youden.specificity},
+        "n": int(y.size),
+        "n_pos": int(y.sum()),
+        "n_neg": int((~y).sum()),
+        "auc": auc.auc,
+        "auc_ci": [auc.ci_low, auc.ci_high],
+        "auc_se": auc.se,
+        "auc_ci_method": "delong",
+        "auc_bootstrap_ci": [boot.ci_low, boot.ci_high],
+        "n_boot": n_boot,
+        "seed": seed,
+        "threshold": thr,
+        "threshold_method": "youden" if threshold is None else "fixed",
+        "youden": {"threshold": youden.threshold, "sensitivity": youden.sensitivity, "specificity": youden.specificity},
     }
     for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
         p = getattr(m, key)
@@ -102,10 +118,12 @@ def _evaluate_level(
     metrics["confusion"] = {"tp": m.confusion.tp, "fp": m.confusion.fp, "tn": m.confusion.tn, "fn": m.confusion.fn}
     band_note = "patients resampled" if groups is not None else "cases resampled within class"
     figures = {
-        "roc": fig_to_base64(roc_figure([RocSeries("model", roc_curve(y, s), auc, band, cutoff)],
-                                        title=f"ROC — {name} ({band_note})")),
-        "confusion": fig_to_base64(confusion_figure(m.confusion, class_names,
-                                                    title=f"Confusion matrix at {thr:.3g} — {name}")),
+        "roc": fig_to_base64(
+            roc_figure([RocSeries("model", roc_curve(y, s), auc, band, cutoff)], title=f"ROC — {name} ({band_note})")
+        ),
+        "confusion": fig_to_base64(
+            confusion_figure(m.confusion, class_names, title=f"Confusion matrix at {thr:.3g} — {name}")
+        ),
     }
     if np.all((s >= 0) & (s <= 1)):
         cal = calibration_curve(y, s, n_bins=10)
@@ -123,23 +141,42 @@ def _evaluate_level(
 
 
 def _metric_rows(m: dict[str, Any]) -> list[dict[str, str]]:
-    rows = [{"name": "AUC (DeLong 95% CI)", "value": _fmt(m["auc"]),
-             "ci": f"{_fmt(m['auc_ci'][0])} – {_fmt(m['auc_ci'][1])}"},
-            {"name": "AUC (bootstrap 95% CI)", "value": _fmt(m["auc"]),
-             "ci": f"{_fmt(m['auc_bootstrap_ci'][0])} – {_fmt(m['auc_bootstrap_ci'][1])}"},
-            {"name": f"Threshold ({m['threshold_method']})", "value": f"{m['threshold']:.4g}", "ci": ""}]
-    names = {"accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
-             "ppv": "PPV (precision)", "npv": "NPV"}
+    rows = [
+        {
+            "name": "AUC (DeLong 95% CI)",
+            "value": _fmt(m["auc"]),
+            "ci": f"{_fmt(m['auc_ci'][0])} – {_fmt(m['auc_ci'][1])}",
+        },
+        {
+            "name": "AUC (bootstrap 95% CI)",
+            "value": _fmt(m["auc"]),
+            "ci": f"{_fmt(m['auc_bootstrap_ci'][0])} – {_fmt(m['auc_bootstrap_ci'][1])}",
+        },
+        {"name": f"Threshold ({m['threshold_method']})", "value": f"{m['threshold']:.4g}", "ci": ""},
+    ]
+    names = {
+        "accuracy": "Accuracy",
+        "sensitivity": "Sensitivity",
+        "specificity": "Specificity",
+        "ppv": "PPV (precision)",
+        "npv": "NPV",
+    }
     for key, label in names.items():
-        rows.append({"name": f"{label} (Wilson 95% CI)", "value": _fmt(m[key]),
-                     "ci": f"{_fmt(m[key + '_ci'][0])} – {_fmt(m[key + '_ci'][1])}"})
+        rows.append(
+            {
+                "name": f"{label} (Wilson 95% CI)",
+                "value": _fmt(m[key]),
+                "ci": f"{_fmt(m[key + '_ci'][0])} – {_fmt(m[key + '_ci'][1])}",
+            }
+        )
     rows.append({"name": "F1", "value": _fmt(m["f1"]), "ci": ""})
     if "brier" in m:
         rows.append({"name": "Brier score", "value": _fmt(m["brier"]), "ci": ""})
     if "hosmer_lemeshow" in m:
         hl = m["hosmer_lemeshow"]
-        rows.append({"name": "Hosmer–Lemeshow", "value": f"χ²={hl['statistic']:.2f}, df={hl['df']}",
-                     "ci": f"p = {hl['p']:.3g}"})
+        rows.append(
+            {"name": "Hosmer–Lemeshow", "value": f"χ²={hl['statistic']:.2f}, df={hl['df']}", "ci": f"p = {hl['p']:.3g}"}
+        )
     return rows
 
 
@@ -148,8 +185,18 @@ def _strata_tables(df: pd.DataFrame, strata: Sequence[str], label_col: str, scor
     for col in strata:
         t = stratified_auc_table(df, col, label_col=label_col, score_col=score_col, positive=positive)
         records[col] = t.drop(columns="stratum").to_dict("records")
-        rows = [{"level": r["level"], "n": r["n"], "n_pos": r["n_pos"], "n_neg": r["n_neg"], "auc": _fmt(r["auc"]),
-                 "ci": f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}", "p": _fmt(r["p"], 3)} for r in records[col]]
+        rows = [
+            {
+                "level": r["level"],
+                "n": r["n"],
+                "n_pos": r["n_pos"],
+                "n_neg": r["n_neg"],
+                "auc": _fmt(r["auc"]),
+                "ci": f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}",
+                "p": _fmt(r["p"], 3),
+            }
+            for r in records[col]
+        ]
         tables.append({"column": col, "rows": rows})
     return tables, records
 
@@ -191,22 +238,55 @@ def write_report(
     has_patients = bool(patient_col) and patient_col in df.columns
     groups = df[patient_col].astype(str).to_numpy() if has_patients else None
 
-    img_m, img_f, img_notes = _evaluate_level(y, df[score_col].to_numpy(), name="per image", groups=groups,
-                                              threshold=threshold, n_boot=n_boot, seed=seed, class_names=class_names)
+    img_m, img_f, img_notes = _evaluate_level(
+        y,
+        df[score_col].to_numpy(),
+        name="per image",
+        groups=groups,
+        threshold=threshold,
+        n_boot=n_boot,
+        seed=seed,
+        class_names=class_names,
+    )
     img_tables, img_m["strata"] = _strata_tables(df, strata, label_col, score_col, positive)
-    levels = [{"key": "image", "heading": "Per-image evaluation", "metrics": img_m, "rows": _metric_rows(img_m),
-               "figures": img_f, "notes": img_notes, "strata": img_tables}]
-    metrics: dict[str, Any] = {"title": title, "positive": str(positive), "label_col": label_col,
-                               "score_col": score_col, "n_images": int(len(df)), "image": img_m, "patient": None}
+    levels = [
+        {
+            "key": "image",
+            "heading": "Per-image evaluation",
+            "metrics": img_m,
+            "rows": _metric_rows(img_m),
+            "figures": img_f,
+            "notes": img_notes,
+            "strata": img_tables,
+        }
+    ]
+    metrics: dict[str, Any] = {
+        "title": title,
+        "positive": str(positive),
+        "label_col": label_col,
+        "score_col": score_col,
+        "n_images": int(len(df)),
+        "image": img_m,
+        "patient": None,
+    }
     if has_patients:
         pdf = aggregate_binary(df.assign(_y=y.astype(int)), patient_col, score_col, label_col="_y", rule=patient_rule)
         const = [c for c in strata if df.groupby(patient_col)[c].nunique(dropna=False).max() <= 1]
         if const:
             pdf = pdf.merge(df.groupby(patient_col, sort=True)[const].first().reset_index(), on=patient_col)
-        pm, pf, pnotes = _evaluate_level(pdf["_y"].to_numpy().astype(bool), pdf["score"].to_numpy(), name="per patient",
-                                         groups=None, threshold=threshold, n_boot=n_boot, seed=seed,
-                                         class_names=class_names)
-        pnotes.insert(0, f"Patient score = {patient_rule} of image scores; a patient's label must be the same on all its images.")
+        pm, pf, pnotes = _evaluate_level(
+            pdf["_y"].to_numpy().astype(bool),
+            pdf["score"].to_numpy(),
+            name="per patient",
+            groups=None,
+            threshold=threshold,
+            n_boot=n_boot,
+            seed=seed,
+            class_names=class_names,
+        )
+        pnotes.insert(
+            0, f"Patient score = {patient_rule} of image scores; a patient's label must be the same on all its images."
+        )
         skipped = [c for c in strata if c not in const]
         if skipped:
             pnotes.append(f"Strata {skipped} vary within patients and are shown per image only.")
@@ -214,8 +294,17 @@ def write_report(
         pm["aggregation"] = patient_rule
         metrics["n_patients"] = int(len(pdf))
         metrics["patient"] = pm
-        levels.append({"key": "patient", "heading": "Per-patient evaluation", "metrics": pm, "rows": _metric_rows(pm),
-                       "figures": pf, "notes": pnotes, "strata": p_tables})
+        levels.append(
+            {
+                "key": "patient",
+                "heading": "Per-patient evaluation",
+                "metrics": pm,
+                "rows": _metric_rows(pm),
+                "figures": pf,
+                "notes": pnotes,
+                "strata": p_tables,
+            }
+        )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,9 +313,16 @@ def write_report(
     metrics_path.write_text(json.dumps(metrics, indent=2))
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html"]))
     html = env.get_template("report.html").render(
-        title=title, generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), levels=levels,
-        n_images=len(df), n_patients=metrics.get("n_patients"), positive=str(positive),
-        label_col=label_col, score_col=score_col, n_boot=n_boot, seed=seed,
+        title=title,
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        levels=levels,
+        n_images=len(df),
+        n_patients=metrics.get("n_patients"),
+        positive=str(positive),
+        label_col=label_col,
+        score_col=score_col,
+        n_boot=n_boot,
+        seed=seed,
     )
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")

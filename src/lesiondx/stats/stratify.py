@@ -100,7 +100,17 @@ def stratified_auc_table(
             if ref is not None and ref.any() and not np.array_equal(ref, m):
                 p = _p_value(y[m], s[m], y[ref], s[ref])
             rows.append(
-                dict(stratum=col, level=lev, n=int(m.sum()), n_pos=int(y[m].sum()), n_neg=int((~y[m]).sum()),
-                     auc=auc, ci_low=lo, ci_high=hi, compared_with=ref_name if ref is not None else "", p=p)
+                dict(
+                    stratum=col,
+                    level=lev,
+                    n=int(m.sum()),
+                    n_pos=int(y[m].sum()),
+                    n_neg=int((~y[m]).sum()),
+                    auc=auc,
+                    ci_low=lo,
+                    ci_high=hi,
+                    compared_with=ref_name if ref is not None else "",
+                    p=p,
+                )
             )
     return pd.DataFrame(rows, columns=STRATUM_COLUMNS)

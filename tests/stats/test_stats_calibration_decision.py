@@ -1,0 +1,68 @@
+"""Calibration curve, Hosmer-Lemeshow and decision curves (checked against dcurves)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from dcurves import dca
+
+from lesiondx.stats import calibration_curve, hosmer_lemeshow, net_benefit
+
+
+def test_calibration_bins_by_hand():
+    y = [0, 0, 1, 1, 1]
+    p = [0.05, 0.15, 0.55, 0.95, 1.0]
+    c = calibration_curve(y, p, n_bins=2)
+    np.testing.assert_allclose(c.mean_predicted, [0.1, (0.55 + 0.95 + 1.0) / 3])
+    np.testing.assert_allclose(c.observed, [0.0, 1.0])
+    assert c.counts.tolist() == [2, 3]
+    assert c.brier == pytest.approx(np.mean((np.array(p) - np.array(y)) ** 2))
+
+
+def test_calibration_rejects_non_probabilities():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        calibration_curve([0, 1], [0.2, 1.7])
+
+
+def test_hosmer_lemeshow_small_example_by_hand():
+    hl = hosmer_lemeshow([0, 1, 0, 1, 1, 1], [0.1, 0.1, 0.5, 0.5, 0.9, 0.9], n_groups=3)
+    # groups: O-E = 0.8, 0, 0.2 with variances 0.18, 0.5, 0.18
+    assert hl.statistic == pytest.approx(0.64 / 0.18 + 0.04 / 0.18)
+    assert hl.df == 1
+    assert hl.p == pytest.approx(0.05185, abs=1e-4)
+
+
+def test_hosmer_lemeshow_detects_miscalibration():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, 2000)
+    y = rng.random(2000) < p
+    assert hosmer_lemeshow(y, p).p > 0.01  # calibrated by construction (fixed seed)
+    assert hosmer_lemeshow(y, p**2).p < 1e-6  # systematically too low
+
+
+def test_net_benefit_closed_form_by_hand():
+    y = np.array([1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.4, 0.6, 0.2, 0.1])
+    dc = net_benefit(y, p, thresholds=[0.0, 0.5])
+    # t = 0.5: TP = 1 (0.9), FP = 1 (0.6): 1/5 - 1/5 * 1
+    np.testing.assert_allclose(dc.model, [2 / 5 - 3 / 5 * 0.0, 0.0])
+    np.testing.assert_allclose(dc.treat_all, [0.4, 0.4 - 0.6])
+    assert np.all(dc.treat_none == 0.0)
+
+
+def test_net_benefit_agrees_with_dcurves():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 120)
+    p = np.round(np.clip(0.35 * y + rng.random(120) * 0.65, 0, 1), 2)  # ties on threshold grid
+    thresholds = np.round(np.arange(0.0, 1.0, 0.01), 2)
+    ref = dca(data=pd.DataFrame({"y": y, "m": p}), outcome="y", modelnames=["m"], thresholds=list(thresholds))
+    dc = net_benefit(y, p, thresholds)
+    for model, ours in (("m", dc.model), ("all", dc.treat_all), ("none", dc.treat_none)):
+        theirs = ref[ref["model"] == model].sort_values("threshold")["net_benefit"].to_numpy()
+        np.testing.assert_allclose(ours, theirs, atol=1e-12, err_msg=model)
+
+
+def test_net_benefit_rejects_threshold_one():
+    with pytest.raises(ValueError, match="thresholds"):
+        net_benefit([0, 1], [0.2, 0.8], thresholds=[0.5, 1.0])

@@ -13,7 +13,7 @@ import pandas as pd
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HERE = Path(__file__).resolve().parent
-AUL_IDS = ["benign_001", "benign_010", "benign_020", "malignant_001", "malignant_010", "malignant_020",
+AUL_IDS = ["benign_001", "benign_010", "benign_020", "malignant_010", "malignant_020",
            "malignant_030", "normal_002"]
 CTMD_PATIENT, CTMD_FIRST, CTMD_COUNT = "P002", 20, 10
 

@@ -68,7 +68,8 @@ def data_summary(
         out.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
         return
     for summary in summaries:
-        table = Table(title=f"{summary['folder']}  ({summary['layout']})")
+        out.print(f"[bold]{summary['folder']}[/]  layout: {summary['layout']}", highlight=False)
+        table = Table()
         table.add_column("label")
         table.add_column("images", justify="right")
         table.add_column("patients", justify="right")

@@ -108,7 +108,11 @@ def _metadata(ds: Dataset) -> dict[str, str]:
 def read_dicom(path: str | Path) -> MedicalImage:
     """One DICOM file: a 2D image, or a volume for multi-frame files."""
     path = Path(path)
-    ds = read_dataset(path)
+    return image_from_dataset(read_dataset(path), path)
+
+
+def image_from_dataset(ds: Dataset, path: Path) -> MedicalImage:
+    """Decode an already-read dataset (``path`` names it in errors and ``sources``)."""
     pixels, is_hu = _decoded_pixels(ds, path)
     spacing = _spacing_2d(ds)
     if pixels.ndim == 3 and spacing is not None:
@@ -178,14 +182,14 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
         folder = paths[0].parent if paths else Path(".")
         if not paths:
             raise ImageReadError(folder, "no DICOM files given")
-    headers = [read_dataset(p, pixels=False) for p in paths]
+    headers = [read_dataset(p) for p in paths]  # one read per file; pixels decode lazily
     by_series: dict[str, list[int]] = {}
     for index, ds in enumerate(headers):
         by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
     chosen = max(by_series.values(), key=len)
     keys = superior_to_inferior_keys([headers[i] for i in chosen])
     order = [chosen[i] for i in np.argsort(keys, kind="stable")]
-    slices = [read_dicom(paths[i]) for i in order]
+    slices = [image_from_dataset(headers[i], paths[i]) for i in order]
     shapes = {s.pixels.shape for s in slices}
     if len(shapes) != 1:
         raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}")

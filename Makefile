@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+DICOM_PORT ?= 11112
+STORAGE ?= runs/service
 
 .PHONY: run test venv summary clean apt
 
@@ -21,10 +23,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
-# Main job: for now a summary of the bundled example datasets.
+# Main job: check the bundled examples, then serve the second-opinion service with the bundled models
+# (web UI and REST API on http://$(HOST):$(PORT), DICOM C-STORE on port $(DICOM_PORT)).
 run: venv
-	$(BIN)/lesiondx data summary examples/aul_liver_us_mini
-	$(BIN)/lesiondx data summary examples/covid_ct_md_mini
+	$(BIN)/lesiondx data summary examples/aul_liver_us_mini examples/covid_ct_md_mini
+	$(BIN)/lesiondx serve --host $(HOST) --port $(PORT) --storage $(STORAGE) --dicom-port $(DICOM_PORT)
+
+summary: venv
+	$(BIN)/lesiondx data summary examples/aul_liver_us_mini examples/covid_ct_md_mini
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from lesiondx.cli import app
 from lesiondx.data import ManifestError, load_manifest, summarise_folder
 
-from conftest import EXAMPLES, SHARED_DATA
+from lesiondx_testdata import EXAMPLES, shared_dataset
 
 DATASETS = {
     "aul_liver_us": "aul_liver_us", "covid_ct_md_sample": "covid_ct_md",
@@ -42,8 +42,6 @@ def _expected_summary(folder: Path) -> dict:
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_every_shared_dataset_loads_with_its_layout_and_right_counts(name):
-    from conftest import shared_dataset
-
     folder = shared_dataset(name)
     manifest = load_manifest(folder)
     assert manifest.layout.name == DATASETS[name]

@@ -1,0 +1,272 @@
+"""FastAPI app: REST API (``/api/...``, documented at ``/docs``), web pages and the upload limit.
+
+Test hook: ``create_app(settings, predictor=...)`` replaces the real models (which
+``lesiondx.tasks.load_task(task).predict`` provides) by any callable with the
+:class:`~lesiondx.service.worker.Predictor` signature, e.g. the test double
+:func:`lesiondx.service.testing.stub_predictor`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
+
+from lesiondx import __version__
+
+from .core import ServiceCore
+from .db import AuditEvent, Study
+from .ingest import FileError, Triage, triage_file
+from .settings import Settings
+from .worker import Predictor
+
+WEB = Path(__file__).parent / "web"
+DISCLAIMER = ("lesiondx gives a second opinion to support a qualified clinician. It is not a diagnosis and "
+              "must not be used as the sole basis for clinical decisions.")
+MB = 1024 * 1024
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
+           'fill="#1d4e89"/><circle cx="16" cy="16" r="8" fill="none" stroke="#fff" stroke-width="3"/>'
+           '<circle cx="16" cy="16" r="3" fill="#f4a259"/></svg>')
+
+
+class RequestSizeLimit:
+    """ASGI middleware: HTTP 413 (with the limit in the message) for request bodies over ``limit`` bytes."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request too large: the limit is {self.limit / MB:.0f} MB per request (LESIONDX_MAX_REQUEST_MB)"
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+                return
+        seen = 0
+        exceeded = False
+        replaced = False
+
+        async def limited_receive() -> dict:
+            nonlocal seen, exceeded
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    raise _TooLarge()
+            return msg
+
+        async def guarded_send(msg: dict) -> None:
+            # The framework may turn the aborted body read into its own 400: answer 413 instead.
+            nonlocal replaced
+            if not exceeded:
+                await send(msg)
+            elif not replaced:
+                replaced = True
+                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _TooLarge:
+            if not replaced:
+                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _core(request: Request) -> ServiceCore:
+    return request.app.state.core
+
+
+def actor(request: Request) -> str:
+    """Who is calling, for the audit log: the self-declared ``X-Lesiondx-User`` (sanitised) or anonymous."""
+    declared = request.headers.get("x-lesiondx-user", "")
+    cleaned = "".join(c for c in declared if c.isalnum() or c in "._-@")[:48]
+    return cleaned or "anonymous"
+
+
+def require_token(request: Request) -> str:
+    """Check ``Authorization: Bearer <LESIONDX_TOKEN>`` when a token is configured; return the actor."""
+    token = _core(request).settings.token
+    if token:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong API token (send 'Authorization: Bearer <token>')",
+                                headers={"WWW-Authenticate": "Bearer"})
+    return actor(request)
+
+
+Actor = Annotated[str, Depends(require_token)]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with an explicit offset (SQLite returns naive UTC datetimes)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def study_summary(study: Study) -> dict[str, Any]:
+    """The list view of a study."""
+    results = study.results
+    first = results[0] if results else {}
+    return {
+        "id": study.id, "status": "queued" if study.status == "receiving" else study.status,
+        "stage": study.status, "task": study.task, "source": study.source, "modality": study.modality,
+        "created_at": iso(study.created_at),
+        "n_results": len(results), "n_errors": len(study.errors),
+        "label": first.get("label"), "probability": first.get("probability"),
+        "url": f"/api/studies/{study.id}",
+    }
+
+
+def study_detail(study: Study) -> dict[str, Any]:
+    """The full view of a study, with links to overlay and preview images."""
+    base = f"/api/studies/{study.id}/files/"
+    results = []
+    for entry in study.results:
+        entry = dict(entry)
+        entry["overlays"] = [{"name": n, "url": base + n} for n in entry.get("overlays") or []]
+        preview = entry.pop("input_preview", None)
+        entry["image_url"] = base + preview if preview else None
+        results.append(entry)
+    return {
+        **study_summary(study), "task_requested": study.task_requested, "results": results,
+        "errors": study.errors, "failure": study.failure, "attempts": study.attempts,
+        "n_files": len(study.files), "export": study.export_status,
+        "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def create_app(settings: Settings, predictor: Predictor | None = None, *, start_background: bool = True) -> FastAPI:
+    """The FastAPI app. ``predictor`` is the test hook (default: the real task models);
+    ``start_background=False`` leaves the worker and DICOM node stopped (for unit tests)."""
+    core = ServiceCore(settings, predictor)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if start_background:
+            core.start()
+        try:
+            yield
+        finally:
+            core.stop()
+
+    app = FastAPI(title="lesiondx second-opinion service", version=__version__, lifespan=lifespan,
+                  description=DISCLAIMER)
+    app.state.core = core
+    app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/api/health", tags=["service"])
+    def health(request: Request) -> dict[str, Any]:
+        """Liveness plus queue counts; needs no token."""
+        with core.db.session() as s:
+            counts = dict(s.execute(select(Study.status, func.count()).group_by(Study.status)).all())
+        node = core.dicom_node
+        return {"status": "ok", "version": __version__, "worker_alive": core.worker.alive, "queue": counts,
+                "dicom": {"aet": settings.dicom_aet, "port": node.port} if node else None,
+                "pacs": str(settings.pacs) if settings.pacs else None, "disclaimer": DISCLAIMER}
+
+    @app.post("/api/studies", tags=["studies"], status_code=201)
+    def upload(request: Request, who: Actor, files: Annotated[list[UploadFile], File(description="DICOM, zip of DICOM, PNG or JPG")],
+               task: Annotated[str | None, Form(description="us-liver, ct-liver or ct-covid; default: by modality")] = None
+               ) -> dict[str, Any]:
+        """Upload one study (one or many files). Returns ``{"id"}``; per-file problems are on the study.
+        A request where no file is usable gets 413 (all too large) or 422 with every reason."""
+        task = (task or "").strip() or None
+        if task is not None and task not in ("us-liver", "ct-liver", "ct-covid"):
+            raise HTTPException(400, f"unknown task {task!r}; choose us-liver, ct-liver or ct-covid")
+        triage = Triage()
+        for upload_file in files:
+            name = upload_file.filename or "unnamed"
+            if upload_file.size is not None and upload_file.size > settings.max_file_bytes:
+                triage.errors.append(FileError(name, f"file too large ({upload_file.size / MB:.1f} MB > limit "
+                                                     f"{settings.max_file_bytes / MB:.1f} MB)"))
+                continue
+            data = upload_file.file.read(settings.max_file_bytes + 1)
+            triage.extend(triage_file(name, data, core.salt, max_file_bytes=settings.max_file_bytes))
+        client = request.client.host if request.client else None
+        if not triage.accepted:
+            core.db.audit(who, "upload_rejected", detail=f"{len(files)} file(s), none usable", client=client)
+            errors = [e.to_dict() for e in triage.errors]
+            status = 413 if errors and all("too large" in e["reason"] for e in errors) else 422
+            raise HTTPException(status, {"message": "no usable image in this upload", "errors": errors})
+        study = core.submit(triage, requested_task=task, uploader=who)
+        core.db.audit(who, "upload", study.id, f"{len(files)} file(s): {len(study.files)} accepted, "
+                                               f"{len(study.errors)} error(s)", client)
+        return {"id": study.id, "status": study.status, "task": study.task, "errors": study.errors,
+                "url": f"/api/studies/{study.id}"}
+
+    @app.get("/api/studies", tags=["studies"])
+    def list_studies(request: Request, who: Actor, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Most recent studies first."""
+        with core.db.session() as s:
+            rows = s.scalars(select(Study).order_by(Study.created_at.desc())
+                             .limit(max(1, min(limit, 1000))).offset(max(0, offset))).all()
+            return [study_summary(r) for r in rows]  # not audited: the UI polls it; reads of a study are
+
+    @app.get("/api/studies/{study_id}", tags=["studies"])
+    def get_study(study_id: str, request: Request, who: Actor) -> dict[str, Any]:
+        """Status, results (probability, label, boxes, model version, overlay links) and per-file errors."""
+        with core.db.session() as s:
+            study = s.get(Study, study_id[:32])
+            if study is None:
+                raise HTTPException(404, f"no study {study_id!r}")
+            detail = study_detail(study)
+        core.db.audit(who, "read", study_id, client=request.client.host if request.client else None)
+        return detail
+
+    @app.get("/api/studies/{study_id}/files/{name}", tags=["studies"], response_class=FileResponse)
+    def get_file(study_id: str, name: str, request: Request, who: Actor) -> FileResponse:
+        """An overlay or preview image of a study."""
+        path = core.storage.result_file(study_id[:32], name)
+        if path is None:
+            raise HTTPException(404, f"no file {name!r} for study {study_id!r}")
+        core.db.audit(who, "read_file", study_id[:32], name, request.client.host if request.client else None)
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/audit", tags=["service"])
+    def audit_log(who: Actor, limit: int = 200) -> list[dict[str, Any]]:
+        """The latest audit events (ids, actions, counts; no PHI)."""
+        with core.db.session() as s:
+            rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 5000)))).all()
+            return [{"at": iso(r.at), "actor": r.actor, "client": r.client, "action": r.action,
+                     "study_id": r.study_id, "detail": r.detail} for r in rows]
+
+    from .readers import router as reader_router
+
+    app.include_router(reader_router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    @app.get("/studies/{study_id}", include_in_schema=False)
+    def study_page(study_id: str) -> FileResponse:
+        return FileResponse(WEB / "study.html")
+
+    @app.get("/reader", include_in_schema=False)
+    def reader_page() -> FileResponse:
+        return FileResponse(WEB / "reader.html")
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+    return app

@@ -1,0 +1,203 @@
+"""Database: studies (which are also the job queue), their files, audit log, reader study.
+
+SQLite (a file in storage, WAL mode) is the embedded default; any SQLAlchemy URL works, e.g.
+``postgresql+psycopg://user@host/lesiondx``. JSON is stored as text so every backend behaves alike.
+
+Job states of a :class:`Study`: ``receiving`` (DICOM node still collecting instances) →
+``queued`` → ``running`` → ``done`` | ``failed``. A worker claims a study with a conditional
+``UPDATE ... WHERE status = 'queued'`` so two workers never run the same job; at start,
+:func:`recover_jobs` puts studies left ``running`` (the service died mid-job) back in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
+                        create_engine, event, select, update)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+STATUSES = ("receiving", "queued", "running", "done", "failed")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC now (stored naive-UTC by SQLite, aware by PostgreSQL)."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A random 32-hex-digit identifier (no information about the patient)."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all tables."""
+
+
+class Study(Base):
+    """One submitted study: a batch of uploaded files or the instances of one DICOM study."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    task: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    task_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    uploader: Mapped[str] = mapped_column(String(64), default="anonymous")
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    study_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    calling_aet: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    results_json: Mapped[str] = mapped_column(Text, default="[]")
+    raw_json: Mapped[str] = mapped_column(Text, default="{}")
+    errors_json: Mapped[str] = mapped_column(Text, default="[]")
+    failure: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    export_status: Mapped[str | None] = mapped_column(Text, nullable=True)
+    files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
+                                                    cascade="all, delete-orphan")
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return json.loads(self.results_json or "[]")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return json.loads(self.errors_json or "[]")
+
+    def add_errors(self, errors: list[dict[str, Any]]) -> None:
+        """Append per-file errors (``{"file", "reason"}``)."""
+        self.errors_json = json.dumps(self.errors + list(errors))
+
+
+class StudyFile(Base):
+    """One accepted file of a study, stored by content hash (de-identified first if DICOM)."""
+
+    __tablename__ = "study_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # "dicom" | "raster"
+    suffix: Mapped[str] = mapped_column(String(16), default="")
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    series_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(16), nullable=True)  # CT: "chest" | "abdomen"
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    study: Mapped[Study] = relationship(back_populates="files")
+
+
+class AuditEvent(Base):
+    """Who did what to which study. Holds ids, actions and counts only: never PHI or file names."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    study_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    detail: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class ReaderCase(Base):
+    """A case of the reader study: a finished study plus the reference answer (never shown to readers)."""
+
+    __tablename__ = "reader_cases"
+
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"))
+    truth: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReaderRead(Base):
+    """One reading of a case by a reader in one mode; ``seconds`` measured by the server."""
+
+    __tablename__ = "reader_reads"
+    __table_args__ = (UniqueConstraint("reader", "case_id", "with_ai", name="uq_reader_case_mode"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reader: Mapped[str] = mapped_column(String(64), index=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("reader_cases.case_id"))
+    with_ai: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    answer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Database:
+    """Engine + session factory for one URL; creates the tables on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = _make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        """Close all pooled connections."""
+        self.engine.dispose()
+
+    def audit(self, actor: str, action: str, study_id: str | None = None, detail: str | None = None,
+              client: str | None = None) -> None:
+        """Append one audit event in its own transaction."""
+        with self.session() as s, s.begin():
+            s.add(AuditEvent(actor=actor[:64], action=action[:32], study_id=study_id,
+                             detail=(detail or None) and detail[:255], client=client and client[:64]))
+
+    def recover_jobs(self) -> int:
+        """Re-queue studies left ``running`` by a dead process; returns how many."""
+        with self.session() as s, s.begin():
+            result = s.execute(update(Study).where(Study.status == "running").values(status="queued"))
+            return int(result.rowcount or 0)
+
+    def claim_next(self) -> str | None:
+        """Atomically move the oldest queued study to ``running``; its id, or None if the queue is empty."""
+        with self.session() as s:
+            candidates = s.scalars(select(Study.id).where(Study.status == "queued")
+                                   .order_by(Study.created_at).limit(5)).all()
+        for study_id in candidates:
+            with self.session() as s, s.begin():
+                result = s.execute(update(Study).where(Study.id == study_id, Study.status == "queued")
+                                   .values(status="running", started_at=utcnow(), attempts=Study.attempts + 1))
+            if result.rowcount:
+                return study_id
+        return None
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_study(session: Session, study_id: str) -> Study | None:
+    """A study by id (None when unknown or malformed)."""
+    if not study_id or len(study_id) > 32:
+        return None
+    return session.get(Study, study_id)

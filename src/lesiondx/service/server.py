@@ -1,0 +1,49 @@
+"""``run_server``: what ``lesiondx serve`` runs — uvicorn (HTTP) + job worker + DICOM node.
+
+The worker and DICOM node start and stop with the app's lifespan (see :func:`create_app`), so a
+SIGINT/SIGTERM stops them cleanly; a hard kill leaves jobs ``running`` that the next start re-queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .settings import Settings, SettingsError
+
+
+def build_settings(*, host: str, port: int, db: str | None, storage: Path, dicom_port: int | None,
+                   dicom_aet: str) -> Settings:
+    """Settings from the ``serve`` arguments plus ``LESIONDX_*`` environment variables."""
+    settings = Settings.from_env(Path(storage), host=host, port=port, db_url=db, dicom_port=dicom_port,
+                                 dicom_aet=dicom_aet)
+    settings.check_safe()
+    return settings
+
+
+def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = None,
+               storage: Path = Path("lesiondx-data"), dicom_port: int | None = None,
+               dicom_aet: str = "LESIONDX") -> None:
+    """Serve until interrupted. Raises :class:`SettingsError` (a ``ValueError``) for unsafe settings,
+    e.g. binding off loopback without ``LESIONDX_TOKEN``."""
+    import uvicorn
+
+    from .api import create_app
+
+    logging.basicConfig(level=os.environ.get("LESIONDX_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per association otherwise
+    settings = build_settings(host=host, port=port, db=db, storage=storage, dicom_port=dicom_port,
+                              dicom_aet=dicom_aet)
+    app = create_app(settings)
+    log = logging.getLogger("lesiondx.service")
+    log.info("lesiondx service on http://%s:%d (storage %s, database %s)", host, port, settings.storage,
+             "SQLite in storage" if settings.db_url is None else "external")
+    if settings.token:
+        log.info("API token required (Authorization: Bearer ...)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
+                limit_concurrency=200, server_header=False)
+
+
+__all__ = ["SettingsError", "build_settings", "run_server"]

@@ -1,0 +1,103 @@
+"""Content-addressed file storage under the service's storage folder.
+
+Layout::
+
+    <root>/secret.key                 de-identification salt (0600), see settings.load_salt
+    <root>/lesiondx.sqlite3           default database
+    <root>/blobs/ab/abcdef...         uploaded files by sha256 (DICOM already de-identified)
+    <root>/results/<study_id>/...     overlays and DICOM results of a study
+    <root>/work/<study_id>/...        inputs materialised for a running job (removed after)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def safe_name(name: str, default: str = "file") -> str:
+    """A file name without directories or odd characters (``../x y.png`` → ``x_y.png``)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _SAFE_NAME.sub("_", base).strip("._")
+    return cleaned[:120] or default
+
+
+class Storage:
+    """Blobs by content hash plus per-study result and work folders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        for sub in ("blobs", "results", "work"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def blob_path(self, sha: str) -> Path:
+        """Where the blob with hash ``sha`` lives (whether or not it exists)."""
+        if not _SHA_RE.match(sha):
+            raise ValueError(f"not a sha256 hex digest: {sha!r}")
+        return self.root / "blobs" / sha[:2] / sha
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably (write, fsync, atomic rename); returns its sha256. Idempotent."""
+        sha = sha256_bytes(data)
+        target = self.blob_path(sha)
+        if target.exists() and target.stat().st_size == len(data):
+            return sha
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def has(self, sha: str) -> bool:
+        """True when the blob exists."""
+        return self.blob_path(sha).is_file()
+
+    def results_dir(self, study_id: str) -> Path:
+        """The (created) folder for a study's result files."""
+        path = self.root / "results" / safe_name(study_id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def reset_results(self, study_id: str) -> Path:
+        """Empty a study's result folder (a re-run after a crash starts clean) and return it."""
+        path = self.root / "results" / safe_name(study_id)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    def result_file(self, study_id: str, name: str) -> Path | None:
+        """A result file of a study by name, or None (never escapes the study's folder)."""
+        if name != safe_name(name):
+            return None
+        path = self.root / "results" / safe_name(study_id) / name
+        return path if path.is_file() else None
+
+    def work_dir(self, study_id: str) -> Path:
+        """A fresh, empty work folder for a job."""
+        path = self.root / "work" / safe_name(study_id)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    def clear_work(self, study_id: str) -> None:
+        """Remove a job's work folder."""
+        shutil.rmtree(self.root / "work" / safe_name(study_id), ignore_errors=True)

@@ -1,0 +1,83 @@
+"""TEST DOUBLE: a deterministic stand-in for the trained models, for tests, demos and benchmarks.
+
+:func:`stub_predictor` is **not** a diagnostic model: its probability is a hash of the pixel values
+and its "heat map" a blob around the brightest region. Its results say ``model_version:
+"test-double"`` and the UI labels them as such. Enable it in a running service with
+``LESIONDX_PREDICTOR=lesiondx.service.testing:stub_predictor`` (never in production), or pass it to
+:func:`lesiondx.service.api.create_app` as ``predictor=``.
+
+``LESIONDX_STUB_DELAY_S`` makes each call sleep (to test killing the service mid-job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from lesiondx.io import read_image, to_display
+
+MODEL_VERSION = "test-double"
+LABELS = {"us-liver": ("benign", "malignant"), "ct-covid": ("normal", "COVID-19"), "ct-liver": ("none", "liver lesion")}
+
+
+def _score(pixels: np.ndarray) -> float:
+    digest = hashlib.sha256(np.ascontiguousarray(pixels[::4, ::4]).astype(np.float32).tobytes()).digest()
+    return round(int.from_bytes(digest[:4], "big") / 2**32, 4)
+
+
+def _heat_overlay(grey: np.ndarray, out: Path) -> tuple[list[int], Path]:
+    """Blend a red-yellow blob over ``grey`` around its brightest 32x32 block; draw its box."""
+    h, w = grey.shape
+    size = max(8, min(h, w) // 6)
+    small = grey[: h - h % size, : w - w % size].reshape(h // size, size, w // size, size).mean(axis=(1, 3))
+    r, c = np.unravel_index(int(np.argmax(small)), small.shape)
+    cy, cx = r * size + size // 2, c * size + size // 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    heat = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * size**2)))
+    base = np.stack([grey] * 3, axis=-1).astype(np.float32)
+    colour = np.stack([np.full_like(heat, 255.0), 255.0 * heat, np.zeros_like(heat)], axis=-1)
+    alpha = (0.55 * heat)[..., None]
+    blended = (base * (1 - alpha) + colour * alpha).clip(0, 255).astype(np.uint8)
+    box = [int(max(0, cx - size)), int(max(0, cy - size)), int(min(w, cx + size)), int(min(h, cy + size))]
+    image = Image.fromarray(blended)
+    ImageDraw.Draw(image).rectangle(box, outline=(0, 255, 0), width=max(2, min(h, w) // 150))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    return box, out
+
+
+def stub_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **_: Any) -> dict[str, Any]:
+    """TEST DOUBLE with the output shapes of the real tasks (see module docstring)."""
+    delay = float(os.environ.get("LESIONDX_STUB_DELAY_S", "0") or 0)
+    if delay > 0:
+        time.sleep(delay)
+    negative, positive = LABELS.get(task, ("negative", "positive"))
+    if task == "us-liver":
+        results = []
+        for index, path in enumerate(inputs):
+            image = read_image(path)
+            grey = to_display(image)
+            p = _score(image.pixels)
+            box, overlay = _heat_overlay(grey, out / f"overlay_{index:03d}.png")
+            results.append({"image": Path(path).name, "box": box, "probability": p, "threshold": 0.5,
+                            "label": positive if p >= 0.5 else negative, "overlay": overlay,
+                            "model_version": MODEL_VERSION})
+        return {"results": results}
+    volume = read_image(inputs[0])
+    middle = volume.slice(volume.n_slices // 2)
+    grey = to_display(middle, "lung" if task == "ct-covid" else "abdomen")
+    p = _score(volume.pixels)
+    box, overlay = _heat_overlay(grey, out / "overlay_middle.png")
+    patient = {"probability": p, "threshold": 0.5, "label": positive if p >= 0.5 else negative,
+               "n_slices": volume.n_slices, "model_version": MODEL_VERSION}
+    if task == "ct-covid":
+        slices = [{"index": i, "probability": _score(volume.pixels[i])} for i in range(volume.n_slices)]
+        return {"patient": patient, "slices": slices, "overlays": [overlay], "box": box}
+    return {"patient": patient, "lesions": [{"box": box, "slice": volume.n_slices // 2, "probability": p}],
+            "overlays": [overlay]}

@@ -1,0 +1,230 @@
+"""The job worker: claims queued studies from the database, runs the predictor, stores results.
+
+The queue *is* the ``studies`` table (see :mod:`lesiondx.service.db`), so it survives restarts:
+at start :meth:`Database.recover_jobs` re-queues jobs a dead process left ``running``. A
+predictor exception marks only that study ``failed`` with the reason; the worker carries on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from lesiondx.io import ImageReadError, read_image, to_display
+
+from .db import Database, Study, utcnow
+from .results import normalize
+from .storage import Storage, safe_name
+
+log = logging.getLogger("lesiondx.service.worker")
+MAX_ATTEMPTS = 3
+
+
+class Predictor(Protocol):
+    """``predictor(task, inputs, out_dir, model) -> dict`` — the shape of a task's ``predict`` output."""
+
+    def __call__(self, task: str, inputs: list[Path], out: Path, model: str) -> dict[str, Any]: ...
+
+
+def default_predictor(task: str, inputs: list[Path], out: Path, model: str = "default") -> dict[str, Any]:
+    """The real models: ``lesiondx.tasks.load_task(task).predict(inputs, model, out)``."""
+    from lesiondx.tasks import load_task
+
+    return load_task(task).predict(list(inputs), model, out)
+
+
+def load_predictor(spec: str | None) -> Predictor:
+    """``module:callable`` (e.g. the test double ``lesiondx.service.testing:stub_predictor``) or the default."""
+    if not spec:
+        return default_predictor
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"predictor {spec!r} is not module:callable")
+    return getattr(importlib.import_module(module), attr)
+
+
+def materialise(study: Study, storage: Storage, work: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """Copy a study's blobs into ``work`` as the task expects them: CT series as one folder per
+    series, US DICOM and PNG/JPG as single files. Returns the inputs and per-file problems."""
+    inputs: list[Path] = []
+    errors: list[dict[str, str]] = []
+    series_dirs: dict[str, Path] = {}
+    for f in study.files:
+        if not storage.has(f.sha256):
+            errors.append({"file": f.name, "reason": "stored file is missing from storage"})
+            continue
+        data = storage.blob_path(f.sha256).read_bytes()
+        if f.kind == "dicom" and f.modality == "CT":
+            key = f.series_uid or "series"
+            if key not in series_dirs:
+                series_dirs[key] = work / f"series_{len(series_dirs) + 1:02d}"
+                series_dirs[key].mkdir()
+                inputs.append(series_dirs[key])
+            (series_dirs[key] / f"{f.position:05d}.dcm").write_bytes(data)
+        else:
+            stem = Path(safe_name(f.name)).stem[:60]
+            path = work / f"{f.position:05d}_{stem}{f.suffix or '.dcm'}"
+            path.write_bytes(data)
+            inputs.append(path)
+    return inputs, errors
+
+
+def write_previews(inputs: list[Path], results_dir: Path, window: str = "abdomen", limit: int = 24) -> list[str]:
+    """PNG previews of the inputs (middle slice for a series), named ``input_NNN.png``."""
+    names: list[str] = []
+    for index, path in enumerate(inputs[:limit]):
+        try:
+            image = read_image(path)
+            if image.is_volume:
+                image = image.slice(image.n_slices // 2)
+            grey = np.clip(to_display(image, window), 0, 255).astype(np.uint8)
+        except (ImageReadError, ValueError, OSError):
+            continue
+        name = f"input_{index:03d}.png"
+        Image.fromarray(grey).save(results_dir / name)
+        names.append(name)
+    return names
+
+
+def _input_names(study: Study, inputs: list[Path]) -> list[str]:
+    """Display names of the materialised inputs (original file name, or the series' file count)."""
+    by_prefix = {f"{f.position:05d}": f.name for f in study.files}
+    names = []
+    for path in inputs:
+        if path.is_dir():
+            names.append(f"series of {sum(1 for _ in path.iterdir())} slices")
+        else:
+            names.append(by_prefix.get(path.name[:5], path.name))
+    return names
+
+
+class Worker:
+    """A daemon thread processing the queue; call :meth:`wake` after queueing to skip the poll wait."""
+
+    def __init__(self, db: Database, storage: Storage, predictor: Predictor, *, model: str = "default",
+                 poll_seconds: float = 0.5, on_done: Callable[[str], None] | None = None) -> None:
+        self.db, self.storage, self.predictor, self.model = db, storage, predictor, model
+        self.poll_seconds = poll_seconds
+        self.on_done = on_done
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current: str | None = None
+
+    def start(self) -> None:
+        """Re-queue interrupted jobs, give up on ones that keep dying, and start the thread."""
+        recovered = self.db.recover_jobs()
+        with self.db.session() as s, s.begin():
+            for study in s.query(Study).filter(Study.status == "queued", Study.attempts >= MAX_ATTEMPTS):
+                study.status = "failed"
+                study.failure = f"gave up after {study.attempts} attempts (the service stopped during each one)"
+                study.finished_at = utcnow()
+        if recovered:
+            log.warning("re-queued %d job(s) left running by a previous process", recovered)
+        self._thread = threading.Thread(target=self._loop, name="lesiondx-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to finish after its current job and wait up to ``timeout`` seconds."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Look at the queue now."""
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                study_id = self.db.claim_next()
+            except Exception:  # database briefly locked/unreachable: retry later
+                log.exception("cannot claim a job")
+                study_id = None
+            if study_id is None:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+                continue
+            self.current = study_id
+            try:
+                self.run_job(study_id)
+            except Exception:  # never let one job kill the worker
+                log.exception("job %s crashed outside the predictor", study_id)
+                self._finish(study_id, failure="internal error while processing (see service log)")
+            finally:
+                self.current = None
+
+    def run_job(self, study_id: str) -> None:
+        """Process one claimed (``running``) study."""
+        with self.db.session() as s:
+            study = s.get(Study, study_id)
+            if study is None:
+                return
+            task = study.task
+            work = self.storage.work_dir(study_id)
+            inputs, problems = materialise(study, self.storage, work)
+            input_names = _input_names(study, inputs)
+        results_dir = self.storage.reset_results(study_id)
+        if problems:
+            self._add_errors(study_id, problems)
+        if not task or not inputs:
+            self._finish(study_id, failure="no usable image in this study" if not inputs else "no task chosen")
+            return
+        previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
+        try:
+            (work / "out").mkdir(exist_ok=True)
+            output = self.predictor(task, inputs, work / "out", self.model)
+            shown = {}
+            for path, name in zip(inputs, input_names):
+                shown[str(path)] = shown[str(path.resolve())] = name
+            entries, raw = normalize(output, results_dir, task=task, inputs=shown)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+            log.warning("prediction failed for %s: %s\n%s", study_id, reason, traceback.format_exc())
+            self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews)
+            return
+        finally:
+            self.storage.clear_work(study_id)
+        originals = {p.name: name for p, name in zip(inputs, input_names)}
+        for index, entry in enumerate(entries):
+            if isinstance(entry.get("image"), str) and entry["image"] in originals:
+                entry["image"] = originals[entry["image"]]
+            entry["input_preview"] = previews[index] if index < len(previews) else (previews[0] if previews else None)
+        self._finish(study_id, results=entries, raw=raw, previews=previews)
+        if self.on_done is not None:
+            try:
+                self.on_done(study_id)
+            except Exception:
+                log.exception("post-processing (PACS export) failed for %s", study_id)
+
+    def _add_errors(self, study_id: str, errors: list[dict[str, str]]) -> None:
+        with self.db.session() as s, s.begin():
+            study = s.get(Study, study_id)
+            if study is not None:
+                study.add_errors(errors)
+
+    def _finish(self, study_id: str, *, results: list[dict[str, Any]] | None = None, raw: dict[str, Any] | None = None,
+                failure: str | None = None, previews: list[str] | None = None) -> None:
+        with self.db.session() as s, s.begin():
+            study = s.get(Study, study_id)
+            if study is None:
+                return
+            study.status = "failed" if failure else "done"
+            study.failure = failure
+            study.results_json = json.dumps(results or [])
+            study.raw_json = json.dumps({"output": raw or {}, "previews": previews or []})
+            study.finished_at = utcnow()

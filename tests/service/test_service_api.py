@@ -1,0 +1,165 @@
+"""REST API: upload → queue → worker → results, routing by modality, predictor hook and failures."""
+
+from __future__ import annotations
+
+import io
+import os
+import types
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from service_helpers import CT_SERIES, IRCADB, US_IMAGES, file_field, wait_study
+
+
+def test_health_and_openapi_document_the_endpoints(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["worker_alive"] is True
+    assert "not a diagnosis" in health["disclaimer"]
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/health", "/api/studies", "/api/studies/{study_id}", "/api/studies/{study_id}/files/{name}",
+                 "/api/reader/next", "/api/reader/export.csv"):
+        assert path in paths, path
+
+
+def test_ultrasound_batch_gives_results_with_overlays(client):
+    response = client.post("/api/studies", files=[file_field(p) for p in US_IMAGES[:3]])
+    assert response.status_code == 201, response.text
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "done" and study["task"] == "us-liver" and study["errors"] == []
+    assert [r["image"] for r in study["results"]] == [p.name for p in US_IMAGES[:3]]
+    for result, source in zip(study["results"], US_IMAGES[:3]):
+        assert 0.0 <= result["probability"] <= 1.0
+        assert result["label"] == ("malignant" if result["probability"] >= 0.5 else "benign")
+        assert result["model_version"] == "test-double"
+        assert len(result["boxes"]) == 1 and len(result["boxes"][0]) == 4
+        overlay = client.get(result["overlays"][0]["url"])
+        assert overlay.status_code == 200 and overlay.content[:8] == b"\x89PNG\r\n\x1a\n"
+        image = Image.open(io.BytesIO(client.get(result["image_url"]).content))
+        assert image.size == Image.open(source).size  # the preview shows the uploaded image itself
+    listed = client.get("/api/studies").json()
+    assert listed[0]["id"] == study["id"] and listed[0]["status"] == "done"
+
+
+def test_same_image_gives_same_result_and_is_stored_once(client, tmp_path):
+    ids = [client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"] for _ in range(2)]
+    first, second = (wait_study(client, i) for i in ids)
+    assert first["results"][0]["probability"] == second["results"][0]["probability"]
+    blobs = [p for p in (tmp_path / "store/blobs").rglob("*") if p.is_file()]
+    assert len(blobs) == 1  # content-addressed: identical uploads share one blob
+
+
+def test_chest_ct_dicom_routes_to_ct_covid_with_a_series_input(make_client):
+    seen = {}
+
+    def recording(task, inputs, out, model):
+        seen.update(task=task, inputs=[Path(p) for p in inputs],
+                    n=[len(list(Path(p).iterdir())) for p in inputs if Path(p).is_dir()])
+        return {"patient": {"probability": 0.9, "label": "COVID-19", "threshold": 0.5, "model_version": "rec-1"},
+                "slices": [], "overlays": []}
+
+    client = make_client(predictor=recording)
+    study = wait_study(client, client.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
+    assert study["status"] == "done", study
+    assert seen["task"] == "ct-covid" and seen["n"] == [len(CT_SERIES)] and len(seen["inputs"]) == 1
+    assert study["results"][0]["label"] == "COVID-19" and study["results"][0]["probability"] == 0.9
+    assert study["results"][0]["model_version"] == "rec-1"
+
+
+@pytest.mark.skipif(not IRCADB.is_dir(), reason="shared 3D-IRCADb data not present")
+def test_abdominal_ct_without_body_part_routes_to_ct_liver(make_client):
+    tasks = []
+    client = make_client(predictor=lambda task, inputs, out, model: tasks.append(task) or {"lesions": [], "patient": {}})
+    files = [file_field(IRCADB / f"image_{i}") for i in (40, 60, 80)]
+    study = wait_study(client, client.post("/api/studies", files=files).json()["id"])
+    assert study["status"] == "done" and tasks == ["ct-liver"]
+
+
+def test_user_task_choice_wins_and_unknown_task_is_400(make_client):
+    tasks = []
+    client = make_client(predictor=lambda task, inputs, out, model: tasks.append(task) or {"results": []})
+    wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])], data={"task": "ct-liver"}).json()["id"])
+    assert tasks == ["ct-liver"]
+    bad = client.post("/api/studies", files=[file_field(US_IMAGES[0])], data={"task": "brain-mri"})
+    assert bad.status_code == 400 and "unknown task" in bad.json()["detail"]
+
+
+def test_predictor_exception_fails_that_study_and_the_worker_lives_on(make_client):
+    def flaky(task, inputs, out, model):
+        if any("benign_001" in Path(p).name for p in inputs):
+            raise RuntimeError("model exploded on purpose")
+        return {"results": [{"image": Path(inputs[0]).name, "probability": 0.1, "label": "benign"}]}
+
+    client = make_client(predictor=flaky)
+    bad = client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+    good = client.post("/api/studies", files=[file_field(US_IMAGES[1])]).json()["id"]
+    failed, done = wait_study(client, bad), wait_study(client, good)
+    assert failed["status"] == "failed" and "model exploded on purpose" in failed["failure"]
+    assert done["status"] == "done" and done["results"][0]["probability"] == 0.1
+    assert client.get("/api/health").json()["worker_alive"] is True
+
+
+def test_default_path_calls_the_task_modules_predict(make_client, monkeypatch):
+    """Without an injected predictor the worker must call lesiondx.tasks.load_task(task).predict."""
+    calls = []
+    fake = types.ModuleType("fake_task")
+
+    def predict(inputs, model, out, **options):  # the shape lesiondx.us_liver.task.predict returns
+        calls.append((list(inputs), model, out))
+        overlay = Path(out) / f"{Path(inputs[0]).stem}_us_liver.png"
+        Image.new("RGB", (32, 32), "red").save(overlay)
+        return {"task": "us-liver", "model_version": "fake-task-1",
+                "results": [{"image": str(inputs[0]), "box": [1, 2, 30, 31], "probability": 0.77,
+                             "label": "malignant", "threshold": 0.5, "overlay": str(overlay),
+                             "model_version": "fake-task-1", "seconds": 0.1}]}
+
+    fake.predict = predict
+    import lesiondx.tasks
+
+    monkeypatch.setattr(lesiondx.tasks, "load_task", lambda name: fake if name == "us-liver" else None)
+    client = make_client(predictor=None)
+    study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+    assert study["status"] == "done" and study["results"][0]["model_version"] == "fake-task-1"
+    result = study["results"][0]
+    assert result["image"] == US_IMAGES[0].name  # the echoed work path is shown as the uploaded name
+    assert [o["name"] for o in result["overlays"]] == [f"{Path(calls[0][0][0]).stem}_us_liver.png"]
+    assert "/work/" not in str(study) and "/store/" not in str(study)  # no server paths leak
+    (inputs, model, out), = calls
+    assert model == "default" and inputs[0].suffix == ".jpg" and out is not None
+
+
+def test_missing_task_module_fails_the_study_with_the_reason(make_client, monkeypatch):
+    from lesiondx.tasks import TaskNotAvailable
+    import lesiondx.tasks
+
+    def unavailable(name):
+        raise TaskNotAvailable(f"task {name!r} is not available in this build")
+
+    monkeypatch.setattr(lesiondx.tasks, "load_task", unavailable)
+    client = make_client(predictor=None)
+    study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+    assert study["status"] == "failed" and "not available in this build" in study["failure"]
+
+
+def test_unknown_study_and_path_traversal_are_404(client):
+    assert client.get("/api/studies/doesnotexist").status_code == 404
+    sid = client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+    wait_study(client, sid)
+    assert client.get(f"/api/studies/{sid}/files/..%2F..%2Fsecret.key").status_code == 404
+    assert client.get(f"/api/studies/{sid}/files/.secret").status_code == 404
+
+
+def test_web_pages_are_served_with_disclaimer(client):
+    for path in ("/", "/studies/abc", "/reader"):
+        page = client.get(path)
+        assert page.status_code == 200 and "not a diagnosis" in page.text, path
+    assert "async api(" in client.get("/static/app.js").text
+
+
+@pytest.mark.skipif(not os.environ.get("LESIONDX_TEST_POSTGRES_URL"),
+                    reason="set LESIONDX_TEST_POSTGRES_URL=postgresql+psycopg://... to test the PostgreSQL backend")
+def test_postgresql_backend(make_client):
+    client = make_client(db_url=os.environ["LESIONDX_TEST_POSTGRES_URL"])
+    study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+    assert study["status"] == "done" and study["results"][0]["overlays"]

@@ -1,0 +1,143 @@
+"""Web UI in headless Chromium (Selenium): upload, live status, study page with overlays; screenshots
+go to test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from service_helpers import ARTIFACTS, CT_SERIES, US_IMAGES
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason="needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)"),
+]
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="lesiondx-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _upload(driver, paths, task=""):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    field = driver.find_element(By.ID, "files")
+    driver.execute_script("arguments[0].hidden = false;", field)
+    field.send_keys("\n".join(str(p) for p in paths))
+    if task:
+        Select(driver.find_element(By.ID, "task")).select_by_value(task)
+    driver.find_element(By.ID, "send").click()
+
+
+def test_upload_watch_status_and_read_the_result(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server().start()
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.get(server.url + "/")
+    assert "not a diagnosis" in browser.find_element(By.ID, "disclaimer").text
+    _upload(browser, [US_IMAGES[3], US_IMAGES[0]])  # two PNG/JPG → two studies
+    wait = WebDriverWait(browser, 40, poll_frequency=0.2)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tr[data-status=done]")) == 2)
+    _upload(browser, CT_SERIES)  # a DICOM series → one chest-CT study
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tr[data-status=done]")) == 3)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == ["ct-covid", "us-liver", "us-liver"]
+    browser.save_screenshot(str(ARTIFACTS / "service-index.png"))
+
+    rows[-1].find_element(By.CSS_SELECTOR, "a").click()  # the first (oldest) ultrasound study
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".result-card img.overlay")))
+    wait.until(lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('.result-card img')).every(i => i.complete && i.naturalWidth > 0)"))
+    card = browser.find_element(By.CSS_SELECTOR, ".result-card")
+    probability = card.find_element(By.CSS_SELECTOR, ".probability").text
+    assert probability.endswith("%") and 0 <= float(probability.split()[0]) <= 100
+    assert card.find_element(By.CSS_SELECTOR, ".label").text in ("benign", "malignant")
+    assert "TEST DOUBLE" in card.text and "not a diagnosis" in browser.page_source
+    assert len(card.find_elements(By.TAG_NAME, "img")) == 2  # the image and its heat-map overlay
+    assert "boxes\n[" in card.find_element(By.CSS_SELECTOR, "dl.kv").text
+    browser.save_screenshot(str(ARTIFACTS / "service-study.png"))
+    assert (ARTIFACTS / "service-study.png").stat().st_size > 10_000
+
+    browser.get(server.url + "/")  # the chest-CT study: middle-slice preview and overlay, slice-level boxes
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#studies tbody tr a"))
+    browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr a")[0].click()
+    wait.until(lambda d: d.execute_script(
+        "const i = document.querySelectorAll('.result-card img'); return i.length === 2 && "
+        "Array.from(i).every(x => x.complete && x.naturalWidth > 0)"))
+    assert "ct-covid" in browser.find_element(By.ID, "meta").text
+    boxes = browser.find_element(By.CSS_SELECTOR, ".result-card dl.kv").text
+    assert "function" not in boxes and "[" in boxes  # boxes rendered as coordinates
+    browser.save_screenshot(str(ARTIFACTS / "service-study-ct.png"))
+
+
+def test_junk_upload_shows_the_reason(browser, live_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server().start()
+    junk = tmp_path / "notes.dcm"
+    junk.write_text("not an image")
+    browser.get(server.url + "/")
+    _upload(browser, [junk])
+    WebDriverWait(browser, 20).until(lambda d: "notes.dcm" in d.find_element(By.ID, "uploadmsg").text)
+    assert "not a DICOM" in browser.find_element(By.ID, "uploadmsg").text
+
+
+def test_reader_session_in_the_browser(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from service_helpers import file_field, wait_study
+
+    server = live_server().start()
+    with server.client() as http:
+        ids = [wait_study(http, http.post("/api/studies", files=[file_field(p)]).json()["id"])["id"] for p in US_IMAGES[:2]]
+        cases = [{"case_id": f"c{i}", "study_id": sid, "truth": t} for i, (sid, t) in enumerate(zip(ids, ["benign", "malignant"]))]
+        assert http.post("/api/reader/cases", json={"cases": cases}).status_code == 200
+    browser.get(server.url + "/reader")
+    browser.find_element(By.ID, "reader").send_keys("rad1")
+    Select(browser.find_element(By.ID, "mode")).select_by_value("1")
+    browser.find_element(By.ID, "start").click()
+    wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+    for n in range(2):
+        wait.until(lambda d: d.find_element(By.ID, "progress").text == f"({n + 1} of 2)")
+        wait.until(lambda d: d.execute_script(
+            "const i = document.querySelectorAll('#caseimages img'); return i.length === 2 && "
+            "Array.from(i).every(x => x.complete && x.naturalWidth > 0)"))
+        assert "AI second opinion" in browser.find_element(By.ID, "ai").text
+        if n == 0:
+            browser.save_screenshot(str(ARTIFACTS / "service-reader.png"))
+        browser.find_element(By.CSS_SELECTOR, "input[name=answer][value=malignant]").click()
+        browser.find_element(By.ID, "submit").click()
+    wait.until(lambda d: d.find_element(By.ID, "finished").is_displayed())
+    with server.client() as http:
+        lines = http.get("/api/reader/export.csv").text.strip().splitlines()
+    assert lines[0] == "reader,case_id,truth,answer,confidence,seconds,with_ai"
+    assert sorted(line.split(",")[1] for line in lines[1:]) == ["c0", "c1"]
+    assert all(line.startswith("rad1,") and line.endswith(",1") and ",malignant,3," in line for line in lines[1:])

@@ -1,0 +1,239 @@
+"""DICOM node (C-STORE SCP): storescu with compressed transfer syntaxes, empty SOPInstanceUIDs,
+refusals, quiet-period closing; results back to a real Orthanc as Secondary Capture + SR."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from service_helpers import CT_SERIES, IRCADB, free_port, wait_study
+
+STORESCU = shutil.which("storescu")
+ORTHANC = shutil.which("Orthanc") or (Path("/usr/sbin/Orthanc") if Path("/usr/sbin/Orthanc").exists() else None)
+needs_storescu = pytest.mark.skipif(STORESCU is None, reason="needs dcmtk's storescu (apt-get install dcmtk)")
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
+
+
+def _with_sop_uids(paths, folder: Path) -> list[Path]:
+    """Copies with a SOPInstanceUID (dcmtk refuses to *send* instances without one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(folder / path.name)
+        out.append(folder / path.name)
+    return out
+
+
+def _storescu(port: int, files, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([STORESCU, "-aet", "MODALITY", "-aec", "LESIONDX", *extra, "127.0.0.1", str(port),
+                           *map(str, files)], capture_output=True, text=True, timeout=60)
+
+
+def _dicom_client(make_client, **kw):
+    port = free_port()
+    client = make_client(dicom_port=port, host="127.0.0.1", **kw)
+    return client, port
+
+
+def _single_study(client, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        studies = client.get("/api/studies").json()
+        if studies and studies[0]["status"] in ("done", "failed"):
+            return wait_study(client, studies[0]["id"])
+        time.sleep(0.1)
+    raise AssertionError(f"no finished study: {client.get('/api/studies').json()}")
+
+
+@needs_storescu
+def test_storescu_jpeg_lossless_series_becomes_one_deidentified_study(make_client, tmp_path):
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)  # closes on release, not by timer
+    files = _with_sop_uids(CT_SERIES, tmp_path / "send")
+    result = _storescu(port, files, "-xs")  # propose JPEG lossless: the SCP must accept it as is
+    assert result.returncode == 0, result.stderr
+    study = _single_study(client)
+    assert study["status"] == "done" and study["source"] == "dicom" and study["task"] == "ct-covid"
+    assert study["n_files"] == len(CT_SERIES) and study["errors"] == []
+    stored = [pydicom.dcmread(p) for p in (tmp_path / "store/blobs").rglob("*") if p.is_file()]
+    assert {str(ds.file_meta.TransferSyntaxUID) for ds in stored} == {JPEG_LOSSLESS}
+    sent_uids = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+    assert not sent_uids & {str(ds.SOPInstanceUID) for ds in stored}  # UIDs remapped
+    assert all(ds.PatientIdentityRemoved == "YES" for ds in stored)
+    audit = client.get("/api/audit").json()
+    assert any(e["action"] == "dicom_receive" and e["actor"] == "dicom:MODALITY" for e in audit)
+
+
+@needs_storescu
+@pytest.mark.skipif(not IRCADB.is_dir(), reason="shared 3D-IRCADb data (JPEG 2000) not present")
+def test_storescu_jpeg2000_abdominal_ct_goes_to_ct_liver(make_client):
+    client, port = _dicom_client(make_client)
+    result = _storescu(port, [IRCADB / f"image_{i}" for i in (50, 60, 70)], "-xv")
+    assert result.returncode == 0, result.stderr
+    study = _single_study(client)
+    assert study["status"] == "done" and study["task"] == "ct-liver" and study["n_files"] == 3
+
+
+def test_instances_with_empty_sop_instance_uid_get_one_assigned(make_client, tmp_path):
+    """The real example files have an empty SOPInstanceUID in the dataset: ingest assigns UIDs."""
+    from pynetdicom import AE, _config
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client)
+    folder = tmp_path / "meta-only"
+    folder.mkdir()
+    paths = []
+    for path in CT_SERIES[:3]:
+        ds = pydicom.dcmread(path)
+        assert str(ds.get("SOPInstanceUID", "")) == ""
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()  # the command needs one; the dataset has none
+        ds.save_as(folder / path.name, enforce_file_format=True)
+        paths.append(folder / path.name)
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    old = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True  # send the file's dataset byte for byte
+    try:
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        assert assoc.is_established
+        statuses = [assoc.send_c_store(p).Status for p in paths]
+        assoc.release()
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = old
+    assert statuses == [0, 0, 0]
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 3
+    stored = [pydicom.dcmread(p) for p in (tmp_path / "store/blobs").rglob("*") if p.is_file()]
+    assert len({str(ds.SOPInstanceUID) for ds in stored}) == 3 and all(str(ds.SOPInstanceUID) for ds in stored)
+
+
+def test_unusable_instances_are_refused_and_the_node_keeps_running(make_client):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, MRImageStorage
+
+    client, port = _dicom_client(make_client)
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(MRImageStorage, [JPEG_LOSSLESS])
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+    good = pydicom.dcmread(CT_SERIES[0])
+    good.SOPInstanceUID = generate_uid()
+    mr = pydicom.dcmread(CT_SERIES[1])
+    mr.SOPInstanceUID, mr.Modality, mr.SOPClassUID = generate_uid(), "MR", MRImageStorage
+    broken = pydicom.dcmread(CT_SERIES[2])
+    broken.SOPInstanceUID = generate_uid()
+    broken.decompress()
+    broken.PixelData = broken.PixelData[:2000]  # truncated pixel data
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    statuses = [assoc.send_c_store(ds).Status for ds in (good, mr, broken)]
+    assoc.release()
+    assert statuses[0] == 0 and statuses[1] == 0xC000 and statuses[2] == 0xC000
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 1
+    reasons = " ".join(e["reason"] for e in study["errors"])
+    assert "unsupported modality 'MR'" in reasons and "corrupt DICOM pixel data" in reasons
+    assert client.get("/api/health").json()["dicom"]["port"] == port
+
+
+def test_aborted_association_study_closes_after_the_quiet_period(make_client):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=1.0)
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    for path in CT_SERIES[:2]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = generate_uid()
+        assert assoc.send_c_store(ds).Status == 0
+    assoc.abort()
+    assert client.get("/api/studies").json()[0]["stage"] == "receiving"
+    study = _single_study(client, timeout=15)
+    assert study["status"] == "done" and study["n_files"] == 2
+
+
+# -- PACS round trip against a real Orthanc ------------------------------------------------------
+@pytest.fixture
+def orthanc(tmp_path):
+    if ORTHANC is None:
+        pytest.skip("needs Orthanc (apt-get install orthanc)")
+    http_port, dicom_port = free_port(), free_port()
+    root = tmp_path / "orthanc"
+    (root / "db").mkdir(parents=True)
+    config = {"Name": "lesiondx-test", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
+              "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
+              "AuthenticationEnabled": False, "Plugins": [], "DicomCheckCalledAet": False, "HttpsVerifyPeers": False,
+              "DicomAlwaysAllowStore": True, "ConcurrentJobs": 1, "HttpThreadsCount": 4, "StableAge": 1}
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = open(root / "orthanc.log", "wb")
+    proc = subprocess.Popen([str(ORTHANC), str(root / "orthanc.json")], stdout=log, stderr=log, cwd=root)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/system", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Orthanc did not start: {(root / 'orthanc.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield {"url": url, "dicom_port": dicom_port}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@needs_storescu
+def test_results_go_back_to_orthanc_as_secondary_capture_and_sr(make_client, orthanc, tmp_path):
+    from lesiondx.service.settings import PacsTarget
+
+    client, port = _dicom_client(make_client, pacs=PacsTarget("ORTHANC", "127.0.0.1", orthanc["dicom_port"]))
+    result = _storescu(port, _with_sop_uids(CT_SERIES[:4], tmp_path / "send"), "-xs")
+    assert result.returncode == 0, result.stderr
+    study = _single_study(client)
+    assert study["status"] == "done"
+    deadline = time.monotonic() + 20
+    while not (client.get(f"/api/studies/{study['id']}").json()["export"] or "").startswith("sent"):
+        assert time.monotonic() < deadline, client.get(f"/api/studies/{study['id']}").json()["export"]
+        time.sleep(0.2)
+    assert client.get(f"/api/studies/{study['id']}").json()["export"].startswith("sent 2/2")
+    with httpx.Client(base_url=orthanc["url"], timeout=10) as pacs:
+        instances = pacs.get("/instances", params={"expand": ""}).json()
+        tags = [pacs.get(f"/instances/{i['ID']}/simplified-tags").json() for i in instances]
+    by_class = {t["SOPClassUID"]: t for t in tags}
+    sc, sr = by_class["1.2.840.10008.5.1.4.1.1.7"], by_class["1.2.840.10008.5.1.4.1.1.88.33"]
+    assert sc["Modality"] == "OT" and sr["Modality"] == "SR"
+    assert sc["StudyInstanceUID"] == sr["StudyInstanceUID"] and sc["PatientID"].startswith("ANON-")
+    content = json.dumps(sr["ContentSequence"])
+    assert study["results"][0]["label"] in content and "not a diagnosis" in content
+
+
+def test_calling_ae_allowlist_rejects_unknown_senders(make_client):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    client, port = _dicom_client(make_client, dicom_allowed_aets=("MODALITY",))
+    results = {}
+    for title in ("STRANGER", "MODALITY"):
+        ae = AE(ae_title=title)
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        results[title] = assoc.is_established
+        if assoc.is_established:
+            assoc.release()
+    assert results == {"STRANGER": False, "MODALITY": True}

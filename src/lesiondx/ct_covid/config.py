@@ -1,0 +1,73 @@
+"""Configuration of the ct-covid task (defaults here; override from YAML/TOML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lesiondx.config import load_config
+from lesiondx.io import Window, apply_window
+
+
+@dataclass(frozen=True)
+class CovidConfig:
+    """Everything that shapes training and inference of the ct-covid task.
+
+    Window: ``window_center``/``window_width`` (HU) turn DICOM into 8-bit grey like the MedSeg
+    training slices (measured: lung parenchyma ~-895 HU ↔ grey 44, soft tissue ~35 HU ↔ grey 211).
+    Lung field: air below ``lung_threshold_hu``; components smaller than ``lung_min_area`` (fraction
+    of the slice) dropped; holes closed with a disk of ``lung_closing`` × slice side.
+    Detection: lesion pixels have probability ≥ ``prob_threshold`` inside the lung field; a lesion is a
+    connected component of ≥ ``min_area`` pixels at model resolution (``input_size``²).
+    Patient rule: positive when ≥ ``k_consecutive`` consecutive slices hold a lesion in one quadrant.
+    """
+
+    arch: str = "unetplusplus"
+    encoder: str = "efficientnet_lite0"
+    input_size: int = 256
+    window_center: float = -450.0
+    window_width: float = 1400.0
+    lung_threshold_hu: float = -400.0
+    lung_min_area: float = 0.002
+    lung_closing: float = 0.05
+    crop_to_lungs: bool = True
+    crop_margin: float = 0.06
+    prob_threshold: float = 0.5
+    min_area: int = 20
+    k_consecutive: int = 3
+    # training
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    max_train_images: int = 0
+    scale_range: tuple[float, float] = (0.7, 1.3)
+    rotate_degrees: float = 20.0
+    seed: int = 0
+    threads: int = 1
+    infer_batch: int = 8
+
+    def __post_init__(self) -> None:
+        if self.input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32, not {self.input_size}")
+        if self.k_consecutive < 1:
+            raise ValueError(f"k_consecutive must be ≥ 1, not {self.k_consecutive}")
+        if not 0.0 < self.prob_threshold < 1.0:
+            raise ValueError(f"prob_threshold must lie in (0, 1), not {self.prob_threshold}")
+        if self.window_width <= 0:
+            raise ValueError(f"window_width must be positive, not {self.window_width}")
+
+    @property
+    def window(self) -> Window:
+        return Window(self.window_center, self.window_width)
+
+    @property
+    def lung_threshold_grey(self) -> float:
+        """The lung-air threshold as a grey level (0..255) of the training window."""
+        return float(apply_window(self.lung_threshold_hu, self.window))
+
+
+def read_config(path: str | Path | None = None, **overrides) -> CovidConfig:
+    """Defaults, updated from ``path`` (YAML/TOML) and then ``overrides``."""
+    return load_config(CovidConfig, path, **overrides)

@@ -1,0 +1,117 @@
+"""Evaluation of a labelled CT-MD-layout folder: per-slice and per-patient tables and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lesiondx.data import Manifest
+from lesiondx.io import ImageReadError, read_image
+from lesiondx.progress import track
+from lesiondx.stats import auc_delong, binary_metrics, write_report
+from lesiondx.stats.report import to_jsonable
+
+from .model import LoadedModel
+from .pipeline import SeriesResult, analyse_series
+
+METRIC_KEYS = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
+
+
+def read_patient_slices(rows: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """Stack one patient's slice files (rows already ordered by ``slice_index``); ``(pixels, is_hu)``."""
+    images = [read_image(path) for path in rows["image"]]
+    shapes = {im.pixels.shape for im in images}
+    if len(shapes) != 1 or images[0].pixels.ndim != 2:
+        raise ImageReadError(Path(rows["image"].iloc[0]).parent, f"slices of one patient differ in shape or are not 2-D: {sorted(shapes)}")
+    return np.stack([im.pixels for im in images]), all(im.is_hu for im in images)
+
+
+def patient_truth(label: str, manifest: Manifest) -> int:
+    """1 (pneumonia) unless the label is one of the layout's negatives (``Normal``)."""
+    negatives = {n.lower() for n in (manifest.layout.negative or ("Normal",))}
+    return int(str(label).strip().lower() not in negatives)
+
+
+def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Predict every patient of ``manifest``; ``(slice table, patient table, summed stage seconds)``."""
+    frame = manifest.frame
+    for column in ("slice_index", "patient_id"):
+        if column not in frame.columns or frame[column].isna().any():
+            raise ValueError(f"{manifest.root / 'labels.csv'}: column {column!r} is required for every row (CT-MD layout)")
+    truth_col = manifest.layout.slice_truth or "infection"
+    if truth_col not in frame.columns:
+        raise ValueError(f"{manifest.root / 'labels.csv'}: no per-slice truth column {truth_col!r}")
+    slice_rows, patient_rows, timings = [], [], {}
+    for patient, rows in track(list(frame.groupby("patient_id", sort=True)), "ct-covid patients"):
+        rows = rows.sort_values("slice_index")
+        if rows["slice_index"].duplicated().any():
+            raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} repeats a slice_index")
+        pixels, is_hu = read_patient_slices(rows)
+        result: SeriesResult = analyse_series(pixels, model, is_hu=is_hu, positions=rows["slice_index"].astype(int).tolist())
+        for key, value in result.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+        for (_, row), s in zip(rows.iterrows(), result.slices):
+            slice_rows.append({"image_id": row["image_id"], "patient_id": patient, "slice_index": int(row["slice_index"]),
+                               "truth": int(row[truth_col]), "score": s.score, "n_boxes": len(s.boxes),
+                               "quadrants": ";".join(sorted(set(s.quadrants)))})
+        labels = rows["label"].astype(str).unique()
+        if len(labels) != 1:
+            raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} has several labels {list(labels)}")
+        p = result.patient
+        patient_rows.append({"patient_id": patient, "label": labels[0], "truth": patient_truth(labels[0], manifest),
+                             "decision": p.decision, "score": p.score, "quadrant": p.quadrant,
+                             "run_length": p.run_length, "n_slices": len(rows)})
+    return pd.DataFrame(slice_rows), pd.DataFrame(patient_rows), timings
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos < 2 or n_neg < 2:
+        return {"auc": None, "auc_ci": None,
+                "auc_note": f"AUC undefined: needs ≥ 2 positive and ≥ 2 negative cases, got {n_pos} and {n_neg}"}
+    a = auc_delong(y, s)
+    return {"auc": a.auc, "auc_ci": [a.ci_low, a.ci_high], "auc_ci_method": "delong"}
+
+
+def _decisions(y: np.ndarray, decided: np.ndarray) -> dict[str, Any]:
+    m = binary_metrics(y, decided)
+    out: dict[str, Any] = {}
+    for key in METRIC_KEYS:
+        p = getattr(m, key)
+        out[key] = p.estimate
+        out[f"{key}_ci"] = [p.ci_low, p.ci_high]
+    out["confusion"] = {"tp": m.confusion.tp, "fp": m.confusion.fp, "tn": m.confusion.tn, "fn": m.confusion.fn}
+    return out
+
+
+def level_metrics(y: np.ndarray, s: np.ndarray, decided: np.ndarray, threshold: float | None) -> dict[str, Any]:
+    """AUC (DeLong 95% CI, or null with a reason) and decision metrics with Wilson 95% CIs."""
+    y = np.asarray(y).astype(bool)
+    out = {"n": int(y.size), "n_pos": int(y.sum()), "n_neg": int((~y).sum()), **_auc(y, np.asarray(s, float))}
+    out.update(_decisions(y, np.asarray(decided).astype(bool)))
+    out["threshold"] = threshold
+    return out
+
+
+def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, k: int) -> dict[str, Any]:
+    """``slice`` and ``patient`` sections; the stats HTML report(s) under ``out/report*``."""
+    y, s = slices["truth"].to_numpy(bool), slices["score"].to_numpy(float)
+    slice_m = level_metrics(y, s, s >= threshold, threshold)
+    slice_m["threshold_method"] = "fixed (config prob_threshold, chosen before seeing this data)"
+    slice_m["note"] = "slices of one patient are correlated; DeLong CI treats them as independent"
+    py = patients["truth"].to_numpy(bool)
+    patient_m = level_metrics(py, patients["score"].to_numpy(float), patients["decision"].to_numpy(bool), None)
+    patient_m["decision_rule"] = f"lesion in the same quadrant on ≥ {k} consecutive slices"
+    reports = {}
+    for name, table, label in (("report", slices, "truth"), ("patient_report", patients, "truth")):
+        try:
+            result = write_report(table, out / name, label_col=label, positive=1, patient_col=None,
+                                  threshold=threshold,
+                                  title=f"ct-covid evaluation — per {'slice' if name == 'report' else 'patient'}")
+            reports[name] = str(result.html_path)
+        except ValueError as exc:
+            reports[name] = f"not written: {exc}"
+    return to_jsonable({"slice": slice_m, "patient": patient_m, "reports": reports})

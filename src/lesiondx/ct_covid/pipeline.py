@@ -1,0 +1,175 @@
+"""One series end to end: window → lung field → lung crop → UNet++ → lesion boxes → patient rule."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lesiondx.data import QUADRANTS, Box, boxes_from_mask, quadrant
+from lesiondx.io import apply_window
+from lesiondx.overlay import save_overlay
+
+from .config import CovidConfig
+from .lung import crop_box, lung_field
+from .model import LoadedModel, predict_probs
+from .rule import PatientDecision, consecutive_rule
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """Findings on one slice; boxes are in the original slice's pixel coordinates."""
+
+    position: int
+    score: float
+    boxes: tuple[Box, ...]
+    box_scores: tuple[float, ...]
+    quadrants: tuple[str, ...]
+    quadrant_scores: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"slice": self.position, "probability": self.score,
+                "boxes": [{"box": b.as_list(), "quadrant": q, "score": s}
+                          for b, q, s in zip(self.boxes, self.quadrants, self.box_scores)]}
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """A series' slice findings, patient decision, crop box and per-stage seconds."""
+
+    slices: tuple[SliceResult, ...]
+    patient: PatientDecision
+    crop: Box
+    shape: tuple[int, int]
+    probs: np.ndarray = field(repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def heatmap(self, i: int) -> np.ndarray:
+        """Lesion probability of slice ``i`` at the original slice size (0 outside the lung crop)."""
+        full = np.zeros(self.shape, dtype=np.float32)
+        c = self.crop
+        full[c.y1 : c.y2, c.x1 : c.x2] = resize_stack(self.probs[i : i + 1], (c.height, c.width))[0]
+        return full
+
+
+def resize_stack(stack: np.ndarray, shape: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """Resize ``(N, H, W)`` to ``(N, *shape)`` (bilinear with antialiasing, or nearest)."""
+    x = torch.as_tensor(np.ascontiguousarray(stack, dtype=np.float32)).unsqueeze(1)
+    if nearest:
+        y = F.interpolate(x, size=shape, mode="nearest")
+    else:
+        y = F.interpolate(x, size=shape, mode="bilinear", antialias=True, align_corners=False)
+    return y[:, 0].numpy()
+
+
+def to_grey(pixels: np.ndarray, is_hu: bool, config: CovidConfig) -> np.ndarray:
+    """Grey levels 0..255 as the model saw in training: the task window for HU, else min-max 8-bit."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if is_hu:
+        return apply_window(pixels, config.window)
+    top = float(pixels.max()) if pixels.size else 0.0
+    return pixels if top <= 255.0 else pixels * (255.0 / top)
+
+
+def robust_max(values: np.ndarray, n: int) -> float:
+    """The ``n``-th largest value (0.0 when there are fewer): the probability reached by ≥ n pixels."""
+    flat = np.ravel(values)
+    return 0.0 if flat.size < n else float(np.partition(flat, flat.size - n)[flat.size - n])
+
+
+def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int, int], config: CovidConfig) -> SliceResult:
+    size = prob.shape[0]
+    sx, sy = crop.width / size, crop.height / size
+    boxes, scores, quads = [], [], []
+    lesion = prob >= config.prob_threshold
+    for b in boxes_from_mask(lesion, min_area=config.min_area) if lesion.any() else []:
+        box = Box(crop.x1 + int(b.x1 * sx), crop.y1 + int(b.y1 * sy),
+                  crop.x1 + int(np.ceil(b.x2 * sx)), crop.y1 + int(np.ceil(b.y2 * sy)))
+        boxes.append(box)
+        scores.append(float(prob[b.y1 : b.y2, b.x1 : b.x2].max()))
+        quads.append(quadrant(box, shape))
+    # the slice's vertical/horizontal mid-lines in crop coordinates, to score each quadrant
+    cx = int(np.clip(round((shape[1] / 2 - crop.x1) / sx), 0, size))
+    cy = int(np.clip(round((shape[0] / 2 - crop.y1) / sy), 0, size))
+    parts = {"upper-left": prob[:cy, :cx], "upper-right": prob[:cy, cx:],
+             "lower-left": prob[cy:, :cx], "lower-right": prob[cy:, cx:]}
+    quad_scores = tuple(robust_max(parts[q], config.min_area) for q in QUADRANTS)
+    return SliceResult(position, robust_max(prob, config.min_area), tuple(boxes), tuple(scores), tuple(quads), quad_scores)
+
+
+def analyse_series(
+    pixels: np.ndarray,
+    model: LoadedModel,
+    *,
+    is_hu: bool = True,
+    positions: Sequence[int] | None = None,
+    remove_border_air: bool | None = None,
+    fast: bool = True,
+) -> SeriesResult:
+    """Analyse slices ``(S, H, W)`` (HU, or 8-bit grey when ``is_hu`` is False) in order.
+
+    Per-slice score = the lesion probability reached by at least ``min_area`` lung-field pixels at
+    model resolution (a robust maximum). ``remove_border_air`` defaults to ``is_hu`` (whole-body
+    DICOM slices); pass False for slices already cropped to the chest.
+    """
+    config = model.config
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    if pixels.ndim != 3 or pixels.shape[0] == 0:
+        raise ValueError(f"expected slices (S, H, W), got shape {pixels.shape}")
+    shape = (int(pixels.shape[1]), int(pixels.shape[2]))
+    size = config.input_size
+    border = is_hu if remove_border_air is None else remove_border_air
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    grey = to_grey(pixels, is_hu, config)
+    small = resize_stack(grey, (size, size))
+    lungs = np.stack([lung_field(s, config.lung_threshold_grey, min_area=config.lung_min_area,
+                                 closing=config.lung_closing, remove_border_air=border) for s in small])
+    timings["lung_field_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    full = Box(0, 0, shape[1], shape[0])
+    box = crop_box(lungs, config.crop_margin) if config.crop_to_lungs else None
+    if box is None:
+        crop, small_box = full, Box(0, 0, size, size)
+    else:
+        small_box = box
+        crop = Box(int(box.x1 * shape[1] / size), int(box.y1 * shape[0] / size),
+                   int(np.ceil(box.x2 * shape[1] / size)), int(np.ceil(box.y2 * shape[0] / size)))
+    inputs = resize_stack(grey[:, crop.y1 : crop.y2, crop.x1 : crop.x2], (size, size))
+    lung_in = resize_stack(lungs[:, small_box.y1 : small_box.y2, small_box.x1 : small_box.x2].astype(np.float32),
+                            (size, size), nearest=True) > 0.5
+    timings["crop_resize_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    probs = predict_probs(model.module, inputs, batch=config.infer_batch, fast=fast) * lung_in
+    timings["model_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pos = list(range(len(probs))) if positions is None else [int(p) for p in positions]
+    slices = tuple(_slice_findings(p, q, crop, shape, config) for p, q in zip(probs, pos))
+    patient = consecutive_rule([set(s.quadrants) for s in slices], np.array([s.quadrant_scores for s in slices]),
+                               k=config.k_consecutive, positions=pos)
+    timings["boxes_rule_s"] = time.perf_counter() - t
+    return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), timings)
+
+
+def save_positive_overlays(result: SeriesResult, grey: np.ndarray, folder: Path, prefix: str = "slice") -> list[str]:
+    """One PNG per slice with a lesion box (grey 0..255 slices in the same order); their paths."""
+    paths = []
+    for i, s in enumerate(result.slices):
+        if not s.boxes:
+            continue
+        path = save_overlay(folder / f"{prefix}_{s.position:04d}.png", grey[i], heatmap=result.heatmap(i),
+                            boxes=list(s.boxes), box_labels=[f"{q} {p:.2f}" for q, p in zip(s.quadrants, s.box_scores)],
+                            caption=f"slice {s.position}: lesion probability {s.score:.2f}")
+        paths.append(str(path))
+    return paths

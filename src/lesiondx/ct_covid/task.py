@@ -1,0 +1,132 @@
+"""``lesiondx train|evaluate|predict --task ct-covid``: COVID-19 chest CT second opinion.
+
+Pipeline per series: lung window → lung field → crop to the lungs → UNet++ infection
+probabilities (kept inside the lung field) → lesion boxes and quadrants → patient rule
+(lesion in one quadrant on ≥ k consecutive slices) with a continuous patient score.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from lesiondx.config import config_to_dict
+from lesiondx.data import load_manifest
+from lesiondx.io import read_image, read_study
+
+from .config import read_config
+from .evaluation import metrics_and_report, run_folder
+from .model import CONFIG, load_model
+from .pipeline import analyse_series, save_positive_overlays, to_grey
+from .segmentation import evaluate_segmentation
+from .train import train_segmenter
+
+
+def train(data: Path, out: Path, config: Path | None = None) -> Path:
+    """Train the UNet++ on a folder with infection masks (MedSeg layout, ``split == train`` rows).
+
+    Writes ``out/model.pt``, ``config.yaml``, ``history.csv``, ``split.csv``; returns ``out``.
+    """
+    cfg = read_config(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    train_segmenter(Path(data), out, cfg)
+    return out
+
+
+def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
+    """Evaluate on a CT-MD-layout folder (DICOM slices with ``patient_id``, ``slice_index``, ``infection``).
+
+    A folder with ``infection_mask`` (MedSeg layout) gets a Dice evaluation of its ``test`` rows
+    instead (``segmentation.csv``, ``metrics.json`` with a ``segmentation`` section). Otherwise writes ``predictions.csv`` (per slice), ``patients.csv``, ``metrics.json`` and the stats
+    reports (``report/``: per slice, ``patient_report/``: per patient when ≥ 2 of each class).
+    """
+    loaded = load_model(model)
+    manifest = load_manifest(data)
+    manifest.require_files()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if "infection_mask" in manifest.frame.columns:
+        return _evaluate_masks(manifest, loaded, out, started)
+    slices, patients, timings = run_folder(manifest, loaded)
+    slices.to_csv(out / "predictions.csv", index=False)
+    patients.to_csv(out / "patients.csv", index=False)
+    metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
+                                 k=loaded.config.k_consecutive)
+    metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
+                    "n_slices": len(slices), "n_patients": len(patients),
+                    "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
+                    "seconds": {**{k: round(v, 2) for k, v in timings.items()},
+                                "total_s": round(time.perf_counter() - started, 2)}})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _evaluate_masks(manifest, loaded, out: Path, started: float) -> dict[str, Any]:
+    """A folder with infection masks (MedSeg layout): Dice on its ``test`` rows."""
+    reason = "folder with infection masks: every slice is positive, so only segmentation is evaluated"
+    metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
+               "segmentation": evaluate_segmentation(manifest, loaded, out),
+               "slice": None, "patient": None, "note": reason,
+               "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _read_series(inputs: list[Path]) -> tuple[Any, str]:
+    """One series from a folder, or from several slice files given in order."""
+    if len(inputs) == 1:
+        return read_study(inputs[0]), str(inputs[0])
+    if any(Path(p).is_dir() for p in inputs):
+        raise ValueError("give one series folder, or several slice files of one series in order")
+
+
+    images = [read_image(p) for p in inputs]
+    shapes = {im.pixels.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"slice files differ in shape: {sorted(shapes)}")
+    first = images[0]
+    return first.with_pixels(np.stack([im.pixels for im in images]), None), ", ".join(map(str, inputs))
+
+
+def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict[str, Any]:
+    """Second opinion for one chest-CT series (a DICOM folder, a slice folder, or slice files in order).
+
+    Options: ``remove_border_air`` (bool; default True for HU input, False for 8-bit slices already
+    cropped to the chest). Returns JSON-serialisable ``patient``, ``slices``, ``overlays`` (PNG of
+    each slice with a lesion, when ``out`` is given), ``model_version`` and per-stage ``seconds``.
+    """
+    if not inputs:
+        raise ValueError("no input given: pass a DICOM series folder or slice files")
+    unknown = set(options) - {"remove_border_air"}
+    if unknown:
+        raise ValueError(f"unknown option(s) for ct-covid: {', '.join(sorted(unknown))}")
+    loaded = load_model(model)
+    t = time.perf_counter()
+    image, source = _read_series([Path(p) for p in inputs])
+    decode_s = time.perf_counter() - t
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    result = analyse_series(pixels, loaded, is_hu=image.is_hu, remove_border_air=options.get("remove_border_air"))
+    cfg = loaded.config
+    overlays: list[str] = []
+    if out is not None:
+        overlays = save_positive_overlays(result, to_grey(pixels, image.is_hu, cfg), Path(out))
+    rule = {"k_consecutive": cfg.k_consecutive, "prob_threshold": cfg.prob_threshold, "min_area_px": cfg.min_area,
+            "model_resolution": cfg.input_size, **result.patient.to_dict()}
+    rule.pop("decision")
+    rule.pop("score")
+    return {
+        "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
+        "patient": {"decision": result.patient.decision, "score": result.patient.score, "rule": rule},
+        "slices": [s.to_dict() for s in result.slices],
+        "overlays": overlays,
+        "model_version": loaded.version,
+        "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
+    }

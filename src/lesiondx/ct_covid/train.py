@@ -1,0 +1,149 @@
+"""Training the lesion segmenter on windowed 8-bit slices with infection masks (MedSeg layout)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from lesiondx.data import Manifest, grouped_split, load_manifest
+from lesiondx.io import read_raster_array, resize
+from lesiondx.models import bce_dice_loss, save_checkpoint, size_mb
+from lesiondx.progress import track
+
+from .config import CovidConfig
+from .model import CHECKPOINT, build_model, checkpoint_meta, predict_probs, to_input
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """Slices and masks resized to the model input: ``images`` (N, S, S) grey 0..255, ``masks`` (N, S, S) 0/1."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    ids: tuple[str, ...]
+
+
+def training_rows(manifest: Manifest) -> pd.DataFrame:
+    """Rows with an infection mask, restricted to ``split == 'train'`` when a split column exists."""
+    frame = manifest.frame
+    if "infection_mask" not in frame.columns:
+        raise ValueError(f"{manifest.root}: ct-covid training needs an infection_mask column (MedSeg layout)")
+    frame = frame[frame["infection_mask"].notna()]
+    if "split" in frame.columns:
+        frame = frame[frame["split"].astype(str).str.lower() == "train"]
+    if len(frame) < 2:
+        raise ValueError(f"{manifest.root}: fewer than 2 training slices with infection masks")
+    return frame.reset_index(drop=True)
+
+
+def load_slices(frame: pd.DataFrame, size: int) -> SliceSet:
+    """Read images (grey, already windowed) and masks (> 0 = infection) at ``size``²."""
+    images, masks = [], []
+    for image_path, mask_path in track(list(zip(frame["image"], frame["infection_mask"])), "reading slices"):
+        grey = read_raster_array(image_path, grey=True)
+        mask = read_raster_array(mask_path, grey=True) > 0
+        if grey.shape != mask.shape:
+            raise ValueError(f"{mask_path}: mask shape {mask.shape} differs from image {grey.shape}")
+        images.append(resize(grey.astype(np.float32), (size, size), order=1))
+        masks.append(resize(mask.astype(np.float32), (size, size), order=0) > 0.5)
+    return SliceSet(np.stack(images).astype(np.float32), np.stack(masks).astype(np.float32), tuple(frame["image_id"]))
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, config: CovidConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips, rotation (any quarter turn ± ``rotate_degrees``), scale (geometry shared by image and mask) and intensity (gamma,
+    contrast, brightness, noise) on a batch ``x`` in [-1, 1], ``y`` in {0, 1}, both ``(B, 1, H, W)``."""
+    b = x.shape[0]
+    u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+    quarter = torch.floor(u(b) * 4) * (math.pi / 2)  # MedSeg slices come in several orientations
+    angle = (u(b) * 2 - 1) * math.radians(config.rotate_degrees) + quarter
+    lo, hi = config.scale_range
+    scale = lo + u(b) * (hi - lo)
+    flip = torch.where(u(b) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    shift = (u(b, 2) * 2 - 1) * 0.1
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    y = (F.grid_sample(y, grid, mode="nearest", padding_mode="zeros", align_corners=False) > 0.5).float()
+    unit = (x + 1) / 2
+    gamma = torch.exp((u(b, 1, 1, 1) * 2 - 1) * 0.35)
+    unit = unit.clamp(0, 1) ** gamma
+    unit = (unit - 0.5) * (0.85 + 0.3 * u(b, 1, 1, 1)) + 0.5 + (u(b, 1, 1, 1) * 2 - 1) * 0.08
+    unit = unit + torch.randn(unit.shape, generator=gen) * 0.02 * u(b, 1, 1, 1)
+    return unit.clamp(0, 1) * 2 - 1, y
+
+
+def mean_dice(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> float:
+    """Mean per-slice hard Dice (1.0 for a slice where both masks are empty)."""
+    pred, truth = probs >= threshold, masks > 0.5
+    inter = (pred & truth).sum(axis=(1, 2))
+    total = pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2))
+    return float(np.mean(np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))))
+
+
+def train_segmenter(data: Path, run_dir: Path, config: CovidConfig) -> Path:
+    """Train on ``data`` (MedSeg layout), keep the best validation-Dice epoch; return the checkpoint path.
+
+    Writes ``run_dir/model.pt``, ``history.csv`` and ``split.csv``. MedSeg has no patient ids, so the
+    validation slices are grouped per slice only (slices of one patient may sit on both sides).
+    """
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(max(1, config.threads))
+    manifest = load_manifest(data)
+    manifest.require_files()
+    frame = training_rows(manifest)
+    if config.max_train_images:
+        frame = frame.sample(n=min(config.max_train_images, len(frame)), random_state=config.seed).reset_index(drop=True)
+    split = grouped_split(frame, val=config.val_fraction, test=0.0, stratify=None, seed=config.seed)
+    frame.assign(split=split).loc[:, ["image_id", "patient_id", "split"]].to_csv(run_dir / "split.csv", index=False)
+    train_set = load_slices(frame[split == "train"], config.input_size)
+    val_set = load_slices(frame[split == "val"], config.input_size)
+    model = build_model(config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = max(1, math.ceil(len(train_set.images) / config.batch_size)) * config.epochs
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(config.seed)
+    x_all, y_all = to_input(train_set.images), torch.as_tensor(train_set.masks).unsqueeze(1)
+    best, best_state, history = -1.0, None, []
+    started = time.time()
+    for epoch in track(range(config.epochs), "training ct-covid"):
+        model.train()
+        order = torch.randperm(len(x_all), generator=gen)
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            if len(idx) < 2:
+                continue  # batch-norm needs two samples
+            x, y = augment(x_all[idx], y_all[idx], config, gen)
+            loss = bce_dice_loss(model(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            losses.append(loss.item())
+        val = mean_dice(predict_probs(model, val_set.images, batch=config.infer_batch), val_set.masks) if len(val_set.ids) else float("nan")
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+                        "val_dice": val, "seconds": round(time.time() - started, 1)})
+        with open(run_dir / "history.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+        if not len(val_set.ids) or val > best:
+            best = val
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    meta = checkpoint_meta(config, data=str(manifest.root), n_train=len(train_set.ids), n_val=len(val_set.ids),
+                           best_val_dice=best, epochs=config.epochs, seconds=round(time.time() - started, 1),
+                           model_version=f"ct-covid-{config.arch}-{config.encoder}-{run_dir.name}")
+    path = save_checkpoint(run_dir / CHECKPOINT, {"model": model}, meta)
+    if size_mb(path) > 25:
+        print(f"warning: {path} is {size_mb(path):.1f} MB, over the 25 MB limit for shipped models")
+    return path

@@ -1,0 +1,111 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lesiondx.ct_covid import task
+from lesiondx.ct_covid.model import default_model_dir
+from lesiondx.data import Box, quadrant
+
+
+def test_predict_series_end_to_end(tiny_run, mini_folder, tmp_path):
+    result = task.predict([mini_folder / "series" / "P002"], str(tiny_run), tmp_path / "overlays")
+    json.dumps(result)  # the service stores it as JSON
+    assert result["model_version"] == "tiny-untrained"
+    assert result["is_hu"] and result["n_slices"] == 10
+    assert [s["slice"] for s in result["slices"]] == list(range(10))
+    assert result["patient"]["decision"] in (0, 1)
+    assert 0.0 <= result["patient"]["score"] <= 1.0
+    assert result["patient"]["rule"]["k_consecutive"] == 3
+    with_boxes = [s for s in result["slices"] if s["boxes"]]
+    assert len(result["overlays"]) == len(with_boxes)
+    for path in result["overlays"]:
+        with Image.open(path) as png:
+            assert png.width == 512
+    for s in with_boxes:
+        assert 0.0 <= s["probability"] <= 1.0
+        for found in s["boxes"]:
+            x1, y1, x2, y2 = found["box"]
+            assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+            assert found["quadrant"] == quadrant(Box(x1, y1, x2, y2), (512, 512))
+    assert set(result["seconds"]) >= {"decode_s", "lung_field_s", "model_s"}
+
+
+def _two_patient_folder(mini_folder: Path, tmp_path: Path) -> Path:
+    """The 10 example slices as two 'patients' (labels invented for the test), rows shuffled."""
+    frame = pd.read_csv(mini_folder / "labels.csv")
+    shutil.copytree(mini_folder / "series", tmp_path / "series")
+    frame["patient_id"] = np.where(frame["slice_index"] < 5, "A", "B")
+    frame["label"] = np.where(frame["patient_id"] == "A", "Normal", "COVID-19")
+    frame.loc[frame["patient_id"] == "A", "infection"] = 0
+    frame.loc[frame["patient_id"] == "B", "slice_index"] -= 5
+    frame.sample(frac=1.0, random_state=1).to_csv(tmp_path / "labels.csv", index=False)
+    return tmp_path
+
+
+def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    slices = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    patients = pd.read_csv(tmp_path / "eval" / "patients.csv")
+    assert list(slices.columns[:5]) == ["image_id", "patient_id", "slice_index", "truth", "score"]
+    assert len(slices) == 10 and set(slices["patient_id"]) == {"A", "B"}
+    for _, rows in slices.groupby("patient_id"):
+        assert rows["slice_index"].tolist() == sorted(rows["slice_index"])  # ordered despite shuffled CSV
+    assert dict(zip(patients["patient_id"], patients["truth"])) == {"A": 0, "B": 1}
+    assert set(patients["decision"]) <= {0, 1}
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["slice"]["n"] == 10 and saved["slice"]["n_pos"] == 5
+    assert saved["slice"]["auc"] is not None and len(saved["slice"]["auc_ci"]) == 2
+    for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "threshold"):
+        assert key in saved["slice"] and key in saved["patient"]
+    assert saved["patient"]["auc"] is None and "2 positive" in saved["patient"]["auc_note"]
+    assert metrics["model_version"] == "tiny-untrained"
+    assert Path(saved["reports"]["report"]).is_file()
+    assert slices["score"].between(0, 1).all()
+    assert saved["patients"][0]["patient_id"] == "A" and saved["patients"][0]["n_slices"] == 5
+
+
+def test_evaluate_rejects_a_folder_without_slice_index(tiny_run, mini_folder, tmp_path):
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    frame = pd.read_csv(folder / "labels.csv").drop(columns=["slice_index"])
+    frame.to_csv(folder / "labels.csv", index=False)
+    with pytest.raises(ValueError, match="labels.csv"):
+        task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+
+
+def test_unknown_model_dir_is_a_clear_error(mini_folder, tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.pt"):
+        task.predict([mini_folder / "series" / "P002"], str(tmp_path), None)
+
+
+def test_train_tiny_model_on_real_medseg_slices(medseg_folder, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("input_size: 64\nepochs: 2\nbatch_size: 2\nmax_train_images: 6\nval_fraction: 0.34\n"
+                      "encoder: efficientnet_lite0\nmin_area: 4\n")
+    run = task.train(medseg_folder, tmp_path / "run", config)
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == 2 and np.isfinite(history["loss"]).all()
+    assert history["val_dice"].between(0, 1).all()
+    split = pd.read_csv(run / "split.csv")
+    assert len(split) == 6 and set(split["split"]) == {"train", "val"}
+    medseg = pd.read_csv(medseg_folder / "labels.csv")
+    test_ids = set(medseg.loc[medseg["split"] == "test", "image_id"])
+    assert not test_ids & set(split["image_id"]), "MedSeg test slices must never be trained on"
+    result = task.predict([Path(__file__).resolve().parents[2] / "examples" / "covid_ct_md_mini" / "series" / "P002"],
+                          str(run), None)
+    assert result["n_slices"] == 10
+
+
+def test_shipped_model_flags_the_example_covid_series(mini_folder):
+    if not (default_model_dir() / "model.pt").is_file():
+        pytest.skip("no shipped model in models/ct-covid")
+    result = task.predict([mini_folder / "series" / "P002"], "default", None)
+    assert result["patient"]["decision"] == 1, "6 of these 10 slices show COVID-19 infection"
+    infected = pd.read_csv(mini_folder / "labels.csv").sort_values("slice_index")["infection"].to_numpy()
+    scores = np.array([s["probability"] for s in result["slices"]])
+    assert scores[infected == 1].mean() > scores[infected == 0].mean()

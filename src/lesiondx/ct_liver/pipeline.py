@@ -1,0 +1,197 @@
+"""A study through the whole chain: liver mask → lesion boxes → liver filter → LiLNet class
+probabilities → patient result, plus overlay and CAM PNGs. Models come from a :class:`Bundle`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lesiondx.config import config_to_dict
+from lesiondx.data import Box, lesion_roi
+from lesiondx.io import resize
+from lesiondx.models import load_checkpoint, save_checkpoint
+from lesiondx.overlay import save_overlay
+
+from .candidates import Detection, detect_candidates
+from .classifier import LiLNet, backbone_stages, grad_cam, predict_proba
+from .config import CtLiverConfig, load
+from .label_tree import LabelTree
+from .liver import chains, hu_liver_mask, inside_liver, vote_by_component
+from .study import Study
+
+REPO_MODELS = Path(__file__).resolve().parents[3] / "models" / "ct-liver"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything ``predict`` needs; ``None`` parts fall back to the rule-based liver / candidate detector."""
+
+    cfg: CtLiverConfig
+    root: Path | None
+    version: str
+    classifier: LiLNet | None = None
+    level: str = "top"
+    liver_net: nn.Module | None = None
+    detector: nn.Module | None = None
+
+    @property
+    def tree(self) -> LabelTree:
+        return LabelTree.from_mapping(self.cfg.label_tree)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.tree.classes(self.level)
+
+
+def stored_side(cfg: CtLiverConfig) -> int:
+    """Classifier crop side: ``crop_px`` plus 1/8 room for random-window augmentation."""
+    return int(round(cfg.crop_px * 9 / 8))
+
+
+def box_crop(grey: np.ndarray, box: Box, cfg: CtLiverConfig) -> np.ndarray:
+    """The box expanded by ``box_margin`` to a ``classify_px``² crop (grey 0..255 → [0, 1])."""
+    return np.clip(lesion_roi(np.asarray(grey, np.float32) / 255.0, box=box, margin=cfg.box_margin,
+                              size=cfg.classify_px), 0, 1)
+
+
+def classifier_input(crop: np.ndarray, cfg: CtLiverConfig) -> np.ndarray:
+    side = stored_side(cfg)
+    return resize(crop, (side, side)).astype(np.float32)
+
+
+def save_classifier(path: Path, model: LiLNet, cfg: CtLiverConfig, level: str, meta: dict[str, Any]) -> Path:
+    return save_checkpoint(path, {"classifier": model}, {**meta, "level": level, "config": config_to_dict(cfg),
+                                                         "n_classes": model.n_classes})
+
+
+def _load_classifier(path: Path) -> tuple[LiLNet, str, dict]:
+    states, meta = load_checkpoint(path)
+    cfg = CtLiverConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["config"].items()})
+    stages = backbone_stages(cfg.backbone, pretrained=False)
+    model = LiLNet(stages, int(meta["n_classes"]), joint=cfg.lilnet, aux=cfg.lilnet, freeze_stem=cfg.backbone == "efficientnet_lite0")
+    model.load_state_dict(states["classifier"])
+    return model.eval(), meta["level"], meta
+
+
+def load_bundle(model: str | Path = "default") -> Bundle:
+    """``"default"`` = the shipped ``models/ct-liver/`` (no IRCADb-derived weights); else a run dir."""
+    root = REPO_MODELS if str(model) == "default" else Path(model)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: model folder not found (give a run dir from `lesiondx train --task ct-liver` or 'default')")
+    cfg = load(root / "config.yaml") if (root / "config.yaml").is_file() else CtLiverConfig()
+    classifier, level, version = None, "top", f"ct-liver:{root.name}"
+    if (root / "classifier.pt").is_file():
+        classifier, level, meta = _load_classifier(root / "classifier.pt")
+        cfg = replace(cfg, label_tree=meta["config"]["label_tree"], crop_px=meta["config"]["crop_px"])
+        version = f"ct-liver:{meta.get('version', root.name)}"
+    liver_net = detector = None
+    if (root / "liver_net.pt").is_file():
+        from lesiondx.models import build_segmenter
+
+        states, _ = load_checkpoint(root / "liver_net.pt")
+        liver_net = build_segmenter("unet", "efficientnet_lite0", in_channels=1, pretrained=False)
+        liver_net.load_state_dict(states["liver_net"])
+        liver_net.eval()
+    if (root / "detector.pt").is_file():
+        from .detector import build_detector
+
+        states, _ = load_checkpoint(root / "detector.pt")
+        detector = build_detector(cfg.detector_px, pretrained=False)
+        detector.load_state_dict(states["detector"])
+        detector.eval()
+    return Bundle(cfg, root, version, classifier, level, liver_net, detector)
+
+
+def liver_mask(study: Study, bundle: Bundle) -> tuple[np.ndarray, str]:
+    """Liver mask and which method made it (``unet`` or ``hu-rule``)."""
+    if bundle.liver_net is not None:
+        from .liver_net import predict_liver
+
+        return predict_liver(bundle.liver_net, study.grey, px=bundle.cfg.liver_px), "unet"
+    cfg = bundle.cfg
+    return hu_liver_mask(study.hu, study.spacing_mm, low=cfg.liver_hu_low, high=cfg.liver_hu_high), "hu-rule"
+
+
+def find_lesions(study: Study, liver: np.ndarray, bundle: Bundle) -> tuple[list[Detection], str]:
+    """Detections with score ≥ ``score_threshold`` and the detector's name."""
+    cfg = bundle.cfg
+    if bundle.detector is not None:
+        from .detector import detect
+
+        found, name = detect(bundle.detector, study.grey), "faster-rcnn-lite0 (learned, run dir)"
+    else:
+        found = detect_candidates(study.hu, liver, study.spacing_mm, min_contrast_hu=cfg.min_contrast_hu,
+                                  min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm)
+        name = "hu-candidates (rule-based, no learned weights)"
+    return [d for d in found if d.score >= cfg.score_threshold], name
+
+
+def classify(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
+    """``(n, n_classes)`` probabilities at the trained level (empty when no classifier)."""
+    if bundle.classifier is None or not crops:
+        return np.zeros((len(crops), len(bundle.classes)))
+    x = np.stack([classifier_input(c, bundle.cfg) for c in crops])
+    return predict_proba(bundle.classifier, x, bundle.cfg.crop_px)
+
+
+def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overlays: int = 8,
+            max_lesions: int = 200) -> dict[str, Any]:
+    """Run the chain on one study; returns the JSON-able result (see ``task.predict``)."""
+    torch.set_num_threads(max(1, bundle.cfg.threads))
+    liver, liver_method = liver_mask(study, bundle)
+    found, detector_name = find_lesions(study, liver, bundle)
+    found = sorted(found, key=lambda d: -d.score)[:max_lesions]
+    flags = vote_by_component(chains([d.slice for d in found], [d.box for d in found]),
+                              [inside_liver(d.box, liver[d.slice], bundle.cfg.inside_liver_fraction) for d in found])
+    crops = [box_crop(study.grey[d.slice], d.box, bundle.cfg) for d in found]
+    probs = classify(crops, bundle)
+    described = bundle.tree.describe(probs, bundle.level) if bundle.classifier is not None else [{} for _ in found]
+    lesions = [{"slice": int(d.slice), "box": d.box.as_list(), "score": round(float(d.score), 4),
+                "inside_liver": bool(f), "probabilities": {k: round(v, 4) for k, v in p.items()},
+                "phase": study.phase} for d, f, p in zip(found, flags, described)]
+    result: dict[str, Any] = {"study": study.study_id, "n_slices": study.n_slices, "detector": detector_name,
+                              "liver_filter": liver_method, "lesions": lesions, "overlays": [], "cams": []}
+    if out is not None:
+        result["overlays"], result["cams"] = _pictures(study, liver, found, flags, described, crops, probs, bundle,
+                                                       Path(out), max_overlays)
+    return result
+
+
+def _pictures(study, liver, found, flags, described, crops, probs, bundle, out: Path, max_overlays: int):
+    out.mkdir(parents=True, exist_ok=True)
+    overlays, cams = [], []
+    def rank(z: int) -> tuple[float, float]:  # slices with inside-liver boxes first, then by score
+        inside = [d.score for d, f in zip(found, flags) if d.slice == z and f]
+        return (-max(inside, default=0.0), -max(d.score for d in found if d.slice == z))
+
+    slices = sorted({d.slice for d in found}, key=rank)[:max_overlays]
+    for z in sorted(slices):
+        idx = [i for i, d in enumerate(found) if d.slice == z]
+        labels = [f"{found[i].score:.2f}{'' if flags[i] else ' OUT'}" for i in idx]
+        path = save_overlay(out / f"{study.study_id}_slice{z:03d}.png", study.grey[z], heatmap=liver[z] * 0.15,
+                            boxes=[found[i].box for i in idx], box_labels=labels,
+                            caption=f"{study.study_id} slice {z}: boxes score >= {bundle.cfg.score_threshold}, OUT = outside liver, blue = liver")
+        overlays.append(str(path))
+    inside = [i for i, f in enumerate(flags) if f]
+    if bundle.classifier is not None and inside:
+        best = inside[0]
+        top = int(np.argmax(probs[best]))
+        heat = grad_cam(bundle.classifier, classifier_input(crops[best], bundle.cfg), top)
+        heat = resize(heat, crops[best].shape)
+        cls = bundle.classes[top]
+        path = save_overlay(out / f"{study.study_id}_cam_slice{found[best].slice:03d}.png", crops[best] * 255, heatmap=heat,
+                            caption=f"Grad-CAM {cls} p={probs[best][top]:.2f}")
+        cams.append(str(path))
+    return overlays, cams
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path

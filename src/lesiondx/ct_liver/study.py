@@ -1,0 +1,113 @@
+"""Studies as volumes: one (patient, phase) of a labelled folder, or an unlabelled series/slice folder.
+
+Grey levels are the abdomen window (0..255). When the input is already windowed (PNG/JPG slices),
+approximate HU are recovered by inverting the abdomen window (W 400, L 40): exact inside −160…240 HU,
+which covers liver parenchyma and most lesions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lesiondx.data import load_manifest
+from lesiondx.io import ImageReadError, MedicalImage, apply_window, get_window, read_image, read_raster_array, read_study, to_display
+from lesiondx.progress import track
+
+WINDOW = "abdomen"
+
+
+@dataclass(frozen=True)
+class Study:
+    """Axial slices in slice order (index 0 = first / most superior).
+
+    ``grey``: ``(S, H, W)`` abdomen-window grey 0..255; ``hu``: HU (or window-inverted HU when
+    ``hu_exact`` is False); ``spacing_mm``: in-plane pixel size or ``None``; ``liver``/``lesion``:
+    reference masks when the folder has them (lesion = label map, k = lesion k, 0 = none).
+    """
+
+    study_id: str
+    patient_id: str
+    grey: np.ndarray
+    hu: np.ndarray
+    hu_exact: bool
+    spacing_mm: float | None
+    phase: str | None = None
+    liver: np.ndarray | None = None
+    lesion: np.ndarray | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.grey.shape[0])
+
+
+def grey_to_hu(grey: np.ndarray) -> np.ndarray:
+    """Approximate HU from abdomen-window grey levels 0..255 (clipped outside the window)."""
+    w = get_window(WINDOW)
+    return np.asarray(grey, dtype=np.float32) / 255.0 * w.width + w.low
+
+
+def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None, **extra) -> Study:
+    """A :class:`Study` from a volume (or one 2D image) read by :mod:`lesiondx.io`."""
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    if pixels.ndim != 3:
+        raise ValueError(f"{study_id}: expected grey slices, got pixel array of shape {image.pixels.shape}")
+    if image.is_hu:
+        grey = apply_window(pixels, WINDOW)
+        hu = pixels.astype(np.float32)
+    else:
+        grey = np.stack([to_display(image.with_pixels(p)) for p in pixels]).astype(np.float32)
+        hu = grey_to_hu(grey)
+    spacing = float(image.spacing[-1]) if image.spacing else None
+    return Study(study_id, patient_id or study_id, grey, hu, bool(image.is_hu), spacing, phase=extra.pop("phase", image.phase),
+                 sources=tuple(str(s) for s in image.sources), **extra)
+
+
+def read_input_study(path: str | Path) -> Study:
+    """A DICOM series folder, a folder of slice images (natural file-name order) or one image file."""
+    path = Path(path)
+    image = read_study(path) if path.is_dir() else read_image(path)
+    return from_image(image, path.name)
+
+
+def _mask(path: str | None, shape: tuple[int, int], label_map: bool) -> np.ndarray:
+    if path is None:
+        return np.zeros(shape, dtype=np.int32)
+    arr = read_raster_array(path, grey=True)
+    if arr.shape != shape:
+        raise ImageReadError(Path(path), f"mask is {arr.shape}, its image is {shape}")
+    return arr.astype(np.int32) if label_map else (arr > 127).astype(np.int32)
+
+
+def labelled_studies(folder: str | Path, patients: list[str] | None = None) -> list[Study]:
+    """One :class:`Study` per (patient, phase) of a dataset folder with ``slice_index`` (IRCADb layout),
+    slices sorted by ``slice_index``; liver/lesion masks read when listed."""
+    manifest = load_manifest(folder)
+    frame = manifest.frame
+    if "slice_index" not in frame.columns:
+        raise ValueError(f"{folder}: labels.csv has no slice_index column (not a slice-wise CT folder)")
+    if patients is not None:
+        frame = frame[frame["patient_id"].isin(patients)]
+    keys = ["patient_id"] + (["phase"] if "phase" in frame.columns else [])
+    out = []
+    for key, rows in frame.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        rows = rows.sort_values("slice_index")
+        images = [read_image(p) for p in track(list(rows["image"]), f"reading {key[0]}")]
+        volume = images[0].with_pixels(np.stack([im.pixels for im in images]).astype(np.float32))
+        volume = MedicalImage(volume.pixels, (1.0, *images[0].spacing) if images[0].spacing else None,
+                              images[0].modality, is_hu=images[0].is_hu, sources=tuple(im.source for im in images))
+        shape = volume.pixels.shape[1:]
+        liver = lesion = None
+        if "liver_mask" in rows.columns:
+            liver = np.stack([_mask(p, shape, False) for p in rows["liver_mask"]]).astype(bool)
+        if "lesion_mask" in rows.columns:
+            lesion = np.stack([_mask(p, shape, manifest.layout.lesion_mask_is_label_map) for p in rows["lesion_mask"]])
+        phase = str(key[1]) if len(key) > 1 and pd.notna(key[1]) else None
+        sid = f"{key[0]}_{phase}" if phase else str(key[0])
+        out.append(from_image(volume, sid, str(key[0]), phase=phase, liver=liver, lesion=lesion))
+    return out

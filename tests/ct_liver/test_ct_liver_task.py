@@ -1,0 +1,37 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from lesiondx.ct_liver import task
+from lesiondx.ct_liver.pipeline import REPO_MODELS
+from lesiondx.data import Box, mask_box
+from lesiondx.io import read_raster_array
+
+from conftest import ircadb_rows, windowed_slices
+
+
+def test_default_predict_flags_a_real_liver_tumour(ircadb_folder, tmp_path):
+    """Shipped default (no IRCADb weights) on windowed real slices with a liver tumour: a box inside the
+    liver on the tumour, class probabilities, overlays and a model version."""
+    rows = ircadb_rows(ircadb_folder, inside=True, n=8)
+    study = windowed_slices(ircadb_folder, rows, tmp_path / "slices")
+    result = task.predict([study], "default", tmp_path / "out")
+    json.dumps(result)  # the service stores it as JSON
+    truth = [mask_box(read_raster_array(ircadb_folder / p) == rows["lesion_value"].iloc[0]) for p in rows["lesion_mask"]]
+    hits = [les for les in result["lesions"] if les["inside_liver"] and truth[les["slice"]] is not None
+            and Box(*les["box"]).iou(truth[les["slice"]]) >= 0.1]
+    assert hits, "no inside-liver box on the tumour"
+    assert "rule-based" in result["detector"] and result["liver_filter"] == "hu-rule"
+    assert result["model_version"].startswith("ct-liver:")
+    assert all(Path(p).is_file() for p in result["overlays"] + result["cams"]) and result["overlays"]
+    if (REPO_MODELS / "classifier.pt").is_file():
+        assert set(hits[0]["probabilities"]) == {"malignant", "benign"}
+        assert result["patient"]["probabilities"]["malignant"] + result["patient"]["probabilities"]["benign"] == pytest.approx(1.0)
+
+
+def test_predict_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError):
+        task.predict([], "default")
+    with pytest.raises(Exception, match="does not exist|not found|neither"):
+        task.predict([tmp_path / "missing"], "default")

@@ -1,0 +1,172 @@
+"""Cross-validated benchmark of DCNN-US variants on one dataset folder (out-of-fold predictions).
+
+    python -m lesiondx.us_liver.benchmark --data /work/shared/data/aul_liver_us --out runs/us_liver/bench
+
+Writes ``oof.csv`` (one column per variant), ``benchmark.json`` (AUCs with DeLong 95% CIs, paired
+DeLong tests, the 1024-wide subgroup, the size-and-scanner baseline) and per-fold curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lesiondx.data import grouped_kfold, load_manifest
+from lesiondx.stats import auc_delong, delong_paired_test
+
+from .cache import cache_name, cached_features
+from .config import load_us_config
+from .lbc import candidate_factors, fit_lbc, lbc_cross_validated, save_nomogram
+from .model import base_backbone
+from .train import cross_validate, size_scanner_baseline
+
+VARIANTS = {
+    "plain_bce_L": {"branches": "L", "triplet_weight": 0.0},
+    "model_L_triplet": {"branches": "L"},
+    "model_LB_triplet": {"branches": "LB"},
+}
+
+
+def classifier_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Benign and malignant rows that have a lesion mask (normal frames are not classified)."""
+    keep = frame["label"].astype(str).isin(["benign", "malignant"]) & frame["lesion_mask"].notna()
+    return frame[keep].reset_index(drop=True)
+
+
+def auc_entry(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    r = auc_delong(y, s)
+    return {"auc": r.auc, "ci": [r.ci_low, r.ci_high], "n_pos": int(y.sum()), "n_neg": int((1 - y).sum())}
+
+
+def summarise(table: pd.DataFrame, scores: dict[str, np.ndarray]) -> dict:
+    """AUC + CI per variant (all, 1024-wide subgroup), and paired DeLong tests between variants."""
+    y = table["y"].to_numpy()
+    wide = table["width"].to_numpy() == 1024
+    out: dict = {"n": int(len(y)), "n_1024_wide": int(wide.sum()), "auc": {}, "auc_1024_wide": {}, "paired_delong": {}}
+    for name, s in scores.items():
+        out["auc"][name] = auc_entry(y, s)
+        if 2 <= y[wide].sum() < wide.sum() - 1:
+            out["auc_1024_wide"][name] = auc_entry(y[wide], s[wide])
+    names = list(scores)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            t = delong_paired_test(y, scores[a], scores[b])
+            out["paired_delong"][f"{a} vs {b}"] = {"auc_diff": t.diff, "diff_ci": [t.diff_ci_low, t.diff_ci_high], "p": t.p}
+    return out
+
+
+def fold0_check(model: str, data: Path, out: Path) -> dict:
+    """ROI proposal vs ground-truth ROIs on fold 0, which neither the segmenter nor fold model 0
+    saw (train() keeps fold 0 out of the segmenter; member 0 tests fold 0)."""
+    from .inference import load_bundle
+    from .task import _score_rows
+
+    bundle = load_bundle(model)
+    bundle.ensemble.members = bundle.ensemble.members[:1]
+    cfg = bundle.config
+    frame = load_manifest(data).frame
+    frame = frame[grouped_kfold(frame, cfg.folds, seed=cfg.seed) == 0]
+    preds = _score_rows(bundle, frame)
+    preds.to_csv(out / "fold0_predictions.csv", index=False)
+    bm = preds[preds["label"].isin(["benign", "malignant"])].reset_index(drop=True)
+    y = bm["label"].eq("malignant").astype(int).to_numpy()
+    result = {"n": int(len(bm)), "proposed_roi": auc_entry(y, bm["score"].fillna(0).to_numpy()),
+              "ground_truth_roi": auc_entry(y, bm["score_gt_roi"].to_numpy()),
+              "proposal_box_iou_median": float(bm["proposal_box_iou"].median()),
+              "proposal_box_iou_ge_0.5": float((bm["proposal_box_iou"] >= 0.5).mean()),
+              "no_lesion_found": int(bm["score"].isna().sum())}
+    return result
+
+
+def timing(model: str, images: list[Path], out: Path) -> dict:
+    """Seconds per image for predict (ROI proposal included), with and without Grad-CAM."""
+    import time
+
+    from .task import predict
+
+    predict(images[:1], model, out / "warmup")
+    result = {}
+    for cam in (False, True):
+        t = time.perf_counter()
+        predict(images, model, out / "timing", cam=cam)
+        result["with_cam" if cam else "without_cam"] = (time.perf_counter() - t) / len(images)
+    return result | {"n_images": len(images), "threads": torch.get_num_threads()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--fold0-check", metavar="MODEL", help="also: proposed vs ground-truth ROIs on fold 0")
+    parser.add_argument("--timing", metavar="MODEL", help="only: predict seconds per image on 20 images")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lbc-on", default="", help="score column fused by Model_LBC (default: last variant)")
+    parser.add_argument("--extra", action="append", default=[], metavar="OOF_CSV:COLUMN:NAME",
+                        help="add another run's out-of-fold column (same rows) to the comparison")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.timing:
+        images = sorted(load_manifest(args.data).frame["image"].map(Path))[:: 25][:20]
+        result = timing(args.timing, images, args.out)
+        (args.out / "timing.json").write_text(json.dumps(result, indent=2))
+        print(result)
+        return
+    if args.fold0_check:
+        result = fold0_check(args.fold0_check, args.data, args.out)
+        (args.out / "fold0_check.json").write_text(json.dumps(result, indent=2, default=float))
+        print(result)
+        return
+    cfg = load_us_config(args.config)
+    frame = load_manifest(args.data).frame
+    folds_all = grouped_kfold(frame, cfg.folds, seed=cfg.seed)
+    rows = classifier_rows(frame.assign(fold=folds_all))
+    from .task import data_hash
+
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else args.out
+    trunk, _, _, _ = base_backbone(cfg.backbone, cfg.trainable_tail)
+    cache = cached_features(rows, cfg, trunk, cache_dir / cache_name(cfg, data_hash(args.data, frame)))
+    folds = cache.table["fold"].to_numpy()
+    _, tail, features, _ = base_backbone(cfg.backbone, cfg.trainable_tail)
+    scores: dict[str, np.ndarray] = {"size_scanner_baseline": size_scanner_baseline(cache.table, folds)}
+    oof = cache.table[["image_id", "patient_id", "label", "y", "fold", "width", "height", "lesion_area",
+                       "lesion_size_rel", "lesion_depth_rel"]].copy()
+    oof["size_scanner_baseline"] = scores["size_scanner_baseline"]
+    epochs = {}
+    for name in filter(None, args.variants.split(",")):
+        vcfg = replace(cfg, **VARIANTS[name]) if name in VARIANTS else cfg
+        cv = cross_validate(cache, tail, features, vcfg, folds)
+        scores[name] = oof[name] = cv.oof
+        epochs[name] = [r.best_epoch for r in cv.results]
+        pd.concat([r.curve.assign(fold=i) for i, r in enumerate(cv.results)]).to_csv(args.out / f"curves_{name}.csv", index=False)
+        print(name, summarise(cache.table, {name: cv.oof})["auc"][name], flush=True)
+    for spec in args.extra:
+        path, column, name = spec.rsplit(":", 2)
+        other = pd.read_csv(path)
+        if list(other["image_id"]) != list(oof["image_id"]):
+            raise ValueError(f"{path}: rows differ from this run's")
+        scores[name] = oof[name] = other[column].to_numpy()
+    best = args.lbc_on or (args.variants.split(",")[-1] if args.variants else "")
+    if best in scores:  # Model_LBC: fusion of the lesion-level score with mask-derived factors, same folds
+        factors = candidate_factors(oof.drop(columns=["size_scanner_baseline", *scores]))
+        scores["model_LBC"] = oof["model_LBC"] = lbc_cross_validated(oof, folds, best, factors)
+        full = fit_lbc(oof, best, factors)
+        full.screen.to_csv(args.out / "lbc_screen.csv", index=False)
+        full.model.table().to_csv(args.out / "lbc_model.csv", index=False)
+        save_nomogram(full, args.out / "lbc_nomogram.png", "Model_LBC nomogram (AUL, mask-derived factors)")
+    summary = summarise(cache.table, scores) | {"best_epochs": epochs, "config": cfg.__dict__}
+    oof.to_csv(args.out / "oof.csv", index=False)
+    (args.out / "benchmark.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(json.dumps(summary["auc"], indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

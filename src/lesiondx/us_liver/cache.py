@@ -1,0 +1,101 @@
+"""Crops and frozen-trunk features, computed once per image (clean + augmented copies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lesiondx.data import mask_box
+from lesiondx.progress import track
+
+from .config import UsLiverConfig
+from .model import Trunk
+from .rois import (UsFrame, augment, background_crop, fixed_side, jitter_box, lesion_crop, read_frame, sector_box,
+                   ultrasonic_factors)
+
+
+@dataclass(frozen=True)
+class FeatureCache:
+    """Trunk features per image: ``lesion``/``background`` are ``(N, copies+1, C, h, w)`` fp16,
+    copy 0 clean; ``table`` holds ids, labels, groups and the size/scanner/mask factors."""
+
+    table: pd.DataFrame
+    lesion: torch.Tensor
+    background: torch.Tensor
+
+
+def frame_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lesion crops, background crops)`` each ``(copies+1, S, S)`` in 0..255; copy 0 is clean."""
+    if frame.lesion is None:
+        raise ValueError("no lesion mask or proposal")
+    box = mask_box(frame.lesion)
+    side = fixed_side(sector_box(frame), cfg.crop_side_frac)
+    size = cfg.crop_size
+    les = [lesion_crop(frame.grey, box, side, size, cfg.crop_margin)]
+    bg0 = background_crop(frame, frame.lesion, size, cfg.background_margin_px)
+    bgs = [bg0]
+    for _ in range(copies):
+        jittered = jitter_box(box, rng)
+        les.append(augment(lesion_crop(frame.grey, jittered, side * rng.uniform(0.9, 1.1), size, cfg.crop_margin), rng))
+        bgs.append(augment(bg0, rng))
+    return np.stack(les), np.stack(bgs)
+
+
+def describe(frame: UsFrame) -> dict[str, float]:
+    """Size-and-scanner factors (baseline only, never model inputs) and mask-derived factors."""
+    h, w = frame.grey.shape
+    out = {"width": float(w), "height": float(h), "lesion_area": float(frame.lesion.sum()) if frame.lesion is not None else np.nan}
+    if frame.lesion is not None:
+        out.update(ultrasonic_factors(frame.lesion, sector_box(frame)))
+    return out
+
+
+@torch.no_grad()
+def trunk_features(trunk: Trunk, crops: np.ndarray, batch: int = 32) -> torch.Tensor:
+    """Frozen-trunk feature maps for ``(N, S, S)`` crops, fp16."""
+    trunk.eval()
+    x = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))
+    return torch.cat([trunk(x[i : i + batch]).half() for i in range(0, len(x), batch)])
+
+
+def build_cache(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: Trunk, *, copies: int, seed: int,
+                frames: list[UsFrame] | None = None) -> FeatureCache:
+    """Features of every row (must have lesion masks, or give ``frames`` with proposed masks)."""
+    rng = np.random.default_rng(seed)
+    lesion, background, info = [], [], []
+    items = list(rows.itertuples(index=False))
+    for i, row in enumerate(track(items, f"caching crops ×{copies + 1}")):
+        frame = frames[i] if frames is not None else read_frame(row.image, row.lesion_mask, row.liver_mask, row.sector_mask)
+        les, bg = frame_crops(frame, cfg, rng, copies)
+        lesion.append(trunk_features(trunk, les))
+        background.append(trunk_features(trunk, bg))
+        info.append(describe(frame))
+    table = pd.concat([rows.reset_index(drop=True), pd.DataFrame(info)], axis=1)
+    table["y"] = table["label"].astype(str).eq("malignant").astype(int)
+    return FeatureCache(table, torch.stack(lesion), torch.stack(background))
+
+
+def cache_name(cfg: UsLiverConfig, digest: str) -> str:
+    """File name of a feature cache: everything that changes the cached features is in it."""
+    return (f"features_{cfg.backbone}_t{cfg.trainable_tail}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
+            f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
+
+
+def cached_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: Trunk, path: Path | None) -> FeatureCache:
+    """``build_cache`` with the clean + ``cfg.augment_copies`` copies, stored at / reused from ``path``."""
+    if path is not None and path.is_file():
+        blob = torch.load(path, weights_only=False)
+        cache = FeatureCache(blob["table"], blob["lesion"], blob["background"])
+        if list(cache.table["image_id"]) != list(rows["image_id"]):
+            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
+        return FeatureCache(rows.reset_index(drop=True).join(cache.table.drop(columns=rows.columns, errors="ignore")),
+                            cache.lesion, cache.background)
+    cache = build_cache(rows, cfg, trunk, copies=cfg.augment_copies, seed=cfg.seed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"table": cache.table, "lesion": cache.lesion, "background": cache.background}, path)
+    return cache

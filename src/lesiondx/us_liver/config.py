@@ -1,0 +1,67 @@
+"""Configuration of the ultrasound liver-lesion task (DCNN-US): one frozen dataclass, YAML/TOML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lesiondx.config import load_config
+
+
+@dataclass(frozen=True)
+class UsLiverConfig:
+    """Every knob of training; defaults are the shipped model's settings."""
+
+    # ROIs (pixels of the original image; no pixel spacing in the JPEGs)
+    crop_size: int = 192  # classifier input side (px)
+    crop_side_frac: float = 0.4  # lesion crop side as a fraction of the scan-sector width (fixed scale)
+    crop_margin: float = 0.15  # extra margin around lesions bigger than the fixed side (fraction)
+    background_margin_px: int = 10  # lesion dilation removed from the liver background ROI
+    # model
+    backbone: str = "efficientnet_lite0"  # or resnet18 (random init offline)
+    branches: str = "LB"  # "L" (lesion only) or "LB" (lesion + liver background)
+    trainable_tail: int = 0  # 0: fine-tune only the last 1x1 conv head; 1: also the last block (Lite0)
+    dropout: float = 0.5
+    # loss
+    triplet_weight: float = 0.5  # 0 gives the plain BCE baseline
+    triplet_margin: float = 0.3  # on L2-normalised embeddings
+    background_weight: float = 0.2  # background-type supervision when such a column exists
+    background_column: str = "background_type"
+    # optimisation
+    epochs: int = 25
+    patience: int = 6  # early stopping on validation AUC (epochs)
+    batch_size: int = 64
+    lr: float = 1e-3  # head learning rate
+    tail_lr: float = 1e-4  # learning rate of the fine-tuned backbone tail (0 freezes it)
+    tta_copies: int = 3  # scores = mean over the clean crop and this many augmented crops (fixed seed)
+    weight_decay: float = 1e-4
+    augment_copies: int = 6  # augmented crops cached per image (flip, rotation, scale, intensity, speckle)
+    folds: int = 5  # grouped CV folds; shipped model = ensemble of the fold models
+    seed: int = 0
+    max_images: int = 0  # 0 = all; >0 subsamples (tests)
+    # lesion / liver / sector segmenter (ROI proposal)
+    seg_size: int = 128  # segmenter input side (px, multiple of 32)
+    seg_epochs: int = 8
+    seg_batch_size: int = 8
+    seg_lr: float = 1e-3
+    seg_max_images: int = 0  # 0 = all
+    seg_from: str = ""  # reuse the segmenter of this checkpoint instead of training one
+    cache_dir: str = ""  # keep trunk-feature caches here (keyed by data hash and ROI settings)
+
+
+def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiverConfig:
+    """Defaults, then ``path`` (YAML/TOML), then keyword overrides; checks values."""
+    config = load_config(UsLiverConfig, path, **overrides)
+    if config.branches not in ("L", "LB"):
+        raise ValueError(f"branches must be 'L' or 'LB', not {config.branches!r}")
+    if config.backbone not in ("efficientnet_lite0", "resnet18"):
+        raise ValueError(f"backbone must be efficientnet_lite0 or resnet18, not {config.backbone!r}")
+    if config.tta_copies > config.augment_copies:
+        raise ValueError(f"tta_copies ({config.tta_copies}) cannot exceed augment_copies ({config.augment_copies})")
+    if config.folds < 3:
+        raise ValueError(f"folds must be at least 3 (test, inner validation, training), not {config.folds}")
+    if config.seg_size % 32:
+        raise ValueError(f"seg_size must be a multiple of 32, not {config.seg_size}")
+    if not 0 < config.crop_side_frac <= 1:
+        raise ValueError(f"crop_side_frac must be in (0, 1], not {config.crop_side_frac}")
+    return config

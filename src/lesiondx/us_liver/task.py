@@ -1,0 +1,245 @@
+"""``lesiondx train|evaluate|predict --task us-liver``: DCNN-US on B-mode liver ultrasound."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from lesiondx.config import config_to_dict
+from lesiondx.data import grouped_kfold, load_manifest, mask_box
+from lesiondx.models import load_checkpoint
+from lesiondx.overlay import save_overlay
+from lesiondx.progress import track
+from lesiondx.stats import auc_delong, write_report, youden_threshold
+
+from .benchmark import classifier_rows
+from .cache import cache_name, cached_features
+from .config import UsLiverConfig, load_us_config
+from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
+from .model import DcnnUs, base_backbone
+from .rois import UsFrame, read_frame
+from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
+from .train import background_types, cross_validate
+
+DATE = "2026-11-24"
+POSITIVE = "malignant"
+
+
+def data_hash(folder: Path, frame: pd.DataFrame) -> str:
+    """sha256 of labels.csv and every image's bytes, in manifest order."""
+    digest = hashlib.sha256()
+    labels = Path(folder) / "labels.csv"
+    if labels.is_file():
+        digest.update(labels.read_bytes())
+    for path in frame["image"]:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _subsample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most ``n`` rows, class-balanced, whole patients (for quick runs and tests)."""
+    if n <= 0 or n >= len(frame):
+        return frame
+    rng = np.random.default_rng(seed)
+    per = max(2, n // frame["label"].nunique())
+    keep = []
+    for _, part in frame.groupby("label"):
+        patients = rng.permutation(part["patient_id"].unique())
+        keep.append(part[part["patient_id"].isin(patients[:per])].head(per))
+    return pd.concat(keep).reset_index(drop=True)
+
+
+def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for fold, part in curves.groupby("fold"):
+        a.plot(part["epoch"], part["train_loss"], label=f"fold {fold}")
+        b.plot(part["epoch"], part["val_auc"], label=f"fold {fold}")
+    a.set(xlabel="epoch", ylabel="training loss")
+    b.set(xlabel="epoch", ylabel="inner-validation AUC")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _segmenter(frame: pd.DataFrame, folds: np.ndarray, cfg: UsLiverConfig) -> tuple[torch.nn.Module, dict, list]:
+    """The ROI segmenter, trained on every frame outside fold 0 (kept unseen for checks); with
+    ``cfg.seg_from`` it starts from that checkpoint's segmenter (``seg_epochs: 0`` reuses it as is).
+    Returns it with its fold-0 Dice per channel and the training log."""
+    init = None
+    if cfg.seg_from:
+        states, meta = load_checkpoint(cfg.seg_from)
+        init = new_segmenter(pretrained=False)
+        init.load_state_dict(states["segmenter"])
+        if cfg.seg_epochs == 0:
+            return init.eval(), meta.get("segmenter_dice_fold0", meta.get("dice", {})), [{"reused_from": cfg.seg_from}]
+    rows = frame if cfg.seg_max_images <= 0 else frame.head(cfg.seg_max_images)
+    x, y = load_seg_arrays(rows, cfg.seg_size)
+    fold = folds[: len(rows)]
+    log: list[dict] = [{"started_from": cfg.seg_from}] if cfg.seg_from else []
+    segmenter = train_segmenter(x[fold != 0], y[fold != 0], epochs=cfg.seg_epochs, batch_size=cfg.seg_batch_size,
+                                lr=cfg.seg_lr, seed=cfg.seed, log=log, init=init)
+    dice = segmenter_dice(segmenter, x[fold == 0], y[fold == 0]) if (fold == 0).any() else {}
+    return segmenter, dice, log
+
+
+def train(data: Path, out: Path, config: Path | None = None) -> Path:
+    """Segmenter + k fold heads (ensemble); threshold by Youden on the inner-validation scores.
+    Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json."""
+    cfg = load_us_config(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    frame = _subsample(load_manifest(data).frame, cfg.max_images, cfg.seed)
+    digest = data_hash(Path(data), frame)
+    (out / "data_hash.txt").write_text(digest + "\n")
+    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    folds = grouped_kfold(frame, cfg.folds, seed=cfg.seed)
+    # ROI proposal: trained on every frame outside fold 0 (fold 0 stays unseen by it, for checks)
+    segmenter, seg_dice, seg_log = _segmenter(frame, folds, cfg)
+    # classifier: fold heads on cached trunk features of the ground-truth lesion ROIs
+    rows = classifier_rows(frame.assign(fold=folds))
+    trunk, tail, features, pretrained = base_backbone(cfg.backbone, cfg.trainable_tail)
+    cache = cached_features(rows, cfg, trunk, Path(cfg.cache_dir) / cache_name(cfg, digest) if cfg.cache_dir else None)
+    cv = cross_validate(cache, tail, features, cfg, cache.table["fold"].to_numpy())
+    y_all = cache.table["y"].to_numpy()
+    val_idx = np.concatenate([r.val_index for r in cv.results])
+    val_scores = np.concatenate([r.val_scores for r in cv.results])
+    threshold = float(youden_threshold(y_all[val_idx], val_scores).threshold)
+    n_bg = background_types(cache.table, cfg.background_column)[1]
+    members = []
+    for r in cv.results:
+        net = DcnnUs(tail, features, branches=cfg.branches, dropout=cfg.dropout, n_background_types=n_bg)
+        net.load_state_dict(r.state)
+        members.append(net.eval())
+    oof = cache.table[["image_id", "patient_id", "label", "fold", "width"]].assign(score=cv.oof)
+    oof.to_csv(out / "cv_predictions.csv", index=False)
+    curves = pd.concat([r.curve.assign(fold=i) for i, r in enumerate(cv.results)])
+    curves.to_csv(out / "curves.csv", index=False)
+    _plot_curves(curves, out / "curves.png")
+    auc = auc_delong(y_all, cv.oof)
+    summary = {
+        "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high], "n": int(len(y_all)),
+        "threshold": threshold, "best_epochs": [r.best_epoch for r in cv.results],
+        "segmenter_dice_fold0": seg_dice, "segmenter_log": seg_log, "pretrained_backbone": pretrained,
+        "data_hash": digest, "seconds": time.time() - t0,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    meta = {"config": config_to_dict(cfg), "threshold": threshold, "date": DATE, "data_hash": digest,
+            "n_background_types": n_bg, "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high],
+            "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
+    save_bundle(out / CHECKPOINT, segmenter, members, meta)
+    return out
+
+
+def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None:
+        return float("nan")
+    box_a, box_b = mask_box(a), mask_box(b)
+    return box_a.iou(box_b) if box_a and box_b else 0.0
+
+
+def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per image: score with the proposed ROI (as in practice) and with the ground-truth ROI."""
+    records = []
+    for row in track(list(frame.itertuples(index=False)), "scoring images"):
+        truth = read_frame(row.image, row.lesion_mask, row.liver_mask, row.sector_mask)
+        prop = propose(bundle.segmenter, truth.grey, bundle.config.seg_size)
+        rec = {"image_id": row.image_id, "patient_id": row.patient_id, "label": row.label,
+               "width": truth.grey.shape[1], "height": truth.grey.shape[0], "score": np.nan,
+               "score_gt_roi": np.nan, "proposal_box_iou": _iou(prop.lesion if prop.box else None, truth.lesion)}
+        if prop.box is not None:
+            used = UsFrame(truth.grey, prop.lesion, prop.liver if prop.liver.any() else None,
+                           prop.sector if prop.sector.any() else None)
+            rec["score"] = score_frame(bundle, used).probability
+            rec["box"] = json.dumps(prop.box.as_list())
+        if truth.lesion is not None:
+            rec["score_gt_roi"] = score_frame(bundle, truth).probability
+        records.append(rec)
+    return pd.DataFrame(records)
+
+
+def _auc(frame: pd.DataFrame, col: str) -> dict | None:
+    part = frame.dropna(subset=[col])
+    y = part["label"].eq(POSITIVE).to_numpy()
+    if y.sum() < 2 or (~y).sum() < 2:
+        return None
+    r = auc_delong(y, part[col].to_numpy())
+    return {"auc": r.auc, "auc_ci": [r.ci_low, r.ci_high], "n_pos": int(y.sum()), "n_neg": int((~y).sum())}
+
+
+def evaluate(model: str, data: Path, out: Path) -> dict:
+    """predictions.csv, metrics.json (image/patient sections at the model's fixed threshold, with the
+    segmenter's ROIs), the HTML report, ground-truth-ROI metrics, normal frames, 1024-wide subgroup."""
+    bundle = load_bundle(model)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = load_manifest(data).frame
+    preds = _score_rows(bundle, frame)
+    preds.to_csv(out / "predictions.csv", index=False)
+    labelled = preds[preds["label"].isin(["benign", POSITIVE])]
+    missing = labelled["score"].isna()
+    # a frame where the segmenter found nothing gets score 0 (called benign): counted, not dropped
+    scored = labelled.assign(score=labelled["score"].fillna(0.0))
+    write_report(scored, out, label_col="label", positive=POSITIVE, score_col="score",
+                          patient_col="patient_id", threshold=bundle.threshold,
+                          title=f"DCNN-US ({bundle.version}) — benign vs malignant, proposed ROIs")
+    metrics = json.loads((out / "metrics.json").read_text())
+    gt = labelled.dropna(subset=["score_gt_roi"])
+    if len(gt) and gt["label"].nunique() == 2:
+        write_report(gt.assign(score=gt["score_gt_roi"]), out / "ground_truth_roi", label_col="label",
+                     positive=POSITIVE, patient_col="patient_id", threshold=bundle.threshold,
+                     title=f"DCNN-US ({bundle.version}) — ground-truth lesion ROIs")
+        gt_metrics = json.loads((out / "ground_truth_roi" / "metrics.json").read_text())
+        metrics["ground_truth_roi"] = {"image": gt_metrics["image"], "patient": gt_metrics["patient"]}
+    wide = scored[scored["width"] == 1024]
+    metrics["subgroup_1024_wide"] = {"proposed_roi": _auc(wide, "score"), "ground_truth_roi": _auc(wide, "score_gt_roi")}
+    normal = preds[preds["label"].eq("normal")]["score"].dropna()
+    metrics["normal"] = {"n": int(len(normal)), "mean": float(normal.mean()) if len(normal) else None,
+                         "quantiles_10_50_90": normal.quantile([0.1, 0.5, 0.9]).tolist() if len(normal) else None,
+                         "called_malignant": float((normal >= bundle.threshold).mean()) if len(normal) else None}
+    iou = labelled["proposal_box_iou"].dropna()
+    metrics["roi_proposal"] = {"no_lesion_found": int(missing.sum()), "box_iou_median": float(iou.median()) if len(iou) else None,
+                               "box_iou_ge_0.5": float((iou >= 0.5).mean()) if len(iou) else None}
+    metrics["model_version"] = bundle.version
+    metrics["threshold_source"] = "Youden on inner-validation scores at training time (fixed)"
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    return metrics
+
+
+def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: object) -> dict:
+    """Per image: lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at the
+    shipped threshold, and a Grad-CAM overlay PNG (``cam=False`` skips it). JSON-serialisable."""
+    bundle = load_bundle(model)
+    roi, cam = options.get("roi"), bool(options.get("cam", True))
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for image in inputs:
+        t = time.perf_counter()
+        frame, source = frame_for(bundle, image, roi)
+        scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
+        label = POSITIVE if scored.probability >= bundle.threshold else "benign"
+        overlay = None
+        if out_dir is not None:
+            overlay = str(out_dir / f"{Path(image).stem}_us_liver.png")
+            save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
+                         caption=f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
+                                 f"heat map: Grad-CAM evidence for '{label}' - research use, not a diagnosis")
+        results.append({"image": str(image), "box": scored.box.as_list(), "roi_source": source,
+                        "probability": scored.probability, "label": label, "threshold": bundle.threshold,
+                        "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
+    return {"task": "us-liver", "model_version": bundle.version, "results": results}

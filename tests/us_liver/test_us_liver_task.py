@@ -1,0 +1,119 @@
+"""End to end on real AUL images: train a tiny DCNN-US, evaluate it on a renamed copy of the folder,
+predict with proposed and user ROIs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from lesiondx.io import ImageReadError
+from lesiondx.models import MAX_SHIPPED_MB, size_mb
+from lesiondx.us_liver import task
+
+REPO = Path(__file__).resolve().parents[2]
+MINI = REPO / "examples" / "aul_liver_us_mini"
+TINY = """crop_size: 64
+epochs: 3
+patience: 3
+augment_copies: 1
+tta_copies: 1
+folds: 3
+batch_size: 4
+seg_size: 64
+seg_epochs: 1
+seg_batch_size: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def mini() -> Path:
+    if not (MINI / "labels.csv").is_file():
+        pytest.skip(f"example folder {MINI} missing")
+    return MINI
+
+
+@pytest.fixture(scope="module")
+def run(mini: Path, tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("usl")
+    (root / "tiny.yaml").write_text(TINY)
+    return task.train(mini, root / "run", root / "tiny.yaml")
+
+
+def test_train_writes_run_directory(run: Path, mini: Path):
+    for name in ("us_liver.pt", "config.yaml", "data_hash.txt", "curves.csv", "curves.png", "cv_predictions.csv"):
+        assert (run / name).is_file(), name
+    assert size_mb(run / "us_liver.pt") < MAX_SHIPPED_MB
+    assert len((run / "data_hash.txt").read_text().strip()) == 64
+    oof = pd.read_csv(run / "cv_predictions.csv")
+    labels = pd.read_csv(mini / "labels.csv")
+    # normal frames are not classified; every benign/malignant frame gets exactly one out-of-fold score
+    assert sorted(oof["image_id"]) == sorted(labels.loc[labels["label"] != "normal", "image_id"])
+    assert oof["score"].between(0, 1).all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 <= summary["threshold"] <= 1 and summary["pretrained_backbone"]
+
+
+def _renamed_copy(src: Path, dst: Path) -> Path:
+    """Same layout, other file names and ids: evaluation must not depend on them."""
+    frame = pd.read_csv(src / "labels.csv")
+    for col in ("image", "lesion_mask", "liver_mask", "sector_mask"):
+        new = []
+        for i, rel in enumerate(frame[col]):
+            if not isinstance(rel, str):
+                new.append(rel)
+                continue
+            target = Path(rel).parent / f"case{i:03d}{Path(rel).suffix}"
+            (dst / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / rel, dst / target)
+            new.append(str(target))
+        frame[col] = new
+    frame["image_id"] = [f"case{i:03d}" for i in range(len(frame))]
+    frame.to_csv(dst / "labels.csv", index=False)
+    return dst
+
+
+def test_evaluate_on_renamed_folder(run: Path, mini: Path, tmp_path: Path):
+    data = _renamed_copy(mini, tmp_path / "data")
+    metrics = task.evaluate(str(run), data, tmp_path / "eval")
+    preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert list(preds["image_id"]) == list(pd.read_csv(data / "labels.csv")["image_id"])
+    assert {"image_id", "patient_id", "label", "score"} <= set(preds.columns)
+    for level in ("image", "patient"):
+        for key in ("auc", "auc_ci", "accuracy", "sensitivity", "specificity", "ppv", "npv", "threshold"):
+            assert key in metrics[level], (level, key)
+        assert metrics[level]["threshold"] == pytest.approx(json.loads((run / "summary.json").read_text())["threshold"])
+    assert metrics["image"]["n"] == int((preds["label"] != "normal").sum())
+    assert metrics["normal"]["n"] == int((preds["label"] == "normal").sum())
+    assert "ground_truth_roi" in metrics and "subgroup_1024_wide" in metrics
+    assert (tmp_path / "eval" / "report.html").is_file()
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["model_version"] == metrics["model_version"]
+
+
+def test_predict_proposed_and_user_roi(run: Path, mini: Path, tmp_path: Path):
+    image = sorted((mini / "images").glob("malignant_*.jpg"))[0]
+    out = task.predict([image], str(run), tmp_path)
+    json.dumps(out)
+    r = out["results"][0]
+    assert 0 <= r["probability"] <= 1 and r["label"] in ("benign", "malignant") and r["model_version"]
+    assert r["roi_source"] == "proposed"
+    with Image.open(r["overlay"]) as png, Image.open(image) as src:
+        assert png.size[0] == src.size[0] and png.size[1] >= src.size[1]
+    user = task.predict([image], str(run), None, roi="100,120,80,60")["results"][0]
+    assert user["box"] == [100, 120, 180, 180] and user["roi_source"] == "user" and user["overlay"] is None
+
+
+def test_predict_rejects_bad_input(run: Path, tmp_path: Path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError, match="broken.jpg"):
+        task.predict([bad], str(run), None)
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        task.predict([bad], str(tmp_path / "nowhere"), None)

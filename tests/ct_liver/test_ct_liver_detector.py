@@ -8,7 +8,7 @@ from lesiondx.data import mask_box
 from lesiondx.io import read_image, read_raster_array
 from lesiondx.models import save_checkpoint
 
-from conftest import ircadb_rows, windowed_slices
+from ct_liver_helpers import ircadb_rows, windowed_slices
 
 
 def test_candidate_detector_finds_a_phantom_lesion():

@@ -6,7 +6,7 @@ from lesiondx.ct_liver.synthetic import phantom_slice
 from lesiondx.data import Box, mask_box
 from lesiondx.io import read_image, read_raster_array
 
-from conftest import ircadb_rows
+from ct_liver_helpers import ircadb_rows
 
 
 def test_inside_liver_drops_boxes_outside():

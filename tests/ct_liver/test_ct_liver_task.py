@@ -8,7 +8,7 @@ from lesiondx.ct_liver.pipeline import REPO_MODELS
 from lesiondx.data import Box, mask_box
 from lesiondx.io import read_raster_array
 
-from conftest import ircadb_rows, windowed_slices
+from ct_liver_helpers import ircadb_rows, windowed_slices
 
 
 def test_default_predict_flags_a_real_liver_tumour(ircadb_folder, tmp_path):

@@ -17,6 +17,7 @@ from lesiondx.data import Manifest, grouped_split, load_manifest
 from lesiondx.io import read_raster_array, resize
 from lesiondx.models import bce_dice_loss, save_checkpoint, size_mb
 from lesiondx.progress import track
+from lesiondx.models.training import optimise_step
 
 from .config import CovidConfig
 from .model import CHECKPOINT, build_model, checkpoint_meta, predict_probs, to_input
@@ -124,11 +125,7 @@ def train_segmenter(data: Path, run_dir: Path, config: CovidConfig) -> Path:
                 continue  # batch-norm needs two samples
             x, y = augment(x_all[idx], y_all[idx], config, gen)
             loss = bce_dice_loss(model(x), y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(optimise_step(loss, optimiser, scheduler))
         val = mean_dice(predict_probs(model, val_set.images, batch=config.infer_batch), val_set.masks) if len(val_set.ids) else float("nan")
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
                         "val_dice": val, "seconds": round(time.time() - started, 1)})

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lesiondx.models import build_backbone
+from lesiondx.models.training import optimise_step
 
 N_COPIES = 5  # original + four quadrant-masked copies
 
@@ -235,11 +236,7 @@ def fit(model: LiLNet, crops: np.ndarray, allowed: np.ndarray, *, epochs: int, b
             outs = model.forward_features(_augment(feats, rng, cells))
             loss = lilnet_loss(outs, target[idx], joint=model.joint, aux_weight=aux_weight,
                                distill_weight=distill_weight, temperature=temperature)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += optimise_step(loss, opt, sched) * len(idx)
         if log:
             log(f"epoch {epoch + 1}/{epochs} loss {total / len(data):.4f}")
     return model.eval()

@@ -11,6 +11,7 @@ from torch import nn
 
 from lesiondx.data import Box, boxes_from_mask
 from lesiondx.models import efficientnet_lite0
+from lesiondx.models.training import optimise_step
 
 from .candidates import Detection
 
@@ -64,12 +65,9 @@ def train_detector(slices: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]],
         targets = [{"boxes": torch.tensor([b.as_list() for b in boxes[i]], dtype=torch.float32).reshape(-1, 4),
                     "labels": torch.ones(len(boxes[i]), dtype=torch.int64)} for i in idx]
         loss = sum(model(images, targets).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+        value = optimise_step(loss, opt, sched)
         if log and (step % 50 == 0 or step == steps - 1):
-            log(f"detector step {step + 1}/{steps} loss {float(loss.detach()):.3f}")
+            log(f"detector step {step + 1}/{steps} loss {value:.3f}")
     return model.eval()
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from lesiondx.io import resize
 from lesiondx.models import bce_dice_loss, build_segmenter
+from lesiondx.models.training import optimise_step
 
 
 def _prep(grey: np.ndarray, px: int) -> torch.Tensor:
@@ -41,11 +42,7 @@ def train_liver_net(slices: Sequence[np.ndarray], masks: Sequence[np.ndarray], *
             shift = int(rng.integers(-px // 12, px // 12 + 1))
             xb, yb = torch.roll(x[idx], shift, dims=-1), torch.roll(y[idx], shift, dims=-1)
             loss = bce_dice_loss(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += optimise_step(loss, opt, sched) * len(idx)
         if log:
             log(f"liver epoch {epoch + 1}/{epochs} loss {total / len(x):.4f}")
     return model.eval()

@@ -14,6 +14,7 @@ from lesiondx.data import Box, mask_box
 from lesiondx.io.windows import resize
 from lesiondx.models import bce_dice_loss, build_segmenter, dice_score
 from lesiondx.progress import track
+from lesiondx.models.training import optimise_step
 
 from .rois import UsFrame, read_frame
 
@@ -89,11 +90,7 @@ def train_segmenter(
             xb[flip], yb[flip] = xb[flip].flip(-1), yb[flip].flip(-1)
             xb = xb * (0.85 + 0.3 * torch.rand(len(idx), 1, 1, 1, generator=gen))
             loss = per_channel_loss(model(xb), yb)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += float(loss.detach()) * len(idx)
+            total += optimise_step(loss, optimiser, schedule) * len(idx)
         if log is not None:
             log.append({"epoch": epoch + 1, "seg_loss": total / len(x)})
     return model.eval()

@@ -15,6 +15,7 @@ from torch import nn
 from lesiondx.data import grouped_kfold
 from lesiondx.progress import track
 from lesiondx.stats import auc_score
+from lesiondx.models.training import optimise_step
 
 from .cache import FeatureCache
 from .config import UsLiverConfig
@@ -105,10 +106,7 @@ def fit_head(cache: FeatureCache, tail: nn.Module, features: int, train_idx: np.
                 loss = loss + cfg.triplet_weight * batch_hard_triplet(z, yb.long(), cfg.triplet_margin)
             if net.background_head is not None and bg_codes is not None and cfg.background_weight > 0:
                 loss = loss + cfg.background_weight * F.cross_entropy(net.background_head(zb), torch.as_tensor(bg_codes[idx]))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(idx)
+            total += optimise_step(loss, optimiser) * len(idx)
         val = score(net, cache, val_idx, cfg.tta_copies)
         y_val = y_all[val_idx]
         auc = float(auc_score(y_val, val)) if 0 < y_val.sum() < len(y_val) else float("nan")

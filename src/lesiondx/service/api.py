@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
 
 from lesiondx import __version__
@@ -152,6 +153,12 @@ def study_detail(study: Study) -> dict[str, Any]:
     }
 
 
+def render_pages() -> dict[str, str]:
+    """The web pages, rendered once: each extends ``web/_layout.html`` (header, nav, disclaimer)."""
+    env = Environment(loader=FileSystemLoader(WEB), autoescape=True)
+    return {name: env.get_template(name).render() for name in ("index.html", "study.html", "reader.html")}
+
+
 def create_app(settings: Settings, predictor: Predictor | None = None, *, start_background: bool = True) -> FastAPI:
     """The FastAPI app. ``predictor`` is the test hook (default: the real task models);
     ``start_background=False`` leaves the worker and DICOM node stopped (for unit tests)."""
@@ -252,17 +259,19 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
 
     app.include_router(reader_router)
 
+    pages = render_pages()
+
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(WEB / "index.html")
+    def index() -> HTMLResponse:
+        return HTMLResponse(pages["index.html"])
 
     @app.get("/studies/{study_id}", include_in_schema=False)
-    def study_page(study_id: str) -> FileResponse:
-        return FileResponse(WEB / "study.html")
+    def study_page(study_id: str) -> HTMLResponse:
+        return HTMLResponse(pages["study.html"])
 
     @app.get("/reader", include_in_schema=False)
-    def reader_page() -> FileResponse:
-        return FileResponse(WEB / "reader.html")
+    def reader_page() -> HTMLResponse:
+        return HTMLResponse(pages["reader.html"])
 
     @app.get("/favicon.svg", include_in_schema=False)
     @app.get("/favicon.ico", include_in_schema=False)

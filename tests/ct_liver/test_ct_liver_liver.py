@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from lesiondx.ct_liver.liver import chains, dice, hu_liver_mask, inside_liver, vote_by_component
+from lesiondx.ct_liver.liver import chains, hu_liver_mask, inside_liver, vote_by_component
 from lesiondx.ct_liver.synthetic import phantom_slice
 from lesiondx.data import Box, mask_box
 from lesiondx.io import read_image, read_raster_array
+from lesiondx.models import dice_score
 
 from ct_liver_helpers import ircadb_rows
 
@@ -31,7 +32,7 @@ def test_hu_rule_finds_the_phantom_liver():
     hu = np.stack([s[0] for s in slices])
     ref = np.stack([s[1] for s in slices])
     mask = hu_liver_mask(hu, 2.5)
-    assert dice(mask, ref) > 0.85
+    assert dice_score(mask, ref) > 0.85
     assert mask[:, 55, 45].all()  # the hypodense lesion inside the liver stays inside the mask
 
 

@@ -63,3 +63,4 @@ def test_dice_score():
     b[1:3] = 1
     assert dice_score(a, b) == pytest.approx(0.5)
     assert dice_score(torch.zeros(2, 2), torch.zeros(2, 2)) == 1.0
+    assert dice_score(a.numpy() > 0, b.numpy()) == pytest.approx(0.5)  # NumPy masks, bool or 0/1

@@ -10,6 +10,7 @@ import pandas as pd
 
 from lesiondx.data import Manifest
 from lesiondx.io import read_raster_array
+from lesiondx.models import dice_score
 from lesiondx.progress import track
 from lesiondx.stats import bootstrap_statistic
 from lesiondx.stats.report import to_jsonable
@@ -29,11 +30,6 @@ def evaluation_rows(manifest: Manifest) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    total = pred.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2 * (pred & truth).sum() / total)
-
-
 def segment_slices(manifest: Manifest, model: LoadedModel) -> pd.DataFrame:
     """Per slice: Dice, sensitivity and specificity of the lesion mask at ``prob_threshold`` (original
     resolution), without and with the lung-field filter (border air kept: MedSeg slices are cropped)."""
@@ -49,8 +45,8 @@ def segment_slices(manifest: Manifest, model: LoadedModel) -> pd.DataFrame:
         prob = resize_stack(prob_small, truth.shape)[0]
         lung_full = resize_stack(lung[None].astype(np.float32), truth.shape, nearest=True)[0] > 0.5
         pred = prob >= cfg.prob_threshold
-        record = {"image_id": row["image_id"], "infection_pixels": int(truth.sum()), "dice": _dice(pred, truth),
-                  "dice_lung": _dice(pred & lung_full, truth),
+        record = {"image_id": row["image_id"], "infection_pixels": int(truth.sum()), "dice": dice_score(pred, truth),
+                  "dice_lung": dice_score(pred & lung_full, truth),
                   "sensitivity": float((pred & truth).sum() / max(1, truth.sum())),
                   "specificity": float((~pred & ~truth).sum() / max(1, (~truth).sum())),
                   "truth_in_lung": float((truth & lung_full).sum() / max(1, truth.sum()))}

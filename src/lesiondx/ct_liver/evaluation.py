@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from lesiondx.data import Box, read_lesion_table
+from lesiondx.models import dice_score
 from lesiondx.stats import detection_prf, wilson_ci
 
 from .candidates import Detection, detect_candidates
 from .detector import lesion_boxes
-from .liver import chains, dice, hu_liver_mask, inside_liver, vote_by_component
+from .liver import chains, hu_liver_mask, inside_liver, vote_by_component
 from .multiphase import multiphase_metrics
 from .pipeline import Bundle, box_crop, classify, liver_mask
 from .study import Study
@@ -84,10 +85,10 @@ def evaluate_liver(studies: list[Study], bundle: Bundle) -> dict[str, Any]:
     for study in studies:
         if study.liver is None or not study.liver.any():
             continue
-        row = {"hu-rule": dice(hu_liver_mask(study.hu, study.spacing_mm, low=bundle.cfg.liver_hu_low,
+        row = {"hu-rule": dice_score(hu_liver_mask(study.hu, study.spacing_mm, low=bundle.cfg.liver_hu_low,
                                              high=bundle.cfg.liver_hu_high), study.liver)}
         if bundle.liver_net is not None:
-            row["unet"] = dice(liver_mask(study, bundle)[0], study.liver)
+            row["unet"] = dice_score(liver_mask(study, bundle)[0], study.liver)
         out[study.study_id] = row
     return out
 

@@ -95,13 +95,6 @@ def inside_liver(box: Box, liver_slice: np.ndarray, min_fraction: float = 0.3) -
     return centre_in or inside_fraction(box, liver_slice) >= min_fraction
 
 
-def dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty)."""
-    pred, ref = np.asarray(pred, bool), np.asarray(ref, bool)
-    total = pred.sum() + ref.sum()
-    return 1.0 if total == 0 else float(2 * (pred & ref).sum() / total)
-
-
 def filter_boxes(boxes: Sequence[Box], liver_slice: np.ndarray, min_fraction: float = 0.3) -> list[bool]:
     """``inside_liver`` flag for each box on one slice."""
     return [inside_liver(b, liver_slice, min_fraction) for b in boxes]

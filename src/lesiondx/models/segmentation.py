@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,8 +67,9 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, target) + dice_loss(logits, target)
 
 
-def dice_score(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> float:
-    """Hard Dice of two binary masks (1.0 when both are empty)."""
-    pred, target = pred.bool(), target.bool()
-    total = pred.sum().item() + target.sum().item()
-    return 1.0 if total == 0 else 2 * (pred & target).sum().item() / (total + eps)
+def dice_score(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> float:
+    """Hard Dice of two binary masks, NumPy arrays or tensors (non-zero = inside; 1.0 when both are empty)."""
+    pred, target = (np.asarray(m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m, dtype=bool)
+                    for m in (pred, target))
+    total = int(pred.sum()) + int(target.sum())
+    return 1.0 if total == 0 else 2 * int((pred & target).sum()) / total

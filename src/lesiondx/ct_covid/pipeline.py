@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from lesiondx.data import QUADRANTS, Box, boxes_from_mask, quadrant
-from lesiondx.io import apply_window
+from lesiondx.io import display_grey
 from lesiondx.overlay import save_overlay
 
 from .config import CovidConfig
@@ -65,15 +65,6 @@ def resize_stack(stack: np.ndarray, shape: tuple[int, int], *, nearest: bool = F
     else:
         y = F.interpolate(x, size=shape, mode="bilinear", antialias=True, align_corners=False)
     return y[:, 0].numpy()
-
-
-def to_grey(pixels: np.ndarray, is_hu: bool, config: CovidConfig) -> np.ndarray:
-    """Grey levels 0..255 as the model saw in training: the task window for HU, else min-max 8-bit."""
-    pixels = np.asarray(pixels, dtype=np.float32)
-    if is_hu:
-        return apply_window(pixels, config.window)
-    top = float(pixels.max()) if pixels.size else 0.0
-    return pixels if top <= 255.0 else pixels * (255.0 / top)
 
 
 def robust_max(values: np.ndarray, n: int) -> float:
@@ -129,7 +120,7 @@ def analyse_series(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    grey = to_grey(pixels, is_hu, config)
+    grey = display_grey(pixels, is_hu, config.window)  # as the model saw in training
     small = resize_stack(grey, (size, size))
     lungs = np.stack([lung_field(s, config.lung_threshold_grey, min_area=config.lung_min_area,
                                  closing=config.lung_closing, remove_border_air=border) for s in small])

@@ -17,12 +17,12 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
-from lesiondx.io import read_image, read_study
+from lesiondx.io import display_grey, read_image, read_study
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
 from .model import CONFIG, load_model
-from .pipeline import analyse_series, save_positive_overlays, to_grey
+from .pipeline import analyse_series, save_positive_overlays
 from .segmentation import evaluate_segmentation
 from .train import train_segmenter
 
@@ -117,7 +117,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     cfg = loaded.config
     overlays: list[str] = []
     if out is not None:
-        overlays = save_positive_overlays(result, to_grey(pixels, image.is_hu, cfg), Path(out))
+        overlays = save_positive_overlays(result, display_grey(pixels, image.is_hu, cfg.window), Path(out))
     rule = {"k_consecutive": cfg.k_consecutive, "prob_threshold": cfg.prob_threshold, "min_area_px": cfg.min_area,
             "model_resolution": cfg.input_size, **result.patient.to_dict()}
     rule.pop("decision")

@@ -55,13 +55,18 @@ def apply_window(hu: np.ndarray, window: str | Window | tuple[float, float]) -> 
     return np.clip(scaled, 0.0, 1.0) * 255.0
 
 
-def to_display(image: MedicalImage, window: str | Window | tuple[float, float] = "abdomen") -> np.ndarray:
-    """Grey levels 0..255: windowed when the pixels are HU, min-max scaled 8/16-bit otherwise."""
-    if image.is_hu:
-        return apply_window(image.pixels, window)
-    pixels = image.pixels.astype(np.float32)
+def display_grey(pixels: np.ndarray, is_hu: bool, window: str | Window | tuple[float, float] = "abdomen") -> np.ndarray:
+    """Grey levels 0..255: windowed when ``pixels`` are HU, else 16-bit values scaled by their maximum."""
+    if is_hu:
+        return apply_window(pixels, window)
+    pixels = np.asarray(pixels, dtype=np.float32)
     top = float(pixels.max()) if pixels.size else 0.0
     return pixels if top <= 255.0 else pixels * (255.0 / top)
+
+
+def to_display(image: MedicalImage, window: str | Window | tuple[float, float] = "abdomen") -> np.ndarray:
+    """:func:`display_grey` of an image's pixels."""
+    return display_grey(image.pixels, image.is_hu, window)
 
 
 def resize(array: np.ndarray, shape: tuple[int, ...], *, order: int = 1) -> np.ndarray:

@@ -41,7 +41,7 @@ def config_from_mapping(cls: type[C], data: dict[str, Any], *, source: str = "co
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
-        default = getattr(cls, name, None) if not isinstance(fields[name].default, dataclasses._MISSING_TYPE) else None
+        default = None if fields[name].default is dataclasses.MISSING else fields[name].default
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{source}: {name} must be true or false, not {value!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool):

@@ -99,3 +99,14 @@ def test_examples_summarise_through_the_cli():
     assert json.loads(result.output)["labels"] == {"benign": 3, "malignant": 3, "normal": 1}
     bad = CliRunner().invoke(app, ["data", "summary", str(EXAMPLES)])
     assert bad.exit_code == 2 and "labels.csv not found" in bad.output
+
+
+def test_require_files_names_missing_files_only(tmp_path):
+    folder = _write_csv(tmp_path / "nopid", "image_id,label,image\nx,benign,x.png\n")
+    (folder / "x.png").write_bytes(b"\x89PNG")
+    manifest = load_manifest(folder)
+    assert any("no patient_id" in p for p in manifest.problems)
+    manifest.require_files()  # a missing patient_id column is a problem to report, not a missing file
+    (folder / "x.png").unlink()
+    with pytest.raises(ManifestError, match="1 image file\\(s\\) missing"):
+        manifest.require_files()

@@ -62,9 +62,10 @@ class Manifest:
         return Manifest(self.root, self.frame[mask].reset_index(drop=True), self.layout, self.problems)
 
     def require_files(self) -> None:
-        """Raise :class:`ManifestError` if any listed image or mask file is missing."""
-        if self.problems:
-            raise ManifestError(self.root / "labels.csv", "; ".join(self.problems[:5]))
+        """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing."""
+        missing = _missing_files(self.frame)
+        if missing:
+            raise ManifestError(self.root / "labels.csv", "; ".join(missing))
 
 
 def _resolve(root: Path, value: object) -> str | None:
@@ -129,13 +130,13 @@ def load_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
         if frame[column].dtype == object and column not in ("image", *MASK_COLUMNS.values()):
             frame[column] = frame[column].replace("", None)
     if check_files:
-        problems.extend(_missing_files(frame, csv_path))
+        problems.extend(_missing_files(frame))
     layout = detect_layout(frame, root)
     frame = layout.normalise(frame, root)
     return Manifest(root=root, frame=frame.reset_index(drop=True), layout=layout, problems=tuple(problems))
 
 
-def _missing_files(frame: pd.DataFrame, csv_path: Path) -> list[str]:
+def _missing_files(frame: pd.DataFrame) -> list[str]:
     problems: list[str] = []
     for column in ("image", *MASK_COLUMNS.values()):
         if column not in frame.columns:

@@ -140,5 +140,5 @@ def background_roi(
     box = mask_box(region)
     if box is None:
         raise ValueError("no liver background left outside the lesion")
-    masked = np.where(region, image if image.ndim == 2 else image, 0).astype(np.float32)
+    masked = np.where(region, image, 0).astype(np.float32)
     return square_crop(masked, box.center, max(box.width, box.height), size)

@@ -142,15 +142,24 @@ def slice_normal(orientation: Sequence[float]) -> np.ndarray:
     return -normal if normal[2] < 0 else normal
 
 
+def normal_positions(datasets: Sequence[Dataset]) -> list[float] | None:
+    """Each slice's ImagePositionPatient along the head-pointing slice normal of the first slice, in mm;
+    ``None`` when any slice lacks ImagePositionPatient or ImageOrientationPatient."""
+    if not all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in datasets):
+        return None
+    normal = slice_normal(datasets[0].ImageOrientationPatient)
+    return [float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in datasets]
+
+
 def superior_to_inferior_keys(datasets: Sequence[Dataset]) -> list[float]:
     """Sort keys putting the most superior slice first (ascending key order).
 
     Uses ImagePositionPatient projected on the slice normal; falls back to SliceLocation, then
     InstanceNumber (assumed to run superior to inferior) when positions are missing.
     """
-    if all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in datasets):
-        normal = slice_normal(datasets[0].ImageOrientationPatient)
-        keys = [-float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in datasets]
+    positions = normal_positions(datasets)
+    if positions is not None:
+        keys = [-p for p in positions]
         if len(set(keys)) == len(keys):
             return keys
     if all(d.get("SliceLocation") is not None for d in datasets):
@@ -160,7 +169,8 @@ def superior_to_inferior_keys(datasets: Sequence[Dataset]) -> list[float]:
     return [float(d.get("InstanceNumber") or 0) for d in datasets]
 
 
-def _dicom_candidates(folder: Path) -> list[Path]:
+def dicom_files_in(folder: Path) -> list[Path]:
+    """Files of ``folder`` that may be DICOM (by suffix, no suffix, or a DICM preamble), sorted by name."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     return [p for p in files if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
 
@@ -174,7 +184,7 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
         folder = Path(source)
         if not folder.is_dir():
             raise ImageReadError(folder, "not a folder")
-        paths = _dicom_candidates(folder)
+        paths = dicom_files_in(folder)
         if not paths:
             raise ImageReadError(folder, "folder holds no DICOM files")
     else:
@@ -194,10 +204,8 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
     if len(shapes) != 1:
         raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}")
     first = slices[0]
-    positions = None
-    if all("ImagePositionPatient" in headers[i] and "ImageOrientationPatient" in headers[i] for i in order):
-        normal = slice_normal(headers[order[0]].ImageOrientationPatient)
-        positions = tuple(float(np.dot(np.asarray(headers[i].ImagePositionPatient, float), normal)) for i in order)
+    ordered_positions = normal_positions([headers[i] for i in order])
+    positions = tuple(ordered_positions) if ordered_positions is not None else None
     spacing = None
     if first.spacing is not None:
         if positions is not None and len(positions) > 1:

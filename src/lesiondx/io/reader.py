@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .dicom import _dicom_candidates, is_dicom_file, read_dicom, read_dicom_series
+from .dicom import dicom_files_in, is_dicom_file, read_dicom, read_dicom_series
 from .errors import ImageReadError
 from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_folder
@@ -38,6 +38,6 @@ def read_study(folder: str | Path) -> MedicalImage:
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     if any(p.suffix.lower() in RASTER_SUFFIXES for p in files) and not any(is_dicom_file(p) for p in files[:50]):
         return read_slice_folder(folder)
-    if _dicom_candidates(folder):
+    if dicom_files_in(folder):
         return read_dicom_series(folder)
     raise ImageReadError(folder, "folder holds neither DICOM files nor PNG/JPG slices")

@@ -1,56 +1,80 @@
 import numpy as np
 import pytest
 
-from lesiondx.ct_covid.rule import consecutive_rule, longest_run, window_score
-from lesiondx.data import QUADRANTS
+from lesiondx.ct_covid.rule import RuleSettings, lesion_quadrant_sets, longest_run, patient_rule
 
-UL, UR = "upper-left", "upper-right"
-
-
-def test_three_consecutive_slices_in_one_quadrant_make_a_positive_patient():
-    decision = consecutive_rule([set(), {UL}, {UL, UR}, {UL}, set()], k=3)
-    assert decision.decision == 1
-    assert decision.quadrant == UL and decision.run == (1, 3) and decision.run_length == 3
+UL, UR, LL = "upper-left", "upper-right", "lower-left"
 
 
-def test_quadrant_change_resets_the_run():
-    # lesions on 4 consecutive slices, but never 3 in a row in the same quadrant
-    decision = consecutive_rule([{UL}, {UL}, {UR}, {UR}], k=3)
-    assert decision.decision == 0
-    assert decision.run_length == 2
+def _blob(probs: np.ndarray, slices: range, row: int, col: int, radius: int, value: float) -> None:
+    yy, xx = np.ogrid[: probs.shape[1], : probs.shape[2]]
+    disk = (yy - row) ** 2 + (xx - col) ** 2 <= radius**2
+    for i in slices:
+        probs[i][disk] = value
 
 
-def test_a_gap_in_slice_positions_resets_the_run():
-    sets = [{UL}, {UL}, {UL}]
-    assert consecutive_rule(sets, k=3, positions=[4, 5, 6]).decision == 1
-    assert consecutive_rule(sets, k=3, positions=[4, 5, 7]).decision == 0
-    assert longest_run(sets, positions=[4, 5, 7]) == (UL, 2, (4, 5))
-
-
-def test_a_slice_without_lesion_resets_the_run():
-    assert consecutive_rule([{UL}, {UL}, set(), {UL}, {UL}], k=3).decision == 0
-    assert consecutive_rule([{UL}, {UL}, set(), {UL}, {UL}], k=2).decision == 1
-
-
-def test_window_score_is_best_k_window_of_one_quadrant():
-    scores = np.zeros((5, 4))
-    scores[:, QUADRANTS.index(UL)] = [0.9, 0.8, 0.1, 0.95, 0.9]
-    scores[:, QUADRANTS.index(UR)] = [0.2, 0.7, 0.6, 0.65, 0.1]
-    # UL windows: min(.9,.8,.1)=.1, min(.8,.1,.95)=.1, min(.1,.95,.9)=.1; UR: .2, .6, .1 -> 0.6
-    assert window_score(scores, 3) == pytest.approx(0.6)
-    assert window_score(scores, 2) == pytest.approx(0.9)
-    # a gap between positions 1 and 2 removes the UR window (.7, .6, .65)
-    assert window_score(scores, 3, positions=[0, 1, 3, 4, 5]) == pytest.approx(0.1)
-
-
-def test_patient_score_agrees_with_decision_and_short_series_shorten_k():
-    scores = np.full((2, 4), 0.9)
-    decision = consecutive_rule([{UL}, {UL}], scores, k=3)
-    assert decision.k == 2 and decision.decision == 1 and decision.score == pytest.approx(0.9)
-    empty = consecutive_rule([], np.zeros((0, 4)), k=3)
-    assert empty.decision == 0 and empty.score == 0.0
-
-
-def test_unordered_positions_are_rejected():
+def test_longest_run_resets_on_quadrant_change_gap_and_empty_slice():
+    assert longest_run([set(), {UL}, {UL, UR}, {UL}, set()]) == (UL, 3, (1, 3))
+    assert longest_run([{UL}, {UL}, {UR}, {UR}])[1] == 2
+    assert longest_run([{UL}, {UL}, {UL}], positions=[4, 5, 7]) == (UL, 2, (4, 5))
+    assert longest_run([{UL}, {UL}, set(), {UL}, {UL}])[1] == 2
     with pytest.raises(ValueError, match="increasing"):
-        consecutive_rule([{UL}, {UL}], k=2, positions=[3, 2])
+        longest_run([{UL}, {UL}], positions=[3, 2])
+
+
+def test_lesion_counts_in_the_quadrant_of_its_centroid_and_small_parts_are_ignored():
+    mask = np.zeros((2, 64, 64), dtype=bool)
+    mask[0, 5:15, 40:50] = True  # 100 px, upper-right
+    mask[0, 40:43, 5:8] = True  # 9 px, lower-left: below the size floor
+    mask[1, 40:52, 2:14] = True  # 144 px, lower-left
+    sets = lesion_quadrant_sets(mask, RuleSettings(min_area_px=50))
+    assert sets == [{UR}, {LL}]
+    # mid-lines moved right of the first lesion: it is now upper-left
+    assert lesion_quadrant_sets(mask, RuleSettings(min_area_px=50, midlines=(32, 60)))[0] == {UL}
+
+
+def test_three_slices_of_a_large_lesion_make_a_positive_patient_with_a_consistent_score():
+    probs = np.zeros((6, 64, 64), dtype=np.float32)
+    _blob(probs, range(1, 4), 16, 16, 6, 0.8)  # ~113 px on slices 1-3, upper-left
+    settings = RuleSettings(k=3, threshold=0.5, min_area_px=50)
+    result = patient_rule(probs, settings)
+    assert (result.decision, result.quadrant, result.run, result.run_length) == (1, UL, (1, 3), 3)
+    assert result.score == pytest.approx(0.8, abs=0.01)  # the highest threshold at which the rule holds
+    # two slices only: negative, and the score stays below the decision threshold
+    probs[3] = 0
+    result = patient_rule(probs, settings)
+    assert result.decision == 0 and result.score < settings.threshold
+
+
+def test_small_blips_on_consecutive_slices_do_not_make_a_patient_positive():
+    probs = np.zeros((5, 64, 64), dtype=np.float32)
+    _blob(probs, range(0, 5), 16, 16, 3, 0.95)  # ~29 px per slice: a vessel-sized blip
+    assert patient_rule(probs, RuleSettings(k=3, min_area_px=20)).decision == 1
+    big_floor = patient_rule(probs, RuleSettings(k=3, min_area_px=50))
+    assert big_floor.decision == 0 and big_floor.score == 0.0
+
+
+def test_a_gap_in_positions_breaks_the_run_and_short_series_shorten_k():
+    probs = np.zeros((3, 64, 64), dtype=np.float32)
+    _blob(probs, range(0, 3), 40, 40, 6, 0.9)
+    settings = RuleSettings(k=3, min_area_px=50)
+    assert patient_rule(probs, settings, positions=[4, 5, 6]).decision == 1
+    assert patient_rule(probs, settings, positions=[4, 5, 7]).decision == 0
+    short = patient_rule(probs[:2], settings)
+    assert short.k == 2 and short.decision == 1
+    empty = patient_rule(np.zeros((0, 64, 64)), settings)
+    assert empty.decision == 0 and empty.score == 0.0 and empty.run is None
+
+
+def test_lesion_size_floor_is_a_physical_disk_when_spacing_is_known():
+    from lesiondx.ct_covid.config import CovidConfig
+    from lesiondx.ct_covid.pipeline import lesion_min_area_px
+    from lesiondx.data import Box
+
+    config = CovidConfig(input_size=256, min_area=20, min_lesion_diameter_mm=10.0)
+    crop = Box(0, 0, 512, 512)  # 512 px at 0.5 mm squeezed into 256: 1 mm per map pixel
+    assert lesion_min_area_px(config, crop, (0.5, 0.5)) == pytest.approx(np.pi / 4 * 100)
+    assert lesion_min_area_px(config, crop, None) == 20  # no spacing (PNG slices): pixel floor only
+    assert lesion_min_area_px(config, crop, (5.0, 5.0)) == 20  # never below the pixel floor
+    with pytest.raises(ValueError, match="min_lesion_diameter_mm"):
+        CovidConfig(min_lesion_diameter_mm=-1)

@@ -3,9 +3,9 @@
 from .config import CovidConfig
 from .lung import crop_box, lung_field
 from .pipeline import SeriesResult, SliceResult, analyse_series
-from .rule import PatientDecision, consecutive_rule, longest_run, window_score
+from .rule import PatientDecision, RuleSettings, longest_run, patient_rule
 
 __all__ = [
-    "CovidConfig", "PatientDecision", "SeriesResult", "SliceResult", "analyse_series", "consecutive_rule", "crop_box",
-    "longest_run", "lung_field", "window_score",
+    "CovidConfig", "PatientDecision", "RuleSettings", "SeriesResult", "SliceResult", "analyse_series", "crop_box",
+    "longest_run", "lung_field", "patient_rule",
 ]

@@ -57,9 +57,9 @@ def benchmark(series: Path, model: str = "default", *, threads: int = 2,
         except Exception as exc:  # a path that cannot be built here is reported, not fatal
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
-        analyse_series(image.pixels[:2], variant, is_hu=image.is_hu, fast=fast)  # warm-up, not timed
+        analyse_series(image.pixels[:2], variant, is_hu=image.is_hu, spacing=image.spacing, fast=fast)  # warm-up, not timed
         t, cpu = time.perf_counter(), time.process_time()
-        result = analyse_series(image.pixels, variant, is_hu=image.is_hu, fast=fast)
+        result = analyse_series(image.pixels, variant, is_hu=image.is_hu, spacing=image.spacing, fast=fast)
         total = decode + time.perf_counter() - t
         cpu = time.process_time() - cpu
         results[name] = {"n_slices": image.n_slices, "decode_s": round(decode, 2),

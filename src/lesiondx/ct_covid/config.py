@@ -18,7 +18,10 @@ class CovidConfig:
     Lung field: air below ``lung_threshold_hu``; components smaller than ``lung_min_area`` (fraction
     of the slice) dropped; holes closed with a disk of ``lung_closing`` × slice side.
     Detection: lesion pixels have probability ≥ ``prob_threshold`` inside the lung field; a lesion is a
-    connected component of ≥ ``min_area`` pixels at model resolution (``input_size``²).
+    connected component of ≥ ``min_area`` pixels at model resolution (``input_size``²) and, when the
+    pixel spacing is known, at least the area of a ``min_lesion_diameter_mm`` disk (pneumonia opacities
+    are centimetric; vessel cross-sections and partial-volume blips are smaller). The slice score is the
+    probability reached by ``min_area`` lung-field pixels.
     Patient rule: positive when ≥ ``k_consecutive`` consecutive slices hold a lesion in one quadrant.
     """
 
@@ -34,6 +37,7 @@ class CovidConfig:
     crop_margin: float = 0.06
     prob_threshold: float = 0.5
     min_area: int = 20
+    min_lesion_diameter_mm: float = 10.0
     k_consecutive: int = 3
     # training
     epochs: int = 40
@@ -55,8 +59,17 @@ class CovidConfig:
             raise ValueError(f"k_consecutive must be ≥ 1, not {self.k_consecutive}")
         if not 0.0 < self.prob_threshold < 1.0:
             raise ValueError(f"prob_threshold must lie in (0, 1), not {self.prob_threshold}")
+        if self.min_lesion_diameter_mm < 0:
+            raise ValueError(f"min_lesion_diameter_mm must be ≥ 0, not {self.min_lesion_diameter_mm}")
         if self.window_width <= 0:
             raise ValueError(f"window_width must be positive, not {self.window_width}")
+
+    @property
+    def rule_text(self) -> str:
+        """The patient rule in words (for reports)."""
+        return (f"a lesion (probability ≥ {self.prob_threshold}, at least a {self.min_lesion_diameter_mm:g} mm disk "
+                f"when the pixel spacing is known, else ≥ {self.min_area} px at {self.input_size}²) in the same "
+                f"quadrant on ≥ {self.k_consecutive} consecutive slices")
 
     @property
     def window(self) -> Window:

@@ -20,13 +20,15 @@ from .pipeline import SeriesResult, analyse_series
 METRIC_KEYS = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
 
 
-def read_patient_slices(rows: pd.DataFrame) -> tuple[np.ndarray, bool]:
-    """Stack one patient's slice files (rows already ordered by ``slice_index``); ``(pixels, is_hu)``."""
+def read_patient_slices(rows: pd.DataFrame) -> tuple[np.ndarray, bool, tuple[float, ...] | None]:
+    """Stack one patient's slice files (rows already ordered by ``slice_index``);
+    ``(pixels, is_hu, in-plane spacing in mm or None)``."""
     images = [read_image(path) for path in rows["image"]]
     shapes = {im.pixels.shape for im in images}
     if len(shapes) != 1 or images[0].pixels.ndim != 2:
         raise ImageReadError(Path(rows["image"].iloc[0]).parent, f"slices of one patient differ in shape or are not 2-D: {sorted(shapes)}")
-    return np.stack([im.pixels for im in images]), all(im.is_hu for im in images)
+    spacing = images[0].spacing[-2:] if images[0].spacing is not None else None
+    return np.stack([im.pixels for im in images]), all(im.is_hu for im in images), spacing
 
 
 def patient_truth(label: str, manifest: Manifest) -> int:
@@ -49,8 +51,9 @@ def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd
         rows = rows.sort_values("slice_index")
         if rows["slice_index"].duplicated().any():
             raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} repeats a slice_index")
-        pixels, is_hu = read_patient_slices(rows)
-        result: SeriesResult = analyse_series(pixels, model, is_hu=is_hu, positions=rows["slice_index"].astype(int).tolist())
+        pixels, is_hu, spacing = read_patient_slices(rows)
+        result: SeriesResult = analyse_series(pixels, model, is_hu=is_hu, spacing=spacing,
+                                              positions=rows["slice_index"].astype(int).tolist())
         for key, value in result.timings.items():
             timings[key] = timings.get(key, 0.0) + value
         for (_, row), s in zip(rows.iterrows(), result.slices):
@@ -96,7 +99,7 @@ def level_metrics(y: np.ndarray, s: np.ndarray, decided: np.ndarray, threshold: 
     return out
 
 
-def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, k: int) -> dict[str, Any]:
+def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, rule: str) -> dict[str, Any]:
     """``slice`` and ``patient`` sections; the stats HTML report(s) under ``out/report*``."""
     y, s = slices["truth"].to_numpy(bool), slices["score"].to_numpy(float)
     slice_m = level_metrics(y, s, s >= threshold, threshold)
@@ -104,7 +107,7 @@ def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, 
     slice_m["note"] = "slices of one patient are correlated; DeLong CI treats them as independent"
     py = patients["truth"].to_numpy(bool)
     patient_m = level_metrics(py, patients["score"].to_numpy(float), patients["decision"].to_numpy(bool), None)
-    patient_m["decision_rule"] = f"lesion in the same quadrant on ≥ {k} consecutive slices"
+    patient_m["decision_rule"] = rule
     reports = {}
     for name, table, label in (("report", slices, "truth"), ("patient_report", patients, "truth")):
         try:

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lesiondx.data import QUADRANTS, Box, boxes_from_mask, quadrant
+from lesiondx.data import Box, boxes_from_mask, quadrant
 from lesiondx.io import display_grey
 from lesiondx.overlay import save_overlay
 
 from .config import CovidConfig
 from .lung import crop_box, lung_field
 from .model import LoadedModel, predict_probs
-from .rule import PatientDecision, consecutive_rule
+from .rule import PatientDecision, RuleSettings, patient_rule
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,6 @@ class SliceResult:
     boxes: tuple[Box, ...]
     box_scores: tuple[float, ...]
     quadrants: tuple[str, ...]
-    quadrant_scores: tuple[float, ...]
 
     def to_dict(self) -> dict:
         return {"slice": self.position, "probability": self.score,
@@ -40,13 +39,15 @@ class SliceResult:
 
 @dataclass(frozen=True)
 class SeriesResult:
-    """A series' slice findings, patient decision, crop box and per-stage seconds."""
+    """A series' slice findings, patient decision, crop box, the lesion size floor used (pixels of the
+    probability map) and per-stage seconds."""
 
     slices: tuple[SliceResult, ...]
     patient: PatientDecision
     crop: Box
     shape: tuple[int, int]
     probs: np.ndarray = field(repr=False)
+    min_lesion_area_px: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
     def heatmap(self, i: int) -> np.ndarray:
@@ -73,24 +74,29 @@ def robust_max(values: np.ndarray, n: int) -> float:
     return 0.0 if flat.size < n else float(np.partition(flat, flat.size - n)[flat.size - n])
 
 
-def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int, int], config: CovidConfig) -> SliceResult:
+def lesion_min_area_px(config: CovidConfig, crop: Box, spacing: tuple[float, float] | None) -> float:
+    """Smallest lesion cross-section in pixels of the model's probability map: a disk of
+    ``min_lesion_diameter_mm`` when the pixel spacing (row, col mm) is known, never below ``min_area``."""
+    if spacing is None or config.min_lesion_diameter_mm <= 0:
+        return float(config.min_area)
+    size = config.input_size
+    pixel_mm2 = (crop.height * spacing[0] / size) * (crop.width * spacing[1] / size)
+    return max(float(config.min_area), np.pi / 4 * config.min_lesion_diameter_mm**2 / pixel_mm2)
+
+
+def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int, int], config: CovidConfig,
+                    min_area_px: float) -> SliceResult:
     size = prob.shape[0]
     sx, sy = crop.width / size, crop.height / size
     boxes, scores, quads = [], [], []
     lesion = prob >= config.prob_threshold
-    for b in boxes_from_mask(lesion, min_area=config.min_area) if lesion.any() else []:
+    for b in boxes_from_mask(lesion, min_area=int(np.ceil(min_area_px))) if lesion.any() else []:
         box = Box(crop.x1 + int(b.x1 * sx), crop.y1 + int(b.y1 * sy),
                   crop.x1 + int(np.ceil(b.x2 * sx)), crop.y1 + int(np.ceil(b.y2 * sy)))
         boxes.append(box)
         scores.append(float(prob[b.y1 : b.y2, b.x1 : b.x2].max()))
         quads.append(quadrant(box, shape))
-    # the slice's vertical/horizontal mid-lines in crop coordinates, to score each quadrant
-    cx = int(np.clip(round((shape[1] / 2 - crop.x1) / sx), 0, size))
-    cy = int(np.clip(round((shape[0] / 2 - crop.y1) / sy), 0, size))
-    parts = {"upper-left": prob[:cy, :cx], "upper-right": prob[:cy, cx:],
-             "lower-left": prob[cy:, :cx], "lower-right": prob[cy:, cx:]}
-    quad_scores = tuple(robust_max(parts[q], config.min_area) for q in QUADRANTS)
-    return SliceResult(position, robust_max(prob, config.min_area), tuple(boxes), tuple(scores), tuple(quads), quad_scores)
+    return SliceResult(position, robust_max(prob, config.min_area), tuple(boxes), tuple(scores), tuple(quads))
 
 
 def analyse_series(
@@ -100,13 +106,16 @@ def analyse_series(
     is_hu: bool = True,
     positions: Sequence[int] | None = None,
     remove_border_air: bool | None = None,
+    spacing: Sequence[float] | None = None,
     fast: bool = True,
 ) -> SeriesResult:
     """Analyse slices ``(S, H, W)`` (HU, or 8-bit grey when ``is_hu`` is False) in order.
 
     Per-slice score = the lesion probability reached by at least ``min_area`` lung-field pixels at
     model resolution (a robust maximum). ``remove_border_air`` defaults to ``is_hu`` (whole-body
-    DICOM slices); pass False for slices already cropped to the chest.
+    DICOM slices); pass False for slices already cropped to the chest. ``spacing`` (mm per pixel,
+    ``(row, col)``, or ``(slice, row, col)``) turns ``min_lesion_diameter_mm`` into pixels; without it
+    the lesion size floor is ``min_area`` pixels at model resolution.
     """
     config = model.config
     pixels = np.asarray(pixels, dtype=np.float32)
@@ -146,11 +155,16 @@ def analyse_series(
 
     t = time.perf_counter()
     pos = list(range(len(probs))) if positions is None else [int(p) for p in positions]
-    slices = tuple(_slice_findings(p, q, crop, shape, config) for p, q in zip(probs, pos))
-    patient = consecutive_rule([set(s.quadrants) for s in slices], np.array([s.quadrant_scores for s in slices]),
-                               k=config.k_consecutive, positions=pos)
+    in_plane = (float(spacing[-2]), float(spacing[-1])) if spacing is not None and len(spacing) >= 2 else None
+    min_area_px = lesion_min_area_px(config, crop, in_plane)
+    slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px) for p, q in zip(probs, pos))
+    # the slice's mid-lines in probability-map pixels: quadrants are halves of the original slice
+    midlines = ((shape[0] / 2 - crop.y1) * size / crop.height, (shape[1] / 2 - crop.x1) * size / crop.width)
+    settings = RuleSettings(k=config.k_consecutive, threshold=config.prob_threshold, min_area_px=min_area_px,
+                            midlines=midlines)
+    patient = patient_rule(probs, settings, pos)
     timings["boxes_rule_s"] = time.perf_counter() - t
-    return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), timings)
+    return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), min_area_px, timings)
 
 
 def save_positive_overlays(result: SeriesResult, grey: np.ndarray, folder: Path, prefix: str = "slice") -> list[str]:

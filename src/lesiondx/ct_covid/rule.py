@@ -1,4 +1,11 @@
-"""Patient rule: positive when ≥ k consecutive slices show a lesion in the same image quadrant."""
+"""Patient rule: positive when ≥ k consecutive slices show a lesion in the same image quadrant.
+
+A lesion is a connected part of ``probability ≥ threshold`` on one slice with at least a minimum
+cross-section (pneumonia opacities are centimetric; vessel cross-sections and partial-volume blips
+near the heart, hila and diaphragm are smaller); it counts in the quadrant of its centroid. The
+continuous patient score is the highest probability threshold at which the rule still holds, so
+``decision == 1`` exactly when ``score ≥ threshold``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from lesiondx.data import QUADRANTS
+
+_IN_SLICE = np.zeros((3, 3, 3), dtype=bool)
+_IN_SLICE[1] = True  # 8-connected within a slice, never across slices
+
+Run = tuple[str | None, int, tuple[int, int] | None]
 
 
 @dataclass(frozen=True)
@@ -16,9 +29,8 @@ class PatientDecision:
 
     Attributes:
         decision: 1 when some quadrant has a lesion on ≥ ``k`` consecutive slices.
-        score: continuous patient score in [0, 1]: the best ``k``-slice window of one quadrant,
-            scored by the lowest per-slice quadrant score in it (so ``score ≥ prob_threshold``
-            mirrors the rule at pixel level).
+        score: continuous patient score in [0, 1]: the highest probability threshold at which the
+            rule still holds (0.0 when it holds at no threshold ≥ 0.01); ``score ≥ threshold`` exactly when ``decision == 1``.
         k: the number of consecutive slices required (shortened to the series length if shorter).
         quadrant: quadrant of the longest run (``None`` without any lesion).
         run: ``(first, last)`` slice positions of that run, or ``None``.
@@ -37,6 +49,22 @@ class PatientDecision:
                 "run": list(self.run) if self.run else None, "run_length": self.run_length}
 
 
+@dataclass(frozen=True)
+class RuleSettings:
+    """How lesions are counted: ``k`` consecutive slices, ``threshold`` on the lesion probability,
+    ``min_area_px`` smallest lesion cross-section (pixels of the probability map), and the quadrant
+    mid-lines ``(row, col)`` in probability-map pixels."""
+
+    k: int = 3
+    threshold: float = 0.5
+    min_area_px: float = 20.0
+    midlines: tuple[float, float] | None = None  # default: the map's centre
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be ≥ 1, not {self.k}")
+
+
 def _positions(n: int, positions: Sequence[int] | None) -> np.ndarray:
     pos = np.arange(n) if positions is None else np.asarray(positions, dtype=int)
     if pos.shape != (n,):
@@ -46,13 +74,11 @@ def _positions(n: int, positions: Sequence[int] | None) -> np.ndarray:
     return pos
 
 
-def longest_run(
-    quadrant_sets: Sequence[Collection[str]], positions: Sequence[int] | None = None
-) -> tuple[str | None, int, tuple[int, int] | None]:
+def longest_run(quadrant_sets: Sequence[Collection[str]], positions: Sequence[int] | None = None) -> Run:
     """``(quadrant, length, (first, last))`` of the longest run of consecutive slices with a lesion
     in the same quadrant. A missing slice position (gap) or a slice without that quadrant resets."""
     pos = _positions(len(quadrant_sets), positions)
-    best: tuple[str | None, int, tuple[int, int] | None] = (None, 0, None)
+    best: Run = (None, 0, None)
     for quad in QUADRANTS:
         length, start = 0, 0
         for i, quads in enumerate(quadrant_sets):
@@ -68,46 +94,67 @@ def longest_run(
     return best
 
 
-def window_score(quadrant_scores: np.ndarray, k: int, positions: Sequence[int] | None = None) -> float:
-    """Max over quadrants and over runs of ``k`` consecutive slices (no gap) of the lowest slice score.
+def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings) -> list[set[str]]:
+    """The quadrants holding a lesion on each slice of a boolean ``(slices, H, W)`` mask: each
+    in-slice connected part of at least ``min_area_px`` pixels counts in the quadrant of its centroid."""
+    lesion = np.asarray(lesion, dtype=bool)
+    sets: list[set[str]] = [set() for _ in range(lesion.shape[0])]
+    parts, n_parts = ndimage.label(lesion, structure=_IN_SLICE)
+    if n_parts == 0:
+        return sets
+    flat = parts.ravel()
+    areas = np.bincount(flat, minlength=n_parts + 1).astype(float)
+    big = areas >= settings.min_area_px
+    big[0] = False
+    voxels = np.flatnonzero(big[flat])
+    if voxels.size == 0:
+        return sets
+    slice_of, row, col = np.unravel_index(voxels, lesion.shape)
+    label = flat[voxels]
+    mid_row, mid_col = settings.midlines or (lesion.shape[1] / 2, lesion.shape[2] / 2)
+    ids = np.flatnonzero(big)
+    lower = np.bincount(label, weights=row, minlength=n_parts + 1)[ids] / areas[ids] >= mid_row
+    right = np.bincount(label, weights=col, minlength=n_parts + 1)[ids] / areas[ids] >= mid_col
+    first_slice = np.zeros(n_parts + 1, dtype=int)
+    first_slice[label] = slice_of  # every voxel of a part lies on the same slice
+    for part, lo, ri in zip(ids, lower, right):
+        sets[first_slice[part]].add(f"{'lower' if lo else 'upper'}-{'right' if ri else 'left'}")
+    return sets
 
-    ``quadrant_scores`` is ``(slices, 4)`` in :data:`QUADRANTS` order; ``k`` is cut to the number of
-    slices. 0.0 for an empty series.
+
+def best_run(probs: np.ndarray, settings: RuleSettings, positions: Sequence[int] | None = None,
+             threshold: float | None = None) -> Run:
+    """The longest same-quadrant run of lesions of ``probs ≥ threshold`` (default: the settings')."""
+    lesion = np.asarray(probs) >= (settings.threshold if threshold is None else threshold)
+    return longest_run(lesion_quadrant_sets(lesion, settings), positions)
+
+
+def patient_rule(probs: np.ndarray, settings: RuleSettings, positions: Sequence[int] | None = None,
+                 *, score_steps: int = 12) -> PatientDecision:
+    """Apply the rule to a patient's lesion-probability maps ``(slices, H, W)``, ordered.
+
+    ``positions`` are slice indices (consecutive means +1). The score is found by bisection over the
+    threshold (``score_steps`` halvings of the interval on the decision's side of the threshold).
     """
-    scores = np.asarray(quadrant_scores, dtype=float)
-    if scores.size == 0:
-        return 0.0
-    if scores.ndim != 2:
-        raise ValueError(f"quadrant_scores must be (slices, quadrants), got shape {scores.shape}")
-    n = scores.shape[0]
-    pos = _positions(n, positions)
-    k = max(1, min(k, n))
-    best = 0.0
-    for start in range(n - k + 1):
-        if pos[start + k - 1] - pos[start] != k - 1:
-            continue
-        best = max(best, float(scores[start : start + k].min(axis=0).max()))
-    return best
-
-
-def consecutive_rule(
-    quadrant_sets: Sequence[Collection[str]],
-    quadrant_scores: np.ndarray | None = None,
-    *,
-    k: int = 3,
-    positions: Sequence[int] | None = None,
-) -> PatientDecision:
-    """Apply the k-consecutive-slices-in-one-quadrant rule to a patient's ordered slices.
-
-    ``quadrant_sets[i]`` holds the quadrants with a detected lesion on slice ``i``;
-    ``positions`` are slice indices (consecutive means +1); ``quadrant_scores`` (slices × 4) gives the
-    continuous patient score (0/1 from the decision when omitted).
-    """
-    if k < 1:
-        raise ValueError(f"k must be ≥ 1, not {k}")
-    n = len(quadrant_sets)
-    k_eff = max(1, min(k, n))
-    quad, length, run = longest_run(quadrant_sets, positions)
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must be (slices, H, W), got shape {probs.shape}")
+    n = probs.shape[0]
+    _positions(n, positions)
+    k_eff = max(1, min(settings.k, n))
+    quad, length, run = best_run(probs, settings, positions) if n else (None, 0, None)
     decision = int(n > 0 and length >= k_eff)
-    score = float(decision) if quadrant_scores is None else window_score(quadrant_scores, k_eff, positions)
-    return PatientDecision(decision, score, k_eff, quad, run, length)
+
+    def holds(threshold: float) -> bool:
+        return best_run(probs, settings, positions, threshold)[1] >= k_eff
+
+    # bisect on the side of the threshold the decision fixed, so decision == (score >= threshold)
+    low, high = (settings.threshold, 1.0) if decision else (0.01, settings.threshold)
+    if n == 0 or not (decision or holds(low)):
+        score = 0.0
+    else:
+        for _ in range(score_steps):
+            middle = (low + high) / 2
+            low, high = (middle, high) if holds(middle) else (low, middle)
+        score = low
+    return PatientDecision(decision, float(score), k_eff, quad, run, length)

@@ -59,7 +59,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
     slices.to_csv(out / "predictions.csv", index=False)
     patients.to_csv(out / "patients.csv", index=False)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
-                                 k=loaded.config.k_consecutive)
+                                 rule=loaded.config.rule_text)
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
                     "n_slices": len(slices), "n_patients": len(patients),
                     "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
@@ -113,12 +113,15 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     image, source = _read_series([Path(p) for p in inputs])
     decode_s = time.perf_counter() - t
     pixels = image.pixels if image.is_volume else image.pixels[None]
-    result = analyse_series(pixels, loaded, is_hu=image.is_hu, remove_border_air=options.get("remove_border_air"))
+    result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
+                            remove_border_air=options.get("remove_border_air"))
     cfg = loaded.config
     overlays: list[str] = []
     if out is not None:
         overlays = save_positive_overlays(result, display_grey(pixels, image.is_hu, cfg.window), Path(out))
-    rule = {"k_consecutive": cfg.k_consecutive, "prob_threshold": cfg.prob_threshold, "min_area_px": cfg.min_area,
+    rule = {"k_consecutive": cfg.k_consecutive, "prob_threshold": cfg.prob_threshold,
+            "min_lesion_diameter_mm": cfg.min_lesion_diameter_mm if image.spacing is not None else None,
+            "min_lesion_area_px": round(result.min_lesion_area_px, 1),
             "model_resolution": cfg.input_size, **result.patient.to_dict()}
     rule.pop("decision")
     rule.pop("score")

@@ -1,0 +1,27 @@
+"""The shipped ct-covid model on the shared CT-MD series (external: it was trained on MedSeg only)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from lesiondx.ct_covid import task
+from lesiondx.ct_covid.model import default_model_dir
+from lesiondx_testdata import shared_dataset
+
+
+@pytest.mark.slow
+def test_shipped_model_meets_the_issue_targets_on_the_shared_ct_md_series(tmp_path):
+    """Slice AUC ≥ 0.90 and every patient called right (pneumonia positive, Normal negative),
+    whatever patients the folder holds."""
+    data = shared_dataset("covid_ct_md_sample")
+    if not (default_model_dir() / "model.pt").is_file():
+        pytest.skip("no shipped model in models/ct-covid")
+    metrics = task.evaluate("default", data, tmp_path)
+    assert metrics["slice"]["auc"] >= 0.90
+    patients = pd.read_csv(tmp_path / "patients.csv")
+    wrong = patients[patients["decision"] != patients["truth"]]
+    assert wrong.empty, f"wrong patient decisions: {wrong[['patient_id', 'label', 'score', 'run_length']].to_dict('records')}"
+    # the continuous score agrees with the decision at the configured threshold
+    threshold = json.loads((tmp_path / "metrics.json").read_text())["slice"]["threshold"]
+    assert ((patients["score"] >= threshold).astype(int) == patients["decision"]).all()

@@ -1,6 +1,29 @@
-"""Classical lesion-candidate detector (no learned weights): regions clearly hypo- or hyperdense
-relative to the liver parenchyma's median HU, linked across slices, with size limits and a
-contrast-based confidence. Its rules come from general radiology knowledge, not from any dataset."""
+"""Rule-based liver-lesion detector (no learned weights) for contrast-enhanced (portal-venous) CT.
+
+Most liver lesions on portal-venous CT (metastases, cholangiocarcinoma, washed-out HCC, cysts,
+abscesses) are darker than the enhanced parenchyma around them. The detector therefore looks for
+regions **darker than the liver's own median HU by a contrast margin** (relative, never absolute HU),
+inside the liver and a few mm around it, and keeps them only when they look like a lesion:
+
+* size: each cross-section's inscribed diameter (2 × its largest distance to its border) is at least
+  ``min_mm`` and its equivalent diameter at most ``max_mm`` (thin bile ducts, fissures and unenhanced
+  vessel segments are tubes a few mm wide; lesions are blobs);
+* shape: minor/major axis ratio ≥ ``MIN_ROUNDNESS`` and solidity ≥ ``MIN_SOLIDITY`` (lesions are round
+  or oval and convex; ducts, vessels, the liver-edge rim and leaks into neighbouring organs are not);
+* embedding: at least ``MIN_RING_PARENCHYMA`` of a ``RING_MM`` ring around it is liver parenchyma
+  (an intrahepatic lesion is surrounded by liver; hilum fat, fissures, bowel and lung are not);
+* 3D consistency: cross-sections on adjacent slices that overlap are chained into one lesion, which
+  must span ≥ ``min_slices`` slices (a lesion ≥ 5 mm crosses ≥ 2 slices at the ≤ 2.5 mm spacing of a
+  portal-venous study; single-slice blips are noise);
+* the liver-edge partial-volume rim is removed before thresholding: every voxel within ``RIM_MM`` of
+  fat or gas is ignored (voxels there mix liver with fat and look "hypodense").
+
+Score (0..1, one per lesion chain) = (local contrast − margin) / (``SCORE_SPAN`` × margin), clipped,
+where local contrast = the lesion's mean HU minus the median of the parenchyma in its ring; the
+usual 0.25 threshold therefore means "≥ 1.5 × the contrast margin darker than the liver around it".
+Each candidate carries the fraction of its own voxels inside the liver mask, which is what the liver
+filter judges (not the box).
+"""
 
 from __future__ import annotations
 
@@ -9,41 +32,174 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from lesiondx.data import Box, boxes_from_mask
+from lesiondx.data import Box
 
-WORK_MM = 1.2  # candidate search runs on pixels of about this size (mm)
+RULES_VERSION = "hypodense-rules-2026-11-24"  # bump when a rule or threshold below changes
+WORK_MM = 1.2  # candidate search runs on pixels of about this size (mm): a 5 mm lesion is ≥ 4 px across
+FAT_HU = -30.0  # between fat (≈ −100 HU) and water (0 HU): below it a voxel is fat or gas, not parenchyma
+RIM_MM = 2.0  # partial-volume rim: ~1 voxel + reconstruction blur ≈ 1.5–2 mm next to fat/gas is ignored
+SMOOTH_MM = 1.5  # Gaussian σ of the in-plane noise filter (smaller than the smallest lesion radius, 2.5 mm)
+CORE_MM = 5.0  # the parenchyma level is taken ≥ this far inside the liver mask (no edge, no rim)
+MIN_CORE_MM2 = 500.0  # a slice needs this much liver core (≈ 2.5 cm across) for its own level; else the volume's
+NOISE_K = 2.0  # contrast margin ≥ this many robust SDs of the smoothed parenchyma (false-alarm control)
+MIN_ROUNDNESS = 0.4  # minor/major axis ratio: an oval 2.5 : 1 at most; tubes (ducts, vessels) are longer
+MIN_SOLIDITY = 0.7  # area / convex-hull area: lesions are convex blobs; leaks into neighbouring organs are not
+VESSEL_MM = 8.0  # holes up to this diameter in a candidate are filled (vessels crossing a lesion)
+RING_MM = 6.0  # the blob's surroundings: a ring this wide around it (≈ one lesion radius of a small lesion)
+MIN_RING_PARENCHYMA = 0.5  # an intrahepatic lesion is embedded in liver: ≥ half its ring is parenchyma
+PARENCHYMA_K = 1.0  # parenchyma = liver voxels within this many margins of the level (enhanced vessels are not)
+SCORE_SPAN = 2.0  # contrast term reaches 1 at (1 + SCORE_SPAN) × margin below the parenchyma
 
 
 @dataclass(frozen=True)
 class Detection:
-    """One box on one slice (0-based index in slice order), pixel coordinates of the original slice."""
+    """One box on one slice (0-based index in slice order), pixel coordinates of the original slice.
+
+    ``inside_fraction``: share of the candidate's own voxels (its 3D component) inside the liver mask
+    (NaN for detectors without a pixel mask, e.g. the learned Faster R-CNN).
+    """
 
     slice: int
     box: Box
     score: float
     component: int = -1  # 3D candidate id (−1 for per-slice detectors)
-    contrast_hu: float = float("nan")  # mean HU of the region minus the parenchyma median
+    contrast_hu: float = float("nan")  # mean HU of the region minus the parenchyma level
+    inside_fraction: float = float("nan")
 
 
-def _disk(radius: int) -> np.ndarray:
-    r = max(1, int(radius))
+def _disk(radius: float) -> np.ndarray:
+    r = max(1, int(round(radius)))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     return (xx * xx + yy * yy) <= r * r
 
 
+def fill_small_holes(plane: np.ndarray, max_px: int) -> np.ndarray:
+    """``plane`` with its enclosed holes of at most ``max_px`` pixels filled (larger holes stay open)."""
+    holes = ndimage.binary_fill_holes(plane) & ~plane
+    labels, n = ndimage.label(holes)
+    if n == 0:
+        return plane
+    sizes = np.bincount(labels.ravel())
+    small = sizes <= max_px
+    small[0] = False
+    return plane | small[labels]
+
+
+def _normalised_smooth(hu: np.ndarray, weight: np.ndarray, sigma_px: float) -> np.ndarray:
+    """In-plane Gaussian mean of ``hu`` over the voxels where ``weight`` is set (fat never bleeds in)."""
+    w = weight.astype(np.float32)
+    sig = (0, sigma_px, sigma_px)
+    num = ndimage.gaussian_filter(hu * w, sig)
+    den = ndimage.gaussian_filter(w, sig)
+    return np.where(den > 0.2, num / np.maximum(den, 1e-3), 0.0).astype(np.float32)
+
+
+def parenchyma_levels(smooth: np.ndarray, core: np.ndarray, mm: float) -> tuple[np.ndarray, float]:
+    """Per-slice parenchyma level (median smoothed HU of the liver core; the volume median where a slice
+    has < ``MIN_CORE_MM2`` of core) and the robust SD (1.4826 × MAD) of the smoothed core."""
+    values = smooth[core]
+    level = float(np.median(values))
+    noise = float(1.4826 * np.median(np.abs(values - level)))
+    per = np.full(smooth.shape[0], level, dtype=np.float32)
+    min_px = MIN_CORE_MM2 / (mm * mm)
+    for z in range(smooth.shape[0]):
+        if core[z].sum() >= min_px:
+            per[z] = np.median(smooth[z][core[z]])
+    return per, noise
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One lesion-shaped cross-section on one slice of the working grid."""
+
+    slice: int
+    rows: slice
+    cols: slice
+    mask: np.ndarray  # cropped to (rows, cols)
+
+
+def lesion_blobs(plane: np.ndarray, z: int, mm: float, min_mm: float, max_mm: float) -> list[Blob]:
+    """Cross-sections of one candidate slice that look like a lesion: inscribed diameter ≥ ``min_mm``,
+    equivalent diameter ≤ ``max_mm``, minor/major axis ≥ ``MIN_ROUNDNESS``, solidity ≥ ``MIN_SOLIDITY``."""
+    from skimage.measure import label, regionprops
+
+    out = []
+    for reg in regionprops(label(plane, connectivity=2)):
+        if reg.area * mm * mm < np.pi * (min_mm / 2) ** 2 or reg.equivalent_diameter_area * mm > max_mm:
+            continue
+        if reg.solidity < MIN_SOLIDITY or reg.axis_minor_length < MIN_ROUNDNESS * reg.axis_major_length:
+            continue
+        crop = reg.image
+        if 2.0 * float(ndimage.distance_transform_edt(np.pad(crop, 1)).max()) * mm < min_mm:
+            continue
+        r0, c0, r1, c1 = reg.bbox
+        out.append(Blob(z, slice(r0, r1), slice(c0, c1), crop))
+    return out
+
+
+def ring_parenchyma(blob: Blob, contrast: np.ndarray, parenchyma: np.ndarray, mm: float) -> tuple[float, float]:
+    """Share of the ``RING_MM`` ring around ``blob`` that is liver parenchyma, and the parenchyma's
+    median contrast there (the local background the blob is compared with; 0 when there is none)."""
+    pad = int(np.ceil(RING_MM / mm)) + 1
+    z, (h, w) = blob.slice, contrast.shape[1:]
+    r0, c0 = max(0, blob.rows.start - pad), max(0, blob.cols.start - pad)
+    r1, c1 = min(h, blob.rows.stop + pad), min(w, blob.cols.stop + pad)
+    inner = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    inner[blob.rows.start - r0:blob.rows.stop - r0, blob.cols.start - c0:blob.cols.stop - c0] = blob.mask
+    ring = ndimage.binary_dilation(inner, structure=_disk(RING_MM / mm)) & ~inner
+    par = parenchyma[z, r0:r1, c0:c1] & ring
+    if not ring.any() or not par.any():
+        return 0.0, 0.0
+    return float(par.sum() / ring.sum()), float(np.median(contrast[z, r0:r1, c0:c1][par]))
+
+
+def connected_ids(n: int, pairs: list[tuple[int, int]]) -> list[int]:
+    """Union-find: one id per item ``0..n-1`` such that items linked by ``pairs`` share it."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[root(i)] = root(j)
+    return [root(i) for i in range(n)]
+
+
+def _overlap(a: Blob, b: Blob) -> bool:
+    r0, r1 = max(a.rows.start, b.rows.start), min(a.rows.stop, b.rows.stop)
+    c0, c1 = max(a.cols.start, b.cols.start), min(a.cols.stop, b.cols.stop)
+    if r0 >= r1 or c0 >= c1:
+        return False
+    ma = a.mask[r0 - a.rows.start:r1 - a.rows.start, c0 - a.cols.start:c1 - a.cols.start]
+    mb = b.mask[r0 - b.rows.start:r1 - b.rows.start, c0 - b.cols.start:c1 - b.cols.start]
+    return bool((ma & mb).any())
+
+
+def _chains(blobs: list[Blob]) -> list[int]:
+    """Chain id per blob: blobs on adjacent slices whose pixels overlap belong to one lesion."""
+    by_z: dict[int, list[int]] = {}
+    for i, b in enumerate(blobs):
+        by_z.setdefault(b.slice, []).append(i)
+    pairs = [(i, j) for z, here in by_z.items() for i in here for j in by_z.get(z + 1, [])
+             if _overlap(blobs[i], blobs[j])]
+    return connected_ids(len(blobs), pairs)
+
+
 def detect_candidates(
     hu: np.ndarray, liver: np.ndarray, spacing_mm: float | None, *, min_contrast_hu: float = 15.0,
-    min_mm: float = 5.0, max_mm: float = 150.0, search_margin_mm: float = 15.0, hyper_factor: float = 3.0,
+    min_mm: float = 5.0, max_mm: float = 150.0, search_margin_mm: float = 5.0, min_slices: int = 2,
 ) -> list[Detection]:
-    """Candidates in ``hu`` ``(S, H, W)`` near the ``liver`` mask.
+    """Hypodense lesion candidates in ``hu`` ``(S, H, W)`` in and around the ``liver`` mask (same shape).
 
-    Search region = liver dilated by ``search_margin_mm`` (hypodense lesions at the edge often fall
-    outside a liver mask; the liver filter decides later). A voxel is a candidate when its smoothed
-    HU is ≥ ``min_contrast_hu`` below the parenchyma median, or ≥ ``hyper_factor`` × that above it.
-    3D components whose largest cross-section has an equivalent diameter in ``[min_mm, max_mm]`` are
-    kept; each slice's cross-sections (≥ ``min_mm`` across) become boxes with score =
-    min(1, |mean contrast| / (4·min_contrast)), halved when most of the 3D region hugs the liver edge
-    (partial-volume rim); hyperdense cross-sections must be compact (vessels are not).
+    ``min_contrast_hu``: smallest contrast margin below the parenchyma level (the margin actually used
+    is max(this, ``NOISE_K`` × the smoothed parenchyma's robust SD)); ``min_mm``/``max_mm``: lesion
+    diameter limits; ``search_margin_mm``: how far outside the mask to look (edge lesions bulge out of
+    liver masks; the liver filter then judges the candidate's own voxels); ``min_slices``: 3D
+    consistency (relaxed to 1 for single-slice input). ``spacing_mm``: in-plane pixel size (0.75
+    assumed when unknown). Returns one :class:`Detection` per cross-section part per slice.
     """
     hu = np.asarray(hu, dtype=np.float32)
     liver = np.asarray(liver, dtype=bool)
@@ -52,46 +208,45 @@ def detect_candidates(
     if not liver.any():
         return []
     full_mm = spacing_mm or 0.75
-    factor = max(1, int(round(WORK_MM / full_mm)))  # work on ~WORK_MM pixels, boxes scaled back
-    small_hu = hu[:, ::factor, ::factor]
-    small_liver = liver[:, ::factor, ::factor]
+    factor = max(1, int(round(WORK_MM / full_mm)))
     mm = full_mm * factor
-    level = float(np.median(hu[liver]))
-    search = ndimage.distance_transform_edt(~small_liver, sampling=(1e6, mm, mm)) <= search_margin_mm
-    tissue = (search & (small_hu > -30)).astype(np.float32)  # no fat or gas in the averages
-    size = (1, max(3, round(3 / mm) | 1), max(3, round(3 / mm) | 1))
-    smooth = ndimage.uniform_filter(small_hu * tissue, size=size) / np.maximum(ndimage.uniform_filter(tissue, size=size), 1e-3)
-    hypo = smooth < level - min_contrast_hu
-    hyper = smooth > level + hyper_factor * min_contrast_hu
-    cand = (hypo | hyper) & (tissue > 0)
-    cand = ndimage.binary_opening(cand, structure=_disk(round(1.5 / mm))[None])
-    labels, n = ndimage.label(cand)
-    edge = search & (ndimage.distance_transform_edt(small_liver, sampling=(1e6, mm, mm)) <= 3.0)
+    small = ndimage.uniform_filter(hu, size=(1, factor, factor))[:, ::factor, ::factor] if factor > 1 else hu
+    small_liver = liver[:, ::factor, ::factor]
+    plane2d = lambda r: _disk(r / mm)[None]  # noqa: E731 — in-plane structuring element of radius r mm
+    fat = small <= FAT_HU
+    tissue = ~ndimage.binary_dilation(fat, structure=plane2d(RIM_MM))  # no fat, no partial-volume rim
+    search = ndimage.binary_dilation(small_liver, structure=plane2d(search_margin_mm)) & tissue
+    smooth = _normalised_smooth(small, tissue, SMOOTH_MM / mm)
+    core = ndimage.binary_erosion(small_liver, structure=plane2d(CORE_MM)) & tissue
+    if core.sum() < 50:
+        core = small_liver & tissue
+    if not core.any():
+        return []
+    levels, noise = parenchyma_levels(smooth, core, mm)
+    margin = max(min_contrast_hu, NOISE_K * noise)
+    contrast = smooth - levels[:, None, None]
+    cand = (contrast < -margin) & search & (small > FAT_HU)
+    cand = ndimage.binary_opening(cand, structure=plane2d(min_mm / 4))  # bridges and lines < min_mm/2 go
+    hole_px = int(np.pi * (VESSEL_MM / 2 / mm) ** 2)  # a vessel crossing a lesion is not a hole in it
+    cand = np.stack([fill_small_holes(sl, hole_px) for sl in cand])
+    parenchyma = small_liver & tissue & (np.abs(contrast) <= PARENCHYMA_K * margin)
+    blobs = [b for z in range(cand.shape[0]) for b in lesion_blobs(cand[z], z, mm, min_mm, max_mm)]
+    ids = _chains(blobs)
+    need = min(min_slices, hu.shape[0])
     out: list[Detection] = []
-    min_px = np.pi * (min_mm / 2 / mm) ** 2
-    max_px = np.pi * (max_mm / 2 / mm) ** 2
-    for k, found in enumerate(ndimage.find_objects(labels), start=1):
-        if found is None:
-            continue
-        region = labels[found] == k
-        areas = region.sum(axis=(1, 2))
-        if not (min_px <= areas.max() <= max_px):
-            continue
-        values = small_hu[found][region]
-        contrast = float(values.mean() - level)
-        rim = 0.5 if float(edge[found][region].mean()) > 0.5 else 1.0
-        z0, y0, x0 = found[0].start, found[1].start, found[2].start
-        for dz, plane in enumerate(region):
-            sub, _ = ndimage.label(plane)
-            for box in boxes_from_mask(plane, min_area=max(4, int(min_px))):
-                fill = plane[box.y1:box.y2, box.x1:box.x2].mean()
-                ids = sub[box.y1:box.y2, box.x1:box.x2]
-                part = ids == np.bincount(ids[ids > 0]).argmax()
-                local = float(smooth[z0 + dz, y0 + box.y1:y0 + box.y2, x0 + box.x1:x0 + box.x2][part].mean() - level)
-                box_score = min(1.0, abs(local) / (4 * min_contrast_hu)) * rim
-                if contrast > 0 and (fill < 0.5 or max(box.width, box.height) > 2 * min(box.width, box.height)):
-                    continue  # hyperdense and not compact: a vessel, not a lesion
-                full = Box((x0 + box.x1) * factor, (y0 + box.y1) * factor,
-                           min(hu.shape[2], (x0 + box.x2) * factor), min(hu.shape[1], (y0 + box.y2) * factor))
-                out.append(Detection(z0 + dz, full, box_score, k, local))
+    for k in sorted(set(ids)):
+        members = [b for b, i in zip(blobs, ids) if i == k]
+        if len({b.slice for b in members}) < need:
+            continue  # single-slice blip
+        ring = [ring_parenchyma(b, contrast, parenchyma, mm) for b in members]
+        if float(np.mean([r[0] for r in ring])) < MIN_RING_PARENCHYMA:
+            continue  # surrounded by fat, lung, hilum or other organs: not embedded in the liver
+        values = np.concatenate([contrast[b.slice, b.rows, b.cols][b.mask] - r[1] for b, r in zip(members, ring)])
+        inside = float(np.concatenate([small_liver[b.slice, b.rows, b.cols][b.mask] for b in members]).mean())
+        mean_contrast = float(values.mean())
+        score = min(1.0, max(0.0, (-mean_contrast - margin) / (SCORE_SPAN * margin)))
+        for b in members:
+            box = Box(b.cols.start * factor, b.rows.start * factor, min(hu.shape[2], b.cols.stop * factor),
+                      min(hu.shape[1], b.rows.stop * factor))
+            out.append(Detection(b.slice, box, round(score, 4), k, round(mean_contrast, 1), round(inside, 3)))
     return out

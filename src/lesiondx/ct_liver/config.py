@@ -25,7 +25,7 @@ class CtLiverConfig:
     liver_max_slices: int = 400  # slices sampled per training run (lesion/liver slices first)
     liver_hu_low: float = 40.0  # HU fallback: liver parenchyma range (portal-venous CT)
     liver_hu_high: float = 200.0
-    inside_liver_fraction: float = 0.3  # a box counts as inside when ≥ this share of it lies in the liver
+    inside_liver_fraction: float = 0.5  # a candidate is inside when most of its own voxels lie in the liver
     # detector
     detector: str = "candidates"  # default detector when no learned one: "candidates" (classical)
     detector_px: int = 320  # learned detector input side
@@ -34,7 +34,9 @@ class CtLiverConfig:
     score_threshold: float = 0.25
     min_lesion_mm: float = 5.0  # candidate detector: smallest lesion diameter kept
     max_lesion_mm: float = 150.0
-    min_contrast_hu: float = 15.0  # candidate detector: |lesion − parenchyma median| needed
+    min_contrast_hu: float = 15.0  # candidate detector: smallest margin below the parenchyma level (HU)
+    search_margin_mm: float = 5.0  # candidate detector: look this far outside the liver mask (edge lesions)
+    min_lesion_slices: int = 2  # candidate detector: a lesion must appear on this many adjacent slices
     classify_px: int = 224  # each box is expanded to a square crop of this many pixels
     box_margin: float = 0.25  # crop margin as a fraction of the box's longer side
     # classifier (LiLNet recipe)

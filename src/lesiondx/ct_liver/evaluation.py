@@ -5,6 +5,7 @@ available detector side by side, the liver filter on extrahepatic masses, and le
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ from lesiondx.data import Box, read_lesion_table
 from lesiondx.models import dice_score
 from lesiondx.stats import detection_prf, wilson_ci
 
-from .candidates import Detection, detect_candidates
+from .candidates import Detection
 from .detector import lesion_boxes
-from .liver import chains, hu_liver_mask, inside_liver, vote_by_component
+from .liver import chains, hu_liver_mask, liver_flags
 from .multiphase import multiphase_metrics
-from .pipeline import Bundle, box_crop, classify, liver_mask
-from .study import Study
+from .pipeline import Bundle, box_crop, classify, liver_mask, rule_candidates
+from .study import Study, as_windowed
 
 IOUS = (0.1, 0.3, 0.5)
 
@@ -37,10 +38,11 @@ def liver_values(folder: Path, patient: str, label_map: np.ndarray) -> tuple[lis
     return [v for v in values if v not in outside], [v for v in values if v in outside]
 
 
-def _prf(dets: list[Detection], truth: list[list[Box]], keep: Callable[[Detection], bool], thr: float) -> dict:
+def _prf(dets: list[Detection], truth: list[list[Box]], thr: float) -> dict:
+    """Slice-level P/R/F1 per IoU threshold with Wilson CIs (``dets[i].slice`` indexes ``truth``)."""
     n = len(truth)
-    pb = [[d.box.as_list() for d in dets if d.slice == z and keep(d)] for z in range(n)]
-    ps = [[d.score for d in dets if d.slice == z and keep(d)] for z in range(n)]
+    pb = [[d.box.as_list() for d in dets if d.slice == z] for z in range(n)]
+    ps = [[d.score for d in dets if d.slice == z] for z in range(n)]
     tb = [[b.as_list() for b in t] for t in truth]
     out = {}
     for iou, r in detection_prf(pb, ps, tb, IOUS, thr).items():
@@ -52,13 +54,29 @@ def _prf(dets: list[Detection], truth: list[list[Box]], keep: Callable[[Detectio
     return out
 
 
+def lesion_recall(dets: list[Detection], label_map: np.ndarray, values: list[int], iou: float = 0.1) -> dict[str, Any]:
+    """Lesion-level recall: a lesion counts as found when a kept box overlaps one of its slice boxes by
+    IoU ≥ ``iou`` on any slice (Wilson CI over lesions)."""
+    found = []
+    for v in values:
+        hit = any(d.box.iou(b) >= iou for d in dets for b in lesion_boxes(label_map[d.slice], [v]))
+        found.append(bool(hit))
+    ci = wilson_ci(sum(found), len(found)) if found else None
+    return {"found": int(sum(found)), "lesions": len(found), "recall": sum(found) / len(found) if found else None,
+            "recall_ci": [ci.ci_low, ci.ci_high] if ci else None, "per_lesion": dict(zip(map(str, values), found))}
+
+
 def evaluate_detection(folder: Path, studies: list[Study], detectors: dict[str, Callable[[Study, np.ndarray], list[Detection]]],
                        liver_of: Callable[[Study], np.ndarray], thr: float, min_fraction: float) -> dict[str, Any]:
-    """Per detector: slice-level P/R/F1 (boxes per lesion part, pooled over studies, Wilson CIs on
-    precision and recall; slices are not independent, so CIs are optimistic), and how many boxes on
-    extrahepatic masses the liver filter dropped."""
-    result: dict[str, Any] = {"studies": [s.study_id for s in studies], "score_threshold": thr, "detectors": {}}
-    per_det: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in detectors}
+    """Per detector: slice-level P/R/F1 per patient and pooled over patients (one box per lesion part
+    per slice; Wilson CIs treat boxes as independent, which consecutive slices of one lesion are not,
+    so they are optimistic), lesion-level recall, false boxes per slice, false lesions (chains of kept
+    boxes of which no box hits a truth box, IoU ≥ 0.1) per patient, and how many boxes on
+    extrahepatic masses the liver filter kept."""
+    result: dict[str, Any] = {"studies": [s.study_id for s in studies], "score_threshold": thr,
+                              "inside_liver_fraction": min_fraction, "detectors": {}}
+    pooled: dict[str, tuple[list, list]] = {name: ([], []) for name in detectors}
+    per_patient: dict[str, dict[str, Any]] = {name: {} for name in detectors}
     for study in studies:
         liver = liver_of(study)
         inside_vals, outside_vals = liver_values(folder, study.patient_id, study.lesion)
@@ -66,16 +84,24 @@ def evaluate_detection(folder: Path, studies: list[Study], detectors: dict[str, 
         extra = [lesion_boxes(sl, outside_vals) for sl in study.lesion]
         for name, fn in detectors.items():
             dets = [d for d in fn(study, liver) if d.score >= thr]
-            voted = vote_by_component(chains([d.slice for d in dets], [d.box for d in dets]), [inside_liver(d.box, liver[d.slice], min_fraction) for d in dets])
-            flags = {id(d): f for d, f in zip(dets, voted)}
-            offset = len(per_det[name][1])
-            per_det[name][0].extend(Detection(d.slice + offset, d.box, d.score) for d in dets if flags[id(d)])
-            per_det[name][1].extend(truth)
-            on_extra = [d for d in dets if any(d.box.iou(b) >= 0.1 for b in extra[d.slice])]
-            per_det[name][2].append({"study": study.study_id, "boxes_on_extrahepatic_masses": len(on_extra),
-                                     "dropped_by_liver_filter": sum(not flags[id(d)] for d in on_extra)})
-    for name, (dets, truth, extra) in per_det.items():
-        result["detectors"][name] = {"after_liver_filter": _prf(dets, truth, lambda d: True, thr), "extrahepatic": extra}
+            flags = liver_flags(dets, liver, min_fraction)
+            kept = [d for d, f in zip(dets, flags) if f]
+            on_extra = [f for d, f in zip(dets, flags) if any(d.box.iou(b) >= 0.1 for b in extra[d.slice])]
+            prf = _prf(kept, truth, thr)
+            ids = [d.component if d.component >= 0 else -1 - c for d, c in
+                   zip(kept, chains([d.slice for d in kept], [d.box for d in kept]))]
+            hit = {i for d, i in zip(kept, ids) if any(d.box.iou(b) >= 0.1 for b in truth[d.slice])}
+            per_patient[name][study.study_id] = {
+                "slices": study.n_slices, "boxes_kept": len(kept), "boxes_dropped_by_liver_filter": len(dets) - len(kept),
+                "false_boxes_per_slice_iou0.1": prf["0.1"]["fp"] / max(1, study.n_slices), "slice_level": prf,
+                "candidate_lesions": len(set(ids)), "false_lesions_iou0.1": len(set(ids) - hit),
+                "lesion_level_iou0.1": lesion_recall(kept, study.lesion, inside_vals),
+                "boxes_on_extrahepatic_masses": len(on_extra), "kept_on_extrahepatic_masses": int(sum(on_extra))}
+            offset = len(pooled[name][1])
+            pooled[name][0].extend(replace(d, slice=d.slice + offset) for d in kept)
+            pooled[name][1].extend(truth)
+    for name, (dets, truth) in pooled.items():
+        result["detectors"][name] = {"pooled_after_liver_filter": _prf(dets, truth, thr), "per_patient": per_patient[name]}
     return result
 
 
@@ -97,18 +123,21 @@ def evaluate_ct(folder: Path, studies: list[Study], bundle: Bundle) -> dict[str,
     """Liver Dice + detection for the rule-based candidates and, if the bundle has one, the learned detector."""
     cfg = bundle.cfg
 
-    def candidates(study: Study, liver: np.ndarray) -> list[Detection]:
-        return detect_candidates(study.hu, liver, study.spacing_mm, min_contrast_hu=cfg.min_contrast_hu,
-                                 min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm)
-
-    detectors: dict[str, Callable] = {"hu-candidates": candidates}
+    detectors: dict[str, Callable] = {"hu-candidates": lambda study, liver: rule_candidates(study, liver, cfg)}
     if bundle.detector is not None:
         from .detector import detect
 
         detectors["faster-rcnn-lite0"] = lambda study, liver: detect(bundle.detector, study.grey)
+    liver_of = lambda s: liver_mask(s, bundle)[0]  # noqa: E731
+    windowed = [as_windowed(s) for s in studies]
     return {"liver_dice": evaluate_liver(studies, bundle),
-            "detection": evaluate_detection(folder, studies, detectors, lambda s: liver_mask(s, bundle)[0],
-                                            cfg.score_threshold, cfg.inside_liver_fraction)}
+            "detection": evaluate_detection(folder, studies, detectors, liver_of, cfg.score_threshold,
+                                            cfg.inside_liver_fraction),
+            "detection_windowed_slices": {
+                "input": "8-bit abdomen-window slices (as PNG/JPG), HU from the inverted window, pixel spacing "
+                         "estimated from the body width",
+                "spacing_estimated_mm": {s.study_id: s.spacing_mm for s in windowed},
+                **evaluate_detection(folder, windowed, detectors, liver_of, cfg.score_threshold, cfg.inside_liver_fraction)}}
 
 
 def lesion_table(studies: list[Study], labels: dict[str, str], bundle: Bundle) -> pd.DataFrame:

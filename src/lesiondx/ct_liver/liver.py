@@ -10,7 +10,11 @@ from scipy import ndimage
 from lesiondx.data import Box
 from lesiondx.io import resize
 
+from .candidates import connected_ids
+
 WORK_PX = 128  # the HU fallback works on slices resampled to this side
+ERODE_MM = 4.0  # erosion that cuts thin bridges to neighbouring organs before the largest component is taken
+CLOSE_MM = 12.0  # per-slice closing radius of the HU liver mask (bridges vessels / lesions at its border)
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -65,7 +69,7 @@ def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0
     body = ndimage.binary_erosion(body, structure=_disk(round(8 / mm))[None])
     level = parenchyma_level(small[body & _right_anterior(body)], low, high)
     cand = (np.abs(small - level) <= band) & body
-    radius = max(1, round(4 / mm))
+    radius = max(1, round(ERODE_MM / mm))
     eroded = ndimage.binary_erosion(cand, structure=_disk(radius)[None])
     labels, n = ndimage.label(eroded)
     if n == 0:
@@ -76,49 +80,63 @@ def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0
     right = [i for i in range(n) if centres[i][2] < body_x]
     pick = max(right or range(n), key=lambda i: sizes[i]) + 1
     liver = ndimage.binary_dilation(labels == pick, structure=_disk(radius)[None]) & cand
-    close = _disk(round(12 / mm))
+    close = _disk(round(CLOSE_MM / mm))
     liver = np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, structure=close, iterations=1)) for sl in liver])
     return np.stack([resize(sl.astype(np.float32), (h, w), order=0) > 0.5 for sl in liver])
 
 
 def inside_fraction(box: Box, liver_slice: np.ndarray) -> float:
-    """Share of the box's pixels that lie inside the liver mask (0 for an empty box)."""
-    region = liver_slice[max(0, box.y1):max(0, box.y2), max(0, box.x1):max(0, box.x2)]
-    return float(region.mean()) if region.size else 0.0
-
-
-def inside_liver(box: Box, liver_slice: np.ndarray, min_fraction: float = 0.3) -> bool:
-    """True when the box centre is in the liver or at least ``min_fraction`` of the box overlaps it."""
-    x, y = (int(round(v)) for v in box.center)
+    """Share of the ellipse inscribed in ``box`` (the object a box stands for, not its corners) that
+    lies inside the liver mask (0 for an empty box)."""
     rows, cols = liver_slice.shape
-    centre_in = 0 <= y < rows and 0 <= x < cols and bool(liver_slice[y, x])
-    return centre_in or inside_fraction(box, liver_slice) >= min_fraction
+    y1, y2, x1, x2 = max(0, box.y1), min(rows, box.y2), max(0, box.x1), min(cols, box.x2)
+    if y2 <= y1 or x2 <= x1:
+        return 0.0
+    yy, xx = np.mgrid[box.y1:box.y2, box.x1:box.x2]
+    cy, cx = (box.y1 + box.y2 - 1) / 2, (box.x1 + box.x2 - 1) / 2
+    ry, rx = max(box.height / 2, 0.5), max(box.width / 2, 0.5)
+    ellipse = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    valid = (yy >= 0) & (yy < rows) & (xx >= 0) & (xx < cols)
+    inside = np.zeros_like(ellipse)
+    inside[valid] = liver_slice[yy[valid], xx[valid]]
+    return float((ellipse & inside).sum() / max(1, ellipse.sum()))
 
 
-def filter_boxes(boxes: Sequence[Box], liver_slice: np.ndarray, min_fraction: float = 0.3) -> list[bool]:
+def inside_liver(box: Box, liver_slice: np.ndarray, min_fraction: float = 0.5) -> bool:
+    """True when at least ``min_fraction`` of the box's inscribed ellipse lies in the liver."""
+    return inside_fraction(box, liver_slice) >= min_fraction
+
+
+def filter_boxes(boxes: Sequence[Box], liver_slice: np.ndarray, min_fraction: float = 0.5) -> list[bool]:
     """``inside_liver`` flag for each box on one slice."""
     return [inside_liver(b, liver_slice, min_fraction) for b in boxes]
 
 
+def liver_flags(found: Sequence, liver: np.ndarray, min_fraction: float = 0.5) -> list[bool]:
+    """Liver filter for detections (objects with ``slice``, ``box``, ``inside_fraction``): a candidate
+    is inside when ≥ ``min_fraction`` of its **own voxels** lie in the liver mask (rule-based
+    candidates carry that fraction); boxes without pixels (learned detector, NaN) use the ellipse
+    inscribed in the box, voted over boxes chained across slices (one lesion, one decision)."""
+    own = [float(d.inside_fraction) for d in found]
+    boxed = [i for i, f in enumerate(own) if not np.isfinite(f)]
+    flags = [np.isfinite(f) and f >= min_fraction for f in own]
+    if boxed:
+        sub = [found[i] for i in boxed]
+        voted = vote_by_component(chains([d.slice for d in sub], [d.box for d in sub]),
+                                  [inside_liver(d.box, liver[d.slice], min_fraction) for d in sub])
+        for i, f in zip(boxed, voted):
+            flags[i] = f
+    return [bool(f) for f in flags]
+
+
 def chains(slices: Sequence[int], boxes: Sequence[Box], min_iou: float = 0.3) -> list[int]:
     """Chain id per box: boxes on adjacent slices overlapping by IoU ≥ ``min_iou`` belong to one lesion."""
-    parent = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     by_slice: dict[int, list[int]] = {}
     for i, z in enumerate(slices):
         by_slice.setdefault(int(z), []).append(i)
-    for z, here in by_slice.items():
-        for i in here:
-            for j in by_slice.get(z + 1, []):
-                if boxes[i].iou(boxes[j]) >= min_iou:
-                    parent[root(i)] = root(j)
-    return [root(i) for i in range(len(boxes))]
+    pairs = [(i, j) for z, here in by_slice.items() for i in here for j in by_slice.get(z + 1, [])
+             if boxes[i].iou(boxes[j]) >= min_iou]
+    return connected_ids(len(boxes), pairs)
 
 
 def vote_by_component(components: Sequence[int], flags: Sequence[bool]) -> list[bool]:

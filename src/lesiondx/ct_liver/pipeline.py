@@ -18,11 +18,11 @@ from lesiondx.io import resize
 from lesiondx.models import load_checkpoint, save_checkpoint
 from lesiondx.overlay import save_overlay
 
-from .candidates import Detection, detect_candidates
+from .candidates import RULES_VERSION, Detection, detect_candidates
 from .classifier import LiLNet, backbone_stages, grad_cam, predict_proba
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
-from .liver import chains, hu_liver_mask, inside_liver, vote_by_component
+from .liver import hu_liver_mask, liver_flags
 from .study import Study
 
 REPO_MODELS = Path(__file__).resolve().parents[3] / "models" / "ct-liver"
@@ -105,6 +105,8 @@ def load_bundle(model: str | Path = "default") -> Bundle:
         detector = build_detector(cfg.detector_px, pretrained=False)
         detector.load_state_dict(states["detector"])
         detector.eval()
+    if detector is None:  # the rule-based detector's version is part of what a prediction depends on
+        version = f"{version}+{RULES_VERSION}"
     return Bundle(cfg, root, version, classifier, level, liver_net, detector)
 
 
@@ -118,6 +120,13 @@ def liver_mask(study: Study, bundle: Bundle) -> tuple[np.ndarray, str]:
     return hu_liver_mask(study.hu, study.spacing_mm, low=cfg.liver_hu_low, high=cfg.liver_hu_high), "hu-rule"
 
 
+def rule_candidates(study: Study, liver: np.ndarray, cfg: CtLiverConfig) -> list[Detection]:
+    """The rule-based hypodense-lesion candidates of :mod:`.candidates` with the task's settings."""
+    return detect_candidates(study.hu, liver, study.spacing_mm, min_contrast_hu=cfg.min_contrast_hu,
+                             min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm,
+                             search_margin_mm=cfg.search_margin_mm, min_slices=cfg.min_lesion_slices)
+
+
 def find_lesions(study: Study, liver: np.ndarray, bundle: Bundle) -> tuple[list[Detection], str]:
     """Detections with score ≥ ``score_threshold`` and the detector's name."""
     cfg = bundle.cfg
@@ -126,9 +135,8 @@ def find_lesions(study: Study, liver: np.ndarray, bundle: Bundle) -> tuple[list[
 
         found, name = detect(bundle.detector, study.grey), "faster-rcnn-lite0 (learned, run dir)"
     else:
-        found = detect_candidates(study.hu, liver, study.spacing_mm, min_contrast_hu=cfg.min_contrast_hu,
-                                  min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm)
-        name = "hu-candidates (rule-based, no learned weights)"
+        found = rule_candidates(study, liver, cfg)
+        name = "hu-candidates (rule-based hypodense lesions, no learned weights)"
     return [d for d in found if d.score >= cfg.score_threshold], name
 
 
@@ -147,16 +155,18 @@ def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overla
     liver, liver_method = liver_mask(study, bundle)
     found, detector_name = find_lesions(study, liver, bundle)
     found = sorted(found, key=lambda d: -d.score)[:max_lesions]
-    flags = vote_by_component(chains([d.slice for d in found], [d.box for d in found]),
-                              [inside_liver(d.box, liver[d.slice], bundle.cfg.inside_liver_fraction) for d in found])
+    flags = liver_flags(found, liver, bundle.cfg.inside_liver_fraction)
     crops = [box_crop(study.grey[d.slice], d.box, bundle.cfg) for d in found]
     probs = classify(crops, bundle)
     described = bundle.tree.describe(probs, bundle.level) if bundle.classifier is not None else [{} for _ in found]
     lesions = [{"slice": int(d.slice), "box": d.box.as_list(), "score": round(float(d.score), 4),
                 "inside_liver": bool(f), "probabilities": {k: round(v, 4) for k, v in p.items()},
+                "liver_fraction": round(float(d.inside_fraction), 3) if np.isfinite(d.inside_fraction) else None,
+                "contrast_hu": round(float(d.contrast_hu), 1) if np.isfinite(d.contrast_hu) else None,
                 "phase": study.phase} for d, f, p in zip(found, flags, described)]
     result: dict[str, Any] = {"study": study.study_id, "n_slices": study.n_slices, "detector": detector_name,
-                              "liver_filter": liver_method, "lesions": lesions, "overlays": [], "cams": []}
+                              "liver_filter": liver_method, "lesions": lesions, "overlays": [], "cams": [],
+                              "pixel_spacing_mm": study.spacing_mm, "spacing_estimated": study.spacing_estimated}
     if out is not None:
         result["overlays"], result["cams"] = _pictures(study, liver, found, flags, described, crops, probs, bundle,
                                                        Path(out), max_overlays)

@@ -7,17 +7,19 @@ which covers liver parenchyma and most lesions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from lesiondx.data import load_manifest
 from lesiondx.io import ImageReadError, MedicalImage, apply_window, get_window, read_image, read_raster_array, read_study, to_display
 from lesiondx.progress import track
 
 WINDOW = "abdomen"
+BODY_WIDTH_MM = 320.0  # typical adult abdominal lateral (left–right) diameter, used when spacing is unknown
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class Study:
     """Axial slices in slice order (index 0 = first / most superior).
 
     ``grey``: ``(S, H, W)`` abdomen-window grey 0..255; ``hu``: HU (or window-inverted HU when
-    ``hu_exact`` is False); ``spacing_mm``: in-plane pixel size or ``None``; ``liver``/``lesion``:
+    ``hu_exact`` is False); ``spacing_mm``: in-plane pixel size (estimated from the body width for
+    slice images without one, see ``spacing_estimated``) or ``None``; ``liver``/``lesion``:
     reference masks when the folder has them (lesion = label map, k = lesion k, 0 = none).
     """
 
@@ -39,6 +42,7 @@ class Study:
     liver: np.ndarray | None = None
     lesion: np.ndarray | None = None
     sources: tuple[str, ...] = ()
+    spacing_estimated: bool = False  # True when ``spacing_mm`` came from :func:`estimate_spacing_mm`
 
     @property
     def n_slices(self) -> int:
@@ -49,6 +53,23 @@ def grey_to_hu(grey: np.ndarray) -> np.ndarray:
     """Approximate HU from abdomen-window grey levels 0..255 (clipped outside the window)."""
     w = get_window(WINDOW)
     return np.asarray(grey, dtype=np.float32) / 255.0 * w.width + w.low
+
+
+def estimate_spacing_mm(hu: np.ndarray) -> float | None:
+    """In-plane pixel size guessed for slices without one (PNG/JPG): ``BODY_WIDTH_MM`` divided by the
+    median left–right extent (px) of the body (HU > −130: above fat, below window-clipped air) over the slices. Adult
+    abdomens vary about ±20 % around that width, so physical sizes carry that error; ``None`` when no
+    body is visible."""
+    widths = []
+    for sl in np.asarray(hu)[:: max(1, len(hu) // 12)]:
+        body = ndimage.binary_fill_holes(ndimage.binary_opening(sl > -130, iterations=2))
+        labels, n = ndimage.label(body)
+        if n == 0:
+            continue
+        largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
+        cols = np.nonzero(largest.any(axis=0))[0]
+        widths.append(cols.max() - cols.min() + 1)
+    return float(BODY_WIDTH_MM / np.median(widths)) if widths and np.median(widths) >= 32 else None
 
 
 def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None, **extra) -> Study:
@@ -63,8 +84,20 @@ def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None
         grey = np.stack([to_display(image.with_pixels(p)) for p in pixels]).astype(np.float32)
         hu = grey_to_hu(grey)
     spacing = float(image.spacing[-1]) if image.spacing else None
+    guessed = spacing is None
+    if guessed:
+        spacing = estimate_spacing_mm(hu)
     return Study(study_id, patient_id or study_id, grey, hu, bool(image.is_hu), spacing, phase=extra.pop("phase", image.phase),
-                 sources=tuple(str(s) for s in image.sources), **extra)
+                 sources=tuple(str(s) for s in image.sources), spacing_estimated=guessed and spacing is not None, **extra)
+
+
+def as_windowed(study: Study) -> Study:
+    """The study as a user would send it in PNG/JPG slices: 8-bit abdomen-window grey only (HU
+    recovered by inverting the window), no pixel spacing (estimated from the body width)."""
+    grey = np.round(np.clip(study.grey, 0, 255)).astype(np.float32)
+    hu = grey_to_hu(grey)
+    spacing = estimate_spacing_mm(hu)
+    return replace(study, grey=grey, hu=hu, hu_exact=False, spacing_mm=spacing, spacing_estimated=spacing is not None)
 
 
 def read_input_study(path: str | Path) -> Study:

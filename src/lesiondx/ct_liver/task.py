@@ -29,7 +29,8 @@ from .multiphase import patient_probabilities
 from .pipeline import Bundle, analyse, box_crop, classifier_input, load_bundle, save_classifier, write_json
 from .study import Study, labelled_studies, read_input_study
 
-SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based candidate detector (no learned detector ships: "
+SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of hypodense lesions >= 5 mm on "
+                "contrast-enhanced (portal-venous) CT; iso- or hyperdense lesions are missed (no learned detector ships: "
                 "the only boxes we have are IRCADb's, CC BY-NC-ND); classifier trained on AUL ultrasound lesions, "
                 "NOT validated on CT — its probabilities are a research demonstration, not a diagnosis")
 

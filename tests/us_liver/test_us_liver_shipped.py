@@ -52,7 +52,8 @@ def test_shipped_cam_explains_the_predicted_class_inside_the_crop(shipped: Path)
         image = MINI / "images" / name
         if not image.is_file():
             pytest.skip(f"{image} missing")
-        frame, _ = frame_for(bundle, image, None)
+        frame, _, peak = frame_for(bundle, image, None)
+        assert 0 <= peak <= 1
         scored = score_frame(bundle, frame, cam=True)
         heat = scored.heatmap
         assert heat.shape == frame.grey.shape and heat.max() > 0.5, name  # never an empty map

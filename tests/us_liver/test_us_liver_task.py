@@ -104,10 +104,12 @@ def test_predict_proposed_and_user_roi(run: Path, mini: Path, tmp_path: Path):
     r = out["results"][0]
     assert 0 <= r["probability"] <= 1 and r["label"] in ("benign", "malignant") and r["model_version"]
     assert r["roi_source"] == "proposed"
+    assert 0 <= r["lesion_probability"] <= 1 and r["lesion_found"] == (r["lesion_probability"] >= 0.3)
     with Image.open(r["overlay"]) as png, Image.open(image) as src:
         assert png.size[0] == src.size[0] and png.size[1] >= src.size[1]
     user = task.predict([image], str(run), None, roi="100,120,80,60")["results"][0]
     assert user["box"] == [100, 120, 180, 180] and user["roi_source"] == "user" and user["overlay"] is None
+    assert user["lesion_found"] is True  # the user's ROI says there is a lesion
 
 
 def test_predict_rejects_bad_input(run: Path, tmp_path: Path):
@@ -117,3 +119,14 @@ def test_predict_rejects_bad_input(run: Path, tmp_path: Path):
         task.predict([bad], str(run), None)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         task.predict([bad], str(tmp_path / "nowhere"), None)
+
+
+def test_dcnn_head_still_trains_and_predicts(mini: Path, tmp_path: Path):
+    """The Model_LB head (trained dropout → BN → linear on trunk features) stays usable next to the probe."""
+    torch.set_num_threads(1)
+    (tmp_path / "dcnn.yaml").write_text(TINY + "head: dcnn\nepochs: 1\nseg_epochs: 0\nseg_max_images: 4\n")
+    run = task.train(mini, tmp_path / "run", tmp_path / "dcnn.yaml")
+    states = torch.load(run / "us_liver.pt", weights_only=False)["states"]
+    assert any(k.startswith("lesion.") for k in states["member0"])  # a DcnnUs member, not a probe head
+    r = task.predict([sorted((mini / "images").glob("benign_*.jpg"))[0]], str(run), None)["results"][0]
+    assert 0 <= r["probability"] <= 1

@@ -17,7 +17,13 @@ class UsLiverConfig:
     crop_side_frac: float = 0.4  # lesion crop side as a fraction of the scan-sector width (fixed scale)
     crop_margin: float = 0.15  # extra margin around lesions bigger than the fixed side (fraction)
     background_margin_px: int = 10  # lesion dilation removed from the liver background ROI
-    # model
+    # model: "probe" = Model_LBM, logistic heads on frozen multi-level features (lesiondx.us_liver.probe);
+    # "dcnn" = Model_L / Model_LB, trained dropout → BN → linear heads (+ triplet) on trunk features
+    head: str = "probe"
+    views: str = "LBM"  # probe views: L fixed-scale lesion, B liver background, M magnified lesion
+    levels: tuple[str, ...] = ("b4", "b5", "b6", "head")  # probe: pooled Lite0 depths
+    probe_cs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)  # probe: L2 strengths tried on inner validation
+    probe_refit: bool = True  # probe: refit on train + inner-validation rows with the chosen C
     backbone: str = "efficientnet_lite0"  # or resnet18 (random init offline)
     branches: str = "LB"  # "L" (lesion only) or "LB" (lesion + liver background)
     trainable_tail: int = 0  # 0: fine-tune only the last 1x1 conv head; 1: also the last block (Lite0)
@@ -45,6 +51,7 @@ class UsLiverConfig:
     seg_batch_size: int = 8
     seg_lr: float = 1e-3
     seg_max_images: int = 0  # 0 = all
+    no_lesion_below: float = 0.3  # predict flags lesion_found=False below this peak lesion probability
     seg_from: str = ""  # reuse the segmenter of this checkpoint instead of training one
     cache_dir: str = ""  # keep trunk-feature caches here (keyed by data hash and ROI settings)
 
@@ -54,6 +61,10 @@ def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiv
     config = load_config(UsLiverConfig, path, **overrides)
     if config.branches not in ("L", "LB"):
         raise ValueError(f"branches must be 'L' or 'LB', not {config.branches!r}")
+    if config.head not in ("probe", "dcnn"):
+        raise ValueError(f"head must be 'probe' or 'dcnn', not {config.head!r}")
+    if config.head == "probe" and (not config.views or set(config.views) - set("LBM") or config.backbone != "efficientnet_lite0"):
+        raise ValueError(f"probe head needs views from 'LBM' (got {config.views!r}) and the efficientnet_lite0 backbone")
     if config.backbone not in ("efficientnet_lite0", "resnet18"):
         raise ValueError(f"backbone must be efficientnet_lite0 or resnet18, not {config.backbone!r}")
     if config.tta_copies > config.augment_copies:

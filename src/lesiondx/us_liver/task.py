@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
 from .model import DcnnUs, base_backbone
+from .probe import PooledLite0, ProbeCache, ProbeHead, cross_validate_probe, probe_cache_name, probe_features
 from .rois import UsFrame, read_frame
 from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
 from .train import background_types, cross_validate
@@ -62,6 +64,16 @@ def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if "epoch" not in curves:  # probe head: inner-validation AUC against the L2 strength C
+        fig, b = plt.subplots(figsize=(5, 3.5))
+        for fold, part in curves.groupby("fold"):
+            b.plot(part["C"], part["val_auc"], marker="o", label=f"fold {fold}")
+        b.set(xscale="log", xlabel="C (inverse L2 strength)", ylabel="inner-validation AUC")
+        b.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     for fold, part in curves.groupby("fold"):
         a.plot(part["epoch"], part["train_loss"], label=f"fold {fold}")
@@ -109,39 +121,88 @@ def train(data: Path, out: Path, config: Path | None = None) -> Path:
     folds = grouped_kfold(frame, cfg.folds, seed=cfg.seed)
     # ROI proposal: trained on every frame outside fold 0 (fold 0 stays unseen by it, for checks)
     segmenter, seg_dice, seg_log = _segmenter(frame, folds, cfg)
-    # classifier: fold heads on cached trunk features of the ground-truth lesion ROIs
     rows = classifier_rows(frame.assign(fold=folds))
+    fit = _fit_probe(rows, cfg, digest) if cfg.head == "probe" else _fit_dcnn(rows, cfg, digest)
+    fit.oof_table.to_csv(out / "cv_predictions.csv", index=False)
+    y_all = fit.oof_table["label"].eq(POSITIVE).to_numpy()
+    threshold = float(youden_threshold(fit.val_y, fit.val_scores).threshold)
+    fit.curves.to_csv(out / "curves.csv", index=False)
+    _plot_curves(fit.curves, out / "curves.png")
+    auc = auc_delong(y_all, fit.oof_table["score"].to_numpy())
+    summary = {
+        "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high], "n": int(len(y_all)),
+        "threshold": threshold, "head": cfg.head, "fold_selection": fit.selection,
+        "segmenter_dice_fold0": seg_dice, "segmenter_log": seg_log, "pretrained_backbone": fit.pretrained,
+        "data_hash": digest, "seconds": time.time() - t0,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    meta = {"config": config_to_dict(cfg), "threshold": threshold, "date": DATE, "data_hash": digest,
+            "n_background_types": fit.n_background_types, "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high],
+            "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
+    save_bundle(out / CHECKPOINT, segmenter, fit.members, meta)
+    return out
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """Fold heads of one classifier recipe with their out-of-fold and inner-validation scores."""
+
+    members: list[torch.nn.Module]
+    oof_table: pd.DataFrame  # image_id, patient_id, label, fold, width, score
+    val_y: np.ndarray
+    val_scores: np.ndarray
+    curves: pd.DataFrame
+    selection: list  # best epoch (dcnn) or chosen C (probe) per fold
+    n_background_types: int
+    pretrained: bool
+
+
+def _cache_path(cfg: UsLiverConfig, name: str) -> Path | None:
+    return Path(cfg.cache_dir) / name if cfg.cache_dir else None
+
+
+def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
+    """Model_LBM: frozen multi-level features of the L/B/M views, logistic head per fold."""
+    trunk = PooledLite0(cfg.levels)
+    path = _cache_path(cfg, probe_cache_name(cfg, digest))
+    if path is not None and path.is_file():
+        blob = torch.load(path, weights_only=False)
+        if list(blob["table"]["image_id"]) != list(rows["image_id"]):
+            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
+        cache = ProbeCache(blob["table"], blob["features"])
+    else:
+        cache = probe_features(rows, cfg, trunk)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"table": cache.table, "features": cache.features}, path)
+    oof, heads = cross_validate_probe(cache, cache.table["fold"].to_numpy(), cfg)
+    y = cache.table["y"].to_numpy()
+    curves = pd.DataFrame([{"fold": i, "C": c, "val_auc": auc} for i, h in enumerate(heads) for c, auc in h.c_curve])
+    return _Fit([ProbeHead.from_fit(h) for h in heads], _oof_table(cache.table, oof),
+                np.concatenate([y[h.val_index] for h in heads]), np.concatenate([h.val_scores for h in heads]),
+                curves, [h.c for h in heads], 0, trunk.pretrained)
+
+
+def _fit_dcnn(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
+    """Model_L / Model_LB: trained heads on cached trunk features of the ground-truth lesion ROIs."""
     trunk, tail, features, pretrained = base_backbone(cfg.backbone, cfg.trainable_tail)
-    cache = cached_features(rows, cfg, trunk, Path(cfg.cache_dir) / cache_name(cfg, digest) if cfg.cache_dir else None)
+    cache = cached_features(rows, cfg, trunk, _cache_path(cfg, cache_name(cfg, digest)))
     cv = cross_validate(cache, tail, features, cfg, cache.table["fold"].to_numpy())
     y_all = cache.table["y"].to_numpy()
-    val_idx = np.concatenate([r.val_index for r in cv.results])
-    val_scores = np.concatenate([r.val_scores for r in cv.results])
-    threshold = float(youden_threshold(y_all[val_idx], val_scores).threshold)
     n_bg = background_types(cache.table, cfg.background_column)[1]
     members = []
     for r in cv.results:
         net = DcnnUs(tail, features, branches=cfg.branches, dropout=cfg.dropout, n_background_types=n_bg)
         net.load_state_dict(r.state)
         members.append(net.eval())
-    oof = cache.table[["image_id", "patient_id", "label", "fold", "width"]].assign(score=cv.oof)
-    oof.to_csv(out / "cv_predictions.csv", index=False)
     curves = pd.concat([r.curve.assign(fold=i) for i, r in enumerate(cv.results)])
-    curves.to_csv(out / "curves.csv", index=False)
-    _plot_curves(curves, out / "curves.png")
-    auc = auc_delong(y_all, cv.oof)
-    summary = {
-        "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high], "n": int(len(y_all)),
-        "threshold": threshold, "best_epochs": [r.best_epoch for r in cv.results],
-        "segmenter_dice_fold0": seg_dice, "segmenter_log": seg_log, "pretrained_backbone": pretrained,
-        "data_hash": digest, "seconds": time.time() - t0,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    meta = {"config": config_to_dict(cfg), "threshold": threshold, "date": DATE, "data_hash": digest,
-            "n_background_types": n_bg, "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high],
-            "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
-    save_bundle(out / CHECKPOINT, segmenter, members, meta)
-    return out
+    return _Fit(members, _oof_table(cache.table, cv.oof), np.concatenate([y_all[r.val_index] for r in cv.results]),
+                np.concatenate([r.val_scores for r in cv.results]), curves, [r.best_epoch for r in cv.results],
+                n_bg, pretrained)
+
+
+def _oof_table(table: pd.DataFrame, oof: np.ndarray) -> pd.DataFrame:
+    return table[["image_id", "patient_id", "label", "fold", "width"]].assign(score=oof)
 
 
 def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
@@ -221,7 +282,9 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: object) -> dict:
     """Per image: lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at the
-    shipped threshold, and a Grad-CAM overlay PNG (``cam=False`` skips it). JSON-serialisable."""
+    shipped threshold, a Grad-CAM overlay PNG (``cam=False`` skips it), and ``lesion_found`` = False when
+    the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
+    the score is still given but meaningless there). JSON-serialisable."""
     bundle = load_bundle(model)
     roi, cam = options.get("roi"), bool(options.get("cam", True))
     out_dir = Path(out) if out is not None else None
@@ -230,16 +293,20 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     results = []
     for image in inputs:
         t = time.perf_counter()
-        frame, source = frame_for(bundle, image, roi)
+        frame, source, peak = frame_for(bundle, image, roi)
+        # a low peak lesion probability flags frames that may show no lesion (score still given)
+        found = source == "user" or peak >= bundle.config.no_lesion_below
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
         overlay = None
         if out_dir is not None:
             overlay = str(out_dir / f"{Path(image).stem}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
-                         caption=f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
+                         caption=("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
+                                 + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
                                  f"heat map: Grad-CAM evidence for '{label}' - research use, not a diagnosis")
         results.append({"image": str(image), "box": scored.box.as_list(), "roi_source": source,
+                        "lesion_probability": peak, "lesion_found": found,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
                         "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
     return {"task": "us-liver", "model_version": bundle.version, "results": results}

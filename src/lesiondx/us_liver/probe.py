@@ -1,0 +1,237 @@
+"""Model_LBM (multi-level probe): a frozen EfficientNet-Lite0 ImageNet trunk, global-average-pooled
+features from several depths of three ROI views, and one logistic head per CV fold.
+
+Views: ``L`` = lesion at a fixed scale (``crop_side_frac`` of the sector width), ``B`` = liver
+background (liver minus the dilated lesion), ``M`` = the lesion box + margin (magnified to fill the
+crop). Levels: outputs of Lite0 blocks 3–6 (``b3``…``b6``) and of the 1×1 conv head (``head``).
+The head is standardise → linear (L2-penalised logistic regression, C picked on the inner
+validation fold); the scaler is folded into the linear layer, so a member is one ``nn.Linear``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from lesiondx.data import mask_box
+from lesiondx.models import build_backbone
+from lesiondx.progress import track
+from lesiondx.stats import auc_score
+
+from .cache import describe, frame_crops
+from .config import UsLiverConfig
+from .rois import UsFrame, augment, jitter_box, lesion_crop, read_frame
+
+LEVELS = ("b3", "b4", "b5", "b6", "head")
+MAGNIFIED_SIDE = 16.0  # px: below any lesion box, so the M crop is the box + margin
+
+
+class PooledLite0(nn.Module):
+    """Frozen Lite0: grey crops ``(B, H, W)`` 0..255 → concatenated pooled features ``(B, D)``.
+
+    ``tap`` (optional module) is applied to the ``cam_level`` feature map: Grad-CAM hooks it."""
+
+    def __init__(self, levels: tuple[str, ...], cam_level: str = "b5") -> None:
+        super().__init__()
+        unknown = set(levels) - set(LEVELS)
+        if unknown or not levels:
+            raise ValueError(f"levels must be a non-empty subset of {LEVELS}, not {levels}")
+        backbone = build_backbone("efficientnet_lite0")
+        m = backbone.module
+        self.pretrained = backbone.pretrained
+        self.levels, self.cam_level = tuple(levels), cam_level
+        self.stem = nn.Sequential(m.conv_stem, m.bn1, *m.blocks[:4])
+        self.blocks = nn.ModuleList([m.blocks[4], m.blocks[5], m.blocks[6], nn.Sequential(m.conv_head, m.bn2)])
+        self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1))
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+        sizes = {"b3": 80, "b4": 112, "b5": 192, "b6": 320, "head": 1280}
+        self.features = sum(sizes[lv] for lv in self.levels)
+
+    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None) -> torch.Tensor:
+        h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
+        pooled = []
+        for name, block in zip(LEVELS, (None, *self.blocks)):
+            h = block(h) if block is not None else h
+            if tap is not None and name == self.cam_level:
+                h = tap(h.detach().requires_grad_(True))
+            if name in self.levels:
+                pooled.append(h.mean((2, 3)))
+        return torch.cat(pooled, 1)
+
+
+class ProbeHead(nn.Module):
+    """One fold's logistic head: ``((x - mean) / scale) · coef + intercept`` → logit ``(B, 1)``.
+    Standardising before the linear layer keeps the fp16 checkpoint accurate."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("scale", torch.ones(features))
+        self.linear = nn.Linear(features, 1)
+
+    @classmethod
+    def from_fit(cls, fold: "ProbeFold") -> "ProbeHead":
+        head = cls(len(fold.coef))
+        with torch.no_grad():
+            head.mean.copy_(torch.as_tensor(fold.mean))
+            head.scale.copy_(torch.as_tensor(fold.scale))
+            head.linear.weight.copy_(torch.as_tensor(fold.coef, dtype=torch.float32)[None])
+            head.linear.bias.fill_(fold.intercept)
+        return head.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear((x - self.mean) / self.scale)
+
+
+class ProbeEnsemble(nn.Module):
+    """Trunk + fold heads. ``forward({view: (B, H, W)})`` → mean P(malignant) ``(B,)``."""
+
+    def __init__(self, trunk: PooledLite0, members: list[ProbeHead], views: str) -> None:
+        super().__init__()
+        self.trunk, self.members, self.views = trunk, nn.ModuleList(members), views
+
+    def logit(self, features: torch.Tensor) -> torch.Tensor:
+        """Mean member logit ``(B,)`` from concatenated view features ``(B, D·views)``."""
+        return torch.stack([m(features)[:, 0] for m in self.members]).mean(0)
+
+    def forward(self, crops: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = torch.cat([self.trunk(crops[v]) for v in self.views], 1)
+        return torch.stack([torch.sigmoid(m(feats)[:, 0]) for m in self.members]).mean(0)
+
+
+def view_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, copies: int) -> dict[str, np.ndarray]:
+    """``{view: (copies+1, S, S)}`` crops 0..255 for ``cfg.views``; copy 0 is clean."""
+    les, bg = frame_crops(frame, cfg, rng, copies)
+    out = {"L": les, "B": bg}
+    if "M" in cfg.views:
+        box = mask_box(frame.lesion)
+        mags = [lesion_crop(frame.grey, box, MAGNIFIED_SIDE, cfg.crop_size, cfg.crop_margin)]
+        for _ in range(copies):
+            mags.append(augment(lesion_crop(frame.grey, jitter_box(box, rng), MAGNIFIED_SIDE, cfg.crop_size,
+                                            cfg.crop_margin), rng))
+        out["M"] = np.stack(mags)
+    return {v: out[v] for v in cfg.views}
+
+
+@torch.no_grad()
+def frame_features(trunk: PooledLite0, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
+    """``(copies+1, D·views)`` float32 features of one frame's view crops."""
+    return torch.cat([trunk(torch.from_numpy(np.ascontiguousarray(crops[v], dtype=np.float32))) for v in views], 1)
+
+
+@dataclass(frozen=True)
+class ProbeCache:
+    """``features``: ``(N, copies+1, D·views)`` float32 (copy 0 clean); ``table`` as FeatureCache."""
+
+    table: pd.DataFrame
+    features: torch.Tensor
+
+
+def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite0) -> ProbeCache:
+    """Features of every row (ground-truth masks) with ``cfg.augment_copies`` augmented copies."""
+    rng = np.random.default_rng(cfg.seed)
+    feats, info = [], []
+    for row in track(list(rows.itertuples(index=False)), f"probe features ×{cfg.augment_copies + 1}"):
+        frame = read_frame(row.image, row.lesion_mask, row.liver_mask, row.sector_mask)
+        feats.append(frame_features(trunk, view_crops(frame, cfg, rng, cfg.augment_copies), cfg.views))
+        info.append(describe(frame))
+    table = pd.concat([rows.reset_index(drop=True), pd.DataFrame(info)], axis=1)
+    table["y"] = table["label"].astype(str).eq("malignant").astype(int)
+    return ProbeCache(table, torch.stack(feats))
+
+
+def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:
+    """File name of a probe feature cache: everything that changes the features is in it."""
+    return (f"probe_{cfg.views}_{'-'.join(cfg.levels)}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
+            f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
+
+
+@dataclass(frozen=True)
+class ProbeFold:
+    """One fold head: scaler (mean, scale), coefficients on standardised features, intercept,
+    chosen C, inner-validation AUC and scores."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    c: float
+    val_auc: float
+    val_index: np.ndarray
+    val_scores: np.ndarray
+    c_curve: tuple[tuple[float, float], ...] = ()  # (C, inner-validation AUC) for every C tried
+
+
+def probe_scores(x: np.ndarray, head: ProbeFold, copies: int) -> np.ndarray:
+    """P(malignant) = mean over copies 0..``copies`` of the head's sigmoid; ``x`` is ``(N, K, D)``."""
+    z = ((x[:, : copies + 1] - head.mean) / head.scale) @ head.coef + head.intercept
+    return (1 / (1 + np.exp(-z))).mean(1)
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, idx: np.ndarray, c: float) -> ProbeFold:
+    """Class-balanced L2 logistic regression on the standardised features of every copy of rows ``idx``."""
+    from sklearn.linear_model import LogisticRegression
+
+    xt = x[idx].reshape(-1, x.shape[-1])
+    mu, sd = xt.mean(0), xt.std(0) + 1e-3  # floor: dead channels, fp16 storage
+    lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit((xt - mu) / sd, np.repeat(y[idx], x.shape[1]))
+    return ProbeFold(mu, sd, lr.coef_[0], float(lr.intercept_[0]), float(c), float("nan"), np.zeros(0, int), np.zeros(0))
+
+
+def fit_probe(x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, cfg: UsLiverConfig) -> ProbeFold:
+    """C from ``cfg.probe_cs`` by inner-validation AUC (TTA scores) of heads fit on ``train_idx``;
+    with ``cfg.probe_refit`` the returned head is refit on train + validation rows with that C
+    (its ``val_scores`` stay those of the selection head, which never saw the validation rows)."""
+    best: ProbeFold | None = None
+    curve = []
+    yv = y[val_idx]
+    for c in cfg.probe_cs:
+        fold = _logistic(x, y, train_idx, c)
+        val = probe_scores(x[val_idx], fold, cfg.tta_copies)
+        auc = float(auc_score(yv, val)) if 0 < yv.sum() < len(yv) else 0.5
+        curve.append((float(c), auc))
+        if best is None or auc > best.val_auc:
+            best = replace(fold, val_auc=auc, val_index=val_idx, val_scores=val)
+    assert best is not None
+    if cfg.probe_refit:
+        refit = _logistic(x, y, np.concatenate([train_idx, val_idx]), best.c)
+        best = replace(refit, val_auc=best.val_auc, val_index=val_idx, val_scores=best.val_scores)
+    return replace(best, c_curve=tuple(curve))
+
+
+def cross_validate_probe(cache: ProbeCache, folds: np.ndarray, cfg: UsLiverConfig) -> tuple[np.ndarray, list[ProbeFold]]:
+    """Fold f tested, fold f+1 (mod k) inner validation (C), the rest trains → OOF scores, heads."""
+    x = cache.features.numpy().astype(np.float64)
+    y = cache.table["y"].to_numpy()
+    k = int(folds.max()) + 1
+    oof = np.full(len(y), np.nan)
+    heads = []
+    for f in track(range(k), "probe folds"):
+        val = (f + 1) % k
+        test_idx, val_idx = np.flatnonzero(folds == f), np.flatnonzero(folds == val)
+        head = fit_probe(x, y, np.flatnonzero((folds != f) & (folds != val)), val_idx, cfg)
+        oof[test_idx] = probe_scores(x[test_idx], head, cfg.tta_copies)
+        heads.append(head)
+    return oof, heads
+
+
+class ProbeCam(nn.Module):
+    """Lesion-view crop ``(B, 1, H, W)`` → mean ensemble logit ``(B, 1)``, other views fixed;
+    ``self.features`` sits on the trunk's ``cam_level`` map for Grad-CAM."""
+
+    def __init__(self, ensemble: ProbeEnsemble, others: dict[str, torch.Tensor], cam_view: str) -> None:
+        super().__init__()
+        self.ensemble, self.others, self.cam_view = ensemble, others, cam_view
+        self.features = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [self.ensemble.trunk(x[:, 0], tap=self.features) if v == self.cam_view else self.others[v]
+                 for v in self.ensemble.views]
+        return self.ensemble.logit(torch.cat(parts, 1))[:, None]

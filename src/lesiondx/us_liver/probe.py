@@ -1,9 +1,9 @@
-"""Model_LBM (multi-level probe): a frozen EfficientNet-Lite0 ImageNet trunk, global-average-pooled
+"""Model_LBM (multi-level probe): a frozen EfficientNet-Lite (0, 1 or 2) ImageNet trunk, global-average-pooled
 features from several depths of three ROI views, and one logistic head per CV fold.
 
 Views: ``L`` = lesion at a fixed scale (``crop_side_frac`` of the sector width), ``B`` = liver
 background (liver minus the dilated lesion), ``M`` = the lesion box + margin (magnified to fill the
-crop). Levels: outputs of Lite0 blocks 3–6 (``b3``…``b6``) and of the 1×1 conv head (``head``).
+crop). Levels: outputs of the trunk's blocks 3–6 (``b3``…``b6``) and of the 1×1 conv head (``head``).
 The head is standardise → linear (L2-penalised logistic regression, C picked on the inner
 validation fold); the scaler is folded into the linear layer, so a member is one ``nn.Linear``.
 """
@@ -30,17 +30,20 @@ LEVELS = ("b3", "b4", "b5", "b6", "head")
 MAGNIFIED_SIDE = 16.0  # px: below any lesion box, so the M crop is the box + margin
 
 
-class PooledLite0(nn.Module):
-    """Frozen Lite0: grey crops ``(B, H, W)`` 0..255 → concatenated pooled features ``(B, D)``.
+class PooledLite(nn.Module):
+    """Frozen EfficientNet-Lite trunk (``backbone`` = ``efficientnet_lite0``/``1``/``2``): grey crops
+    ``(B, H, W)`` 0..255 → concatenated pooled features ``(B, D)``.
 
     ``tap`` (optional module) is applied to the ``cam_level`` feature map: Grad-CAM hooks it."""
 
-    def __init__(self, levels: tuple[str, ...], cam_level: str = "b5") -> None:
+    def __init__(self, levels: tuple[str, ...], cam_level: str = "b5", backbone: str = "efficientnet_lite0") -> None:
         super().__init__()
         unknown = set(levels) - set(LEVELS)
         if unknown or not levels:
             raise ValueError(f"levels must be a non-empty subset of {LEVELS}, not {levels}")
-        backbone = build_backbone("efficientnet_lite0")
+        if not backbone.startswith("efficientnet_lite"):
+            raise ValueError(f"the probe trunk is an EfficientNet-Lite, not {backbone!r}")
+        backbone = build_backbone(backbone)
         m = backbone.module
         self.pretrained = backbone.pretrained
         self.levels, self.cam_level = tuple(levels), cam_level
@@ -51,8 +54,8 @@ class PooledLite0(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()
-        sizes = {"b3": 80, "b4": 112, "b5": 192, "b6": 320, "head": 1280}
-        self.features = sum(sizes[lv] for lv in self.levels)
+        widths = [m.blocks[i][-1].bn3.num_features for i in (3, 4, 5, 6)] + [m.num_features]
+        self.features = sum(w for name, w in zip(LEVELS, widths) if name in self.levels)
 
     def forward(self, grey: torch.Tensor, tap: nn.Module | None = None) -> torch.Tensor:
         h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
@@ -93,7 +96,7 @@ class ProbeHead(nn.Module):
 class ProbeEnsemble(nn.Module):
     """Trunk + fold heads. ``forward({view: (B, H, W)})`` → mean P(malignant) ``(B,)``."""
 
-    def __init__(self, trunk: PooledLite0, members: list[ProbeHead], views: str) -> None:
+    def __init__(self, trunk: PooledLite, members: list[ProbeHead], views: str) -> None:
         super().__init__()
         self.trunk, self.members, self.views = trunk, nn.ModuleList(members), views
 
@@ -121,7 +124,7 @@ def view_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, cop
 
 
 @torch.no_grad()
-def frame_features(trunk: PooledLite0, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
+def frame_features(trunk: PooledLite, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
     """``(copies+1, D·views)`` float32 features of one frame's view crops."""
     return torch.cat([trunk(torch.from_numpy(np.ascontiguousarray(crops[v], dtype=np.float32))) for v in views], 1)
 
@@ -134,7 +137,7 @@ class ProbeCache:
     features: torch.Tensor
 
 
-def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite0) -> ProbeCache:
+def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) -> ProbeCache:
     """Features of every row (ground-truth masks) with ``cfg.augment_copies`` augmented copies."""
     rng = np.random.default_rng(cfg.seed)
     feats, info = [], []
@@ -149,7 +152,8 @@ def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite0) -
 
 def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:
     """File name of a probe feature cache: everything that changes the features is in it."""
-    return (f"probe_{cfg.views}_{'-'.join(cfg.levels)}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
+    trunk = "" if cfg.backbone == "efficientnet_lite0" else f"{cfg.backbone}_"
+    return (f"probe_{trunk}{cfg.views}_{'-'.join(cfg.levels)}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
             f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
 
 

@@ -68,12 +68,28 @@ def per_channel_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.stack([bce_dice_loss(logits[:, c], target[:, c]) for c in range(logits.shape[1])]).mean()
 
 
+def random_affine(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, scale: float = 0.15,
+                  degrees: float = 10.0, shift: float = 0.08) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random zoom (± ``scale``), rotation (± ``degrees``) and shift (± ``shift`` of the side)
+    applied to inputs ``(B,1,S,S)`` in [-1, 1] (bilinear, black outside) and targets ``(B,C,S,S)`` (nearest)."""
+    n = len(x)
+    zoom = 1 + scale * (2 * torch.rand(n, generator=gen) - 1)
+    angle = torch.deg2rad(degrees * (2 * torch.rand(n, generator=gen) - 1))
+    move = shift * 2 * (2 * torch.rand(n, 2, generator=gen) - 1)  # grid units span 2 per side
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    xs = torch.nn.functional.grid_sample(x + 1, grid, mode="bilinear", align_corners=False) - 1
+    ys = torch.nn.functional.grid_sample(y, grid, mode="nearest", align_corners=False)
+    return xs, ys
+
+
 def train_segmenter(
     x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float, seed: int,
-    log: list[dict] | None = None, init: torch.nn.Module | None = None,
+    log: list[dict] | None = None, init: torch.nn.Module | None = None, affine: bool = True,
 ) -> torch.nn.Module:
-    """Train the U-Net (or continue training ``init``) with per-channel BCE + Dice; random flips
-    and intensity changes."""
+    """Train the U-Net (or continue training ``init``) with per-channel BCE + Dice; random flips,
+    intensity changes and (``affine``) a random zoom / rotation / shift of input and targets together."""
     torch.manual_seed(seed)
     model = init if init is not None else new_segmenter()
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -88,6 +104,8 @@ def train_segmenter(
             xb, yb = x[idx].clone(), y[idx].clone()
             flip = torch.rand(len(idx), generator=gen) < 0.5
             xb[flip], yb[flip] = xb[flip].flip(-1), yb[flip].flip(-1)
+            if affine:
+                xb, yb = random_affine(xb, yb, gen)
             xb = xb * (0.85 + 0.3 * torch.rand(len(idx), 1, 1, 1, generator=gen))
             loss = per_channel_loss(model(xb), yb)
             total += optimise_step(loss, optimiser, schedule) * len(idx)

@@ -25,7 +25,7 @@ from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
 from .model import DcnnUs, base_backbone
-from .probe import PooledLite0, ProbeCache, ProbeHead, cross_validate_probe, probe_cache_name, probe_features
+from .probe import PooledLite, ProbeCache, ProbeHead, cross_validate_probe, probe_cache_name, probe_features
 from .rois import UsFrame, read_frame
 from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
 from .train import background_types, cross_validate
@@ -163,7 +163,7 @@ def _cache_path(cfg: UsLiverConfig, name: str) -> Path | None:
 
 def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_LBM: frozen multi-level features of the L/B/M views, logistic head per fold."""
-    trunk = PooledLite0(cfg.levels)
+    trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
     path = _cache_path(cfg, probe_cache_name(cfg, digest))
     if path is not None and path.is_file():
         blob = torch.load(path, weights_only=False)

@@ -1,8 +1,14 @@
-"""Rich progress bars for slow loops (quiet when output is not a terminal)."""
+"""Progress for slow loops: a Rich bar on a terminal, plain log lines in batch jobs.
+
+When stderr is not a terminal (``nohup``, a scheduler's log file, CI), a loop that has already run for
+``QUIET_SECONDS`` prints one line at each further 10 % of its items, so a long training run shows where
+it is; quick loops print nothing.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -11,18 +17,37 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 T = TypeVar("T")
 console = Console(stderr=True)
+QUIET_SECONDS = 10.0  # batch mode: no lines for loops shorter than this (s)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Yield from ``items`` with a progress bar on stderr (disabled when stderr is not a TTY)."""
+    """Yield from ``items`` with a progress bar on stderr, or plain progress lines when stderr is not a TTY."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
+    if not sys.stderr.isatty():
+        yield from _log_lines(items, description, total)
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, disable=not sys.stderr.isatty(), transient=False,
+        TimeRemainingColumn(), console=console, transient=False,
     )
     with progress:
         task = progress.add_task(description, total=total)
         for item in items:
             yield item
             progress.advance(task)
+
+
+def _log_lines(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    """``description: done/total (elapsed, ~remaining)`` on stderr at each 10 % step after ``QUIET_SECONDS``."""
+    start = time.monotonic()
+    next_step = 0.1
+    for done, item in enumerate(items, 1):
+        yield item
+        elapsed = time.monotonic() - start
+        if not total or elapsed < QUIET_SECONDS or done / total < next_step:
+            continue
+        while next_step <= done / total:
+            next_step += 0.1
+        left = elapsed * (total - done) / done
+        print(f"{description}: {done}/{total} ({elapsed:.0f} s, ~{left:.0f} s left)", file=sys.stderr, flush=True)

@@ -61,6 +61,19 @@ def test_train_writes_run_directory(run: Path, mini: Path):
     assert 0 <= summary["threshold"] <= 1 and summary["pretrained_backbone"]
 
 
+def test_repeated_partitions_fold_seed_0_is_the_training_partition(run: Path, mini: Path, tmp_path: Path):
+    from lesiondx.stats import auc_score
+    from lesiondx.us_liver.benchmark import repeated_partitions
+    from lesiondx.us_liver.config import load_us_config
+
+    table = repeated_partitions(load_us_config(run / "config.yaml"), mini, tmp_path, 2)
+    assert list(table["fold_seed"]) == [0, 1] and (tmp_path / "repeated_partitions.csv").is_file()
+    oof = pd.read_csv(run / "cv_predictions.csv")
+    # same recipe, same features, same folds as train(): the seed-0 row reproduces its out-of-fold AUC
+    assert table.loc[0, "model_auc"] == pytest.approx(auc_score(oof["label"].eq("malignant").to_numpy(), oof["score"]))
+    assert table[["model_auc", "baseline_auc"]].stack().between(0, 1).all() and table["p"].between(0, 1).all()
+
+
 def _renamed_copy(src: Path, dst: Path) -> Path:
     """Same layout, other file names and ids: evaluation must not depend on them."""
     frame = pd.read_csv(src / "labels.csv")

@@ -21,7 +21,7 @@ from lesiondx.data import grouped_kfold, load_manifest
 from lesiondx.stats import auc_delong, delong_paired_test
 
 from .cache import cache_name, cached_features
-from .config import load_us_config
+from .config import UsLiverConfig, load_us_config
 from .lbc import candidate_factors, fit_lbc, lbc_cross_validated, save_nomogram
 from .model import base_backbone
 from .train import cross_validate, size_scanner_baseline
@@ -84,6 +84,35 @@ def fold0_check(model: str, data: Path, out: Path) -> dict:
     return result
 
 
+def repeated_partitions(cfg: UsLiverConfig, data: Path, out: Path, n: int) -> pd.DataFrame:
+    """Model_LBM (``head: probe``) against the size-and-scanner baseline on ``n`` different grouped 5-fold
+    partitions (fold seeds 0..n-1; the recipe and the features stay fixed): how much the out-of-fold AUC
+    and the paired DeLong difference depend on the one partition the recipe was chosen on."""
+    from .probe import PooledLite, cached_probe_features, cross_validate_probe, probe_cache_name
+    from .task import data_hash
+
+    frame = load_manifest(data).frame
+    rows = classifier_rows(frame)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out
+    path = cache_dir / probe_cache_name(cfg, data_hash(data, frame))
+    cache = cached_probe_features(rows, cfg, PooledLite(cfg.levels, backbone=cfg.backbone), path)
+    y = cache.table["y"].to_numpy()
+    records = []
+    for seed in range(n):
+        fold_of = dict(zip(frame["image_id"], grouped_kfold(frame, cfg.folds, seed=seed)))
+        folds = cache.table["image_id"].map(fold_of).to_numpy()
+        model, _ = cross_validate_probe(cache, folds, cfg)
+        baseline = size_scanner_baseline(cache.table, folds)
+        a, b, t = auc_delong(y, model), auc_delong(y, baseline), delong_paired_test(y, model, baseline)
+        records.append({"fold_seed": seed, "model_auc": a.auc, "model_ci_low": a.ci_low, "model_ci_high": a.ci_high,
+                        "baseline_auc": b.auc, "diff": t.diff, "diff_ci_low": t.diff_ci_low,
+                        "diff_ci_high": t.diff_ci_high, "p": t.p})
+        print(records[-1], flush=True)
+    table = pd.DataFrame(records)
+    table.to_csv(out / "repeated_partitions.csv", index=False)
+    return table
+
+
 def timing(model: str, images: list[Path], out: Path) -> dict:
     """Seconds per image for predict (ROI proposal included), with and without Grad-CAM."""
     import time
@@ -108,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold0-check", metavar="MODEL", help="also: proposed vs ground-truth ROIs on fold 0")
     parser.add_argument("--timing", metavar="MODEL", help="only: predict seconds per image on 20 images")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat-partitions", type=int, default=0, metavar="N",
+                        help="only: the probe recipe of --config vs the baseline on N grouped 5-fold partitions")
     parser.add_argument("--lbc-on", default="", help="score column fused by Model_LBC (default: last variant)")
     parser.add_argument("--extra", action="append", default=[], metavar="OOF_CSV:COLUMN:NAME",
                         help="add another run's out-of-fold column (same rows) to the comparison")
@@ -119,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
         result = timing(args.timing, images, args.out)
         (args.out / "timing.json").write_text(json.dumps(result, indent=2))
         print(result)
+        return
+    if args.repeat_partitions:
+        table = repeated_partitions(load_us_config(args.config), args.data, args.out, args.repeat_partitions)
+        print(table.describe().loc[["mean", "std", "min", "max"]].round(3).to_string())
         return
     if args.fold0_check:
         result = fold0_check(args.fold0_check, args.data, args.out)

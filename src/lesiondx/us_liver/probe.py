@@ -11,6 +11,7 @@ validation fold); the scaler is folded into the linear layer, so a member is one
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,6 +149,20 @@ def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) ->
     table = pd.concat([rows.reset_index(drop=True), pd.DataFrame(info)], axis=1)
     table["y"] = table["label"].astype(str).eq("malignant").astype(int)
     return ProbeCache(table, torch.stack(feats))
+
+
+def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite, path: Path | None) -> ProbeCache:
+    """``probe_features`` stored at / reused from ``path`` (None: always computed, never stored)."""
+    if path is not None and path.is_file():
+        blob = torch.load(path, weights_only=False)
+        if list(blob["table"]["image_id"]) != list(rows["image_id"]):
+            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
+        return ProbeCache(blob["table"], blob["features"])
+    cache = probe_features(rows, cfg, trunk)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"table": cache.table, "features": cache.features}, path)
+    return cache
 
 
 def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:

@@ -25,7 +25,7 @@ from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
 from .model import DcnnUs, base_backbone
-from .probe import PooledLite, ProbeCache, ProbeHead, cross_validate_probe, probe_cache_name, probe_features
+from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
 from .rois import UsFrame, read_frame
 from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
 from .train import background_types, cross_validate
@@ -164,17 +164,7 @@ def _cache_path(cfg: UsLiverConfig, name: str) -> Path | None:
 def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_LBM: frozen multi-level features of the L/B/M views, logistic head per fold."""
     trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
-    path = _cache_path(cfg, probe_cache_name(cfg, digest))
-    if path is not None and path.is_file():
-        blob = torch.load(path, weights_only=False)
-        if list(blob["table"]["image_id"]) != list(rows["image_id"]):
-            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
-        cache = ProbeCache(blob["table"], blob["features"])
-    else:
-        cache = probe_features(rows, cfg, trunk)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"table": cache.table, "features": cache.features}, path)
+    cache = cached_probe_features(rows, cfg, trunk, _cache_path(cfg, probe_cache_name(cfg, digest)))
     oof, heads = cross_validate_probe(cache, cache.table["fold"].to_numpy(), cfg)
     y = cache.table["y"].to_numpy()
     curves = pd.DataFrame([{"fold": i, "C": c, "val_auc": auc} for i, h in enumerate(heads) for c, auc in h.c_curve])

@@ -72,13 +72,18 @@ def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
                 mec="black",
                 label=f"cut-off {s.cutoff.threshold:.3g}",
             )
+    return _unit_square(fig, ax, "1 - specificity", "Sensitivity", title, legend="lower right", fontsize=7.5)
+
+
+def _unit_square(fig: Figure, ax, xlabel: str, ylabel: str, title: str, *, legend: str, fontsize: float = 8) -> Figure:
+    """Finish a probability-vs-probability plot: [0, 1] square axes, labels, title, legend."""
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("Sensitivity")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=7.5)
+    ax.legend(loc=legend, fontsize=fontsize)
     fig.tight_layout()
     return fig
 
@@ -92,15 +97,7 @@ def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Fig
     ax.scatter(
         cal.mean_predicted, cal.observed, s=size, color=_COLORS[0], zorder=3, label=f"model (Brier {cal.brier:.3f})"
     )
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_xlabel("Mean predicted probability")
-    ax.set_ylabel("Observed fraction positive")
-    ax.set_title(title)
-    ax.set_aspect("equal")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _unit_square(fig, ax, "Mean predicted probability", "Observed fraction positive", title, legend="upper left")
 
 
 def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:

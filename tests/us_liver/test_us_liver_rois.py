@@ -80,3 +80,19 @@ def test_config_rejects_bad_values(tmp_path):
     path.write_text("epochs: 3\nnot_a_key: 1\n")
     with pytest.raises(ValueError, match="not_a_key"):
         load_us_config(path)
+
+
+def test_trivialaugment_policy_is_reproducible_and_leaves_torch_rng_alone():
+    import torch
+
+    crop = np.random.default_rng(0).uniform(0, 255, (48, 48)).astype(np.float32)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    outs = [augment(crop, np.random.default_rng(s), policy="trivialaugment") for s in (7, 7, 8, 9, 10)]
+    assert torch.equal(torch.rand(1), before)  # the caller's torch random stream is untouched
+    assert np.array_equal(outs[0], outs[1])  # same numpy seed, same crop
+    assert all(o.shape == crop.shape and o.dtype == np.float32 and 0 <= o.min() and o.max() <= 255 for o in outs)
+    assert sum(not np.allclose(o, crop) and not np.allclose(o, crop[:, ::-1]) for o in outs[2:]) >= 1
+    with pytest.raises(ValueError, match="policy"):
+        augment(crop, np.random.default_rng(0), policy="autoaugment")

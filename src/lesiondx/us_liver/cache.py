@@ -40,8 +40,9 @@ def frame_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, co
     bgs = [bg0]
     for _ in range(copies):
         jittered = jitter_box(box, rng)
-        les.append(augment(lesion_crop(frame.grey, jittered, side * rng.uniform(0.9, 1.1), size, cfg.crop_margin), rng))
-        bgs.append(augment(bg0, rng))
+        les.append(augment(lesion_crop(frame.grey, jittered, side * rng.uniform(0.9, 1.1), size, cfg.crop_margin), rng,
+                           policy=cfg.augment_policy))
+        bgs.append(augment(bg0, rng, policy=cfg.augment_policy))
     return np.stack(les), np.stack(bgs)
 
 
@@ -81,7 +82,8 @@ def build_cache(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: Trunk, *, copies:
 
 def cache_name(cfg: UsLiverConfig, digest: str) -> str:
     """File name of a feature cache: everything that changes the cached features is in it."""
-    return (f"features_{cfg.backbone}_t{cfg.trainable_tail}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
+    policy = "" if cfg.augment_policy == "speckle" else f"{cfg.augment_policy}_"
+    return (f"features_{policy}{cfg.backbone}_t{cfg.trainable_tail}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
             f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lesiondx.config import load_config
 
+from .rois import AUGMENT_POLICIES
+
 
 @dataclass(frozen=True)
 class UsLiverConfig:
@@ -43,6 +45,7 @@ class UsLiverConfig:
     tta_copies: int = 3  # scores = mean over the clean crop and this many augmented crops (fixed seed)
     weight_decay: float = 1e-4
     augment_copies: int = 6  # augmented crops cached per image (flip, rotation, scale, intensity, speckle)
+    augment_policy: str = "speckle"  # or "trivialaugment" (flip + one TrivialAugmentWide op)
     folds: int = 5  # grouped CV folds; shipped model = ensemble of the fold models
     seed: int = 0
     max_images: int = 0  # 0 = all; >0 subsamples (tests)
@@ -70,6 +73,8 @@ def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiv
                          f"({', '.join(lite)}), not {config.backbone!r}")
     if config.head == "dcnn" and config.backbone not in ("efficientnet_lite0", "resnet18"):
         raise ValueError(f"the dcnn head's backbone must be efficientnet_lite0 or resnet18, not {config.backbone!r}")
+    if config.augment_policy not in AUGMENT_POLICIES:
+        raise ValueError(f"augment_policy must be one of {AUGMENT_POLICIES}, not {config.augment_policy!r}")
     if config.tta_copies > config.augment_copies:
         raise ValueError(f"tta_copies ({config.tta_copies}) cannot exceed augment_copies ({config.augment_copies})")
     if config.folds < 3:

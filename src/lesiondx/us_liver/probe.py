@@ -119,7 +119,7 @@ def view_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, cop
         mags = [lesion_crop(frame.grey, box, MAGNIFIED_SIDE, cfg.crop_size, cfg.crop_margin)]
         for _ in range(copies):
             mags.append(augment(lesion_crop(frame.grey, jitter_box(box, rng), MAGNIFIED_SIDE, cfg.crop_size,
-                                            cfg.crop_margin), rng))
+                                            cfg.crop_margin), rng, policy=cfg.augment_policy))
         out["M"] = np.stack(mags)
     return {v: out[v] for v in cfg.views}
 
@@ -168,6 +168,7 @@ def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledL
 def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:
     """File name of a probe feature cache: everything that changes the features is in it."""
     trunk = "" if cfg.backbone == "efficientnet_lite0" else f"{cfg.backbone}_"
+    trunk += "" if cfg.augment_policy == "speckle" else f"{cfg.augment_policy}_"
     return (f"probe_{trunk}{cfg.views}_{'-'.join(cfg.levels)}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
             f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
 

@@ -77,9 +77,19 @@ def background_crop(frame: UsFrame, lesion: np.ndarray | None, size: int, margin
     raise ValueError("no background region")
 
 
-def augment(crop: np.ndarray, rng: np.random.Generator, *, max_rotation: float = 12.0) -> np.ndarray:
-    """Random flip, small rotation, gamma/contrast change and multiplicative speckle-like noise."""
+AUGMENT_POLICIES = ("speckle", "trivialaugment")
+
+
+def augment(crop: np.ndarray, rng: np.random.Generator, *, max_rotation: float = 12.0,
+            policy: str = "speckle") -> np.ndarray:
+    """Random flip, then ``policy``: ``speckle`` = small rotation, gamma/contrast change and multiplicative
+    speckle-like noise; ``trivialaugment`` = one TrivialAugmentWide operation (torchvision) of random
+    strength. Both are drawn from ``rng`` only (reproducible)."""
     out = crop[:, ::-1] if rng.random() < 0.5 else crop
+    if policy == "trivialaugment":
+        return _trivial_augment(out, rng)
+    if policy != "speckle":
+        raise ValueError(f"augment policy must be one of {AUGMENT_POLICIES}, not {policy!r}")
     angle = rng.uniform(-max_rotation, max_rotation)
     out = ndimage.rotate(out, angle, reshape=False, order=1, mode="reflect")
     scaled = np.clip(out / 255.0, 0, 1) ** rng.uniform(0.8, 1.25)
@@ -88,6 +98,19 @@ def augment(crop: np.ndarray, rng: np.random.Generator, *, max_rotation: float =
     mix = rng.uniform(0.0, 0.5)
     scaled = scaled * (1 - mix + mix * speckle)
     return (np.clip(scaled, 0, 1) * 255).astype(np.float32)
+
+
+def _trivial_augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One TrivialAugmentWide op on a grey crop (0..255); torch's RNG is seeded from ``rng`` inside a fork,
+    so the global torch random state is left as it was."""
+    import torch
+    from torchvision.transforms import v2
+
+    image = torch.from_numpy(np.clip(crop, 0, 255).astype(np.uint8).copy())[None]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**31)))
+        out = v2.TrivialAugmentWide()(image)
+    return out[0].numpy().astype(np.float32)
 
 
 def jitter_box(box: Box, rng: np.random.Generator, frac: float = 0.08) -> Box:

@@ -118,12 +118,19 @@ def predict(
     model: Annotated[str, typer.Option("--model", help="RUN_DIR or 'default'")] = "default",
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for overlay PNGs")] = None,
     roi: Annotated[Optional[str], typer.Option("--roi", help="x,y,w,h lesion box or a mask file (us-liver)")] = None,
+    window: Annotated[Optional[str], typer.Option(
+        "--window", help="ct-liver, 8-bit slices: the window they were exported with, 'center,width' in HU "
+                         "(e.g. 40,350) or a preset (abdomen = 40,400, the default)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Second opinion for new images: probability, label, boxes and heat-map overlays."""
     from lesiondx.tasks import load_task
 
+    if window is not None and task != "ct-liver":
+        raise typer.BadParameter("--window applies to --task ct-liver only", param_hint="--window")
     options = {"roi": roi} if roi is not None else {}
+    if window is not None:
+        options["window"] = window
     result = _run(lambda: load_task(task).predict(list(inputs), model, out_dir, **options))
     if as_json:
         out.print_json(json.dumps(result))

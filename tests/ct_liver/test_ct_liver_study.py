@@ -33,3 +33,26 @@ def test_as_windowed_drops_exact_hu_and_spacing():
     win = as_windowed(study)
     assert not win.hu_exact and win.spacing_estimated and win.spacing_mm == pytest.approx(0.8, rel=0.02)
     assert win.hu.min() >= -160.5 and np.allclose(win.hu[0, 256, 256], 50, atol=2)
+
+
+def test_slices_exported_with_another_window_get_their_hu_back(ircadb_folder, tmp_path):
+    """Real IRCADb slices exported as 8-bit PNGs with a W 350 / L 40 window (to tmp, never the repo): read
+    with that window the HU come back to within one grey step; read with the default W 400 they are off."""
+    from PIL import Image
+
+    from lesiondx.ct_liver.study import read_input_study
+    from lesiondx.io import read_image
+
+    from ct_liver_helpers import ircadb_rows
+
+    rows = ircadb_rows(ircadb_folder, inside=True, n=3, pick="median")
+    truth = np.stack([read_image(ircadb_folder / r).pixels for r in rows["image"]]).astype(np.float32)
+    for k, sl in enumerate(truth):
+        Image.fromarray(np.round(apply_window(sl, "40,350")).astype(np.uint8)).save(tmp_path / f"slice_{k}.png")
+    inside = (truth > -135 + 2) & (truth < 215 - 2)  # not clipped by the export window
+    right = read_input_study(tmp_path, "40,350")
+    assert not right.hu_exact and np.abs(right.hu - truth)[inside].max() <= 350 / 255 * 0.6
+    assert np.allclose(right.grey, apply_window(right.hu, "abdomen"))  # later steps still see abdomen-window grey
+    wrong = read_input_study(tmp_path)  # assumes W 400 / L 40
+    liver = inside & (truth > 80) & (truth < 160)
+    assert np.median(np.abs(wrong.hu - truth)[liver]) > 10

@@ -25,6 +25,7 @@ def test_default_predict_flags_a_real_liver_tumour(ircadb_folder, tmp_path):
     assert hits, "no inside-liver box on the tumour"
     assert all(h["liver_fraction"] >= 0.5 and h["contrast_hu"] < 0 for h in hits)  # its own voxels, hypodense
     assert "rule-based" in result["detector"] and result["liver_filter"] == "hu-rule"
+    assert result["window_assumed"] == {"center": 40.0, "width": 400.0}  # PNG input: the user sees the assumption
     assert result["model_version"].startswith("ct-liver:")
     assert all(Path(p).is_file() for p in result["overlays"] + result["cams"]) and result["overlays"]
     if (REPO_MODELS / "classifier.pt").is_file():

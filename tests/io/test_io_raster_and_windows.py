@@ -70,6 +70,11 @@ def test_windows_map_hu_to_grey():
     np.testing.assert_allclose(apply_window(np.array([40.0]), "abdomen"), [127.5])
     with pytest.raises(ValueError, match="unknown window"):
         apply_window(hu, "brain-ish")
+    # "center,width" text, as typed on a command line
+    np.testing.assert_allclose(apply_window(np.array([-135.0, 40.0, 215.0]), "40,350"), [0, 127.5, 255])
+    for bad in ("40;350", "40,", "40,0", "40,-350"):
+        with pytest.raises(ValueError, match="window"):
+            apply_window(hu, bad)
 
 
 def test_resample_changes_shape_by_spacing():

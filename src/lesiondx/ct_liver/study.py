@@ -1,8 +1,8 @@
 """Studies as volumes: one (patient, phase) of a labelled folder, or an unlabelled series/slice folder.
 
 Grey levels are the abdomen window (0..255). When the input is already windowed (PNG/JPG slices),
-approximate HU are recovered by inverting the abdomen window (W 400, L 40): exact inside −160…240 HU,
-which covers liver parenchyma and most lesions.
+approximate HU are recovered by inverting the window the slices were exported with (``window``; default the
+abdomen window W 400, L 40: exact inside −160…240 HU, which covers liver parenchyma and most lesions).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import ndimage
 
 from lesiondx.data import load_manifest
-from lesiondx.io import ImageReadError, MedicalImage, apply_window, get_window, read_image, read_raster_array, read_study, to_display
+from lesiondx.io import (ImageReadError, MedicalImage, Window, apply_window, get_window, read_image, read_raster_array,
+                         read_study, to_display)
 from lesiondx.progress import track
 
 WINDOW = "abdomen"
@@ -49,9 +50,10 @@ class Study:
         return int(self.grey.shape[0])
 
 
-def grey_to_hu(grey: np.ndarray) -> np.ndarray:
-    """Approximate HU from abdomen-window grey levels 0..255 (clipped outside the window)."""
-    w = get_window(WINDOW)
+def grey_to_hu(grey: np.ndarray, window: str | Window | tuple[float, float] = WINDOW) -> np.ndarray:
+    """Approximate HU from grey levels 0..255 exported with ``window`` (default: abdomen, W 400 L 40;
+    clipped outside the window). A wrong width rescales every HU difference (see the model card)."""
+    w = get_window(window)
     return np.asarray(grey, dtype=np.float32) / 255.0 * w.width + w.low
 
 
@@ -72,8 +74,10 @@ def estimate_spacing_mm(hu: np.ndarray) -> float | None:
     return float(BODY_WIDTH_MM / np.median(widths)) if widths and np.median(widths) >= 32 else None
 
 
-def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None, **extra) -> Study:
-    """A :class:`Study` from a volume (or one 2D image) read by :mod:`lesiondx.io`."""
+def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None, *,
+               window: str | Window | tuple[float, float] = WINDOW, **extra) -> Study:
+    """A :class:`Study` from a volume (or one 2D image) read by :mod:`lesiondx.io`; 8-bit slices are taken
+    as exported with ``window`` (HU input ignores it)."""
     pixels = image.pixels if image.is_volume else image.pixels[None]
     if pixels.ndim != 3:
         raise ValueError(f"{study_id}: expected grey slices, got pixel array of shape {image.pixels.shape}")
@@ -81,8 +85,9 @@ def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None
         grey = apply_window(pixels, WINDOW)
         hu = pixels.astype(np.float32)
     else:
-        grey = np.stack([to_display(image.with_pixels(p)) for p in pixels]).astype(np.float32)
-        hu = grey_to_hu(grey)
+        shown = np.stack([to_display(image.with_pixels(p)) for p in pixels]).astype(np.float32)
+        hu = grey_to_hu(shown, window)
+        grey = apply_window(hu, WINDOW)  # the abdomen-window grey every later step expects
     spacing = float(image.spacing[-1]) if image.spacing else None
     guessed = spacing is None
     if guessed:
@@ -100,11 +105,12 @@ def as_windowed(study: Study) -> Study:
     return replace(study, grey=grey, hu=hu, hu_exact=False, spacing_mm=spacing, spacing_estimated=spacing is not None)
 
 
-def read_input_study(path: str | Path) -> Study:
-    """A DICOM series folder, a folder of slice images (natural file-name order) or one image file."""
+def read_input_study(path: str | Path, window: str | Window | tuple[float, float] = WINDOW) -> Study:
+    """A DICOM series folder, a folder of slice images (natural file-name order) or one image file;
+    ``window``: the display window 8-bit slices were exported with."""
     path = Path(path)
     image = read_study(path) if path.is_dir() else read_image(path)
-    return from_image(image, path.name)
+    return from_image(image, path.name, window=window)
 
 
 def _mask(path: str | None, shape: tuple[int, int], label_map: bool) -> np.ndarray:

@@ -21,13 +21,14 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
+from lesiondx.io import get_window
 from lesiondx.models import save_checkpoint
 
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .pipeline import Bundle, analyse, box_crop, classifier_input, load_bundle, save_classifier, write_json
-from .study import Study, labelled_studies, read_input_study
+from .study import WINDOW, Study, labelled_studies, read_input_study
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of hypodense lesions >= 5 mm on "
                 "contrast-enhanced (portal-venous) CT; iso- or hyperdense lesions are missed (no learned detector ships: "
@@ -191,7 +192,8 @@ def _phase_of(study: Study, path: Path, phases: list[str] | None, index: int) ->
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict:
     """Analyse studies (DICOM series folders, slice-image folders or single images); several inputs are
-    phases of one patient (``phases=[...]`` names them, else DICOM tags / folder names).
+    phases of one patient (``phases=[...]`` names them, else DICOM tags / folder names). ``window``: the display
+    window 8-bit slices were exported with (preset name or ``"center,width"`` in HU; default abdomen W 400 L 40).
 
     Returns ``{"lesions": [{"slice", "box", "score", "inside_liver", "probabilities", "phase", "study"}],
     "patient": {...}, "overlays": [...], "cams": [...], "detector", "liver_filter", "model_version", ...}``.
@@ -203,8 +205,11 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     out = Path(out) if out is not None else None
     result: dict[str, Any] = {"model_version": bundle.version, "model": str(bundle.root), "lesions": [], "overlays": [],
                               "cams": [], "studies": []}
+    window = get_window(options.get("window") or WINDOW)
     for i, path in enumerate(map(Path, inputs)):
-        study = read_input_study(path)
+        study = read_input_study(path, window)
+        if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with
+            result["window_assumed"] = {"center": window.center, "width": window.width}
         study = replace(study, phase=_phase_of(study, path, options.get("phases"), i))
         res = analyse(study, bundle, out)
         result["lesions"] += [{**les, "study": study.study_id} for les in res["lesions"]]

@@ -36,15 +36,24 @@ WINDOWS: dict[str, Window] = {
 
 
 def get_window(window: str | Window | tuple[float, float]) -> Window:
-    """A :class:`Window` from a preset name, a Window, or ``(center, width)``."""
+    """A :class:`Window` from a preset name, ``"center,width"`` text (HU, e.g. ``"40,350"``), a Window,
+    or ``(center, width)``."""
     if isinstance(window, Window):
         return window
-    if isinstance(window, str):
+    if isinstance(window, str) and "," in window:
+        try:
+            center, width = (float(v) for v in window.split(","))
+        except ValueError:
+            raise ValueError(f"window {window!r}: expected 'center,width' in HU, e.g. '40,350'") from None
+        window = (center, width)
+    elif isinstance(window, str):
         try:
             return WINDOWS[window.lower()]
         except KeyError:
-            raise ValueError(f"unknown window {window!r}; presets: {', '.join(WINDOWS)}") from None
+            raise ValueError(f"unknown window {window!r}; presets: {', '.join(WINDOWS)} or 'center,width'") from None
     center, width = window
+    if not float(width) > 0:
+        raise ValueError(f"window width must be positive, not {width}")
     return Window(float(center), float(width))
 
 

@@ -85,6 +85,20 @@ def test_user_task_choice_wins_and_unknown_task_is_400(make_client):
     assert bad.status_code == 400 and "unknown task" in bad.json()["detail"]
 
 
+def test_ct_liver_upload_window_reaches_the_predictor_and_a_bad_window_is_400(make_client):
+    calls = []
+    client = make_client(predictor=lambda task, inputs, out, model, **options: calls.append((task, options))
+                         or {"lesions": [], "patient": {}, "results": []})
+    files = [file_field(IRCADB / f"image_{i}") for i in (40, 60)]
+    study = wait_study(client, client.post("/api/studies", files=files, data={"window": " 40, 350 "}).json()["id"])
+    assert study["status"] == "done" and study["options"] == {"window": "40,350"}
+    assert calls == [("ct-liver", {"window": "40,350"})]
+    wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])], data={"window": "40,350"}).json()["id"])
+    assert calls[-1] == ("us-liver", {})  # only ct-liver takes the window
+    bad = client.post("/api/studies", files=files, data={"window": "40,zero"})
+    assert bad.status_code == 400 and "center,width" in bad.json()["detail"]
+
+
 def test_predictor_exception_fails_that_study_and_the_worker_lives_on(make_client):
     def flaky(task, inputs, out, model):
         if any("benign_001" in Path(p).name for p in inputs):

@@ -63,3 +63,20 @@ def test_claim_is_exclusive(tmp_path):
     assert db.claim_next() == "c" * 32
     assert db.claim_next() is None
     assert db.recover_jobs() == 1 and db.claim_next() == "c" * 32
+
+
+def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    Database(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(path) as conn:  # make it look like the schema before options_json existed
+        conn.execute("ALTER TABLE studies DROP COLUMN options_json")
+        conn.execute("INSERT INTO studies (id, created_at, updated_at, status, task_requested, source, uploader, "
+                     "results_json, raw_json, errors_json, attempts) VALUES (?, '2026-11-01 10:00:00.000000', "
+                     "'2026-11-01 10:00:00.000000', 'queued', 0, 'upload', 'a', '[]', '{}', '[]', 0)", ("o" * 32,))
+    db = Database(f"sqlite:///{path}")
+    with db.session() as s:
+        study = s.get(Study, "o" * 32)
+        assert study is not None and study.options == {} and study.status == "queued"
+    assert db.claim_next() == "o" * 32

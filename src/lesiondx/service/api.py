@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
 
 from lesiondx import __version__
+from lesiondx.io import get_window
 
 from .core import ServiceCore
 from .db import AuditEvent, Study
@@ -145,7 +146,7 @@ def study_detail(study: Study) -> dict[str, Any]:
         entry["image_url"] = base + preview if preview else None
         results.append(entry)
     return {
-        **study_summary(study), "task_requested": study.task_requested, "results": results,
+        **study_summary(study), "task_requested": study.task_requested, "options": study.options, "results": results,
         "errors": study.errors, "failure": study.failure, "attempts": study.attempts,
         "n_files": len(study.files), "export": study.export_status,
         "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
@@ -191,13 +192,22 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
 
     @app.post("/api/studies", tags=["studies"], status_code=201)
     def upload(request: Request, who: Actor, files: Annotated[list[UploadFile], File(description="DICOM, zip of DICOM, PNG or JPG")],
-               task: Annotated[str | None, Form(description="us-liver, ct-liver or ct-covid; default: by modality")] = None
+               task: Annotated[str | None, Form(description="us-liver, ct-liver or ct-covid; default: by modality")] = None,
+               window: Annotated[str | None, Form(description="ct-liver PNG/JPG slices: the window they were "
+                                                  "exported with, 'center,width' in HU (default abdomen 40,400)")] = None
                ) -> dict[str, Any]:
         """Upload one study (one or many files). Returns ``{"id"}``; per-file problems are on the study.
         A request where no file is usable gets 413 (all too large) or 422 with every reason."""
         task = (task or "").strip() or None
         if task is not None and task not in ("us-liver", "ct-liver", "ct-covid"):
             raise HTTPException(400, f"unknown task {task!r}; choose us-liver, ct-liver or ct-covid")
+        options = {}
+        if (window or "").strip():
+            try:
+                w = get_window(window.strip())
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from None
+            options["window"] = f"{w.center:g},{w.width:g}"
         triage = Triage()
         for upload_file in files:
             name = upload_file.filename or "unnamed"
@@ -213,7 +223,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             errors = [e.to_dict() for e in triage.errors]
             status = 413 if errors and all("too large" in e["reason"] for e in errors) else 422
             raise HTTPException(status, {"message": "no usable image in this upload", "errors": errors})
-        study = core.submit(triage, requested_task=task, uploader=who)
+        study = core.submit(triage, requested_task=task, uploader=who, options=options)
         core.db.audit(who, "upload", study.id, f"{len(files)} file(s): {len(study.files)} accepted, "
                                                f"{len(study.errors)} error(s)", client)
         return {"id": study.id, "status": study.status, "task": study.task, "errors": study.errors,

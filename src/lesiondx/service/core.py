@@ -7,6 +7,7 @@ whichever way images arrive.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -61,7 +62,8 @@ class ServiceCore:
         self._started = False
 
     # -- submission ----------------------------------------------------------------------------
-    def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload") -> Study:
+    def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload",
+               options: dict[str, Any] | None = None) -> Study:
         """Create a study from triaged files (stored by hash) and queue it.
 
         The study is created even when nothing was accepted mixed with errors: it is then
@@ -71,7 +73,8 @@ class ServiceCore:
         errors = [e.to_dict() for e in triage.errors + routing_errors]
         with self.db.session() as s, s.begin():
             study = Study(task=task, task_requested=bool(requested_task), source=source, uploader=uploader[:64],
-                          modality=_modality(files), study_uid=files[0].study_uid if files else None)
+                          modality=_modality(files), study_uid=files[0].study_uid if files else None,
+                          options_json=json.dumps(options or {}))
             study.add_errors(errors)
             for position, item in enumerate(files):
                 study.files.append(self._file_row(item, position))

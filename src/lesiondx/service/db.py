@@ -63,12 +63,17 @@ class Study(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     export_status: Mapped[str | None] = mapped_column(Text, nullable=True)
+    options_json: Mapped[str] = mapped_column(Text, default="{}")  # task options given at upload (e.g. window)
     files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
                                                     cascade="all, delete-orphan")
 
     @property
     def results(self) -> list[dict[str, Any]]:
         return json.loads(self.results_json or "[]")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return json.loads(self.options_json or "{}")
 
     @property
     def errors(self) -> list[dict[str, Any]]:
@@ -140,6 +145,23 @@ class ReaderRead(Base):
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+# Columns added after the first release, with the SQL default that fills existing rows.
+ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'"}}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Additive schema upgrade: a database made by an older lesiondx gets the newer columns (nothing is dropped)."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name, ddl in columns.items():
+            if name not in present:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
 class Database:
     """Engine + session factory for one URL; creates the tables on first use."""
 
@@ -147,6 +169,7 @@ class Database:
         self.url = url
         self.engine: Engine = _make_engine(url)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:

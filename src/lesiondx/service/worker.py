@@ -30,16 +30,17 @@ MAX_ATTEMPTS = 3
 
 
 class Predictor(Protocol):
-    """``predictor(task, inputs, out_dir, model) -> dict`` — the shape of a task's ``predict`` output."""
+    """``predictor(task, inputs, out_dir, model, **options) -> dict`` — the shape of a task's ``predict`` output;
+    ``options`` are the task options given at upload (e.g. ``window`` for ct-liver slices)."""
 
-    def __call__(self, task: str, inputs: list[Path], out: Path, model: str) -> dict[str, Any]: ...
+    def __call__(self, task: str, inputs: list[Path], out: Path, model: str, **options: Any) -> dict[str, Any]: ...
 
 
-def default_predictor(task: str, inputs: list[Path], out: Path, model: str = "default") -> dict[str, Any]:
-    """The real models: ``lesiondx.tasks.load_task(task).predict(inputs, model, out)``."""
+def default_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
+    """The real models: ``lesiondx.tasks.load_task(task).predict(inputs, model, out, **options)``."""
     from lesiondx.tasks import load_task
 
-    return load_task(task).predict(list(inputs), model, out)
+    return load_task(task).predict(list(inputs), model, out, **options)
 
 
 def load_predictor(spec: str | None) -> Predictor:
@@ -175,6 +176,7 @@ class Worker:
             if study is None:
                 return
             task = study.task
+            options = study.options if task == "ct-liver" else {}  # only ct-liver takes upload options so far
             work = self.storage.work_dir(study_id)
             inputs, problems = materialise(study, self.storage, work)
             input_names = _input_names(study, inputs)
@@ -187,7 +189,7 @@ class Worker:
         previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
         try:
             (work / "out").mkdir(exist_ok=True)
-            output = self.predictor(task, inputs, work / "out", self.model)
+            output = self.predictor(task, inputs, work / "out", self.model, **options)
             shown = {}
             for path, name in zip(inputs, input_names):
                 shown[str(path)] = shown[str(path.resolve())] = name

@@ -27,6 +27,7 @@ filter judges (not the box).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,7 +68,8 @@ class Detection:
     inside_fraction: float = float("nan")
 
 
-def _disk(radius: float) -> np.ndarray:
+def disk(radius: float) -> np.ndarray:
+    """Boolean disk structuring element of ``radius`` pixels (rounded, at least 1)."""
     r = max(1, int(round(radius)))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     return (xx * xx + yy * yy) <= r * r
@@ -146,7 +148,7 @@ def ring_parenchyma(blob: Blob, contrast: np.ndarray, parenchyma: np.ndarray, mm
     r1, c1 = min(h, blob.rows.stop + pad), min(w, blob.cols.stop + pad)
     inner = np.zeros((r1 - r0, c1 - c0), dtype=bool)
     inner[blob.rows.start - r0:blob.rows.stop - r0, blob.cols.start - c0:blob.cols.stop - c0] = blob.mask
-    ring = ndimage.binary_dilation(inner, structure=_disk(RING_MM / mm)) & ~inner
+    ring = ndimage.binary_dilation(inner, structure=disk(RING_MM / mm)) & ~inner
     par = parenchyma[z, r0:r1, c0:c1] & ring
     if not ring.any() or not par.any():
         return 0.0, 0.0
@@ -178,14 +180,14 @@ def _overlap(a: Blob, b: Blob) -> bool:
     return bool((ma & mb).any())
 
 
-def _chains(blobs: list[Blob]) -> list[int]:
-    """Chain id per blob: blobs on adjacent slices whose pixels overlap belong to one lesion."""
+def chain_ids(slices: Sequence[int], linked: Callable[[int, int], bool]) -> list[int]:
+    """Chain id per item: items ``i`` and ``j`` on adjacent slices (``slices[j] == slices[i] + 1``) for which
+    ``linked(i, j)`` holds share one, and so does everything chained to them."""
     by_z: dict[int, list[int]] = {}
-    for i, b in enumerate(blobs):
-        by_z.setdefault(b.slice, []).append(i)
-    pairs = [(i, j) for z, here in by_z.items() for i in here for j in by_z.get(z + 1, [])
-             if _overlap(blobs[i], blobs[j])]
-    return connected_ids(len(blobs), pairs)
+    for i, z in enumerate(slices):
+        by_z.setdefault(int(z), []).append(i)
+    pairs = [(i, j) for z, here in by_z.items() for i in here for j in by_z.get(z + 1, []) if linked(i, j)]
+    return connected_ids(len(slices), pairs)
 
 
 def detect_candidates(
@@ -212,7 +214,7 @@ def detect_candidates(
     mm = full_mm * factor
     small = ndimage.uniform_filter(hu, size=(1, factor, factor))[:, ::factor, ::factor] if factor > 1 else hu
     small_liver = liver[:, ::factor, ::factor]
-    plane2d = lambda r: _disk(r / mm)[None]  # noqa: E731 — in-plane structuring element of radius r mm
+    plane2d = lambda r: disk(r / mm)[None]  # noqa: E731 — in-plane structuring element of radius r mm
     fat = small <= FAT_HU
     tissue = ~ndimage.binary_dilation(fat, structure=plane2d(RIM_MM))  # no fat, no partial-volume rim
     search = ndimage.binary_dilation(small_liver, structure=plane2d(search_margin_mm)) & tissue
@@ -231,7 +233,7 @@ def detect_candidates(
     cand = np.stack([fill_small_holes(sl, hole_px) for sl in cand])
     parenchyma = small_liver & tissue & (np.abs(contrast) <= PARENCHYMA_K * margin)
     blobs = [b for z in range(cand.shape[0]) for b in lesion_blobs(cand[z], z, mm, min_mm, max_mm)]
-    ids = _chains(blobs)
+    ids = chain_ids([b.slice for b in blobs], lambda i, j: _overlap(blobs[i], blobs[j]))  # one lesion per chain
     need = min(min_slices, hu.shape[0])
     out: list[Detection] = []
     for k in sorted(set(ids)):

@@ -10,7 +10,7 @@ from scipy import ndimage
 from lesiondx.data import Box
 from lesiondx.io import resize
 
-from .candidates import connected_ids
+from .candidates import chain_ids, disk
 
 WORK_PX = 128  # the HU rule works on slices resampled to this side (2-3 mm pixels; 256 px was tried, see benchmarks)
 MEDIAN_MM = 6.0  # HU are median-filtered over ~this width first: noise and small enhanced vessel branches (≤ ~5 mm)
@@ -22,12 +22,6 @@ GROW_MM = 4.0  # slice continuity: the liver outline moves outward at most this 
 # shrinking towards the dome and the tip is not limited); organs that touch the liver appear *beside* it
 MIN_OVERLAP = 0.5  # a region on the next slice joins the liver only when ≥ half of it lies over the liver of
 # the slice before (the liver's cross-section changes smoothly; stomach, duodenum and spleen start beside it)
-
-
-def _disk(radius: int) -> np.ndarray:
-    r = max(1, int(radius))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    return (xx * xx + yy * yy) <= r * r
 
 
 def parenchyma_level(values: np.ndarray, low: float = 40.0, high: float = 200.0) -> float:
@@ -77,11 +71,11 @@ def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0
     med = max(3, round(MEDIAN_MM / mm) | 1)  # odd, ≥ 3 px
     small = ndimage.median_filter(small, size=(1, med, med))
     body = np.stack([ndimage.binary_fill_holes(sl > -300) for sl in small])
-    body = ndimage.binary_erosion(body, structure=_disk(round(8 / mm))[None])
+    body = ndimage.binary_erosion(body, structure=disk(round(8 / mm))[None])
     level = parenchyma_level(small[body & _right_anterior(body)], low, high)
     cand = (np.abs(small - level) <= band) & body
     radius = max(1, round(ERODE_MM / mm))
-    eroded = ndimage.binary_erosion(cand, structure=_disk(radius)[None])
+    eroded = ndimage.binary_erosion(cand, structure=disk(radius)[None])
     labels, n = ndimage.label(eroded)
     if n == 0:
         return np.zeros(vol.shape, dtype=bool)
@@ -93,8 +87,8 @@ def hu_liver_mask(hu: np.ndarray, spacing_mm: float | None, *, low: float = 40.0
     if continuity:
         right_half = np.arange(small.shape[2])[None, None, :] < body_x  # the right lobe (leaks come from the left)
         main = slice_continuity(eroded, main, GROW_MM / mm, MIN_OVERLAP, seed_in=right_half)
-    liver = ndimage.binary_dilation(main, structure=_disk(radius)[None]) & cand
-    close = _disk(round(CLOSE_MM / mm))
+    liver = ndimage.binary_dilation(main, structure=disk(radius)[None]) & cand
+    close = disk(round(CLOSE_MM / mm))
     liver = np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, structure=close, iterations=1)) for sl in liver])
     return np.stack([resize(sl.astype(np.float32), (h, w), order=0) > 0.5 for sl in liver])
 
@@ -118,7 +112,7 @@ def slice_continuity(eroded: np.ndarray, main: np.ndarray, grow_px: float, min_o
     overlap = np.bincount(labels[inner[seed]], minlength=n + 1)
     overlap[0] = 0
     out[seed] = labels == int(overlap.argmax())
-    grow = _disk(max(1, round(grow_px)))
+    grow = disk(max(1, round(grow_px)))
     for step in (-1, 1):
         z = seed + step
         while 0 <= z < len(out) and out[z - step].any():
@@ -177,12 +171,7 @@ def liver_flags(found: Sequence, liver: np.ndarray, min_fraction: float = 0.5) -
 
 def chains(slices: Sequence[int], boxes: Sequence[Box], min_iou: float = 0.3) -> list[int]:
     """Chain id per box: boxes on adjacent slices overlapping by IoU ≥ ``min_iou`` belong to one lesion."""
-    by_slice: dict[int, list[int]] = {}
-    for i, z in enumerate(slices):
-        by_slice.setdefault(int(z), []).append(i)
-    pairs = [(i, j) for z, here in by_slice.items() for i in here for j in by_slice.get(z + 1, [])
-             if boxes[i].iou(boxes[j]) >= min_iou]
-    return connected_ids(len(boxes), pairs)
+    return chain_ids(slices, lambda i, j: boxes[i].iou(boxes[j]) >= min_iou)
 
 
 def vote_by_component(components: Sequence[int], flags: Sequence[bool]) -> list[bool]:

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 from lesiondx.ct_liver.evaluation import evaluate_detection
 from lesiondx.ct_liver.pipeline import load_bundle, liver_mask, rule_candidates
-from lesiondx.ct_liver.study import WINDOW, Study, estimate_spacing_mm, grey_to_hu, labelled_studies
-from lesiondx.io import apply_window
+from lesiondx.ct_liver.study import WINDOW, as_windowed, labelled_studies
 
 WINDOWS = [(40, 400), (40, 350), (50, 350), (60, 300), (60, 400), (50, 450), (50, 500)]  # (level, width) HU
-
-
-def exported(study: Study, level: float, width: float, read_as: tuple[float, float] | str) -> Study:
-    """The study as 8-bit slices exported with (level, width), read back assuming ``read_as``."""
-    grey = np.round(apply_window(study.hu, (level, width))).astype(np.float32)
-    hu = grey_to_hu(grey, read_as)
-    spacing = estimate_spacing_mm(hu)
-    return replace(study, grey=apply_window(hu, WINDOW), hu=hu, hu_exact=False, spacing_mm=spacing,
-                   spacing_estimated=spacing is not None)
 
 
 def main(folder: Path, out: Path) -> None:
@@ -41,7 +28,7 @@ def main(folder: Path, out: Path) -> None:
         for mode, read_as in (("default", WINDOW), ("given", (level, width))):
             if mode == "given" and (level, width) == (40, 400):
                 continue
-            result = evaluate_detection(folder, [exported(s, level, width, read_as) for s in studies],
+            result = evaluate_detection(folder, [as_windowed(s, (level, width), read_as) for s in studies],
                                         {"rule": lambda st, lv: rule_candidates(st, lv, cfg)},
                                         lambda st: liver_mask(st, bundle)[0], cfg.score_threshold,
                                         cfg.inside_liver_fraction)["detectors"]["rule"]

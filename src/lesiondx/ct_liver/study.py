@@ -96,13 +96,16 @@ def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None
                  sources=tuple(str(s) for s in image.sources), spacing_estimated=guessed and spacing is not None, **extra)
 
 
-def as_windowed(study: Study) -> Study:
-    """The study as a user would send it in PNG/JPG slices: 8-bit abdomen-window grey only (HU
-    recovered by inverting the window), no pixel spacing (estimated from the body width)."""
-    grey = np.round(np.clip(study.grey, 0, 255)).astype(np.float32)
-    hu = grey_to_hu(grey)
+def as_windowed(study: Study, exported_with: str | Window | tuple[float, float] = WINDOW,
+                read_as: str | Window | tuple[float, float] = WINDOW) -> Study:
+    """The study as a user would send it in PNG/JPG slices exported with ``exported_with`` (8-bit grey only)
+    and read back as :func:`from_image` does, assuming ``read_as``: HU recovered by inverting that window,
+    no pixel spacing (estimated from the body width)."""
+    shown = np.round(apply_window(study.hu, exported_with)).astype(np.float32)
+    hu = grey_to_hu(shown, read_as)
     spacing = estimate_spacing_mm(hu)
-    return replace(study, grey=grey, hu=hu, hu_exact=False, spacing_mm=spacing, spacing_estimated=spacing is not None)
+    return replace(study, grey=apply_window(hu, WINDOW), hu=hu, hu_exact=False, spacing_mm=spacing,
+                   spacing_estimated=spacing is not None)
 
 
 def read_input_study(path: str | Path, window: str | Window | tuple[float, float] = WINDOW) -> Study:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,9 +77,29 @@ def build_cache(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: Trunk, *, copies:
         lesion.append(trunk_features(trunk, les))
         background.append(trunk_features(trunk, bg))
         info.append(describe(frame))
+    return FeatureCache(labelled_table(rows, info), torch.stack(lesion), torch.stack(background))
+
+
+def labelled_table(rows: pd.DataFrame, info: list[dict[str, float]]) -> pd.DataFrame:
+    """The manifest rows with each frame's :func:`describe` factors and ``y`` (1 = malignant)."""
     table = pd.concat([rows.reset_index(drop=True), pd.DataFrame(info)], axis=1)
     table["y"] = table["label"].astype(str).eq("malignant").astype(int)
-    return FeatureCache(table, torch.stack(lesion), torch.stack(background))
+    return table
+
+
+def stored(path: Path | None, rows: pd.DataFrame, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The tensors saved at ``path`` (a dict with a ``table``) when present, else ``build()``, saved there;
+    ``path`` None: always built, never saved. A saved table must list ``rows``' image ids, in order."""
+    if path is not None and path.is_file():
+        blob = torch.load(path, weights_only=False)
+        if list(blob["table"]["image_id"]) != list(rows["image_id"]):
+            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
+        return blob
+    blob = build()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(blob, path)
+    return blob
 
 
 def cache_name(cfg: UsLiverConfig, digest: str) -> str:
@@ -88,16 +110,13 @@ def cache_name(cfg: UsLiverConfig, digest: str) -> str:
 
 
 def cached_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: Trunk, path: Path | None) -> FeatureCache:
-    """``build_cache`` with the clean + ``cfg.augment_copies`` copies, stored at / reused from ``path``."""
-    if path is not None and path.is_file():
-        blob = torch.load(path, weights_only=False)
-        cache = FeatureCache(blob["table"], blob["lesion"], blob["background"])
-        if list(cache.table["image_id"]) != list(rows["image_id"]):
-            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
-        return FeatureCache(rows.reset_index(drop=True).join(cache.table.drop(columns=rows.columns, errors="ignore")),
-                            cache.lesion, cache.background)
-    cache = build_cache(rows, cfg, trunk, copies=cfg.augment_copies, seed=cfg.seed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"table": cache.table, "lesion": cache.lesion, "background": cache.background}, path)
-    return cache
+    """``build_cache`` with the clean + ``cfg.augment_copies`` copies, stored at / reused from ``path``
+    (the table's manifest columns are always today's ``rows``)."""
+
+    def build() -> dict[str, Any]:
+        cache = build_cache(rows, cfg, trunk, copies=cfg.augment_copies, seed=cfg.seed)
+        return {"table": cache.table, "lesion": cache.lesion, "background": cache.background}
+
+    blob = stored(path, rows, build)
+    table = rows.reset_index(drop=True).join(blob["table"].drop(columns=rows.columns, errors="ignore"))
+    return FeatureCache(table, blob["lesion"], blob["background"])

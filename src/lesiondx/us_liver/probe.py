@@ -23,7 +23,7 @@ from lesiondx.models import build_backbone
 from lesiondx.progress import track
 from lesiondx.stats import auc_score
 
-from .cache import describe, frame_crops
+from .cache import describe, frame_crops, labelled_table, stored
 from .config import UsLiverConfig
 from .rois import UsFrame, augment, jitter_box, lesion_crop, read_frame
 
@@ -146,23 +146,18 @@ def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) ->
         frame = read_frame(row.image, row.lesion_mask, row.liver_mask, row.sector_mask)
         feats.append(frame_features(trunk, view_crops(frame, cfg, rng, cfg.augment_copies), cfg.views))
         info.append(describe(frame))
-    table = pd.concat([rows.reset_index(drop=True), pd.DataFrame(info)], axis=1)
-    table["y"] = table["label"].astype(str).eq("malignant").astype(int)
-    return ProbeCache(table, torch.stack(feats))
+    return ProbeCache(labelled_table(rows, info), torch.stack(feats))
 
 
 def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite, path: Path | None) -> ProbeCache:
     """``probe_features`` stored at / reused from ``path`` (None: always computed, never stored)."""
-    if path is not None and path.is_file():
-        blob = torch.load(path, weights_only=False)
-        if list(blob["table"]["image_id"]) != list(rows["image_id"]):
-            raise ValueError(f"{path}: cached rows do not match the data; delete the cache")
-        return ProbeCache(blob["table"], blob["features"])
-    cache = probe_features(rows, cfg, trunk)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"table": cache.table, "features": cache.features}, path)
-    return cache
+
+    def build() -> dict[str, object]:
+        cache = probe_features(rows, cfg, trunk)
+        return {"table": cache.table, "features": cache.features}
+
+    blob = stored(path, rows, build)
+    return ProbeCache(blob["table"], blob["features"])
 
 
 def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:

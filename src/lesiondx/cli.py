@@ -120,7 +120,8 @@ def predict(
     roi: Annotated[Optional[str], typer.Option("--roi", help="x,y,w,h lesion box or a mask file (us-liver)")] = None,
     window: Annotated[Optional[str], typer.Option(
         "--window", help="ct-liver, 8-bit slices: the window they were exported with, 'center,width' in HU "
-                         "(e.g. 40,350) or a preset (abdomen = 40,400, the default)")] = None,
+                         "(e.g. 40,350), a preset (abdomen = 40,400) or 'auto' (the default: estimated from the "
+                         "slices' fat and muscle peaks, abdomen when that cannot be told)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Second opinion for new images: probability, label, boxes and heat-map overlays."""

@@ -53,6 +53,30 @@ def test_slices_exported_with_another_window_get_their_hu_back(ircadb_folder, tm
     right = read_input_study(tmp_path, "40,350")
     assert not right.hu_exact and np.abs(right.hu - truth)[inside].max() <= 350 / 255 * 0.6
     assert np.allclose(right.grey, apply_window(right.hu, "abdomen"))  # later steps still see abdomen-window grey
-    wrong = read_input_study(tmp_path)  # assumes W 400 / L 40
+    wrong = read_input_study(tmp_path, "abdomen")  # assumes W 400 / L 40
     liver = inside & (truth > 80) & (truth < 160)
     assert np.median(np.abs(wrong.hu - truth)[liver]) > 10
+    assert wrong.export_window_source == "given" and right.export_window.width == 350
+
+
+def _hu_scale(read: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
+    """Slope of recovered vs true HU: how much every HU difference (lesion contrast) is stretched."""
+    return float(np.polyfit(truth[where], read[where], 1)[0])
+
+
+def test_auto_window_recovers_hu_differences_of_a_narrower_export(ircadb_folder):
+    """A whole real IRCADb volume exported at W 350 / L 40 and read with ``"auto"`` (the default): the window is estimated
+    from fat and muscle, HU differences (lesion contrast) come back within 8 % (read as W 400 they are
+    stretched by 14 %), and the study says the window was estimated. (On liver-level slabs of a few slices
+    the estimate is worse: BENCHMARKS.md ct-liver 2c.)"""
+    from lesiondx.ct_liver.study import labelled_studies
+
+    study = labelled_studies(ircadb_folder, ["p01"])[0]
+    inside = (study.hu > -135 + 2) & (study.hu < 215 - 2)
+    auto = as_windowed(study, "40,350", "auto")
+    assert auto.export_window_source == "estimated"
+    assert auto.export_window.width == pytest.approx(350, rel=0.08)
+    assert _hu_scale(auto.hu, study.hu, inside) == pytest.approx(1.0, abs=0.08)
+    default = as_windowed(study, "40,350", "abdomen")
+    assert default.export_window_source == "given" and default.window_estimate.window is not None
+    assert _hu_scale(default.hu, study.hu, inside) == pytest.approx(400 / 350, abs=0.01)

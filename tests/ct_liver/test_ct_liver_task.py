@@ -25,12 +25,24 @@ def test_default_predict_flags_a_real_liver_tumour(ircadb_folder, tmp_path):
     assert hits, "no inside-liver box on the tumour"
     assert all(h["liver_fraction"] >= 0.5 and h["contrast_hu"] < 0 for h in hits)  # its own voxels, hypodense
     assert "rule-based" in result["detector"] and result["liver_filter"] == "hu-rule"
-    assert result["window_assumed"] == {"center": 40.0, "width": 400.0}  # PNG input: the user sees the assumption
+    assumed = result["window_assumed"]  # PNG input: the user sees which window the HU were recovered with
+    assert assumed["source"] == "estimated" or assumed["source"].startswith("default: ")  # nobody gave one
+    assert 250 <= assumed["width"] <= 500 and result["studies"][0]["window_assumed"] == assumed
     assert result["model_version"].startswith("ct-liver:")
     assert all(Path(p).is_file() for p in result["overlays"] + result["cams"]) and result["overlays"]
     if (REPO_MODELS / "classifier.pt").is_file():
         assert set(hits[0]["probabilities"]) == {"malignant", "benign"}
         assert result["patient"]["probabilities"]["malignant"] + result["patient"]["probabilities"]["benign"] == pytest.approx(1.0)
+
+
+def test_a_given_window_is_used_as_given_and_a_bad_one_fails_before_reading(ircadb_folder, tmp_path):
+    rows = ircadb_rows(ircadb_folder, inside=True, n=3, pick="median")
+    study = windowed_slices(ircadb_folder, rows, tmp_path / "slices")
+    assumed = task.predict([study], "default", window="40,400")["window_assumed"]
+    assert (assumed["center"], assumed["width"], assumed["source"]) == (40.0, 400.0, "given")
+    assert "width" in assumed["estimate"] or assumed["estimate"]["reason"]  # what the image itself suggests
+    with pytest.raises(ValueError, match="center,width"):
+        task.predict([tmp_path / "missing"], "default", window="40,zero")
 
 
 def test_predict_rejects_bad_input(tmp_path):

@@ -95,6 +95,8 @@ def test_ct_liver_upload_window_reaches_the_predictor_and_a_bad_window_is_400(ma
     assert calls == [("ct-liver", {"window": "40,350"})]
     wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])], data={"window": "40,350"}).json()["id"])
     assert calls[-1] == ("us-liver", {})  # only ct-liver takes the window
+    wait_study(client, client.post("/api/studies", files=files, data={"window": "Auto"}).json()["id"])
+    assert calls[-1] == ("ct-liver", {"window": "auto"})  # estimated from the slices by the predictor
     bad = client.post("/api/studies", files=files, data={"window": "40,zero"})
     assert bad.status_code == 400 and "center,width" in bad.json()["detail"]
 

@@ -1,8 +1,9 @@
 """Studies as volumes: one (patient, phase) of a labelled folder, or an unlabelled series/slice folder.
 
 Grey levels are the abdomen window (0..255). When the input is already windowed (PNG/JPG slices),
-approximate HU are recovered by inverting the window the slices were exported with (``window``; default the
-abdomen window W 400, L 40: exact inside −160…240 HU, which covers liver parenchyma and most lesions).
+approximate HU are recovered by inverting the window the slices were exported with (``window``: given, or
+``"auto"``, the default: estimated from the body's fat and muscle peaks; the abdomen window W 400, L 40 when
+that cannot be told: exact inside −160…240 HU, which covers liver parenchyma and most lesions).
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import pandas as pd
 from scipy import ndimage
 
 from lesiondx.data import load_manifest
-from lesiondx.io import (ImageReadError, MedicalImage, Window, apply_window, get_window, read_image, read_raster_array,
-                         read_study, to_display)
+from lesiondx.io import (ImageReadError, MedicalImage, Window, WindowEstimate, apply_window, estimate_window, get_window,
+                         read_image, read_raster_array, read_study, to_display)
 from lesiondx.progress import track
 
 WINDOW = "abdomen"
+AUTO = "auto"  # estimate the export window of 8-bit slices from the image (see :func:`lesiondx.io.estimate_window`)
+# How 8-bit slices are read when nobody says which window they were exported with: estimated, the abdomen window
+# when that fails. On IRCADb exports at W 300–500 it never found fewer lesions than assuming W 400 (which loses
+# lesions on narrower exports), even on liver-level runs where the width estimate erred by up to 27 %
+# (BENCHMARKS.md ct-liver 2c).
+DEFAULT_EXPORT_WINDOW = AUTO
 BODY_WIDTH_MM = 320.0  # typical adult abdominal lateral (left–right) diameter, used when spacing is unknown
 
 
@@ -44,6 +51,9 @@ class Study:
     lesion: np.ndarray | None = None
     sources: tuple[str, ...] = ()
     spacing_estimated: bool = False  # True when ``spacing_mm`` came from :func:`estimate_spacing_mm`
+    export_window: Window | None = None  # 8-bit slices: the window their HU were recovered with
+    export_window_source: str = ""  # "given", "estimated", or "default: <why the estimate failed>"
+    window_estimate: WindowEstimate | None = None  # 8-bit slices: what the image itself suggests (a hint)
 
     @property
     def n_slices(self) -> int:
@@ -75,42 +85,60 @@ def estimate_spacing_mm(hu: np.ndarray) -> float | None:
 
 
 def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None, *,
-               window: str | Window | tuple[float, float] = WINDOW, **extra) -> Study:
+               window: str | Window | tuple[float, float] = DEFAULT_EXPORT_WINDOW, **extra) -> Study:
     """A :class:`Study` from a volume (or one 2D image) read by :mod:`lesiondx.io`; 8-bit slices are taken
     as exported with ``window`` (HU input ignores it)."""
     pixels = image.pixels if image.is_volume else image.pixels[None]
     if pixels.ndim != 3:
         raise ValueError(f"{study_id}: expected grey slices, got pixel array of shape {image.pixels.shape}")
+    export, source, estimate = None, "", None
     if image.is_hu:
         grey = apply_window(pixels, WINDOW)
         hu = pixels.astype(np.float32)
     else:
         shown = np.stack([to_display(image.with_pixels(p)) for p in pixels]).astype(np.float32)
-        hu = grey_to_hu(shown, window)
+        export, source, estimate = resolve_export_window(shown, window)
+        hu = grey_to_hu(shown, export)
         grey = apply_window(hu, WINDOW)  # the abdomen-window grey every later step expects
     spacing = float(image.spacing[-1]) if image.spacing else None
     guessed = spacing is None
     if guessed:
         spacing = estimate_spacing_mm(hu)
     return Study(study_id, patient_id or study_id, grey, hu, bool(image.is_hu), spacing, phase=extra.pop("phase", image.phase),
-                 sources=tuple(str(s) for s in image.sources), spacing_estimated=guessed and spacing is not None, **extra)
+                 sources=tuple(str(s) for s in image.sources), spacing_estimated=guessed and spacing is not None,
+                 export_window=export, export_window_source=source, window_estimate=estimate, **extra)
+
+
+def resolve_export_window(shown: np.ndarray, window: str | Window | tuple[float, float]
+                          ) -> tuple[Window, str, WindowEstimate]:
+    """The window 8-bit slices ``shown`` (grey 0..255) are read as, where it came from, and the estimate from
+    the image: ``window`` itself ("given"), or for ``"auto"`` the estimate ("estimated") or, when none can be
+    made, the abdomen window ("default: <reason>")."""
+    estimate = estimate_window(shown)
+    if not (isinstance(window, str) and window.strip().lower() == AUTO):
+        return get_window(window), "given", estimate
+    if estimate.window is None:
+        return get_window(WINDOW), f"default: {estimate.reason}", estimate
+    return estimate.window, "estimated", estimate
 
 
 def as_windowed(study: Study, exported_with: str | Window | tuple[float, float] = WINDOW,
-                read_as: str | Window | tuple[float, float] = WINDOW) -> Study:
+                read_as: str | Window | tuple[float, float] = DEFAULT_EXPORT_WINDOW) -> Study:
     """The study as a user would send it in PNG/JPG slices exported with ``exported_with`` (8-bit grey only)
-    and read back as :func:`from_image` does, assuming ``read_as``: HU recovered by inverting that window,
-    no pixel spacing (estimated from the body width)."""
+    and read back as :func:`from_image` does with ``read_as``: HU recovered by inverting that window (or the
+    estimated one), no pixel spacing (estimated from the body width)."""
     shown = np.round(apply_window(study.hu, exported_with)).astype(np.float32)
-    hu = grey_to_hu(shown, read_as)
+    export, source, estimate = resolve_export_window(shown, read_as)
+    hu = grey_to_hu(shown, export)
     spacing = estimate_spacing_mm(hu)
     return replace(study, grey=apply_window(hu, WINDOW), hu=hu, hu_exact=False, spacing_mm=spacing,
-                   spacing_estimated=spacing is not None)
+                   spacing_estimated=spacing is not None, export_window=export, export_window_source=source,
+                   window_estimate=estimate)
 
 
-def read_input_study(path: str | Path, window: str | Window | tuple[float, float] = WINDOW) -> Study:
+def read_input_study(path: str | Path, window: str | Window | tuple[float, float] = DEFAULT_EXPORT_WINDOW) -> Study:
     """A DICOM series folder, a folder of slice images (natural file-name order) or one image file;
-    ``window``: the display window 8-bit slices were exported with."""
+    ``window``: the display window 8-bit slices were exported with, or ``"auto"``."""
     path = Path(path)
     image = read_study(path) if path.is_dir() else read_image(path)
     return from_image(image, path.name, window=window)

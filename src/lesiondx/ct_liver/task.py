@@ -28,7 +28,7 @@ from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .pipeline import Bundle, analyse, box_crop, classifier_input, load_bundle, save_classifier, write_json
-from .study import WINDOW, Study, labelled_studies, read_input_study
+from .study import AUTO, DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of hypodense lesions >= 5 mm on "
                 "contrast-enhanced (portal-venous) CT; iso- or hyperdense lesions are missed (no learned detector ships: "
@@ -193,7 +193,9 @@ def _phase_of(study: Study, path: Path, phases: list[str] | None, index: int) ->
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict:
     """Analyse studies (DICOM series folders, slice-image folders or single images); several inputs are
     phases of one patient (``phases=[...]`` names them, else DICOM tags / folder names). ``window``: the display
-    window 8-bit slices were exported with (preset name or ``"center,width"`` in HU; default abdomen W 400 L 40).
+    window 8-bit slices were exported with (preset name or ``"center,width"`` in HU), or ``"auto"`` (the
+    default): estimated from the slices' fat and muscle peaks (abdomen W 400 L 40 when that cannot be told).
+    The JSON's ``window_assumed`` says which window was used, why, and what the image suggests (``estimate``).
 
     Returns ``{"lesions": [{"slice", "box", "score", "inside_liver", "probabilities", "phase", "study"}],
     "patient": {...}, "overlays": [...], "cams": [...], "detector", "liver_filter", "model_version", ...}``.
@@ -205,17 +207,27 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     out = Path(out) if out is not None else None
     result: dict[str, Any] = {"model_version": bundle.version, "model": str(bundle.root), "lesions": [], "overlays": [],
                               "cams": [], "studies": []}
-    window = get_window(options.get("window") or WINDOW)
+    window = options.get("window") or DEFAULT_EXPORT_WINDOW
+    if str(window).strip().lower() != AUTO:
+        window = get_window(window)  # a bad window fails before any study is read
     for i, path in enumerate(map(Path, inputs)):
         study = read_input_study(path, window)
-        if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with
-            result["window_assumed"] = {"center": window.center, "width": window.width}
+        read_as = None
+        if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with, and why
+            w = study.export_window
+            est = study.window_estimate
+            read_as = {"center": round(w.center, 1), "width": round(w.width, 1), "source": study.export_window_source,
+                       "estimate": ({"center": round(est.window.center, 1), "width": round(est.window.width, 1)}
+                                    if est is not None and est.window is not None
+                                    else {"reason": est.reason if est is not None else "not estimated"})}
+            result["window_assumed"] = read_as
         study = replace(study, phase=_phase_of(study, path, options.get("phases"), i))
         res = analyse(study, bundle, out)
         result["lesions"] += [{**les, "study": study.study_id} for les in res["lesions"]]
         result["overlays"] += res["overlays"]
         result["cams"] += res["cams"]
-        result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices})
+        result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
+                                  **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
     result["patient"] = _patient(result["lesions"], bundle)
     if str(model) == "default":

@@ -194,7 +194,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     def upload(request: Request, who: Actor, files: Annotated[list[UploadFile], File(description="DICOM, zip of DICOM, PNG or JPG")],
                task: Annotated[str | None, Form(description="us-liver, ct-liver or ct-covid; default: by modality")] = None,
                window: Annotated[str | None, Form(description="ct-liver PNG/JPG slices: the window they were "
-                                                  "exported with, 'center,width' in HU (default abdomen 40,400)")] = None
+                                                  "exported with, 'center,width' in HU; default 'auto': estimated "
+                                                  "from the slices (abdomen 40,400 when it cannot be told)")] = None
                ) -> dict[str, Any]:
         """Upload one study (one or many files). Returns ``{"id"}``; per-file problems are on the study.
         A request where no file is usable gets 413 (all too large) or 422 with every reason."""
@@ -202,11 +203,13 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         if task is not None and task not in ("us-liver", "ct-liver", "ct-covid"):
             raise HTTPException(400, f"unknown task {task!r}; choose us-liver, ct-liver or ct-covid")
         options = {}
-        if (window or "").strip():
+        if (window or "").strip().lower() == "auto":
+            options["window"] = "auto"
+        elif (window or "").strip():
             try:
                 w = get_window(window.strip())
             except ValueError as exc:
-                raise HTTPException(400, str(exc)) from None
+                raise HTTPException(400, f"{exc} (or 'auto')") from None
             options["window"] = f"{w.center:g},{w.width:g}"
         triage = Triage()
         for upload_file in files:

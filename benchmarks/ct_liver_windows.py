@@ -8,6 +8,8 @@ window estimated from the slices themselves (``window="auto"``, fat and muscle p
 ``--slabs``: instead, the window estimate's error (width, %) on random runs of 10–60 consecutive liver-level
 slices and on whole volumes (the way a user may upload just the slices through the liver), and detection on
 60-slice runs of the patient with lesions read the three ways (``slab_detection.json`` beside OUT).
+``--files``: instead, PNG and JPEG (quality 90 / 75) slice files written to a temporary folder and read back the
+way ``predict`` reads a folder (default window handling).
 
 Reads the IRCADb files in place (CC BY-NC-ND: nothing is written but the JSON of figures).
 """
@@ -109,8 +111,40 @@ def slab_errors(folder: Path, out: Path, lengths=(10, 20, 40, 60), draws: int = 
     out.write_text(json.dumps(rows, indent=1))
 
 
+def file_exports(folder: Path, out: Path, exports=(("png", None, (40, 400)), ("jpg", 90, (40, 400)),
+                                                     ("jpg", 75, (40, 400)), ("jpg", 75, (40, 350)))) -> None:
+    """The real ``predict`` reading path: each study written as 8-bit PNG/JPEG slice files (JPEG quality
+    given) to a temporary folder, read back by ``read_input_study`` with the default window handling."""
+    import tempfile
+
+    from PIL import Image
+
+    from lesiondx.ct_liver.study import read_input_study
+
+    bundle = load_bundle("default")
+    studies = labelled_studies(folder)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt, quality, window in exports:
+            read = []
+            for study in studies:
+                where = Path(tmp) / f"{study.study_id}_{fmt}{quality}_{window[1]}"
+                where.mkdir()
+                for k, plane in enumerate(np.round(apply_window(study.hu, window)).astype(np.uint8)):
+                    Image.fromarray(plane).save(where / f"slice_{k:03d}.{fmt}", **({"quality": quality} if quality else {}))
+                back = read_input_study(where)
+                read.append(replace(back, study_id=study.study_id, patient_id=study.patient_id, liver=study.liver,
+                                    lesion=study.lesion))
+            key = f"{fmt}{'' if quality is None else f' q{quality}'} W{window[1]} L{window[0]}"
+            rows[key] = row = detection_row(folder, read, bundle)
+            print(key, json.dumps(row), flush=True)
+    out.write_text(json.dumps(rows, indent=1))
+
+
 if __name__ == "__main__":
-    if "--slabs" in sys.argv:
+    if "--files" in sys.argv:
+        file_exports(Path(sys.argv[1]), Path(sys.argv[2]))
+    elif "--slabs" in sys.argv:
         slab_errors(Path(sys.argv[1]), Path(sys.argv[2]))
         slab_detection(Path(sys.argv[1]), Path(sys.argv[2]).with_name("slab_detection.json"))
     else:

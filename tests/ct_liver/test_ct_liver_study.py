@@ -80,3 +80,23 @@ def test_auto_window_recovers_hu_differences_of_a_narrower_export(ircadb_folder)
     default = as_windowed(study, "40,350", "abdomen")
     assert default.export_window_source == "given" and default.window_estimate.window is not None
     assert _hu_scale(default.hu, study.hu, inside) == pytest.approx(400 / 350, abs=0.01)
+
+
+def test_jpeg_slices_get_their_window_estimated(ircadb_folder):
+    """A real IRCADb volume exported as JPEG (quality 75) at W 400 / L 40: JPEG ringing lifts black air to grey
+    1–10, which must not be taken for clipped fat (it once was: the estimate was refused)."""
+    import io
+
+    from PIL import Image
+
+    from lesiondx.ct_liver.study import labelled_studies, resolve_export_window
+
+    study = labelled_studies(ircadb_folder, ["p01"])[0]
+    planes = []
+    for plane in np.round(apply_window(study.hu, "abdomen")).astype(np.uint8):
+        buf = io.BytesIO()
+        Image.fromarray(plane).save(buf, format="JPEG", quality=75)
+        planes.append(np.asarray(Image.open(buf), dtype=np.float32))
+    window, source, estimate = resolve_export_window(np.stack(planes), "auto")
+    assert source == "estimated", estimate.reason
+    assert window.width == pytest.approx(400, rel=0.08)

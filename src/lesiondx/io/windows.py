@@ -99,6 +99,7 @@ FAT_HU = -100.0  # subcutaneous and visceral fat, typical CT value
 SOFT_TISSUE_HU = 50.0  # muscle and parenchyma, typical CT value (contrast-enhanced liver sits higher)
 _PLAUSIBLE_CENTER = (-50.0, 200.0)  # HU: soft-tissue windows whose export can be inverted here
 _PLAUSIBLE_WIDTH = (150.0, 1000.0)
+BLACK_GREY = 6  # grey levels up to this count as black air around the body (JPEG ringing lifts it a little)
 PEAK_PROMINENCE = 0.1  # a histogram peak counts when it stands this share of the highest bin above its valleys
 
 
@@ -137,7 +138,7 @@ def estimate_window(grey: np.ndarray, fat_hu: float = FAT_HU, soft_hu: float = S
     slices = slices[None] if slices.ndim == 2 else slices
     counts, black, total = np.zeros(256), 0, 0
     for sl in slices[:: max(1, len(slices) // 24)]:
-        black, total = black + int((sl <= 2).sum()), total + sl.size
+        black, total = black + int((sl <= BLACK_GREY).sum()), total + sl.size
         body = ndimage.binary_fill_holes(ndimage.binary_opening(sl > 0.5, iterations=2))
         labels, n = ndimage.label(body)
         if n == 0:
@@ -151,15 +152,13 @@ def estimate_window(grey: np.ndarray, fat_hu: float = FAT_HU, soft_hu: float = S
         return WindowEstimate(None, reason="no black air around the body (not a soft-tissue window, or cropped)")
     hist = np.zeros(256)  # black and white bins left out: a tissue clipped there must not look like a peak
     hist[1:255] = ndimage.gaussian_filter1d(counts[1:255], 2.0, mode="nearest")
-    peaks = [int(p) for p in signal.find_peaks(hist[1:255], prominence=PEAK_PROMINENCE * hist.max())[0] + 1 if p >= 3]
+    peaks = [int(p) for p in signal.find_peaks(hist[1:255], prominence=PEAK_PROMINENCE * hist.max())[0] + 1]
     fat = peaks[0] if peaks else None
     above = [p for p in peaks if fat is not None and p >= fat + 12]
     soft = above[0] if above else None
     if fat is None or soft is None:
         return WindowEstimate(None, fat, soft, "no separate fat and soft-tissue peaks (fat clipped to black, "
                                                "or not a soft-tissue window)")
-    if fat > 30 and hist[1:4].mean() > 0.3 * hist[fat]:  # a crowd at black, far below the first peak
-        return WindowEstimate(None, fat, soft, "fat looks clipped to black (the first peak is muscle, not fat)")
     fat_grey, soft_grey = _refine(hist, fat), _refine(hist, soft)
     width = 255.0 * (soft_hu - fat_hu) / (soft_grey - fat_grey)
     low = fat_hu - fat_grey / 255.0 * width
@@ -167,5 +166,6 @@ def estimate_window(grey: np.ndarray, fat_hu: float = FAT_HU, soft_hu: float = S
     if not (_PLAUSIBLE_WIDTH[0] <= width <= _PLAUSIBLE_WIDTH[1]
             and _PLAUSIBLE_CENTER[0] <= window.center <= _PLAUSIBLE_CENTER[1]):
         return WindowEstimate(None, fat_grey, soft_grey, f"implausible soft-tissue window (centre "
-                                                         f"{window.center:.0f}, width {window.width:.0f} HU)")
+                                                         f"{window.center:.0f}, width {window.width:.0f} HU; fat "
+                                                         f"clipped to black?)")
     return WindowEstimate(window, fat_grey, soft_grey)

@@ -101,6 +101,35 @@ def test_ct_liver_upload_window_reaches_the_predictor_and_a_bad_window_is_400(ma
     assert bad.status_code == 400 and "center,width" in bad.json()["detail"]
 
 
+def _png(value: int) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64), value, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_ct_liver_png_slices_reach_the_predictor_as_one_series_in_name_order(make_client):
+    """Slices uploaded as separate PNG files (here out of order) are one study: one folder, natural file-name
+    order (as ``predict SLICES/``), not one-slice phases. Ultrasound images stay single files."""
+    from lesiondx.io import read_image
+
+    seen = []
+
+    def predictor(task, inputs, out, model, **options):  # records each input: a folder's slice values in order
+        seen.append([[int(read_image(p).pixels.max()) for p in sorted(i.iterdir())] if i.is_dir() else i.name
+                     for i in inputs])
+        return {"lesions": [], "patient": {}}
+
+    client = make_client(predictor=predictor)
+    names = {"slice10.png": 100, "slice2.png": 20, "slice1.png": 10}
+    files = [file_field(Path(n), n, _png(v)) for n, v in names.items()]
+    study = wait_study(client, client.post("/api/studies", files=files, data={"task": "ct-liver"}).json()["id"])
+    assert study["status"] == "done" and seen[-1] == [[10, 20, 100]]
+    wait_study(client, client.post("/api/studies", files=[file_field(p) for p in US_IMAGES[:2]]).json()["id"])
+    assert len(seen[-1]) == 2 and all(isinstance(name, str) for name in seen[-1])
+
+
 def test_predictor_exception_fails_that_study_and_the_worker_lives_on(make_client):
     def flaky(task, inputs, out, model):
         if any("benign_001" in Path(p).name for p in inputs):

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from lesiondx.io import ImageReadError, read_image, to_display
+from lesiondx.io import ImageReadError, natural_key, read_image, to_display
 
 from .db import Database, Study, utcnow
 from .results import normalize
@@ -27,6 +27,7 @@ from .storage import Storage, safe_name
 
 log = logging.getLogger("lesiondx.service.worker")
 MAX_ATTEMPTS = 3
+RASTER_SERIES = " png/jpg slices"  # key of the ct-liver slice folder among series UIDs (no UID has a space)
 
 
 class Predictor(Protocol):
@@ -53,13 +54,19 @@ def load_predictor(spec: str | None) -> Predictor:
     return getattr(importlib.import_module(module), attr)
 
 
-def materialise(study: Study, storage: Storage, work: Path) -> tuple[list[Path], list[dict[str, str]]]:
+def materialise(study: Study, storage: Storage, work: Path, task: str | None = None
+                ) -> tuple[list[Path], list[dict[str, str]]]:
     """Copy a study's blobs into ``work`` as the task expects them: CT series as one folder per
-    series, US DICOM and PNG/JPG as single files. Returns the inputs and per-file problems."""
+    series, US DICOM and PNG/JPG as single files, except that for ct-liver the PNG/JPG slices are one
+    series too (one folder, in natural order of the uploaded file names, like ``predict SLICES/``; as
+    single files they would be read as one-slice phases). Returns the inputs and per-file problems."""
     inputs: list[Path] = []
     errors: list[dict[str, str]] = []
     series_dirs: dict[str, Path] = {}
-    for f in study.files:
+    files = list(study.files)
+    if task == "ct-liver":
+        files.sort(key=lambda f: (f.kind != "raster", natural_key(f.name), f.position))
+    for rank, f in enumerate(files):
         if not storage.has(f.sha256):
             errors.append({"file": f.name, "reason": "stored file is missing from storage"})
             continue
@@ -71,6 +78,12 @@ def materialise(study: Study, storage: Storage, work: Path) -> tuple[list[Path],
                 series_dirs[key].mkdir()
                 inputs.append(series_dirs[key])
             (series_dirs[key] / f"{f.position:05d}.dcm").write_bytes(data)
+        elif f.kind == "raster" and task == "ct-liver":
+            if RASTER_SERIES not in series_dirs:
+                series_dirs[RASTER_SERIES] = work / "slices"
+                series_dirs[RASTER_SERIES].mkdir()
+                inputs.append(series_dirs[RASTER_SERIES])
+            (series_dirs[RASTER_SERIES] / f"{rank:05d}{f.suffix or '.png'}").write_bytes(data)
         else:
             stem = Path(safe_name(f.name)).stem[:60]
             path = work / f"{f.position:05d}_{stem}{f.suffix or '.dcm'}"
@@ -178,7 +191,7 @@ class Worker:
             task = study.task
             options = study.options if task == "ct-liver" else {}  # only ct-liver takes upload options so far
             work = self.storage.work_dir(study_id)
-            inputs, problems = materialise(study, self.storage, work)
+            inputs, problems = materialise(study, self.storage, work, task)
             input_names = _input_names(study, inputs)
         results_dir = self.storage.reset_results(study_id)
         if problems:

@@ -109,9 +109,10 @@ def _png(value: int) -> bytes:
     return buf.getvalue()
 
 
-def test_ct_liver_png_slices_reach_the_predictor_as_one_series_in_name_order(make_client):
+@pytest.mark.parametrize("task", ["ct-liver", "ct-covid"])
+def test_ct_png_slices_reach_the_predictor_as_one_series_in_name_order(make_client, task):
     """Slices uploaded as separate PNG files (here out of order) are one study: one folder, natural file-name
-    order (as ``predict SLICES/``), not one-slice phases. Ultrasound images stay single files."""
+    order (as ``predict SLICES/``), not one-slice phases or upload order. Ultrasound images stay single files."""
     from lesiondx.io import read_image
 
     seen = []
@@ -124,7 +125,7 @@ def test_ct_liver_png_slices_reach_the_predictor_as_one_series_in_name_order(mak
     client = make_client(predictor=predictor)
     names = {"slice10.png": 100, "slice2.png": 20, "slice1.png": 10}
     files = [file_field(Path(n), n, _png(v)) for n, v in names.items()]
-    study = wait_study(client, client.post("/api/studies", files=files, data={"task": "ct-liver"}).json()["id"])
+    study = wait_study(client, client.post("/api/studies", files=files, data={"task": task}).json()["id"])
     assert study["status"] == "done" and seen[-1] == [[10, 20, 100]]
     wait_study(client, client.post("/api/studies", files=[file_field(p) for p in US_IMAGES[:2]]).json()["id"])
     assert len(seen[-1]) == 2 and all(isinstance(name, str) for name in seen[-1])

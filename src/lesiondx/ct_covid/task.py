@@ -86,8 +86,6 @@ def _read_series(inputs: list[Path]) -> tuple[Any, str]:
         return read_study(inputs[0]), str(inputs[0])
     if any(Path(p).is_dir() for p in inputs):
         raise ValueError("give one series folder, or several slice files of one series in order")
-
-
     images = [read_image(p) for p in inputs]
     shapes = {im.pixels.shape for im in images}
     if len(shapes) != 1:

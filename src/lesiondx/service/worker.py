@@ -27,7 +27,8 @@ from .storage import Storage, safe_name
 
 log = logging.getLogger("lesiondx.service.worker")
 MAX_ATTEMPTS = 3
-RASTER_SERIES = " png/jpg slices"  # key of the ct-liver slice folder among series UIDs (no UID has a space)
+RASTER_SERIES = " png/jpg slices"  # key of the PNG/JPG slice folder among series UIDs (no UID has a space)
+SLICE_SERIES_TASKS = ("ct-liver", "ct-covid")  # tasks whose PNG/JPG uploads are the slices of one series
 
 
 class Predictor(Protocol):
@@ -57,14 +58,15 @@ def load_predictor(spec: str | None) -> Predictor:
 def materialise(study: Study, storage: Storage, work: Path, task: str | None = None
                 ) -> tuple[list[Path], list[dict[str, str]]]:
     """Copy a study's blobs into ``work`` as the task expects them: CT series as one folder per
-    series, US DICOM and PNG/JPG as single files, except that for ct-liver the PNG/JPG slices are one
-    series too (one folder, in natural order of the uploaded file names, like ``predict SLICES/``; as
-    single files they would be read as one-slice phases). Returns the inputs and per-file problems."""
+    series, US DICOM and PNG/JPG as single files, except that for the CT tasks the PNG/JPG slices are one
+    series too (one folder in natural order of the uploaded file names, like ``predict SLICES/``: upload
+    order is often "1, 10, 11, 2", and ct-liver would read single files as one-slice phases). Returns the
+    inputs and per-file problems."""
     inputs: list[Path] = []
     errors: list[dict[str, str]] = []
     series_dirs: dict[str, Path] = {}
     files = list(study.files)
-    if task == "ct-liver":
+    if task in SLICE_SERIES_TASKS:
         files.sort(key=lambda f: (f.kind != "raster", natural_key(f.name), f.position))
     for rank, f in enumerate(files):
         if not storage.has(f.sha256):
@@ -78,7 +80,7 @@ def materialise(study: Study, storage: Storage, work: Path, task: str | None = N
                 series_dirs[key].mkdir()
                 inputs.append(series_dirs[key])
             (series_dirs[key] / f"{f.position:05d}.dcm").write_bytes(data)
-        elif f.kind == "raster" and task == "ct-liver":
+        elif f.kind == "raster" and task in SLICE_SERIES_TASKS:
             if RASTER_SERIES not in series_dirs:
                 series_dirs[RASTER_SERIES] = work / "slices"
                 series_dirs[RASTER_SERIES].mkdir()

@@ -25,8 +25,8 @@ import numpy as np
 
 from lesiondx.ct_liver.evaluation import evaluate_detection
 from lesiondx.ct_liver.pipeline import load_bundle, liver_mask, rule_candidates
-from lesiondx.ct_liver.study import AUTO, WINDOW, as_windowed, labelled_studies
-from lesiondx.io import apply_window, estimate_window
+from lesiondx.ct_liver.study import WINDOW, as_windowed, labelled_studies
+from lesiondx.io import AUTO, apply_window, estimate_window
 
 WINDOWS = [(40, 400), (40, 350), (50, 350), (60, 300), (60, 400), (50, 450), (50, 500)]  # (level, width) HU
 

@@ -16,12 +16,11 @@ import pandas as pd
 from scipy import ndimage
 
 from lesiondx.data import load_manifest
-from lesiondx.io import (ImageReadError, MedicalImage, Window, WindowEstimate, apply_window, estimate_window, get_window,
-                         read_image, read_raster_array, read_study, to_display)
+from lesiondx.io import (AUTO, ImageReadError, MedicalImage, Window, WindowEstimate, apply_window, estimate_window,
+                         get_window, parse_window_option, read_image, read_raster_array, read_study, to_display)
 from lesiondx.progress import track
 
 WINDOW = "abdomen"
-AUTO = "auto"  # estimate the export window of 8-bit slices from the image (see :func:`lesiondx.io.estimate_window`)
 # How 8-bit slices are read when nobody says which window they were exported with: estimated, the abdomen window
 # when that fails. On IRCADb exports at W 300–500 it never found fewer lesions than assuming W 400 (which loses
 # lesions on narrower exports), even on liver-level runs where the width estimate erred by up to 27 %
@@ -114,9 +113,9 @@ def resolve_export_window(shown: np.ndarray, window: str | Window | tuple[float,
     """The window 8-bit slices ``shown`` (grey 0..255) are read as, where it came from, and the estimate from
     the image: ``window`` itself ("given"), or for ``"auto"`` the estimate ("estimated") or, when none can be
     made, the abdomen window ("default: <reason>")."""
-    estimate = estimate_window(shown)
-    if not (isinstance(window, str) and window.strip().lower() == AUTO):
-        return get_window(window), "given", estimate
+    window, estimate = parse_window_option(window), estimate_window(shown)
+    if window != AUTO:
+        return window, "given", estimate
     if estimate.window is None:
         return get_window(WINDOW), f"default: {estimate.reason}", estimate
     return estimate.window, "estimated", estimate

@@ -21,14 +21,14 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
-from lesiondx.io import get_window
+from lesiondx.io import parse_window_option
 from lesiondx.models import save_checkpoint
 
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .pipeline import Bundle, analyse, box_crop, classifier_input, load_bundle, save_classifier, write_json
-from .study import AUTO, DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
+from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of hypodense lesions >= 5 mm on "
                 "contrast-enhanced (portal-venous) CT; iso- or hyperdense lesions are missed (no learned detector ships: "
@@ -207,9 +207,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     out = Path(out) if out is not None else None
     result: dict[str, Any] = {"model_version": bundle.version, "model": str(bundle.root), "lesions": [], "overlays": [],
                               "cams": [], "studies": []}
-    window = options.get("window") or DEFAULT_EXPORT_WINDOW
-    if str(window).strip().lower() != AUTO:
-        window = get_window(window)  # a bad window fails before any study is read
+    window = parse_window_option(options.get("window") or DEFAULT_EXPORT_WINDOW)  # a bad one fails here
     for i, path in enumerate(map(Path, inputs)):
         study = read_input_study(path, window)
         read_as = None

@@ -57,6 +57,17 @@ def get_window(window: str | Window | tuple[float, float]) -> Window:
     return Window(float(center), float(width))
 
 
+AUTO = "auto"  # a window option meaning "estimate it from the image" (:func:`estimate_window`)
+
+
+def parse_window_option(window: str | Window | tuple[float, float]) -> Window | str:
+    """``AUTO`` for ``"auto"`` (any case, spaces ignored), else :func:`get_window` of it (ValueError when
+    malformed): the one reader of a user's window option, so a bad one fails before any image is read."""
+    if isinstance(window, str) and window.strip().lower() == AUTO:
+        return AUTO
+    return get_window(window.strip() if isinstance(window, str) else window)
+
+
 def apply_window(hu: np.ndarray, window: str | Window | tuple[float, float]) -> np.ndarray:
     """Map HU to display grey levels in ``[0, 255]`` (float32), clipping outside the window."""
     w = get_window(window)

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
 
 from lesiondx import __version__
-from lesiondx.io import get_window
+from lesiondx.io import AUTO, parse_window_option
 
 from .core import ServiceCore
 from .db import AuditEvent, Study
@@ -203,14 +203,12 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         if task is not None and task not in ("us-liver", "ct-liver", "ct-covid"):
             raise HTTPException(400, f"unknown task {task!r}; choose us-liver, ct-liver or ct-covid")
         options = {}
-        if (window or "").strip().lower() == "auto":
-            options["window"] = "auto"
-        elif (window or "").strip():
+        if (window or "").strip():
             try:
-                w = get_window(window.strip())
+                w = parse_window_option(window)
             except ValueError as exc:
                 raise HTTPException(400, f"{exc} (or 'auto')") from None
-            options["window"] = f"{w.center:g},{w.width:g}"
+            options["window"] = w if w == AUTO else f"{w.center:g},{w.width:g}"
         triage = Triage()
         for upload_file in files:
             name = upload_file.filename or "unnamed"

@@ -65,6 +65,15 @@ def materialise(study: Study, storage: Storage, work: Path, task: str | None = N
     inputs: list[Path] = []
     errors: list[dict[str, str]] = []
     series_dirs: dict[str, Path] = {}
+
+    def series_dir(key: str, name: str) -> Path:
+        """The folder of one series (made and listed as an input the first time it is asked for)."""
+        if key not in series_dirs:
+            series_dirs[key] = work / name
+            series_dirs[key].mkdir()
+            inputs.append(series_dirs[key])
+        return series_dirs[key]
+
     files = list(study.files)
     if task in SLICE_SERIES_TASKS:
         files.sort(key=lambda f: (f.kind != "raster", natural_key(f.name), f.position))
@@ -74,18 +83,10 @@ def materialise(study: Study, storage: Storage, work: Path, task: str | None = N
             continue
         data = storage.blob_path(f.sha256).read_bytes()
         if f.kind == "dicom" and f.modality == "CT":
-            key = f.series_uid or "series"
-            if key not in series_dirs:
-                series_dirs[key] = work / f"series_{len(series_dirs) + 1:02d}"
-                series_dirs[key].mkdir()
-                inputs.append(series_dirs[key])
-            (series_dirs[key] / f"{f.position:05d}.dcm").write_bytes(data)
+            folder = series_dir(f.series_uid or "series", f"series_{len(series_dirs) + 1:02d}")
+            (folder / f"{f.position:05d}.dcm").write_bytes(data)
         elif f.kind == "raster" and task in SLICE_SERIES_TASKS:
-            if RASTER_SERIES not in series_dirs:
-                series_dirs[RASTER_SERIES] = work / "slices"
-                series_dirs[RASTER_SERIES].mkdir()
-                inputs.append(series_dirs[RASTER_SERIES])
-            (series_dirs[RASTER_SERIES] / f"{rank:05d}{f.suffix or '.png'}").write_bytes(data)
+            (series_dir(RASTER_SERIES, "slices") / f"{rank:05d}{f.suffix or '.png'}").write_bytes(data)
         else:
             stem = Path(safe_name(f.name)).stem[:60]
             path = work / f"{f.position:05d}_{stem}{f.suffix or '.dcm'}"

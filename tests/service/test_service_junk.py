@@ -17,6 +17,11 @@ def _reasons(response):
     return {e["file"]: e["reason"] for e in response.json()["detail"]["errors"]}
 
 
+def _single_pseudonym(name: str) -> str:
+    """The pseudonym of the only file of a request: file-001 plus its (common) suffix."""
+    return "file-001" + name[name.rfind("."):]
+
+
 @pytest.mark.parametrize("name, content, reason", [
     ("empty.dcm", b"", "file is empty"),
     ("notes.dcm", b"this is a text file, not DICOM\n" * 20, "not a DICOM"),
@@ -30,8 +35,9 @@ def _reasons(response):
 def test_all_junk_request_is_422_with_the_reason(client, name, content, reason):
     response = client.post("/api/studies", files=[file_field(CT_SERIES[0], name, content)])
     assert response.status_code == 422, response.text
-    assert reason in _reasons(response)[name]
-    assert "/tmp/" not in _reasons(response)[name]  # no server paths in messages
+    shown = _single_pseudonym(name)  # errors name files by pseudonym, never the client's name
+    assert reason in _reasons(response)[shown] and name not in response.text
+    assert "/tmp/" not in _reasons(response)[shown]  # no server paths in messages
     assert client.get("/api/health").json()["status"] == "ok"
 
 
@@ -43,22 +49,22 @@ def test_unsupported_modality_is_refused(client):
     buffer = io.BytesIO()
     ds.save_as(buffer)
     response = client.post("/api/studies", files=[file_field(CT_SERIES[0], "mr.dcm", buffer.getvalue())])
-    assert response.status_code == 422 and "unsupported modality 'MR'" in _reasons(response)["mr.dcm"]
+    assert response.status_code == 422 and "unsupported modality 'MR'" in _reasons(response)["file-001.dcm"]
 
 
 def test_mixed_batch_keeps_good_files_and_reports_bad_ones(client):
-    files = [file_field(p) for p in CT_SERIES[:4]] + [
-        file_field(CT_SERIES[0], "empty.dcm", b""),
-        file_field(CT_SERIES[0], "cut.dcm", CT_SERIES[1].read_bytes()[:4000]),
-        file_field(CT_SERIES[0], "readme.dcm", b"hello"),
-    ]
+    files = [file_field(p, f"IM{i:04d}.dcm") for i, p in enumerate(CT_SERIES[:4])] + [
+        file_field(CT_SERIES[0], "x-empty.dcm", b""),
+        file_field(CT_SERIES[0], "x-cut.dcm", CT_SERIES[1].read_bytes()[:4000]),
+        file_field(CT_SERIES[0], "x-readme.dcm", b"hello"),
+    ]  # pseudonyms follow natural order of the names: IM0000-IM0003 → file-001..004, x-* → file-005..007
     response = client.post("/api/studies", files=files)
     assert response.status_code == 201, response.text
     study = wait_study(client, response.json()["id"])
     assert study["status"] == "done" and study["n_files"] == 4
     reasons = {e["file"]: e["reason"] for e in study["errors"]}
-    assert set(reasons) == {"empty.dcm", "cut.dcm", "readme.dcm"}
-    assert reasons["empty.dcm"] == "file is empty"
+    assert set(reasons) == {"file-005.dcm", "file-006.dcm", "file-007.dcm"}
+    assert reasons["file-006.dcm"] == "file is empty"  # x-cut, x-empty, x-readme in name order
 
 
 def test_zip_of_dicom_is_one_study_and_bad_members_are_listed(client):
@@ -72,14 +78,14 @@ def test_zip_of_dicom_is_one_study_and_bad_members_are_listed(client):
     assert response.status_code == 201, response.text
     study = wait_study(client, response.json()["id"])
     assert study["status"] == "done" and study["task"] == "ct-covid" and study["n_files"] == 5
-    assert [e["file"] for e in study["errors"]] == ["series.zip/P002/notes.txt"]
+    assert [e["file"] for e in study["errors"]] == ["file-001-006.txt"]  # 6th of the zip's members by name
 
 
 def test_file_over_the_per_file_limit_is_413_alone_and_an_error_when_mixed(make_client):
     client = make_client(max_file_bytes=200_000)
     big = US_IMAGES[0].read_bytes() + b"\x00" * 250_000
     alone = client.post("/api/studies", files=[file_field(US_IMAGES[0], "big.jpg", big)])
-    assert alone.status_code == 413 and "too large" in _reasons(alone)["big.jpg"]
+    assert alone.status_code == 413 and "too large" in _reasons(alone)["file-001.jpg"]
     mixed = client.post("/api/studies", files=[file_field(US_IMAGES[1]), file_field(US_IMAGES[0], "big.jpg", big)])
     assert mixed.status_code == 201
     study = wait_study(client, mixed.json()["id"])

@@ -26,7 +26,7 @@ from lesiondx.io import AUTO, parse_window_option
 
 from .core import ServiceCore
 from .db import AuditEvent, Study
-from .ingest import FileError, Triage, triage_file
+from .ingest import FileError, Triage, pseudonyms, triage_file
 from .settings import Settings
 from .worker import Predictor
 
@@ -147,7 +147,7 @@ def study_detail(study: Study) -> dict[str, Any]:
         results.append(entry)
     return {
         **study_summary(study), "task_requested": study.task_requested, "options": study.options, "results": results,
-        "errors": study.errors, "failure": study.failure, "attempts": study.attempts,
+        "errors": study.errors, "warnings": study.warnings, "failure": study.failure, "attempts": study.attempts,
         "n_files": len(study.files), "export": study.export_status,
         "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
         "disclaimer": DISCLAIMER,
@@ -210,14 +210,14 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
                 raise HTTPException(400, f"{exc} (or 'auto')") from None
             options["window"] = w if w == AUTO else f"{w.center:g},{w.width:g}"
         triage = Triage()
-        for upload_file in files:
-            name = upload_file.filename or "unnamed"
+        names = pseudonyms([f.filename or "" for f in files])  # the client's file names go no further
+        for upload_file, name in zip(files, names):
             if upload_file.size is not None and upload_file.size > settings.max_file_bytes:
                 triage.errors.append(FileError(name, f"file too large ({upload_file.size / MB:.1f} MB > limit "
                                                      f"{settings.max_file_bytes / MB:.1f} MB)"))
                 continue
             data = upload_file.file.read(settings.max_file_bytes + 1)
-            triage.extend(triage_file(name, data, core.salt, max_file_bytes=settings.max_file_bytes))
+            triage.extend(triage_file(name, data, core.salt, policy=core.ingest_policy))
         client = request.client.host if request.client else None
         if not triage.accepted:
             core.db.audit(who, "upload_rejected", detail=f"{len(files)} file(s), none usable", client=client)

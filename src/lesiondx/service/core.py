@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from .db import Database, Study, StudyFile, utcnow
+from .bounds import IngestPolicy
 from .ingest import Accepted, FileError, Triage, choose_task
 from .settings import Settings, load_salt
 from .storage import Storage, safe_name
@@ -31,6 +32,7 @@ class ServiceCore:
         self.settings = settings
         self.storage = Storage(settings.storage)
         self.salt = load_salt(settings.storage)
+        self.ingest_policy = IngestPolicy.from_settings(settings)
         self.db = Database(settings.database_url)
         self.predictor = predictor or load_predictor(settings.predictor_spec)
         self.worker = Worker(self.db, self.storage, self.predictor, model=settings.model,
@@ -76,6 +78,7 @@ class ServiceCore:
                           modality=_modality(files), study_uid=files[0].study_uid if files else None,
                           options_json=json.dumps(options or {}))
             study.add_errors(errors)
+            study.add_warnings(_warnings(files))
             for position, item in enumerate(files):
                 study.files.append(self._file_row(item, position))
             if not files:
@@ -111,6 +114,7 @@ class ServiceCore:
             row = self._file_row(item, int(count))
             row.study_id = study.id
             s.add(row)
+            study.add_warnings(_warnings([item]))
             study.last_instance_at = utcnow()
             return study.id
 
@@ -163,6 +167,16 @@ class ServiceCore:
         from .dicom_out import export_study
 
         export_study(self, study_id)
+
+
+def _warnings(files: list[Accepted]) -> list[dict[str, str]]:
+    """One warning entry per reason, naming the first file (by pseudonym) and how many share it."""
+    by_reason: dict[str, list[str]] = {}
+    for item in files:
+        for reason in getattr(item, "warnings", ()):
+            by_reason.setdefault(reason, []).append(item.name)
+    return [{"file": names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else ""), "reason": reason}
+            for reason, names in by_reason.items()]
 
 
 def _modality(files: list[Accepted]) -> str | None:

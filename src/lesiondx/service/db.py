@@ -64,6 +64,7 @@ class Study(Base):
     last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     export_status: Mapped[str | None] = mapped_column(Text, nullable=True)
     options_json: Mapped[str] = mapped_column(Text, default="{}")  # task options given at upload (e.g. window)
+    warnings_json: Mapped[str] = mapped_column(Text, default="[]")  # e.g. burned-in text likely ({"file", "reason"})
     files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
                                                     cascade="all, delete-orphan")
 
@@ -82,6 +83,22 @@ class Study(Base):
     def add_errors(self, errors: list[dict[str, Any]]) -> None:
         """Append per-file errors (``{"file", "reason"}``)."""
         self.errors_json = json.dumps(self.errors + list(errors))
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return json.loads(self.warnings_json or "[]")
+
+    def add_warnings(self, warnings: list[dict[str, Any]]) -> None:
+        """Append warnings (``{"file", "reason"}``), one per reason: a reason already listed is not repeated."""
+        present = self.warnings
+        known = {w.get("reason") for w in present}
+        fresh = []
+        for warning in warnings:
+            if warning.get("reason") not in known:
+                known.add(warning.get("reason"))
+                fresh.append(warning)
+        if fresh:
+            self.warnings_json = json.dumps(present + fresh)
 
 
 class StudyFile(Base):
@@ -146,7 +163,7 @@ class ReaderRead(Base):
 
 
 # Columns added after the first release, with the SQL default that fills existing rows.
-ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'"}}
+ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "warnings_json": "TEXT DEFAULT '[]'"}}
 
 
 def _add_missing_columns(engine: Engine) -> None:

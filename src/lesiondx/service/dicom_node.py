@@ -90,7 +90,7 @@ class DicomNode:
             ds.file_meta = event.file_meta
             if not str(ds.get("SOPInstanceUID", "") or "").strip():
                 ds.SOPInstanceUID = ""  # deidentify() assigns a deterministic UID
-            item = accept_dataset(name, ds, self.core.salt)
+            item = accept_dataset(name, ds, self.core.salt, self.core.ingest_policy)
         except ImageReadError as exc:
             self._record(event, FileError(name, exc.reason), calling)
             return STATUS_CANNOT_UNDERSTAND

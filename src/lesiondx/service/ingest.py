@@ -1,18 +1,21 @@
 """Triage of incoming files: DICOM / zip of DICOM / PNG / JPG in, de-identified accepted files out.
 
-Every problem with a file becomes a :class:`FileError` naming the file and the reason (empty,
-not an image, corrupt DICOM, unsupported modality, too large...); nothing here raises on bad
-input. DICOM is de-identified with :func:`lesiondx.io.deidentify` *before* it is stored, and
-its pixel data is decoded once to catch truncated or corrupt files early.
+Every problem with a file becomes a :class:`FileError` naming the file (by its pseudonym) and the
+reason (empty, not an image, corrupt DICOM, unsupported modality, too large...); nothing here raises
+on bad input. Client file names never get past :func:`pseudonyms`. DICOM is de-identified with
+:func:`lesiondx.io.deid.deidentify` (PS3.15 Basic Profile) *before* it is stored, after its size was
+checked from the header and its pixels decoded once; PNG/JPG are re-encoded from their pixels
+(no EXIF, ICC, comments or text chunks). Size limits live in :mod:`.bounds`.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +23,22 @@ import pydicom
 from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
 
-from lesiondx.io import ImageReadError, deidentify, read_dataset
+from lesiondx.io import ImageReadError, guess_phase, natural_key, read_dataset
+from lesiondx.io.deid import deidentify
+from lesiondx.io.deid.raster import STORED_SUFFIX, scrub_raster
 from lesiondx.tasks import TASK_MODULES
 
+from .bounds import IngestPolicy, ZipRefused, burned_in_reason, iter_zip, pixel_limit_reason
 from .storage import safe_name
+
+log = logging.getLogger("lesiondx.service.ingest")
 
 SUPPORTED_MODALITIES = ("US", "CT")
 RASTER_MAGIC = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg"}
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", "")
+# Suffixes a pseudonym keeps (others become ".bin"): they say what the file is, never who it is about.
+SAFE_SUFFIXES = (".dcm", ".dicom", ".ima", ".png", ".jpg", ".jpeg", ".zip", ".txt", ".pdf", ".gif", ".bmp", ".tif",
+                 ".tiff", ".nii", ".gz", ".json", ".xml", ".csv", ".html", ".doc", ".docx", ".mp4", ".avi")
 CHEST_WORDS = ("chest", "thorax", "thx", "lung", "pulmo", "covid")
 ABDOMEN_WORDS = ("abdo", "abd", "liver", "hepat", "pelvis", "kidney", "upper gi")
 LUNG_FRACTION_CHEST = 0.15  # share of the body outline below -400 HU above which a CT slice is chest
@@ -46,7 +57,8 @@ class FileError:
 
 @dataclass
 class Accepted:
-    """A file ready to store: bytes (de-identified DICOM or the original PNG/JPG) plus what routing needs."""
+    """A file ready to store: bytes (de-identified DICOM, or PNG re-encoded from the pixels) plus what routing
+    needs. ``name`` is the file's pseudonym (``file-003.png``), never the client's file name."""
 
     name: str
     data: bytes
@@ -56,6 +68,7 @@ class Accepted:
     study_uid: str | None = None
     series_uid: str | None = None
     region: str | None = None  # "chest" | "abdomen" | None (unknown)
+    warnings: tuple[str, ...] = ()  # e.g. burned-in text likely (shown on the study)
 
 
 @dataclass
@@ -74,68 +87,90 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def triage_file(name: str, data: bytes, salt: str, *, max_file_bytes: int, depth: int = 0) -> Triage:
-    """Classify one uploaded file (a zip is opened and its members triaged). Never raises."""
+def safe_suffix(name: str) -> str:
+    """The name's suffix when it is a common file type (lower case), else ``.bin``; ``""`` when it has none."""
+    suffix = Path(name.replace("\\", "/").rsplit("/", 1)[-1]).suffix.lower()
+    if not suffix:
+        return ""
+    return suffix if suffix in SAFE_SUFFIXES else ".bin"
+
+
+def pseudonyms(names: list[str], prefix: str = "file") -> list[str]:
+    """Pseudonymous file names (``file-001.jpg``...) numbered in natural order of the client's names, so the
+    CT slice order taken from names survives; only a common suffix is kept. Same length and order as ``names``."""
+    order = sorted(range(len(names)), key=lambda i: (natural_key(names[i] or ""), i))
+    width = max(3, len(str(len(names))))
+    out = [""] * len(names)
+    for rank, index in enumerate(order, start=1):
+        out[index] = f"{prefix}-{rank:0{width}d}{safe_suffix(names[index] or '')}"
+    return out
+
+
+def triage_file(name: str, data: bytes, salt: str, *, max_file_bytes: int | None = None,
+                policy: IngestPolicy | None = None, depth: int = 0) -> Triage:
+    """Classify one uploaded file (a zip is opened and its members triaged). Never raises.
+
+    ``name`` must already be a pseudonym (see :func:`pseudonyms`): it is stored, shown and used in errors.
+    """
+    policy = policy or IngestPolicy()
+    if max_file_bytes is not None:
+        policy = replace(policy, max_file_bytes=max_file_bytes)
     try:
-        return _triage(name or "unnamed", data, salt, max_file_bytes=max_file_bytes, depth=depth)
+        return _triage(name or "unnamed", data, salt, policy=policy, depth=depth)
     except Exception as exc:  # a reader bug must not turn one bad file into a failed request
-        return Triage(errors=[FileError(name or "unnamed", f"cannot read file ({type(exc).__name__}: {exc})"[:500])])
+        log.warning("triage of %s failed: %s", name or "unnamed", type(exc).__name__)
+        return Triage(errors=[FileError(name or "unnamed", f"cannot read file ({type(exc).__name__})")])
 
 
-def _triage(name: str, data: bytes, salt: str, *, max_file_bytes: int, depth: int) -> Triage:
+def _triage(name: str, data: bytes, salt: str, *, policy: IngestPolicy, depth: int) -> Triage:
     out = Triage()
     if len(data) == 0:
         out.errors.append(FileError(name, "file is empty"))
         return out
-    if len(data) > max_file_bytes:
-        out.errors.append(FileError(name, f"file too large ({_mb(len(data))} > limit {_mb(max_file_bytes)})"))
+    if len(data) > policy.max_file_bytes:
+        out.errors.append(FileError(name, f"file too large ({_mb(len(data))} > limit {_mb(policy.max_file_bytes)})"))
         return out
     suffix = Path(name).suffix.lower()
     if data[:4] == b"PK\x03\x04" or suffix == ".zip":
         if depth > 0:
             out.errors.append(FileError(name, "zip inside a zip is not supported"))
             return out
-        return _triage_zip(name, data, salt, max_file_bytes=max_file_bytes)
-    for magic, raster_suffix in RASTER_MAGIC.items():
+        return _triage_zip(name, data, salt, policy=policy)
+    for magic in RASTER_MAGIC:
         if data.startswith(magic):
-            return _triage_raster(name, data, raster_suffix)
+            return _triage_raster(name, data, policy)
     if suffix in (".png", ".jpg", ".jpeg"):
         out.errors.append(FileError(name, f"not a {suffix[1:].upper()} image (content does not match the name)"))
         return out
     if data[128:132] == b"DICM" or suffix in DICOM_SUFFIXES:
-        return _triage_dicom(name, data, salt)
+        return _triage_dicom(name, data, salt, policy)
     out.errors.append(FileError(name, f"unsupported file type {suffix!r} (expected DICOM, a zip of DICOM, PNG or JPG)"))
     return out
 
 
-def _triage_zip(name: str, data: bytes, salt: str, *, max_file_bytes: int) -> Triage:
+def _triage_zip(name: str, data: bytes, salt: str, *, policy: IngestPolicy) -> Triage:
+    """Members in chunks under the zip limits (:func:`bounds.iter_zip`); members get pseudonyms under the zip's."""
     out = Triage()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        out.errors.append(FileError(name, f"corrupt zip archive ({exc})"))
+        out.errors.append(FileError(name, f"corrupt zip archive ({type(exc).__name__})"))
         return out
     members = [m for m in members if not _junk_member(m.filename)]
     if not members:
         out.errors.append(FileError(name, "zip archive holds no files"))
         return out
-    budget = max_file_bytes * 4  # total uncompressed size: guards against zip bombs
-    for member in members:
-        label = f"{name}/{member.filename}"
-        if member.file_size > max_file_bytes:
-            out.errors.append(FileError(label, f"file too large ({_mb(member.file_size)} > limit {_mb(max_file_bytes)})"))
-            continue
-        budget -= member.file_size
-        if budget < 0:
-            out.errors.append(FileError(label, "zip archive expands beyond the size limit; rest skipped"))
-            break
-        try:
-            content = archive.read(member)
-        except Exception as exc:  # CRC errors, unsupported compression, encrypted members
-            out.errors.append(FileError(label, f"cannot extract from zip ({type(exc).__name__}: {exc})"))
-            continue
-        out.extend(triage_file(label, content, salt, max_file_bytes=max_file_bytes, depth=1))
+    labels = dict(zip((id(m) for m in members), pseudonyms([m.filename for m in members], Path(name).stem)))
+    try:
+        for member, content, reason in iter_zip(archive, members, policy):
+            label = labels[id(member)]
+            if content is None:
+                out.errors.append(FileError(label, reason or "cannot extract from zip"))
+            else:
+                out.extend(triage_file(label, content, salt, policy=policy, depth=1))
+    except ZipRefused as exc:
+        out.errors.append(FileError(name, f"zip archive refused: {exc.reason}; rest skipped"))
     return out
 
 
@@ -144,22 +179,37 @@ def _junk_member(filename: str) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in ("dicomdir", "thumbs.db")
 
 
-def _triage_raster(name: str, data: bytes, suffix: str) -> Triage:
+def _triage_raster(name: str, data: bytes, policy: IngestPolicy) -> Triage:
+    """Size from the header first (nothing decoded above the pixel limit), then pixels re-encoded as PNG."""
     out = Triage()
+    stem = Path(name).stem
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image.load()
+            too_big = pixel_limit_reason(image.height, image.width, 1, policy)
+            if too_big:
+                out.errors.append(FileError(name, too_big))
+                return out
             if image.width < 16 or image.height < 16:
                 out.errors.append(FileError(name, f"image too small ({image.width}x{image.height})"))
                 return out
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        out.errors.append(FileError(name, f"corrupt or truncated image ({type(exc).__name__}: {exc})"))
+            image.load()
+            clean = scrub_raster(image)
+    except Image.DecompressionBombError:
+        out.errors.append(FileError(name, "image too large to decode (LESIONDX_MAX_PIXELS)"))
         return out
-    out.accepted.append(Accepted(name=name, data=data, kind="raster", suffix=suffix, modality="OT"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        out.errors.append(FileError(name, f"corrupt or truncated image ({type(exc).__name__})"))
+        return out
+    warning = burned_in_reason("OT", "", raster=True)
+    if warning and policy.refuse_burned_in:
+        out.errors.append(FileError(name, f"refused: {warning} (LESIONDX_REFUSE_BURNED_IN)"))
+        return out
+    out.accepted.append(Accepted(name=stem + STORED_SUFFIX, data=clean, kind="raster", suffix=STORED_SUFFIX,
+                                 modality="OT", warnings=(warning,) if warning else ()))
     return out
 
 
-def _triage_dicom(name: str, data: bytes, salt: str) -> Triage:
+def _triage_dicom(name: str, data: bytes, salt: str, policy: IngestPolicy) -> Triage:
     out = Triage()
     with tempfile.NamedTemporaryFile(suffix=".dcm") as handle:
         handle.write(data)
@@ -170,7 +220,7 @@ def _triage_dicom(name: str, data: bytes, salt: str) -> Triage:
             out.errors.append(FileError(name, exc.reason.replace(handle.name, name)))
             return out
     try:
-        accepted = accept_dataset(name, ds, salt)
+        accepted = accept_dataset(name, ds, salt, policy)
     except ImageReadError as exc:
         out.errors.append(FileError(name, exc.reason))
         return out
@@ -178,40 +228,56 @@ def _triage_dicom(name: str, data: bytes, salt: str) -> Triage:
     return out
 
 
-def accept_dataset(name: str, ds: Dataset, salt: str) -> Accepted:
-    """Check modality and pixels of a DICOM dataset, de-identify it and serialise it.
+def accept_dataset(name: str, ds: Dataset, salt: str, policy: IngestPolicy | None = None) -> Accepted:
+    """Check modality, burned-in text, size and pixels of a DICOM dataset, de-identify it and serialise it.
 
     Raises :class:`ImageReadError` with the reason when the dataset cannot be used.
     """
+    policy = policy or IngestPolicy()
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in SUPPORTED_MODALITIES:
         raise ImageReadError(name, f"unsupported modality {modality or 'none'!r} (lesiondx reads "
                                    f"{' and '.join(SUPPORTED_MODALITIES)})")
     if "PixelData" not in ds:
         raise ImageReadError(name, "DICOM file holds no pixel data (not an image)")
+    warning = burned_in_reason(modality, str(ds.get("BurnedInAnnotation", "") or ""))
+    if warning and policy.refuse_burned_in:
+        raise ImageReadError(name, f"refused: {warning} (LESIONDX_REFUSE_BURNED_IN)")
+    too_big = pixel_limit_reason(_int(ds.get("Rows")), _int(ds.get("Columns")), _int(ds.get("NumberOfFrames"), 1),
+                                 policy)
+    if too_big:
+        raise ImageReadError(name, too_big)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pixels = ds.pixel_array
     except Exception as exc:  # truncated pixel data, missing decoder, corrupt JPEG stream
-        raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}: {exc})") from exc
+        raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}: {exc})"[:500]) from exc
     region = _region_from_text(ds) if modality == "CT" else None
     if modality == "CT" and region is None:
         region = _region_from_pixels(ds, pixels)
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise ImageReadError(name, "DICOM file lacks a transfer syntax (file meta information)")
-    deidentify(ds, salt)
+    deidentify(ds, salt, options=policy.deid, phase=guess_phase(ds))
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds.save_as(buffer, enforce_file_format=True)
     except Exception as exc:
-        raise ImageReadError(name, f"cannot re-encode DICOM after de-identification ({exc})") from exc
+        raise ImageReadError(name, f"cannot re-encode DICOM after de-identification ({exc})"[:500]) from exc
     return Accepted(name=name, data=buffer.getvalue(), kind="dicom", suffix=".dcm", modality=modality,
                     study_uid=str(ds.get("StudyInstanceUID", "") or "") or None,
-                    series_uid=str(ds.get("SeriesInstanceUID", "") or "") or None, region=region)
+                    series_uid=str(ds.get("SeriesInstanceUID", "") or "") or None, region=region,
+                    warnings=(warning,) if warning else ())
+
+
+def _int(value: object, default: int = 0) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
 
 
 def _region_from_text(ds: Dataset) -> str | None:

@@ -20,6 +20,19 @@ Environment variables (all optional):
     token; set this (and a firewall) whenever it listens off loopback.
 ``LESIONDX_MODEL``
     Model argument passed to the task's ``predict`` (default ``"default"``, the shipped model).
+``LESIONDX_MAX_PIXELS``
+    Largest image in pixels (rows × columns × frames, read from the header before decoding; default 50e6).
+``LESIONDX_ZIP_MAX_MEMBERS`` / ``LESIONDX_ZIP_MAX_TOTAL_MB`` / ``LESIONDX_ZIP_MAX_RATIO``
+    Zip limits enforced while inflating: files per archive (5000), uncompressed MB per archive (400),
+    uncompressed/compressed ratio of a member (100).
+``LESIONDX_DEID_DATES``
+    PS3.15 Retain Longitudinal Temporal Information: ``remove`` (default), ``shift`` (Modified Dates,
+    salted per-patient offset) or ``full`` (Full Dates).
+``LESIONDX_DEID_PATIENT_CHARACTERISTICS``
+    ``1`` keeps age, sex, size and weight (Retain Patient Characteristics Option; default removed).
+``LESIONDX_REFUSE_BURNED_IN``
+    ``1`` refuses images with BurnedInAnnotation YES and those of modalities that usually carry burned-in
+    text (US, OT/SC, PNG/JPG) unless marked NO; default: accepted with a warning on the study.
 """
 
 from __future__ import annotations
@@ -95,6 +108,13 @@ class Settings:
     worker_poll_seconds: float = 0.5
     model: str = "default"
     predictor_spec: str | None = None
+    max_pixels: int = 50_000_000
+    zip_max_members: int = 5000
+    zip_max_total_bytes: int = 400 * MB
+    zip_max_ratio: float = 100.0
+    deid_dates: str = "remove"
+    deid_patient_characteristics: bool = False
+    refuse_burned_in: bool = False
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -119,6 +139,7 @@ class Settings:
             values["dicom_allowed_aets"] = tuple(a.strip() for a in env["LESIONDX_DICOM_ALLOWED_AETS"].split(",") if a.strip())
         if env.get("LESIONDX_MODEL"):
             values["model"] = env["LESIONDX_MODEL"]
+        values.update(_deid_and_bounds_from_env(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("pacs"), str):
             values["pacs"] = PacsTarget.parse(str(values["pacs"]))
@@ -141,6 +162,35 @@ class Settings:
             raise SettingsError(f"DICOM port {self.dicom_port} out of range")
         if not 0 < len(self.dicom_aet) <= 16:
             raise SettingsError(f"DICOM AE title {self.dicom_aet!r} must be 1-16 characters")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_NUMBERS = (("max_pixels", "LESIONDX_MAX_PIXELS", 1), ("zip_max_members", "LESIONDX_ZIP_MAX_MEMBERS", 1),
+            ("zip_max_total_bytes", "LESIONDX_ZIP_MAX_TOTAL_MB", MB), ("zip_max_ratio", "LESIONDX_ZIP_MAX_RATIO", 0))
+
+
+def _deid_and_bounds_from_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
+    """De-identification options and upload bounds from the environment (see the module docstring)."""
+    values: dict[str, object] = {}
+    for key, name, scale in _NUMBERS:
+        if env.get(name):
+            try:
+                number = float(env[name])
+            except ValueError:
+                raise SettingsError(f"{name}={env[name]!r} is not a number") from None
+            if number <= 0:
+                raise SettingsError(f"{name} must be positive")
+            values[key] = number if scale == 0 else int(number * scale)
+    if env.get("LESIONDX_DEID_DATES"):
+        dates = env["LESIONDX_DEID_DATES"].strip().lower()
+        if dates not in ("remove", "shift", "full"):
+            raise SettingsError(f"LESIONDX_DEID_DATES={dates!r} is not remove, shift or full")
+        values["deid_dates"] = dates
+    for key, name in (("deid_patient_characteristics", "LESIONDX_DEID_PATIENT_CHARACTERISTICS"),
+                      ("refuse_burned_in", "LESIONDX_REFUSE_BURNED_IN")):
+        if env.get(name):
+            values[key] = env[name].strip().lower() in _TRUE
+    return values
 
 
 def load_salt(storage: Path) -> str:

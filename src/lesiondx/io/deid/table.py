@@ -23,6 +23,11 @@ CATEGORY_CODES = {"D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z
 PATIENT_CHARACTERISTICS = frozenset(Tag(k) for k in (
     "PatientAge", "PatientSex", "PatientSize", "PatientWeight", "PatientSexNeutered", "PregnancyStatus"))
 # Never kept by the longitudinal option (birth date/time identify; age is a patient characteristic).
+# Coded sequences the Basic Profile keeps whose CodeMeaning is site-defined text ("CT CHEST DOE JANE MRN..."):
+# removed, as the Clean Descriptors Option would clean them; the models do not read them.
+EXTRA_REMOVED = frozenset(Tag(k) for k in (
+    "ProcedureCodeSequence", "RequestedProcedureCodeSequence", "PerformedProtocolCodeSequence",
+    "ScheduledProtocolCodeSequence"))
 BIRTH = frozenset(Tag(k) for k in ("PatientBirthDate", "PatientBirthTime"))
 TEMPORAL_VRS = ("DA", "DT", "TM")
 
@@ -48,6 +53,8 @@ def basic_profile() -> tuple[dict[int, str], tuple[tuple[int, int, int, int, str
 def action_for(tag: BaseTag) -> str | None:
     """The Basic Profile action code of ``tag`` ("X", "Z", "D", "U", "Z/D", ...) or None when not listed."""
     exact, masked = basic_profile()
+    if tag in EXTRA_REMOVED:
+        return "X"
     code = exact.get(int(tag))
     if code is not None:
         return code

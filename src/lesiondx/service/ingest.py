@@ -32,6 +32,10 @@ from .bounds import IngestPolicy, ZipRefused, burned_in_reason, iter_zip, pixel_
 from .storage import safe_name
 
 log = logging.getLogger("lesiondx.service.ingest")
+# Pillow logs EXIF / PNG text values at DEBUG and pydicom logs invalid element values as warnings: image
+# metadata (PHI) must never reach the service log, whatever its level.
+logging.getLogger("PIL").setLevel(logging.INFO)
+logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 SUPPORTED_MODALITIES = ("US", "CT")
 RASTER_MAGIC = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg"}

@@ -4,9 +4,15 @@ and the service stays up."""
 from __future__ import annotations
 
 import io
+import struct
+import time
 import zipfile
+import zlib
 
 import pytest
+
+from lesiondx.service.bounds import IngestPolicy
+from lesiondx.service.ingest import triage_file
 
 from service_helpers import CT_SERIES, US_IMAGES, file_field, wait_study
 
@@ -133,3 +139,80 @@ def test_fuzzed_files_never_cause_a_server_error(client):
         response = client.post("/api/studies", files=[file_field(CT_SERIES[0], name, content)])
         assert response.status_code in (201, 422), (name, response.status_code, response.text)
     assert client.get("/api/health").json()["worker_alive"] is True
+
+
+# -- upload-side resource bounds (issue 15 item 3) ----------------------------------------------------------
+
+def _zip_of_zeros(members: int, mb_each: int) -> bytes:
+    """A zip bomb: ``members`` members of ``mb_each`` MB of zeros each, deflated ~1000:1. Built from one
+    compressed 1 MB block (a full flush makes blocks independent), so making it costs no inflating."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(b"\0" * MB) + comp.flush(zlib.Z_FULL_FLUSH)
+    data = block * mb_each + comp.flush()
+    crc = 0
+    for _ in range(mb_each):
+        crc = zlib.crc32(b"\0" * MB, crc)
+    size, out, central = mb_each * MB, io.BytesIO(), []
+    for i in range(members):
+        name, offset = f"zero{i:02d}.dcm".encode(), out.tell()
+        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0))
+        out.write(name + data)
+        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(data), size,
+                                   len(name), 0, 0, 0, 0, 0, offset) + name)
+    directory, start = b"".join(central), out.tell()
+    out.write(directory + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, members, members, len(directory), start, 0))
+    return out.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny IDAT (a decompression bomb's header)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_zip_of_zero_filled_members_is_refused_while_streaming_in_well_under_a_second(client):
+    bomb = _zip_of_zeros(18, 96)  # 1.8 MB on the wire, 1.7 GB inflated; each member under the per-file limit
+    assert 1.5 * MB < len(bomb) < 2.2 * MB and len(zipfile.ZipFile(io.BytesIO(bomb)).infolist()) == 18
+    started = time.perf_counter()
+    triage = triage_file("file-001.zip", bomb, "s" * 40, policy=IngestPolicy())
+    seconds = time.perf_counter() - started
+    assert not triage.accepted and seconds < 0.8, seconds
+    assert [e.reason for e in triage.errors] == [
+        "zip archive refused: a member is compressed more than 100:1 (zip bomb? LESIONDX_ZIP_MAX_RATIO); rest skipped"]
+    response = client.post("/api/studies", files=[file_field(CT_SERIES[0], "bomb.zip", bomb)])
+    assert response.status_code == 422 and "LESIONDX_ZIP_MAX_RATIO" in _reasons(response)["file-001.zip"]
+
+
+def test_zip_member_count_and_total_size_limits(make_client):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for i, path in enumerate(CT_SERIES[:5]):
+            archive.write(path, f"IM{i}.dcm")
+    data = buffer.getvalue()
+    policy = IngestPolicy(zip_max_members=4)
+    assert "holds 5 files > limit 4 (LESIONDX_ZIP_MAX_MEMBERS)" in triage_file("f.zip", data, "s" * 40,
+                                                                                policy=policy).errors[0].reason
+    member = len(CT_SERIES[0].read_bytes())
+    limited = triage_file("f.zip", data, "s" * 40, policy=IngestPolicy(zip_max_total_bytes=int(2.5 * member)))
+    assert len(limited.accepted) == 2  # the third member passes the total while it is read: it and the rest stop
+    assert "LESIONDX_ZIP_MAX_TOTAL_MB" in limited.errors[0].reason
+    client = make_client(zip_max_members=4)
+    response = client.post("/api/studies", files=[file_field(CT_SERIES[0], "series.zip", data)])
+    assert response.status_code == 422 and "LESIONDX_ZIP_MAX_MEMBERS" in _reasons(response)["file-001.zip"]
+
+
+def test_pixel_count_is_checked_from_the_header_before_decoding(make_client):
+    started = time.perf_counter()
+    huge = triage_file("file-001.png", _png_header_only(9000, 9000), "s" * 40, policy=IngestPolicy())
+    assert time.perf_counter() - started < 0.5
+    assert huge.errors[0].reason == ("image too large to decode: 9000x9000 = 81.0 Mpx > limit 50.0 Mpx "
+                                     "(LESIONDX_MAX_PIXELS)")
+    bomb = triage_file("file-001.png", _png_header_only(60000, 60000), "s" * 40, policy=IngestPolicy())
+    assert "too large to decode" in bomb.errors[0].reason
+    client = make_client(max_pixels=200_000)  # below one 512 x 512 CT slice
+    response = client.post("/api/studies", files=[file_field(CT_SERIES[0]), file_field(US_IMAGES[0])])
+    reasons = _reasons(response)
+    assert response.status_code == 413 and all("LESIONDX_MAX_PIXELS" in r for r in reasons.values())
+    assert "512x512 = 0.3 Mpx > limit 0.2 Mpx" in " ".join(reasons.values())

@@ -20,7 +20,7 @@ from PIL import Image
 from pynetdicom import AE
 
 from phi_corpus import MARK, PHI_FILE_NAMES, find_markers, phi_dataset, phi_jpeg, phi_png, to_bytes
-from service_helpers import CT_SERIES, US_IMAGES, free_port
+from service_helpers import CT_SERIES, US_IMAGES, file_field, free_port, wait_study
 
 DB_SUFFIXES = (".sqlite3", ".sqlite3-wal", ".sqlite3-shm", ".sqlite3-journal")
 
@@ -113,3 +113,52 @@ def test_phi_corpus_leaves_no_marker_in_storage_database_log_or_api(live_server,
     assert not any(in_db.values()), in_db
     names = [p.name for p in files] + [str(p) for p in server.storage.rglob("*")]
     assert not any(MARK in n or "DOE" in n for n in names)
+
+
+def _ct_with(**attributes: str) -> bytes:
+    ds = pydicom.dcmread(CT_SERIES[0])
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)  # as the example files are: no SOPInstanceUID, so no enforced file format
+    return buffer.getvalue()
+
+
+def test_burned_in_annotation_is_a_study_warning_by_default(client):
+    files = [("files", ("a.dcm", _ct_with(BurnedInAnnotation="YES"), "application/dicom")),
+             ("files", ("b.dcm", CT_SERIES[1].read_bytes(), "application/dicom"))]
+    study = wait_study(client, client.post("/api/studies", files=files).json()["id"])
+    assert study["status"] == "done" and study["n_files"] == 2 and study["errors"] == []
+    assert study["warnings"] == [{"file": "file-001.dcm", "reason": "BurnedInAnnotation is YES: the pixels carry "
+                                  "burned-in text that de-identification does not remove"}]
+    jpeg = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0]),
+                                                                   file_field(US_IMAGES[1])]).json()["id"])
+    assert [w["file"] for w in jpeg["warnings"]] == ["file-001.png and 1 more"]  # one entry per reason
+    clean = wait_study(client, client.post("/api/studies", files=[file_field(CT_SERIES[2])]).json()["id"])
+    assert clean["warnings"] == []  # CT without the flag: no text expected
+
+
+def test_burned_in_images_are_refused_when_the_setting_says_so(make_client):
+    client = make_client(refuse_burned_in=True)
+    response = client.post("/api/studies", files=[
+        ("files", ("a.dcm", _ct_with(BurnedInAnnotation="YES"), "application/dicom")), file_field(US_IMAGES[0])])
+    assert response.status_code == 422
+    reasons = {e["file"]: e["reason"] for e in response.json()["detail"]["errors"]}
+    assert reasons["file-001.dcm"].startswith("refused: BurnedInAnnotation is YES")
+    assert reasons["file-002.jpg"].startswith("refused: PNG/JPG") and "LESIONDX_REFUSE_BURNED_IN" in reasons["file-002.jpg"]
+    ok = client.post("/api/studies", files=[file_field(CT_SERIES[0])])
+    assert ok.status_code == 201
+
+
+def test_ultrasound_dicom_warns_unless_marked_free_of_burned_in_text():
+    from lesiondx.service.bounds import IngestPolicy
+    from lesiondx.service.ingest import triage_file
+
+    unmarked = triage_file("file-001.dcm", _ct_with(Modality="US"), "s" * 40, policy=IngestPolicy())
+    assert unmarked.accepted[0].warnings == ("US images usually carry burned-in text (BurnedInAnnotation not "
+                                             "stated); lesiondx does not clean pixels",)
+    marked = triage_file("file-001.dcm", _ct_with(Modality="US", BurnedInAnnotation="NO"), "s" * 40,
+                         policy=IngestPolicy())
+    assert marked.accepted[0].warnings == ()
+    refused = triage_file("file-001.dcm", _ct_with(Modality="US"), "s" * 40, policy=IngestPolicy(refuse_burned_in=True))
+    assert not refused.accepted and "refused: US images" in refused.errors[0].reason

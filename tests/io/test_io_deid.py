@@ -15,7 +15,8 @@ from lesiondx.io import guess_phase
 from lesiondx.io.deid import DeidOptions, date_shift_days, deidentify, pseudonym, remap_uid, scrub_raster
 from lesiondx.io.deid.table import action_for, basic_profile
 from lesiondx.service.ingest import pseudonyms
-from phi_corpus import MARK, OTHER_VALUES, TEXT_ATTRIBUTES, find_markers, phi_dataset, phi_jpeg, phi_png, to_bytes
+from phi_corpus import (ID_TEXT, MARK, OTHER_UIDS, OTHER_VALUES, TEXT_ATTRIBUTES, find_markers, phi_dataset, phi_jpeg,
+                        phi_png, to_bytes)
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = sorted((ROOT / "examples/covid_ct_md_mini/series/P002").glob("*.dcm"))
@@ -38,6 +39,14 @@ def test_table_is_the_standard_one_with_its_action_codes():
     assert action_for(pydicom.tag.Tag("PatientName")) == "Z"
     assert action_for(pydicom.tag.Tag(0x6002, 0x4000)) == "X"  # Overlay Comments, repeating group 60xx
     assert action_for(pydicom.tag.Tag("PixelSpacing")) is None
+
+
+def test_the_corpus_marks_at_least_60_attributes_of_table_e1_1():
+    keywords = TEXT_ATTRIBUTES + tuple(OTHER_VALUES) + OTHER_UIDS + tuple(ID_TEXT) + (
+        "StudyInstanceUID", "SOPInstanceUID", "RequestAttributesSequence", "ReferencedPatientSequence",
+        "OtherPatientIDsSequence", "SourceImageSequence")
+    listed = [k for k in keywords if action_for(pydicom.tag.Tag(k)) is not None]
+    assert len(listed) == len(keywords) >= 60
 
 
 def test_phi_corpus_leaves_no_marker_and_keeps_what_the_models_read():

@@ -175,7 +175,7 @@ def test_default_path_calls_the_task_modules_predict(make_client, monkeypatch):
     assert [o["name"] for o in result["overlays"]] == [f"{Path(calls[0][0][0]).stem}_us_liver.png"]
     assert "/work/" not in str(study) and "/store/" not in str(study)  # no server paths leak
     (inputs, model, out), = calls
-    assert model == "default" and inputs[0].suffix == ".png" and out is not None  # re-encoded from its pixels (no metadata)
+    assert model == "default" and inputs[0].suffix == ".png" and out is not None  # re-encoded from the pixels
 
 
 def test_missing_task_module_fails_the_study_with_the_reason(make_client, monkeypatch):

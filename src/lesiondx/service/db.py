@@ -64,7 +64,7 @@ class Study(Base):
     last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     export_status: Mapped[str | None] = mapped_column(Text, nullable=True)
     options_json: Mapped[str] = mapped_column(Text, default="{}")  # task options given at upload (e.g. window)
-    warnings_json: Mapped[str | None] = mapped_column(Text, nullable=True, default="[]")  # {"file", "reason"}: e.g. burned-in text likely
+    warnings_json: Mapped[str | None] = mapped_column(Text, nullable=True, default="[]")  # [{"file", "reason"}]
     files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
                                                     cascade="all, delete-orphan")
 

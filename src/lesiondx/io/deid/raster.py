@@ -33,5 +33,5 @@ def _pixels_only(image: Image.Image) -> Image.Image:
 def scrub_raster(image: Image.Image) -> bytes:
     """PNG bytes of ``image``'s decoded pixels, without any metadata of the original file."""
     buffer = io.BytesIO()
-    _pixels_only(image).save(buffer, format="PNG", optimize=False)
+    _pixels_only(image).save(buffer, format="PNG", compress_level=3)  # level 6 costs 2x the time for 0.5 % less
     return buffer.getvalue()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-from pathlib import Path
+from datetime import date, timedelta
 
 import httpx
 import numpy as np
 import pydicom
+import pytest
 from PIL import Image
 from pynetdicom import AE
 
@@ -163,3 +164,25 @@ def test_ultrasound_dicom_warns_unless_marked_free_of_burned_in_text():
     assert marked.accepted[0].warnings == ()
     refused = triage_file("file-001.dcm", _ct_with(Modality="US"), "s" * 40, policy=IngestPolicy(refuse_burned_in=True))
     assert not refused.accepted and "refused: US images" in refused.errors[0].reason
+
+
+def test_profile_options_reach_de_identification_from_the_settings(make_client, tmp_path, monkeypatch):
+    from lesiondx.io.deid import date_shift_days, pseudonym
+    from lesiondx.service.settings import Settings, SettingsError, load_salt
+
+    monkeypatch.setenv("LESIONDX_DEID_DATES", "shift")
+    monkeypatch.setenv("LESIONDX_DEID_PATIENT_CHARACTERISTICS", "1")
+    settings = Settings.from_env(tmp_path / "store", worker_poll_seconds=0.05)
+    assert (settings.deid_dates, settings.deid_patient_characteristics) == ("shift", True)
+    client = make_client(**{k: getattr(settings, k) for k in ("storage", "deid_dates", "deid_patient_characteristics")})
+    data = _ct_with(PatientID="IDMK001", StudyDate="19411207", PatientAge="097Y", Allergies=f"{MARK}001")
+    study = wait_study(client, client.post("/api/studies", files=[("files", ("a.dcm", data, "x"))]).json()["id"])
+    assert study["status"] == "done"
+    stored = [pydicom.dcmread(p) for p in (tmp_path / "store/blobs").rglob("*") if p.is_file()]
+    days = date_shift_days(pseudonym("IDMK001", load_salt(tmp_path / "store")), load_salt(tmp_path / "store"))
+    assert [ds.StudyDate for ds in stored] == [(date(1941, 12, 7) - timedelta(days=days)).strftime("%Y%m%d")]
+    assert stored[0].PatientAge == "097Y" and "Allergies" not in stored[0]
+    assert [c.CodeValue for c in stored[0].DeidentificationMethodCodeSequence] == ["113100", "113107", "113108"]
+    monkeypatch.setenv("LESIONDX_DEID_DATES", "keep-all")
+    with pytest.raises(SettingsError, match="LESIONDX_DEID_DATES"):
+        Settings.from_env(tmp_path / "other")

@@ -83,7 +83,7 @@ class _Context:
     shift_days: int
 
 
-def _temporal(item: Dataset, elem: DataElement, code: str, ctx: _Context) -> bool:
+def _temporal(item: Dataset, elem: DataElement, ctx: _Context) -> bool:
     """Apply the longitudinal option to a date/time element; False when the table's action applies."""
     if elem.VR not in TEMPORAL_VRS or elem.tag in BIRTH or ctx.options.dates == "remove":
         return False
@@ -102,7 +102,7 @@ def _apply(item: Dataset, elem: DataElement, code: str, ctx: _Context) -> None:
     tag = elem.tag
     if ctx.options.patient_characteristics and tag in PATIENT_CHARACTERISTICS:
         return
-    if _temporal(item, elem, code, ctx):
+    if _temporal(item, elem, ctx):
         return
     if code == "U":
         if elem.VR == "UI" and elem.value:

@@ -56,8 +56,6 @@ def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
     if "infection_mask" in manifest.frame.columns:
         return _evaluate_masks(manifest, loaded, out, started)
     slices, patients, timings = run_folder(manifest, loaded)
-    slices.to_csv(out / "predictions.csv", index=False)
-    patients.to_csv(out / "patients.csv", index=False)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text)
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),

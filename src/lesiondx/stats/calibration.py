@@ -130,7 +130,7 @@ def logistic_recalibration(
         raise ValueError("calibration slope needs both classes")
     lp = np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps)))
     alpha = 1.0 - conf_level
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
         warnings.simplefilter("error", category=sm.tools.sm_exceptions.PerfectSeparationWarning)
         warnings.simplefilter("ignore", category=sm.tools.sm_exceptions.ConvergenceWarning)
         try:

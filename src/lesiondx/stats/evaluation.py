@@ -40,6 +40,7 @@ class EvalSettings:
     strata: tuple[str, ...] = ()
     n_boot: int = 500
     seed: int = 0
+    unit: str = "image"  # what one row is: image, slice, lesion
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -93,7 +94,7 @@ def report_from_csv(csv_path: str | Path, out_dir: str | Path, settings: EvalSet
         negative=list(settings.negative) or None, score_col=settings.score_col, patient_col=settings.patient_col,
         strata=list(settings.strata), title=settings.title, threshold=settings.threshold,
         threshold_source=settings.threshold_source, patient_rule=settings.patient_rule,  # type: ignore[arg-type]
-        n_boot=settings.n_boot, seed=settings.seed, notes=list(settings.notes),
+        n_boot=settings.n_boot, seed=settings.seed, notes=list(settings.notes), unit=settings.unit,
     )
 
 
@@ -103,7 +104,8 @@ def merge_settings(base: EvalSettings | None, **overrides: Any) -> EvalSettings:
     given = {k: v for k, v in overrides.items() if v is not None}
     for key in ("positive", "negative", "strata", "notes"):
         if key in given:
-            given[key] = tuple(str(v) for v in given[key])
+            value = given[key]
+            given[key] = (str(value),) if isinstance(value, (str, int, float)) else tuple(str(v) for v in value)
     if "threshold" in given and "threshold_source" not in given:
         given["threshold_source"] = "given with --threshold"
     return replace(base or EvalSettings(), **given)
@@ -126,6 +128,8 @@ def _level_lines(name: str, m: dict[str, Any]) -> list[str]:
     if cal.get("slope") is not None:
         lines.append(f"  calibration slope {fmt(cal['slope'], 2)} ({fmt_ci(cal['slope_ci'], 2)}), "
                      f"intercept {fmt(cal['intercept'], 2)} ({fmt_ci(cal['intercept_ci'], 2)})")
+    elif cal:
+        lines.append(f"  {cal['note']}")
     lines += [f"  warning: {w}" for w in m.get("warnings", [])]
     return lines
 
@@ -137,7 +141,9 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     lines = [metrics.get("title", "evaluation"),
              f"positive: {', '.join(lv['positive'])}   negative: {', '.join(lv['negative'])}   excluded: {excluded}"]
     lines += [f"note: {n}" for n in metrics.get("notes", []) if not n.startswith("Excluded")]
-    lines += _level_lines("per image", metrics["image"])
+    unit = metrics.get("unit", "image")
+    lines += _level_lines(f"per {unit}", metrics["image"])
     if metrics.get("patient"):
-        lines += _level_lines(f"per patient ({metrics['patient']['aggregation']} of image scores)", metrics["patient"])
+        lines += _level_lines(f"per patient ({metrics['patient']['aggregation']} of {unit} scores)",
+                              metrics["patient"])
     return lines

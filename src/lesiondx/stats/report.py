@@ -182,6 +182,7 @@ def write_report(
     n_boot: int = 500,
     seed: int = 0,
     notes: Sequence[str] = (),
+    unit: str = "image",
 ) -> ReportResult:
     """Evaluate ``predictions`` per image and per patient; write ``report.html`` and ``metrics.json``.
 
@@ -191,7 +192,8 @@ def write_report(
     (``threshold_source`` says where it came from); without it the Youden cut-off of each level is
     used and labelled as chosen on these data. Patient labels must be constant within a patient;
     without ``patient_col`` (or when absent from the table) the patient section is omitted, and
-    with fewer than 2 patients per class it is skipped with a note.
+    with fewer than 2 patients per class it is skipped with a note. ``unit``: what a row is
+    (``image``, ``slice``, ``lesion``), used in headings.
     """
     df = predictions.reset_index(drop=True)
     need = [label_col, score_col, *strata] + ([patient_col] if patient_col and patient_col in df.columns else [])
@@ -214,12 +216,12 @@ def write_report(
         top_notes.append(f"Excluded (neither positive nor negative): {sel.excluded_text}.")
 
     img_m, img_f, img_notes = _evaluate_level(
-        y, df[score_col].to_numpy(), name="per image", unit="images", groups=groups, threshold=threshold,
+        y, df[score_col].to_numpy(), name=f"per {unit}", unit=f"{unit}s", groups=groups, threshold=threshold,
         threshold_source=threshold_source, n_boot=n_boot, seed=seed, class_names=class_names,
     )
     work = df.assign(_y=y.astype(int))
     img_tables, img_m["strata"] = strata_tables(work, strata, "_y", score_col)
-    levels = [{"key": "image", "heading": "Per-image evaluation", "metrics": img_m, "rows": metric_rows(img_m),
+    levels = [{"key": "image", "heading": f"Per-{unit} evaluation", "metrics": img_m, "rows": metric_rows(img_m),
                "figures": img_f, "notes": img_notes, "strata": img_tables}]
     metrics: dict[str, Any] = {
         "title": title,
@@ -228,6 +230,7 @@ def write_report(
         "label_col": label_col,
         "score_col": score_col,
         "n_images": int(len(df)),
+        "unit": unit,
         "notes": top_notes,
         "image": img_m,
         "patient": None,

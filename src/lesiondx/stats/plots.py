@@ -113,11 +113,10 @@ def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:
 def decision_figure_models(curves: Sequence[tuple[str, DecisionCurve]], title: str = "Decision curve") -> Figure:
     """Net benefit of several models (same cases: treat-all is the first curve's) on one plot."""
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    colors = [c for c in _COLORS if c != _COLORS[1]]
-    for k, (name, curve) in enumerate(curves):
-        ax.plot(curve.thresholds, curve.model, color=colors[k % len(colors)], lw=2, label=name)
+    for k, (name, curve) in enumerate(curves):  # same colour per model as in roc_figure
+        ax.plot(curve.thresholds, curve.model, color=_COLORS[k % len(_COLORS)], lw=2, label=name)
     dc = curves[0][1]
-    ax.plot(dc.thresholds, dc.treat_all, color=_COLORS[1], lw=1.2, label="treat all")
+    ax.plot(dc.thresholds, dc.treat_all, color="grey", ls="--", lw=1.2, label="treat all")
     ax.plot(dc.thresholds, dc.treat_none, color="black", lw=1.2, label="treat none")
     top = max(dc.prevalence, *(float(np.max(c.model)) for _, c in curves)) * 1.1 + 0.01
     ax.set_ylim(-0.05 * max(top, 0.1) - 0.02, top)

@@ -26,20 +26,16 @@ from .decision import net_benefit
 from .delong import auc_delong, delong_paired_test
 from .levels import select_levels
 from .plots import RocSeries, decision_figure_models, fig_to_png, roc_figure
-from .report import need_two_per_class, small_n_warning, to_jsonable
+from .report import ReportResult, need_two_per_class, small_n_warning, to_jsonable
 from .report_html import render_html
 from .roc import roc_curve, youden_threshold
 
 
 @dataclass(frozen=True)
-class CompareResult:
-    """Files written by :func:`compare_models` and the metrics saved in ``metrics.json``."""
+class CompareResult(ReportResult):
+    """Files written by :func:`compare_models` (``html_path`` is ``compare.html``) plus its PNG plots."""
 
-    out_dir: Path
-    html_path: Path
-    metrics_path: Path
     figures: dict[str, Path]
-    metrics: dict[str, Any]
 
 
 def _level(y: np.ndarray, scores: dict[str, np.ndarray], unit: str) -> dict[str, Any]:
@@ -145,7 +141,7 @@ def compare_models(
                        sections=sections, sel=sel, notes=all_notes, models=cols, label_col=label_col)
     html_path = out / "compare.html"
     html_path.write_text(html, encoding="utf-8")
-    return CompareResult(out, html_path, metrics_path, figures, metrics)
+    return CompareResult(out_dir=out, html_path=html_path, metrics_path=metrics_path, metrics=metrics, figures=figures)
 
 
 def comparison_lines(metrics: dict[str, Any]) -> list[str]:

@@ -176,7 +176,8 @@ def roc_cmd(
     if res["levels"]["excluded"]:
         console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in res["levels"]["excluded"].items()))
     if res["missing_scores"]:
-        console.print("rows without a score left out: " + ", ".join(f"{k} ({v})" for k, v in res["missing_scores"].items()))
+        left = ", ".join(f"{k} ({v})" for k, v in res["missing_scores"].items())
+        console.print(f"rows without a score left out: {left}")
     if res["delong"]:
         d = res["delong"]
         console.print(
@@ -229,7 +230,8 @@ def report_command(
     negative: Annotated[Optional[list[str]], typer.Option(
         "--negative", help="label value(s) meaning negative (repeatable; default: the one other label); "
                            "other labels are excluded and counted")] = None,
-    score_col: Annotated[Optional[str], typer.Option("--score", help="score column (higher = positive) [score]")] = None,
+    score_col: Annotated[Optional[str], typer.Option(
+        "--score", help="score column (higher = positive) [score]")] = None,
     patient_col: Annotated[Optional[str], typer.Option(
         "--patient", help="patient column ('' for none) [patient_id]")] = None,
     patient_rule: Annotated[Optional[str], typer.Option(
@@ -280,7 +282,8 @@ def compare_command(
     predictions: Annotated[list[Path], typer.Argument(
         help="one CSV with a score column per model, or several CSVs (one model each) joined on image_id")],
     score: Annotated[Optional[list[str]], typer.Option(
-        "--score", help="score column per model (repeatable); with several CSVs one for all or one per CSV [score]")] = None,
+        "--score",
+        help="score column per model (repeatable); with several CSVs one for all or one per CSV [score]")] = None,
     name: Annotated[Optional[list[str]], typer.Option(
         "--name", help="model name per CSV (several CSVs; default: the CSV's folder or file name)")] = None,
     out: Annotated[Path, typer.Option("--out", help="folder for compare.html, metrics.json and PNG plots")] = Path(
@@ -288,9 +291,11 @@ def compare_command(
     label_col: Annotated[str, typer.Option("--label", help="label column")] = "label",
     positive: Annotated[Optional[list[str]], typer.Option("--positive", help="positive label value(s) [1]")] = None,
     negative: Annotated[Optional[list[str]], typer.Option(
-        "--negative", help="negative label value(s) (default: the one other label); others excluded and counted")] = None,
+        "--negative",
+        help="negative label value(s) (default: the one other label); others excluded and counted")] = None,
     patient_col: Annotated[str, typer.Option("--patient", help="patient column ('' for none)")] = "patient_id",
-    patient_rule: Annotated[str, typer.Option("--patient-rule", help="patient score: mean or max of image scores")] = "mean",
+    patient_rule: Annotated[str, typer.Option(
+        "--patient-rule", help="patient score: mean or max of image scores")] = "mean",
     title: Annotated[str, typer.Option(help="report title")] = "lesiondx model comparison",
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
 ) -> CompareResult:

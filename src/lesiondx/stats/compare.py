@@ -131,7 +131,8 @@ def compare_models(
             figures[f"{kind}_{level}"] = out / f"{kind}_{level}.png"
             figures[f"{kind}_{level}"].write_bytes(png)
         sections.append({"key": level, "metrics": metrics[level], "notes": fig_notes,
-                         "heading": "Per image" if level == "image" else f"Per patient ({patient_rule} of image scores)",
+                         "heading": "Per image" if level == "image"
+                         else f"Per patient ({patient_rule} of image scores)",
                          "figures": {k: base64.b64encode(v).decode("ascii") for k, v in figs.items()}})
     metrics["figures"] = {k: p.name for k, p in figures.items()}
     metrics = to_jsonable(metrics)
@@ -160,8 +161,9 @@ def comparison_lines(metrics: dict[str, Any]) -> list[str]:
         for r in m["models"]:
             lines.append(f"  {r['name']}: AUC {r['auc']:.3f} ({r['auc_ci'][0]:.3f}–{r['auc_ci'][1]:.3f}, DeLong)")
         for t in m["paired_delong"]:
+            lo, hi = t["auc_diff_ci"]
             lines.append(f"  {t['model_1']} − {t['model_2']}: ΔAUC {t['auc_diff']:+.3f} "
-                         f"({t['auc_diff_ci'][0]:+.3f} to {t['auc_diff_ci'][1]:+.3f}), p = {t['p']:.3g} (paired DeLong)")
+                         f"({lo:+.3f} to {hi:+.3f}), p = {t['p']:.3g} (paired DeLong)")
         lines += [f"  warning: {w}" for w in m["warnings"]]
     return lines
 

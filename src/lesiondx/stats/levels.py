@@ -93,7 +93,8 @@ def select_levels(labels: Sequence[Any] | pd.Series, positive: Any, negative: An
         neg = (others[0],)
     missing_neg = [n for n in neg if n not in present]
     if len(missing_neg) == len(neg):
-        raise ValueError(f"negative label {', '.join(map(repr, missing_neg))} not found; label values are {_counts(keys)}")
+        raise ValueError(f"negative label {', '.join(map(repr, missing_neg))} not found; "
+                         f"label values are {_counts(keys)}")
     is_pos, is_neg = keys.isin(pos).to_numpy(), keys.isin(neg).to_numpy()
     keep = is_pos | is_neg
     excluded = {str(k): int(n) for k, n in keys[~keep].value_counts().sort_index().items()}

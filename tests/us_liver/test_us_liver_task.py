@@ -158,6 +158,7 @@ def test_evaluate_cli_on_image_and_label_only_folder(run: Path, mini: Path, tmp_
                                    "--out", str(tmp_path / "e")])
     assert res.exit_code == 0, res.output
     assert "ROIs proposed by the model: no outlines given" in res.output and "excluded: normal (1)" in res.output
+    assert not res.output.lstrip().startswith("{")  # a summary, not the metrics JSON (that needs --json)
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert "ground_truth_roi" not in m and m["roi_proposal"]["outlines_given"] == 0 and m["image"]["n"] == 6
     assert "no outlines given" in (tmp_path / "e" / "report.html").read_text()

@@ -157,7 +157,7 @@ def roc_cmd(
         return
     table = Table(title=f"ROC analysis — {csv.name} (positive: {label} = {res['positive']}; "
                         f"negative: {', '.join(res['levels']['negative'])})")
-    for col in ("score", "AUC", "95% CI (DeLong)", "n pos", "n neg", "Youden threshold", "sens", "spec"):
+    for col in ("score", "AUC", "95% CI (DeLong)", "n pos", "n neg", "Youden threshold (chosen on these data)", "sens", "spec"):
         table.add_column(col, justify="left" if col == "score" else "right")
     for r in res["scores"]:
         yd = r["youden"]

@@ -111,6 +111,8 @@ def compare_models(
                                "missing_scores": absent, "n_rows_left_out": int((~complete).sum()),
                                "notes": all_notes, "image": _level(y, scores, "images"), "patient": None}
     level_figs = {"image": _figures(y, scores, "per image")}
+    if patient_col and patient_col not in df.columns:
+        all_notes.append(f"No {patient_col!r} column: per-image comparison only.")
     if patient_col and patient_col in df.columns:
         agg = [aggregate_binary(df.assign(_y=y.astype(int)), patient_col, c, label_col="_y", rule=patient_rule)
                for c in cols]

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from lesiondx import __version__
 from lesiondx.stats.cli import app as stats_app
-from lesiondx.stats.cli import report_command
+from lesiondx.stats.cli import compare_command, report_command
 
 app = typer.Typer(help="lesiondx: a second opinion on medical images, with the statistics to check it.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,6 +20,7 @@ data_app = typer.Typer(help="Dataset folders (labels.csv + images + masks).", no
 app.add_typer(data_app, name="data")
 app.add_typer(stats_app, name="stats", help="Clinical-study statistics (ROC/DeLong, reader studies, reports).")
 app.command("report", help="HTML evaluation report + metrics.json from a predictions CSV.")(report_command)
+app.command("compare", help="Several models on one ROC and decision curve with paired DeLong tests.")(compare_command)
 out = Console()
 err = Console(stderr=True)
 
@@ -103,12 +104,18 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder (labels.csv + images)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder for predictions, metrics, report")],
     model: Annotated[str, typer.Option("--model", help="RUN_DIR or 'default' (the shipped model)")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of the summary")] = False,
 ) -> None:
-    """Predict a labelled folder and write predictions.csv, metrics.json and report.html."""
+    """Predict a labelled folder and write predictions.csv, metrics.json and report.html; prints a
+    one-screen summary (``lesiondx report`` on the same predictions.csv gives the same figures)."""
     from lesiondx.tasks import load_task
 
     metrics = _run(lambda: load_task(task).evaluate(model, data, out_dir))
-    out.print_json(json.dumps(metrics))
+    if as_json:
+        out.print_json(json.dumps(metrics))
+        return
+    typer.echo("\n".join(metrics.get("summary") or [f"evaluated {data}"]))
+    typer.echo(f"wrote {out_dir}/ (metrics.json; --json prints it)")
 
 
 @app.command()

@@ -68,6 +68,20 @@ def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
     assert Path(saved["reports"]["report"]).is_file()
     assert slices["score"].between(0, 1).all()
     assert saved["patients"][0]["patient_id"] == "A" and saved["patients"][0]["n_slices"] == 5
+    # `lesiondx report` on the same predictions.csv (settings file beside it) gives the same slice figures
+    from lesiondx.stats.evaluation import read_settings, report_from_csv
+
+    again = report_from_csv(tmp_path / "eval" / "predictions.csv", tmp_path / "again",
+                            read_settings(tmp_path / "eval" / "predictions.csv")).metrics["image"]
+    assert (again["auc"], again["auc_ci"], again["threshold"]) == (saved["slice"]["auc"], saved["slice"]["auc_ci"],
+                                                                   saved["slice"]["threshold"])
+    assert again["threshold_chosen_on_these_data"] is False and metrics["summary"][0] == "ct-covid evaluation — per slice"
+
+
+def test_evaluate_header_only_labels_is_a_clear_error(tiny_run, tmp_path):
+    (tmp_path / "labels.csv").write_text("image_id,patient_id,label,image,slice_index,infection\n")
+    with pytest.raises(ValueError, match="labels.csv has no rows"):
+        task.evaluate(str(tiny_run), tmp_path, tmp_path / "eval")
 
 
 def test_evaluate_rejects_a_folder_without_slice_index(tiny_run, mini_folder, tmp_path):

@@ -50,3 +50,21 @@ def test_predict_rejects_bad_input(tmp_path):
         task.predict([], "default")
     with pytest.raises(Exception, match="does not exist|not found|neither"):
         task.predict([tmp_path / "missing"], "default")
+
+
+def test_evaluate_cli_on_a_folder_without_lesion_outlines_or_rows(tmp_path):
+    """Chest-CT slices without liver-lesion outlines, and an empty labels.csv: one clear line, exit 2."""
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+
+    chest = Path(__file__).resolve().parents[2] / "examples" / "covid_ct_md_mini"
+    res = CliRunner().invoke(app, ["evaluate", "--task", "ct-liver", "--data", str(chest), "--out", str(tmp_path / "a")])
+    said = " ".join(res.output.split())  # the console may wrap long lines
+    assert res.exit_code == 2 and "needs reference liver-lesion outlines" in said and "COVID-19 (10)" in said
+    assert "Traceback" not in res.output
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "labels.csv").write_text("image_id,label,image\n")
+    res = CliRunner().invoke(app, ["evaluate", "--task", "ct-liver", "--data", str(tmp_path / "empty"),
+                                   "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "labels.csv has no rows" in " ".join(res.output.split())

@@ -108,3 +108,55 @@ def test_report_command_function_and_cli(tmp_path, predictions):
     assert (tmp_path / "b" / "report.html").is_file()
     bad = runner.invoke(app, ["report", str(csv), "--out", str(tmp_path / "c"), "--score", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+EVAL_CSV = "tests/stats/fixtures/us_liver_mini_predictions.csv"  # written by `lesiondx evaluate --task us-liver`
+
+
+def test_paired_roc_on_evaluate_csv_leaves_out_empty_scores_and_counts_them():
+    """evaluate's CSV has no ground-truth-ROI score for the normal frame (no outline): the paired test
+    runs on the rows with both scores and says how many it left out."""
+    from lesiondx.stats import delong_paired_test
+
+    args = ["--csv", EVAL_CSV, "--label", "label", "--positive", "malignant", "--negative", "benign",
+            "--negative", "normal", "--score", "score", "--score", "score_gt_roi", "--json"]
+    res = _roc(*args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["missing_scores"] == {"score_gt_roi": 1} and out["levels"]["excluded"] == {}
+    df = pd.read_csv(EVAL_CSV).dropna(subset=["score_gt_roi"])
+    ref = delong_paired_test(df["label"].eq("malignant"), df["score"], df["score_gt_roi"])
+    assert out["delong"]["p"] == pytest.approx(ref.p, abs=1e-12) and out["scores"][0]["n_neg"] == 3
+    table = _roc(*args[:-1])
+    assert table.exit_code == 0 and "score_gt_roi (1)" in table.output
+
+
+def test_roc_needs_negative_when_there_are_three_labels():
+    res = _roc("--csv", EVAL_CSV, "--label", "label", "--positive", "malignant", "--score", "score")
+    assert res.exit_code == 2 and "--negative" in res.output and "normal (1)" in res.output
+
+
+def test_report_reads_evaluate_settings_and_options_override(tmp_path):
+    settings = json.loads(open(EVAL_CSV.replace(".csv", ".settings.json")).read())
+    same = runner.invoke(app, ["report", EVAL_CSV, "--out", str(tmp_path / "a"), "--n-boot", "50"])
+    assert same.exit_code == 0, same.output
+    assert "excluded: normal (1)" in same.output and "fixed before" in same.output and not same.output.startswith("{")
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["image"]["n"] == 6 and m["image"]["threshold"] == settings["threshold"]
+    assert m["image"]["threshold_chosen_on_these_data"] is False and m["levels"]["excluded"] == {"normal": 1}
+    seven = runner.invoke(app, ["report", EVAL_CSV, "--out", str(tmp_path / "b"), "--negative", "benign",
+                                "--negative", "normal", "--threshold", "0.5", "--n-boot", "50", "--json"])
+    assert seven.exit_code == 0, seven.output
+    m7 = json.loads(seven.output)
+    assert m7["image"]["n"] == 7 and m7["image"]["threshold_source"] == "fixed before this evaluation: given with --threshold"
+
+
+def test_report_without_settings_needs_levels(tmp_path):
+    csv = tmp_path / "p.csv"
+    pd.read_csv(EVAL_CSV).to_csv(csv, index=False)  # no settings file beside this copy
+    res = runner.invoke(app, ["report", str(csv), "--out", str(tmp_path / "r"), "--positive", "malignant"])
+    assert res.exit_code == 2 and "p.csv" in res.output and "--negative" in res.output
+    ok = runner.invoke(app, ["report", str(csv), "--out", str(tmp_path / "r"), "--positive", "malignant",
+                             "--negative", "benign", "--n-boot", "50"])
+    assert ok.exit_code == 0, ok.output
+    assert "chosen on these data (Youden, optimistic)" in ok.output and "warning: only 3 positive" in ok.output

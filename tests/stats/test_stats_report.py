@@ -82,3 +82,64 @@ def test_report_input_errors(tmp_path, predictions):
     few = pd.concat([predictions[predictions.label == "benign"], predictions[predictions.label == "malignant"].head(1)])
     with pytest.raises(ValueError, match="at least 2"):
         write_report(few, tmp_path, positive="malignant")
+
+
+def _with_normal(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The fixture plus 5 'normal' images of new patients (a third class that must not become negative)."""
+    extra = pd.DataFrame({"image_id": [f"n{i}" for i in range(5)], "patient_id": [f"n{i}" for i in range(5)],
+                          "label": "normal", "score": [0.9, 0.1, 0.2, 0.95, 0.3], "centre": "A", "size_mm": 5.0})
+    return pd.concat([predictions, extra], ignore_index=True)
+
+
+def test_other_labels_are_excluded_and_counted_never_negative(tmp_path, predictions):
+    df = _with_normal(predictions)
+    with pytest.raises(ValueError, match="--negative"):
+        write_report(df, tmp_path / "a", positive="malignant", n_boot=50)
+    m = write_report(df, tmp_path / "b", positive="malignant", negative="benign", n_boot=50).metrics
+    assert m["levels"] == {"positive": ["malignant"], "negative": ["benign"], "excluded": {"normal": 5},
+                           "n_excluded": 5}
+    y = (predictions["label"] == "malignant").to_numpy()
+    assert m["image"]["n"] == len(predictions) and m["image"]["auc"] == pytest.approx(auc_delong(y, predictions["score"]).auc)
+    assert m["n_patients"] == 40
+    html = (tmp_path / "b" / "report.html").read_text()
+    assert "excluded: <b>normal (5)</b>" in html
+    both = write_report(df, tmp_path / "c", positive="malignant", negative=["benign", "normal"], n_boot=50).metrics
+    assert both["image"]["n"] == len(df) and both["levels"]["excluded"] == {}
+
+
+def test_fixed_and_chosen_thresholds_are_labelled(tmp_path, predictions):
+    chosen = write_report(predictions, tmp_path / "a", positive="malignant", n_boot=50).metrics["image"]
+    assert chosen["threshold_chosen_on_these_data"] is True and "optimistic" in chosen["threshold_source"]
+    fixed = write_report(predictions, tmp_path / "b", positive="malignant", threshold=0.5, n_boot=50,
+                         threshold_source="the model's shipped threshold").metrics
+    for level in ("image", "patient"):
+        m = fixed[level]
+        assert m["threshold"] == 0.5 and m["threshold_chosen_on_these_data"] is False
+        assert m["threshold_source"] == "fixed before this evaluation: the model's shipped threshold"
+        assert m["youden"]["chosen_on_these_data"] is True
+    assert "Threshold, chosen on these data (Youden, optimistic)" in (tmp_path / "a" / "report.html").read_text()
+    html = (tmp_path / "b" / "report.html").read_text()
+    assert "Threshold, fixed before" in html and "Youden threshold, chosen on these data (optimistic)" in html
+
+
+def test_small_n_warning(tmp_path, predictions):
+    big = write_report(predictions, tmp_path / "a", positive="malignant", n_boot=50).metrics
+    assert big["image"]["warnings"] == []  # 40 malignant and 60 benign images
+    few = pd.concat([predictions[predictions.label == "malignant"].head(4), predictions[predictions.label == "benign"].head(12)])
+    m = write_report(few, tmp_path / "b", positive="malignant", n_boot=50).metrics
+    assert m["image"]["warnings"] == ["only 4 positive and 12 negative images: confidence intervals are unreliable "
+                                      "(fewer than 10 per class)"]
+    assert "confidence intervals are unreliable" in (tmp_path / "b" / "report.html").read_text()
+
+
+def test_calibration_slope_and_intercept_in_metrics_and_html(tmp_path, predictions):
+    m = write_report(predictions, tmp_path, positive="malignant", n_boot=50).metrics["image"]["calibration"]
+    y = (predictions["label"] == "malignant").to_numpy(float)
+    lp = np.log(predictions["score"] / (1 - predictions["score"])).to_numpy()
+    import statsmodels.api as sm
+
+    ref = sm.Logit(y, sm.add_constant(lp)).fit(disp=0)
+    assert m["slope"] == pytest.approx(ref.params[1], rel=1e-6)
+    assert m["slope_ci"] == pytest.approx(list(np.asarray(ref.conf_int())[1]), rel=1e-6)
+    html = (tmp_path / "report.html").read_text()
+    assert "Calibration slope (1 = ideal)" in html and f"{m['slope']:.2f}" in html

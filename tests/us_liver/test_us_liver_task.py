@@ -93,9 +93,16 @@ def _renamed_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_evaluate_on_renamed_folder(run: Path, mini: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def evaluated(run: Path, mini: Path, tmp_path_factory) -> tuple[Path, Path, dict]:
+    tmp_path = tmp_path_factory.mktemp("usl_eval")
     data = _renamed_copy(mini, tmp_path / "data")
-    metrics = task.evaluate(str(run), data, tmp_path / "eval")
+    return data, tmp_path / "eval", task.evaluate(str(run), data, tmp_path / "eval")
+
+
+def test_evaluate_on_renamed_folder(run: Path, evaluated):
+    data, out, metrics = evaluated
+    tmp_path = out.parent
     preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     assert list(preds["image_id"]) == list(pd.read_csv(data / "labels.csv")["image_id"])
     assert {"image_id", "patient_id", "label", "score"} <= set(preds.columns)
@@ -108,6 +115,62 @@ def test_evaluate_on_renamed_folder(run: Path, mini: Path, tmp_path: Path):
     assert "ground_truth_roi" in metrics and "subgroup_1024_wide" in metrics
     assert (tmp_path / "eval" / "report.html").is_file()
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["model_version"] == metrics["model_version"]
+    assert metrics["levels"]["excluded"] == {"normal": int((preds["label"] == "normal").sum())}
+    assert metrics["image"]["threshold_chosen_on_these_data"] is False
+
+
+FIGURES = ("n", "n_pos", "n_neg", "auc", "auc_ci", "auc_bootstrap_ci", "threshold", "threshold_source", "sensitivity",
+           "sensitivity_ci", "specificity", "specificity_ci", "ppv", "npv", "youden", "calibration", "warnings")
+
+
+def test_report_on_evaluate_predictions_gives_the_same_figures(evaluated, tmp_path: Path):
+    """`lesiondx report predictions.csv` (settings file beside it) and with the levels and threshold given
+    explicitly reproduce evaluate's figures exactly."""
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+
+    _, out, metrics = evaluated
+    csv = out / "predictions.csv"
+    threshold = repr(metrics["image"]["threshold"])
+    runs = {"settings": [], "explicit": ["--positive", "malignant", "--negative", "benign", "--threshold", threshold]}
+    for name, extra in runs.items():
+        res = CliRunner().invoke(app, ["report", str(csv), "--out", str(tmp_path / name), *extra])
+        assert res.exit_code == 0, res.output
+        again = json.loads((tmp_path / name / "metrics.json").read_text())
+        for level in ("image", "patient"):
+            for key in FIGURES if name == "settings" else set(FIGURES) - {"threshold_source"}:
+                assert again[level][key] == metrics[level][key], (name, level, key)
+        assert again["levels"] == metrics["levels"]
+
+
+def test_evaluate_cli_on_image_and_label_only_folder(run: Path, mini: Path, tmp_path: Path):
+    """What an external site has: images and labels, no outlines. Proposed ROIs, said so; clear errors for an
+    empty labels.csv and a folder of another task."""
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+
+    folder = tmp_path / "plain"
+    shutil.copytree(mini / "images", folder / "images")
+    pd.read_csv(mini / "labels.csv")[["image_id", "label", "image"]].to_csv(folder / "labels.csv", index=False)
+    res = CliRunner().invoke(app, ["evaluate", "--task", "us-liver", "--model", str(run), "--data", str(folder),
+                                   "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0, res.output
+    assert "ROIs proposed by the model: no outlines given" in res.output and "excluded: normal (1)" in res.output
+    assert not res.output.lstrip().startswith("{")  # a summary, not the metrics JSON (that needs --json)
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert "ground_truth_roi" not in m and m["roi_proposal"]["outlines_given"] == 0 and m["image"]["n"] == 6
+    assert "no outlines given" in (tmp_path / "e" / "report.html").read_text()
+    (folder / "labels.csv").write_text("image_id,label,image\n")
+    empty = CliRunner().invoke(app, ["evaluate", "--task", "us-liver", "--model", str(run), "--data", str(folder),
+                                     "--out", str(tmp_path / "f")])
+    assert empty.exit_code == 2 and "labels.csv has no rows" in " ".join(empty.output.split())
+    assert "Traceback" not in empty.output
+    chest = CliRunner().invoke(app, ["evaluate", "--task", "us-liver", "--model", str(run), "--data",
+                                     str(REPO / "examples" / "covid_ct_md_mini"), "--out", str(tmp_path / "g")])
+    said = " ".join(chest.output.split())  # the console may wrap long lines
+    assert chest.exit_code == 2 and "no benign or malignant rows" in said and "COVID-19 (10)" in said
 
 
 def test_predict_proposed_and_user_roi(run: Path, mini: Path, tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import pandas as pd
 from lesiondx.data import Manifest
 from lesiondx.io import ImageReadError, read_image
 from lesiondx.progress import track
-from lesiondx.stats import auc_delong, binary_metrics, write_report
-from lesiondx.stats.report import to_jsonable
+from lesiondx.stats import auc_delong, binary_metrics
+from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
+from lesiondx.stats.report import small_n_warning, to_jsonable
+from lesiondx.stats.report_html import fmt, fmt_ci
 
 from .model import LoadedModel
 from .pipeline import SeriesResult, analyse_series
@@ -40,6 +43,8 @@ def patient_truth(label: str, manifest: Manifest) -> int:
 def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Predict every patient of ``manifest``; ``(slice table, patient table, summed stage seconds)``."""
     frame = manifest.frame
+    if frame.empty:
+        raise ValueError(f"{manifest.root / 'labels.csv'}: labels.csv has no rows")
     for column in ("slice_index", "patient_id"):
         if column not in frame.columns or frame[column].isna().any():
             raise ValueError(f"{manifest.root / 'labels.csv'}: column {column!r} is required for every row (CT-MD layout)")
@@ -100,7 +105,9 @@ def level_metrics(y: np.ndarray, s: np.ndarray, decided: np.ndarray, threshold: 
 
 
 def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, rule: str) -> dict[str, Any]:
-    """``slice`` and ``patient`` sections; the stats HTML report(s) under ``out/report*``."""
+    """``slice`` and ``patient`` sections; ``predictions.csv`` / ``patients.csv`` with their settings files
+    and the stats HTML reports under ``out/report`` and ``out/patient_report``, through the code path
+    ``lesiondx report`` takes on those files; ``summary``: terminal lines."""
     y, s = slices["truth"].to_numpy(bool), slices["score"].to_numpy(float)
     slice_m = level_metrics(y, s, s >= threshold, threshold)
     slice_m["threshold_method"] = "fixed (config prob_threshold, chosen before seeing this data)"
@@ -108,13 +115,28 @@ def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, 
     py = patients["truth"].to_numpy(bool)
     patient_m = level_metrics(py, patients["score"].to_numpy(float), patients["decision"].to_numpy(bool), None)
     patient_m["decision_rule"] = rule
-    reports = {}
-    for name, table, label in (("report", slices, "truth"), ("patient_report", patients, "truth")):
+    source = "the model's prob_threshold (config), chosen before seeing this data"
+    base = EvalSettings(positive=("1",), negative=("0",), label_col="truth", patient_col=None, threshold=threshold,
+                        threshold_source=source, unit="slice")
+    per = {"report": (slices, "predictions.csv", replace(base, title="ct-covid evaluation — per slice", notes=(
+               "Slices of one patient are correlated; the DeLong CI treats them as independent.",))),
+           "patient_report": (patients, "patients.csv", replace(base, title="ct-covid evaluation — per patient", unit="patient", notes=(
+               f"Patient score from the series rule; the decision rule: {rule}.",)))}
+    reports: dict[str, str] = {}
+    summary: list[str] = []
+    for name, (table, csv_name, settings) in per.items():
+        csv = write_predictions(table, out / csv_name, settings)
         try:
-            result = write_report(table, out / name, label_col=label, positive=1, patient_col=None,
-                                  threshold=threshold,
-                                  title=f"ct-covid evaluation — per {'slice' if name == 'report' else 'patient'}")
+            result = report_from_csv(csv, out / name, settings)
             reports[name] = str(result.html_path)
+            summary += summary_lines(result.metrics) if name == "report" else []
         except ValueError as exc:
             reports[name] = f"not written: {exc}"
-    return to_jsonable({"slice": slice_m, "patient": patient_m, "reports": reports})
+    pm = patient_m
+    summary.append(f"per patient, decision rule: n {pm['n']} ({pm['n_pos']} pneumonia / {pm['n_neg']} not): "
+                   f"sensitivity {fmt(pm['sensitivity'])} ({fmt_ci(pm['sensitivity_ci'])}), "
+                   f"specificity {fmt(pm['specificity'])} ({fmt_ci(pm['specificity_ci'])})")
+    warning = small_n_warning(pm["n_pos"], pm["n_neg"], "patients")
+    summary += [f"  warning: {warning}"] if warning else []
+    summary += [f"{name}: {text}" for name, text in reports.items() if text.startswith("not written")]
+    return to_jsonable({"slice": slice_m, "patient": patient_m, "reports": reports, "summary": summary})

@@ -56,8 +56,6 @@ def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
     if "infection_mask" in manifest.frame.columns:
         return _evaluate_masks(manifest, loaded, out, started)
     slices, patients, timings = run_folder(manifest, loaded)
-    slices.to_csv(out / "predictions.csv", index=False)
-    patients.to_csv(out / "patients.csv", index=False)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text)
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
@@ -72,9 +70,13 @@ def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
 def _evaluate_masks(manifest, loaded, out: Path, started: float) -> dict[str, Any]:
     """A folder with infection masks (MedSeg layout): Dice on its ``test`` rows."""
     reason = "folder with infection masks: every slice is positive, so only segmentation is evaluated"
+    seg = evaluate_segmentation(manifest, loaded, out)
+    dice = seg.get("dice") or {}
+    summary = [f"ct-covid segmentation on {seg['n_slices']} slices ({reason}): mean Dice "
+               + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
+                  if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
     metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
-               "segmentation": evaluate_segmentation(manifest, loaded, out),
-               "slice": None, "patient": None, "note": reason,
+               "segmentation": seg, "slice": None, "patient": None, "note": reason, "summary": summary,
                "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

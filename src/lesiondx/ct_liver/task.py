@@ -148,9 +148,12 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, bundle.cfg.threads))
     manifest = load_manifest(data)
+    csv = manifest.root / "labels.csv"
+    if manifest.frame.empty:
+        raise ValueError(f"{csv}: labels.csv has no rows")
     metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data)}
     if manifest.layout.name == "aul_liver_us":
-        from lesiondx.stats import write_report
+        from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
         from .classifier import predict_proba
         from .recipe import aul_crops
@@ -160,17 +163,33 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
         crops = aul_crops(data, replace(bundle.cfg))
         probs = bundle.tree.top_probabilities(predict_proba(bundle.classifier, crops.crops, bundle.cfg.crop_px), bundle.level)
         table = crops.table.assign(score=probs[:, bundle.tree.top.index("malignant")])
-        table.to_csv(out / "predictions.csv", index=False)
-        report = write_report(table, out, positive="malignant", title="ct-liver classifier on AUL lesion crops")
+        settings = EvalSettings(positive=("malignant",), negative=("benign",),
+                                title="ct-liver classifier on AUL lesion crops")
+        report = report_from_csv(write_predictions(table, out / "predictions.csv", settings), out, settings)
         metrics.update(report.metrics)
+        metrics["summary"] = summary_lines(report.metrics)
     elif "slice_index" in manifest.frame.columns:
+        from lesiondx.stats.report_html import fmt
+
         from .evaluation import evaluate_classification, evaluate_ct
 
+        frame = manifest.frame
+        if "lesion_mask" not in frame.columns or frame["lesion_mask"].isna().all():
+            found = ", ".join(f"{k} ({v})" for k, v in frame["label"].value_counts().sort_index().items())
+            raise ValueError(f"{csv}: ct-liver evaluation needs reference liver-lesion outlines (a lesion_mask "
+                             f"column) to score detection and classification; this folder has none "
+                             f"(labels: {found}). For a second opinion without outlines use lesiondx predict")
         studies = labelled_studies(data)
         if _is_lesion_type_folder(data, bundle.cfg):
             metrics["classification"] = evaluate_classification(studies, _patient_labels(data), bundle)
+            metrics["summary"] = [f"ct-liver lesion classification on {len(studies)} studies: see metrics.json"]
         else:
             metrics.update(evaluate_ct(data, studies, bundle))
+            metrics["summary"] = [
+                f"ct-liver detection on {len(studies)} studies, {name}: F1 "
+                + " / ".join(fmt(d["pooled_after_liver_filter"][k]["f1"], 2) for k in ("0.1", "0.3", "0.5"))
+                + " at IoU 0.1 / 0.3 / 0.5 (pooled slices, after the liver filter)"
+                for name, d in metrics["detection"]["detectors"].items()]
     else:
         raise ValueError(f"{data}: not a folder this task can evaluate (layout {manifest.layout.name})")
     write_json(out / "metrics.json", metrics)

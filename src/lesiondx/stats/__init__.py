@@ -19,7 +19,15 @@ from .binary import (
     wilson_ci,
 )
 from .bootstrap import BootstrapCI, RocBand, bootstrap_auc, bootstrap_roc_band, bootstrap_statistic, resample_weights
-from .calibration import CalibrationCurve, HosmerLemeshowResult, calibration_curve, hosmer_lemeshow
+from .calibration import (
+    CalibrationCurve,
+    HosmerLemeshowResult,
+    RecalibrationResult,
+    calibration_curve,
+    hosmer_lemeshow,
+    logistic_recalibration,
+)
+from .compare import CompareResult, compare_models
 from .decision import DecisionCurve, net_benefit
 from .delong import (
     AucResult,
@@ -29,7 +37,9 @@ from .delong import (
     delong_paired_test,
     delong_unpaired_test,
 )
+from .evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 from .detection import DetectionPRF, detection_prf, greedy_match, iou_matrix
+from .levels import LevelSelection, select_levels
 from .fusion import FusionResult, LogisticModel, OddsRatio, fit_logistic, fusion_model, univariate_screen
 from .multiclass import MulticlassAucResult, one_vs_rest_auc
 from .nomogram import NomogramScale, nomogram_scale, plot_nomogram
@@ -55,12 +65,15 @@ __all__ = [
     "BinaryMetrics",
     "BootstrapCI",
     "CalibrationCurve",
+    "CompareResult",
     "ConfusionMatrix",
     "DecisionCurve",
     "DetectionPRF",
+    "EvalSettings",
     "FusionResult",
     "HosmerLemeshowResult",
     "KappaResult",
+    "LevelSelection",
     "LogisticModel",
     "MannWhitneyResult",
     "McNemarResult",
@@ -70,6 +83,7 @@ __all__ = [
     "PairedDelongResult",
     "ProportionCI",
     "ReaderStudyResult",
+    "RecalibrationResult",
     "ReportResult",
     "RocBand",
     "RocCurve",
@@ -90,6 +104,7 @@ __all__ = [
     "bootstrap_statistic",
     "calibration_curve",
     "cohen_kappa",
+    "compare_models",
     "confusion_matrix",
     "delong_paired_test",
     "delong_unpaired_test",
@@ -101,6 +116,7 @@ __all__ = [
     "greedy_match",
     "hosmer_lemeshow",
     "iou_matrix",
+    "logistic_recalibration",
     "mann_whitney",
     "mcnemar_test",
     "metrics_at_threshold",
@@ -110,13 +126,17 @@ __all__ = [
     "one_vs_rest_auc",
     "plot_nomogram",
     "proc_thresholds",
+    "report_from_csv",
     "resample_weights",
     "roc_curve",
+    "select_levels",
     "softmax",
     "stratified_auc_table",
     "summarize_times",
+    "summary_lines",
     "univariate_screen",
     "wilson_ci",
+    "write_predictions",
     "write_report",
     "youden_threshold",
 ]

@@ -97,3 +97,52 @@ def hosmer_lemeshow(y_true: ArrayLike, y_prob: ArrayLike, n_groups: int = 10) ->
     stat = float(terms.sum())
     df = n_groups - 2
     return HosmerLemeshowResult(stat, df, float(chi2.sf(stat, df)), n_groups, obs, exp, cnt)
+
+
+@dataclass(frozen=True)
+class RecalibrationResult:
+    """Logistic recalibration (Cox 1958): slope b of ``logit P(y) = a + b·logit(p)`` and the
+    calibration intercept a of ``logit P(y) = a + offset(logit(p))`` (calibration-in-the-large),
+    each with a Wald CI. Perfect calibration: slope 1, intercept 0; slope < 1: predictions too extreme."""
+
+    slope: float
+    slope_ci: tuple[float, float]
+    intercept: float
+    intercept_ci: tuple[float, float]
+    n: int
+    conf_level: float = 0.95
+
+
+def logistic_recalibration(
+    y_true: ArrayLike, y_prob: ArrayLike, conf_level: float = 0.95, eps: float = 1e-6
+) -> RecalibrationResult:
+    """Calibration slope and intercept with Wald CIs (statsmodels maximum likelihood).
+
+    Probabilities are clipped to ``[eps, 1 - eps]`` before the logit. Raises ``ValueError`` when
+    the fit does not exist (one class, perfect separation).
+    """
+    import warnings
+
+    import statsmodels.api as sm
+
+    y, p = _check_probabilities(y_true, y_prob)
+    if y.all() or not y.any():
+        raise ValueError("calibration slope needs both classes")
+    lp = np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps)))
+    alpha = 1.0 - conf_level
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        warnings.simplefilter("error", category=sm.tools.sm_exceptions.PerfectSeparationWarning)
+        warnings.simplefilter("ignore", category=sm.tools.sm_exceptions.ConvergenceWarning)
+        try:
+            full = sm.Logit(y.astype(float), sm.add_constant(lp, has_constant="add")).fit(disp=0, maxiter=200)
+            cil = sm.GLM(y.astype(float), np.ones((y.size, 1)), family=sm.families.Binomial(), offset=lp).fit()
+        except (np.linalg.LinAlgError, sm.tools.sm_exceptions.PerfectSeparationWarning,
+                sm.tools.sm_exceptions.PerfectSeparationError) as exc:
+            raise ValueError(f"calibration slope not estimable ({type(exc).__name__}: perfect separation?)") from None
+    slope_ci = np.asarray(full.conf_int(alpha=alpha))[1]
+    int_ci = np.asarray(cil.conf_int(alpha=alpha))[0]
+    values = [float(full.params[1]), *map(float, slope_ci), float(cil.params[0]), *map(float, int_ci)]
+    if not all(np.isfinite(values)) or abs(values[0]) > 1e3:
+        raise ValueError("calibration slope not estimable (perfect separation?)")
+    return RecalibrationResult(values[0], (values[1], values[2]), values[3], (values[4], values[5]), int(y.size),
+                               conf_level)

@@ -1,10 +1,11 @@
-"""Typer sub-app ``lesiondx stats`` (roc, readers, report) and ``report_command``.
+"""Typer sub-app ``lesiondx stats`` (roc, readers, report, compare), ``report_command`` and ``compare_command``.
 
 Wire-up in lesiondx/cli.py::
 
-    from lesiondx.stats.cli import app as stats_app, report_command
+    from lesiondx.stats.cli import app as stats_app, compare_command, report_command
     app.add_typer(stats_app, name="stats")
     app.command("report")(report_command)
+    app.command("compare")(compare_command)
 
 Input errors (missing file or column, one class only, non-numeric scores) print one line
 naming the file and column to stderr and exit with code 2.
@@ -13,8 +14,9 @@ naming the file and column to stderr and exit with code 2.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Optional
 
 import numpy as np
 import pandas as pd
@@ -22,10 +24,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._validate import binarize_labels
 from .delong import auc_delong, delong_paired_test
 from .reader_study import analyse_reader_study
-from .report import ReportResult, to_jsonable, write_report
+from .compare import CompareResult, compare_models, comparison_lines, join_predictions
+from .evaluation import merge_settings, read_settings, report_from_csv, settings_path, summary_lines
+from .levels import select_levels
+from .report import ReportResult, to_jsonable
 from .roc import youden_threshold
 
 app = typer.Typer(
@@ -65,22 +69,43 @@ def _numeric_column(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
     return vals.to_numpy(dtype=float)
 
 
-def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str, scores: list[str]) -> dict[str, Any]:
-    """The JSON document printed by ``stats roc --json``; exits with code 2 on bad input."""
+def _score_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Numeric score columns on the rows where every one of them has a value (paired analyses need
+    the same cases); empty cells are left out and counted per column, text is an error."""
+    for c in cols:
+        vals = pd.to_numeric(df[c], errors="coerce")
+        bad = vals.isna() & df[c].notna()
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            _fail(f"{path}: column {c!r} has {int(bad.sum())} non-numeric value(s), "
+                  f"first at data row {first + 1}: {df[c].iloc[first]!r}")
+    missing = {c: int(df[c].isna().sum()) for c in cols if df[c].isna().any()}
+    complete = df[cols].notna().all(axis=1).to_numpy()
+    return {c: pd.to_numeric(df[c]).to_numpy(dtype=float)[complete] for c in cols}, missing
+
+
+def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[str], scores: list[str],
+                negative: list[str] | None = None) -> dict[str, Any]:
+    """The JSON document printed by ``stats roc --json``; exits with code 2 on bad input.
+
+    Labels other than ``positive`` / ``negative`` are excluded and counted (``excluded``); rows
+    without a value in one of the score columns are left out of all of them (``missing_scores``).
+    """
     _need_columns(path, df, [label, *scores])
-    if df[label].isna().any():
-        _fail(f"{path}: column {label!r} has {int(df[label].isna().sum())} missing value(s)")
     try:
-        y = binarize_labels(df[label], positive)
+        sel = select_levels(df[label], positive, negative or None)
     except ValueError as exc:
         _fail(f"{path}: column {label!r}: {exc}")
-    if y.all() or not y.any() or min(y.sum(), (~y).sum()) < 2:
+    kept = df[sel.keep].reset_index(drop=True)
+    values, missing = _score_columns(path, kept, scores)
+    y = sel.y[kept[scores].notna().all(axis=1).to_numpy()]
+    if min(y.sum(), (~y).sum()) < 2:
         _fail(
-            f"{path}: column {label!r} needs at least 2 cases of each class; found {int(y.sum())} "
-            f"equal to {positive!r} and {int((~y).sum())} other"
+            f"{path}: column {label!r} needs at least 2 cases of each class with scores; found {int(y.sum())} "
+            f"positive ({', '.join(sel.positive)}) and {int((~y).sum())} negative ({', '.join(sel.negative)})"
         )
-    values = {s: _numeric_column(path, df, s) for s in scores}
-    out: dict[str, Any] = {"file": str(path), "label": label, "positive": positive, "scores": [], "delong": None}
+    out: dict[str, Any] = {"file": str(path), "label": label, "positive": ", ".join(sel.positive),
+                           "levels": sel.to_dict(), "missing_scores": missing, "scores": [], "delong": None}
     for name, s in values.items():
         a, yd = auc_delong(y, s), youden_threshold(y, s)
         out["scores"].append(
@@ -92,7 +117,8 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str, scores:
                 "se": a.se,
                 "n_pos": a.n_pos,
                 "n_neg": a.n_neg,
-                "youden": {"threshold": yd.threshold, "sensitivity": yd.sensitivity, "specificity": yd.specificity},
+                "youden": {"threshold": yd.threshold, "sensitivity": yd.sensitivity, "specificity": yd.specificity,
+                           "chosen_on_these_data": True},
             }
         )
     if len(scores) == 2:
@@ -112,22 +138,26 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str, scores:
 def roc_cmd(
     csv: Annotated[Path, typer.Option("--csv", help="CSV with one row per case")],
     label: Annotated[str, typer.Option("--label", help="label column")],
-    positive: Annotated[str, typer.Option("--positive", help="value of the label column meaning positive")],
+    positive: Annotated[list[str], typer.Option("--positive", help="label value(s) meaning positive (repeatable)")],
     score: Annotated[
         list[str], typer.Option("--score", help="score column (higher = positive); give twice for a paired DeLong test")
     ],
+    negative: Annotated[Optional[list[str]], typer.Option(
+        "--negative", help="label value(s) meaning negative (repeatable; default: the one other label); "
+                           "other labels are excluded and counted")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """AUC with DeLong 95% CI and the Youden cut-off per score; paired DeLong test for two scores."""
     if not 1 <= len(score) <= 2:
         _fail("give one or two --score columns")
     df = _read_csv(csv)
-    res = roc_summary(df, csv, label, positive, list(score))
+    res = roc_summary(df, csv, label, list(positive), list(score), list(negative or []))
     if as_json:
         typer.echo(json.dumps(res, indent=2))
         return
-    table = Table(title=f"ROC analysis — {csv.name} (positive: {label} = {positive})")
-    for col in ("score", "AUC", "95% CI (DeLong)", "n pos", "n neg", "Youden threshold", "sens", "spec"):
+    table = Table(title=f"ROC analysis — {csv.name} (positive: {label} = {res['positive']}; "
+                        f"negative: {', '.join(res['levels']['negative'])})")
+    for col in ("score", "AUC", "95% CI (DeLong)", "n pos", "n neg", "Youden threshold (chosen on these data)", "sens", "spec"):
         table.add_column(col, justify="left" if col == "score" else "right")
     for r in res["scores"]:
         yd = r["youden"]
@@ -143,6 +173,11 @@ def roc_cmd(
         )
     console = Console()
     console.print(table)
+    if res["levels"]["excluded"]:
+        console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in res["levels"]["excluded"].items()))
+    if res["missing_scores"]:
+        left = ", ".join(f"{k} ({v})" for k, v in res["missing_scores"].items())
+        console.print(f"rows without a score left out: {left}")
     if res["delong"]:
         d = res["delong"]
         console.print(
@@ -189,38 +224,105 @@ def readers_cmd(
 def report_command(
     predictions: Annotated[Path, typer.Argument(help="prediction CSV: image_id, patient_id, label, score[, strata]")],
     out: Annotated[Path, typer.Option("--out", help="output folder for report.html and metrics.json")] = Path("report"),
-    label_col: Annotated[str, typer.Option("--label", help="label column")] = "label",
-    positive: Annotated[str, typer.Option("--positive", help="positive label value")] = "1",
-    score_col: Annotated[str, typer.Option("--score", help="score column (higher = positive)")] = "score",
-    patient_col: Annotated[str, typer.Option("--patient", help="patient column ('' for none)")] = "patient_id",
-    strata: Annotated[list[str] | None, typer.Option("--stratum", help="column to stratify by (repeatable)")] = None,
-    title: Annotated[str, typer.Option(help="report title")] = "lesiondx evaluation report",
-    threshold: Annotated[float | None, typer.Option(help="fixed cut-off (default: Youden per level)")] = None,
-    n_boot: Annotated[int, typer.Option(help="bootstrap replicates")] = 500,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    label_col: Annotated[Optional[str], typer.Option("--label", help="label column [label]")] = None,
+    positive: Annotated[Optional[list[str]], typer.Option(
+        "--positive", help="label value(s) meaning positive (repeatable) [1]")] = None,
+    negative: Annotated[Optional[list[str]], typer.Option(
+        "--negative", help="label value(s) meaning negative (repeatable; default: the one other label); "
+                           "other labels are excluded and counted")] = None,
+    score_col: Annotated[Optional[str], typer.Option(
+        "--score", help="score column (higher = positive) [score]")] = None,
+    patient_col: Annotated[Optional[str], typer.Option(
+        "--patient", help="patient column ('' for none) [patient_id]")] = None,
+    patient_rule: Annotated[Optional[str], typer.Option(
+        "--patient-rule", help="patient score: mean or max of its image scores [mean]")] = None,
+    strata: Annotated[Optional[list[str]], typer.Option("--stratum", help="column to stratify by (repeatable)")] = None,
+    title: Annotated[Optional[str], typer.Option(help="report title")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="threshold fixed before this evaluation (default: the model's, from PREDICTIONS.settings.json "
+             "when evaluate wrote one, else Youden chosen on these data)")] = None,
+    n_boot: Annotated[Optional[int], typer.Option(help="bootstrap replicates [500]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="bootstrap seed [0]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
 ) -> ReportResult:
-    """Write report.html and metrics.json for a prediction table (``lesiondx report``)."""
+    """Write report.html and metrics.json for a prediction table (``lesiondx report``).
+
+    Settings written by ``lesiondx evaluate`` beside the CSV (PREDICTIONS.settings.json) are the
+    defaults, so report and evaluate give the same figures; options override them."""
+    if patient_rule not in (None, "mean", "max"):
+        _fail(f"--patient-rule must be mean or max, not {patient_rule!r}")
     df = _read_csv(predictions)
-    _need_columns(predictions, df, [label_col, score_col, *(strata or [])])
-    _numeric_column(predictions, df, score_col)
     try:
-        res = write_report(
-            df,
-            out,
-            label_col=label_col,
-            positive=positive,
-            score_col=score_col,
-            patient_col=patient_col or None,
-            strata=list(strata or []),
-            title=title,
-            threshold=threshold,
-            n_boot=n_boot,
-            seed=seed,
-        )
+        base = read_settings(predictions)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = merge_settings(base, label_col=label_col, positive=positive, negative=negative, score_col=score_col,
+                              patient_col=None if patient_col is None else (patient_col or ""),
+                              patient_rule=patient_rule, strata=strata, title=title, threshold=threshold,
+                              n_boot=n_boot, seed=seed)
+    if settings.patient_col == "":
+        settings = replace(settings, patient_col=None)
+    _need_columns(predictions, df, [settings.label_col, settings.score_col, *settings.strata])
+    _numeric_column(predictions, df, settings.score_col)
+    try:
+        res = report_from_csv(predictions, out, settings)
     except ValueError as exc:
         _fail(f"{predictions}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(res.metrics, indent=2))
+        return res
+    if base is not None:
+        typer.echo(f"settings from {settings_path(predictions).name} (options given here override them)")
+    typer.echo("\n".join(summary_lines(res.metrics)))
     typer.echo(f"wrote {res.html_path} and {res.metrics_path}")
     return res
 
 
+def compare_command(
+    predictions: Annotated[list[Path], typer.Argument(
+        help="one CSV with a score column per model, or several CSVs (one model each) joined on image_id")],
+    score: Annotated[Optional[list[str]], typer.Option(
+        "--score",
+        help="score column per model (repeatable); with several CSVs one for all or one per CSV [score]")] = None,
+    name: Annotated[Optional[list[str]], typer.Option(
+        "--name", help="model name per CSV (several CSVs; default: the CSV's folder or file name)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="folder for compare.html, metrics.json and PNG plots")] = Path(
+        "compare"),
+    label_col: Annotated[str, typer.Option("--label", help="label column")] = "label",
+    positive: Annotated[Optional[list[str]], typer.Option("--positive", help="positive label value(s) [1]")] = None,
+    negative: Annotated[Optional[list[str]], typer.Option(
+        "--negative",
+        help="negative label value(s) (default: the one other label); others excluded and counted")] = None,
+    patient_col: Annotated[str, typer.Option("--patient", help="patient column ('' for none)")] = "patient_id",
+    patient_rule: Annotated[str, typer.Option(
+        "--patient-rule", help="patient score: mean or max of image scores")] = "mean",
+    title: Annotated[str, typer.Option(help="report title")] = "lesiondx model comparison",
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
+) -> CompareResult:
+    """Several models on one ROC and one decision curve, paired DeLong test for every pair, per image and
+    per patient (``lesiondx compare``)."""
+    if patient_rule not in ("mean", "max"):
+        _fail(f"--patient-rule must be mean or max, not {patient_rule!r}")
+    tables = [_read_csv(p) for p in predictions]
+    try:
+        table, cols, notes = join_predictions(predictions, tables, list(score or []), list(name or []), label_col)
+    except ValueError as exc:
+        _fail(str(exc))
+    for path, t in zip(predictions, tables):
+        _need_columns(path, t, [label_col])
+    try:
+        res = compare_models(table, cols, out, label_col=label_col, positive=list(positive or ["1"]),
+                             negative=list(negative or []) or None, patient_col=patient_col or None,
+                             patient_rule=patient_rule, title=title, notes=notes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(f"{', '.join(map(str, predictions))}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(res.metrics, indent=2))
+        return res
+    typer.echo("\n".join(comparison_lines(res.metrics)))
+    typer.echo(f"wrote {res.html_path}, {res.metrics_path} and {len(res.figures)} PNG plots")
+    return res
+
+
 app.command("report")(report_command)
+app.command("compare")(compare_command)

@@ -35,13 +35,18 @@ class RocSeries:
     cutoff: YoudenResult | None = None
 
 
-def fig_to_base64(fig: Figure, dpi: int = 110) -> str:
-    """Encode a figure as a base64 PNG string (for ``<img src="data:image/png;base64,...">``)
-    and close it."""
+def fig_to_png(fig: Figure, dpi: int = 110) -> bytes:
+    """PNG bytes of a figure; closes it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def fig_to_base64(fig: Figure, dpi: int = 110) -> str:
+    """Encode a figure as a base64 PNG string (for ``<img src="data:image/png;base64,...">``)
+    and close it."""
+    return base64.b64encode(fig_to_png(fig, dpi)).decode("ascii")
 
 
 def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
@@ -102,11 +107,18 @@ def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Fig
 
 def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:
     """Net benefit of the model, treat-all and treat-none against the threshold probability."""
+    return decision_figure_models([("model", dc)], title)
+
+
+def decision_figure_models(curves: Sequence[tuple[str, DecisionCurve]], title: str = "Decision curve") -> Figure:
+    """Net benefit of several models (same cases: treat-all is the first curve's) on one plot."""
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    ax.plot(dc.thresholds, dc.model, color=_COLORS[0], lw=2, label="model")
-    ax.plot(dc.thresholds, dc.treat_all, color=_COLORS[1], lw=1.2, label="treat all")
+    for k, (name, curve) in enumerate(curves):  # same colour per model as in roc_figure
+        ax.plot(curve.thresholds, curve.model, color=_COLORS[k % len(_COLORS)], lw=2, label=name)
+    dc = curves[0][1]
+    ax.plot(dc.thresholds, dc.treat_all, color="grey", ls="--", lw=1.2, label="treat all")
     ax.plot(dc.thresholds, dc.treat_none, color="black", lw=1.2, label="treat none")
-    top = max(dc.prevalence, float(np.max(dc.model))) * 1.1 + 0.01
+    top = max(dc.prevalence, *(float(np.max(c.model)) for _, c in curves)) * 1.1 + 0.01
     ax.set_ylim(-0.05 * max(top, 0.1) - 0.02, top)
     ax.set_xlim(0, float(dc.thresholds.max()))
     ax.set_xlabel("Threshold probability")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,8 @@ from lesiondx.data import grouped_kfold, load_manifest, mask_box
 from lesiondx.models import load_checkpoint
 from lesiondx.overlay import save_overlay
 from lesiondx.progress import track
-from lesiondx.stats import auc_delong, write_report, youden_threshold
+from lesiondx.stats import auc_delong, youden_threshold
+from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
 from .benchmark import classifier_rows
 from .cache import cache_name, cached_features
@@ -206,7 +207,7 @@ def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Per image: score with the proposed ROI (as in practice) and with the ground-truth ROI."""
     records = []
     for row in track(list(frame.itertuples(index=False)), "scoring images"):
-        truth = read_frame(row.image, row.lesion_mask, row.liver_mask, row.sector_mask)
+        truth = read_frame(row.image, *(getattr(row, c, None) for c in ("lesion_mask", "liver_mask", "sector_mask")))
         prop = propose(bundle.segmenter, truth.grey, bundle.config.seg_size)
         rec = {"image_id": row.image_id, "patient_id": row.patient_id, "label": row.label,
                "width": truth.grey.shape[1], "height": truth.grey.shape[0], "score": np.nan,
@@ -231,41 +232,81 @@ def _auc(frame: pd.DataFrame, col: str) -> dict | None:
     return {"auc": r.auc, "auc_ci": [r.ci_low, r.ci_high], "n_pos": int(y.sum()), "n_neg": int((~y).sum())}
 
 
+def _labelled_frame(data: Path) -> pd.DataFrame:
+    """The folder's rows; a clear error when it has none or no benign / malignant row."""
+    manifest = load_manifest(data)
+    csv = manifest.root / "labels.csv"
+    frame = manifest.frame
+    if frame.empty:
+        raise ValueError(f"{csv}: labels.csv has no rows")
+    if not frame["label"].isin(["benign", POSITIVE]).any():
+        found = ", ".join(f"{k} ({v})" for k, v in frame["label"].value_counts().sort_index().items())
+        raise ValueError(f"{csv}: no benign or malignant rows to evaluate (labels: {found}); us-liver "
+                         "classifies focal liver lesions on ultrasound as benign or malignant")
+    return frame
+
+
+def _report(preds: pd.DataFrame, out: Path, settings: EvalSettings) -> dict:
+    """predictions.csv + its settings beside it, then the report through the path ``lesiondx report`` takes."""
+    csv = write_predictions(preds, out / "predictions.csv", settings)
+    return dict(report_from_csv(csv, out, settings).metrics)
+
+
 def evaluate(model: str, data: Path, out: Path) -> dict:
-    """predictions.csv, metrics.json (image/patient sections at the model's fixed threshold, with the
-    segmenter's ROIs), the HTML report, ground-truth-ROI metrics, normal frames, 1024-wide subgroup."""
+    """predictions.csv (+ predictions.settings.json), metrics.json and report.html: malignant vs benign
+    (other labels excluded and counted) at the model's fixed threshold, with the segmenter's proposed
+    ROIs as ``predict`` uses them; with lesion outlines also the ground-truth-ROI report
+    (``ground_truth_roi/``), plus normal frames and the 1024-wide subgroup. ``summary``: terminal lines."""
     bundle = load_bundle(model)
     out = Path(out)
+    frame = _labelled_frame(Path(data))
     out.mkdir(parents=True, exist_ok=True)
-    frame = load_manifest(data).frame
+    outlines = int(frame["lesion_mask"].notna().sum()) if "lesion_mask" in frame.columns else 0
     preds = _score_rows(bundle, frame)
-    preds.to_csv(out / "predictions.csv", index=False)
-    labelled = preds[preds["label"].isin(["benign", POSITIVE])]
-    missing = labelled["score"].isna()
+    found = preds["score"].notna()
     # a frame where the segmenter found nothing gets score 0 (called benign): counted, not dropped
-    scored = labelled.assign(score=labelled["score"].fillna(0.0))
-    write_report(scored, out, label_col="label", positive=POSITIVE, score_col="score",
-                          patient_col="patient_id", threshold=bundle.threshold,
-                          title=f"DCNN-US ({bundle.version}) — benign vs malignant, proposed ROIs")
-    metrics = json.loads((out / "metrics.json").read_text())
-    gt = labelled.dropna(subset=["score_gt_roi"])
-    if len(gt) and gt["label"].nunique() == 2:
-        write_report(gt.assign(score=gt["score_gt_roi"]), out / "ground_truth_roi", label_col="label",
-                     positive=POSITIVE, patient_col="patient_id", threshold=bundle.threshold,
-                     title=f"DCNN-US ({bundle.version}) — ground-truth lesion ROIs")
-        gt_metrics = json.loads((out / "ground_truth_roi" / "metrics.json").read_text())
-        metrics["ground_truth_roi"] = {"image": gt_metrics["image"], "patient": gt_metrics["patient"]}
+    preds = preds.assign(score=preds["score"].fillna(0.0), lesion_found=found)
+    notes = ["ROIs proposed by the model: " + (f"outlines given for {outlines} frame(s) are used only for the "
+                                               "ground-truth-ROI figures" if outlines else "no outlines given")]
+    lesion_rows = preds["label"].isin(["benign", POSITIVE])
+    if (~found & lesion_rows).any():
+        notes.append(f"{int((~found & lesion_rows).sum())} benign/malignant frame(s) where the segmenter found no "
+                     "lesion are scored 0 (called benign) and counted.")
+    settings = EvalSettings(
+        positive=(POSITIVE,), negative=("benign",), threshold=bundle.threshold,
+        threshold_source=f"the model's shipped threshold ({bundle.version}; Youden on inner-validation scores at "
+                         "training time)",
+        title=f"DCNN-US ({bundle.version}) — benign vs malignant, proposed ROIs", notes=tuple(notes))
+    metrics = _report(preds, out, settings)
+    summary = summary_lines(metrics)
+    gt = preds[lesion_rows].dropna(subset=["score_gt_roi"])
+    if len(gt):
+        try:
+            gt_m = _report(gt.assign(score=gt["score_gt_roi"]), out / "ground_truth_roi", replace(
+                settings, title=f"DCNN-US ({bundle.version}) — ground-truth lesion ROIs", notes=()))
+        except ValueError as exc:
+            metrics["ground_truth_roi"] = {"note": f"not evaluated: {exc}"}
+        else:
+            metrics["ground_truth_roi"] = {"image": gt_m["image"], "patient": gt_m["patient"]}
+            summary.append(f"with the ground-truth lesion outlines: AUC {gt_m['image']['auc']:.3f} "
+                           f"({gt_m['image']['auc_ci'][0]:.3f}–{gt_m['image']['auc_ci'][1]:.3f}), ground_truth_roi/")
+    scored = preds[lesion_rows]
     wide = scored[scored["width"] == 1024]
     metrics["subgroup_1024_wide"] = {"proposed_roi": _auc(wide, "score"), "ground_truth_roi": _auc(wide, "score_gt_roi")}
-    normal = preds[preds["label"].eq("normal")]["score"].dropna()
+    normal = preds[preds["label"].eq("normal")]["score"]
     metrics["normal"] = {"n": int(len(normal)), "mean": float(normal.mean()) if len(normal) else None,
                          "quantiles_10_50_90": normal.quantile([0.1, 0.5, 0.9]).tolist() if len(normal) else None,
                          "called_malignant": float((normal >= bundle.threshold).mean()) if len(normal) else None}
-    iou = labelled["proposal_box_iou"].dropna()
-    metrics["roi_proposal"] = {"no_lesion_found": int(missing.sum()), "box_iou_median": float(iou.median()) if len(iou) else None,
+    if len(normal):
+        summary.append(f"normal frames (excluded above): {metrics['normal']['called_malignant']:.0%} of "
+                       f"{len(normal)} called malignant at the fixed threshold")
+    iou = scored["proposal_box_iou"].dropna()
+    metrics["roi_proposal"] = {"outlines_given": outlines, "no_lesion_found": int((~found & lesion_rows).sum()),
+                               "box_iou_median": float(iou.median()) if len(iou) else None,
                                "box_iou_ge_0.5": float((iou >= 0.5).mean()) if len(iou) else None}
     metrics["model_version"] = bundle.version
     metrics["threshold_source"] = "Youden on inner-validation scores at training time (fixed)"
+    metrics["summary"] = summary
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return metrics
 

@@ -186,3 +186,37 @@ def test_api_docs_render_offline_under_the_csp(offline_browser, live_server):
         wait.until(lambda d: d.execute_script("return typeof LX === 'object' && document.readyState === 'complete'"))
         assert _csp_violations(driver) == [], page
     wait.until(lambda d: d.find_element(By.ID, "live").text.startswith("updated"))  # index.html's script ran
+
+
+def test_cross_site_page_cannot_create_studies_token_less(browser, live_server, tmp_path):
+    """A page from another origin posts a multipart form (a "simple" request: no preflight, the way a hostile
+    site would) to the token-less service: refused, nothing created."""
+    import base64
+    import http.server
+    import threading
+    from functools import partial
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from service_helpers import free_port
+
+    server = live_server().start()
+    site = tmp_path / "evil"
+    site.mkdir()
+    jpeg = base64.b64encode(US_IMAGES[0].read_bytes()).decode()  # a real ultrasound frame: it would be accepted
+    (site / "index.html").write_text(
+        f"<!doctype html><script>const b = Uint8Array.from(atob('{jpeg}'), c => c.charCodeAt(0));"
+        "const f = new FormData(); f.append('files', new Blob([b]), 'a.jpg');"
+        f"fetch('{server.url}/api/studies', {{method: 'POST', mode: 'no-cors', body: f}})"
+        ".then(() => document.title = 'sent', () => document.title = 'blocked');</script>")
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()),
+                                           partial(http.server.SimpleHTTPRequestHandler, directory=str(site)))
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{evil.server_address[1]}/index.html")
+        WebDriverWait(browser, 20).until(lambda d: d.title in ("sent", "blocked"))
+    finally:
+        evil.shutdown()
+    with server.client() as http_client:
+        assert http_client.get("/api/studies").json() == []
+        assert not any(e["action"].startswith("upload") for e in http_client.get("/api/audit").json())

@@ -43,6 +43,9 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
              "SQLite in storage" if settings.db_url is None else "external")
     if settings.identities:
         log.info("API token required (Authorization: Bearer ...): %d identit(ies)", len(settings.identities))
+    if not is_loopback(host) and not settings.allowed_hosts:
+        log.info("answering requests addressed to localhost, an IP address or %r; set LESIONDX_ALLOWED_HOSTS for "
+                 "other names (DNS-rebinding guard)", host)
     if settings.dicom_port is not None and not is_loopback(settings.dicom_host) and not settings.dicom_allowed_aets:
         log.warning("DICOM node on %s accepts any calling AE title: set LESIONDX_DICOM_ALLOWED_AETS and a firewall",
                     settings.dicom_host)

@@ -12,6 +12,7 @@ says ``a.png: ...``.
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -88,12 +89,14 @@ def command_paths(exc: BaseException) -> list[str]:
 
 def describe(exc: BaseException, command: str | None) -> tuple[str, int]:
     """The one-line message and exit code for an exception that escaped a command."""
+    from lesiondx.service.settings import SettingsError
     from lesiondx.tasks import TaskNotAvailable
 
-    paths = [] if isinstance(exc, TaskNotAvailable) else command_paths(exc)
+    about_a_file = not isinstance(exc, (TaskNotAvailable, SettingsError))  # a task name or a setting, not a file
+    paths = command_paths(exc) if about_a_file else []
     bad_input = isinstance(exc, bad_input_types())
     reason = _reason(exc) if bad_input else f"internal error ({type(exc).__name__}: {exc})"
-    named = any(p in reason or Path(p).name in reason for p in paths)
+    named = any(p in reason or re.search(rf"(?<![\w.-]){re.escape(Path(p).name)}(?![\w-])", reason) for p in paths)
     where = "" if named or not paths else (paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more)")
     message = f"{where}: {reason}" if where else reason
     if not bad_input:

@@ -209,7 +209,8 @@ def test_cli_serve_refuses_a_short_token_with_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LESIONDX_TOKEN", "abc")
     result = CliRunner().invoke(app, ["serve", "--storage", str(tmp_path / "s")])
-    assert result.exit_code == 2 and "at least 16" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().startswith("error: LESIONDX_TOKEN is 3 characters; use at least 16")  # no path prefix
     assert "abc" not in result.output
 
 

@@ -129,8 +129,7 @@ def study_detail(study: Study) -> dict[str, Any]:
         results.append(entry)
     return {
         **study_summary(study), "task_requested": study.task_requested, "options": study.options, "results": results,
-        "errors": [_scrubbed_error(e) for e in study.errors],
-        "failure": scrub_paths(study.failure) if study.failure else study.failure, "attempts": study.attempts,
+        "errors": study.errors, "failure": study.failure, "attempts": study.attempts,
         "n_files": len(study.files), "export": study.export_status,
         "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
         "disclaimer": DISCLAIMER,
@@ -139,6 +138,17 @@ def study_detail(study: Study) -> dict[str, Any]:
 
 def _scrubbed_error(error: dict[str, Any]) -> dict[str, Any]:
     return {**error, "reason": scrub_paths(str(error.get("reason", "")))} if "reason" in error else error
+
+
+def without_server_paths(detail: dict[str, Any]) -> dict[str, Any]:
+    """A study detail whose failure, errors and warnings name files by their last component only."""
+    cleaned = dict(detail)
+    if cleaned.get("failure"):
+        cleaned["failure"] = scrub_paths(str(cleaned["failure"]))
+    for key in ("errors", "warnings"):
+        if isinstance(cleaned.get(key), list):
+            cleaned[key] = [_scrubbed_error(e) if isinstance(e, dict) else scrub_paths(str(e)) for e in cleaned[key]]
+    return cleaned
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -248,7 +258,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             study = s.get(Study, study_id[:32])
             if study is None:
                 raise HTTPException(404, f"no study {study_id!r}")
-            detail = study_detail(study)
+            detail = without_server_paths(study_detail(study))
         core.db.audit(who, "read", study_id, client=request.client.host if request.client else None)
         return detail
 

@@ -89,6 +89,33 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def parse_user_tokens(text: str, source: str, *, lines: bool = False) -> list[tuple[str, str]]:
+    """``user:token`` pairs separated by commas (or one per line with ``lines``; ``#`` starts a comment).
+    Errors name ``source`` and the entry, never the token."""
+    pairs: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines() if lines else text.split(","), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        user, sep, token = line.partition(":")
+        user, token = user.strip(), token.strip()
+        if not sep or not token or not _USER_RE.match(user):
+            where = f"{'line' if lines else 'entry'} {number}"
+            raise SettingsError(f"{source}, {where}: expected 'user: token' with a user name of letters, digits "
+                                "or ._@- (at most 48)")
+        pairs.append((user, token))
+    return pairs
+
+
+def read_tokens_file(path: Path) -> list[tuple[str, str]]:
+    """Per-user tokens from a file of ``user: token`` lines (see :func:`parse_user_tokens`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"LESIONDX_TOKENS_FILE {path}: cannot read ({type(exc).__name__})") from None
+    return parse_user_tokens(text, f"LESIONDX_TOKENS_FILE {path}", lines=True)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs; build with :meth:`from_env` to read the environment."""
@@ -184,32 +211,6 @@ class Settings:
             raise SettingsError(f"DICOM port {self.dicom_port} out of range")
         if not 0 < len(self.dicom_aet) <= 16:
             raise SettingsError(f"DICOM AE title {self.dicom_aet!r} must be 1-16 characters")
-
-
-def parse_user_tokens(text: str, source: str, *, lines: bool = False) -> list[tuple[str, str]]:
-    """``user:token`` pairs separated by commas (or one per line with ``lines``; ``#`` starts a comment).
-    Errors name ``source`` and the entry, never the token."""
-    pairs: list[tuple[str, str]] = []
-    for number, line in enumerate(text.splitlines() if lines else text.split(","), start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        user, sep, token = line.partition(":")
-        user, token = user.strip(), token.strip()
-        if not sep or not token or not _USER_RE.match(user):
-            raise SettingsError(f"{source}, {'line' if lines else 'entry'} {number}: expected 'user: token' with a user name of "
-                                "letters, digits or ._@- (at most 48)")
-        pairs.append((user, token))
-    return pairs
-
-
-def read_tokens_file(path: Path) -> list[tuple[str, str]]:
-    """Per-user tokens from a file of ``user: token`` lines (see :func:`parse_user_tokens`)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"LESIONDX_TOKENS_FILE {path}: cannot read ({type(exc).__name__})") from None
-    return parse_user_tokens(text, f"LESIONDX_TOKENS_FILE {path}", lines=True)
 
 
 def load_salt(storage: Path) -> str:

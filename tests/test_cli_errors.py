@@ -67,7 +67,7 @@ def test_evaluate_on_a_header_only_labels_csv(tmp_path):
     (folder / "labels.csv").write_text("image_id,patient_id,label,image\n")
     line = _assert_one_line_error(*_invoke("evaluate", "--task", "us-liver", "--data", str(folder),
                                            "--out", str(tmp_path / "out")), 2, "labels.csv")
-    assert "no rows" in line
+    assert "labels.csv has no rows" in line
 
 
 def test_predict_ct_liver_on_a_dicom_folder_with_a_licence_file(tmp_path):

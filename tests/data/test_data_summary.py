@@ -97,7 +97,7 @@ def test_unknown_labels_are_warned_per_task(tmp_path):
 def test_empty_table_and_missing_columns_are_problems(tmp_path):
     empty = _folder(tmp_path / "empty", "")
     summary = summarise_folder(empty)
-    assert summary.n_images == 0 and summary.problems == [f"{empty.resolve() / 'labels.csv'}: no rows (the table has a header only)"]
+    assert summary.n_images == 0 and summary.problems == [f"{empty.resolve()}: labels.csv has no rows (a header only)"]
     result, output = _cli(str(empty), "--json")
     assert result.exit_code == 2 and "no rows" in output and "Traceback" not in output
     nolabel = _folder(tmp_path / "nolabel", "a,p1,a.png\n", header="image_id,patient_id,image")

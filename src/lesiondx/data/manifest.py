@@ -110,7 +110,7 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
         if column not in frame.columns:
             raise ManifestError(csv_path, f"required column missing (have: {', '.join(frame.columns)})", column=column)
     if frame.empty:
-        raise ManifestError(csv_path, "no rows (the table has a header only)")
+        raise ManifestError(root, "labels.csv has no rows (a header only)")
     problems: list[str] = []
     warnings: list[str] = []
     for column in REQUIRED_COLUMNS:

@@ -145,7 +145,8 @@ def predict(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs LESIONDX_TOKEN")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        help="Address to bind; anything but loopback needs LESIONDX_TOKEN or LESIONDX_TOKENS")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
     db: Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL (default: SQLite in storage)")] = None,
     storage: Annotated[Path, typer.Option("--storage", help="Folder for uploads and results")] = Path("lesiondx-data"),

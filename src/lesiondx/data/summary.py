@@ -128,7 +128,8 @@ def summarise_manifest(manifest: Manifest, task: str | None = None, *, open_file
         unknown = sorted(set(labels.index.astype(str)) - known_labels(task))
         if unknown:
             count = int(frame["label"].astype(str).isin(unknown).sum())
-            warnings.append(f"{count} row(s) with label(s) task {task} does not know: {', '.join(map(repr, unknown[:10]))} "
+            names = ", ".join(map(repr, unknown[:10]))
+            warnings.append(f"{count} row(s) with label(s) task {task} does not know: {names} "
                             f"(known: {', '.join(sorted(known_labels(task)))})")
     return DatasetSummary(
         folder=str(manifest.root),

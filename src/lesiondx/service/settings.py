@@ -152,7 +152,8 @@ class Settings:
         if users:
             values["user_tokens"] = tuple(users)
         if env.get("LESIONDX_ALLOWED_HOSTS"):
-            values["allowed_hosts"] = tuple(h.strip().lower() for h in env["LESIONDX_ALLOWED_HOSTS"].split(",") if h.strip())
+            hosts = env["LESIONDX_ALLOWED_HOSTS"].split(",")
+            values["allowed_hosts"] = tuple(h.strip().lower() for h in hosts if h.strip())
         if env.get("LESIONDX_DICOM_HOST"):
             values["dicom_host"] = env["LESIONDX_DICOM_HOST"]
         if env.get("LESIONDX_PACS"):

@@ -258,3 +258,18 @@ def test_server_paths_are_cut_from_failure_messages(make_client, tmp_path):
     assert str(tmp_path) not in study["failure"] and "/tmp" not in study["failure"] and "log.txt" in study["failure"]
     assert scrub_paths("read /srv/lesiondx/store/jobs/ab12/IM0001.dcm: bad") == "read IM0001.dcm: bad"
     assert scrub_paths("size 5/10, url http://x/a/b, limit 100 MB") == "size 5/10, url http://x/a/b, limit 100 MB"
+
+
+def test_host_and_origin_rules_behind_a_proxy_and_with_wildcards():
+    from lesiondx.service.websafety import cross_site_reason, host_allowed
+
+    allowed = ("*.example.org", "lesiondx.lan")
+    assert host_allowed("a.example.org", allowed) and host_allowed("LESIONDX.lan:8443", allowed)
+    assert not host_allowed("example.org", allowed) and not host_allowed("evil-example.org", allowed)
+    assert not host_allowed("lesiondx.lan.evil.example", allowed) and host_allowed("anything", ("*",))
+    # TLS ends at a proxy that passes Host on: the https Origin on the default port is the same site
+    assert cross_site_reason({"host": "lesiondx.lan", "origin": "https://lesiondx.lan"}) is None
+    assert cross_site_reason({"host": "lesiondx.lan:443", "origin": "https://lesiondx.lan"}) is None
+    assert cross_site_reason({"host": "lesiondx.lan", "origin": "https://lesiondx.lan.evil.example"})
+    assert cross_site_reason({"host": "[::1]:8000", "origin": "http://[::1]:8000"}) is None
+    assert cross_site_reason({"host": "127.0.0.1:8000", "referer": "http://127.0.0.1:8000/studies/x"}) is None

@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from lesiondx import __version__
+from lesiondx.cli_errors import SafeGroup, print_error
 from lesiondx.stats.cli import app as stats_app
 from lesiondx.stats.cli import compare_command, report_command
 
 app = typer.Typer(help="lesiondx: a second opinion on medical images, with the statistics to check it.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=SafeGroup)
 data_app = typer.Typer(help="Dataset folders (labels.csv + images + masks).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(stats_app, name="stats", help="Clinical-study statistics (ROC/DeLong, reader studies, reports).")
@@ -28,29 +29,21 @@ TaskOption = Annotated[str, typer.Option("--task", help="us-liver, ct-liver or c
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    print_error(message)
     raise typer.Exit(code)
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from lesiondx.config import ConfigError
-    from lesiondx.data import ManifestError
-    from lesiondx.io import ImageReadError
-    from lesiondx.tasks import TaskNotAvailable
-
-    return (ConfigError, ManifestError, ImageReadError, TaskNotAvailable, ValueError, FileNotFoundError)
-
-
 def _run(func, *args, **kwargs):
-    """Call a library function; user-facing errors become a one-line message and exit code 2."""
-    try:
-        return func(*args, **kwargs)
-    except _user_errors() as exc:
-        _fail(str(exc))
+    """Call a library function. Failures become one line + exit code in :class:`SafeGroup`
+    (2 for bad input, naming the file; 1 otherwise; the traceback only with ``--debug``)."""
+    return func(*args, **kwargs)
 
 
 @app.callback(invoke_without_command=True)
-def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+         debug: Annotated[bool, typer.Option("--debug", envvar="LESIONDX_DEBUG",
+                                             help="Show the traceback of a failure (default: one line).")] = False,
+         ) -> None:
     if version:
         out.print(f"lesiondx {__version__}")
         raise typer.Exit()
@@ -60,28 +53,39 @@ def main(version: Annotated[bool, typer.Option("--version", help="Print the vers
 def data_summary(
     folders: Annotated[list[Path], typer.Argument(help="Dataset folder(s) holding labels.csv")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    task: Annotated[Optional[str], typer.Option(
+        "--task", help="Warn on labels this task does not know (default: the task of the folder's layout)")] = None,
 ) -> None:
-    """Images, patients, labels, masks and problems of dataset folder(s)."""
+    """Images, patients, labels, masks, problems and warnings of dataset folder(s); every image and
+    mask file is opened. Exit code 2 when any folder has a problem."""
     from lesiondx.data import summarise_folder
 
-    summaries = [_run(summarise_folder, folder).to_dict() for folder in folders]
+    summaries = [summarise_folder(folder, task).to_dict() for folder in folders]
     if as_json:
         out.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
-        return
-    for summary in summaries:
-        out.print(f"[bold]{summary['folder']}[/]  layout: {summary['layout']}", highlight=False)
-        table = Table()
-        table.add_column("label")
-        table.add_column("images", justify="right")
-        table.add_column("patients", justify="right")
-        for label, count in summary["labels"].items():
-            table.add_row(label, str(count), str(summary["patients_per_label"][label]))
-        table.add_row("[bold]all", f"[bold]{summary['n_images']}", f"[bold]{summary['n_patients']}")
-        out.print(table)
-        masks = ", ".join(f"{kind}: {n}" for kind, n in summary["masks"].items()) or "none"
-        out.print(f"masks present: {masks}")
-        for problem in summary["problems"]:
-            out.print(f"[yellow]problem:[/] {problem}")
+    else:
+        for summary in summaries:
+            out.print(f"[bold]{summary['folder']}[/]  layout: {summary['layout']}  task: {summary['task'] or '–'}",
+                      highlight=False)
+            table = Table()
+            table.add_column("label")
+            table.add_column("images", justify="right")
+            table.add_column("patients", justify="right")
+            for label, count in summary["labels"].items():
+                table.add_row(label, str(count), str(summary["patients_per_label"][label]))
+            table.add_row("[bold]all", f"[bold]{summary['n_images']}", f"[bold]{summary['n_patients']}")
+            out.print(table)
+            masks = ", ".join(f"{kind}: {n}" for kind, n in summary["masks"].items()) or "none"
+            out.print(f"masks present: {masks}")
+            for problem in summary["problems"]:
+                out.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+            for warning in summary["warnings"]:
+                out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    failed = [s for s in summaries if s["problems"]]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more folder(s))" if len(failed) > 1 else ""
+        _fail(f"{first['folder']}: {len(first['problems'])} problem(s), first: {first['problems'][0]}{more}")
 
 
 @app.command()
@@ -148,17 +152,22 @@ def predict(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs LESIONDX_TOKEN")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        help="Address to bind; anything but loopback needs LESIONDX_TOKEN or LESIONDX_TOKENS")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
     db: Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL (default: SQLite in storage)")] = None,
     storage: Annotated[Path, typer.Option("--storage", help="Folder for uploads and results")] = Path("lesiondx-data"),
     dicom_port: Annotated[Optional[int], typer.Option("--dicom-port", help="DICOM C-STORE port")] = None,
     dicom_aet: Annotated[str, typer.Option("--dicom-aet", help="DICOM AE title")] = "LESIONDX",
+    dicom_host: Annotated[Optional[str], typer.Option(
+        "--dicom-host", help="Address the DICOM node binds to (default 127.0.0.1, even when --host is not "
+                             "loopback; or LESIONDX_DICOM_HOST)")] = None,
 ) -> None:
     """Run the second-opinion service (web UI, REST API, job worker, DICOM node)."""
     from lesiondx.service.server import run_server
 
-    _run(run_server, host=host, port=port, db=db, storage=storage, dicom_port=dicom_port, dicom_aet=dicom_aet)
+    _run(run_server, host=host, port=port, db=db, storage=storage, dicom_port=dicom_port, dicom_aet=dicom_aet,
+         dicom_host=dicom_host)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -89,7 +89,8 @@ def test_unseen_folder_with_missing_files_and_clinical_columns(tmp_path):
     summary = summarise_folder(folder)
     assert summary.n_images == 2 and summary.layout == "generic"
     assert any("image file(s) missing" in p and "y.png" in p for p in summary.problems)
-    assert any("no patient_id" in p for p in summary.problems)
+    assert any("image file(s) unreadable" in p and "x.png: file is empty" in p for p in summary.problems)
+    assert any("no patient_id" in w for w in summary.warnings)  # a warning, not a problem
     assert "age" in load_manifest(folder).extra_columns
 
 
@@ -105,7 +106,7 @@ def test_require_files_names_missing_files_only(tmp_path):
     folder = _write_csv(tmp_path / "nopid", "image_id,label,image\nx,benign,x.png\n")
     (folder / "x.png").write_bytes(b"\x89PNG")
     manifest = load_manifest(folder)
-    assert any("no patient_id" in p for p in manifest.problems)
+    assert any("no patient_id" in w for w in manifest.warnings) and not manifest.problems
     manifest.require_files()  # a missing patient_id column is a problem to report, not a missing file
     (folder / "x.png").unlink()
     with pytest.raises(ManifestError, match="1 image file\\(s\\) missing"):

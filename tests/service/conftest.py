@@ -24,7 +24,8 @@ def make_client(tmp_path: Path) -> Iterator[Any]:
     def factory(predictor: Any = stub_predictor, **overrides: Any) -> TestClient:
         overrides.setdefault("storage", tmp_path / "store")
         overrides.setdefault("worker_poll_seconds", 0.05)
-        client = TestClient(create_app(Settings(**overrides), predictor=predictor))
+        # a Host the service answers to (the default "testserver" is refused by the Host allow-list)
+        client = TestClient(create_app(Settings(**overrides), predictor=predictor), base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client

@@ -19,17 +19,18 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def browser():
+def _chromium(*extra_flags: str):
+    """Headless Chromium (a generator: yields the driver, quits at the end)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="lesiondx-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, CSP violations included
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000"):
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000", *extra_flags):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
@@ -38,6 +39,18 @@ def browser():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser():
+    yield from _chromium()
+
+
+@pytest.fixture
+def offline_browser():
+    """Chromium that can resolve no name but the loopback test server: any CDN request fails."""
+    yield from _chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://0.0.0.0:9",
+                         "--proxy-bypass-list=127.0.0.1")
 
 
 def _upload(driver, paths, task=""):
@@ -141,3 +154,72 @@ def test_reader_session_in_the_browser(browser, live_server):
     assert lines[0] == "reader,case_id,truth,answer,confidence,seconds,with_ai"
     assert sorted(line.split(",")[1] for line in lines[1:]) == ["c0", "c1"]
     assert all(line.startswith("rad1,") and line.endswith(",1") and ",malignant,3," in line for line in lines[1:])
+
+
+def _csp_violations(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+
+
+def test_api_docs_render_offline_under_the_csp(offline_browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server().start()
+    driver = offline_browser
+    driver.get(server.url + "/docs")
+    wait = WebDriverWait(driver, 30, poll_frequency=0.2)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)  # the operations list
+    paths = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/studies", "/api/studies/{study_id}", "/api/health"} <= paths
+    assert "lesiondx second-opinion service" in driver.find_element(By.CSS_SELECTOR, ".info .title").text
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    assert resources and all(url.startswith(server.url + "/") for url in resources), resources
+    assert _csp_violations(driver) == []
+    driver.save_screenshot(str(ARTIFACTS / "service-docs.png"))
+
+    driver.get(server.url + "/redoc")
+    wait.until(lambda d: "/api/studies" in d.find_element(By.TAG_NAME, "body").text)
+    # ReDoc's "by Redocly" logo points at its CDN: the CSP blocks that image, so nothing leaves the machine
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert [v for v in _csp_violations(driver) if logo not in v] == []
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    assert resources and all(url.startswith(server.url + "/") for url in resources if url != logo), resources
+    for page in ("/reader", "/"):  # the pages' inline scripts run under the CSP (allowed by their hashes)
+        driver.get(server.url + page)
+        wait.until(lambda d: d.execute_script("return typeof LX === 'object' && document.readyState === 'complete'"))
+        assert _csp_violations(driver) == [], page
+    wait.until(lambda d: d.find_element(By.ID, "live").text.startswith("updated"))  # index.html's script ran
+
+
+def test_cross_site_page_cannot_create_studies_token_less(browser, live_server, tmp_path):
+    """A page from another origin posts a multipart form (a "simple" request: no preflight, the way a hostile
+    site would) to the token-less service: refused, nothing created."""
+    import base64
+    import http.server
+    import threading
+    from functools import partial
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from service_helpers import free_port
+
+    server = live_server().start()
+    site = tmp_path / "evil"
+    site.mkdir()
+    jpeg = base64.b64encode(US_IMAGES[0].read_bytes()).decode()  # a real ultrasound frame: it would be accepted
+    (site / "index.html").write_text(
+        f"<!doctype html><script>const b = Uint8Array.from(atob('{jpeg}'), c => c.charCodeAt(0));"
+        "const f = new FormData(); f.append('files', new Blob([b]), 'a.jpg');"
+        f"fetch('{server.url}/api/studies', {{method: 'POST', mode: 'no-cors', body: f}})"
+        ".then(() => document.title = 'sent', () => document.title = 'blocked');</script>")
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()),
+                                           partial(http.server.SimpleHTTPRequestHandler, directory=str(site)))
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{evil.server_address[1]}/index.html")
+        WebDriverWait(browser, 20).until(lambda d: d.title in ("sent", "blocked"))
+    finally:
+        evil.shutdown()
+    with server.client() as http_client:
+        assert http_client.get("/api/studies").json() == []
+        assert not any(e["action"].startswith("upload") for e in http_client.get("/api/audit").json())

@@ -64,13 +64,14 @@ def test_off_loopback_needs_a_token(tmp_path, monkeypatch):
 
 
 def test_token_is_required_when_configured(make_client):
-    client = make_client(token="t0ken-abc")
+    client = make_client(token="t0ken-abc-0123456789")
     assert client.get("/api/health").status_code == 200  # liveness stays open
     assert client.get("/api/studies").status_code == 401
     assert client.get("/api/studies", headers={"Authorization": "Bearer wrong"}).status_code == 401
     denied = client.post("/api/studies", files=[file_field(US_IMAGES[0])])
     assert denied.status_code == 401
-    auth = {"Authorization": "Bearer t0ken-abc"}
+    assert client.get("/api/studies", headers={"Authorization": "Bearer t0ken-abc"}).status_code == 401  # a prefix
+    auth = {"Authorization": "Bearer t0ken-abc-0123456789"}
     sid = client.post("/api/studies", files=[file_field(US_IMAGES[0])], headers=auth).json()["id"]
     study = wait_study(client, sid, headers=auth)
     assert client.get(study["results"][0]["overlays"][0]["url"]).status_code == 401
@@ -78,18 +79,32 @@ def test_token_is_required_when_configured(make_client):
     assert client.get("/api/reader/export.csv").status_code == 401
 
 
-def test_audit_log_records_who_did_what_without_phi(client):
-    who = {"X-Lesiondx-User": "dr.house"}
+def test_audit_log_records_the_authenticated_user_without_phi(make_client, tmp_path, monkeypatch):
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("# user: token\ndr.house: house-token-0123456789\ndr.grey: grey-token-0123456789\n")
+    monkeypatch.setenv("LESIONDX_TOKENS_FILE", str(tokens))
+    settings = Settings.from_env(tmp_path / "store")
+    assert settings.user_tokens == (("dr.house", "house-token-0123456789"), ("dr.grey", "grey-token-0123456789"))
+    client = make_client(user_tokens=settings.user_tokens)
+    house = {"Authorization": "Bearer house-token-0123456789", "X-Lesiondx-User": "dr.grey"}  # the header is ignored
     files = [file_field(CT_SERIES[0], "Doe_Jane_chest.dcm", CT_SERIES[0].read_bytes())]
-    sid = client.post("/api/studies", files=files, headers=who).json()["id"]
-    wait_study(client, sid, headers=who)
-    client.post("/api/studies", files=[file_field(US_IMAGES[0], "Smith_John.dcm", b"junk")], headers=who)
-    events = client.get("/api/audit").json()
+    sid = client.post("/api/studies", files=files, headers=house).json()["id"]
+    wait_study(client, sid, headers=house)
+    client.post("/api/studies", files=[file_field(US_IMAGES[0], "Smith_John.dcm", b"junk")], headers=house)
+    grey = {"Authorization": "Bearer grey-token-0123456789"}
+    assert client.get(f"/api/studies/{sid}", headers=grey).status_code == 200
+    events = client.get("/api/audit", headers=grey).json()
     actions = [(e["actor"], e["action"], e["study_id"]) for e in events]
     assert ("dr.house", "upload", sid) in actions and ("dr.house", "read", sid) in actions
-    assert ("dr.house", "upload_rejected", None) in actions
+    assert ("dr.house", "upload_rejected", None) in actions and ("dr.grey", "read", sid) in actions
+    assert ("dr.grey", "upload", sid) not in actions
     text = str(events)
     assert "Doe" not in text and "Smith" not in text and ".dcm" not in text
+
+
+def test_token_less_actor_is_anonymous_whatever_the_client_declares(client):
+    client.post("/api/studies", files=[file_field(US_IMAGES[0])], headers={"X-Lesiondx-User": "dr.house"})
+    assert {e["actor"] for e in client.get("/api/audit").json()} == {"anonymous"}
 
 
 def test_settings_from_env(tmp_path, monkeypatch):
@@ -112,3 +127,149 @@ def test_cli_serve_refuses_off_loopback_without_token(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--storage", str(tmp_path / "s")])
     assert result.exit_code == 2
     assert "LESIONDX_TOKEN" in result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+# -- safe web defaults (issue 15 item 6) ------------------------------------------------------------------
+
+def test_cross_site_post_is_refused_in_token_less_mode_same_origin_works(client):
+    evil = {"Origin": "http://evil.example", "Referer": "http://evil.example/form.html"}
+    refused = client.post("/api/studies", files=[file_field(US_IMAGES[0])], headers=evil)
+    assert refused.status_code == 403 and "cross-site" in refused.json()["detail"]
+    for headers in ({"Origin": "null"}, {"Referer": "http://evil.example/x"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "http://localhost:9999"}):  # another port is another origin
+        assert client.post("/api/studies", files=[file_field(US_IMAGES[0])], headers=headers).status_code == 403
+    assert client.get("/api/studies").json() == []  # nothing was created
+    same = client.post("/api/studies", files=[file_field(US_IMAGES[0])], headers={"Origin": "http://localhost"})
+    assert same.status_code == 201
+    assert client.post("/api/studies", files=[file_field(US_IMAGES[0])]).status_code == 201  # curl: no Origin
+    assert client.post("/api/reader/cases", json={"cases": [{"case_id": "c", "study_id": same.json()["id"],
+                                                             "truth": "benign"}]},
+                       headers={"Origin": "http://evil.example"}).status_code == 403
+
+
+def test_forged_host_is_refused_dns_rebinding(client, make_client, tmp_path):
+    sid = client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+    for host in ("evil.example", "evil.example:8000", "localhost.evil.example", ""):
+        response = client.get(f"/api/studies/{sid}", headers={"Host": host})
+        assert response.status_code == 400, host
+        assert sid not in response.text and "x-frame-options" in response.headers
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "10.1.2.3"):
+        assert client.get(f"/api/studies/{sid}", headers={"Host": host}).status_code == 200, host
+    named = make_client(allowed_hosts=("lesiondx.example.org",), storage=tmp_path / "other")
+    assert named.get("/api/health", headers={"Host": "lesiondx.example.org"}).status_code == 200
+    assert named.get("/api/health", headers={"Host": "example.org"}).status_code == 400
+
+
+def test_security_headers_on_every_response_and_no_inline_script_without_its_hash(client):
+    import base64
+    import hashlib
+    import re
+
+    for path in ("/", "/reader", "/studies/abc", "/docs", "/redoc", "/api/health", "/api/studies/nope",
+                 "/static/app.js", "/openapi.json"):
+        response = client.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp, path
+        script_src = re.search(r"script-src ([^;]*)", csp).group(1)
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src, path
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        if response.headers["content-type"].startswith("text/html"):
+            for body in re.findall(r"<script(?![^>]*src=)[^>]*>(.*?)</script>", response.text, re.S):
+                digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                assert f"'sha256-{digest}'" in script_src, path  # each inline script is allowed by its hash only
+    assert "<script>" not in client.get("/docs").text  # Swagger UI starts from a static file
+
+
+def test_short_or_shared_tokens_are_refused_before_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("LESIONDX_TOKEN", "x")
+    with pytest.raises(SettingsError, match="at least 16"):
+        build_settings(host="0.0.0.0", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")
+    monkeypatch.delenv("LESIONDX_TOKEN")
+    monkeypatch.setenv("LESIONDX_TOKENS", "alice:short")
+    with pytest.raises(SettingsError, match="user 'alice'.*at least 16") as info:
+        build_settings(host="127.0.0.1", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")
+    assert "short" not in str(info.value).replace("alice", "")  # the token itself is never printed
+    monkeypatch.setenv("LESIONDX_TOKENS", "alice:same-token-0123456789,bob:same-token-0123456789")
+    with pytest.raises(SettingsError, match="share"):
+        build_settings(host="0.0.0.0", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")
+    monkeypatch.setenv("LESIONDX_TOKENS", "alice:alice-token-0123456789,bob:bob-token-0123456789")
+    settings = build_settings(host="0.0.0.0", port=8000, db=None, storage=tmp_path, dicom_port=None,
+                              dicom_aet="LESIONDX")
+    assert settings.identities == {"alice-token-0123456789": "alice", "bob-token-0123456789": "bob"}
+    with pytest.raises(SettingsError, match="at least 16"):
+        Settings(storage=tmp_path, token="0123456789").check_safe()  # create_app refuses it too
+
+
+def test_cli_serve_refuses_a_short_token_with_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+
+    monkeypatch.setenv("LESIONDX_TOKEN", "abc")
+    result = CliRunner().invoke(app, ["serve", "--storage", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().startswith("error: LESIONDX_TOKEN is 3 characters; use at least 16")  # no path prefix
+    assert "abc" not in result.output
+
+
+def test_dicom_node_listens_on_loopback_even_when_http_does_not(tmp_path, monkeypatch):
+    from lesiondx.service.core import ServiceCore
+    from lesiondx.service.testing import stub_predictor
+
+    from service_helpers import free_port
+
+    monkeypatch.setenv("LESIONDX_TOKEN", "a-long-enough-token-0123")
+    settings = build_settings(host="0.0.0.0", port=8000, db=None, storage=tmp_path, dicom_port=free_port(),
+                              dicom_aet="LESIONDX")
+    assert settings.dicom_host == "127.0.0.1"
+    core = ServiceCore(settings, stub_predictor)
+    core.start()
+    try:
+        assert core.dicom_node._server.server_address[0] == "127.0.0.1"
+    finally:
+        core.stop()
+    chosen = build_settings(host="0.0.0.0", port=8000, db=None, storage=tmp_path, dicom_port=None,
+                            dicom_aet="LESIONDX", dicom_host="0.0.0.0")
+    assert chosen.dicom_host == "0.0.0.0"  # only when told
+
+
+def test_errors_echo_no_upload_bytes_and_no_server_paths(client, tmp_path):
+    secret = b"PATIENT-BYTES-" + b"7" * 64
+    response = client.post("/api/studies", files=[("files", ("", secret, "application/octet-stream"))])
+    assert response.status_code in (400, 422)
+    assert b"PATIENT-BYTES" not in response.content and "input" not in response.text
+    bad = client.post("/api/reader/reads", json={"reader": "r1 <script>", "case_id": "c", "with_ai": True,
+                                                 "answer": "SECRET-ANSWER-TEXT", "confidence": 9})
+    assert bad.status_code == 422 and "SECRET-ANSWER-TEXT" not in bad.text and "<script>" not in bad.text
+
+
+def test_server_paths_are_cut_from_failure_messages(make_client, tmp_path):
+    from lesiondx.service.websafety import scrub_paths
+
+    def failing(task, inputs, out, model="default", **options):
+        raise ValueError(f"{inputs[0]}: cannot use this image (see {out}/log.txt)")
+
+    client = make_client(predictor=failing)
+    sid = client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+    study = wait_study(client, sid)
+    assert study["status"] == "failed" and "cannot use this image" in study["failure"]
+    assert str(tmp_path) not in study["failure"] and "/tmp" not in study["failure"] and "log.txt" in study["failure"]
+    assert scrub_paths("read /srv/lesiondx/store/jobs/ab12/IM0001.dcm: bad") == "read IM0001.dcm: bad"
+    assert scrub_paths("size 5/10, url http://x/a/b, limit 100 MB") == "size 5/10, url http://x/a/b, limit 100 MB"
+
+
+def test_host_and_origin_rules_behind_a_proxy_and_with_wildcards():
+    from lesiondx.service.websafety import cross_site_reason, host_allowed
+
+    allowed = ("*.example.org", "lesiondx.lan")
+    assert host_allowed("a.example.org", allowed) and host_allowed("LESIONDX.lan:8443", allowed)
+    assert not host_allowed("example.org", allowed) and not host_allowed("evil-example.org", allowed)
+    assert not host_allowed("lesiondx.lan.evil.example", allowed) and host_allowed("anything", ("*",))
+    # TLS ends at a proxy that passes Host on: the https Origin on the default port is the same site
+    assert cross_site_reason({"host": "lesiondx.lan", "origin": "https://lesiondx.lan"}) is None
+    assert cross_site_reason({"host": "lesiondx.lan:443", "origin": "https://lesiondx.lan"}) is None
+    assert cross_site_reason({"host": "lesiondx.lan", "origin": "https://lesiondx.lan.evil.example"})
+    assert cross_site_reason({"host": "[::1]:8000", "origin": "http://[::1]:8000"}) is None
+    assert cross_site_reason({"host": "127.0.0.1:8000", "referer": "http://127.0.0.1:8000/studies/x"}) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Manifest:
     frame: pd.DataFrame
     layout: DatasetLayout
     problems: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -59,11 +61,11 @@ class Manifest:
 
     def subset(self, mask: pd.Series | list[bool]) -> "Manifest":
         """A manifest with only the selected rows (index reset)."""
-        return Manifest(self.root, self.frame[mask].reset_index(drop=True), self.layout, self.problems)
+        return Manifest(self.root, self.frame[mask].reset_index(drop=True), self.layout, self.problems, self.warnings)
 
     def require_files(self) -> None:
         """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing."""
-        missing = _missing_files(self.frame)
+        missing = _missing_files(self.frame, self.root)
         if missing:
             raise ManifestError(self.root / "labels.csv", "; ".join(missing))
 
@@ -75,13 +77,22 @@ def _resolve(root: Path, value: object) -> str | None:
     return str(path if path.is_absolute() else (root / path))
 
 
-def load_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
+def outside_folder(root: Path, path: str | None) -> bool:
+    """True when ``path`` (absolute, as resolved by the manifest) lies outside ``root`` (lexically:
+    ``../`` and absolute paths elsewhere are outside; symlinks inside the folder are fine)."""
+    if path is None:
+        return False
+    return not os.path.normpath(path).startswith(os.path.join(os.path.normpath(root), ""))
+
+
+def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: bool = False) -> Manifest:
     """Read ``folder/labels.csv`` into a validated :class:`Manifest`.
 
-    Hard errors (:class:`ManifestError`): no labels.csv, a required column missing, an empty
-    ``image_id``/``label``/``image`` cell, a duplicate ``image_id``, a non-integer ``slice_index``.
-    Softer problems (missing image or mask files, no patient_id column) are listed in
-    ``Manifest.problems`` so that a summary can report them.
+    Hard errors (:class:`ManifestError`): no labels.csv, a required column missing, no rows, an empty
+    ``image_id``/``label``/``image`` cell, a duplicate ``image_id``, a non-integer ``slice_index``, a
+    file path outside the folder (``../x.png``, ``/etc/x``; listed in ``problems`` instead with
+    ``outside_ok``). Missing image or mask files are listed in ``Manifest.problems``; a missing or
+    partial patient_id column in ``Manifest.warnings``, so that a summary can report them.
     """
     root = Path(folder).resolve()
     csv_path = root / "labels.csv"
@@ -98,7 +109,10 @@ def load_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
     for column in REQUIRED_COLUMNS:
         if column not in frame.columns:
             raise ManifestError(csv_path, f"required column missing (have: {', '.join(frame.columns)})", column=column)
+    if frame.empty:
+        raise ManifestError(root, "labels.csv has no rows (a header only)")
     problems: list[str] = []
+    warnings: list[str] = []
     for column in REQUIRED_COLUMNS:
         empty = frame.index[frame[column].str.strip() == ""]
         if len(empty):
@@ -108,12 +122,12 @@ def load_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
         row = int(duplicated[0])
         raise ManifestError(csv_path, f"duplicate image_id {frame.at[row, 'image_id']!r}", row=row + 2, column="image_id")
     if "patient_id" not in frame.columns:
-        problems.append("no patient_id column: each image is treated as its own patient")
+        warnings.append("no patient_id column: each image is treated as its own patient")
         frame["patient_id"] = frame["image_id"]
     else:
         blank = frame["patient_id"].str.strip() == ""
         if blank.any():
-            problems.append(f"{int(blank.sum())} rows without patient_id (first: row {int(frame.index[blank][0]) + 2}); image_id used")
+            warnings.append(f"{int(blank.sum())} rows without patient_id (first: row {int(frame.index[blank][0]) + 2}); image_id used")
             frame.loc[blank, "patient_id"] = frame.loc[blank, "image_id"]
     if "slice_index" in frame.columns:
         numbers = pd.to_numeric(frame["slice_index"].replace("", None), errors="coerce")
@@ -126,22 +140,35 @@ def load_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
     for column in MASK_COLUMNS.values():
         if column in frame.columns:
             frame[column] = [_resolve(root, v) for v in frame[column]]
+    for column in ("image", *MASK_COLUMNS.values()):
+        if column not in frame.columns:
+            continue
+        outside = [i for i, p in enumerate(frame[column]) if outside_folder(root, p)]
+        if outside and not outside_ok:
+            raise ManifestError(csv_path, "path outside the dataset folder (paths are relative, inside the folder)",
+                                row=outside[0] + 2, column=column)
+        if outside:
+            first = os.path.relpath(os.path.normpath(frame[column].iloc[outside[0]]), root)
+            problems.append(f"{len(outside)} {column} path(s) outside the dataset folder, not read "
+                            f"(first: row {outside[0] + 2}, {first!r})")
     for column in frame.columns:
         if frame[column].dtype == object and column not in ("image", *MASK_COLUMNS.values()):
             frame[column] = frame[column].replace("", None)
     if check_files:
-        problems.extend(_missing_files(frame))
+        problems.extend(_missing_files(frame, root))
     layout = detect_layout(frame, root)
     frame = layout.normalise(frame, root)
-    return Manifest(root=root, frame=frame.reset_index(drop=True), layout=layout, problems=tuple(problems))
+    return Manifest(root=root, frame=frame.reset_index(drop=True), layout=layout, problems=tuple(problems),
+                    warnings=tuple(warnings))
 
 
-def _missing_files(frame: pd.DataFrame) -> list[str]:
+def _missing_files(frame: pd.DataFrame, root: Path) -> list[str]:
     problems: list[str] = []
     for column in ("image", *MASK_COLUMNS.values()):
         if column not in frame.columns:
             continue
-        missing = [(i, p) for i, p in enumerate(frame[column]) if p is not None and not Path(p).exists()]
+        missing = [(i, p) for i, p in enumerate(frame[column])
+                   if p is not None and not outside_folder(root, p) and not Path(p).exists()]
         if missing:
             first_row, first_path = missing[0]
             problems.append(
@@ -150,4 +177,4 @@ def _missing_files(frame: pd.DataFrame) -> list[str]:
     return problems
 
 
-__all__ = ["LAYOUTS", "Manifest", "ManifestError", "MASK_COLUMNS", "load_manifest"]
+__all__ = ["LAYOUTS", "Manifest", "ManifestError", "MASK_COLUMNS", "load_manifest", "outside_folder"]

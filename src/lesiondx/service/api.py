@@ -8,29 +8,33 @@ Test hook: ``create_app(settings, predictor=...)`` replaces the real models (whi
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+import fastapi_offline
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
 
 from lesiondx import __version__
 from lesiondx.io import AUTO, parse_window_option
 
+from .auth import Actor, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
 from .db import AuditEvent, Study
 from .ingest import FileError, Triage, pseudonyms, triage_file
 from .settings import Settings
+from .websafety import WebSafety, page_csp, scrub_paths
 from .worker import Predictor
 
 WEB = Path(__file__).parent / "web"
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI + ReDoc, served locally
 DISCLAIMER = ("lesiondx gives a second opinion to support a qualified clinician. It is not a diagnosis and "
               "must not be used as the sole basis for clinical decisions.")
 MB = 1024 * 1024
@@ -92,28 +96,6 @@ def _core(request: Request) -> ServiceCore:
     return request.app.state.core
 
 
-def actor(request: Request) -> str:
-    """Who is calling, for the audit log: the self-declared ``X-Lesiondx-User`` (sanitised) or anonymous."""
-    declared = request.headers.get("x-lesiondx-user", "")
-    cleaned = "".join(c for c in declared if c.isalnum() or c in "._-@")[:48]
-    return cleaned or "anonymous"
-
-
-def require_token(request: Request) -> str:
-    """Check ``Authorization: Bearer <LESIONDX_TOKEN>`` when a token is configured; return the actor."""
-    token = _core(request).settings.token
-    if token:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong API token (send 'Authorization: Bearer <token>')",
-                                headers={"WWW-Authenticate": "Bearer"})
-    return actor(request)
-
-
-Actor = Annotated[str, Depends(require_token)]
-
-
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with an explicit offset (SQLite returns naive UTC datetimes)."""
     if value is None:
@@ -154,6 +136,33 @@ def study_detail(study: Study) -> dict[str, Any]:
     }
 
 
+def _scrubbed_error(error: dict[str, Any]) -> dict[str, Any]:
+    return {**error, "reason": scrub_paths(str(error.get("reason", "")))} if "reason" in error else error
+
+
+def without_server_paths(detail: dict[str, Any]) -> dict[str, Any]:
+    """A study detail whose failure, errors and warnings name files by their last component only."""
+    cleaned = dict(detail)
+    if cleaned.get("failure"):
+        cleaned["failure"] = scrub_paths(str(cleaned["failure"]))
+    for key in ("errors", "warnings"):
+        if isinstance(cleaned.get(key), list):
+            cleaned[key] = [_scrubbed_error(e) if isinstance(e, dict) else scrub_paths(str(e)) for e in cleaned[key]]
+    return cleaned
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where and what only: FastAPI's default echoes the rejected ``input`` (upload bytes)."""
+    errors = []
+    for error in exc.errors():
+        entry = {"loc": list(error.get("loc", ())), "msg": scrub_paths(str(error.get("msg", ""))),
+                 "type": error.get("type")}
+        if list(entry["loc"])[:2] == ["body", "files"]:
+            entry["msg"] = "not a file upload (a 'files' part needs a file name and content)"
+        errors.append(entry)
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def render_pages() -> dict[str, str]:
     """The web pages, rendered once: each extends ``web/_layout.html`` (header, nav, disclaimer)."""
     env = Environment(loader=FileSystemLoader(WEB), autoescape=True)
@@ -175,9 +184,13 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             core.stop()
 
     app = FastAPI(title="lesiondx second-opinion service", version=__version__, lifespan=lifespan,
-                  description=DISCLAIMER)
+                  description=DISCLAIMER, docs_url=None, redoc_url=None)
     app.state.core = core
     app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
+    bound = () if settings.host in ("0.0.0.0", "::", "") else (settings.host.lower(),)
+    app.add_middleware(WebSafety, allowed_hosts=settings.allowed_hosts + bound)  # outermost: runs first
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/api/health", tags=["service"])
@@ -221,7 +234,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         client = request.client.host if request.client else None
         if not triage.accepted:
             core.db.audit(who, "upload_rejected", detail=f"{len(files)} file(s), none usable", client=client)
-            errors = [e.to_dict() for e in triage.errors]
+            errors = [_scrubbed_error(e.to_dict()) for e in triage.errors]
             status = 413 if errors and all("too large" in e["reason"] for e in errors) else 422
             raise HTTPException(status, {"message": "no usable image in this upload", "errors": errors})
         study = core.submit(triage, requested_task=task, uploader=who, options=options)
@@ -245,7 +258,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             study = s.get(Study, study_id[:32])
             if study is None:
                 raise HTTPException(404, f"no study {study_id!r}")
-            detail = study_detail(study)
+            detail = without_server_paths(study_detail(study))
         core.db.audit(who, "read", study_id, client=request.client.host if request.client else None)
         return detail
 
@@ -271,18 +284,31 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     app.include_router(reader_router)
 
     pages = render_pages()
+    pages.update({name: (WEB / name).read_text(encoding="utf-8") for name in ("docs.html", "redoc.html")})
+
+    def page(name: str) -> HTMLResponse:
+        return HTMLResponse(pages[name], headers={"Content-Security-Policy": page_csp(pages[name])})
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
-        return HTMLResponse(pages["index.html"])
+        return page("index.html")
 
     @app.get("/studies/{study_id}", include_in_schema=False)
     def study_page(study_id: str) -> HTMLResponse:
-        return HTMLResponse(pages["study.html"])
+        return page("study.html")
 
     @app.get("/reader", include_in_schema=False)
     def reader_page() -> HTMLResponse:
-        return HTMLResponse(pages["reader.html"])
+        return page("reader.html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs_page() -> HTMLResponse:
+        """Swagger UI from the package's own copy (renders offline)."""
+        return page("docs.html")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc_page() -> HTMLResponse:
+        return page("redoc.html")
 
     @app.get("/favicon.svg", include_in_schema=False)
     @app.get("/favicon.ico", include_in_schema=False)

@@ -29,7 +29,8 @@ STATUS_CANNOT_UNDERSTAND = 0xC000
 
 
 class DicomNode:
-    """The SCP bound to ``settings.dicom_port`` on ``settings.host`` (plus a quiet-period closer thread)."""
+    """The SCP bound to ``settings.dicom_port`` on ``settings.dicom_host`` (default loopback, whatever HTTP
+    binds to), plus a quiet-period closer thread."""
 
     def __init__(self, core: Any) -> None:
         self.core = core
@@ -52,7 +53,7 @@ class DicomNode:
         """Start listening (non-blocking) and the quiet-period closer."""
         handlers = [(evt.EVT_C_STORE, self.handle_store), (evt.EVT_RELEASED, self.handle_release),
                     (evt.EVT_ABORTED, self.handle_abort)]
-        host = self.core.settings.host
+        host = self.core.settings.dicom_host
         self._server = self.ae.start_server((host, self.port), block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
         self._closer = threading.Thread(target=self._close_loop, name="lesiondx-dicom-closer", daemon=True)

@@ -21,16 +21,11 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from .auth import require_token
 from .db import ReaderCase, ReaderRead, Study, utcnow
 
 CSV_COLUMNS = ("reader", "case_id", "truth", "answer", "confidence", "seconds", "with_ai")
 router = APIRouter(prefix="/api/reader", tags=["reader study"])
-
-
-def _token(request: Request) -> str:
-    from .api import require_token
-
-    return require_token(request)
 
 
 class CaseIn(BaseModel):
@@ -65,7 +60,7 @@ def _choices(cases: list[ReaderCase]) -> list[str]:
 
 
 @router.post("/cases")
-def set_cases(body: CaseList, request: Request, who: str = Depends(_token)) -> dict[str, Any]:
+def set_cases(body: CaseList, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
     """Add or replace cases (by ``case_id``); every study must exist."""
     core = request.app.state.core
     with core.db.session() as s, s.begin():
@@ -81,7 +76,7 @@ def set_cases(body: CaseList, request: Request, who: str = Depends(_token)) -> d
 
 
 @router.get("/next")
-def next_case(reader: str, with_ai: bool, request: Request, who: str = Depends(_token)) -> dict[str, Any]:
+def next_case(reader: str, with_ai: bool, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
     """The reader's next unanswered case in this mode (starts its clock), or ``case_id: null`` when done."""
     core = request.app.state.core
     if not reader or len(reader) > 64 or not all(c.isalnum() or c in "._@-" for c in reader):
@@ -121,7 +116,7 @@ def _case_payload(study: Study | None, case_id: str, with_ai: bool) -> dict[str,
 
 
 @router.get("/cases/{case_id}/files/{name}")
-def case_file(case_id: str, name: str, request: Request, who: str = Depends(_token)) -> FileResponse:
+def case_file(case_id: str, name: str, request: Request, who: str = Depends(require_token)) -> FileResponse:
     """An image of a reader case (input preview or AI overlay) without revealing the study id."""
     core = request.app.state.core
     with core.db.session() as s:
@@ -134,7 +129,7 @@ def case_file(case_id: str, name: str, request: Request, who: str = Depends(_tok
 
 
 @router.post("/reads")
-def submit_read(body: ReadIn, request: Request, who: str = Depends(_token)) -> dict[str, Any]:
+def submit_read(body: ReadIn, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
     """Record the answer; ``seconds`` is server time since the case was handed out."""
     core = request.app.state.core
     with core.db.session() as s, s.begin():
@@ -170,7 +165,7 @@ def reader_rows(core: Any) -> list[dict[str, Any]]:
 
 
 @router.get("/export.csv")
-def export_csv(request: Request, who: str = Depends(_token)) -> Response:
+def export_csv(request: Request, who: str = Depends(require_token)) -> Response:
     """CSV ``reader, case_id, truth, answer, confidence, seconds, with_ai`` for ``lesiondx stats readers``."""
     core = request.app.state.core
     rows = reader_rows(core)

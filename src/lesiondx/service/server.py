@@ -10,21 +10,22 @@ import logging
 import os
 from pathlib import Path
 
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, is_loopback
 
 
 def build_settings(*, host: str, port: int, db: str | None, storage: Path, dicom_port: int | None,
-                   dicom_aet: str) -> Settings:
-    """Settings from the ``serve`` arguments plus ``LESIONDX_*`` environment variables."""
+                   dicom_aet: str, dicom_host: str | None = None) -> Settings:
+    """Settings from the ``serve`` arguments plus ``LESIONDX_*`` environment variables
+    (``dicom_host`` None: ``LESIONDX_DICOM_HOST`` or 127.0.0.1)."""
     settings = Settings.from_env(Path(storage), host=host, port=port, db_url=db, dicom_port=dicom_port,
-                                 dicom_aet=dicom_aet)
+                                 dicom_aet=dicom_aet, dicom_host=dicom_host)
     settings.check_safe()
     return settings
 
 
 def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = None,
                storage: Path = Path("lesiondx-data"), dicom_port: int | None = None,
-               dicom_aet: str = "LESIONDX") -> None:
+               dicom_aet: str = "LESIONDX", dicom_host: str | None = None) -> None:
     """Serve until interrupted. Raises :class:`SettingsError` (a ``ValueError``) for unsafe settings,
     e.g. binding off loopback without ``LESIONDX_TOKEN``."""
     import uvicorn
@@ -35,13 +36,19 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per association otherwise
     settings = build_settings(host=host, port=port, db=db, storage=storage, dicom_port=dicom_port,
-                              dicom_aet=dicom_aet)
+                              dicom_aet=dicom_aet, dicom_host=dicom_host)
     app = create_app(settings)
     log = logging.getLogger("lesiondx.service")
     log.info("lesiondx service on http://%s:%d (storage %s, database %s)", host, port, settings.storage,
              "SQLite in storage" if settings.db_url is None else "external")
-    if settings.token:
-        log.info("API token required (Authorization: Bearer ...)")
+    if settings.identities:
+        log.info("API token required (Authorization: Bearer ...): %d identit(ies)", len(settings.identities))
+    if not is_loopback(host) and not settings.allowed_hosts:
+        log.info("answering requests addressed to localhost, an IP address or %r; set LESIONDX_ALLOWED_HOSTS for "
+                 "other names (DNS-rebinding guard)", host)
+    if settings.dicom_port is not None and not is_loopback(settings.dicom_host) and not settings.dicom_allowed_aets:
+        log.warning("DICOM node on %s accepts any calling AE title: set LESIONDX_DICOM_ALLOWED_AETS and a firewall",
+                    settings.dicom_host)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
                 limit_concurrency=200, server_header=False)
 

@@ -3,7 +3,17 @@
 Environment variables (all optional):
 
 ``LESIONDX_TOKEN``
-    API token; clients send ``Authorization: Bearer <token>``. Required when binding off loopback.
+    Shared API token (at least 16 characters); clients send ``Authorization: Bearer <token>``. A token
+    (this or per-user ones) is required when binding off loopback. Its audit identity is ``api-token``.
+``LESIONDX_TOKENS`` / ``LESIONDX_TOKENS_FILE``
+    Per-user tokens: ``user1:token1,user2:token2``, or a file with one ``user: token`` line each (``#``
+    comments). The audit log records the user a token belongs to, never a name the client declares.
+``LESIONDX_ALLOWED_HOSTS``
+    Comma-separated host names the service answers to (``Host`` header), besides ``localhost``, IP
+    addresses and the ``--host`` name; ``*.example.org`` matches subdomains, ``*`` everything. Other
+    names get HTTP 400: a DNS-rebinding page cannot reach the API through its own name.
+``LESIONDX_DICOM_HOST``
+    Address the DICOM node binds to (default ``127.0.0.1``, also when HTTP listens elsewhere).
 ``LESIONDX_PACS``
     ``AET@HOST:PORT`` of the PACS that receives results as DICOM (Secondary Capture + SR).
 ``LESIONDX_MAX_REQUEST_MB``
@@ -46,6 +56,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
+MIN_TOKEN_LENGTH = 16
+SHARED_TOKEN_USER = "api-token"
+_USER_RE = re.compile(r"^[A-Za-z0-9._@-]{1,48}$")
 _PACS_RE = re.compile(r"^(?P<aet>[^@\s]{1,16})@(?P<host>[^:\s]+):(?P<port>\d{1,5})$")
 
 
@@ -89,6 +102,33 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def parse_user_tokens(text: str, source: str, *, lines: bool = False) -> list[tuple[str, str]]:
+    """``user:token`` pairs separated by commas (or one per line with ``lines``; ``#`` starts a comment).
+    Errors name ``source`` and the entry, never the token."""
+    pairs: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines() if lines else text.split(","), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        user, sep, token = line.partition(":")
+        user, token = user.strip(), token.strip()
+        if not sep or not token or not _USER_RE.match(user):
+            where = f"{'line' if lines else 'entry'} {number}"
+            raise SettingsError(f"{source}, {where}: expected 'user: token' with a user name of letters, digits "
+                                "or ._@- (at most 48)")
+        pairs.append((user, token))
+    return pairs
+
+
+def read_tokens_file(path: Path) -> list[tuple[str, str]]:
+    """Per-user tokens from a file of ``user: token`` lines (see :func:`parse_user_tokens`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"LESIONDX_TOKENS_FILE {path}: cannot read ({type(exc).__name__})") from None
+    return parse_user_tokens(text, f"LESIONDX_TOKENS_FILE {path}", lines=True)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs; build with :meth:`from_env` to read the environment."""
@@ -98,9 +138,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
+    user_tokens: tuple[tuple[str, str], ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     max_request_bytes: int = 200 * MB
     max_file_bytes: int = 100 * MB
     dicom_port: int | None = None
+    dicom_host: str = "127.0.0.1"
     dicom_aet: str = "LESIONDX"
     dicom_allowed_aets: tuple[str, ...] = ()
     pacs: PacsTarget | None = None
@@ -123,6 +166,16 @@ class Settings:
         values: dict[str, object] = {"storage": Path(storage)}
         if env.get("LESIONDX_TOKEN"):
             values["token"] = env["LESIONDX_TOKEN"]
+        users = parse_user_tokens(env.get("LESIONDX_TOKENS", ""), "LESIONDX_TOKENS")
+        if env.get("LESIONDX_TOKENS_FILE"):
+            users += read_tokens_file(Path(env["LESIONDX_TOKENS_FILE"]))
+        if users:
+            values["user_tokens"] = tuple(users)
+        if env.get("LESIONDX_ALLOWED_HOSTS"):
+            hosts = env["LESIONDX_ALLOWED_HOSTS"].split(",")
+            values["allowed_hosts"] = tuple(h.strip().lower() for h in hosts if h.strip())
+        if env.get("LESIONDX_DICOM_HOST"):
+            values["dicom_host"] = env["LESIONDX_DICOM_HOST"]
         if env.get("LESIONDX_PACS"):
             values["pacs"] = PacsTarget.parse(env["LESIONDX_PACS"])
         for key, name in (("max_request_bytes", "LESIONDX_MAX_REQUEST_MB"), ("max_file_bytes", "LESIONDX_MAX_FILE_MB")):
@@ -150,12 +203,30 @@ class Settings:
         """The SQLAlchemy URL: ``db_url`` or a SQLite file inside storage."""
         return self.db_url or f"sqlite:///{(self.storage / 'lesiondx.sqlite3').resolve()}"
 
+    @property
+    def identities(self) -> dict[str, str]:
+        """Token → the user it authenticates (``api-token`` for ``LESIONDX_TOKEN``); empty: no token needed."""
+        found = {token: user for user, token in self.user_tokens}
+        if self.token:
+            found[self.token] = SHARED_TOKEN_USER
+        return found
+
     def check_safe(self) -> None:
         """Refuse unsafe or impossible configurations before anything starts."""
-        if not is_loopback(self.host) and not self.token:
+        if not is_loopback(self.host) and not self.identities:
             raise SettingsError(
-                f"refusing to listen on {self.host!r} without an API token: set LESIONDX_TOKEN "
-                "(clients then send 'Authorization: Bearer <token>') or bind to 127.0.0.1")
+                f"refusing to listen on {self.host!r} without an API token: set LESIONDX_TOKEN or "
+                "LESIONDX_TOKENS (clients then send 'Authorization: Bearer <token>') or bind to 127.0.0.1")
+        named = [("LESIONDX_TOKEN", self.token)] if self.token else []
+        named += [(f"the token of user {user!r}", token) for user, token in self.user_tokens]
+        for what, token in named:
+            if len(token) < MIN_TOKEN_LENGTH or token != token.strip():
+                raise SettingsError(
+                    f"{what} is {len(token)} characters; use at least {MIN_TOKEN_LENGTH} without spaces "
+                    "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+        users = [user for user, _ in self.user_tokens]
+        if len(set(users)) != len(users) or len(self.identities) != len(named):
+            raise SettingsError("every user needs exactly one token, and no two users (or LESIONDX_TOKEN) may share one")
         if self.max_request_bytes <= 0 or self.max_file_bytes <= 0:
             raise SettingsError("size limits must be positive")
         if self.dicom_port is not None and not 0 < self.dicom_port < 65536:

@@ -5,8 +5,6 @@ const LX = {
   headers(extra) {
     const h = Object.assign({}, extra || {});
     if (LX.token()) h["Authorization"] = "Bearer " + LX.token();
-    const user = localStorage.getItem("lesiondx-user");
-    if (user) h["X-Lesiondx-User"] = user;
     return h;
   },
   async api(path, opts) {

@@ -27,6 +27,7 @@ from lesiondx.io import AUTO, parse_window_option
 from .core import ServiceCore
 from .db import AuditEvent, Study
 from .ingest import FileError, Triage, triage_file
+from .pacs.export import export_detail
 from .settings import Settings
 from .worker import Predictor
 
@@ -148,7 +149,7 @@ def study_detail(study: Study) -> dict[str, Any]:
     return {
         **study_summary(study), "task_requested": study.task_requested, "options": study.options, "results": results,
         "errors": study.errors, "failure": study.failure, "attempts": study.attempts,
-        "n_files": len(study.files), "export": study.export_status,
+        "n_files": len(study.files), "export": export_detail(study),
         "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
         "disclaimer": DISCLAIMER,
     }

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from lesiondx.io import ImageReadError, deidentify, read_dataset
 from lesiondx.tasks import TASK_MODULES
 
+from .identity import OriginalIds, capture
 from .storage import safe_name
 
 SUPPORTED_MODALITIES = ("US", "CT")
@@ -56,6 +57,7 @@ class Accepted:
     study_uid: str | None = None
     series_uid: str | None = None
     region: str | None = None  # "chest" | "abdomen" | None (unknown)
+    original: OriginalIds | None = None  # DICOM: identifiers before de-identification (sealed in the identity map)
 
 
 @dataclass
@@ -201,7 +203,9 @@ def accept_dataset(name: str, ds: Dataset, salt: str) -> Accepted:
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise ImageReadError(name, "DICOM file lacks a transfer syntax (file meta information)")
+    original = capture(ds)
     deidentify(ds, salt)
+    original = OriginalIds(original.values, str(ds.get("SOPInstanceUID", "") or ""))
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -211,7 +215,7 @@ def accept_dataset(name: str, ds: Dataset, salt: str) -> Accepted:
         raise ImageReadError(name, f"cannot re-encode DICOM after de-identification ({exc})") from exc
     return Accepted(name=name, data=buffer.getvalue(), kind="dicom", suffix=".dcm", modality=modality,
                     study_uid=str(ds.get("StudyInstanceUID", "") or "") or None,
-                    series_uid=str(ds.get("SeriesInstanceUID", "") or "") or None, region=region)
+                    series_uid=str(ds.get("SeriesInstanceUID", "") or "") or None, region=region, original=original)
 
 
 def _region_from_text(ds: Dataset) -> str | None:

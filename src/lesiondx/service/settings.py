@@ -20,6 +20,14 @@ Environment variables (all optional):
     token; set this (and a firewall) whenever it listens off loopback.
 ``LESIONDX_MODEL``
     Model argument passed to the task's ``predict`` (default ``"default"``, the shipped model).
+``LESIONDX_RETENTION_DAYS``
+    Days after which a study's original ↔ pseudonym mapping is deleted (default 30; 0 = keep).
+    Its results can no longer be sent to the PACS after that.
+``LESIONDX_EXPORT_RETRY_S``
+    Comma-separated waits in seconds between PACS export attempts (default ``30,120,600,1800,3600``;
+    the last wait repeats).
+``LESIONDX_EXPORT_MAX_ATTEMPTS``
+    PACS export attempts before a study's export stays ``failed`` (default 8).
 """
 
 from __future__ import annotations
@@ -95,6 +103,9 @@ class Settings:
     worker_poll_seconds: float = 0.5
     model: str = "default"
     predictor_spec: str | None = None
+    retention_days: float = 30.0
+    export_retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
+    export_max_attempts: int = 8
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -119,6 +130,7 @@ class Settings:
             values["dicom_allowed_aets"] = tuple(a.strip() for a in env["LESIONDX_DICOM_ALLOWED_AETS"].split(",") if a.strip())
         if env.get("LESIONDX_MODEL"):
             values["model"] = env["LESIONDX_MODEL"]
+        values.update(_export_env(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("pacs"), str):
             values["pacs"] = PacsTarget.parse(str(values["pacs"]))
@@ -141,6 +153,25 @@ class Settings:
             raise SettingsError(f"DICOM port {self.dicom_port} out of range")
         if not 0 < len(self.dicom_aet) <= 16:
             raise SettingsError(f"DICOM AE title {self.dicom_aet!r} must be 1-16 characters")
+
+
+def _export_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
+    """Retention and PACS-export retry settings from the environment."""
+    values: dict[str, object] = {}
+    try:
+        if env.get("LESIONDX_RETENTION_DAYS"):
+            values["retention_days"] = float(env["LESIONDX_RETENTION_DAYS"])
+        if env.get("LESIONDX_EXPORT_RETRY_S"):
+            waits = tuple(float(w) for w in env["LESIONDX_EXPORT_RETRY_S"].split(",") if w.strip())
+            if not waits or min(waits) < 0:
+                raise ValueError
+            values["export_retry_seconds"] = waits
+        if env.get("LESIONDX_EXPORT_MAX_ATTEMPTS"):
+            values["export_max_attempts"] = max(1, int(env["LESIONDX_EXPORT_MAX_ATTEMPTS"]))
+    except ValueError:
+        raise SettingsError("LESIONDX_RETENTION_DAYS, LESIONDX_EXPORT_RETRY_S (e.g. '30,120,600') and "
+                            "LESIONDX_EXPORT_MAX_ATTEMPTS must be non-negative numbers") from None
+    return values
 
 
 def load_salt(storage: Path) -> str:

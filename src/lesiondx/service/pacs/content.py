@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.uid import generate_uid
+from lesiondx.io.deid import remap_uid
 
 from .source import SourceSeries
 
@@ -24,7 +24,7 @@ NOT_A_DIAGNOSIS = "AI-generated second opinion, not verified by a clinician; not
 def derived_uid(*parts: str) -> str:
     """A deterministic UID (``2.25.…``) from ``parts``: the same study and object kind give the same UID,
     so a re-sent result replaces the previous one in a PACS that overwrites instances."""
-    return str(generate_uid(prefix=None, entropy_srcs=["lesiondx result", *parts]))
+    return remap_uid("|".join(parts), "lesiondx result")
 
 
 @dataclass(frozen=True)

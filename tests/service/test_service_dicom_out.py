@@ -262,3 +262,54 @@ def test_png_uploads_are_not_sent_and_api_shows_no_identity(make_client, tmp_pat
     assert body["export"]["state"] == "failed" and body["export"]["next_try_at"]
     text = json.dumps(body)
     assert not any(marker in text for marker in (NAME, PID, ACCESSION, BIRTH))
+
+
+def _us_dicom(pixels: np.ndarray) -> bytes:
+    """SYNTHETIC DICOM wrapper (no geometry, like most ultrasound) around a bundled AUL image."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = generate_uid(), generate_uid(), "US"
+    ds.PatientID, ds.PatientName = PID, NAME
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation, ds.PixelData = 7, 0, pixels.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_ultrasound_without_geometry_gets_seg_sr_and_an_sc_with_empty_orientation(tmp_path):
+    from lesiondx.service.testing import stub_predictor
+    from service_helpers import US_IMAGES
+
+    core = ServiceCore(Settings(storage=tmp_path / "store"), predictor=stub_predictor)
+    pixels = np.asarray(Image.open(US_IMAGES[0]).convert("L"))
+    triage = triage_file("us.dcm", _us_dicom(pixels), core.salt, max_file_bytes=10**8)
+    study = core.submit(triage, requested_task=None, uploader="test")
+    core.worker.run_job(core.db.claim_next())
+    objects = _objects(core, study.id)
+    core.db.dispose()
+    assert sorted(objects) == ["OT", "SEG", "SR"] and objects["OT"][0].PatientOrientation == ""
+    with core.db.session() as s:
+        box = s.get(Study, study.id).results[0]["boxes"][0]
+    x1, y1, x2, y2 = box
+    mask = hd.seg.Segmentation.from_dataset(objects["SEG"][0]).pixel_array.reshape(pixels.shape)
+    assert mask[y1:y2, x1:x2].all() and mask.sum() == (x2 - x1) * (y2 - y1)
+
+
+def test_export_reasons_never_carry_original_identifiers(done_study):
+    from lesiondx.service.pacs.export import scrub
+
+    core, study_id, study_uid, sops = done_study
+    originals = originals_for_study(core.db, study_id, core.sealer)
+    sop = sorted(sops)[0]
+    text = scrub(f"bad image {sop} of {NAME} in {study_uid} (other 1.2.3.4.5.6); PACS at 127.0.0.1:104", originals)
+    assert NAME not in text and sop not in text and study_uid not in text and "1.2.3.4.5.6" not in text
+    assert "127.0.0.1:104" in text

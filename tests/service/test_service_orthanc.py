@@ -19,29 +19,13 @@ import warnings
 import highdicom as hd
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 
-from lesiondx.service.pacs.orthanc import Orthanc, find_orthanc
+from lesiondx.service.pacs.orthanc import Orthanc, find_orthanc, with_new_uids
 from lesiondx.service.settings import PacsTarget
 from service_helpers import CT_SERIES, free_port
 
 pytestmark = pytest.mark.skipif(find_orthanc() is None, reason="needs Orthanc (apt-get install orthanc)")
 PATIENT, NAME, ACCESSION = "RT-PATIENT-42", "ROUNDTRIP^ANNA", "RT-ACC-9"
-
-
-def identified_study() -> tuple[list[bytes], str]:
-    """The CT-MD P002 slices as one identified study with valid UIDs."""
-    study_uid, series_uid = generate_uid(), generate_uid()
-    blobs = []
-    for path in CT_SERIES:
-        ds = pydicom.dcmread(path)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.PatientID, ds.PatientName, ds.AccessionNumber, ds.PatientBirthDate = PATIENT, NAME, ACCESSION, "19600101"
-        buffer = io.BytesIO()
-        ds.save_as(buffer)
-        blobs.append(buffer.getvalue())
-    return blobs, study_uid
 
 
 @pytest.fixture
@@ -54,9 +38,12 @@ def roundtrip(make_client, tmp_path):
         client = make_client(predictor=None, dicom_port=lesiondx_port, host="127.0.0.1",
                              pacs=PacsTarget("ORTHANC", "127.0.0.1", orthanc_dicom), export_retry_seconds=(1.0,),
                              study_quiet_seconds=30)
-        blobs, study_uid = identified_study()
+        blobs = with_new_uids(CT_SERIES, PatientID=PATIENT, PatientName=NAME, AccessionNumber=ACCESSION,
+                              PatientBirthDate="19600101")
         answers = [orthanc.upload(b) for b in blobs]
-        yield orthanc, client, answers[0]["ParentStudy"], study_uid, {pydicom.dcmread(io.BytesIO(b)).SOPInstanceUID for b in blobs}
+        headers = [pydicom.dcmread(io.BytesIO(b), stop_before_pixels=True) for b in blobs]
+        yield orthanc, client, answers[0]["ParentStudy"], str(headers[0].StudyInstanceUID), {
+            str(ds.SOPInstanceUID) for ds in headers}
     finally:
         orthanc.stop()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from datetime import datetime, timedelta
@@ -21,15 +22,25 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from ..db import IdentityRecord, Study, StudyFile, utcnow
-from ..identity import originals_for_study, purge_expired
+from ..identity import StudyOriginals, originals_for_study, purge_expired
 from ..settings import PacsTarget
 from .build import build_result_objects
 
 log = logging.getLogger("lesiondx.service.pacs")
 PURGE_EVERY_S = 3600.0
+UID_LIKE = re.compile(r"\b\d+(?:\.\d+){4,}\b")
+
+
+def scrub(text: str, originals: StudyOriginals | None) -> str:
+    """``text`` (an error message shown by the API) without any original identifier or UID in it."""
+    if originals is not None:
+        values = {v for values in (originals.study, *originals.instances.values()) for v in values.values() if len(v) > 2}
+        for value in sorted(values, key=len, reverse=True):
+            text = text.replace(value, "[original]")
+    return UID_LIKE.sub("[uid]", text)
 
 
 def send(objects: list[Dataset], target: PacsTarget, *, calling_aet: str = "LESIONDX", timeout: float = 30) -> list[int]:
@@ -141,7 +152,7 @@ def export_once(core: Any, study_id: str) -> str:
         if bad:
             raise RuntimeError(f"PACS answered {len(bad)} of {len(statuses)} C-STORE(s) with failure status {', '.join(sorted(set(bad)))}")
     except Exception as exc:  # PACS down, refused, bad object: retry later
-        reason = f"{type(exc).__name__}: {exc}"[:300]
+        reason = scrub(f"{type(exc).__name__}: {exc}", originals)[:300]
         waits = core.settings.export_retry_seconds or (60.0,)
         if attempts >= core.settings.export_max_attempts:
             _set_state(core, study_id, "failed", reason=f"{reason} (gave up after {attempts} attempts)")
@@ -156,7 +167,7 @@ def export_once(core: Any, study_id: str) -> str:
             study.export_version = version
     _set_state(core, study_id, "sent", sent_at=_iso(utcnow()), objects={"SEG": built.count("SEG"), "SR": built.count("SR"),
                                                                         "SC": built.count("OT")},
-               skipped=list(built.skipped), reason=None)
+               skipped=[scrub(text, originals) for text in built.skipped], reason=None)
     return "sent"
 
 
@@ -173,8 +184,8 @@ class Exporter:
 
     def start(self) -> None:
         with self.core.db.session() as s, s.begin():  # a dead process left these mid-send
-            s.execute(update(Study).where(or_(Study.export_state == "sending")).values(export_state="pending",
-                                                                                     export_next_at=utcnow()))
+            s.execute(update(Study).where(Study.export_state == "sending").values(export_state="pending",
+                                                                                export_next_at=utcnow()))
         self._thread = threading.Thread(target=self._loop, name="lesiondx-exporter", daemon=True)
         self._thread.start()
 

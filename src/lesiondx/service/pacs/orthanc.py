@@ -10,6 +10,7 @@ false (REST from localhost only), ``DicomAlwaysAllowStore`` / ``DicomAlwaysAllow
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -18,6 +19,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydicom
+from pydicom.uid import generate_uid
+
+
+def with_new_uids(paths: list[Path], **attributes: str) -> list[bytes]:
+    """The files as one new study (fresh Study/Series/SOP Instance UIDs, ``attributes`` set), as bytes.
+
+    The bundled CT-MD slices have an empty SOPInstanceUID, which Orthanc and dcmtk refuse.
+    """
+    study_uid, series_uid = generate_uid(), generate_uid()
+    out = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out.append(buffer.getvalue())
+    return out
 
 
 def find_orthanc() -> Path | None:

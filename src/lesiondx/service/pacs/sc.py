@@ -40,7 +40,7 @@ def secondary_capture(ref: Dataset, sources: list[Dataset], overlay_png: Path, *
     """An RGB SC of ``overlay_png`` in ``ref``'s (original) study, referencing ``sources`` in SourceImageSequence.
 
     The overlay is drawn on the source slice at its own pixel grid, so the slice's orientation holds
-    (PatientOrientation copied from it); without one the SC is in no patient coordinate system.
+    (PatientOrientation copied from it, or derived from its ImageOrientationPatient; empty when unknown).
     """
     pixels = np.asarray(Image.open(overlay_png).convert("RGB"), dtype=np.uint8)
     orientation = patient_orientation(ref)
@@ -48,9 +48,11 @@ def secondary_capture(ref: Dataset, sources: list[Dataset], overlay_png: Path, *
         warnings.simplefilter("ignore")
         sc = hd.sc.SCImage.from_ref_dataset(
             ref_dataset=ref, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-            coordinate_system="PATIENT" if orientation else None, patient_orientation=orientation,
+            coordinate_system="PATIENT", patient_orientation=orientation or ("L", "P"),
             series_instance_uid=series_uid, series_number=series_number, sop_instance_uid=sop_uid,
             instance_number=instance_number, manufacturer="lesiondx", transfer_syntax_uid=ExplicitVRLittleEndian)
+    if orientation is None:  # unknown (e.g. ultrasound): PatientOrientation is type 2, empty says so
+        sc.PatientOrientation = ""
     items = []
     for source in sources:
         item = Dataset()

@@ -171,35 +171,35 @@ def export_once(core: Any, study_id: str) -> str:
     return "sent"
 
 
-class Exporter:
-    """A daemon thread sending due exports (wake it after :func:`queue_export`) and purging expired mappings."""
+class Exporter(threading.Thread):
+    """A daemon thread sending due exports (:meth:`wake` it after :func:`queue_export`) and purging expired mappings."""
 
     def __init__(self, core: Any, poll_seconds: float = 2.0) -> None:
-        self.core = core
-        self.poll_seconds = poll_seconds
-        self._stop = threading.Event()
+        super().__init__(name="lesiondx-exporter", daemon=True)
+        self.core, self.poll_seconds = core, poll_seconds
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = False
         self._last_purge = 0.0
 
     def start(self) -> None:
-        with self.core.db.session() as s, s.begin():  # a dead process left these mid-send
-            s.execute(update(Study).where(Study.export_state == "sending").values(export_state="pending",
-                                                                                export_next_at=utcnow()))
-        self._thread = threading.Thread(target=self._loop, name="lesiondx-exporter", daemon=True)
-        self._thread.start()
+        """Put exports a dead process left ``sending`` back to ``pending``, then run."""
+        with self.core.db.session() as s, s.begin():
+            s.execute(update(Study).where(Study.export_state == "sending")
+                      .values(export_state="pending", export_next_at=utcnow()))
+        super().start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Finish the current attempt (a C-STORE in flight completes) and end the thread."""
+        self._stopping = True
+        self.wake()
+        if self.is_alive():
+            self.join(timeout)
 
     def wake(self) -> None:
         self._wake.set()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def run(self) -> None:
+        while not self._stopping:
             try:
                 if time.monotonic() - self._last_purge > PURGE_EVERY_S:
                     self._last_purge = time.monotonic()

@@ -201,6 +201,17 @@ def test_export_retries_with_back_off_then_gives_up(done_study):
     assert _claim(core) is None
 
 
+def test_a_rerun_queued_during_a_send_is_not_overwritten_by_its_outcome(done_study):
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, _, _ = done_study
+    assert queue_export(core, study_id) and _claim(core) == study_id
+    assert queue_export(core, study_id)  # the study was re-run while version 1 was being sent
+    export_once(core, study_id)  # version 1 fails (no PACS listening)...
+    with core.db.session() as s:
+        assert export_detail(s.get(Study, study_id))["state"] == "pending"  # ...the re-run's export still goes
+
+
 def test_export_sends_seg_sr_sc_to_a_storage_scp(done_study):
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import (ComprehensiveSRStorage, Comprehensive3DSRStorage,

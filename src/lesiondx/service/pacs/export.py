@@ -66,10 +66,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _set_state(core: Any, study_id: str, state: str, **detail: Any) -> None:
+def _set_state(core: Any, study_id: str, state: str, *, after_send: bool = False, **detail: Any) -> None:
+    """Store the export state; ``after_send``: only if still ``sending`` (a re-run queued meanwhile wins)."""
     with core.db.session() as s, s.begin():
         study = s.get(Study, study_id)
-        if study is None:
+        if study is None or (after_send and study.export_state != "sending"):
             return
         study.export_state = state
         study.export_next_at = detail.pop("next_at", None)
@@ -135,17 +136,17 @@ def export_once(core: Any, study_id: str) -> str:
         study = s.get(Study, study_id)
         attempts = study.export_attempts if study else 0
         version = (study.export_version if study else 0) + 1
-    _set_state(core, study_id, "sending")
+    _set_state(core, study_id, "sending", after_send=True)
     originals = originals_for_study(core.db, study_id, core.sealer)
     if target is None or originals is None:
         reason = "no PACS configured" if target is None else "original identifiers not kept (not DICOM, or deleted by retention)"
-        _set_state(core, study_id, "failed", reason=reason)
+        _set_state(core, study_id, "failed", after_send=True, reason=reason)
         return "failed"
     try:
         study_key = core.sealer.study_key(originals.study.get("StudyInstanceUID", ""))
         built = build_result_objects(core, study_id, originals, study_key, version)
         if not built.objects:
-            _set_state(core, study_id, "failed", reason="nothing to send (study not done or without DICOM images)")
+            _set_state(core, study_id, "failed", after_send=True, reason="nothing to send (study not done or without DICOM images)")
             return "failed"
         statuses = send(list(built.objects), target, calling_aet=core.settings.dicom_aet)
         bad = [f"0x{st:04X}" for st in statuses if st not in (0x0000, 0xB000, 0xB007, 0xB006)]
@@ -155,18 +156,18 @@ def export_once(core: Any, study_id: str) -> str:
         reason = scrub(f"{type(exc).__name__}: {exc}", originals)[:300]
         waits = core.settings.export_retry_seconds or (60.0,)
         if attempts >= core.settings.export_max_attempts:
-            _set_state(core, study_id, "failed", reason=f"{reason} (gave up after {attempts} attempts)")
+            _set_state(core, study_id, "failed", after_send=True, reason=f"{reason} (gave up after {attempts} attempts)")
         else:
             wait = waits[min(attempts - 1, len(waits) - 1)] if attempts > 0 else waits[0]
-            _set_state(core, study_id, "failed", reason=reason, next_at=utcnow() + timedelta(seconds=wait))
+            _set_state(core, study_id, "failed", after_send=True, reason=reason, next_at=utcnow() + timedelta(seconds=wait))
         log.warning("PACS export of study %s failed (attempt %d): %s", study_id, attempts, type(exc).__name__)
         return "failed"
     with core.db.session() as s, s.begin():
         study = s.get(Study, study_id)
         if study is not None:
-            study.export_version = version
-    _set_state(core, study_id, "sent", sent_at=_iso(utcnow()), objects={"SEG": built.count("SEG"), "SR": built.count("SR"),
-                                                                        "SC": built.count("OT")},
+            study.export_version = max(study.export_version or 0, version)
+    counts = {"SEG": built.count("SEG"), "SR": built.count("SR"), "SC": built.count("OT")}
+    _set_state(core, study_id, "sent", after_send=True, sent_at=_iso(utcnow()), objects=counts,
                skipped=[scrub(text, originals) for text in built.skipped], reason=None)
     return "sent"
 

@@ -135,7 +135,8 @@ def export_once(core: Any, study_id: str) -> str:
     with core.db.session() as s:
         study = s.get(Study, study_id)
         attempts = study.export_attempts if study else 0
-        version = (study.export_version if study else 0) + 1
+        # the result's own version when the study tracks one (reopened studies), else one more than last sent
+        version = (getattr(study, "result_version", 0) or (study.export_version or 0) + 1) if study else 1
     _set_state(core, study_id, "sending", after_send=True)
     originals = originals_for_study(core.db, study_id, core.sealer)
     if target is None or originals is None:

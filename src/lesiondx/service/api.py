@@ -29,6 +29,7 @@ from .auth import Actor, require_token  # noqa: F401 (require_token: re-exported
 from .core import ServiceCore
 from .db import AuditEvent, Study
 from .ingest import FileError, Triage, pseudonyms, triage_file
+from .pacs.export import export_detail
 from .settings import Settings
 from .websafety import WebSafety, page_csp, scrub_paths
 from .worker import Predictor
@@ -130,7 +131,7 @@ def study_detail(study: Study) -> dict[str, Any]:
     return {
         **study_summary(study), "task_requested": study.task_requested, "options": study.options, "results": results,
         "errors": study.errors, "warnings": study.warnings, "failure": study.failure, "attempts": study.attempts,
-        "n_files": len(study.files), "export": study.export_status,
+        "n_files": len(study.files), "export": export_detail(study),
         "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
         "disclaimer": DISCLAIMER,
     }

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from .db import Database, Study, StudyFile, utcnow
 from .bounds import IngestPolicy
+from .identity import Sealer, record_for
 from .ingest import Accepted, FileError, Triage, choose_task
 from .settings import Settings, load_salt
 from .storage import Storage, safe_name
@@ -33,11 +34,13 @@ class ServiceCore:
         self.storage = Storage(settings.storage)
         self.salt = load_salt(settings.storage)
         self.ingest_policy = IngestPolicy.from_settings(settings)
+        self.sealer = Sealer(self.salt)
         self.db = Database(settings.database_url)
         self.predictor = predictor or load_predictor(settings.predictor_spec)
         self.worker = Worker(self.db, self.storage, self.predictor, model=settings.model,
                              poll_seconds=settings.worker_poll_seconds, on_done=self._after_job)
         self.dicom_node: Any = None
+        self.exporter: Any = None
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -48,6 +51,10 @@ class ServiceCore:
         self._started = True
         self.close_quiet_studies(force=True)
         self.worker.start()
+        from .pacs import Exporter
+
+        self.exporter = Exporter(self)
+        self.exporter.start()
         if dicom and self.settings.dicom_port is not None:
             from .dicom_node import DicomNode
 
@@ -60,6 +67,9 @@ class ServiceCore:
             self.dicom_node.stop()
             self.dicom_node = None
         self.worker.stop()
+        if self.exporter is not None:
+            self.exporter.stop()
+            self.exporter = None
         self.db.dispose()
         self._started = False
 
@@ -91,9 +101,12 @@ class ServiceCore:
 
     def _file_row(self, item: Accepted, position: int) -> StudyFile:
         sha = self.storage.put(item.data)
-        return StudyFile(position=position, sha256=sha, name=safe_name(item.name)[:255], kind=item.kind,
-                         suffix=item.suffix, modality=item.modality, series_uid=item.series_uid, region=item.region,
-                         size=len(item.data))
+        row = StudyFile(position=position, sha256=sha, name=safe_name(item.name)[:255], kind=item.kind,
+                        suffix=item.suffix, modality=item.modality, series_uid=item.series_uid, region=item.region,
+                        size=len(item.data))
+        if item.original is not None:  # DICOM: keep the original identifiers, sealed (service/identity.py)
+            row.identity = record_for(item.original, self.sealer)
+        return row
 
     def add_dicom_instance(self, item: Accepted | FileError, *, calling_aet: str) -> str | None:
         """File one received instance into the open ``receiving`` study with its StudyInstanceUID."""
@@ -161,12 +174,14 @@ class ServiceCore:
         study.add_errors([e.to_dict() for e in errors])
 
     def _after_job(self, study_id: str) -> None:
-        """After a successful job: send results to the PACS when configured and the study came as DICOM."""
-        if self.settings.pacs is None:
-            return
-        from .dicom_out import export_study
+        """After a successful job: queue the results for the PACS when configured and the study came as DICOM."""
+        self.queue_export(study_id)
 
-        export_study(self, study_id)
+    def queue_export(self, study_id: str) -> bool:
+        """(Re-)send a study's results to the PACS as its current version (see :mod:`lesiondx.service.pacs`)."""
+        from .pacs import queue_export
+
+        return queue_export(self, study_id)
 
 
 def _warnings(files: list[Accepted]) -> list[dict[str, str]]:

@@ -62,7 +62,11 @@ class Study(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    export_status: Mapped[str | None] = mapped_column(Text, nullable=True)
+    export_status: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: see service/pacs/export.py
+    export_state: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)  # pending|sending|sent|failed
+    export_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    export_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    export_version: Mapped[int] = mapped_column(Integer, default=0)  # result version sent to the PACS (1, 2, ...)
     options_json: Mapped[str] = mapped_column(Text, default="{}")  # task options given at upload (e.g. window)
     warnings_json: Mapped[str | None] = mapped_column(Text, nullable=True, default="[]")  # [{"file", "reason"}]
     files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
@@ -118,6 +122,26 @@ class StudyFile(Base):
     region: Mapped[str | None] = mapped_column(String(16), nullable=True)  # CT: "chest" | "abdomen"
     size: Mapped[int] = mapped_column(Integer, default=0)
     study: Mapped[Study] = relationship(back_populates="files")
+    identity: Mapped["IdentityRecord | None"] = relationship(back_populates="file", cascade="all, delete-orphan",
+                                                             uselist=False)
+
+
+class IdentityRecord(Base):
+    """The original identifiers of one stored DICOM instance, sealed (see :mod:`lesiondx.service.identity`).
+
+    Needed only to file results under the original study in the PACS. Never returned by the API or
+    logged; deleted with its file / study, and after ``LESIONDX_RETENTION_DAYS``.
+    """
+
+    __tablename__ = "identity_map"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("study_files.id", ondelete="CASCADE"), index=True, unique=True)
+    study_key: Mapped[str] = mapped_column(String(64), index=True)  # keyed hash of the original StudyInstanceUID
+    pseudo_sop_uid: Mapped[str] = mapped_column(String(64), index=True)  # the SOPInstanceUID of the stored file
+    sealed: Mapped[str] = mapped_column(Text)  # encrypted JSON of the original identifiers
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    file: Mapped[StudyFile] = relationship(back_populates="identity")
 
 
 class AuditEvent(Base):
@@ -163,7 +187,10 @@ class ReaderRead(Base):
 
 
 # Columns added after the first release, with the SQL default that fills existing rows.
-ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "warnings_json": "TEXT DEFAULT '[]'"}}
+ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "warnings_json": "TEXT DEFAULT '[]'",
+                             "export_state": "VARCHAR(16)",
+                             "export_next_at": "TIMESTAMP", "export_attempts": "INTEGER DEFAULT 0",
+                             "export_version": "INTEGER DEFAULT 0"}}
 
 
 def _add_missing_columns(engine: Engine) -> None:

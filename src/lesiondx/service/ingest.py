@@ -29,6 +29,7 @@ from lesiondx.io.deid.raster import STORED_SUFFIX, scrub_raster
 from lesiondx.tasks import TASK_MODULES
 
 from .bounds import IngestPolicy, ZipRefused, burned_in_reason, iter_zip, pixel_limit_reason
+from .identity import OriginalIds, capture
 from .storage import safe_name
 
 log = logging.getLogger("lesiondx.service.ingest")
@@ -73,6 +74,7 @@ class Accepted:
     series_uid: str | None = None
     region: str | None = None  # "chest" | "abdomen" | None (unknown)
     warnings: tuple[str, ...] = ()  # e.g. burned-in text likely (shown on the study)
+    original: OriginalIds | None = None  # DICOM: identifiers before de-identification (sealed in the identity map)
 
 
 @dataclass
@@ -263,7 +265,9 @@ def accept_dataset(name: str, ds: Dataset, salt: str, policy: IngestPolicy | Non
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise ImageReadError(name, "DICOM file lacks a transfer syntax (file meta information)")
+    original = capture(ds)
     deidentify(ds, salt, options=policy.deid, phase=guess_phase(ds))
+    original = OriginalIds(original.values, str(ds.get("SOPInstanceUID", "") or ""))
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -274,7 +278,7 @@ def accept_dataset(name: str, ds: Dataset, salt: str, policy: IngestPolicy | Non
     return Accepted(name=name, data=buffer.getvalue(), kind="dicom", suffix=".dcm", modality=modality,
                     study_uid=str(ds.get("StudyInstanceUID", "") or "") or None,
                     series_uid=str(ds.get("SeriesInstanceUID", "") or "") or None, region=region,
-                    warnings=(warning,) if warning else ())
+                    warnings=(warning,) if warning else (), original=original)
 
 
 def _int(value: object, default: int = 0) -> int:

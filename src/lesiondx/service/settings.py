@@ -43,6 +43,14 @@ Environment variables (all optional):
 ``LESIONDX_REFUSE_BURNED_IN``
     ``1`` refuses images with BurnedInAnnotation YES and those of modalities that usually carry burned-in
     text (US, OT/SC, PNG/JPG) unless marked NO; default: accepted with a warning on the study.
+``LESIONDX_RETENTION_DAYS``
+    Days after which a study's original ↔ pseudonym mapping is deleted (default 30; 0 = keep).
+    Its results can no longer be sent to the PACS after that.
+``LESIONDX_EXPORT_RETRY_S``
+    Comma-separated waits in seconds between PACS export attempts (default ``30,120,600,1800,3600``;
+    the last wait repeats).
+``LESIONDX_EXPORT_MAX_ATTEMPTS``
+    PACS export attempts before a study's export stays ``failed`` (default 8).
 """
 
 from __future__ import annotations
@@ -158,6 +166,9 @@ class Settings:
     deid_dates: str = "remove"
     deid_patient_characteristics: bool = False
     refuse_burned_in: bool = False
+    retention_days: float = 30.0
+    export_retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
+    export_max_attempts: int = 8
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -193,6 +204,7 @@ class Settings:
         if env.get("LESIONDX_MODEL"):
             values["model"] = env["LESIONDX_MODEL"]
         values.update(_deid_and_bounds_from_env(env))
+        values.update(_export_env(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("pacs"), str):
             values["pacs"] = PacsTarget.parse(str(values["pacs"]))
@@ -261,6 +273,25 @@ def _deid_and_bounds_from_env(env: "os._Environ[str] | dict[str, str]") -> dict[
                       ("refuse_burned_in", "LESIONDX_REFUSE_BURNED_IN")):
         if env.get(name):
             values[key] = env[name].strip().lower() in _TRUE
+    return values
+
+
+def _export_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
+    """Retention and PACS-export retry settings from the environment."""
+    values: dict[str, object] = {}
+    try:
+        if env.get("LESIONDX_RETENTION_DAYS"):
+            values["retention_days"] = float(env["LESIONDX_RETENTION_DAYS"])
+        if env.get("LESIONDX_EXPORT_RETRY_S"):
+            waits = tuple(float(w) for w in env["LESIONDX_EXPORT_RETRY_S"].split(",") if w.strip())
+            if not waits or min(waits) < 0:
+                raise ValueError
+            values["export_retry_seconds"] = waits
+        if env.get("LESIONDX_EXPORT_MAX_ATTEMPTS"):
+            values["export_max_attempts"] = max(1, int(env["LESIONDX_EXPORT_MAX_ATTEMPTS"]))
+    except ValueError:
+        raise SettingsError("LESIONDX_RETENTION_DAYS, LESIONDX_EXPORT_RETRY_S (e.g. '30,120,600') and "
+                            "LESIONDX_EXPORT_MAX_ATTEMPTS must be non-negative numbers") from None
     return values
 
 

@@ -1,0 +1,91 @@
+"""All result objects of one finished study, in the patient's original study: one SEG per input
+series with lesion boxes, one TID 1500 SR, one SC per overlay.
+
+UIDs are derived from the keyed hash of the original StudyInstanceUID, the task and the object's
+kind and index (:func:`~lesiondx.service.pacs.content.derived_uid`): a re-run of the same study
+produces the same Series/SOP Instance UIDs, so a PACS that overwrites instances (Orthanc:
+``"OverwriteInstances": true``) keeps one current version; SeriesDescription says which version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..db import Study
+from ..identity import StudyOriginals
+from .content import box_findings, derived_uid, findings, overlay_source
+from .sc import secondary_capture
+from .seg import box_mask, segmentation
+from .source import load_sources
+from .sr import measurement_report
+
+SERIES_NUMBERS = {"seg": 9901, "sr": 9902, "sc": 9903}
+
+
+@dataclass(frozen=True)
+class ResultObjects:
+    """What goes to the PACS for one study, and what could not be built (reasons, no PHI)."""
+
+    objects: tuple[Dataset, ...]
+    skipped: tuple[str, ...] = ()
+
+    def count(self, modality: str) -> int:
+        return sum(1 for ds in self.objects if ds.get("Modality") == modality)
+
+
+def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, study_key: str,
+                         result_version: int) -> ResultObjects:
+    """SEG(s) + SR + SC(s) for a ``done`` study; empty when it has no DICOM source of its own."""
+    with core.db.session() as s:
+        study = s.get(Study, study_id)
+        if study is None or study.status != "done":
+            return ResultObjects(())
+        entries, task = study.results, study.task or "unknown"
+    inputs = load_sources(core, study_id, originals)
+    if not any(series.images for series in inputs):
+        return ResultObjects(())
+
+    def uid(*parts: str) -> str:
+        return derived_uid(study_key, task, *parts)
+
+    skipped: list[str] = []
+    boxes = box_findings(task, entries, inputs)
+    all_findings = findings(task, entries, inputs)
+    segs: dict[str, tuple[Dataset, str]] = {}
+    objects: list[Dataset] = []
+    version = all_findings[0].version if all_findings else "unknown"
+    for index, series in enumerate(inputs):
+        if not series.images:
+            continue
+        mask = box_mask(series, boxes)
+        if not mask.any():
+            continue
+        try:
+            seg = segmentation(series, mask, task=task, version=version, series_uid=uid("seg", str(index)),
+                               sop_uid=uid("seg", str(index), "1"), series_number=SERIES_NUMBERS["seg"] + 10 * index,
+                               result_version=result_version)
+        except Exception as exc:  # e.g. source images highdicom cannot place (no geometry): the rest still goes
+            skipped.append(f"SEG of input {index + 1}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        segs[series.name] = (seg, str(series.images[0].SeriesInstanceUID))
+        objects.append(seg)
+    images = [ds for series in inputs for ds in series.images]
+    by_series = {series.name: list(series.images) for series in inputs}
+    objects.append(measurement_report(task, all_findings, images, segs, by_series, series_uid=uid("sr"),
+                                      sop_uid=uid("sr", "1"), device_uid=uid("device"),
+                                      series_number=SERIES_NUMBERS["sr"], result_version=result_version))
+    number = 0
+    for entry_index, entry in enumerate(entries):
+        for name in entry.get("overlays") or []:
+            path = core.storage.result_file(study_id, name)
+            sources = overlay_source(name, task, entry_index, inputs)
+            if path is None or not sources:
+                continue
+            number += 1
+            objects.append(secondary_capture(sources[len(sources) // 2], sources, path, series_uid=uid("sc"),
+                                             sop_uid=uid("sc", str(number)), instance_number=number,
+                                             series_number=SERIES_NUMBERS["sc"], result_version=result_version))
+    return ResultObjects(tuple(objects), tuple(skipped))

@@ -1,0 +1,216 @@
+"""PACS export: a durable queue on the ``studies`` table, C-STORE with retry and back-off.
+
+State of a study's export (``Study.export_state``, detail as JSON in ``Study.export_status``, shown
+by the API as ``export``): ``pending`` → ``sending`` → ``sent`` | ``failed`` (with the reason and,
+while attempts remain, ``next_try_at``; waits from ``settings.export_retry_seconds``, the last one
+repeating, at most ``settings.export_max_attempts`` attempts). :func:`queue_export` (called after
+every successful job, including a re-run of a reopened study) puts a study back to ``pending``; the
+:class:`Exporter` thread sends due exports, and at start re-queues exports a dead process left
+``sending``. It also deletes expired identity mappings (``settings.retention_days``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from sqlalchemy import select, update
+
+from ..db import IdentityRecord, Study, StudyFile, utcnow
+from ..identity import StudyOriginals, originals_for_study, purge_expired
+from ..settings import PacsTarget
+from .build import build_result_objects
+
+log = logging.getLogger("lesiondx.service.pacs")
+PURGE_EVERY_S = 3600.0
+UID_LIKE = re.compile(r"\b\d+(?:\.\d+){4,}\b")
+
+
+def scrub(text: str, originals: StudyOriginals | None) -> str:
+    """``text`` (an error message shown by the API) without any original identifier or UID in it."""
+    if originals is not None:
+        values = {v for values in (originals.study, *originals.instances.values()) for v in values.values() if len(v) > 2}
+        for value in sorted(values, key=len, reverse=True):
+            text = text.replace(value, "[original]")
+    return UID_LIKE.sub("[uid]", text)
+
+
+def send(objects: list[Dataset], target: PacsTarget, *, calling_aet: str = "LESIONDX", timeout: float = 30) -> list[int]:
+    """C-STORE every object to ``target``; the DIMSE status of each (raises ConnectionError without association)."""
+    ae = AE(ae_title=calling_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    for sop_class in dict.fromkeys(str(ds.SOPClassUID) for ds in objects):
+        ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    assoc = ae.associate(target.host, target.port, ae_title=target.aet)
+    if not assoc.is_established:
+        raise ConnectionError(f"PACS {target} refused the association or is unreachable")
+    statuses: list[int] = []
+    try:
+        for ds in objects:
+            status = assoc.send_c_store(ds)
+            statuses.append(int(status.Status) if status and "Status" in status else -1)
+    finally:
+        assoc.release()
+    return statuses
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _set_state(core: Any, study_id: str, state: str, *, after_send: bool = False, **detail: Any) -> None:
+    """Store the export state; ``after_send``: only if still ``sending`` (a re-run queued meanwhile wins)."""
+    with core.db.session() as s, s.begin():
+        study = s.get(Study, study_id)
+        if study is None or (after_send and study.export_state != "sending"):
+            return
+        study.export_state = state
+        study.export_next_at = detail.pop("next_at", None)
+        payload = {"state": state, "attempts": study.export_attempts, "version": study.export_version,
+                   "target": str(core.settings.pacs) if core.settings.pacs else None, **detail,
+                   "next_try_at": _iso(study.export_next_at), "updated_at": _iso(utcnow())}
+        study.export_status = json.dumps(payload)
+
+
+def export_detail(study: Study) -> dict[str, Any] | None:
+    """The export state the API shows (``state``, ``attempts``, ``reason``, ``next_try_at``...); None if never queued."""
+    if not study.export_status:
+        return None
+    try:
+        value = json.loads(study.export_status)
+    except ValueError:  # written by an older lesiondx: plain text
+        return {"state": "sent" if study.export_status.startswith("sent") else "failed", "reason": study.export_status}
+    return value if isinstance(value, dict) else None
+
+
+def has_dicom_identity(core: Any, study_id: str) -> bool:
+    """Whether the study has stored DICOM with a kept mapping (PNG/JPG uploads have none)."""
+    with core.db.session() as s:
+        return s.scalar(select(IdentityRecord.id).join(StudyFile).where(StudyFile.study_id == study_id).limit(1)) is not None
+
+
+def queue_export(core: Any, study_id: str) -> bool:
+    """Queue (or re-queue, as a new version) a study's results for the PACS; False when nothing is to be sent
+    (no PACS configured, or a study without DICOM of its own)."""
+    if core.settings.pacs is None or not has_dicom_identity(core, study_id):
+        return False
+    with core.db.session() as s, s.begin():
+        study = s.get(Study, study_id)
+        if study is None:
+            return False
+        study.export_attempts = 0
+    _set_state(core, study_id, "pending", next_at=utcnow())
+    exporter = getattr(core, "exporter", None)
+    if exporter is not None:
+        exporter.wake()
+    return True
+
+
+def _claim(core: Any) -> str | None:
+    now = utcnow()
+    with core.db.session() as s:
+        due = s.scalars(select(Study.id).where(Study.export_state.in_(("pending", "failed")),
+                                               Study.export_next_at.is_not(None), Study.export_next_at <= now)
+                        .order_by(Study.export_next_at).limit(5)).all()
+    for study_id in due:
+        with core.db.session() as s, s.begin():
+            claimed = s.execute(update(Study).where(Study.id == study_id, Study.export_state.in_(("pending", "failed")))
+                                .values(export_state="sending", export_attempts=Study.export_attempts + 1))
+        if claimed.rowcount:
+            return study_id
+    return None
+
+
+def export_once(core: Any, study_id: str) -> str:
+    """One attempt at sending a claimed study; stores and returns the new state."""
+    target = core.settings.pacs
+    with core.db.session() as s:
+        study = s.get(Study, study_id)
+        attempts = study.export_attempts if study else 0
+        # the result's own version when the study tracks one (reopened studies), else one more than last sent
+        version = (getattr(study, "result_version", 0) or (study.export_version or 0) + 1) if study else 1
+    _set_state(core, study_id, "sending", after_send=True)
+    originals = originals_for_study(core.db, study_id, core.sealer)
+    if target is None or originals is None:
+        reason = "no PACS configured" if target is None else "original identifiers not kept (not DICOM, or deleted by retention)"
+        _set_state(core, study_id, "failed", after_send=True, reason=reason)
+        return "failed"
+    try:
+        study_key = core.sealer.study_key(originals.study.get("StudyInstanceUID", ""))
+        built = build_result_objects(core, study_id, originals, study_key, version)
+        if not built.objects:
+            _set_state(core, study_id, "failed", after_send=True, reason="nothing to send (study not done or without DICOM images)")
+            return "failed"
+        statuses = send(list(built.objects), target, calling_aet=core.settings.dicom_aet)
+        bad = [f"0x{st:04X}" for st in statuses if st not in (0x0000, 0xB000, 0xB007, 0xB006)]
+        if bad:
+            raise RuntimeError(f"PACS answered {len(bad)} of {len(statuses)} C-STORE(s) with failure status {', '.join(sorted(set(bad)))}")
+    except Exception as exc:  # PACS down, refused, bad object: retry later
+        reason = scrub(f"{type(exc).__name__}: {exc}", originals)[:300]
+        waits = core.settings.export_retry_seconds or (60.0,)
+        if attempts >= core.settings.export_max_attempts:
+            _set_state(core, study_id, "failed", after_send=True, reason=f"{reason} (gave up after {attempts} attempts)")
+        else:
+            wait = waits[min(attempts - 1, len(waits) - 1)] if attempts > 0 else waits[0]
+            _set_state(core, study_id, "failed", after_send=True, reason=reason, next_at=utcnow() + timedelta(seconds=wait))
+        log.warning("PACS export of study %s failed (attempt %d): %s", study_id, attempts, type(exc).__name__)
+        return "failed"
+    with core.db.session() as s, s.begin():
+        study = s.get(Study, study_id)
+        if study is not None:
+            study.export_version = max(study.export_version or 0, version)
+    counts = {"SEG": built.count("SEG"), "SR": built.count("SR"), "SC": built.count("OT")}
+    _set_state(core, study_id, "sent", after_send=True, sent_at=_iso(utcnow()), objects=counts,
+               skipped=[scrub(text, originals) for text in built.skipped], reason=None)
+    return "sent"
+
+
+class Exporter(threading.Thread):
+    """A daemon thread sending due exports (:meth:`wake` it after :func:`queue_export`) and purging expired mappings."""
+
+    def __init__(self, core: Any, poll_seconds: float = 2.0) -> None:
+        super().__init__(name="lesiondx-exporter", daemon=True)
+        self.core, self.poll_seconds = core, poll_seconds
+        self._wake = threading.Event()
+        self._stopping = False
+        self._last_purge = 0.0
+
+    def start(self) -> None:
+        """Put exports a dead process left ``sending`` back to ``pending``, then run."""
+        with self.core.db.session() as s, s.begin():
+            s.execute(update(Study).where(Study.export_state == "sending")
+                      .values(export_state="pending", export_next_at=utcnow()))
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the current attempt (a C-STORE in flight completes) and end the thread."""
+        self._stopping = True
+        self.wake()
+        if self.is_alive():
+            self.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopping:
+            try:
+                if time.monotonic() - self._last_purge > PURGE_EVERY_S:
+                    self._last_purge = time.monotonic()
+                    purge_expired(self.core.db, self.core.settings.retention_days)
+                study_id = _claim(self.core)
+                if study_id is not None:
+                    export_once(self.core, study_id)
+                    continue
+            except Exception:  # database briefly unavailable: try again later
+                log.exception("PACS exporter step failed")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()

@@ -1,0 +1,95 @@
+"""The images a study's results refer to, with their ORIGINAL identifiers restored.
+
+The stored files are de-identified; :func:`load_sources` reads them in the order the task saw
+them (the worker's own :func:`~lesiondx.service.worker.materialise`, then superior → inferior like
+:func:`lesiondx.io.dicom.read_dicom_series`) and puts back, on in-memory copies only, the patient,
+study and instance identifiers kept in the identity map, so that every object built from them
+lands in the patient's original study and references the original SOP instances.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from lesiondx.io.dicom import dicom_files_in, superior_to_inferior_keys
+
+from ..db import Study
+from ..identity import INSTANCE_KEYWORDS, STUDY_KEYWORDS, StudyOriginals
+from ..worker import materialise
+
+# Attributes de-identification leaves empty that objects derived from the images must carry (type 2).
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+         "AccessionNumber", "ReferringPhysicianName")
+
+
+@dataclass(frozen=True)
+class SourceSeries:
+    """One input the task saw (in the worker's input order): its folder or file name (``series_01``,
+    ``00003_x.dcm``) and its DICOM images in task order (empty for PNG/JPG inputs)."""
+
+    name: str
+    images: tuple[Dataset, ...]
+
+
+def restore(ds: Dataset, originals: StudyOriginals) -> Dataset:
+    """``ds`` (a stored, de-identified header) with the original study and instance identifiers, in place."""
+    instance = originals.instances.get(str(ds.get("SOPInstanceUID", "")), {})
+    values = {**originals.study, **{k: v for k, v in instance.items() if k in INSTANCE_KEYWORDS}}
+    with warnings.catch_warnings():  # originals may break VR rules (e.g. UUID-style UIDs); they are sent as received
+        warnings.simplefilter("ignore")
+        for keyword in STUDY_KEYWORDS + INSTANCE_KEYWORDS:
+            if keyword in values:
+                setattr(ds, keyword, values[keyword])
+            elif keyword in TYPE2:
+                setattr(ds, keyword, "")
+    for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    if getattr(ds, "file_meta", None) is not None:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def _headers(paths: list[Path]) -> list[Dataset]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+
+
+def series_order(headers: list[Dataset]) -> list[int]:
+    """Indices of the series a task reads from a folder, superior → inferior (as ``read_dicom_series``)."""
+    by_series: dict[str, list[int]] = {}
+    for index, ds in enumerate(headers):
+        by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
+    chosen = max(by_series.values(), key=len)
+    keys = superior_to_inferior_keys([headers[i] for i in chosen])
+    return [chosen[i] for i in np.argsort(keys, kind="stable")]
+
+
+def load_sources(core: Any, study_id: str, originals: StudyOriginals) -> list[SourceSeries]:
+    """The study's inputs in the worker's order, DICOM images in task order with identifiers restored."""
+    with core.db.session() as s, tempfile.TemporaryDirectory(prefix="lesiondx-export-") as tmp:
+        study = s.get(Study, study_id)
+        if study is None:
+            return []
+        inputs, _ = materialise(study, core.storage, Path(tmp), study.task)
+        out: list[SourceSeries] = []
+        for path in inputs:
+            if path.is_dir():
+                headers = _headers(dicom_files_in(path))
+                images = [headers[i] for i in series_order(headers)] if headers else []
+            elif path.suffix.lower() == ".dcm":
+                images = _headers([path])
+            else:
+                images = []
+            images = [restore(ds, originals) for ds in images if str(ds.get("SOPInstanceUID", "")) in originals.instances]
+            out.append(SourceSeries(path.name, tuple(images)))
+        return out

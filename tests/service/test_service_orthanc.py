@@ -1,0 +1,180 @@
+"""A real PACS round trip: Orthanc (Debian package) on loopback ports sends a CT study to lesiondx's
+DICOM node; lesiondx's results (SEG + TID 1500 SR + SC) must come back inside the SAME patient and
+study in Orthanc, the SR must parse with highdicom and reference the SEG and the images, and a
+partial-then-complete send and an identical resend must each leave one current result version in
+Orthanc (and, with the reopen of closed studies, one lesiondx study).
+
+Predictor: the real ct-covid model on the bundled CT-MD P002 slices (a COVID-19 patient), given
+valid UIDs and identifying patient attributes first (the bundled files have an empty
+SOPInstanceUID). Orthanc's REST port refuses remote clients and its DICOM port only accepts the
+lesiondx modality from 127.0.0.1 (the DICOM port itself listens on all interfaces: Orthanc 1.10
+has no bind-address setting).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+
+import highdicom as hd
+import pydicom
+import pytest
+
+from lesiondx.service.pacs.orthanc import Orthanc, find_orthanc, with_new_uids
+from lesiondx.service.settings import PacsTarget
+from service_helpers import CT_SERIES, free_port
+
+pytestmark = pytest.mark.skipif(find_orthanc() is None, reason="needs Orthanc (apt-get install orthanc)")
+PATIENT, NAME, ACCESSION = "RT-PATIENT-42", "ROUNDTRIP^ANNA", "RT-ACC-9"
+
+
+@pytest.fixture
+def roundtrip(make_client, tmp_path):
+    """Orthanc + an in-process lesiondx (real ct-covid model) wired both ways; yields (orthanc, client, study ids)."""
+    lesiondx_port, orthanc_dicom = free_port(), free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=orthanc_dicom, lesiondx_aet="LESIONDX",
+                      lesiondx_port=lesiondx_port)
+    try:
+        client = make_client(predictor=None, dicom_port=lesiondx_port, host="127.0.0.1",
+                             pacs=PacsTarget("ORTHANC", "127.0.0.1", orthanc_dicom), export_retry_seconds=(1.0,),
+                             study_quiet_seconds=30)
+        blobs = with_new_uids(CT_SERIES, PatientID=PATIENT, PatientName=NAME, AccessionNumber=ACCESSION,
+                              PatientBirthDate="19600101")
+        answers = [orthanc.upload(b) for b in blobs]
+        headers = [pydicom.dcmread(io.BytesIO(b), stop_before_pixels=True) for b in blobs]
+        yield orthanc, client, answers[0]["ParentStudy"], str(headers[0].StudyInstanceUID), {
+            str(ds.SOPInstanceUID) for ds in headers}
+    finally:
+        orthanc.stop()
+
+
+def _settled(client) -> list[dict]:
+    """Every lesiondx study with its detail, or [] while any is unfinished or its export unsettled."""
+    studies = [client.get(f"/api/studies/{s['id']}").json() for s in client.get("/api/studies").json()]
+    for study in studies:
+        export = study.get("export") or {}
+        if study["status"] not in ("done", "failed") or not (
+                export.get("state") == "sent" or (export.get("state") == "failed" and not export.get("next_try_at"))):
+            return []
+    return studies
+
+
+def wait_exported(client, after: float, timeout: float = 240.0) -> list[dict]:
+    """The lesiondx studies once all are settled and one export was sent after ``after`` (epoch s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        studies = _settled(client)
+        if any((s["export"] or {}).get("sent_at") and _epoch(s["export"]["sent_at"]) > after for s in studies):
+            return studies
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no export after the send: {client.get('/api/studies').json()}")
+        time.sleep(0.5)
+
+
+def wait_resend_handled(client, after: float, n_instances: int, timeout: float = 240.0) -> list[dict]:
+    """After an identical resend: a new export (the resend became a re-run or a new study) or, where
+    lesiondx drops instances it already holds (``duplicates_dropped``), all of them dropped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        studies = _settled(client)
+        if studies and (sum(s.get("duplicates_dropped") or 0 for s in studies) >= n_instances or any(
+                (s["export"] or {}).get("sent_at") and _epoch(s["export"]["sent_at"]) > after for s in studies)):
+            return studies
+        if time.monotonic() > deadline:
+            raise AssertionError(f"resend not handled: {client.get('/api/studies').json()}")
+        time.sleep(0.5)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime, timezone
+
+    value = datetime.fromisoformat(iso)
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def result_series(orthanc: Orthanc, study: str) -> dict[str, list[dict]]:
+    by_modality: dict[str, list[dict]] = {}
+    for series in orthanc.series_of(study):
+        by_modality.setdefault(series["modality"], []).append(series)
+    return by_modality
+
+
+def counts(orthanc: Orthanc, study: str) -> dict[str, list[int]]:
+    return {m: [len(s["instances"]) for s in found] for m, found in result_series(orthanc, study).items()}
+
+
+def latest(studies: list[dict]) -> dict:
+    return max(studies, key=lambda s: _epoch(s["export"]["sent_at"]) if (s["export"] or {}).get("sent_at") else 0)
+
+
+def read_sr(orthanc: Orthanc, series: dict[str, list[dict]], tmp_path):
+    path = tmp_path / "sr.dcm"
+    path.write_bytes(orthanc.file(series["SR"][0]["instances"][0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hd.sr.srread(path)
+
+
+def test_orthanc_round_trip_partial_then_complete_then_resend(roundtrip, tmp_path):
+    orthanc, client, study, study_uid, source_sops = roundtrip
+    (ct_series,) = orthanc.get(f"/studies/{study}/series")
+    instances = sorted(ct_series["Instances"])
+    sop_of = {i: orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in instances}
+
+    # 1. part of the series (a transfer cut short): results come back into the same patient and study
+    start = time.time()
+    orthanc.send_to_lesiondx(*instances[:6])
+    (first,) = wait_exported(client, start)
+    assert first["task"] == "ct-covid" and first["export"]["state"] == "sent"
+    assert PATIENT not in str(first) and NAME not in str(first)  # the API never shows the originals
+    assert len(orthanc.get("/patients")) == 1 and orthanc.get("/studies") == [study]
+    series = result_series(orthanc, study)
+    assert sorted(series) == ["CT", "OT", "SEG", "SR"], series
+    for modality in ("SEG", "SR", "OT"):
+        (one,) = series[modality]
+        assert "not verified" in one["description"]
+        tags = orthanc.get(f"/instances/{one['instances'][0]}/simplified-tags")
+        assert (tags["PatientID"], tags["PatientName"], tags["StudyInstanceUID"], tags["AccessionNumber"]) == (
+            PATIENT, NAME, study_uid, ACCESSION)
+    sent_sops = {sop_of[i] for i in instances[:6]}
+    (seg_id,) = series["SEG"][0]["instances"]
+    seg = hd.seg.Segmentation.from_dataset(pydicom.dcmread(io.BytesIO(orthanc.file(seg_id))))
+    referenced = {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence}
+    assert referenced and referenced <= sent_sops
+    sr = read_sr(orthanc, series, tmp_path)
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert groups and groups[0].referenced_segment.referenced_sop_instance_uid == seg.SOPInstanceUID
+    probability = [m.value for m in groups[0].get_measurements()]
+    assert probability and abs(probability[0] - first["results"][0]["probability"]) < 1e-6
+    evidence = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence
+                for r in s.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}
+    assert sent_sops <= evidence and seg.SOPInstanceUID in evidence
+    for sc_id in series["OT"][0]["instances"]:
+        sc = pydicom.dcmread(io.BytesIO(orthanc.file(sc_id)), stop_before_pixels=True)
+        assert {str(i.ReferencedSOPInstanceUID) for i in sc.SourceImageSequence} <= sent_sops
+
+    # 2. the complete series: the new result REPLACES the first one (same UIDs, Orthanc overwrites)
+    complete = time.time()
+    orthanc.send_to_lesiondx(ct_series["ID"])
+    studies = wait_exported(client, complete)
+    now = latest(studies)
+    after_complete = counts(orthanc, study)
+    overlays = {o["name"] for r in now["results"] for o in r["overlays"]}
+    assert after_complete["SEG"] == [1] and after_complete["SR"] == [1] and after_complete["OT"] == [len(overlays)]
+    assert orthanc.get("/studies") == [study] and len(orthanc.get("/patients")) == 1
+    sr = read_sr(orthanc, result_series(orthanc, study), tmp_path)
+    (group,) = sr.content.get_volumetric_roi_measurement_groups()
+    assert abs(group.get_measurements()[0].value - now["results"][0]["probability"]) < 1e-6
+    evidence = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence
+                for r in s.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}
+    assert set(sop_of.values()) <= evidence  # the current version is the complete series'
+
+    # 3. the same series again: still one current version in Orthanc
+    resend = time.time()
+    orthanc.send_to_lesiondx(ct_series["ID"])
+    studies = wait_resend_handled(client, resend, len(instances))
+    assert counts(orthanc, study) == after_complete and orthanc.get("/studies") == [study]
+    if len(studies) != 1:
+        pytest.xfail("lesiondx filed the later sends as new studies: needs the reopen of closed studies (integrity)")
+    assert studies[0]["export"]["version"] == 2  # partial = v1, complete = v2, identical resend: no new version

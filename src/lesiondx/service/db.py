@@ -64,6 +64,13 @@ class Study(Base):
     last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     export_status: Mapped[str | None] = mapped_column(Text, nullable=True)
     options_json: Mapped[str] = mapped_column(Text, default="{}")  # task options given at upload (e.g. window)
+    # study integrity (DICOM): copies of an instance (same SOP Instance UID) dropped, times reopened by late
+    # instances (also the generation a running job must still match to store its result), version of the
+    # result (+1 each time the study is closed and queued), warnings such as gaps in a series
+    duplicates_dropped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    result_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    warnings_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
                                                     cascade="all, delete-orphan")
 
@@ -83,6 +90,15 @@ class Study(Base):
         """Append per-file errors (``{"file", "reason"}``)."""
         self.errors_json = json.dumps(self.errors + list(errors))
 
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return json.loads(self.warnings_json or "[]")
+
+    def replace_warnings(self, kind: str, warnings: list[dict[str, Any]]) -> None:
+        """Replace the warnings of one ``kind`` (e.g. ``series_gap``), keeping the others."""
+        kept = [w for w in self.warnings if w.get("kind") != kind]
+        self.warnings_json = json.dumps(kept + list(warnings))
+
 
 class StudyFile(Base):
     """One accepted file of a study, stored by content hash (de-identified first if DICOM)."""
@@ -100,6 +116,9 @@ class StudyFile(Base):
     series_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     region: Mapped[str | None] = mapped_column(String(16), nullable=True)  # CT: "chest" | "abdomen"
     size: Mapped[int] = mapped_column(Integer, default=0)
+    sop_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # pseudonymous (remapped)
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    slice_position: Mapped[float | None] = mapped_column(Float, nullable=True)  # mm along the slice normal
     study: Mapped[Study] = relationship(back_populates="files")
 
 
@@ -146,7 +165,11 @@ class ReaderRead(Base):
 
 
 # Columns added after the first release, with the SQL default that fills existing rows.
-ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'"}}
+ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "duplicates_dropped": "INTEGER DEFAULT 0",
+                             "reopened": "INTEGER DEFAULT 0", "result_version": "INTEGER DEFAULT 0",
+                             "warnings_json": "TEXT DEFAULT '[]'"},
+                 "study_files": {"sop_uid": "VARCHAR(64)", "instance_number": "INTEGER",
+                                 "slice_position": "FLOAT"}}
 
 
 def _add_missing_columns(engine: Engine) -> None:

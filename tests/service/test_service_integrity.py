@@ -187,7 +187,7 @@ def test_a_study_receiving_at_shutdown_is_not_closed_on_restart(tmp_path):
         assert study["status"] == "done" and study["n_files"] == 3
 
 
-def test_gaps_in_a_series_give_a_warning(make_client):
+def test_gaps_in_a_series_give_a_warning(make_client, tmp_path):
     port = free_port()
     client = make_client(dicom_port=port, host="127.0.0.1", study_quiet_seconds=60)
     series = _series("gap")
@@ -198,6 +198,22 @@ def test_gaps_in_a_series_give_a_warning(make_client):
     reasons = [w["reason"] for w in study["warnings"]]
     assert len(reasons) == 1 and f"instances {numbers[3]}–{numbers[5]} missing" in reasons[0], reasons
     assert "series may be incomplete" in reasons[0] and "2.25." not in reasons[0]  # no UIDs
+    stored = [pydicom.dcmread(p, stop_before_pixels=True) for p in (tmp_path / "store/blobs").rglob("*") if p.is_file()]
+    assert stored and all("ImageOrientationPatient" in ds and "ImagePositionPatient" in ds for ds in stored)
+
+    unnumbered = _series("gap-positions")  # no InstanceNumber: the slice positions (2 mm apart) tell the gap
+    study_uid = generate_uid()
+    for ds in unnumbered:
+        del ds.InstanceNumber
+        ds.StudyInstanceUID = study_uid
+    assert _send(port, unnumbered[:4] + unnumbered[7:]) == [0] * 7
+    deadline = time.monotonic() + 30
+    while len(_studies(client)) < 2 or any(s["status"] not in ("done", "failed") for s in _studies(client)):
+        assert time.monotonic() < deadline, _studies(client)
+        time.sleep(0.1)
+    other = [client.get(s["url"]).json() for s in _studies(client) if s["id"] != study["id"]][0]
+    assert [w["reason"].split(" (")[0] for w in other["warnings"]] == [
+        "about 3 slice(s) missing between -227.7 and -219.7 mm"]
 
 
 def test_a_complete_series_and_a_duplicated_rest_upload(make_client):

@@ -176,7 +176,8 @@ def test_a_study_receiving_at_shutdown_is_not_closed_on_restart(tmp_path):
         assert _studies(first)[0]["stage"] == "receiving"
     quiet = 3.0
     time.sleep(max(0.0, sent_at + quiet + 0.2 - time.monotonic()))  # longer ago than the next quiet period
-    with TestClient(create_app(Settings(storage=store, dicom_port=free_port(), host="127.0.0.1",
+    port = free_port()
+    with TestClient(create_app(Settings(storage=store, dicom_port=port, host="127.0.0.1",
                                         study_quiet_seconds=quiet, worker_poll_seconds=0.05),
                                predictor=stub_predictor)) as second:
         started = time.monotonic()
@@ -186,6 +187,10 @@ def test_a_study_receiving_at_shutdown_is_not_closed_on_restart(tmp_path):
         study = _only_study(second)
         assert time.monotonic() - started >= quiet - 1.0
         assert study["status"] == "done" and study["n_files"] == 3
+        assert [w["kind"] for w in study["warnings"]] == ["interrupted"]  # nothing came after the restart
+        assert _send(port, series[3:]) == [0] * 7  # the sender resends the rest: same study, warning gone
+        study = _wait_for(second, study["id"], lambda s: s["status"] == "done" and s["result_version"] == 2)
+        assert study["n_files"] == 10 and study["warnings"] == [] and len(_studies(second)) == 1
 
 
 def test_gaps_in_a_series_give_a_warning(make_client, tmp_path):

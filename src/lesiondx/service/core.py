@@ -13,7 +13,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from .db import Database, Study, StudyFile, utcnow
 from .ingest import Accepted, FileError, Triage, choose_task
@@ -23,6 +23,9 @@ from .storage import Storage, safe_name
 from .worker import Predictor, Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service")
+INTERRUPTED_KIND = "interrupted"
+INTERRUPTED = ("the service stopped while this study was being received and nothing arrived after it restarted: "
+               "the series may be incomplete")
 
 
 class ServiceCore:
@@ -174,6 +177,8 @@ class ServiceCore:
             elif study.status != "receiving":
                 was = study.status
                 self._reopen(study)
+            if study.warnings_json and INTERRUPTED_KIND in study.warnings_json:
+                study.replace_warnings(INTERRUPTED_KIND, [])  # the sender is sending again
             last = s.scalar(select(func.max(StudyFile.position)).where(StudyFile.study_id == study.id))
             row = self._file_row(item, 0 if last is None else int(last) + 1, info)
             row.study_id = study.id
@@ -195,10 +200,15 @@ class ServiceCore:
         study.finished_at = None
 
     def restart_quiet_timers(self) -> int:
-        """Give every ``receiving`` study a fresh quiet period from now (at start-up); returns how many."""
+        """At start-up: give every ``receiving`` study a fresh quiet period from now and a warning that its
+        reception was interrupted (cleared when further instances arrive); returns how many."""
+        now = utcnow()
         with self.db.session() as s, s.begin():
-            result = s.execute(update(Study).where(Study.status == "receiving").values(last_instance_at=utcnow()))
-            return int(result.rowcount or 0)
+            studies = list(s.scalars(select(Study).where(Study.status == "receiving")))
+            for study in studies:
+                study.last_instance_at = now
+                study.replace_warnings(INTERRUPTED_KIND, [{"kind": INTERRUPTED_KIND, "file": "*", "reason": INTERRUPTED}])
+            return len(studies)
 
     def close_quiet_studies(self, *, force: bool = False) -> list[str]:
         """Queue ``receiving`` studies quiet for ``study_quiet_seconds`` (all of them with ``force``)."""

@@ -83,6 +83,13 @@ def _wait_for(client, study_id: str, check, timeout: float = 30.0) -> dict:
         time.sleep(0.1)
 
 
+def _wait_until(check, shown, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.1)
+
+
 def _only_study(client, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     while not _studies(client):
@@ -117,10 +124,11 @@ def test_duplicates_are_dropped_counted_and_never_change_the_result(make_client,
 def test_late_instances_reopen_the_same_study_rerun_it_and_export_each_new_version(make_client, tmp_path):
     from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-    stored: dict[int, int] = {}  # instances stored per association at the fake PACS
+    reports: list[str] = []  # SR objects stored at the fake PACS: one per exported result version
 
     def on_store(event):
-        stored[id(event.assoc)] = stored.get(id(event.assoc), 0) + 1
+        if str(event.dataset.get("Modality", "")) == "SR":
+            reports.append(str(event.dataset.SOPInstanceUID))
         return 0x0000
 
     pacs_ae = AE(ae_title="PACS")
@@ -147,7 +155,7 @@ def test_late_instances_reopen_the_same_study_rerun_it_and_export_each_new_versi
         study = _wait_for(client, study_id, lambda s: s["status"] == "done" and s["result_version"] == 2)
         assert recorder.slices == [6, 8] and study["n_files"] == 8 and study["reopened"] == 1
         assert study["results"][0]["details"]["n_slices"] == 8  # the stale 6-slice result was never stored
-        _wait_for(client, study_id, lambda s: (s["export"] or "").startswith("sent"))  # version 2 exported
+        _wait_until(lambda: len(reports) >= 1, reports)  # version 2 exported before the last instances come
 
         assert _send(port, series[8:]) == [0, 0]  # after it is done: reopened again
         study = _wait_for(client, study_id, lambda s: s["status"] == "done" and s["result_version"] == 3)
@@ -155,12 +163,9 @@ def test_late_instances_reopen_the_same_study_rerun_it_and_export_each_new_versi
         assert study["results"][0]["probability"] == _reference_probability(series, tmp_path / "ref")
         actions = [e["action"] for e in client.get("/api/audit").json() if e.get("study_id") == study_id]
         assert actions.count("dicom_reopen") == 2
-        deadline = time.monotonic() + 20
-        while len(stored) < 2:  # versions 2 and 3 exported; the stale run never was
-            assert time.monotonic() < deadline, (stored, client.get(f"/api/studies/{study_id}").json()["export"])
-            time.sleep(0.1)
+        _wait_until(lambda: len(reports) >= 2, reports)  # version 3 exported too; the stale run never was
         time.sleep(0.5)
-        assert len(stored) == 2
+        assert len(reports) == 2
     finally:
         pacs.shutdown()
 

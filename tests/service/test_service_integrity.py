@@ -175,7 +175,8 @@ def test_a_study_receiving_at_shutdown_is_not_closed_on_restart(tmp_path):
     store = tmp_path / "store"
     series = _series("restart")
     with TestClient(create_app(Settings(storage=store, dicom_port=port, host="127.0.0.1", study_quiet_seconds=60,
-                                        worker_poll_seconds=0.05), predictor=stub_predictor)) as first:
+                                        worker_poll_seconds=0.05), predictor=stub_predictor),
+                    base_url="http://localhost") as first:  # a host the web-safety allow-list accepts
         assert _send(port, series[:3], release=False) == [0, 0, 0]  # cut off: aborted, then the service stops
         sent_at = time.monotonic()
         assert _studies(first)[0]["stage"] == "receiving"
@@ -184,7 +185,7 @@ def test_a_study_receiving_at_shutdown_is_not_closed_on_restart(tmp_path):
     port = free_port()
     with TestClient(create_app(Settings(storage=store, dicom_port=port, host="127.0.0.1",
                                         study_quiet_seconds=quiet, worker_poll_seconds=0.05),
-                               predictor=stub_predictor)) as second:
+                               predictor=stub_predictor), base_url="http://localhost") as second:
         started = time.monotonic()
         assert _studies(second)[0]["stage"] == "receiving"
         time.sleep(1.0)

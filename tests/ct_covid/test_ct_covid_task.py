@@ -31,7 +31,8 @@ def test_predict_series_end_to_end(tiny_run, mini_folder, tmp_path):
         for found in s["boxes"]:
             x1, y1, x2, y2 = found["box"]
             assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
-            assert found["quadrant"] == quadrant(Box(x1, y1, x2, y2), (512, 512))
+            assert found["image_quadrant"] == quadrant(Box(x1, y1, x2, y2), (512, 512))
+            assert found["location"].split(",")[0] in ("left lung", "right lung", "lung")
     assert set(result["seconds"]) >= {"decode_s", "lung_field_s", "model_s"}
 
 

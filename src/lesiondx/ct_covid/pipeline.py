@@ -16,6 +16,7 @@ from lesiondx.io import display_grey
 from lesiondx.overlay import save_overlay
 
 from .config import CovidConfig
+from .locations import LungFrame, location_text, lung_frame
 from .lung import crop_box, lung_field
 from .model import LoadedModel, predict_probs
 from .rule import PatientDecision, RuleSettings, patient_rule
@@ -23,18 +24,21 @@ from .rule import PatientDecision, RuleSettings, patient_rule
 
 @dataclass(frozen=True)
 class SliceResult:
-    """Findings on one slice; boxes are in the original slice's pixel coordinates."""
+    """Findings on one slice; boxes are in the original slice's pixel coordinates. ``quadrants`` are image
+    quadrants (image-coordinate metadata, used by the rule); ``locations`` are in patient terms."""
 
     position: int
     score: float
     boxes: tuple[Box, ...]
     box_scores: tuple[float, ...]
     quadrants: tuple[str, ...]
+    locations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
+        locations = self.locations or (None,) * len(self.boxes)
         return {"slice": self.position, "probability": self.score,
-                "boxes": [{"box": b.as_list(), "quadrant": q, "score": s}
-                          for b, q, s in zip(self.boxes, self.quadrants, self.box_scores)]}
+                "boxes": [{"box": b.as_list(), "location": loc, "image_quadrant": q, "score": s}
+                          for b, q, loc, s in zip(self.boxes, self.quadrants, locations, self.box_scores)]}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,18 @@ class SeriesResult:
     probs: np.ndarray = field(repr=False)
     min_lesion_area_px: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    frame: LungFrame | None = None  # reference of the patient-term locations
+
+    @property
+    def location(self) -> str | None:
+        """Patient-term location of the longest same-quadrant run (``None`` without one)."""
+        run, quad = self.patient.run, self.patient.quadrant
+        if run is None or self.frame is None:
+            return None
+        picked = [(i, s) for i, s in enumerate(self.slices) if run[0] <= s.position <= run[1]]
+        boxes = [(i, b) for i, s in picked for b, q in zip(s.boxes, s.quadrants) if q == quad]
+        return location_text([self.frame.side(b.center[1], b.center[0]) for _, b in boxes],
+                             [self.frame.zone(i) for i, _ in picked])
 
     def heatmap(self, i: int) -> np.ndarray:
         """Lesion probability of slice ``i`` at the original slice size (0 outside the lung crop)."""
@@ -85,7 +101,7 @@ def lesion_min_area_px(config: CovidConfig, crop: Box, spacing: tuple[float, flo
 
 
 def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int, int], config: CovidConfig,
-                    min_area_px: float) -> SliceResult:
+                    min_area_px: float, frame: LungFrame | None = None, index: int = 0) -> SliceResult:
     size = prob.shape[0]
     sx, sy = crop.width / size, crop.height / size
     boxes, scores, quads = [], [], []
@@ -96,7 +112,9 @@ def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int
         boxes.append(box)
         scores.append(float(prob[b.y1 : b.y2, b.x1 : b.x2].max()))
         quads.append(quadrant(box, shape))
-    return SliceResult(position, robust_max(prob, config.min_area), tuple(boxes), tuple(scores), tuple(quads))
+    locations = tuple(frame.box_location(b, index) for b in boxes) if frame is not None else ()
+    return SliceResult(position, robust_max(prob, config.min_area), tuple(boxes), tuple(scores), tuple(quads),
+                       locations)
 
 
 def analyse_series(
@@ -108,6 +126,8 @@ def analyse_series(
     remove_border_air: bool | None = None,
     spacing: Sequence[float] | None = None,
     fast: bool = True,
+    orientation: Sequence[float] | None = None,
+    slice_positions_mm: Sequence[float] | None = None,
 ) -> SeriesResult:
     """Analyse slices ``(S, H, W)`` (HU, or 8-bit grey when ``is_hu`` is False) in order.
 
@@ -115,7 +135,10 @@ def analyse_series(
     model resolution (a robust maximum). ``remove_border_air`` defaults to ``is_hu`` (whole-body
     DICOM slices); pass False for slices already cropped to the chest. ``spacing`` (mm per pixel,
     ``(row, col)``, or ``(slice, row, col)``) turns ``min_lesion_diameter_mm`` into pixels; without it
-    the lesion size floor is ``min_area`` pixels at model resolution.
+    the lesion size floor is ``min_area`` pixels at model resolution. ``orientation`` (DICOM
+    ImageOrientationPatient) and ``slice_positions_mm`` (along the head-pointing normal) place findings in
+    patient terms (see :mod:`.locations`); without them a supine head-first axial scan ordered superior →
+    inferior is assumed.
     """
     config = model.config
     pixels = np.asarray(pixels, dtype=np.float32)
@@ -157,14 +180,16 @@ def analyse_series(
     pos = list(range(len(probs))) if positions is None else [int(p) for p in positions]
     in_plane = (float(spacing[-2]), float(spacing[-1])) if spacing is not None and len(spacing) >= 2 else None
     min_area_px = lesion_min_area_px(config, crop, in_plane)
-    slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px) for p, q in zip(probs, pos))
+    frame = lung_frame(lungs, shape, orientation=orientation, positions=slice_positions_mm, spacing=in_plane)
+    slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px, frame, i)
+                   for i, (p, q) in enumerate(zip(probs, pos)))
     # the slice's mid-lines in probability-map pixels: quadrants are halves of the original slice
     midlines = ((shape[0] / 2 - crop.y1) * size / crop.height, (shape[1] / 2 - crop.x1) * size / crop.width)
     settings = RuleSettings(k=config.k_consecutive, threshold=config.prob_threshold, min_area_px=min_area_px,
                             midlines=midlines)
     patient = patient_rule(probs, settings, pos)
     timings["boxes_rule_s"] = time.perf_counter() - t
-    return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), min_area_px, timings)
+    return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), min_area_px, timings, frame)
 
 
 def save_positive_overlays(result: SeriesResult, grey: np.ndarray, folder: Path, prefix: str = "slice") -> list[str]:
@@ -174,7 +199,8 @@ def save_positive_overlays(result: SeriesResult, grey: np.ndarray, folder: Path,
         if not s.boxes:
             continue
         path = save_overlay(folder / f"{prefix}_{s.position:04d}.png", grey[i], heatmap=result.heatmap(i),
-                            boxes=list(s.boxes), box_labels=[f"{q} {p:.2f}" for q, p in zip(s.quadrants, s.box_scores)],
+                            boxes=list(s.boxes), box_labels=[f"{loc} {p:.2f}" for loc, p in
+                                                             zip(s.locations or s.quadrants, s.box_scores)],
                             caption=f"slice {s.position}: lesion probability {s.score:.2f}")
         paths.append(str(path))
     return paths

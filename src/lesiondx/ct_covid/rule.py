@@ -32,7 +32,9 @@ class PatientDecision:
         score: continuous patient score in [0, 1]: the highest probability threshold at which the
             rule still holds (0.0 when it holds at no threshold ≥ 0.01); ``score ≥ threshold`` exactly when ``decision == 1``.
         k: the number of consecutive slices required (shortened to the series length if shorter).
-        quadrant: quadrant of the longest run (``None`` without any lesion).
+        quadrant: image quadrant of the longest run (``None`` without any lesion); image-coordinate
+            metadata (``image_quadrant`` in :meth:`to_dict`): patient-term locations come from
+            :mod:`lesiondx.ct_covid.locations`.
         run: ``(first, last)`` slice positions of that run, or ``None``.
         run_length: its length in slices.
     """
@@ -45,7 +47,7 @@ class PatientDecision:
     run_length: int
 
     def to_dict(self) -> dict:
-        return {"decision": self.decision, "score": self.score, "k": self.k, "quadrant": self.quadrant,
+        return {"decision": self.decision, "score": self.score, "k": self.k, "image_quadrant": self.quadrant,
                 "run": list(self.run) if self.run else None, "run_length": self.run_length}
 
 

@@ -22,6 +22,7 @@ from lesiondx.io import display_grey, read_image, read_study
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
 from .model import CONFIG, load_model
+from .locations import frame_note
 from .pipeline import analyse_series, save_positive_overlays
 from .segmentation import evaluate_segmentation
 from .train import train_segmenter
@@ -114,7 +115,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     decode_s = time.perf_counter() - t
     pixels = image.pixels if image.is_volume else image.pixels[None]
     result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
-                            remove_border_air=options.get("remove_border_air"))
+                            remove_border_air=options.get("remove_border_air"), orientation=image.orientation,
+                            slice_positions_mm=image.positions)
     cfg = loaded.config
     overlays: list[str] = []
     if out is not None:
@@ -125,9 +127,13 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             "model_resolution": cfg.input_size, **result.patient.to_dict()}
     rule.pop("decision")
     rule.pop("score")
+    rule["run_location"] = result.location
+    location = result.location if result.patient.decision else None
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
-        "patient": {"decision": result.patient.decision, "score": result.patient.score, "rule": rule},
+        "patient": {"decision": result.patient.decision, "score": result.patient.score, "location": location,
+                    "rule": rule},
+        "location_basis": frame_note(result.frame) if result.frame is not None else None,
         "slices": [s.to_dict() for s in result.slices],
         "overlays": overlays,
         "model_version": loaded.version,

@@ -23,6 +23,7 @@ from .classifier import LiLNet, backbone_stages, grad_cam, predict_proba
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .liver import hu_liver_mask, liver_flags
+from .locations import METHOD, liver_frame
 from .study import Study
 
 REPO_MODELS = Path(__file__).resolve().parents[3] / "models" / "ct-liver"
@@ -159,14 +160,19 @@ def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overla
     crops = [box_crop(study.grey[d.slice], d.box, bundle.cfg) for d in found]
     probs = classify(crops, bundle)
     described = bundle.tree.describe(probs, bundle.level) if bundle.classifier is not None else [{} for _ in found]
+    frame = liver_frame(liver, study.orientation, study.spacing_mm)
     lesions = [{"slice": int(d.slice), "box": d.box.as_list(), "score": round(float(d.score), 4),
-                "inside_liver": bool(f), "probabilities": {k: round(v, 4) for k, v in p.items()},
+                "inside_liver": bool(f), "location": frame.box_location(d.box, bool(f)),
+                "probabilities": {k: round(v, 4) for k, v in p.items()},
                 "liver_fraction": round(float(d.inside_fraction), 3) if np.isfinite(d.inside_fraction) else None,
                 "contrast_hu": round(float(d.contrast_hu), 1) if np.isfinite(d.contrast_hu) else None,
                 "phase": study.phase} for d, f, p in zip(found, flags, described)]
     result: dict[str, Any] = {"study": study.study_id, "n_slices": study.n_slices, "detector": detector_name,
                               "liver_filter": liver_method, "lesions": lesions, "overlays": [], "cams": [],
-                              "pixel_spacing_mm": study.spacing_mm, "spacing_estimated": study.spacing_estimated}
+                              "pixel_spacing_mm": study.spacing_mm, "spacing_estimated": study.spacing_estimated,
+                              "location_basis": METHOD + ("; ImageOrientationPatient unknown: assumed a supine head-first "
+                                                          "axial scan (image left = patient right)"
+                                                          if frame.orientation.assumed else "")}
     if out is not None:
         result["overlays"], result["cams"] = _pictures(study, liver, found, flags, described, crops, probs, bundle,
                                                        Path(out), max_overlays)

@@ -53,6 +53,7 @@ class Study:
     export_window: Window | None = None  # 8-bit slices: the window their HU were recovered with
     export_window_source: str = ""  # "given", "estimated", or "default: <why the estimate failed>"
     window_estimate: WindowEstimate | None = None  # 8-bit slices: what the image itself suggests (a hint)
+    orientation: tuple[float, ...] | None = None  # DICOM ImageOrientationPatient (locations in patient terms)
 
     @property
     def n_slices(self) -> int:
@@ -105,7 +106,8 @@ def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None
         spacing = estimate_spacing_mm(hu)
     return Study(study_id, patient_id or study_id, grey, hu, bool(image.is_hu), spacing, phase=extra.pop("phase", image.phase),
                  sources=tuple(str(s) for s in image.sources), spacing_estimated=guessed and spacing is not None,
-                 export_window=export, export_window_source=source, window_estimate=estimate, **extra)
+                 export_window=export, export_window_source=source, window_estimate=estimate,
+                 orientation=extra.pop("orientation", image.orientation), **extra)
 
 
 def resolve_export_window(shown: np.ndarray, window: str | Window | tuple[float, float]

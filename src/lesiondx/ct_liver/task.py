@@ -246,6 +246,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
+        result["location_basis"] = res["location_basis"]
     result["patient"] = _patient(result["lesions"], bundle)
     if str(model) == "default":
         result["note"] = SHIPPED_NOTE
@@ -261,7 +262,8 @@ def _patient(lesions: list[dict], bundle: Bundle) -> dict[str, Any]:
 
     inside = [les for les in lesions if les["inside_liver"]]
     out: dict[str, Any] = {"n_lesion_boxes": len(lesions), "n_inside_liver": len(inside),
-                           "phases": sorted({str(les.get("phase")) for les in inside})}
+                           "phases": sorted({str(les.get("phase")) for les in inside}),
+                           "location": max(inside, key=lambda les: les["score"]).get("location") if inside else None}
     if bundle.classifier is None or not inside:
         out["probabilities"] = None
         return out

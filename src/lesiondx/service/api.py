@@ -132,6 +132,8 @@ def study_detail(study: Study) -> dict[str, Any]:
         **study_summary(study), "task_requested": study.task_requested, "options": study.options, "results": results,
         "errors": study.errors, "warnings": study.warnings, "failure": study.failure, "attempts": study.attempts,
         "n_files": len(study.files), "export": export_detail(study),
+        "duplicates_dropped": study.duplicates_dropped or 0, "reopened": study.reopened or 0,
+        "result_version": study.result_version or 0,
         "started_at": iso(study.started_at), "finished_at": iso(study.finished_at),
         "disclaimer": DISCLAIMER,
     }

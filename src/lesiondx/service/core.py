@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -18,11 +19,15 @@ from .db import Database, Study, StudyFile, utcnow
 from .bounds import IngestPolicy
 from .identity import Sealer, record_for
 from .ingest import Accepted, FileError, Triage, choose_task
+from .integrity import GAP_KIND, InstanceInfo, instance_info, series_gap_warnings
 from .settings import Settings, load_salt
 from .storage import Storage, safe_name
 from .worker import Predictor, Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service")
+INTERRUPTED_KIND = "interrupted"
+INTERRUPTED = ("the service stopped while this study was being received and nothing arrived after it restarted: "
+               "the series may be incomplete")
 
 
 class ServiceCore:
@@ -42,15 +47,24 @@ class ServiceCore:
         self.dicom_node: Any = None
         self.exporter: Any = None
         self._started = False
+        self._intake_lock = threading.Lock()  # one instance filed at a time: no twin studies or twin instances
+        self._closer_stop = threading.Event()
+        self._closer: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, dicom: bool = True) -> None:
-        """Close DICOM studies left open, start the worker and (if configured) the DICOM node."""
+        """Restart the quiet timer of DICOM studies left ``receiving`` (they may be incomplete: the sender
+        may still be resending), start the worker, the quiet-period closer and (if configured) the DICOM node."""
         if self._started:
             return
         self._started = True
-        self.close_quiet_studies(force=True)
+        self._closer_stop.clear()
+        restarted = self.restart_quiet_timers()
+        if restarted:
+            log.info("%d DICOM study(ies) were receiving at the last shutdown: their quiet timer restarts", restarted)
         self.worker.start()
+        self._closer = threading.Thread(target=self._close_loop, name="lesiondx-study-closer", daemon=True)
+        self._closer.start()
         from .pacs import Exporter
 
         self.exporter = Exporter(self)
@@ -62,10 +76,15 @@ class ServiceCore:
             self.dicom_node.start()
 
     def stop(self) -> None:
-        """Stop the DICOM node and the worker (a running job finishes or is re-queued next start)."""
+        """Stop the DICOM node, the closer and the worker. Studies still ``receiving`` stay so (never closed as
+        complete at shutdown); a running job finishes or is re-queued next start."""
         if self.dicom_node is not None:
             self.dicom_node.stop()
             self.dicom_node = None
+        self._closer_stop.set()
+        if self._closer is not None:
+            self._closer.join(5)
+            self._closer = None
         self.worker.stop()
         if self.exporter is not None:
             self.exporter.stop()
@@ -73,69 +92,145 @@ class ServiceCore:
         self.db.dispose()
         self._started = False
 
+    def _close_loop(self) -> None:
+        interval = max(0.2, min(2.0, self.settings.study_quiet_seconds / 4))
+        while not self._closer_stop.wait(interval):
+            try:
+                self.close_quiet_studies()
+            except Exception:
+                log.exception("closing quiet studies failed")
+
     # -- submission ----------------------------------------------------------------------------
     def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload",
                options: dict[str, Any] | None = None) -> Study:
         """Create a study from triaged files (stored by hash) and queue it.
 
         The study is created even when nothing was accepted mixed with errors: it is then
-        ``failed`` with every per-file reason, so the user sees why.
+        ``failed`` with every per-file reason, so the user sees why. DICOM instances sent twice in one
+        upload (same SOP Instance UID) are kept once and counted in ``duplicates_dropped``.
         """
         task, routing_errors, files = choose_task(triage.accepted, requested_task)
         errors = [e.to_dict() for e in triage.errors + routing_errors]
         with self.db.session() as s, s.begin():
             study = Study(task=task, task_requested=bool(requested_task), source=source, uploader=uploader[:64],
                           modality=_modality(files), study_uid=files[0].study_uid if files else None,
-                          options_json=json.dumps(options or {}))
+                          options_json=json.dumps(options or {}), duplicates_dropped=0)
             study.add_errors(errors)
             study.add_warnings(_warnings(files))
-            for position, item in enumerate(files):
-                study.files.append(self._file_row(item, position))
+            seen: set[str] = set()
+            for item in files:
+                info = instance_info(item.data) if item.kind == "dicom" else None
+                if info is not None and info.sop_uid is not None:
+                    if info.sop_uid in seen:
+                        study.duplicates_dropped += 1
+                        continue
+                    seen.add(info.sop_uid)
+                study.files.append(self._file_row(item, len(study.files), info))
             if not files:
                 study.status = "failed"
                 study.failure = "no usable image in this upload" + ("" if errors else " (no files)")
                 study.finished_at = utcnow()
+            else:
+                study.result_version = 1
+                study.replace_warnings(GAP_KIND, _gap_warnings(study.files))
             s.add(study)
         self.worker.wake()
         return study
 
-    def _file_row(self, item: Accepted, position: int) -> StudyFile:
+    def _file_row(self, item: Accepted, position: int, info: InstanceInfo | None = None) -> StudyFile:
         sha = self.storage.put(item.data)
         row = StudyFile(position=position, sha256=sha, name=safe_name(item.name)[:255], kind=item.kind,
                         suffix=item.suffix, modality=item.modality, series_uid=item.series_uid, region=item.region,
                         size=len(item.data))
         if item.original is not None:  # DICOM: keep the original identifiers, sealed (service/identity.py)
             row.identity = record_for(item.original, self.sealer)
+        if info is not None:
+            row.sop_uid, row.instance_number, row.slice_position = info.sop_uid, info.instance_number, info.position
         return row
 
-    def add_dicom_instance(self, item: Accepted | FileError, *, calling_aet: str) -> str | None:
-        """File one received instance into the open ``receiving`` study with its StudyInstanceUID."""
-        with self.db.session() as s, s.begin():
-            if isinstance(item, FileError):
-                study = s.scalars(select(Study).where(Study.status == "receiving", Study.calling_aet == calling_aet[:16])
-                                  .order_by(Study.created_at.desc()).limit(1)).first()
-                if study is not None:
-                    study.add_errors([item.to_dict()])
-                return study.id if study else None
-            study = s.scalars(select(Study).where(Study.status == "receiving", Study.study_uid == item.study_uid)).first()
+    def add_dicom_instance(self, item: Accepted | FileError, *, calling_aet: str,
+                           study_id: str | None = None) -> str | None:
+        """File one received instance into the DICOM study with its (pseudonymous) StudyInstanceUID.
+
+        * The study is the latest one received as DICOM with that StudyInstanceUID, whatever its state: a
+          series re-sent in a new association joins it, never a second study.
+        * An instance whose SOP Instance UID the study already holds is dropped and counted
+          (``duplicates_dropped``): it changes neither the files nor the result.
+        * A new instance for a study already closed (queued, running, done, failed) reopens it: back to
+          ``receiving`` with its quiet timer restarted; when it closes again it is re-run, its results are
+          replaced (``result_version`` + 1) and the export hook sends the new version.
+        * A refused instance (:class:`FileError`) is listed on ``study_id`` (the study its association is
+          sending) when given; returns None otherwise, so the caller can report it elsewhere.
+        """
+        if isinstance(item, FileError):
+            if study_id is None:
+                return None
+            with self.db.session() as s, s.begin():
+                study = s.get(Study, study_id)
+                if study is None:
+                    return None
+                study.add_errors([item.to_dict()])
+                return study.id
+        info = instance_info(item.data)
+        was: str | None = None  # the state a reopened study was in
+        with self._intake_lock, self.db.session() as s, s.begin():
+            study = s.scalars(select(Study).where(Study.source == "dicom", Study.study_uid == item.study_uid)
+                              .order_by(Study.created_at.desc()).limit(1)).first()
             if study is None:
                 study = Study(status="receiving", source="dicom", uploader=f"dicom:{calling_aet}"[:64],
-                              calling_aet=calling_aet[:16], study_uid=item.study_uid, modality=item.modality)
+                              calling_aet=calling_aet[:16], study_uid=item.study_uid, modality=item.modality,
+                              duplicates_dropped=0, reopened=0, result_version=0)
                 s.add(study)
                 s.flush()
-            count = s.scalar(select(func.count()).select_from(StudyFile).where(StudyFile.study_id == study.id)) or 0
-            row = self._file_row(item, int(count))
+            elif info.sop_uid is not None and s.scalar(
+                    select(StudyFile.id).where(StudyFile.study_id == study.id, StudyFile.sop_uid == info.sop_uid)
+                    .limit(1)) is not None:
+                study.duplicates_dropped = (study.duplicates_dropped or 0) + 1
+                if study.status == "receiving":
+                    study.last_instance_at = utcnow()  # the sender is still sending
+                return study.id
+            elif study.status != "receiving":
+                was = study.status
+                self._reopen(study)
+            if study.warnings_json and INTERRUPTED_KIND in study.warnings_json:
+                study.replace_warnings(INTERRUPTED_KIND, [])  # the sender is sending again
+            last = s.scalar(select(func.max(StudyFile.position)).where(StudyFile.study_id == study.id))
+            row = self._file_row(item, 0 if last is None else int(last) + 1, info)
             row.study_id = study.id
             s.add(row)
             study.add_warnings(_warnings([item]))
             study.last_instance_at = utcnow()
-            return study.id
+            study_id = study.id
+        if was is not None:
+            self.db.audit(f"dicom:{calling_aet}", "dicom_reopen", study_id, f"late instance reopened a {was} study")
+        return study_id
+
+    def _reopen(self, study: Study) -> None:
+        """A closed study received a new instance: back to ``receiving``. A job running on it stores nothing
+        (the worker only finishes a study still ``running`` at the same ``reopened`` generation)."""
+        log.info("study %s reopened by a late instance (was %s)", study.id, study.status)
+        study.status = "receiving"
+        study.reopened = (study.reopened or 0) + 1
+        study.attempts = 0
+        study.failure = None
+        study.finished_at = None
+
+    def restart_quiet_timers(self) -> int:
+        """At start-up: give every ``receiving`` study a fresh quiet period from now and a warning that its
+        reception was interrupted (cleared when further instances arrive); returns how many."""
+        now = utcnow()
+        with self.db.session() as s, s.begin():
+            studies = list(s.scalars(select(Study).where(Study.status == "receiving")))
+            for study in studies:
+                study.last_instance_at = now
+                study.replace_warnings(INTERRUPTED_KIND, [{"kind": INTERRUPTED_KIND, "file": "*", "reason": INTERRUPTED}])
+            return len(studies)
 
     def close_quiet_studies(self, *, force: bool = False) -> list[str]:
         """Queue ``receiving`` studies quiet for ``study_quiet_seconds`` (all of them with ``force``)."""
         closed: list[str] = []
         cutoff = utcnow() - timedelta(seconds=self.settings.study_quiet_seconds)
-        with self.db.session() as s, s.begin():
+        with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving")):
                 last = study.last_instance_at
                 if last is not None and last.tzinfo is None:
@@ -150,7 +245,7 @@ class ServiceCore:
     def close_studies(self, study_ids: set[str]) -> list[str]:
         """Queue the given ``receiving`` studies now (their association was released)."""
         closed: list[str] = []
-        with self.db.session() as s, s.begin():
+        with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving", Study.id.in_(list(study_ids)))):
                 self._queue_received(study)
                 closed.append(study.id)
@@ -159,6 +254,7 @@ class ServiceCore:
         return closed
 
     def _queue_received(self, study: Study) -> None:
+        """Close a received study: choose its task, warn about gaps in its series, queue the next result version."""
         items = [Accepted(name=f.name, data=b"", kind=f.kind, suffix=f.suffix, modality=f.modality or "OT",
                           series_uid=f.series_uid, region=f.region) for f in study.files]
         if not items:
@@ -167,11 +263,13 @@ class ServiceCore:
         task, errors, kept = choose_task(items, None)
         study.task = task
         study.status = "queued"
+        study.result_version = (study.result_version or 0) + 1
         kept_ids = {id(k) for k in kept}
         dropped = [f for f, item in zip(study.files, items) if id(item) not in kept_ids]
         for f in dropped:
             study.files.remove(f)
         study.add_errors([e.to_dict() for e in errors])
+        study.replace_warnings(GAP_KIND, _gap_warnings(study.files))
 
     def _after_job(self, study_id: str) -> None:
         """After a successful job: queue the results for the PACS when configured and the study came as DICOM."""
@@ -192,6 +290,10 @@ def _warnings(files: list[Accepted]) -> list[dict[str, str]]:
             by_reason.setdefault(reason, []).append(item.name)
     return [{"file": names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else ""), "reason": reason}
             for reason, names in by_reason.items()]
+
+
+def _gap_warnings(files: list[StudyFile]) -> list[dict[str, str]]:
+    return series_gap_warnings((f.series_uid, f.instance_number, f.slice_position) for f in files if f.kind == "dicom")
 
 
 def _modality(files: list[Accepted]) -> str | None:

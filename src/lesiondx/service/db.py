@@ -65,9 +65,15 @@ class Study(Base):
     export_status: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: see service/pacs/export.py
     export_state: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)  # pending|sending|sent|failed
     export_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    export_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    export_version: Mapped[int] = mapped_column(Integer, default=0)  # result version sent to the PACS (1, 2, ...)
+    export_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    export_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # result version sent to the PACS (1, 2, ...)
     options_json: Mapped[str] = mapped_column(Text, default="{}")  # task options given at upload (e.g. window)
+    # study integrity (DICOM): copies of an instance (same SOP Instance UID) dropped, times reopened by late
+    # instances (also the generation a running job must still match to store its result), version of the
+    # result (+1 each time the study is closed and queued), warnings such as gaps in a series
+    duplicates_dropped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    result_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     warnings_json: Mapped[str | None] = mapped_column(Text, nullable=True, default="[]")  # [{"file", "reason"}]
     files: Mapped[list["StudyFile"]] = relationship(back_populates="study", order_by="StudyFile.position",
                                                     cascade="all, delete-orphan")
@@ -104,6 +110,11 @@ class Study(Base):
         if fresh:
             self.warnings_json = json.dumps(present + fresh)
 
+    def replace_warnings(self, kind: str, warnings: list[dict[str, Any]]) -> None:
+        """Replace the warnings of one ``kind`` (e.g. ``series_gap``), keeping the others."""
+        kept = [w for w in self.warnings if w.get("kind") != kind]
+        self.warnings_json = json.dumps(kept + list(warnings))
+
 
 class StudyFile(Base):
     """One accepted file of a study, stored by content hash (de-identified first if DICOM)."""
@@ -121,6 +132,9 @@ class StudyFile(Base):
     series_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     region: Mapped[str | None] = mapped_column(String(16), nullable=True)  # CT: "chest" | "abdomen"
     size: Mapped[int] = mapped_column(Integer, default=0)
+    sop_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # pseudonymous (remapped)
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    slice_position: Mapped[float | None] = mapped_column(Float, nullable=True)  # mm along the slice normal
     study: Mapped[Study] = relationship(back_populates="files")
     identity: Mapped["IdentityRecord | None"] = relationship(back_populates="file", cascade="all, delete-orphan",
                                                              uselist=False)
@@ -190,7 +204,10 @@ class ReaderRead(Base):
 ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "warnings_json": "TEXT DEFAULT '[]'",
                              "export_state": "VARCHAR(16)",
                              "export_next_at": "TIMESTAMP", "export_attempts": "INTEGER DEFAULT 0",
-                             "export_version": "INTEGER DEFAULT 0"}}
+                             "export_version": "INTEGER DEFAULT 0", "duplicates_dropped": "INTEGER DEFAULT 0",
+                             "reopened": "INTEGER DEFAULT 0", "result_version": "INTEGER DEFAULT 0"},
+                 "study_files": {"sop_uid": "VARCHAR(64)", "instance_number": "INTEGER",
+                                 "slice_position": "FLOAT"}}
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -3,11 +3,15 @@
 * Accepts every storage SOP class with uncompressed and compressed transfer syntaxes (JPEG
   lossless 1.2.840.10008.1.2.4.70, JPEG 2000, JPEG-LS, RLE, deflate...), plus C-ECHO.
 * Each instance is checked (modality US/CT, decodable pixels), de-identified (instances with an
-  empty SOPInstanceUID get one assigned) and stored by hash in a ``receiving`` study keyed by its
-  (remapped) StudyInstanceUID.
+  empty SOPInstanceUID get one assigned) and filed by :meth:`ServiceCore.add_dicom_instance` into the
+  study with its (remapped) StudyInstanceUID, keyed by its (remapped) SOP Instance UID: a copy of an
+  instance already held is dropped and counted, a late instance reopens a closed study.
 * A study is closed and queued when the association that sent it is released, or after
-  ``study_quiet_seconds`` without new instances (aborted associations, restarts).
-* Unusable instances are answered with a failure status (0xC000) and listed on the study.
+  ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
+  closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
+* Unusable instances are answered with a failure status (0xC000) and listed on the study their
+  association sends; when the association never sends a usable instance, they are reported in the
+  audit log (``dicom_refused``: counts and reasons, no identifiers).
 """
 
 from __future__ import annotations
@@ -44,42 +48,25 @@ class DicomNode:
         if core.settings.dicom_allowed_aets:
             self.ae.require_calling_aet = list(core.settings.dicom_allowed_aets)
         self._server: Any = None
-        self._stop = threading.Event()
-        self._closer: threading.Thread | None = None
-        self._assoc_studies: dict[int, set[str]] = {}
+        self._assoc_studies: dict[int, list[str]] = {}  # association → studies it sent (in order)
+        self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start listening (non-blocking) and the quiet-period closer."""
+        """Start listening (non-blocking)."""
         handlers = [(evt.EVT_C_STORE, self.handle_store), (evt.EVT_RELEASED, self.handle_release),
                     (evt.EVT_ABORTED, self.handle_abort)]
         host = self.core.settings.dicom_host
         self._server = self.ae.start_server((host, self.port), block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
-        self._closer = threading.Thread(target=self._close_loop, name="lesiondx-dicom-closer", daemon=True)
-        self._closer.start()
         log.info("DICOM node %s listening on %s:%d", self.core.settings.dicom_aet, host, self.port)
 
     def stop(self) -> None:
-        """Stop listening and close studies still receiving (they are queued, not lost)."""
-        self._stop.set()
+        """Stop listening. Studies still receiving stay ``receiving``: a series cut off by a shutdown is not
+        complete; the next start gives them a new quiet period (the sender may resend)."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
-        if self._closer is not None:
-            self._closer.join(5)
-        try:
-            self.core.close_quiet_studies(force=True)
-        except Exception:  # database already gone at shutdown: next start closes them
-            log.exception("could not close receiving studies at shutdown")
-
-    def _close_loop(self) -> None:
-        interval = max(0.2, min(2.0, self.core.settings.study_quiet_seconds / 4))
-        while not self._stop.wait(interval):
-            try:
-                self.core.close_quiet_studies()
-            except Exception:
-                log.exception("closing quiet studies failed")
 
     # -- event handlers (run in the association's thread) ---------------------------------------
     def handle_store(self, event: Any) -> int | tuple[int, str]:
@@ -106,17 +93,48 @@ class DicomNode:
         return STATUS_OK
 
     def _record(self, event: Any, item: Any, calling: str) -> None:
+        key = id(event.assoc)
+        with self._lock:
+            current = (self._assoc_studies.get(key) or [None])[-1]
+        if isinstance(item, FileError):
+            if self.core.add_dicom_instance(item, calling_aet=calling, study_id=current) is None:
+                with self._lock:  # no study yet: file it on the first one this association sends, or audit it
+                    self._assoc_refused.setdefault(key, []).append(item)
+            return
         study_id = self.core.add_dicom_instance(item, calling_aet=calling)
         if study_id is None:
-            log.warning("refused an instance from %s before any study opened: %s", calling, getattr(item, "reason", ""))
-        else:
-            with self._lock:
-                self._assoc_studies.setdefault(id(event.assoc), set()).add(study_id)
+            return
+        with self._lock:
+            studies = self._assoc_studies.setdefault(key, [])
+            if study_id not in studies:
+                studies.append(study_id)
+            pending = self._assoc_refused.pop(key, [])
+        for refused in pending:
+            self.core.add_dicom_instance(refused, calling_aet=calling, study_id=study_id)
+
+    def _report_unfiled(self, event: Any, refused: list[FileError]) -> None:
+        """Refusals of an association that never sent a usable instance: one audit entry (no identifiers)."""
+        if not refused:
+            return
+        counts: dict[str, int] = {}
+        for item in refused:
+            head = item.reason.split(" (")[0][:80]
+            counts[head] = counts.get(head, 0) + 1
+        detail = f"{len(refused)} instance(s) refused, no study opened: " + "; ".join(
+            f"{reason} ×{n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        calling = _calling_aet(event)
+        log.warning("refused %d instance(s) from %s before any study opened", len(refused), calling)
+        try:
+            self.core.db.audit(f"dicom:{calling}", "dicom_refused", None, detail)
+        except Exception:
+            log.exception("could not record refused instances in the audit log")
 
     def handle_release(self, event: Any) -> None:
         """Association released: the studies it sent are complete; queue them."""
         with self._lock:
-            study_ids = self._assoc_studies.pop(id(event.assoc), set())
+            study_ids = set(self._assoc_studies.pop(id(event.assoc), []))
+            refused = self._assoc_refused.pop(id(event.assoc), [])
+        self._report_unfiled(event, refused)
         if study_ids:
             for study_id in self.core.close_studies(study_ids):
                 self.core.db.audit(f"dicom:{_calling_aet(event)}", "dicom_receive", study_id, "association released")
@@ -125,6 +143,8 @@ class DicomNode:
         """Association aborted: keep what arrived; the quiet-period closer queues it later."""
         with self._lock:
             self._assoc_studies.pop(id(event.assoc), None)
+            refused = self._assoc_refused.pop(id(event.assoc), [])
+        self._report_unfiled(event, refused)
 
 
 def _calling_aet(event: Any) -> str:

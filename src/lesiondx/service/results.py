@@ -112,8 +112,8 @@ def _boxes(entry: dict[str, Any]) -> list[Any]:
         if isinstance(lesion, dict):
             box = next((lesion[k] for k in ("box", "bbox") if lesion.get(k) is not None), None)
             if box is not None:
-                boxes.append({"box": box, **{k: lesion[k] for k in ("slice", "slice_index", "probability", "label")
-                                             if k in lesion}})
+                boxes.append({"box": box, **{k: lesion[k] for k in ("slice", "slice_index", "probability", "label",
+                                                                   "location") if k in lesion}})
     return boxes
 
 
@@ -134,6 +134,7 @@ def _entry(raw: dict[str, Any], overlays: list[str], model_version: Any, image: 
         "label": _label(raw, task),
         "threshold": raw.get("threshold") if isinstance(raw.get("threshold"), (int, float)) else None,
         "boxes": _boxes(raw),
+        "location": raw.get("location") if isinstance(raw.get("location"), str) else None,  # patient terms
         "model_version": raw.get("model_version") or model_version,
         "overlays": overlays,
         "details": raw,

@@ -21,6 +21,8 @@ from PIL import Image
 
 from lesiondx.io import ImageReadError, natural_key, read_image, to_display
 
+from sqlalchemy import func, update
+
 from .db import Database, Study, utcnow
 from .results import normalize
 from .storage import Storage, safe_name
@@ -192,6 +194,7 @@ class Worker:
             if study is None:
                 return
             task = study.task
+            generation = study.reopened or 0  # late instances reopen the study: this run's result is then stale
             options = study.options if task == "ct-liver" else {}  # only ct-liver takes upload options so far
             work = self.storage.work_dir(study_id)
             inputs, problems = materialise(study, self.storage, work, task)
@@ -200,7 +203,8 @@ class Worker:
         if problems:
             self._add_errors(study_id, problems)
         if not task or not inputs:
-            self._finish(study_id, failure="no usable image in this study" if not inputs else "no task chosen")
+            self._finish(study_id, failure="no usable image in this study" if not inputs else "no task chosen",
+                         generation=generation)
             return
         previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
         try:
@@ -213,7 +217,7 @@ class Worker:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
             log.warning("prediction failed for %s: %s\n%s", study_id, reason, traceback.format_exc())
-            self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews)
+            self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
             return
         finally:
             self.storage.clear_work(study_id)
@@ -222,7 +226,8 @@ class Worker:
             if isinstance(entry.get("image"), str) and entry["image"] in originals:
                 entry["image"] = originals[entry["image"]]
             entry["input_preview"] = previews[index] if index < len(previews) else (previews[0] if previews else None)
-        self._finish(study_id, results=entries, raw=raw, previews=previews)
+        if not self._finish(study_id, results=entries, raw=raw, previews=previews, generation=generation):
+            return  # reopened by late instances while running: the re-run stores and exports the result
         if self.on_done is not None:
             try:
                 self.on_done(study_id)
@@ -236,13 +241,14 @@ class Worker:
                 study.add_errors(errors)
 
     def _finish(self, study_id: str, *, results: list[dict[str, Any]] | None = None, raw: dict[str, Any] | None = None,
-                failure: str | None = None, previews: list[str] | None = None) -> None:
+                failure: str | None = None, previews: list[str] | None = None, generation: int | None = None) -> bool:
+        """Store the outcome, only if the study is still ``running`` (and, given ``generation``, was not
+        reopened since the job started); True when stored."""
+        condition = [Study.id == study_id, Study.status == "running"]
+        if generation is not None:
+            condition.append(func.coalesce(Study.reopened, 0) == generation)
         with self.db.session() as s, s.begin():
-            study = s.get(Study, study_id)
-            if study is None:
-                return
-            study.status = "failed" if failure else "done"
-            study.failure = failure
-            study.results_json = json.dumps(results or [])
-            study.raw_json = json.dumps({"output": raw or {}, "previews": previews or []})
-            study.finished_at = utcnow()
+            result = s.execute(update(Study).where(*condition).values(
+                status="failed" if failure else "done", failure=failure, results_json=json.dumps(results or []),
+                raw_json=json.dumps({"output": raw or {}, "previews": previews or []}), finished_at=utcnow()))
+        return bool(result.rowcount)

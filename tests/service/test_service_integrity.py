@@ -278,3 +278,20 @@ def test_position_gaps_and_repeats_without_instance_numbers():
     assert "about 2 slice(s) missing between -10.0 and -4.0 mm" in series_gap_warnings(gap)[0]["reason"]
     twice = regular + [("s", None, p) for _, _, p in regular]
     assert "received more than once" in series_gap_warnings(twice)[0]["reason"]
+
+
+def test_own_result_objects_sent_back_by_the_pacs_are_accepted_and_ignored(make_client):
+    """A PACS forwarding a whole study after results exist sends lesiondx's own SC back: C-STORE success
+    (so the PACS's forward does not fail), but no study, file or error is made from it."""
+    from lesiondx.service.pacs.content import AI_MARK
+
+    port = free_port()
+    client = make_client(dicom_port=port, host="127.0.0.1", study_quiet_seconds=60)
+    own = _series("own-result")[0]
+    own.SeriesDescription = f"{AI_MARK} v1 (overlays)"
+    assert _send(port, [own]) == [0]
+    other = _series("own-result-control")[0]
+    assert _send(port, [other]) == [0]
+    studies = _studies(client)
+    assert len(studies) == 1  # only the control instance made a study
+    assert client.get(f"/api/studies/{studies[0]['id']}").json()["n_files"] == 1

@@ -26,6 +26,7 @@ from pynetdicom.sop_class import Verification
 from lesiondx.io import ImageReadError
 
 from .ingest import FileError, accept_dataset
+from .pacs.content import AI_MARK
 
 log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
@@ -76,6 +77,9 @@ class DicomNode:
         try:
             ds = event.dataset
             ds.file_meta = event.file_meta
+            if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
+                log.info("ignored one of lesiondx's own result objects sent back by %s", calling)
+                return STATUS_OK
             if not str(ds.get("SOPInstanceUID", "") or "").strip():
                 ds.SOPInstanceUID = ""  # deidentify() assigns a deterministic UID
             item = accept_dataset(name, ds, self.core.salt, self.core.ingest_policy)
@@ -159,3 +163,9 @@ def _message_id(event: Any) -> str:
         return str(int(event.request.MessageID))
     except Exception:
         return "?"
+
+
+def is_own_result(ds: Any) -> bool:
+    """True for the SEG / SR / SC objects lesiondx itself sent to the PACS (their SeriesDescription starts
+    with the AI mark): re-reading them would make a study of AI overlays."""
+    return str(ds.get("SeriesDescription", "") or "").startswith(AI_MARK)

@@ -108,3 +108,27 @@ def series_stub_predictor(task: str, inputs: list[Path], out: Path, model: str =
             heatmaps[i] = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * r**2))).astype(np.float32)
         slices.append(entry)
     return {**result, "slices": slices, "heatmaps": heatmaps}
+
+
+def synthetic_ct_series(source: Path, dest: Path, n: int = 133) -> list[Path]:
+    """SYNTHETIC: ``n`` DICOM slices made by cycling the real slices in ``source`` with new UIDs,
+    InstanceNumber 1..n and positions 2.5 mm apart (superior first), written in shuffled file order.
+    For tests of long series only (the images repeat; they are not a real patient's series)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    files = sorted(Path(source).glob("*.dcm"))
+    series, study = generate_uid(), generate_uid()
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        ds = pydicom.dcmread(files[i % len(files)])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID, ds.StudyInstanceUID = series, study
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [*list(ds.ImagePositionPatient)[:2], -100.0 - 2.5 * i]
+        ds.SeriesDescription = "SYNTHETIC test series"
+        path = dest / f"s{(i * 37) % n:04d}.dcm"  # file names do not follow the slice order
+        ds.save_as(path)
+        out.append(path)
+    return out

@@ -109,6 +109,6 @@ def test_progress_queue_position_and_slices_done_while_running(make_client, monk
         if second["status"] == "done":
             break
         time.sleep(0.05)
-    assert len(seen_done) >= 3 and max(seen_done) < len(CT_SERIES)  # counted up while it ran
+    assert len([d for d in seen_done if 0 < d < len(CT_SERIES)]) >= 2  # counted up while it ran
     assert positions == {1}  # the only queued study while the first ran
     assert second["progress"]["final"] is True and second["progress"]["queue_position"] is None

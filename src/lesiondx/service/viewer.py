@@ -257,32 +257,54 @@ def default_window(task: str | None, info: dict[str, Any]) -> dict[str, float]:
     return {"center": 127.5, "width": 256.0}
 
 
-@router.get("/{study_id}/slices")
-def list_slices(study_id: str, request: Request, who: Actor) -> dict[str, Any]:
-    """Every stored slice in patient order (index ``n`` = 0 superior) with its InstanceNumber, the window
-    presets, the default window, the findings per slice and which slices have a heat map."""
-    core = request.app.state.core
+def slices_listing(core: Any, study_id: str, *, with_ai: bool = True) -> dict[str, Any]:
+    """The ``/slices`` answer for a study; ``with_ai=False`` leaves out findings and heat maps (reader study)."""
     study, results = _study(core, study_id)
     folder = core.storage.results_dir(study.id)
     info = stack_info(folder)
     if info is None:
         raise HTTPException(404, f"study {study_id!r} has no stored slices (not a series, or not processed yet)")
     heat = sorted(int(p.stem[5:]) for p in folder.glob("heat_*.png") if p.stem[5:].isdigit())
-    core.db.audit(who, "read_slices", study.id, f"{info['n']} slice(s)",
+    presets = {k: {"center": w.center, "width": w.width} for k, w in WINDOWS.items()} if info["is_hu"] else {}
+    return {**info, "task": study.task, "window": default_window(study.task, info), "presets": presets,
+            "findings": findings(results, info["instance_numbers"]) if with_ai else [],
+            "heatmaps": heat if with_ai else []}
+
+
+def raw_slice(core: Any, study_id: str, n: int) -> Response:
+    """Slice ``n`` as little-endian int16 bytes."""
+    data = _slice(core, study_id, n)
+    return Response(np.ascontiguousarray(data, dtype="<i2").tobytes(), media_type="application/octet-stream",
+                    headers={"Cache-Control": "private, max-age=3600", "X-Rows": str(data.shape[0]),
+                             "X-Cols": str(data.shape[1])})
+
+
+def heat_map(core: Any, study_id: str, n: int) -> Response:
+    """The magma RGBA PNG of slice ``n``'s heat map."""
+    path = core.storage.result_file(study_id[:32], HEAT_NAME.format(n))
+    if path is None:
+        raise HTTPException(404, f"no heat map for slice {n}")
+    prob = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
+    buffer = io.BytesIO()
+    Image.fromarray(heat_rgba(prob)).save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/{study_id}/slices")
+def list_slices(study_id: str, request: Request, who: Actor) -> dict[str, Any]:
+    """Every stored slice in patient order (index ``n`` = 0 superior) with its InstanceNumber, the window
+    presets, the default window, the findings per slice and which slices have a heat map."""
+    core = request.app.state.core
+    listing = slices_listing(core, study_id)
+    core.db.audit(who, "read_slices", study_id[:32], f"{listing['n']} slice(s)",
                   request.client.host if request.client else None)
-    return {**info, "task": study.task, "window": default_window(study.task, info),
-            "presets": {k: {"center": w.center, "width": w.width} for k, w in WINDOWS.items()} if info["is_hu"] else {},
-            "findings": findings(results, info["instance_numbers"]), "heatmaps": heat,
-            "raw_url": f"/api/studies/{study.id}/slices/{{n}}.raw"}
+    return listing
 
 
 @router.get("/{study_id}/slices/{n}.raw", response_class=Response)
 def slice_raw(study_id: str, n: int, request: Request, who: Actor) -> Response:
     """Slice ``n`` as little-endian int16 (rows × cols, row-major; HU for DICOM CT) for windowing in the browser."""
-    data = _slice(request.app.state.core, study_id, n)
-    return Response(np.ascontiguousarray(data, dtype="<i2").tobytes(), media_type="application/octet-stream",
-                    headers={"Cache-Control": "private, max-age=3600", "X-Rows": str(data.shape[0]),
-                             "X-Cols": str(data.shape[1])})
+    return raw_slice(request.app.state.core, study_id, n)
 
 
 @router.get("/{study_id}/slices/{n}.png", response_class=Response)
@@ -300,13 +322,7 @@ def slice_png(study_id: str, n: int, request: Request, who: Actor, wc: float = 4
 @router.get("/{study_id}/heat/{n}.png", response_class=Response)
 def heat_png(study_id: str, n: int, request: Request, who: Actor) -> Response:
     """Heat map of slice ``n`` as RGBA PNG: magma colours, opacity rising with probability (0 → transparent)."""
-    path = request.app.state.core.storage.result_file(study_id[:32], HEAT_NAME.format(n))
-    if path is None:
-        raise HTTPException(404, f"no heat map for slice {n} of study {study_id!r}")
-    prob = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
-    buffer = io.BytesIO()
-    Image.fromarray(heat_rgba(prob)).save(buffer, format="PNG")
-    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return heat_map(request.app.state.core, study_id, n)
 
 
 def heat_rgba(prob: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:

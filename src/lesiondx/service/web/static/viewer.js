@@ -32,7 +32,8 @@ const LXViewer = {
     if (ai) v.ticks.innerHTML = Array.from(marks).map(s => '<i style="left:' + (info.n > 1 ? 100 * s / (info.n - 1) : 0).toFixed(2) + '%"></i>').join("");
     LXViewer.bind(v);
     v.go = n => LXViewer.go(v, n);
-    const first = opts.start !== undefined ? opts.start : (info.findings.length && v.showAI ? info.findings[0].slice : Math.floor(info.n / 2));
+    // the middle slice, or the first finding; opts.middle: always the middle (both reader-study arms open alike)
+    const first = !opts.middle && info.findings.length && v.showAI ? info.findings[0].slice : Math.floor(info.n / 2);
     await LXViewer.go(v, first);
     root.lxviewer = v;
     return v;

@@ -11,6 +11,7 @@ chromium-driver). Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import socket
@@ -101,7 +102,7 @@ def main() -> None:
             ct = _study(http, CT)
             cases = [{"case_id": "case-1", "study_id": ct, "truth": "COVID-19"},
                      {"case_id": "case-2", "study_id": us[0], "truth": "benign"}]
-            http.post("/api/reader/cases", json={"cases": cases, "choices": ["normal", "COVID-19"]}).raise_for_status()
+            http.post("/api/reader/cases", json={"cases": cases}).raise_for_status()
         driver.get(url + "/")
         _wait(driver, "return document.querySelectorAll('#studies tr[data-status=done]').length === 3")
         _save(driver, args.out, "studies")
@@ -116,10 +117,13 @@ def main() -> None:
                       "Array.from(i).every(x => x.complete && x.naturalWidth > 0)")
         _save(driver, args.out, "study-us")
         driver.get(url + "/reader")
-        driver.find_element("id", "reader").send_keys("demo-reader")
+        reader = next(f"reader-{i}" for i in range(100)  # one whose fixed case order starts with the CT case
+                      if hashlib.sha256(f"reader-{i}|case-1".encode()).hexdigest() < hashlib.sha256(f"reader-{i}|case-2".encode()).hexdigest())
+        driver.find_element("id", "reader").send_keys(reader)
         driver.execute_script("document.getElementById('mode').value = '1'")
         driver.find_element("id", "start").click()
-        _wait(driver, "const v = document.querySelector('#caseviewer .viewer, #caseimages img'); return !!v")
+        _wait(driver, "const v = document.querySelector('#caseviewer .viewer'); return v && v.dataset.slice || "
+                      "document.querySelector('#caseimages img')")
         time.sleep(1.0)
         _save(driver, args.out, "reader-with-ai")
     finally:

@@ -321,3 +321,20 @@ def test_reader_study_same_images_in_both_arms(browser, live_server):
     assert plain["findings"] == 0 and ai["findings"] == 2 and plain["ai"] == "" and "AI second opinion" in ai["ai"]
     assert plain["choices"] == ai["choices"] == ["normal", "COVID-19"]
     assert _csp_violations(browser) == []
+
+
+def test_no_focal_lesion_is_said_in_words(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from service_helpers import file_field, wait_study
+
+    server = live_server().start()
+    with server.client() as http:
+        study = http.post("/api/studies", files=[file_field(p) for p in CT_SERIES], data={"task": "ct-liver"}).json()
+        done = wait_study(http, study["id"])
+    assert done["results"][0]["label"] == "none"  # the test double's "no lesion" label on this series
+    browser.get(f"{server.url}/studies/{study['id']}")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".result-card .label"))
+    assert browser.find_element(By.CSS_SELECTOR, ".result-card .label").text == "no focal lesion found"
+    assert browser.find_element(By.CSS_SELECTOR, ".pname").text == "P(liver lesion)"

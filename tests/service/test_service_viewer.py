@@ -112,3 +112,20 @@ def test_progress_queue_position_and_slices_done_while_running(make_client, monk
     assert len([d for d in seen_done if 0 < d < len(CT_SERIES)]) >= 2  # counted up while it ran
     assert positions == {1}  # the only queued study while the first ran
     assert second["progress"]["final"] is True and second["progress"]["queue_position"] is None
+
+
+def test_pages_keep_polling_until_the_pacs_export_is_final():
+    from types import SimpleNamespace
+
+    from lesiondx.service.viewer import progress_of
+
+    core = SimpleNamespace(settings=SimpleNamespace(pacs="PACS@127.0.0.1:4242"))
+    study = SimpleNamespace(status="done", export_status=None, source="dicom")
+    waiting = progress_of(core, None, study)
+    assert waiting["export"] == "pending" and waiting["final"] is False
+    sent = progress_of(core, None, SimpleNamespace(**{**vars(study), "export_status": "sent 2/2 object(s)"}))
+    assert sent["export"] == "sent 2/2 object(s)" and sent["final"] is True
+    upload = progress_of(core, None, SimpleNamespace(**{**vars(study), "source": "upload"}))
+    assert upload["final"] is True and upload["export"] is None  # uploads are never exported
+    failed = progress_of(SimpleNamespace(settings=SimpleNamespace(pacs=None)), None, SimpleNamespace(**{**vars(study), "status": "failed"}))
+    assert failed["final"] is True and failed["stage"] == "failed"

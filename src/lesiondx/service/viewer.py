@@ -88,7 +88,8 @@ def _patient(sources: tuple[Path, ...]) -> str | None:
 
 def store_slices(inputs: list[Path], results_dir: Path) -> StackInfo | None:
     """Save the first volume input's slices for the viewer; ``None`` when no input is a stack of slices.
-    Costs one more read of the series (about 1 s per 100 DICOM slices here) and 0.5 MB per 512² slice."""
+    Costs one more decode of the series (10 s for 133 JPEG-lossless slices on the loaded 2-core test machine)
+    and 0.5 MB of disk per 512² slice."""
     from lesiondx.progress import report
 
     for path in inputs:

@@ -18,10 +18,10 @@ from lesiondx.service.viewer import ProgressFile, heat_rgba, read_progress
 from service_helpers import CT_SERIES, US_IMAGES, file_field, wait_study
 
 
-def _ct_study(client):
+def _ct_study(client, timeout: float = 30.0):
     response = client.post("/api/studies", files=[file_field(p) for p in CT_SERIES])
     assert response.status_code == 201, response.text
-    return wait_study(client, response.json()["id"])
+    return wait_study(client, response.json()["id"], timeout=timeout)
 
 
 def test_every_slice_in_patient_order_with_instance_number(make_client):
@@ -129,3 +129,20 @@ def test_pages_keep_polling_until_the_pacs_export_is_final():
     assert upload["final"] is True and upload["export"] is None  # uploads are never exported
     failed = progress_of(SimpleNamespace(settings=SimpleNamespace(pacs=None)), None, SimpleNamespace(**{**vars(study), "status": "failed"}))
     assert failed["final"] is True and failed["stage"] == "failed"
+
+
+def test_real_ct_covid_boxes_and_heat_maps_reach_the_viewer(make_client):
+    """The shipped ct-covid model on the 10 real CT-MD slices: its lesion slices carry boxes and heat maps."""
+    from lesiondx.service.worker import default_predictor
+
+    client = make_client(default_predictor)
+    study = _ct_study(client, timeout=240)  # the real model on a shared, loaded machine
+    assert study["status"] == "done", study.get("failure")
+    listing = client.get(f"/api/studies/{study['id']}/slices").json()
+    with_boxes = sorted({f["slice"] for f in listing["findings"]})
+    assert with_boxes and listing["heatmaps"] == with_boxes
+    heat = np.asarray(Image.open(io.BytesIO(client.get(f"/api/studies/{study['id']}/heat/{with_boxes[0]}.png").content)))
+    f = next(f for f in listing["findings"] if f["slice"] == with_boxes[0])
+    x1, y1, x2, y2 = (int(round(c)) for c in f["box"])
+    assert heat[y1:y2, x1:x2, 3].max() > heat[:, :, 3].mean()  # the map is strongest inside its box
+    assert "heatmaps" not in json.dumps(study["results"][0]["details"])

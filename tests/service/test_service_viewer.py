@@ -146,3 +146,16 @@ def test_real_ct_covid_boxes_and_heat_maps_reach_the_viewer(make_client):
     x1, y1, x2, y2 = (int(round(c)) for c in f["box"])
     assert heat[y1:y2, x1:x2, 3].max() > heat[:, :, 3].mean()  # the map is strongest inside its box
     assert "heatmaps" not in json.dumps(study["results"][0]["details"])
+
+
+def test_findings_of_other_phases_are_not_drawn_on_the_stored_stack():
+    from lesiondx.service.viewer import findings
+
+    entry = {"details": {"studies": [{"study": "art"}, {"study": "pv"}]},
+             "boxes": [{"box": [1, 2, 5, 6], "slice": 1, "study": "art", "score": 0.9, "inside_liver": True},
+                       {"box": [1, 2, 5, 6], "slice": 1, "study": "pv", "score": 0.8},
+                       {"box": [1, 2, 5, 6], "slice": 9, "study": "art"},  # beyond the stack
+                       [0, 0, 3, 3]]}  # no slice: not a finding on a slice
+    found = findings([entry], [11, 12, 13])
+    assert found == [{"slice": 1, "instance": 12, "box": [1.0, 2.0, 5.0, 6.0], "score": 0.9, "location": None,
+                      "size_mm": None, "inside_liver": True, "label": None}]

@@ -17,7 +17,8 @@ from typing import Any
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PROBABILITY_KEYS = ("probability", "prob", "p_malignant", "p_covid", "score", "p")
 BOX_KEYS = ("box", "bbox", "boxes", "bboxes")
-LESION_KEYS = ("slice", "slice_index", "probability", "label", "score", "inside_liver", "location", "size_mm", "phase")
+LESION_KEYS = ("slice", "slice_index", "probability", "label", "score", "inside_liver", "location", "size_mm", "phase",
+               "study")
 
 
 DECISION_LABELS = {"ct-covid": ("normal", "COVID-19"), "ct-liver": ("no liver lesion", "liver lesion"),

@@ -205,11 +205,14 @@ def stack_info(results_dir: Path) -> dict[str, Any] | None:
 
 
 def findings(results: list[dict[str, Any]], instance_numbers: list[int]) -> list[dict[str, Any]]:
-    """Boxes with a slice from the stored result entries, each with its InstanceNumber and a short label."""
+    """Boxes with a slice from the stored result entries, each with its InstanceNumber and a short label
+    (of a multiphase ct-liver result only the first phase's, the one stored as the stack)."""
     out = []
     for entry in results:
+        studies = (entry.get("details") or {}).get("studies") or [{}]
+        shown = studies[0].get("study") if isinstance(studies[0], dict) else None  # ct-liver phases: the stored one
         for box in entry.get("boxes") or []:
-            if not isinstance(box, dict):
+            if not isinstance(box, dict) or (shown is not None and box.get("study") not in (None, shown)):
                 continue
             index = box.get("slice", box.get("slice_index"))
             coords = box.get("box")

@@ -104,6 +104,8 @@ def test_progress_queue_position_and_slices_done_while_running(make_client, monk
         if first["status"] == "running" and first["progress"]["stage"] == "analysing slices":
             seen_done.add(first["progress"]["done"])
             assert first["progress"]["total"] == len(CT_SERIES)
+            listed = {r["id"]: r for r in client.get("/api/studies").json()}[ids[0]]
+            assert listed["status"] == "done" or listed["running"]["total"] == len(CT_SERIES)  # the list shows it too
         if second["status"] == "queued":
             positions.add(second["progress"]["queue_position"])
         if second["status"] == "done":

@@ -191,9 +191,12 @@ def progress_of(core: Any, session: Any, study: Study) -> dict[str, Any]:
 
 
 def list_fields(core: Any, study: Study) -> dict[str, Any]:
-    """Extra study-list fields from the stored stack: pseudonymous patient and number of slices."""
-    info = stack_info(core.storage.root / "results" / safe_name(study.id)) if study.status == "done" else None
-    return {"patient": (info or {}).get("patient"), "n_slices": (info or {}).get("n")}
+    """Extra study-list fields: pseudonymous patient and number of slices (from the stored stack), and the
+    progress of a running job (``{"stage", "done", "total", "eta_s"}`` or ``None``)."""
+    folder = core.storage.root / "results" / safe_name(study.id)
+    info = stack_info(folder) if study.status == "done" else None
+    running = read_progress(folder) if study.status == "running" else None
+    return {"patient": (info or {}).get("patient"), "n_slices": (info or {}).get("n"), "running": running}
 
 
 def stack_info(results_dir: Path) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Regenerate the README's screenshots of the web pages (docs/screenshots/*.png).
 
-Starts the service on a free loopback port with the TEST DOUBLE predictor (results are labelled as such),
-uploads the bundled examples (a liver ultrasound image, the 10 real CT-MD chest slices of P002), sets up a
+Starts the service on a free loopback port with the shipped models (``--test-double``: the TEST DOUBLE
+predictor, labelled as such in the pages), uploads the bundled examples (a liver ultrasound image, the 10 real CT-MD chest slices of P002), sets up a
 two-case reader study and photographs the pages in headless Chromium (needs Debian chromium and
 chromium-driver). Run from the repository root:
 
@@ -37,11 +37,14 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(storage: Path, port: int) -> subprocess.Popen:
+def _serve(storage: Path, port: int, real: bool) -> subprocess.Popen:
     code = ("from pathlib import Path; from lesiondx.service.server import run_server; "
             f"run_server(host='127.0.0.1', port={port}, db=None, storage=Path({str(storage)!r}), dicom_port=None, "
             "dicom_aet='LESIONDX')")
-    env = {**os.environ, "LESIONDX_PREDICTOR": PREDICTOR, "LESIONDX_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "LESIONDX_LOG_LEVEL": "WARNING"}
+    env.pop("LESIONDX_PREDICTOR", None)
+    if not real:
+        env["LESIONDX_PREDICTOR"] = PREDICTOR
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     for _ in range(150):
         try:
@@ -56,7 +59,7 @@ def _serve(storage: Path, port: int) -> subprocess.Popen:
 def _study(http: httpx.Client, paths: list[Path]) -> str:
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
     study_id = http.post("/api/studies", files=files).raise_for_status().json()["id"]
-    for _ in range(300):
+    for _ in range(3000):
         if http.get(f"/api/studies/{study_id}").json()["status"] in ("done", "failed"):
             return study_id
         time.sleep(0.1)
@@ -81,6 +84,7 @@ def _wait(driver, script: str, timeout: float = 30) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--test-double", action="store_true", help="the TEST DOUBLE predictor instead of the shipped models")
     args = parser.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -88,11 +92,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="lesiondx-shots-"))
     port = _port()
-    proc = _serve(tmp / "store", port)
+    proc = _serve(tmp / "store", port, real=not args.test_double)
     url = f"http://127.0.0.1:{port}"
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100",
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1560",
                  f"--user-data-dir={tmp / 'profile'}", "--hide-scrollbars"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -108,8 +112,7 @@ def main() -> None:
         _save(driver, args.out, "studies")
         driver.get(f"{url}/studies/{ct}")
         _wait(driver, "const v = document.querySelector('.viewer'); return v && v.dataset.slice !== undefined")
-        driver.execute_script("document.querySelector('.viewer').lxviewer.go(2)")
-        _wait(driver, "return document.querySelector('.viewer').dataset.slice === '2'")
+        _wait(driver, "return document.querySelector('.viewer').dataset.slice !== undefined")  # opens on the first finding
         time.sleep(0.3)
         _save(driver, args.out, "study-ct-viewer")
         driver.get(f"{url}/studies/{us[0]}")

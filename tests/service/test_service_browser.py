@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,15 @@ def test_upload_watch_status_and_read_the_result(browser, live_server):
     _upload(browser, CT_SERIES)  # a DICOM series → one chest-CT study
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tr[data-status=done]")) == 3)
     rows = browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr")
-    assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == ["ct-covid", "us-liver", "us-liver"]
+    assert [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows] == ["ct-covid", "us-liver", "us-liver"]
+    assert rows[0].find_elements(By.TAG_NAME, "td")[1].text.startswith("ANON-")  # pseudonymous patient of the DICOM
+    search = browser.find_element(By.ID, "search")
+    search.send_keys("ct-covid")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")) == 1)
+    search.clear()
+    search.send_keys("\b")  # clear() sends no input event
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")) == 3)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr")
     browser.save_screenshot(str(ARTIFACTS / "service-index.png"))
 
     rows[-1].find_element(By.CSS_SELECTOR, "a").click()  # the first (oldest) ultrasound study
@@ -93,19 +102,21 @@ def test_upload_watch_status_and_read_the_result(browser, live_server):
     assert card.find_element(By.CSS_SELECTOR, ".label").text in ("benign", "malignant")
     assert "TEST DOUBLE" in card.text and "not a diagnosis" in browser.page_source
     assert len(card.find_elements(By.TAG_NAME, "img")) == 2  # the image and its heat-map overlay
-    assert "boxes\n[" in card.find_element(By.CSS_SELECTOR, "dl.kv").text
+    facts = card.find_element(By.CSS_SELECTOR, "dl.kv").text
+    assert "px" in facts and "[" not in facts and "function" not in facts  # boxes in words, not JSON
+    threshold = card.find_element(By.CSS_SELECTOR, ".threshold").text
+    assert threshold.startswith("0.50")  # two decimals
+    assert card.find_element(By.CSS_SELECTOR, ".pname").text == "P(malignant)"
     browser.save_screenshot(str(ARTIFACTS / "service-study.png"))
     assert (ARTIFACTS / "service-study.png").stat().st_size > 10_000
 
     browser.get(server.url + "/")  # the chest-CT study: middle-slice preview and overlay, slice-level boxes
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#studies tbody tr a"))
     browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr a")[0].click()
-    wait.until(lambda d: d.execute_script(
-        "const i = document.querySelectorAll('.result-card img'); return i.length === 2 && "
-        "Array.from(i).every(x => x.complete && x.naturalWidth > 0)"))
+    wait.until(lambda d: d.execute_script("const v = document.querySelector('.viewer'); return v && v.dataset.slice"))
     assert "ct-covid" in browser.find_element(By.ID, "meta").text
-    boxes = browser.find_element(By.CSS_SELECTOR, ".result-card dl.kv").text
-    assert "function" not in boxes and "[" in boxes  # boxes rendered as coordinates
+    assert browser.find_element(By.CSS_SELECTOR, ".pname").text == "P(COVID-19 pneumonia)"
+    assert not browser.find_elements(By.CSS_SELECTOR, ".result-card img[src]")  # the stack replaces the previews; task overlays fold away
     browser.save_screenshot(str(ARTIFACTS / "service-study-ct.png"))
 
 
@@ -223,3 +234,153 @@ def test_cross_site_page_cannot_create_studies_token_less(browser, live_server, 
     with server.client() as http_client:
         assert http_client.get("/api/studies").json() == []
         assert not any(e["action"].startswith("upload") for e in http_client.get("/api/audit").json())
+
+
+SERIES_STUB = "lesiondx.service.testing:series_stub_predictor"
+
+
+def _canvas_sum(driver) -> int:
+    """Sum of the viewer canvas's red channel over its centre (changes with the slice and the window)."""
+    return driver.execute_script(
+        "const c = document.querySelector('.vcanvas'), x = c.getContext('2d');"
+        "const d = x.getImageData(c.width / 4, c.height / 4, c.width / 2, c.height / 2).data;"
+        "let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s;")
+
+
+def test_ct_stack_viewer_133_slices_progress_wl_overlay_findings(browser, live_server, tmp_path):
+    """SYNTHETIC 133-slice series (the 10 real P002 slices cycled, InstanceNumber 1..133) with a slow test double:
+    the page shows slices done during the run, then scrolls slice by slice with W/L and overlay toggle."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from lesiondx.service.testing import synthetic_ct_series
+    from service_helpers import file_field
+
+    series = synthetic_ct_series(CT_SERIES[0].parent, tmp_path / "synthetic", 133)
+    server = live_server(env={"LESIONDX_PREDICTOR": SERIES_STUB, "LESIONDX_STUB_SLICE_DELAY_S": "0.06"}).start()
+    with server.client() as http:
+        study_id = http.post("/api/studies", files=[file_field(p) for p in series]).json()["id"]
+    browser.get(f"{server.url}/studies/{study_id}")
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+    seen = set()
+
+    def progressing(d):
+        text = d.find_element(By.ID, "progress").text
+        if "analysing slices:" in text:
+            seen.add(int(text.split("analysing slices:")[1].split("/")[0]))
+        return len([n for n in seen if 0 < n < 133]) >= 3
+
+    wait.until(progressing)
+    assert "/ 133 slices" in browser.find_element(By.ID, "progress").text
+    wait.until(lambda d: d.execute_script("const v = document.querySelector('.viewer'); return v && v.dataset.slice"))
+    assert browser.find_element(By.ID, "progress").text == ""  # final: no progress line left
+    viewer = browser.find_element(By.CSS_SELECTOR, ".viewer")
+    assert viewer.find_element(By.CSS_SELECTOR, ".v-slider").get_attribute("max") == "132"
+    # the first finding (slice index 2 = InstanceNumber 3) opens with its box and label
+    assert viewer.get_attribute("data-instance") == "3"
+    assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg rect")) == 1
+    assert viewer.find_element(By.CSS_SELECTOR, ".vsvg text").text.startswith("Im 3")
+    browser.execute_script("arguments[0].lxviewer.go(0)", viewer)
+    wait.until(lambda d: viewer.get_attribute("data-slice") == "0")
+    viewer.click()
+    instances, quick = [], WebDriverWait(browser, 10, poll_frequency=0.005)
+    started = time.monotonic()
+    for n in range(1, 133):  # every slice, one key press each, in patient order
+        viewer.send_keys(Keys.ARROW_DOWN)
+        quick.until(lambda d: viewer.get_attribute("data-slice") == str(n))
+        instances.append(int(viewer.get_attribute("data-instance")))
+    print(f"132 slices by key: {time.monotonic() - started:.1f} s")
+    assert instances == list(range(2, 134))
+    assert viewer.find_element(By.CSS_SELECTOR, ".vcorner.tl").text.startswith("Im 133 (133 / 133) z -430.0 mm")
+    # window presets and drag change the rendered pixels
+    viewer.find_element(By.CSS_SELECTOR, "button[data-preset=lung]").click()
+    lung = _canvas_sum(browser)
+    viewer.find_element(By.CSS_SELECTOR, "button[data-preset=abdomen]").click()
+    assert "W 400 L 40" in viewer.find_element(By.CSS_SELECTOR, ".vcorner.tr").text
+    assert _canvas_sum(browser) != lung
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    stage = viewer.find_element(By.CSS_SELECTOR, ".vstage")
+    ActionChains(browser).move_to_element(stage).click_and_hold().move_by_offset(60, 0).release().perform()
+    assert "W 640" in viewer.find_element(By.CSS_SELECTOR, ".vcorner.tr").text  # 4 HU per pixel of drag
+    # a finding in the list jumps to its slice; the overlay switch hides the box
+    findings = viewer.find_elements(By.CSS_SELECTOR, "[data-finding]")
+    assert len(findings) == len(range(2, 133, 5))
+    findings[3].click()
+    wait.until(lambda d: viewer.get_attribute("data-slice") == "17")
+    assert viewer.get_attribute("data-instance") == "18" and findings[3].text.startswith("Im 18")
+    assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg rect")) == 1
+    with_heat = _canvas_sum(browser)
+    viewer.find_element(By.CSS_SELECTOR, ".v-overlay").click()
+    assert viewer.find_elements(By.CSS_SELECTOR, ".vsvg rect") == [] and _canvas_sum(browser) != with_heat
+    assert _csp_violations(browser) == []
+    browser.save_screenshot(str(ARTIFACTS / "service-viewer-133.png"))
+
+
+def test_reader_study_same_images_in_both_arms(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from service_helpers import file_field, wait_study
+
+    server = live_server(env={"LESIONDX_PREDICTOR": SERIES_STUB}).start()
+    with server.client() as http:
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+    csv_file = ARTIFACTS / "reader-cases.csv"
+    ARTIFACTS.mkdir(exist_ok=True)
+    csv_file.write_text(f"case_id,study_id,truth\nct-case,{ct},COVID-19\n")
+    browser.get(server.url + "/reader")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+    browser.find_element(By.CSS_SELECTOR, "#organiser summary").click()
+    browser.find_element(By.ID, "casefile").send_keys(str(csv_file))
+    browser.find_element(By.ID, "upload").click()
+    wait.until(lambda d: "1 case(s) stored" in d.find_element(By.ID, "orgmsg").text)
+    views = {}
+    for mode in ("0", "1"):
+        browser.get(server.url + "/reader")
+        browser.find_element(By.ID, "reader").clear()
+        browser.find_element(By.ID, "reader").send_keys("rad1")
+        Select(browser.find_element(By.ID, "mode")).select_by_value(mode)
+        browser.find_element(By.ID, "start").click()
+        wait.until(lambda d: d.execute_script("const v = document.querySelector('#caseviewer .viewer'); return v && v.dataset.slice"))
+        viewer = browser.find_element(By.CSS_SELECTOR, "#caseviewer .viewer")
+        views[mode] = {"slice": viewer.get_attribute("data-slice"), "max": viewer.find_element(By.CSS_SELECTOR, ".v-slider").get_attribute("max"),
+                       "pixels": _canvas_sum(browser), "findings": len(viewer.find_elements(By.CSS_SELECTOR, "[data-finding]")),
+                       "ai": browser.find_element(By.ID, "ai").text,
+                       "choices": [e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, "input[name=answer]")]}
+        if mode == "1":
+            browser.save_screenshot(str(ARTIFACTS / "service-reader-ct-ai.png"))
+        browser.find_element(By.CSS_SELECTOR, "input[name=answer][value='COVID-19']").click()
+        browser.find_element(By.ID, "submit").click()
+        wait.until(lambda d: d.find_element(By.ID, "finished").is_displayed())
+    plain, ai = views["0"], views["1"]
+    assert plain["slice"] == ai["slice"] == "5" and plain["max"] == ai["max"] == "9"  # every slice, same start
+    assert plain["pixels"] == ai["pixels"]  # the same image (slice 5 carries no AI mark)
+    assert plain["findings"] == 0 and ai["findings"] == 2 and plain["ai"] == "" and "AI second opinion" in ai["ai"]
+    assert plain["choices"] == ai["choices"] == ["normal", "COVID-19"]
+    browser.get(server.url + "/reader")  # the organiser's results: per-reader table, model as rater, Mann–Whitney
+    browser.find_element(By.CSS_SELECTOR, "#organiser summary").click()
+    browser.find_element(By.ID, "summary").click()
+    wait.until(lambda d: "Mann–Whitney U" in d.find_element(By.ID, "summaryout").text)
+    out = browser.find_element(By.ID, "summaryout").text
+    assert "rad1 without_ai 1 1 " in out and "rad1 with_ai 1 1 " in out and "AI model as an extra rater" in out
+    assert "ct-case COVID-19 normal" in out  # discordance: the model said normal, the reader COVID-19
+    assert _csp_violations(browser) == []
+
+
+def test_no_focal_lesion_is_said_in_words(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from service_helpers import file_field, wait_study
+
+    server = live_server().start()
+    with server.client() as http:
+        study = http.post("/api/studies", files=[file_field(p) for p in CT_SERIES], data={"task": "ct-liver"}).json()
+        done = wait_study(http, study["id"])
+    assert done["results"][0]["label"] == "none"  # the test double's "no lesion" label on this series
+    browser.get(f"{server.url}/studies/{study['id']}")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".result-card .label"))
+    assert browser.find_element(By.CSS_SELECTOR, ".result-card .label").text == "no focal lesion found"
+    assert browser.find_element(By.CSS_SELECTOR, ".pname").text == "P(liver lesion)"

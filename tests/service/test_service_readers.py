@@ -11,7 +11,7 @@ import pandas as pd
 
 from lesiondx.stats.reader_study import load_reader_table
 
-from service_helpers import US_IMAGES, file_field, wait_study
+from service_helpers import CT_SERIES, US_IMAGES, file_field, wait_study
 
 
 def _cases(client):
@@ -88,3 +88,97 @@ def test_reader_api_rejects_bad_input(client):
     assert client.post("/api/reader/reads", json={**base, "answer": "benign"}).status_code == 200
     assert client.post("/api/reader/reads", json={**base, "answer": "benign"}).status_code == 409
     assert client.get("/api/reader/next", params={"reader": "bad name!", "with_ai": 0}).status_code == 422
+
+
+def _ct_and_us(client):
+    ct = wait_study(client, client.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
+    us = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+    return ct["id"], us["id"]
+
+
+def test_same_images_in_both_arms_ai_overlays_only_with_ai(make_client):
+    from lesiondx.service.testing import series_stub_predictor
+
+    client = make_client(series_stub_predictor)
+    ct, us = _ct_and_us(client)
+    assert client.post("/api/reader/cases", json={"cases": [{"case_id": "ct1", "study_id": ct, "truth": "COVID-19"},
+                                                            {"case_id": "us1", "study_id": us, "truth": "malignant"}]}).status_code == 200
+    arms = {}
+    for with_ai in (0, 1):
+        for _ in range(2):
+            case = client.get("/api/reader/next", params={"reader": "r1", "with_ai": with_ai}).json()
+            arms[(case["case_id"], with_ai)] = case
+            client.post("/api/reader/reads", json={"reader": "r1", "case_id": case["case_id"], "with_ai": bool(with_ai),
+                                                   "answer": case["choices"][0], "confidence": 3})
+    plain, ai = arms[("ct1", 0)], arms[("ct1", 1)]
+    assert plain["stack"] == ai["stack"] and plain["images"] == ai["images"] == []  # a series: the stack viewer
+    assert ct not in str(ai)  # the study id stays hidden
+    without = client.get(plain["stack"] + "/slices", params={"with_ai": 0}).json()
+    with_ = client.get(ai["stack"] + "/slices", params={"with_ai": 1}).json()
+    assert without["n"] == with_["n"] == len(CT_SERIES)
+    assert without["instance_numbers"] == with_["instance_numbers"] and without["window"] == with_["window"]
+    assert without["findings"] == [] and without["heatmaps"] == []
+    assert with_["findings"] and with_["heatmaps"]  # the only difference: the AI's boxes and heat maps
+    for n in (0, len(CT_SERIES) - 1):
+        same = client.get(f"{plain['stack']}/slices/{n}.raw").content
+        assert same == client.get(f"/api/studies/{ct}/slices/{n}.raw").content and len(same) == 512 * 512 * 2
+    assert plain["ai"] is None and ai["ai"][0]["probability"] is not None
+    assert arms[("us1", 0)]["images"] == arms[("us1", 1)]["images"] != []  # the same image; the overlay is extra
+    assert arms[("us1", 0)]["ai"] is None and arms[("us1", 1)]["ai"][0]["overlays"]
+
+
+def test_choices_come_from_the_task_not_from_the_truths(make_client):
+    from lesiondx.service.testing import series_stub_predictor
+
+    client = make_client(series_stub_predictor)
+    ct, us = _ct_and_us(client)
+    # one truth in the whole list: both ultrasound answers are still offered; the CT case offers CT answers
+    body = {"cases": [{"case_id": "u", "study_id": us, "truth": "malignant"}, {"case_id": "c", "study_id": ct, "truth": "normal"}]}
+    assert client.post("/api/reader/cases", json=body).status_code == 200
+    offered = {}
+    for _ in range(2):
+        case = client.get("/api/reader/next", params={"reader": "r2", "with_ai": 0}).json()
+        offered[case["case_id"]] = case["choices"]
+        wrong_task = "COVID-19" if case["case_id"] == "u" else "benign"
+        bad = {"reader": "r2", "case_id": case["case_id"], "with_ai": False, "answer": wrong_task, "confidence": 3}
+        assert client.post("/api/reader/reads", json=bad).status_code == 422
+        assert client.post("/api/reader/reads", json={**bad, "answer": case["choices"][-1]}).status_code == 200
+    assert offered == {"u": ["benign", "malignant"], "c": ["normal", "COVID-19"]}
+    response = client.post("/api/reader/cases", json={"cases": [{"case_id": "x", "study_id": us, "truth": "COVID-19"}]})
+    assert response.status_code == 422 and "not an answer choice of us-liver" in response.text
+    response = client.post("/api/reader/cases", json={"cases": body["cases"][:1], "choices": {"us-liver": ["benign"]}})
+    assert response.status_code == 422 and "at least 2" in response.text
+
+
+def test_case_list_csv_upload_and_summary_with_the_model_as_a_rater(make_client):
+    from lesiondx.service.testing import series_stub_predictor
+
+    client = make_client(series_stub_predictor)
+    ct, us = _ct_and_us(client)
+    us2 = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[1])]).json()["id"])["id"]
+    bad = client.post("/api/reader/cases.csv", files={"file": ("cases.csv", b"case,study\n1,2\n", "text/csv")})
+    assert bad.status_code == 422 and "cases.csv" in bad.text and "truth" in bad.text
+    text = f"case_id,study_id,truth\nc1,{ct},other pneumonia\nu1,{us},benign\nu2,{us2},malignant\n"
+    choices = "ct-covid: normal, COVID-19, other pneumonia\n"
+    response = client.post("/api/reader/cases.csv", files={"file": ("cases.csv", text.encode(), "text/csv")},
+                           data={"choices": choices})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"]["ct-covid"] == ["normal", "COVID-19", "other pneumonia"]
+    labels = {sid: client.get(f"/api/studies/{sid}").json()["results"][0]["label"] for sid in (ct, us, us2)}
+    model = {"c1": labels[ct], "u1": labels[us], "u2": labels[us2]}
+    for reader, with_ai in (("r1", 0), ("r1", 1), ("r2", 0)):
+        while (case := client.get("/api/reader/next", params={"reader": reader, "with_ai": with_ai}).json())["case_id"]:
+            assert case["choices"] == (["normal", "COVID-19", "other pneumonia"] if case["case_id"] == "c1" else ["benign", "malignant"])
+            answer = model[case["case_id"]] if with_ai else case["choices"][0]  # with AI: r1 follows the model
+            client.post("/api/reader/reads", json={"reader": reader, "case_id": case["case_id"], "with_ai": bool(with_ai),
+                                                   "answer": answer, "confidence": 3})
+    s = client.get("/api/reader/summary").json()
+    assert s["n_cases"] == 3 and s["n_reads"] == 9
+    truth = {"c1": "other pneumonia", "u1": "benign", "u2": "malignant"}
+    assert s["model"]["n"] == 3 and s["model"]["correct"] == sum(model[c] == truth[c] for c in truth)
+    follow = next(k for k in s["model_kappa"] if k["reader"] == "r1" and k["mode"] == "with_ai")
+    assert follow["agreement"] == 1.0  # r1 with AI answered exactly what the model said
+    expected = {c for c in truth if model[c] != ["normal", "benign", "benign"][["c1", "u1", "u2"].index(c)]}
+    assert {d["case_id"] for d in s["discordance"]} == expected  # cases where a reader without AI differs
+    assert s["mann_whitney"]["n_without"] == 6 and s["mann_whitney"]["n_with"] == 3
+    assert {(r["reader"], r["mode"]) for r in s["readers"]} == {("r1", "without_ai"), ("r1", "with_ai"), ("r2", "without_ai")}

@@ -13,6 +13,7 @@ from torch import nn
 
 from lesiondx.config import config_to_dict
 from lesiondx.models import build_segmenter, load_checkpoint
+from lesiondx.progress import report
 
 from .config import CovidConfig, read_config
 
@@ -92,4 +93,5 @@ def predict_probs(module: nn.Module, grey: np.ndarray, *, batch: int = 8, fast: 
             if fast:
                 x = x.contiguous(memory_format=torch.channels_last)
             out[start : start + batch] = torch.sigmoid(module(x))[:, 0].float().numpy()
+            report("segmenting slices", min(start + batch, len(grey)), len(grey))  # the service's progress line
     return out

@@ -102,6 +102,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
 
     Options: ``remove_border_air`` (bool; default True for HU input, False for 8-bit slices already
     cropped to the chest). Returns JSON-serialisable ``patient``, ``slices``, ``overlays`` (PNG of
+    each slice with a lesion, when ``out`` is given), ``heatmaps`` (slice → ``.npy`` lesion-probability map 0..1 of
     each slice with a lesion, when ``out`` is given), ``model_version`` and per-stage ``seconds``.
     """
     if not inputs:
@@ -119,8 +120,13 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                             slice_positions_mm=image.positions)
     cfg = loaded.config
     overlays: list[str] = []
+    heatmaps: dict[int, str] = {}  # slice → .npy lesion-probability map (0..1), for the service's stack viewer
     if out is not None:
         overlays = save_positive_overlays(result, display_grey(pixels, image.is_hu, cfg.window), Path(out))
+        for i, s in enumerate(result.slices):
+            if s.boxes:
+                heatmaps[s.position] = str(Path(out) / f"heat_{s.position:04d}.npy")
+                np.save(heatmaps[s.position], result.heatmap(i).astype(np.float16))
     rule = {"k_consecutive": cfg.k_consecutive, "prob_threshold": cfg.prob_threshold,
             "min_lesion_diameter_mm": cfg.min_lesion_diameter_mm if image.spacing is not None else None,
             "min_lesion_area_px": round(result.min_lesion_area_px, 1),
@@ -136,6 +142,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
         "slices": [s.to_dict() for s in result.slices],
         "overlays": overlays,
+        **({"heatmaps": heatmaps} if heatmaps else {}),
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }

@@ -32,6 +32,7 @@ from .ingest import FileError, Triage, pseudonyms, triage_file
 from .pacs.export import export_detail
 from .settings import Settings
 from .websafety import WebSafety, page_csp, scrub_paths
+from .viewer import list_fields, progress_of, router as viewer_router
 from .worker import Predictor
 
 WEB = Path(__file__).parent / "web"
@@ -252,7 +253,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         with core.db.session() as s:
             rows = s.scalars(select(Study).order_by(Study.created_at.desc())
                              .limit(max(1, min(limit, 1000))).offset(max(0, offset))).all()
-            return [study_summary(r) for r in rows]  # not audited: the UI polls it; reads of a study are
+            return [{**study_summary(r), **list_fields(core, r)} for r in rows]  # not audited: the UI polls it; reads of a study are
 
     @app.get("/api/studies/{study_id}", tags=["studies"])
     def get_study(study_id: str, request: Request, who: Actor) -> dict[str, Any]:
@@ -261,7 +262,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             study = s.get(Study, study_id[:32])
             if study is None:
                 raise HTTPException(404, f"no study {study_id!r}")
-            detail = without_server_paths(study_detail(study))
+            detail = {**without_server_paths(study_detail(study)), "progress": progress_of(core, s, study),
+                      **list_fields(core, study)}
         core.db.audit(who, "read", study_id, client=request.client.host if request.client else None)
         return detail
 
@@ -285,6 +287,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     from .readers import router as reader_router
 
     app.include_router(reader_router)
+    app.include_router(viewer_router)
 
     pages = render_pages()
     pages.update({name: (WEB / name).read_text(encoding="utf-8") for name in ("docs.html", "redoc.html")})

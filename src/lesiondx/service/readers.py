@@ -1,9 +1,12 @@
 """Reader-study mode: radiologists read a case list blinded, with or without the AI result.
 
 Workflow: an organiser posts the case list (finished studies plus the reference answer) to
-``POST /api/reader/cases``; each reader opens ``/reader`` (or calls ``GET /api/reader/next``),
-sees one case at a time in a per-reader random order — only the images, plus the AI result when
-``with_ai=1`` — and answers with a confidence of 1-5. Reading time is measured by the server from
+``POST /api/reader/cases`` (JSON) or ``POST /api/reader/cases.csv`` (the CSV the ``/reader`` page
+uploads), with the answer choices per task (default :data:`TASK_CHOICES`; never taken from the truths,
+so a list whose truths are all "malignant" still offers "benign"). Each reader opens ``/reader`` (or
+calls ``GET /api/reader/next``), sees one case at a time in a per-reader random order — the same images
+in both arms (a CT series: every slice in the stack viewer, ``/api/reader/cases/{id}/slices``), plus the
+AI result, its boxes and heat maps only when ``with_ai=1`` — and answers with a confidence of 1-5. Reading time is measured by the server from
 when the case was handed out to when the answer arrived. ``GET /api/reader/export.csv`` gives the
 table ``reader, case_id, truth, answer, confidence, seconds, with_ai`` read by
 ``lesiondx stats readers --csv FILE``.
@@ -14,17 +17,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from .auth import require_token
 from .db import ReaderCase, ReaderRead, Study, utcnow
+from .viewer import heat_map, raw_slice, slices_listing, stack_info
 
 CSV_COLUMNS = ("reader", "case_id", "truth", "answer", "confidence", "seconds", "with_ai")
+TASK_CHOICES: dict[str, list[str]] = {"us-liver": ["benign", "malignant"], "ct-covid": ["normal", "COVID-19"],
+                                      "ct-liver": ["no focal lesion", "benign", "malignant"]}
+SETTINGS_FILE = "reader_study.json"  # in the storage folder: the answer choices of the current case list
 router = APIRouter(prefix="/api/reader", tags=["reader study"])
 
 
@@ -37,7 +45,11 @@ class CaseIn(BaseModel):
 
 
 class CaseList(BaseModel):
+    """Cases plus the answer choices per task (``{"ct-covid": ["normal", "COVID-19", "other pneumonia"]}``);
+    tasks not named keep :data:`TASK_CHOICES`."""
+
     cases: list[CaseIn] = Field(min_length=1, max_length=5000)
+    choices: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class ReadIn(BaseModel):
@@ -55,24 +67,89 @@ def _order(reader: str, cases: list[ReaderCase]) -> list[ReaderCase]:
     return sorted(cases, key=lambda c: hashlib.sha256(f"{reader}|{c.case_id}".encode()).hexdigest())
 
 
-def _choices(cases: list[ReaderCase]) -> list[str]:
-    return sorted({c.truth for c in cases})
+def task_choices(core: Any) -> dict[str, list[str]]:
+    """The answer choices per task of the current case list (defaults: :data:`TASK_CHOICES`)."""
+    try:
+        saved = json.loads((core.storage.root / SETTINGS_FILE).read_text())["choices"]
+    except (OSError, ValueError, KeyError, TypeError):
+        saved = {}
+    return {**TASK_CHOICES, **{k: list(v) for k, v in saved.items() if isinstance(v, list)}}
 
 
-@router.post("/cases")
-def set_cases(body: CaseList, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
-    """Add or replace cases (by ``case_id``); every study must exist."""
-    core = request.app.state.core
+def _choices_for(core: Any, study: Study | None) -> list[str]:
+    table = task_choices(core)
+    return table.get(study.task or "", []) if study is not None else []
+
+
+def _check_choices(choices: dict[str, list[str]]) -> None:
+    for task, values in choices.items():
+        if task not in TASK_CHOICES:
+            raise HTTPException(422, f"choices for unknown task {task!r}; tasks: {', '.join(TASK_CHOICES)}")
+        clean = [v.strip() for v in values]
+        if len(clean) < 2 or len(set(clean)) != len(clean) or not all(0 < len(v) <= 64 for v in clean):
+            raise HTTPException(422, f"choices for {task}: give at least 2 distinct answers of 1-64 characters")
+
+
+def store_cases(core: Any, body: CaseList, who: str) -> dict[str, Any]:
+    """Validate (studies exist and are done, truths among their task's choices) and store a case list."""
+    _check_choices(body.choices)
+    choices = {**task_choices(core), **{k: [v.strip() for v in vs] for k, vs in body.choices.items()}}
     with core.db.session() as s, s.begin():
-        missing = [c.study_id for c in body.cases if s.get(Study, c.study_id) is None]
-        if missing:
-            raise HTTPException(422, f"unknown study id(s): {', '.join(missing[:10])}")
+        problems = []
+        for case in body.cases:
+            study = s.get(Study, case.study_id)
+            if study is None:
+                problems.append(f"{case.case_id}: unknown study id {case.study_id}")
+            elif study.status != "done":
+                problems.append(f"{case.case_id}: study {case.study_id} is {study.status}, not done")
+            elif case.truth not in choices.get(study.task or "", []):
+                problems.append(f"{case.case_id}: truth {case.truth!r} is not an answer choice of {study.task} "
+                                f"({', '.join(choices.get(study.task or '', []))})")
+        if problems:
+            raise HTTPException(422, "; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""))
         for position, case in enumerate(body.cases):
             row = s.get(ReaderCase, case.case_id) or ReaderCase(case_id=case.case_id)
             row.study_id, row.truth, row.position = case.study_id, case.truth, position
             s.add(row)
+    if body.choices:
+        (core.storage.root / SETTINGS_FILE).write_text(json.dumps({"choices": choices}))
     core.db.audit(who, "reader_cases", detail=f"{len(body.cases)} case(s)")
-    return {"cases": len(body.cases)}
+    return {"cases": len(body.cases), "choices": choices}
+
+
+@router.post("/cases")
+def set_cases(body: CaseList, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
+    """Add or replace cases (by ``case_id``); every study must be done and every truth one of its task's choices."""
+    return store_cases(request.app.state.core, body, who)
+
+
+@router.post("/cases.csv")
+def set_cases_csv(request: Request, file: Annotated[UploadFile, File(description="CSV: case_id, study_id, truth")],
+                  choices: Annotated[str | None, Form(description="one line per task: 'ct-covid: normal, COVID-19'")] = None,
+                  who: str = Depends(require_token)) -> dict[str, Any]:
+    """The case list as a CSV file (columns ``case_id, study_id, truth``; others ignored) plus optional choices."""
+    name = file.filename or "case list"
+    try:
+        text = file.file.read(5_000_000).decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise HTTPException(422, f"{name}: not a UTF-8 CSV file ({exc})") from None
+    missing = [c for c in ("case_id", "study_id", "truth") if not rows or c not in rows[0]]
+    if missing:
+        raise HTTPException(422, f"{name}: no rows, or missing column(s) {', '.join(missing)} (needs case_id, study_id, truth)")
+    table: dict[str, list[str]] = {}
+    for line in (choices or "").splitlines():
+        if line.strip():
+            task, _, values = line.partition(":")
+            table[task.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    try:
+        body = CaseList(cases=[{k: (r.get(k) or "").strip() for k in ("case_id", "study_id", "truth")} for r in rows],
+                        choices=table)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise HTTPException(422, f"{name}: {where}: {first.get('msg')}") from None
+    return store_cases(request.app.state.core, body, who)
 
 
 @router.get("/next")
@@ -87,45 +164,75 @@ def next_case(reader: str, with_ai: bool, request: Request, who: str = Depends(r
                                                                             ReaderRead.with_ai == with_ai))}
         done = sum(1 for r in reads.values() if r.answer is not None)
         pending = [c for c in _order(reader, cases) if reads.get(c.case_id) is None or reads[c.case_id].answer is None]
-        base = {"reader": reader, "with_ai": with_ai, "total": len(cases), "done": done, "choices": _choices(cases)}
+        base = {"reader": reader, "with_ai": with_ai, "total": len(cases), "done": done}
         if not pending:
-            return {**base, "case_id": None}
+            return {**base, "case_id": None, "choices": []}
         case = pending[0]
         read = reads.get(case.case_id)
         if read is None:
             s.add(ReaderRead(reader=reader, case_id=case.case_id, with_ai=with_ai, started_at=utcnow()))
         study = s.get(Study, case.study_id)
-        payload = _case_payload(study, case.case_id, with_ai)
+        payload = _case_payload(core, study, case.case_id, with_ai)
+        base["choices"] = _choices_for(core, study)
     core.db.audit(who, "reader_next", study.id if study else None, f"reader case {case.case_id[:40]}")
     return {**base, "case_id": case.case_id, **payload}
 
 
-def _case_payload(study: Study | None, case_id: str, with_ai: bool) -> dict[str, Any]:
-    """Images of a case (by case-scoped URLs that hide the study id); the AI result only in
-    ``with_ai`` mode. Never the truth, the study id or patient data."""
+def _case_payload(core: Any, study: Study | None, case_id: str, with_ai: bool) -> dict[str, Any]:
+    """Images of a case by case-scoped URLs that hide the study id — the same in both arms: a series as
+    the stack viewer's base URL (``stack``), single images as previews; the AI result (label, probability,
+    overlays; boxes and heat maps in the viewer) only in ``with_ai`` mode. Never the truth or patient data."""
     if study is None:
-        return {"images": [], "ai": None}
-    base = f"/api/reader/cases/{case_id}/files/"
+        return {"images": [], "stack": None, "ai": None}
+    base = f"/api/reader/cases/{case_id}"
     results = study.results
-    images = [base + r["input_preview"] for r in results if r.get("input_preview")]
+    stack = base if stack_info(core.storage.results_dir(study.id)) is not None else None
+    images = [] if stack else sorted({f"{base}/files/{r['input_preview']}" for r in results if r.get("input_preview")})
     ai = None
     if with_ai and results:
-        ai = [{"label": r.get("label"), "probability": r.get("probability"), "model_version": r.get("model_version"),
-               "overlays": [base + n for n in r.get("overlays") or []]} for r in results]
-    return {"images": sorted(set(images)), "ai": ai}
+        ai = [{"label": r.get("label"), "probability": r.get("probability"), "threshold": r.get("threshold"),
+               "model_version": r.get("model_version"),
+               "overlays": [] if stack else [f"{base}/files/{n}" for n in r.get("overlays") or []]} for r in results]
+    return {"images": images, "stack": stack, "task": study.task, "ai": ai}
+
+
+def _case_study(core: Any, case_id: str) -> str:
+    with core.db.session() as s:
+        case = s.get(ReaderCase, case_id[:64])
+        if case is None:
+            raise HTTPException(404, f"no case {case_id!r}")
+        return case.study_id
 
 
 @router.get("/cases/{case_id}/files/{name}")
 def case_file(case_id: str, name: str, request: Request, who: str = Depends(require_token)) -> FileResponse:
     """An image of a reader case (input preview or AI overlay) without revealing the study id."""
     core = request.app.state.core
-    with core.db.session() as s:
-        case = s.get(ReaderCase, case_id[:64])
-        study_id = case.study_id if case else None
-    path = core.storage.result_file(study_id, name) if study_id else None
+    path = core.storage.result_file(_case_study(core, case_id), name)
     if path is None:
         raise HTTPException(404, f"no file {name!r} for case {case_id!r}")
     return FileResponse(path)
+
+
+@router.get("/cases/{case_id}/slices")
+def case_slices(case_id: str, request: Request, with_ai: bool = False, who: str = Depends(require_token)) -> dict[str, Any]:
+    """The stack of a case for the viewer; findings and heat maps only with ``with_ai=1``."""
+    core = request.app.state.core
+    return slices_listing(core, _case_study(core, case_id), with_ai=with_ai)
+
+
+@router.get("/cases/{case_id}/slices/{n}.raw", response_class=Response)
+def case_slice(case_id: str, n: int, request: Request, who: str = Depends(require_token)) -> Response:
+    """Slice ``n`` of a case (int16, as ``/api/studies/{id}/slices/{n}.raw``)."""
+    core = request.app.state.core
+    return raw_slice(core, _case_study(core, case_id), n)
+
+
+@router.get("/cases/{case_id}/heat/{n}.png", response_class=Response)
+def case_heat(case_id: str, n: int, request: Request, who: str = Depends(require_token)) -> Response:
+    """Heat map of slice ``n`` of a case (the with-AI arm's viewer asks for it)."""
+    core = request.app.state.core
+    return heat_map(core, _case_study(core, case_id), n)
 
 
 @router.post("/reads")
@@ -136,7 +243,7 @@ def submit_read(body: ReadIn, request: Request, who: str = Depends(require_token
         case = s.get(ReaderCase, body.case_id)
         if case is None:
             raise HTTPException(404, f"no case {body.case_id!r}")
-        choices = _choices(list(s.scalars(select(ReaderCase))))
+        choices = _choices_for(core, s.get(Study, case.study_id))
         if body.answer not in choices:
             raise HTTPException(422, f"answer must be one of {choices}")
         read = s.scalars(select(ReaderRead).where(ReaderRead.reader == body.reader, ReaderRead.case_id == body.case_id,
@@ -176,3 +283,23 @@ def export_csv(request: Request, who: str = Depends(require_token)) -> Response:
     core.db.audit(who, "reader_export", detail=f"{len(rows)} read(s)")
     return Response(buffer.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="reader_study.csv"'})
+
+
+@router.get("/summary")
+def summary(request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
+    """Per-reader accuracy and time, κ (readers, and the model as an extra rater), McNemar without vs with AI,
+    Mann–Whitney on reading time and the cases where the model and a reader disagree."""
+    from .reader_summary import model_answer, summarise
+
+    core = request.app.state.core
+    rows = reader_rows(core)
+    with core.db.session() as s:
+        cases = list(s.scalars(select(ReaderCase)))
+        studies = {c.case_id: s.get(Study, c.study_id) for c in cases}
+        model = {}
+        for case_id, study in studies.items():
+            results = study.results if study is not None else []
+            model[case_id] = model_answer(results[0].get("label") if results else None, _choices_for(core, study))
+    truths = {c.case_id: c.truth for c in cases}
+    core.db.audit(who, "reader_summary", detail=f"{len(rows)} read(s)")
+    return {"n_cases": len(cases), **summarise(rows, model, truths)}

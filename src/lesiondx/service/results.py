@@ -17,6 +17,8 @@ from typing import Any
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PROBABILITY_KEYS = ("probability", "prob", "p_malignant", "p_covid", "score", "p")
 BOX_KEYS = ("box", "bbox", "boxes", "bboxes")
+LESION_KEYS = ("slice", "slice_index", "probability", "label", "score", "inside_liver", "location", "size_mm", "phase",
+               "study")
 
 
 DECISION_LABELS = {"ct-covid": ("normal", "COVID-19"), "ct-liver": ("no liver lesion", "liver lesion"),
@@ -112,8 +114,7 @@ def _boxes(entry: dict[str, Any]) -> list[Any]:
         if isinstance(lesion, dict):
             box = next((lesion[k] for k in ("box", "bbox") if lesion.get(k) is not None), None)
             if box is not None:
-                boxes.append({"box": box, **{k: lesion[k] for k in ("slice", "slice_index", "probability", "label",
-                                                                   "location") if k in lesion}})
+                boxes.append({"box": box, **{k: lesion[k] for k in LESION_KEYS if k in lesion}})
     return boxes
 
 

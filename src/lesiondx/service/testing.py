@@ -81,3 +81,54 @@ def stub_predictor(task: str, inputs: list[Path], out: Path, model: str = "defau
         return {"patient": patient, "slices": slices, "overlays": [overlay], "box": box}
     return {"patient": patient, "lesions": [{"box": box, "slice": volume.n_slices // 2, "probability": p}],
             "overlays": [overlay]}
+
+
+def series_stub_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
+    """TEST DOUBLE for the stack viewer: :func:`stub_predictor` plus, for a CT series, a box and a heat map
+    on every 5th slice (ct-covid's per-slice shape), reporting one progress step per slice and sleeping
+    ``LESIONDX_STUB_SLICE_DELAY_S`` seconds per slice (a slow job whose progress can be watched)."""
+    from lesiondx.progress import track
+
+    result = stub_predictor(task, inputs, out, model, **options)
+    if task == "us-liver":
+        return result
+    volume = read_image(inputs[0])
+    pixels = volume.pixels if volume.is_volume else volume.pixels[None]
+    delay = float(os.environ.get("LESIONDX_STUB_SLICE_DELAY_S", "0") or 0)
+    slices, heatmaps = [], {}
+    for i in track(range(len(pixels)), "analysing slices"):
+        time.sleep(delay)
+        entry: dict[str, Any] = {"slice": i, "probability": _score(pixels[i]), "boxes": []}
+        if i % 5 == 2:
+            h, w = pixels[i].shape
+            cy, cx, r = h // 2 + (i % 3 - 1) * h // 6, w // 3 + (i % 4) * w // 10, max(4, min(h, w) // 12)
+            entry["boxes"].append({"box": [cx - r, cy - r, cx + r, cy + r], "quadrant": "right upper" if cx < w // 2
+                                   else "left upper", "score": round(0.5 + 0.4 * entry["probability"], 4)})
+            yy, xx = np.mgrid[0:h, 0:w]
+            heatmaps[i] = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * r**2))).astype(np.float32)
+        slices.append(entry)
+    return {**result, "slices": slices, "heatmaps": heatmaps}
+
+
+def synthetic_ct_series(source: Path, dest: Path, n: int = 133) -> list[Path]:
+    """SYNTHETIC: ``n`` DICOM slices made by cycling the real slices in ``source`` with new UIDs,
+    InstanceNumber 1..n and positions 2.5 mm apart (superior first), written in shuffled file order.
+    For tests of long series only (the images repeat; they are not a real patient's series)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    files = sorted(Path(source).glob("*.dcm"))
+    series, study = generate_uid(), generate_uid()
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        ds = pydicom.dcmread(files[i % len(files)])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID, ds.StudyInstanceUID = series, study
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [*list(ds.ImagePositionPatient)[:2], -100.0 - 2.5 * i]
+        ds.SeriesDescription = "SYNTHETIC test series"
+        path = dest / f"s{(i * 37) % n:04d}.dcm"  # file names do not follow the slice order
+        ds.save_as(path)
+        out.append(path)
+    return out

@@ -20,12 +20,14 @@ import numpy as np
 from PIL import Image
 
 from lesiondx.io import ImageReadError, natural_key, read_image, to_display
+from lesiondx.progress import reporting
 
 from sqlalchemy import func, update
 
 from .db import Database, Study, utcnow
 from .results import normalize
 from .storage import Storage, safe_name
+from .viewer import ProgressFile, store_heatmaps, store_slices
 
 log = logging.getLogger("lesiondx.service.worker")
 MAX_ATTEMPTS = 3
@@ -209,7 +211,9 @@ class Worker:
         previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
         try:
             (work / "out").mkdir(exist_ok=True)
-            output = self.predictor(task, inputs, work / "out", self.model, **options)
+            with reporting(ProgressFile(results_dir)):  # stage / slices done for the study page
+                store_slices(inputs, results_dir)  # every slice kept for the stack viewer
+                output = store_heatmaps(self.predictor(task, inputs, work / "out", self.model, **options), results_dir)
             shown = {}
             for path, name in zip(inputs, input_names):
                 shown[str(path)] = shown[str(path.resolve())] = name

@@ -1,0 +1,177 @@
+// lesiondx stack viewer: every slice of a series, windowed in the browser from raw int16 (HU for CT).
+// Scroll / arrow keys / slider = slice; left drag = window/level; right or shift drag = pan; ctrl+wheel,
+// + / - = zoom; presets; findings (boxes, SVG) and heat maps (magma, alpha) on/off with opacity.
+"use strict";
+const LXViewer = {
+  CACHE: 96,  // slices kept in memory (0.5 MB each at 512²)
+  async mount(root, base, opts) {
+    opts = opts || {};
+    const info = await LX.api(base + "/slices" + (opts.query || ""));
+    const v = { root, base, info, n: 0, wc: info.window.center, ww: info.window.width, zoom: 1, panX: 0, panY: 0,
+                overlay: opts.overlay !== false, opacity: 1, cache: new Map(), heat: new Map(), pending: new Map(),
+                showAI: opts.showAI !== false, spacing: info.spacing_mm };
+    root.classList.add("viewer");
+    root.tabIndex = 0;
+    const presets = Object.entries(info.presets || {}).map(([k, w]) =>
+      '<button type="button" data-preset="' + LX.esc(k) + '" title="centre ' + w.center + " / width " + w.width + ' HU">' + LX.esc(k) + "</button>").join("");
+    const ai = v.showAI && (info.findings.length || info.heatmaps.length);
+    root.innerHTML =
+      '<div class="vtools">' + (presets ? '<span class="grp">Window ' + presets + "</span>" : "") +
+      '<span class="grp"><button type="button" data-act="zoomin" title="zoom in (+)">+</button><button type="button" data-act="zoomout" title="zoom out (−)">−</button><button type="button" data-act="reset" title="reset zoom, pan and window (R)">reset</button></span>' +
+      (ai ? '<span class="grp"><label><input type="checkbox" class="v-overlay"' + (v.overlay ? " checked" : "") + '> AI overlay</label> <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"></label></span>' : "") +
+      "</div>" +
+      '<div class="vstage"><canvas class="vcanvas"></canvas><svg class="vsvg" xmlns="http://www.w3.org/2000/svg"></svg>' +
+      '<div class="vcorner tl"></div><div class="vcorner tr"></div><div class="vcorner bl">drag: window/level · right-drag: pan · wheel: slice · ctrl+wheel: zoom</div></div>' +
+      '<div class="vslide"><input type="range" class="v-slider" min="0" max="' + (info.n - 1) + '" value="0" aria-label="slice"><div class="vticks"></div></div>' +
+      (ai ? '<div class="vfind"><h3>Findings (' + info.findings.length + ")</h3>" + (info.findings.length ? '<ol class="v-findings">' + info.findings.map((f, i) =>
+        '<li><button type="button" data-finding="' + i + '">' + LX.esc(LXViewer.findingText(v, f)) + "</button></li>").join("") + "</ol>" : '<p class="muted">no boxes on any slice</p>') + "</div>" : "");
+    v.canvas = root.querySelector(".vcanvas"); v.svg = root.querySelector(".vsvg"); v.slider = root.querySelector(".v-slider");
+    v.off = document.createElement("canvas"); v.off.width = info.cols; v.off.height = info.rows;
+    v.ticks = root.querySelector(".vticks");
+    const marks = new Set(info.findings.map(f => f.slice));
+    if (ai) v.ticks.innerHTML = Array.from(marks).map(s => '<i style="left:' + (info.n > 1 ? 100 * s / (info.n - 1) : 0).toFixed(2) + '%"></i>').join("");
+    LXViewer.bind(v);
+    v.go = n => LXViewer.go(v, n);
+    // the middle slice, or the first finding; opts.middle: always the middle (both reader-study arms open alike)
+    const first = !opts.middle && info.findings.length && v.showAI ? info.findings[0].slice : Math.floor(info.n / 2);
+    await LXViewer.go(v, first);
+    root.lxviewer = v;
+    return v;
+  },
+  findingText(v, f) {
+    const parts = ["Im " + f.instance];
+    if (f.location) parts.push(f.location);
+    if (f.score !== null && f.score !== undefined) parts.push("score " + Number(f.score).toFixed(2));
+    const mm = LXViewer.sizeMm(v, f);
+    if (mm) parts.push(mm);
+    if (f.inside_liver === false) parts.push("outside liver");
+    return parts.join(" · ");
+  },
+  sizeMm(v, f) {
+    if (f.size_mm) return Number(f.size_mm).toFixed(0) + " mm";
+    const s = v.spacing; if (!s || s.length < 2) return "";
+    const row = s[s.length - 2], col = s[s.length - 1];
+    return ((f.box[2] - f.box[0]) * col).toFixed(0) + " × " + ((f.box[3] - f.box[1]) * row).toFixed(0) + " mm";
+  },
+  async slice(v, n) {
+    if (v.cache.has(n)) return v.cache.get(n);
+    if (!v.pending.has(n)) {
+      v.pending.set(n, (async () => {
+        const res = await fetch(v.base + "/slices/" + n + ".raw", { headers: LX.headers() });
+        if (!res.ok) throw new Error("slice " + n + ": HTTP " + res.status);
+        const data = new Int16Array(await res.arrayBuffer());
+        v.cache.set(n, data); v.pending.delete(n);
+        if (v.cache.size > LXViewer.CACHE) v.cache.delete(v.cache.keys().next().value);
+        return data;
+      })());
+    }
+    return v.pending.get(n);
+  },
+  async heatImage(v, n) {
+    if (!v.info.heatmaps.includes(n)) return null;
+    if (!v.heat.has(n)) {
+      v.heat.set(n, (async () => {
+        const res = await fetch(v.base + "/heat/" + n + ".png", { headers: LX.headers() });
+        if (!res.ok) return null;
+        const img = new Image(); img.src = URL.createObjectURL(await res.blob()); await img.decode(); return img;
+      })());
+    }
+    return v.heat.get(n);
+  },
+  async go(v, n) {
+    n = Math.max(0, Math.min(v.info.n - 1, Math.round(n)));
+    v.n = n; v.slider.value = n;
+    v.data = await LXViewer.slice(v, n);
+    v.heatImg = v.showAI ? await LXViewer.heatImage(v, n) : null;
+    if (v.n !== n) return;  // scrolled on meanwhile
+    LXViewer.window(v); LXViewer.draw(v);
+    v.root.dataset.slice = n; v.root.dataset.instance = v.info.instance_numbers[n];
+    [n - 1, n + 1, n + 2, n - 2].forEach(k => { if (k >= 0 && k < v.info.n) LXViewer.slice(v, k).catch(() => {}); });
+  },
+  window(v) {  // raw values → grey on the offscreen canvas (≈2 ms for 512²)
+    const img = v.off.getContext("2d").createImageData(v.info.cols, v.info.rows), px = img.data, d = v.data;
+    const lo = v.wc - v.ww / 2, k = 255 / v.ww;
+    for (let i = 0, j = 0; i < d.length; i++, j += 4) {
+      let g = (d[i] - lo) * k; g = g < 0 ? 0 : g > 255 ? 255 : g;
+      px[j] = px[j + 1] = px[j + 2] = g; px[j + 3] = 255;
+    }
+    v.off.getContext("2d").putImageData(img, 0, 0);
+  },
+  geometry(v) {
+    const stage = v.canvas.parentElement, w = stage.clientWidth, h = stage.clientHeight;
+    const fit = Math.min(w / v.info.cols, h / v.info.rows), s = fit * v.zoom;
+    return { w, h, s, ox: (w - v.info.cols * s) / 2 + v.panX, oy: (h - v.info.rows * s) / 2 + v.panY };
+  },
+  draw(v) {
+    const g = LXViewer.geometry(v), dpr = window.devicePixelRatio || 1, c = v.canvas;
+    if (c.width !== Math.round(g.w * dpr) || c.height !== Math.round(g.h * dpr)) {
+      c.width = Math.round(g.w * dpr); c.height = Math.round(g.h * dpr); c.style.width = g.w + "px"; c.style.height = g.h + "px";
+    }
+    const ctx = c.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.fillStyle = "#000"; ctx.fillRect(0, 0, g.w, g.h);
+    ctx.imageSmoothingEnabled = g.s < 3;
+    ctx.drawImage(v.off, g.ox, g.oy, v.info.cols * g.s, v.info.rows * g.s);
+    const on = v.overlay && v.showAI;
+    if (on && v.heatImg) { ctx.globalAlpha = v.opacity; ctx.drawImage(v.heatImg, g.ox, g.oy, v.info.cols * g.s, v.info.rows * g.s); ctx.globalAlpha = 1; }
+    const boxes = on ? v.info.findings.filter(f => f.slice === v.n) : [];
+    v.svg.setAttribute("width", g.w); v.svg.setAttribute("height", g.h);
+    v.svg.innerHTML = boxes.map(f => {
+      const x = g.ox + f.box[0] * g.s, y = g.oy + f.box[1] * g.s, bw = (f.box[2] - f.box[0]) * g.s, bh = (f.box[3] - f.box[1]) * g.s;
+      const label = LX.esc(LXViewer.findingText(v, f)), ty = y > 22 ? y - 6 : y + bh + 16;
+      return '<g class="vbox" style="opacity:' + Math.max(0.35, v.opacity) + '"><rect x="' + x.toFixed(1) + '" y="' + y.toFixed(1) + '" width="' + bw.toFixed(1) + '" height="' + bh.toFixed(1) + '"/>' +
+        '<text x="' + x.toFixed(1) + '" y="' + ty.toFixed(1) + '">' + label + "</text></g>";
+    }).join("");
+    const inst = v.info.instance_numbers[v.n], pos = v.info.positions_mm ? v.info.positions_mm[v.n] : null;
+    v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "");
+    v.root.querySelector(".vcorner.tr").textContent = "W " + Math.round(v.ww) + "  L " + Math.round(v.wc) + (v.zoom !== 1 ? "  ×" + v.zoom.toFixed(1) : "");
+    v.root.querySelectorAll("[data-finding]").forEach(b => b.classList.toggle("here", v.info.findings[+b.dataset.finding].slice === v.n));
+  },
+  bind(v) {
+    const root = v.root, stage = root.querySelector(".vstage");
+    root.addEventListener("click", e => {
+      const t = e.target.closest("button"); if (!t) return;
+      if (t.dataset.preset) { const w = v.info.presets[t.dataset.preset]; v.wc = w.center; v.ww = w.width; LXViewer.window(v); LXViewer.draw(v); }
+      else if (t.dataset.finding !== undefined) { v.go(v.info.findings[+t.dataset.finding].slice); root.focus({ preventScroll: true }); }
+      else if (t.dataset.act === "zoomin") LXViewer.zoomBy(v, 1.25);
+      else if (t.dataset.act === "zoomout") LXViewer.zoomBy(v, 0.8);
+      else if (t.dataset.act === "reset") LXViewer.reset(v);
+    });
+    v.slider.addEventListener("input", () => v.go(+v.slider.value));
+    const ov = root.querySelector(".v-overlay"), op = root.querySelector(".v-opacity");
+    if (ov) ov.addEventListener("change", () => { v.overlay = ov.checked; LXViewer.draw(v); });
+    if (op) op.addEventListener("input", () => { v.opacity = +op.value; LXViewer.draw(v); });
+    stage.addEventListener("wheel", e => {
+      e.preventDefault();
+      if (e.ctrlKey || e.metaKey) LXViewer.zoomBy(v, e.deltaY < 0 ? 1.1 : 1 / 1.1);
+      else v.go(v.n + (e.deltaY > 0 ? 1 : -1));
+    }, { passive: false });
+    root.addEventListener("keydown", e => {
+      const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 }[e.key];
+      if (step && e.target.tagName !== "INPUT") { e.preventDefault(); v.go(v.n + step); }
+      else if (e.key === "Home") { e.preventDefault(); v.go(0); }
+      else if (e.key === "End") { e.preventDefault(); v.go(v.info.n - 1); }
+      else if (e.key === "+" || e.key === "=") LXViewer.zoomBy(v, 1.25);
+      else if (e.key === "-") LXViewer.zoomBy(v, 0.8);
+      else if (e.key === "r" || e.key === "R") LXViewer.reset(v);
+    });
+    let drag = null;
+    stage.addEventListener("contextmenu", e => e.preventDefault());
+    stage.addEventListener("pointerdown", e => {
+      root.focus({ preventScroll: true });
+      drag = { x: e.clientX, y: e.clientY, pan: e.button === 2 || e.button === 1 || e.shiftKey, wc: v.wc, ww: v.ww, px: v.panX, py: v.panY };
+      stage.setPointerCapture(e.pointerId);
+    });
+    stage.addEventListener("pointermove", e => {
+      if (!drag) return;
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (drag.pan) { v.panX = drag.px + dx; v.panY = drag.py + dy; LXViewer.draw(v); return; }
+      const scale = v.info.is_hu ? 4 : 1;  // HU per screen pixel of drag
+      v.ww = Math.max(1, drag.ww + dx * scale); v.wc = drag.wc + dy * scale;
+      LXViewer.window(v); LXViewer.draw(v);
+    });
+    ["pointerup", "pointercancel"].forEach(t => stage.addEventListener(t, () => { drag = null; }));
+    window.addEventListener("resize", () => LXViewer.draw(v));
+  },
+  zoomBy(v, f) { v.zoom = Math.max(0.5, Math.min(10, v.zoom * f)); LXViewer.draw(v); },
+  reset(v) { v.zoom = 1; v.panX = v.panY = 0; v.wc = v.info.window.center; v.ww = v.info.window.width; LXViewer.window(v); LXViewer.draw(v); },
+};

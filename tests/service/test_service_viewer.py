@@ -125,8 +125,13 @@ def test_pages_keep_polling_until_the_pacs_export_is_final():
     study = SimpleNamespace(status="done", export_status=None, source="dicom")
     waiting = progress_of(core, None, study)
     assert waiting["export"] == "pending" and waiting["final"] is False
-    sent = progress_of(core, None, SimpleNamespace(**{**vars(study), "export_status": "sent 2/2 object(s)"}))
-    assert sent["export"] == "sent 2/2 object(s)" and sent["final"] is True
+    sending = progress_of(core, None, SimpleNamespace(**{**vars(study), "export_status": '{"state": "sending"}'}))
+    assert sending["export"]["state"] == "sending" and sending["final"] is False
+    retry = progress_of(core, None, SimpleNamespace(**{**vars(study), "export_status":
+                                                        '{"state": "failed", "next_try_at": "2026-01-01T00:00:00"}'}))
+    assert retry["final"] is False  # a failed export that will be retried is not final
+    sent = progress_of(core, None, SimpleNamespace(**{**vars(study), "export_status": '{"state": "sent", "version": 1}'}))
+    assert sent["export"] == {"state": "sent", "version": 1} and sent["final"] is True
     upload = progress_of(core, None, SimpleNamespace(**{**vars(study), "source": "upload"}))
     assert upload["final"] is True and upload["export"] is None  # uploads are never exported
     failed = progress_of(SimpleNamespace(settings=SimpleNamespace(pacs=None)), None, SimpleNamespace(**{**vars(study), "status": "failed"}))

@@ -187,7 +187,8 @@ def progress_of(core: Any, session: Any, study: Study) -> dict[str, Any]:
 
     export = export_detail(study)
     export_pending = (core.settings.pacs is not None and status == "done" and study.source == "dicom"
-                      and (export is None or export.get("state") in ("pending", "sending")))
+                      and (export is None or export.get("state") in ("pending", "sending")
+                           or bool(export.get("next_try_at"))))
     out["export"] = export or ("pending" if export_pending else None)
     out["final"] = status in FINAL and not export_pending
     return out

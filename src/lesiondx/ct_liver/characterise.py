@@ -6,7 +6,7 @@ lesion's own core), written below; ``MARGIN_HU`` is the same 15 HU the candidate
 Regions of one lesion on one slice (``d`` = distance to the lesion border, ``D`` = its maximum):
 core = ``d ≥ 0.5 D`` (inner half), rim = ``d < 0.25 D`` (outer quarter), centre = ``d ≥ 0.8 D``,
 liver ring = liver voxels 2–6 mm outside the lesion. Rim sectors: 16 angular sectors of the rim around
-the lesion's centroid.
+the lesion's centroid, compared within each slice (nodules need not line up between slices).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ class PhaseMeasure:
     rim_hu: float
     centre_hu: float
     liver_hu: float
-    rim_sectors_hu: tuple[float, ...]  # mean HU per angular rim sector (NaN-free; sectors with no voxel dropped)
+    rim_spread_hu: float  # per slice: 90th − 10th percentile of the rim-sector means; averaged over slices
+    rim_peak_hu: float  # per slice: the brightest rim-sector mean; averaged over slices
+    rim_continuity: float  # per slice: share of rim sectors ≥ core + MARGIN_HU; averaged over slices
 
 
 @dataclass(frozen=True)
@@ -85,29 +87,36 @@ def measure_phase(phase: str, hu: np.ndarray, lesion: np.ndarray, liver: np.ndar
     """Measure one lesion (mask ``lesion`` ``(S, H, W)``) in one phase's aligned ``hu`` with the ``liver`` mask."""
     hu = np.asarray(hu, np.float32)
     core, rim, centre, ring = [], [], [], []
-    sectors: list[list[np.ndarray]] = [[] for _ in range(N_SECTORS)]
+    spreads, peaks, sectors = [], [], []
     near = max(1, int(round(2.0 / spacing_mm)))
     far = max(near + 1, int(round(6.0 / spacing_mm)))
-    for z in np.nonzero(lesion.any(axis=(1, 2)))[0]:
+    zs = np.nonzero(lesion.any(axis=(1, 2)))[0]
+    for z in zs:
         m, v = lesion[z], hu[z]
         d = ndimage.distance_transform_edt(m)
         top = float(d.max())
         core.append(v[d >= 0.5 * top])
         centre.append(v[d >= 0.8 * top])
-        outside = ndimage.distance_transform_edt(~m)
         band = m & (d < 0.25 * top)
         rim.append(v[band])
+        outside = ndimage.distance_transform_edt(~m)
         ring.append(v[(outside > near) & (outside <= far) & liver[z]])
         cy, cx = ndimage.center_of_mass(m)
         yy, xx = np.nonzero(band)
         k = ((np.arctan2(yy - cy, xx - cx) + np.pi) / (2 * np.pi) * N_SECTORS).astype(int) % N_SECTORS
-        for s in range(N_SECTORS):
-            sectors[s].append(v[yy[k == s], xx[k == s]])
+        means = np.array([v[yy[k == s], xx[k == s]].mean() for s in range(N_SECTORS) if (k == s).any()])
+        if means.size >= N_SECTORS // 2:  # per slice: nodules need not line up from slice to slice
+            spreads.append(float(np.percentile(means, 90) - np.percentile(means, 10)))
+            peaks.append(float(means.max()))
+            sectors.append(means)
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
-    ring_values = cat(ring)
-    sector_means = tuple(_mean(cat(s)) for s in sectors if cat(s).size)
-    return PhaseMeasure(phase, _mean(hu[lesion]), _mean(cat(core)), _mean(cat(rim)), _mean(cat(centre)),
-                        float(np.median(ring_values)) if ring_values.size else float("nan"), sector_means)
+    ring_values, core_hu = cat(ring), _mean(cat(core))
+    continuity = [float(np.mean(m - core_hu >= MARGIN_HU)) for m in sectors]
+    return PhaseMeasure(phase, _mean(hu[lesion]), core_hu, _mean(cat(rim)), _mean(cat(centre)),
+                        float(np.median(ring_values)) if ring_values.size else float("nan"),
+                        float(np.mean(spreads)) if spreads else float("nan"),
+                        float(np.mean(peaks)) if peaks else float("nan"),
+                        float(np.mean(continuity)) if continuity else float("nan"))
 
 
 def _need(name: str, what: str) -> Feature:
@@ -150,11 +159,10 @@ def features(measures: Mapping[str, PhaseMeasure]) -> list[Feature]:
                            f"{later.phase} rim − liver {rim:+.0f} HU, core − liver {core:+.0f} HU"))
     out.append(_water(measures))
     # peripheral nodular enhancement: arterial rim discontinuous, bright nodules, dark core
-    if a is None or not a.rim_sectors_hu:
+    if a is None or not np.isfinite(a.rim_spread_hu):
         out.append(_need("peripheral_nodular_enhancement", "an arterial phase" if a is None else "a measurable rim"))
     else:
-        spread = float(np.percentile(a.rim_sectors_hu, 90) - np.percentile(a.rim_sectors_hu, 10))
-        peak = max(a.rim_sectors_hu) - a.liver_hu
+        spread, peak = a.rim_spread_hu, a.rim_peak_hu - a.liver_hu
         core = a.core_hu - a.liver_hu
         yes = spread >= NODULAR_SPREAD_HU and peak >= NODULE_ABOVE_LIVER_HU and core <= -MARGIN_HU
         out.append(Feature("peripheral_nodular_enhancement", yes, peak,
@@ -168,25 +176,26 @@ def features(measures: Mapping[str, PhaseMeasure]) -> list[Feature]:
                            f"core gains {gain:+.0f} HU to {later.phase}, lesion − liver there {level:+.0f} HU"))
     # rim enhancement: arterial rim ≥ core + MARGIN all round (continuous), not nodular
     nodular = out[-2].present
-    if a is None or not a.rim_sectors_hu:
+    if a is None or not np.isfinite(a.rim_continuity):
         out.append(_need("rim_enhancement", "an arterial phase" if a is None else "a measurable rim"))
     else:
-        diff = a.rim_hu - a.core_hu
-        share = float(np.mean([s - a.core_hu >= MARGIN_HU for s in a.rim_sectors_hu]))
+        diff, share = a.rim_hu - a.core_hu, a.rim_continuity
         above = a.rim_hu - a.liver_hu  # partial volume between a dark core and the liver stays below the liver
         yes = diff >= MARGIN_HU and above >= -MARGIN_HU and share >= CONTINUOUS_RIM and not nodular and not aphe
         out.append(Feature("rim_enhancement", yes, diff,
                            f"arterial rim − core {diff:+.0f} HU in {share:.0%} of the rim, rim − liver {above:+.0f} HU, "
                            f"nodular {bool(nodular)}, APHE {bool(aphe)}"))
-    # progressive peripheral enhancement: later rim ≥ core + MARGIN and ≥ liver − 2 MARGIN (enhancing, not
-    # partial volume) while the lesion stays ≤ liver − MARGIN
-    if later is None:
-        out.append(_need("progressive_peripheral_enhancement", "a portal-venous or delayed phase"))
+    # progressive peripheral enhancement: the core gains ≥ MARGIN from arterial to later, and later the rim is
+    # ≥ core + MARGIN and ≥ liver − 2 MARGIN (enhancing, not partial volume) while the lesion stays ≤ liver − MARGIN
+    if a is None or later is None:
+        out.append(_need("progressive_peripheral_enhancement", "arterial and portal-venous/delayed phases"))
     else:
+        gain = later.core_hu - a.core_hu
         diff, level, rim = later.rim_hu - later.core_hu, later.lesion_hu - later.liver_hu, later.rim_hu - later.liver_hu
-        yes = diff >= MARGIN_HU and level <= -MARGIN_HU and rim >= -2 * MARGIN_HU
+        yes = gain >= MARGIN_HU and diff >= MARGIN_HU and level <= -MARGIN_HU and rim >= -2 * MARGIN_HU
         out.append(Feature("progressive_peripheral_enhancement", yes, diff,
-                           f"{later.phase} rim − core {diff:+.0f} HU, rim − liver {rim:+.0f} HU, lesion − liver {level:+.0f} HU"))
+                           f"core gains {gain:+.0f} HU; {later.phase} rim − core {diff:+.0f} HU, rim − liver {rim:+.0f} HU, "
+                           f"lesion − liver {level:+.0f} HU"))
     # central scar: arterial centre ≥ SCAR_BELOW_LESION_HU darker than the (hyperenhancing) lesion
     if a is None:
         out.append(_need("central_scar", "an arterial phase"))

@@ -28,7 +28,7 @@ from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, findings
-from .phases import VesselLevels, identify_phase, vessel_levels
+from .phases import PhaseCall, VesselLevels, identify_phase, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, detect_parts, liver_mask, load_bundle, save_classifier,
                        uses_lilnet, write_json)
 from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
@@ -242,9 +242,13 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             result["window_assumed"] = read_as
         liver = liver_mask(study, bundle)
         given = given_phases[i] if i < len(given_phases) else None
-        levels = (VesselLevels(None, None) if given or study.phase
-                  else vessel_levels(study.hu, liver[0], study.spacing_mm))
-        call = identify_phase(study.phase, given, levels)
+        if given or study.phase or study.hu_exact:
+            levels = (VesselLevels(None, None) if given or study.phase
+                      else vessel_levels(study.hu, liver[0], study.spacing_mm))
+            call = identify_phase(study.phase, given, levels)
+        else:  # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
+            call = PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
+                                              "name the phase (phases=[...]) to have it characterised")
         study = replace(study, phase=call.phase)
         parts = detect_parts(study, bundle, liver)
         res = analyse(study, bundle, out, parts=parts)

@@ -9,7 +9,8 @@ import pytest
 from lesiondx.ct_liver import task
 from lesiondx.ct_liver.candidates import detect_candidates
 from lesiondx.ct_liver.characterise import PhaseMeasure, evidence, features
-from lesiondx.ct_liver.phases import VesselLevels, identify_phase, phase_from_enhancement, shifted, translation
+from lesiondx.ct_liver.phases import (SeriesTags, VesselLevels, identify_phase, phase_from_enhancement, phases_by_time,
+                                      shifted, translation)
 from lesiondx.ct_liver.synthetic import make_multiphase_folder, phantom_slice
 
 KINDS = ("HCC", "FNH", "HEM", "cyst", "MET", "ICC")
@@ -27,6 +28,13 @@ def test_given_phase_beats_dicom_tags_beat_enhancement():
     assert identify_phase(None, None, arterial).source == "enhancement"
     assert identify_phase("delayed", None, arterial).phase == "delayed"
     assert identify_phase("delayed", "portal-venous", arterial).phase == "portal-venous"
+
+
+def test_two_contrast_series_are_ordered_by_acquisition_time():
+    early, late = SeriesTags("IOMERON", "101500"), SeriesTags("IOMERON", "101540")
+    assert phases_by_time([late, early]) == ["portal-venous", "arterial"]
+    assert phases_by_time([late, SeriesTags("", "101500")]) == [None, None]  # no contrast agent: no call
+    assert identify_phase(None, None, VesselLevels(None, None), "arterial").source == "dicom-tags"
 
 
 def test_translation_recovers_a_known_shift():

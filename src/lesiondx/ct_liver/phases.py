@@ -7,7 +7,9 @@ SeriesDescription, and many keep nothing, so the enhancement of the vessels is t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -66,17 +68,40 @@ def phase_from_enhancement(aorta_hu: float | None, portal_vein_hu: float | None)
     return PhaseCall("arterial", "enhancement", f"{told}: aorta well above the portal vein")
 
 
-def order_by_time(calls: list[PhaseCall], times: list[str | None]) -> list[PhaseCall]:
-    """Two contrast series with unknown phase and known AcquisitionTime (``HHMMSS``): the earlier is
-    ``arterial``, the later ``portal-venous``; anything else is returned unchanged."""
-    unknown = [i for i, c in enumerate(calls) if c.phase is None and times[i]]
-    if len(unknown) != 2 or len(calls) != 2:
-        return calls
-    first, second = sorted(unknown, key=lambda i: str(times[i]))
-    out = list(calls)
-    out[first] = PhaseCall("arterial", "dicom-tags", "earlier AcquisitionTime of two contrast series")
-    out[second] = PhaseCall("portal-venous", "dicom-tags", "later AcquisitionTime of two contrast series")
-    return out
+@dataclass(frozen=True)
+class SeriesTags:
+    """What a series' first DICOM header says about timing (empty strings when absent or not DICOM)."""
+
+    contrast_agent: str = ""
+    acquisition_time: str = ""
+
+
+def series_tags(path: str | Path) -> SeriesTags:
+    """ContrastBolusAgent and AcquisitionTime of the first DICOM file of a series folder (or of one file)."""
+    from lesiondx.io import ImageReadError, is_dicom_file, read_dataset
+
+    path = Path(path)
+    if not path.exists():
+        return SeriesTags()  # reading the study says why
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if is_dicom_file(f):
+            try:
+                ds = read_dataset(f, pixels=False)
+            except ImageReadError:
+                continue
+            return SeriesTags(str(ds.get("ContrastBolusAgent", "") or ""), str(ds.get("AcquisitionTime", "") or ""))
+    return SeriesTags()
+
+
+def phases_by_time(tags: Sequence[SeriesTags]) -> list[str | None]:
+    """Exactly two series, both with a ContrastBolusAgent and an AcquisitionTime (``HHMMSS``): the earlier is
+    ``arterial``, the later ``portal-venous``; otherwise ``None`` for each (no call)."""
+    if len(tags) != 2 or not all(t.contrast_agent and t.acquisition_time for t in tags) \
+            or tags[0].acquisition_time == tags[1].acquisition_time:
+        return [None] * len(tags)
+    first = 0 if tags[0].acquisition_time < tags[1].acquisition_time else 1
+    return ["arterial" if i == first else "portal-venous" for i in range(2)]
 
 
 def _disc_mean(hu: np.ndarray, radius_px: float) -> np.ndarray:
@@ -123,12 +148,15 @@ def vessel_levels(hu: np.ndarray, liver: np.ndarray, spacing_mm: float | None) -
     return VesselLevels(float(np.median(aortas)) if aortas else None, float(np.median(veins)) if veins else None)
 
 
-def identify_phase(tag_phase: str | None, given: str | None, levels: VesselLevels) -> PhaseCall:
-    """``given`` (the user's) > DICOM tag keyword (SeriesDescription / ContrastBolusAgent) > enhancement."""
+def identify_phase(tag_phase: str | None, given: str | None, levels: VesselLevels, timed: str | None = None) -> PhaseCall:
+    """``given`` (the user's) > DICOM tag keyword (SeriesDescription / ContrastBolusAgent) > AcquisitionTime
+    order of two contrast series (``timed``, :func:`phases_by_time`) > enhancement."""
     if given:
         return PhaseCall(given, "given", "named by the user")
     if tag_phase:
         return PhaseCall(tag_phase, "dicom-tags", "SeriesDescription / ContrastBolusAgent keyword")
+    if timed:
+        return PhaseCall(timed, "dicom-tags", "AcquisitionTime order of two contrast series")
     return phase_from_enhancement(levels.aorta_hu, levels.portal_vein_hu)
 
 

@@ -28,7 +28,7 @@ from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, findings
-from .phases import PhaseCall, VesselLevels, identify_phase, vessel_levels
+from .phases import PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, detect_parts, liver_mask, load_bundle, save_classifier,
                        uses_lilnet, write_json)
 from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
@@ -228,6 +228,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     if bundle.cfg.classifier == "lilnet" and bundle.classifier is None:
         raise ValueError(f"{bundle.root}: classifier 'lilnet' asked for but the model has no classifier.pt")
     given_phases = list(options.get("phases") or [])
+    timed = phases_by_time([series_tags(p) for p in inputs])
     series: list[Series] = []
     for i, path in enumerate(map(Path, inputs)):
         study = read_input_study(path, window)
@@ -242,10 +243,10 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             result["window_assumed"] = read_as
         liver = liver_mask(study, bundle)
         given = given_phases[i] if i < len(given_phases) else None
-        if given or study.phase or study.hu_exact:
-            levels = (VesselLevels(None, None) if given or study.phase
+        if given or study.phase or timed[i] or study.hu_exact:
+            levels = (VesselLevels(None, None) if given or study.phase or timed[i]
                       else vessel_levels(study.hu, liver[0], study.spacing_mm))
-            call = identify_phase(study.phase, given, levels)
+            call = identify_phase(study.phase, given, levels, timed[i])
         else:  # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
             call = PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
                                               "name the phase (phases=[...]) to have it characterised")

@@ -198,9 +198,10 @@ def detect_candidates(
     min_mm: float = 5.0, max_mm: float = 150.0, search_margin_mm: float = 5.0, min_slices: int = 2,
     polarity: str = "hypo",
 ) -> list[Detection]:
-    """Hypodense (``polarity="hypo"``) or hyperdense (``"hyper"``) lesion candidates in ``hu`` ``(S, H, W)`` in and around the ``liver`` mask (same shape).
+    """Hypodense (``polarity="hypo"``) or hyperdense (``"hyper"``) lesion candidates in ``hu`` ``(S, H, W)``
+    in and around the ``liver`` mask (same shape).
 
-    ``min_contrast_hu``: smallest contrast margin below (above, for ``hyper``) the parenchyma level (the margin actually used
+    ``min_contrast_hu``: smallest contrast margin below (above, for ``hyper``) the parenchyma level (the margin used
     is max(this, ``NOISE_K`` × the smoothed parenchyma's robust SD)); ``min_mm``/``max_mm``: lesion
     diameter limits; ``search_margin_mm``: how far outside the mask to look (edge lesions bulge out of
     liver masks; the liver filter then judges the candidate's own voxels); ``min_slices``: 3D

@@ -166,7 +166,8 @@ def features(measures: Mapping[str, PhaseMeasure]) -> list[Feature]:
         core = a.core_hu - a.liver_hu
         yes = spread >= NODULAR_SPREAD_HU and peak >= NODULE_ABOVE_LIVER_HU and core <= -MARGIN_HU
         out.append(Feature("peripheral_nodular_enhancement", yes, peak,
-                           f"arterial rim sectors spread {spread:.0f} HU, brightest − liver {peak:+.0f} HU, core − liver {core:+.0f} HU"))
+                           f"arterial rim sectors spread {spread:.0f} HU, brightest − liver {peak:+.0f} HU, "
+                           f"core − liver {core:+.0f} HU"))
     # centripetal fill-in: core gains ≥ MARGIN from arterial to later and the lesion reaches ≈ liver or above
     if a is None or later is None:
         out.append(_need("centripetal_fill_in", "arterial and portal-venous/delayed phases"))
@@ -194,7 +195,8 @@ def features(measures: Mapping[str, PhaseMeasure]) -> list[Feature]:
         diff, level, rim = later.rim_hu - later.core_hu, later.lesion_hu - later.liver_hu, later.rim_hu - later.liver_hu
         yes = gain >= MARGIN_HU and diff >= MARGIN_HU and level <= -MARGIN_HU and rim >= -2 * MARGIN_HU
         out.append(Feature("progressive_peripheral_enhancement", yes, diff,
-                           f"core gains {gain:+.0f} HU; {later.phase} rim − core {diff:+.0f} HU, rim − liver {rim:+.0f} HU, "
+                           f"core gains {gain:+.0f} HU; {later.phase} rim − core {diff:+.0f} HU, "
+                           f"rim − liver {rim:+.0f} HU, "
                            f"lesion − liver {level:+.0f} HU"))
     # central scar: arterial centre ≥ SCAR_BELOW_LESION_HU darker than the (hyperenhancing) lesion
     if a is None:
@@ -218,10 +220,12 @@ def _water(measures: Mapping[str, PhaseMeasure]) -> Feature:
     change = max(cores) - min(cores)
     told = f"core {', '.join(f'{p} {m.core_hu:.0f}' for p, m in known.items())} HU"
     if not water:
-        return Feature(name, False, max(cores, key=abs), f"{told}: not water density ({WATER_HU[0]:.0f}…{WATER_HU[1]:.0f} HU)")
+        return Feature(name, False, max(cores, key=abs),
+                       f"{told}: not water density ({WATER_HU[0]:.0f}…{WATER_HU[1]:.0f} HU)")
     if len(known) == 1 and "non-contrast" in known:
         return Feature(name, None, cores[0], f"{told}: water density, enhancement needs a contrast phase")
-    return Feature(name, change < WATER_CHANGE_HU, cores[0], f"{told}: change {change:.0f} HU (< {WATER_CHANGE_HU:.0f} = non-enhancing)")
+    return Feature(name, change < WATER_CHANGE_HU, cores[0],
+                   f"{told}: change {change:.0f} HU (< {WATER_CHANGE_HU:.0f} = non-enhancing)")
 
 
 @dataclass(frozen=True)

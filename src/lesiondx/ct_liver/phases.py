@@ -60,7 +60,8 @@ def phase_from_enhancement(aorta_hu: float | None, portal_vein_hu: float | None)
     if not np.isfinite(pv):
         return PhaseCall(None, "unknown", f"{told}: portal vein not found")
     if aorta_hu > 200 and aorta_hu - pv > ARTERIAL_GAP_HU:
-        return PhaseCall("arterial", "enhancement", f"{told}: aorta > 200 HU and > {ARTERIAL_GAP_HU:.0f} HU above the portal vein")
+        return PhaseCall("arterial", "enhancement",
+                         f"{told}: aorta > 200 HU and > {ARTERIAL_GAP_HU:.0f} HU above the portal vein")
     if pv >= aorta_hu - ARTERIAL_GAP_HU:
         if aorta_hu < 130 and pv < 130:
             return PhaseCall("delayed", "enhancement", f"{told}: both enhanced, < 130 HU")

@@ -282,9 +282,11 @@ def _patient(lesions: list[dict], bundle: Bundle, found: list[dict]) -> dict[str
     out: dict[str, Any] = {"n_lesion_boxes": len(lesions), "n_inside_liver": len(inside),
                            "phases": sorted({str(les.get("phase")) for les in inside})}
     patterns = [(f["id"], f["evidence"]) for f in found]
+    side = lambda group: [{"finding": i, "pattern": e["pattern"]}  # noqa: E731
+                          for i, e in patterns if e["benign_malignant"] == group]
     out["evidence"] = {
-        "malignant_patterns": [{"finding": i, "pattern": e["pattern"]} for i, e in patterns if e["benign_malignant"] == "malignant"],
-        "benign_patterns": [{"finding": i, "pattern": e["pattern"]} for i, e in patterns if e["benign_malignant"] == "benign"],
+        "malignant_patterns": side("malignant"),
+        "benign_patterns": side("benign"),
         "indeterminate": [i for i, e in patterns if e["pattern"] is None],
         "kind": "rule-table evidence from measured enhancement features (see findings), not a probability"}
     if not uses_lilnet(bundle) or not inside:

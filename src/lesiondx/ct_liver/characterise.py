@@ -92,7 +92,10 @@ def measure_phase(phase: str, hu: np.ndarray, lesion: np.ndarray, liver: np.ndar
     far = max(near + 1, int(round(6.0 / spacing_mm)))
     zs = np.nonzero(lesion.any(axis=(1, 2)))[0]
     for z in zs:
-        m, v = lesion[z], hu[z]
+        rows, cols = np.nonzero(lesion[z])
+        box = (slice(max(0, rows.min() - far - 2), rows.max() + far + 3),
+               slice(max(0, cols.min() - far - 2), cols.max() + far + 3))
+        m, v, liver_z = lesion[z][box], hu[z][box], liver[z][box]
         d = ndimage.distance_transform_edt(m)
         top = float(d.max())
         core.append(v[d >= 0.5 * top])
@@ -100,7 +103,7 @@ def measure_phase(phase: str, hu: np.ndarray, lesion: np.ndarray, liver: np.ndar
         band = m & (d < 0.25 * top)
         rim.append(v[band])
         outside = ndimage.distance_transform_edt(~m)
-        ring.append(v[(outside > near) & (outside <= far) & liver[z]])
+        ring.append(v[(outside > near) & (outside <= far) & liver_z])
         cy, cx = ndimage.center_of_mass(m)
         yy, xx = np.nonzero(band)
         k = ((np.arctan2(yy - cy, xx - cx) + np.pi) / (2 * np.pi) * N_SECTORS).astype(int) % N_SECTORS

@@ -60,11 +60,13 @@ def outline(seed: np.ndarray, volumes: Sequence[np.ndarray], liver: np.ndarray) 
         window = np.zeros(seed.shape[1:], bool)
         window[max(0, r0 - gr):r1 + gr, max(0, c0 - gc):c1 + gc] = True
         background = liver[z] & ~window
+        rr, cc = np.nonzero(window)
+        crop = (slice(max(0, rr.min() - 3), rr.max() + 4), slice(max(0, cc.min() - 3), cc.max() + 4))
         abnormal = np.zeros_like(window)
         for v in volumes:
             ref = v[z][background] if background.sum() > 50 else v[liver] if liver.any() else v[z]
             level = float(np.median(ref))
-            abnormal |= np.abs(ndimage.gaussian_filter(v[z].astype(np.float32), 1.0) - level) >= MARGIN_HU
+            abnormal[crop] |= np.abs(ndimage.gaussian_filter(v[z][crop].astype(np.float32), 1.0) - level) >= MARGIN_HU
         abnormal &= window
         labels, _ = ndimage.label(abnormal)
         keep = np.setdiff1d(np.unique(labels[seed[z]]), [0])

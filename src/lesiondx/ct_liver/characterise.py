@@ -126,6 +126,13 @@ def _need(name: str, what: str) -> Feature:
     return Feature(name, None, None, f"could not be judged: needs {what}")
 
 
+def _no_arterial_rim(name: str, a: PhaseMeasure | None, field: str) -> Feature | None:
+    """The not-judged feature when there is no arterial phase or its rim ``field`` could not be measured."""
+    if a is None:
+        return _need(name, "an arterial phase")
+    return None if np.isfinite(getattr(a, field)) else _need(name, "a measurable rim")
+
+
 def _later(m: Mapping[str, PhaseMeasure]) -> PhaseMeasure | None:
     return next((m[p] for p in LATER if p in m), None)
 
@@ -162,8 +169,9 @@ def features(measures: Mapping[str, PhaseMeasure]) -> list[Feature]:
                            f"{later.phase} rim − liver {rim:+.0f} HU, core − liver {core:+.0f} HU"))
     out.append(_water(measures))
     # peripheral nodular enhancement: arterial rim discontinuous, bright nodules, dark core
-    if a is None or not np.isfinite(a.rim_spread_hu):
-        out.append(_need("peripheral_nodular_enhancement", "an arterial phase" if a is None else "a measurable rim"))
+    missing = _no_arterial_rim("peripheral_nodular_enhancement", a, "rim_spread_hu")
+    if missing:
+        out.append(missing)
     else:
         spread, peak = a.rim_spread_hu, a.rim_peak_hu - a.liver_hu
         core = a.core_hu - a.liver_hu
@@ -180,8 +188,9 @@ def features(measures: Mapping[str, PhaseMeasure]) -> list[Feature]:
                            f"core gains {gain:+.0f} HU to {later.phase}, lesion − liver there {level:+.0f} HU"))
     # rim enhancement: arterial rim ≥ core + MARGIN all round (continuous), not nodular
     nodular = out[-2].present
-    if a is None or not np.isfinite(a.rim_continuity):
-        out.append(_need("rim_enhancement", "an arterial phase" if a is None else "a measurable rim"))
+    missing = _no_arterial_rim("rim_enhancement", a, "rim_continuity")
+    if missing:
+        out.append(missing)
     else:
         diff, share = a.rim_hu - a.core_hu, a.rim_continuity
         above = a.rim_hu - a.liver_hu  # partial volume between a dark core and the liver stays below the liver

@@ -38,7 +38,7 @@ def test_synthetic_multiphase_end_to_end(synthetic_multiphase, tmp_path):
         for rel in frame[(frame["patient_id"] == patient) & (frame["phase"] == phase)]["image"]:
             shutil.copy(test / rel, folder / Path(rel).name)
         folders.append(folder)
-    result = task.predict(folders, str(run), tmp_path / "pred", phases=["arterial", "portal-venous"])
+    result = task.predict(folders, str(run), tmp_path / "pred", phases=["arterial", "portal-venous"], classifier="lilnet")
     assert {s["phase"] for s in result["studies"]} == {"arterial", "portal-venous"}
     probs = result["patient"]["probabilities"]
     if result["patient"]["n_inside_liver"]:

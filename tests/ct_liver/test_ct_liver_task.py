@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from lesiondx.ct_liver import task
-from lesiondx.ct_liver.pipeline import REPO_MODELS
 from lesiondx.data import Box, mask_box
 from lesiondx.io import read_raster_array
 
@@ -13,8 +12,9 @@ from ct_liver_helpers import ircadb_rows, windowed_slices
 
 def test_default_predict_flags_a_real_liver_tumour(ircadb_folder, tmp_path):
     """Shipped default (no IRCADb weights) on windowed real slices (PNG, no pixel spacing) through a
-    median-sized liver tumour: a box inside the liver on the tumour, class probabilities, overlays and a
-    model version. (The largest tumour bulges out of the HU liver mask: see the xfail in test_ct_liver_liver.)"""
+    median-sized liver tumour: a box inside the liver on the tumour, overlays, a model version, no class
+    probabilities (the shipped classifier is ultrasound-trained) and, single-phase, the arterial-dependent features
+    reported as not judged. (The largest tumour bulges out of the HU liver mask: see the xfail in test_ct_liver_liver.)"""
     rows = ircadb_rows(ircadb_folder, inside=True, n=8, pick="median")
     study = windowed_slices(ircadb_folder, rows, tmp_path / "slices")
     result = task.predict([study], "default", tmp_path / "out")
@@ -30,10 +30,16 @@ def test_default_predict_flags_a_real_liver_tumour(ircadb_folder, tmp_path):
     assert 250 <= assumed["width"] <= 500 and result["studies"][0]["window_assumed"] == assumed
     assert result["model_version"].startswith("ct-liver:")
     assert all(Path(p).is_file() for p in result["overlays"] + result["cams"]) and result["overlays"]
-    if (REPO_MODELS / "classifier.pt").is_file():
-        assert set(hits[0]["probabilities"]) == {"malignant", "benign"}
-        assert result["patient"]["probabilities"]["malignant"] + result["patient"]["probabilities"]["benign"] == pytest.approx(1.0)
-
+    assert result["patient"]["probabilities"] is None and all(h["probabilities"] == {} for h in hits)
+    assert result["findings"], "the tumour's boxes were not characterised"
+    # 8-bit slices, phase not named: no phase from clipped vessels, so nothing contrast-dependent is judged
+    assert result["studies"][0]["phase"] is None and "phases=" in result["studies"][0]["phase_reason"]
+    for finding in result["findings"]:
+        feats = {f["name"]: f for f in finding["features"]}
+        for name in ("aphe", "washout", "peripheral_nodular_enhancement", "centripetal_fill_in", "rim_enhancement"):
+            assert feats[name]["present"] is None and "arterial" in feats[name]["reason"], feats[name]
+        assert feats["water_density_non_enhancing"]["present"] is None
+        assert finding["evidence"]["pattern"] is None and "not judged" in finding["evidence"]["verdict"]
 
 def test_a_given_window_is_used_as_given_and_a_bad_one_fails_before_reading(ircadb_folder, tmp_path):
     rows = ircadb_rows(ircadb_folder, inside=True, n=3, pick="median")
@@ -68,3 +74,23 @@ def test_evaluate_cli_on_a_folder_without_lesion_outlines_or_rows(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--task", "ct-liver", "--data", str(tmp_path / "empty"),
                                    "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "labels.csv has no rows" in " ".join(res.output.split())
+
+
+def test_real_single_phase_dicom_study_says_which_features_could_not_be_judged(ircadb_folder, tmp_path):
+    """Real DICOM slices (IRCADb, copied to a temporary folder only) through a tumour: the phase is read from
+    the aorta / portal-vein enhancement (portal-venous), the arterial-dependent features are not judged."""
+    import shutil
+
+    rows = ircadb_rows(ircadb_folder, inside=True, n=12, pick="median")
+    (tmp_path / "series").mkdir()
+    for rel in rows["image"]:
+        shutil.copy(ircadb_folder / rel, tmp_path / "series" / Path(rel).name)
+    result = task.predict([tmp_path / "series"], "default")
+    study = result["studies"][0]
+    assert (study["phase"], study["phase_source"]) == ("portal-venous", "enhancement"), study
+    assert result["findings"] and result["patient"]["probabilities"] is None
+    for finding in result["findings"]:
+        feats = {f["name"]: f for f in finding["features"]}
+        assert feats["aphe"]["present"] is None and "arterial" in feats["aphe"]["reason"]
+        assert feats["water_density_non_enhancing"]["present"] is not None  # judged on a known contrast phase
+        assert set(finding["phases"]) == {"portal-venous"}

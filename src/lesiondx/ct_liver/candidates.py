@@ -21,6 +21,9 @@ inside the liver and a few mm around it, and keeps them only when they look like
 Score (0..1, one per lesion chain) = (local contrast − margin) / (``SCORE_SPAN`` × margin), clipped,
 where local contrast = the lesion's mean HU minus the median of the parenchyma in its ring; the
 usual 0.25 threshold therefore means "≥ 1.5 × the contrast margin darker than the liver around it".
+``polarity="hyper"`` runs the same rules for regions **brighter** than the liver by the margin
+(arterial hyperenhancement: HCC, FNH, haemangioma nodules); everything else is mirrored, not changed.
+
 Each candidate carries the fraction of its own voxels inside the liver mask, which is what the liver
 filter judges (not the box).
 """
@@ -35,7 +38,7 @@ from scipy import ndimage
 
 from lesiondx.data import Box
 
-RULES_VERSION = "hypodense-rules-2026-11-24b"  # bump when a rule or threshold below changes
+RULES_VERSION = "hypo-hyperdense-rules-2026-12-04"  # bump when a rule or threshold below changes
 WORK_MM = 1.2  # candidate search runs on pixels of about this size (mm): a 5 mm lesion is ≥ 4 px across
 FAT_HU = -30.0  # between fat (≈ −100 HU) and water (0 HU): below it a voxel is fat or gas, not parenchyma
 RIM_MM = 2.0  # partial-volume rim: ~1 voxel + reconstruction blur ≈ 1.5–2 mm next to fat/gas is ignored
@@ -193,16 +196,21 @@ def chain_ids(slices: Sequence[int], linked: Callable[[int, int], bool]) -> list
 def detect_candidates(
     hu: np.ndarray, liver: np.ndarray, spacing_mm: float | None, *, min_contrast_hu: float = 15.0,
     min_mm: float = 5.0, max_mm: float = 150.0, search_margin_mm: float = 5.0, min_slices: int = 2,
+    polarity: str = "hypo",
 ) -> list[Detection]:
-    """Hypodense lesion candidates in ``hu`` ``(S, H, W)`` in and around the ``liver`` mask (same shape).
+    """Hypodense (``polarity="hypo"``) or hyperdense (``"hyper"``) lesion candidates in ``hu`` ``(S, H, W)``
+    in and around the ``liver`` mask (same shape).
 
-    ``min_contrast_hu``: smallest contrast margin below the parenchyma level (the margin actually used
+    ``min_contrast_hu``: smallest contrast margin below (above, for ``hyper``) the parenchyma level (the margin used
     is max(this, ``NOISE_K`` × the smoothed parenchyma's robust SD)); ``min_mm``/``max_mm``: lesion
     diameter limits; ``search_margin_mm``: how far outside the mask to look (edge lesions bulge out of
     liver masks; the liver filter then judges the candidate's own voxels); ``min_slices``: 3D
     consistency (relaxed to 1 for single-slice input). ``spacing_mm``: in-plane pixel size (0.75
     assumed when unknown). Returns one :class:`Detection` per cross-section part per slice.
     """
+    if polarity not in ("hypo", "hyper"):
+        raise ValueError(f"polarity must be 'hypo' or 'hyper', got {polarity!r}")
+    sign = -1.0 if polarity == "hypo" else 1.0  # contrast is compared as sign × (region − liver level)
     hu = np.asarray(hu, dtype=np.float32)
     liver = np.asarray(liver, dtype=bool)
     if hu.shape != liver.shape or hu.ndim != 3:
@@ -227,7 +235,7 @@ def detect_candidates(
     levels, noise = parenchyma_levels(smooth, core, mm)
     margin = max(min_contrast_hu, NOISE_K * noise)
     contrast = smooth - levels[:, None, None]
-    cand = (contrast < -margin) & search & (small > FAT_HU)
+    cand = (sign * contrast > margin) & search & (small > FAT_HU)
     cand = ndimage.binary_opening(cand, structure=plane2d(min_mm / 4))  # bridges and lines < min_mm/2 go
     hole_px = int(np.pi * (VESSEL_MM / 2 / mm) ** 2)  # a vessel crossing a lesion is not a hole in it
     cand = np.stack([fill_small_holes(sl, hole_px) for sl in cand])
@@ -246,7 +254,7 @@ def detect_candidates(
         values = np.concatenate([contrast[b.slice, b.rows, b.cols][b.mask] - r[1] for b, r in zip(members, ring)])
         inside = float(np.concatenate([small_liver[b.slice, b.rows, b.cols][b.mask] for b in members]).mean())
         mean_contrast = float(values.mean())
-        score = min(1.0, max(0.0, (-mean_contrast - margin) / (SCORE_SPAN * margin)))
+        score = min(1.0, max(0.0, (sign * mean_contrast - margin) / (SCORE_SPAN * margin)))
         for b in members:
             box = Box(b.cols.start * factor, b.rows.start * factor, min(hu.shape[2], b.cols.stop * factor),
                       min(hu.shape[1], b.rows.stop * factor))

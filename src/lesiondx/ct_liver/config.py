@@ -37,6 +37,8 @@ class CtLiverConfig:
     min_contrast_hu: float = 15.0  # candidate detector: smallest margin below the parenchyma level (HU)
     search_margin_mm: float = 5.0  # candidate detector: look this far outside the liver mask (edge lesions)
     min_lesion_slices: int = 2  # candidate detector: a lesion must appear on this many adjacent slices
+    hyperdense: str = "arterial"  # also find regions brighter than the liver: in "arterial" series, "all", "off"
+    classifier: str = "features"  # lesion types on CT: "features" (measured enhancement rules) or "lilnet"
     classify_px: int = 224  # each box is expanded to a square crop of this many pixels
     box_margin: float = 0.25  # crop margin as a fraction of the box's longer side
     # classifier (LiLNet recipe)

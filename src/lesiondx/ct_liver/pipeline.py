@@ -121,11 +121,23 @@ def liver_mask(study: Study, bundle: Bundle) -> tuple[np.ndarray, str]:
     return hu_liver_mask(study.hu, study.spacing_mm, low=cfg.liver_hu_low, high=cfg.liver_hu_high), "hu-rule"
 
 
+def searches_hyperdense(phase: str | None, cfg: CtLiverConfig) -> bool:
+    """Whether hyperdense candidates are searched in a series of ``phase`` (``cfg.hyperdense``: ``all``,
+    ``arterial`` = arterial series only, ``off``)."""
+    return cfg.hyperdense == "all" or (cfg.hyperdense == "arterial" and phase == "arterial")
+
+
 def rule_candidates(study: Study, liver: np.ndarray, cfg: CtLiverConfig) -> list[Detection]:
-    """The rule-based hypodense-lesion candidates of :mod:`.candidates` with the task's settings."""
-    return detect_candidates(study.hu, liver, study.spacing_mm, min_contrast_hu=cfg.min_contrast_hu,
-                             min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm,
-                             search_margin_mm=cfg.search_margin_mm, min_slices=cfg.min_lesion_slices)
+    """The rule-based lesion candidates of :mod:`.candidates` with the task's settings: hypodense, plus
+    hyperdense where :func:`searches_hyperdense` (their chain ids follow the hypodense ones)."""
+    kw = dict(min_contrast_hu=cfg.min_contrast_hu, min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm,
+              search_margin_mm=cfg.search_margin_mm, min_slices=cfg.min_lesion_slices)
+    found = detect_candidates(study.hu, liver, study.spacing_mm, polarity="hypo", **kw)
+    if searches_hyperdense(study.phase, cfg):
+        offset = 1 + max((d.component for d in found), default=-1)
+        found += [replace(d, component=d.component + offset)
+                  for d in detect_candidates(study.hu, liver, study.spacing_mm, polarity="hyper", **kw)]
+    return found
 
 
 def find_lesions(study: Study, liver: np.ndarray, bundle: Bundle) -> tuple[list[Detection], str]:
@@ -137,8 +149,14 @@ def find_lesions(study: Study, liver: np.ndarray, bundle: Bundle) -> tuple[list[
         found, name = detect(bundle.detector, study.grey), "faster-rcnn-lite0 (learned, run dir)"
     else:
         found = rule_candidates(study, liver, cfg)
-        name = "hu-candidates (rule-based hypodense lesions, no learned weights)"
+        name = "hu-candidates (rule-based hypo- and hyperdense lesions, no learned weights)"
     return [d for d in found if d.score >= cfg.score_threshold], name
+
+
+def uses_lilnet(bundle: Bundle) -> bool:
+    """Whether lesion-type probabilities come from the LiLNet classifier (``classifier: lilnet`` and a
+    ``classifier.pt``); the default (``features``) reports measured enhancement features instead."""
+    return bundle.classifier is not None and bundle.cfg.classifier == "lilnet"
 
 
 def classify(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
@@ -149,17 +167,36 @@ def classify(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
     return predict_proba(bundle.classifier, x, bundle.cfg.crop_px)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """A study's liver mask (and its method) and its detections (and the detector's name)."""
+
+    liver: np.ndarray
+    liver_method: str
+    found: tuple[Detection, ...]
+    detector: str
+
+
+def detect_parts(study: Study, bundle: Bundle, liver: tuple[np.ndarray, str] | None = None,
+                 max_lesions: int = 200) -> Parts:
+    """Liver mask (computed unless given) and the best ``max_lesions`` detections of ``study``."""
+    mask, method = liver if liver is not None else liver_mask(study, bundle)
+    found, name = find_lesions(study, mask, bundle)
+    return Parts(mask, method, tuple(sorted(found, key=lambda d: -d.score)[:max_lesions]), name)
+
+
 def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overlays: int = 8,
-            max_lesions: int = 200) -> dict[str, Any]:
-    """Run the chain on one study; returns the JSON-able result (see ``task.predict``)."""
+            max_lesions: int = 200, parts: Parts | None = None) -> dict[str, Any]:
+    """Run the chain on one study (``parts``: its liver and detections when already made); returns the
+    JSON-able result (see ``task.predict``)."""
     torch.set_num_threads(max(1, bundle.cfg.threads))
-    liver, liver_method = liver_mask(study, bundle)
-    found, detector_name = find_lesions(study, liver, bundle)
-    found = sorted(found, key=lambda d: -d.score)[:max_lesions]
+    parts = parts if parts is not None else detect_parts(study, bundle, max_lesions=max_lesions)
+    liver, liver_method, found, detector_name = parts.liver, parts.liver_method, list(parts.found), parts.detector
     flags = liver_flags(found, liver, bundle.cfg.inside_liver_fraction)
-    crops = [box_crop(study.grey[d.slice], d.box, bundle.cfg) for d in found]
+    lilnet = uses_lilnet(bundle)
+    crops = [box_crop(study.grey[d.slice], d.box, bundle.cfg) for d in found] if lilnet else []
     probs = classify(crops, bundle)
-    described = bundle.tree.describe(probs, bundle.level) if bundle.classifier is not None else [{} for _ in found]
+    described = bundle.tree.describe(probs, bundle.level) if lilnet and crops else [{} for _ in found]
     frame = liver_frame(liver, study.orientation, study.spacing_mm)
     lesions = [{"slice": int(d.slice), "box": d.box.as_list(), "score": round(float(d.score), 4),
                 "inside_liver": bool(f), "location": frame.box_location(d.box, bool(f)),
@@ -195,7 +232,7 @@ def _pictures(study, liver, found, flags, described, crops, probs, bundle, out: 
                             caption=f"{study.study_id} slice {z}: boxes score >= {bundle.cfg.score_threshold}, OUT = outside liver, blue = liver")
         overlays.append(str(path))
     inside = [i for i, f in enumerate(flags) if f]
-    if bundle.classifier is not None and inside:
+    if uses_lilnet(bundle) and inside:
         best = inside[0]
         top = int(np.argmax(probs[best]))
         heat = grad_cam(bundle.classifier, classifier_input(crops[best], bundle.cfg), top)

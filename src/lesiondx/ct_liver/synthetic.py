@@ -4,7 +4,7 @@ path end to end. Nothing here is real anatomy or real patients: results on it pr
 Enhancement patterns (HU, textbook descriptions, parenchyma 80 HU arterial / 110 HU portal-venous):
 HCC wash-in / wash-out; FNH bright arterial, iso portal-venous with a central scar; HEM peripheral
 nodular arterial enhancement with centripetal fill-in; cyst water density, no enhancement; MET rim
-arterial enhancement, hypodense portal-venous; ICC thin rim arterial, slowly filling centre.
+arterial enhancement, hypodense portal-venous; ICC thin rim arterial around a hypodense (fibrous) centre that fills slowly and stays hypodense.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _lesion_hu(kind: str, phase: str, r: np.ndarray, angle: np.ndarray, rng: np.
     if kind == "MET":
         return np.where(r > 0.8, 120.0, 50.0) if art else np.full_like(r, 65.0)
     if kind == "ICC":
-        return np.where(r > 0.85, 105.0, 55.0) if art else np.where(r > 0.5, 95.0, 75.0)
+        return np.where(r > 0.8, 105.0, 45.0) if art else np.where(r > 0.5, 95.0, 65.0)
     raise ValueError(f"unknown synthetic lesion kind {kind!r}")
 
 

@@ -27,13 +27,17 @@ from lesiondx.models import save_checkpoint
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
-from .pipeline import Bundle, analyse, box_crop, classifier_input, load_bundle, save_classifier, write_json
+from .findings import Series, findings
+from .phases import PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
+from .pipeline import (Bundle, analyse, box_crop, classifier_input, detect_parts, liver_mask, load_bundle, save_classifier,
+                       uses_lilnet, write_json)
 from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
 
-SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of hypodense lesions >= 5 mm on "
-                "contrast-enhanced (portal-venous) CT; iso- or hyperdense lesions are missed (no learned detector ships: "
-                "the only boxes we have are IRCADb's, CC BY-NC-ND); classifier trained on AUL ultrasound lesions, "
-                "NOT validated on CT — its probabilities are a research demonstration, not a diagnosis")
+SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of lesions >= 5 mm darker or brighter than "
+                "the patient's liver (no learned detector ships: the only boxes we have are IRCADb's, CC BY-NC-ND); "
+                "lesions are characterised by measured enhancement features (APHE, washout, capsule, cyst, nodular "
+                "fill-in, rim) and a transparent rule table — evidence, not probabilities, validated only on SYNTHETIC "
+                "multiphase phantoms; no class probabilities unless classifier: lilnet (trained on labelled CT)")
 
 
 def _log(run: Path):
@@ -196,27 +200,17 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def _phase_of(study: Study, path: Path, phases: list[str] | None, index: int) -> str | None:
-    if phases and index < len(phases):
-        return phases[index]
-    if study.phase:
-        return study.phase
-    name = path.name.lower()
-    for key, phase in (("art", "arterial"), ("ap", "arterial"), ("portal", "portal-venous"), ("pv", "portal-venous"),
-                       ("ven", "portal-venous"), ("delay", "delayed")):
-        if key in name.replace("-", "_").split("_") or name.startswith(key):
-            return phase
-    return None
-
-
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict:
     """Analyse studies (DICOM series folders, slice-image folders or single images); several inputs are
-    phases of one patient (``phases=[...]`` names them, else DICOM tags / folder names). ``window``: the display
+    phases of one patient (``phases=[...]`` names them, else DICOM tag keywords, else aorta / portal-vein
+    enhancement; never file names); phases are aligned by translation onto the first input. ``classifier``:
+    ``features`` (default: measured enhancement features, no probabilities) or ``lilnet``. ``window``: the display
     window 8-bit slices were exported with (preset name or ``"center,width"`` in HU), or ``"auto"`` (the
     default): estimated from the slices' fat and muscle peaks (abdomen W 400 L 40 when that cannot be told).
     The JSON's ``window_assumed`` says which window was used, why, and what the image suggests (``estimate``).
 
     Returns ``{"lesions": [{"slice", "box", "score", "inside_liver", "probabilities", "phase", "study"}],
+    "findings": [{"id", "slices", "box", "phases", "features": [{"name", "present", "hu", "reason"}], "evidence"}],
     "patient": {...}, "overlays": [...], "cams": [...], "detector", "liver_filter", "model_version", ...}``.
     """
     if not inputs:
@@ -227,6 +221,15 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     result: dict[str, Any] = {"model_version": bundle.version, "model": str(bundle.root), "lesions": [], "overlays": [],
                               "cams": [], "studies": []}
     window = parse_window_option(options.get("window") or DEFAULT_EXPORT_WINDOW)  # a bad one fails here
+    if options.get("classifier"):
+        if options["classifier"] not in ("features", "lilnet"):
+            raise ValueError(f"classifier must be 'features' or 'lilnet', got {options['classifier']!r}")
+        bundle = replace(bundle, cfg=replace(bundle.cfg, classifier=options["classifier"]))
+    if bundle.cfg.classifier == "lilnet" and bundle.classifier is None:
+        raise ValueError(f"{bundle.root}: classifier 'lilnet' asked for but the model has no classifier.pt")
+    given_phases = list(options.get("phases") or [])
+    timed = phases_by_time([series_tags(p) for p in inputs])
+    series: list[Series] = []
     for i, path in enumerate(map(Path, inputs)):
         study = read_input_study(path, window)
         read_as = None
@@ -238,16 +241,31 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                                     if est is not None and est.window is not None
                                     else {"reason": est.reason if est is not None else "not estimated"})}
             result["window_assumed"] = read_as
-        study = replace(study, phase=_phase_of(study, path, options.get("phases"), i))
-        res = analyse(study, bundle, out)
+        liver = liver_mask(study, bundle)
+        given = given_phases[i] if i < len(given_phases) else None
+        if given or study.phase or timed[i] or study.hu_exact:
+            levels = (VesselLevels(None, None) if given or study.phase or timed[i]
+                      else vessel_levels(study.hu, liver[0], study.spacing_mm))
+            call = identify_phase(study.phase, given, levels, timed[i])
+        else:  # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
+            call = PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
+                                              "name the phase (phases=[...]) to have it characterised")
+        study = replace(study, phase=call.phase)
+        parts = detect_parts(study, bundle, liver)
+        res = analyse(study, bundle, out, parts=parts)
+        flags = [les["inside_liver"] for les in res["lesions"]]
+        series.append(Series(study.study_id, study.phase, study.hu, parts.liver, study.spacing_mm or 0.75,
+                             tuple(d for d, f in zip(parts.found, flags) if f)))
         result["lesions"] += [{**les, "study": study.study_id} for les in res["lesions"]]
         result["overlays"] += res["overlays"]
         result["cams"] += res["cams"]
         result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
+                                  "phase_source": call.source, "phase_reason": call.reason,
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
         result["location_basis"] = res["location_basis"]
-    result["patient"] = _patient(result["lesions"], bundle)
+    result["findings"] = findings(series)
+    result["patient"] = _patient(result["lesions"], bundle, result["findings"])
     if str(model) == "default":
         result["note"] = SHIPPED_NOTE
     result["seconds"] = round(time.time() - start, 2)
@@ -256,16 +274,28 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     return result
 
 
-def _patient(lesions: list[dict], bundle: Bundle) -> dict[str, Any]:
-    """Patient result from lesions inside the liver: softmax-mean aggregation over slices and phases."""
+def _patient(lesions: list[dict], bundle: Bundle, found: list[dict]) -> dict[str, Any]:
+    """Patient result: the characterised lesions' patterns (default) or, with ``classifier: lilnet``, the
+    softmax-mean aggregation of class probabilities over inside-liver boxes, slices and phases."""
     import pandas as pd
 
     inside = [les for les in lesions if les["inside_liver"]]
     out: dict[str, Any] = {"n_lesion_boxes": len(lesions), "n_inside_liver": len(inside),
                            "phases": sorted({str(les.get("phase")) for les in inside}),
                            "location": max(inside, key=lambda les: les["score"]).get("location") if inside else None}
-    if bundle.classifier is None or not inside:
+    patterns = [(f["id"], f["evidence"]) for f in found]
+    side = lambda group: [{"finding": i, "pattern": e["pattern"]}  # noqa: E731
+                          for i, e in patterns if e["benign_malignant"] == group]
+    out["evidence"] = {
+        "malignant_patterns": side("malignant"),
+        "benign_patterns": side("benign"),
+        "indeterminate": [i for i, e in patterns if e["pattern"] is None],
+        "kind": "rule-table evidence from measured enhancement features (see findings), not a probability"}
+    if not uses_lilnet(bundle) or not inside:
         out["probabilities"] = None
+        if not uses_lilnet(bundle):
+            out["probabilities_note"] = ("no class probabilities: the default characterises lesions by measured "
+                                         "enhancement features; classifier: lilnet uses a classifier trained on labelled CT")
         return out
     classes = list(bundle.classes)
     table = pd.DataFrame([{"patient_id": "patient", **{c: les["probabilities"][c] for c in classes}} for les in inside])

@@ -26,8 +26,9 @@ THREADS_ENV = "LESIONDX_THREADS"
 META_KEY = "lesiondx"  # ONNX metadata_props key holding the JSON metadata written at export time
 
 
-class EngineError(RuntimeError):
-    """The requested engine cannot run this model (missing package or export)."""
+class EngineError(RuntimeError, ValueError):
+    """The requested engine cannot run this model (missing package or export); a ValueError too, so the CLI
+    and the service report it as a one-line user error."""
 
 
 def requested_engine(engine: str | None = None) -> str:
@@ -149,3 +150,18 @@ def set_torch_threads(n: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(max(1, int(n)))
+
+
+def cam_image(signed: np.ndarray, size: int, positive: bool) -> np.ndarray:
+    """A class activation map ``(h, w)`` (signed evidence for the positive class) → ``(size, size)`` in [0, 1]
+    explaining the predicted class: ReLU of the evidence for it, bilinear to the crop, scaled to max 1; when no
+    position supports it, the min–max scaled map (never an empty heat map)."""
+    from lesiondx.io.windows import resize
+
+    signed = np.asarray(signed, np.float32) * (1.0 if positive else -1.0)
+    full = resize(signed, (size, size), order=1)
+    relu = np.maximum(full, 0.0)
+    if relu.max() > 0:
+        return relu / relu.max()
+    span = float(full.max() - full.min())
+    return (full - full.min()) / span if span > 0 else np.ones_like(full)

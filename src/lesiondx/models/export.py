@@ -36,10 +36,12 @@ class Probabilities(nn.Module):
 
 
 def export_onnx(module: nn.Module, example: Sequence[torch.Tensor], path: str | Path, *, inputs: Sequence[str],
-                outputs: Sequence[str], meta: dict[str, Any], source: Path | None = None) -> Path:
+                outputs: Sequence[str], meta: dict[str, Any], source: Path | None = None,
+                tolerance: float = 1e-3) -> Path:
     """Write ``module`` (eval mode, fp32) to ``path`` with a dynamic batch axis on every input and output,
-    ``meta`` (JSON) and the sha256 of ``source`` (its checkpoint) in the file's metadata. Refuses files above
-    ``MAX_SHIPPED_MB``."""
+    ``meta`` (JSON) and the sha256 of ``source`` (its checkpoint) in the file's metadata. Checks ONNX Runtime
+    against torch on ``example`` (max abs difference ≤ ``tolerance`` per output, stored as ``export_check``);
+    refuses files above ``MAX_SHIPPED_MB``."""
     import onnx
 
     path = Path(path)
@@ -51,8 +53,15 @@ def export_onnx(module: nn.Module, example: Sequence[torch.Tensor], path: str | 
         torch.onnx.export(module, tuple(example), str(path), dynamo=False, opset_version=OPSET,
                           input_names=list(inputs), output_names=list(outputs), dynamic_axes=axes,
                           do_constant_folding=True)
+    diffs = parity(module, path, {name: x.numpy() for name, x in zip(inputs, example)})
+    bad = {k: v for k, v in diffs.items() if not v <= tolerance}
+    if bad:
+        path.unlink()
+        raise RuntimeError(f"{path}: ONNX Runtime differs from torch by {bad} (tolerance {tolerance})")
     model = onnx.load(str(path))
-    full = dict(meta) | ({"source": source.name, "source_sha256": file_sha256(source)} if source is not None else {})
+    full = dict(meta) | {"export_check": {"max_abs_diff": diffs, "opset": OPSET, "torch": torch.__version__}}
+    if source is not None:
+        full |= {"source": source.name, "source_sha256": file_sha256(source)}
     model.metadata_props.add(key=META_KEY, value=json.dumps(full))
     onnx.save(model, str(path))
     if size_mb(path) > MAX_SHIPPED_MB:

@@ -12,7 +12,7 @@ import numpy as np
 from lesiondx.data import Box
 from lesiondx.io import ImageReadError
 from lesiondx.io.raster import read_raster_array
-from lesiondx.runtime import choose_engine
+from lesiondx.runtime import cam_image, choose_engine  # noqa: F401 (cam_image re-exported)
 
 from .config import UsLiverConfig
 from .rois import UsFrame, fixed_side, read_frame, sector_box  # noqa: F401 (fixed_side, sector_box re-exported)
@@ -125,21 +125,6 @@ def cam_to_frame(cam: np.ndarray, shape: tuple[int, int], region: tuple[float, f
     if sy1 > sy0 and sx1 > sx0:
         full[sy0:sy1, sx0:sx1] = patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
     return full
-
-
-def cam_image(signed: np.ndarray, size: int, positive: bool) -> np.ndarray:
-    """A class activation map ``(h, w)`` (signed evidence for the positive class) → ``(size, size)`` in [0, 1]
-    explaining the predicted class: ReLU of the evidence for it, bilinear to the crop, scaled to max 1; when no
-    position supports it, the min–max scaled map (never an empty heat map)."""
-    from lesiondx.io.windows import resize
-
-    signed = np.asarray(signed, np.float32) * (1.0 if positive else -1.0)
-    full = resize(signed, (size, size), order=1)
-    relu = np.maximum(full, 0.0)
-    if relu.max() > 0:
-        return relu / relu.max()
-    span = float(full.max() - full.min())
-    return (full - full.min()) / span if span > 0 else np.ones_like(full)
 
 
 def score_frame(bundle: Bundle, frame: UsFrame, *, cam: bool = False, roi_source: str = "mask") -> Scored:

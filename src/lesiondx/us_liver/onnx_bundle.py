@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from lesiondx.data import mask_box
-from lesiondx.runtime import OnnxNet
+from lesiondx.runtime import OnnxNet, cam_image
 
 from .config import UsLiverConfig
-from .inference import Scored, cam_image, cam_to_frame, config_from_meta, crop_region
+from .inference import Scored, cam_to_frame, config_from_meta, crop_region
 from .rois import UsFrame, fixed_side, sector_box
 from .views import MAGNIFIED_SIDE, Proposal, proposal_from_probs, seg_input_array, view_crops
 

@@ -129,8 +129,8 @@ def load_bundle(model: str | Path = "default", engine: str | None = None) -> Bun
                if (root / f"{name}.pt").is_file()]
     onnx = bool(exports) and choose_engine(exports, engine) == "onnx"
     if (root / "classifier.pt").is_file():
-        load = _load_onnx_classifier if onnx else _load_classifier
-        classifier, level, meta = load(root / ("classifier.onnx" if onnx else "classifier.pt"))
+        loader = _load_onnx_classifier if onnx else _load_classifier
+        classifier, level, meta = loader(root / ("classifier.onnx" if onnx else "classifier.pt"))
         cfg = replace(cfg, label_tree=meta["config"]["label_tree"], crop_px=meta["config"]["crop_px"])
         version = f"ct-liver:{meta.get('version', root.name)}"
     liver_net = detector = None

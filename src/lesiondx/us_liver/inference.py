@@ -31,6 +31,7 @@ class Bundle(Protocol):
     threshold: float
     version: str
     meta: dict
+    heatmap_method: str  # "CAM" (ONNX Runtime) or "Grad-CAM" (torch)
 
     def propose(self, grey: np.ndarray) -> Proposal: ...
 

@@ -27,6 +27,7 @@ class OnnxBundle:
     threshold: float
     version: str
     meta: dict
+    heatmap_method: str = "CAM"  # written on the overlay
 
     def propose(self, grey: np.ndarray) -> Proposal:
         prob = self.segmenter.run(x=seg_input_array(grey, self.config.seg_size))["prob"][0]

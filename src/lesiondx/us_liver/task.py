@@ -281,7 +281,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: object) -> dict:
     """Per image: lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at the
-    shipped threshold, a Grad-CAM overlay PNG (``cam=False`` skips it), and ``lesion_found`` = False when
+    shipped threshold, a heat-map overlay PNG (CAM on ONNX Runtime, Grad-CAM on torch; ``cam=False`` skips it), and ``lesion_found`` = False when
     the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
     the score is still given but meaningless there). JSON-serialisable."""
     bundle = load_bundle(model)
@@ -303,7 +303,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
                          caption=("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
-                                 f"heat map: Grad-CAM evidence for '{label}' - research use, not a diagnosis")
+                                 f"heat map: {bundle.heatmap_method} evidence for '{label}' - research use, not a diagnosis")
         results.append({"image": str(image), "box": scored.box.as_list(), "roi_source": source,
                         "lesion_probability": peak, "lesion_found": found,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,

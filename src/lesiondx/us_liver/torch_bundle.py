@@ -34,6 +34,7 @@ class TorchBundle:
     threshold: float
     version: str
     meta: dict
+    heatmap_method: str = "Grad-CAM"  # written on the overlay
 
     def propose(self, grey: np.ndarray) -> Proposal:
         return propose(self.segmenter, grey, self.config.seg_size)

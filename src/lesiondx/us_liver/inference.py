@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -36,6 +36,17 @@ class Bundle(Protocol):
     def propose(self, grey: np.ndarray) -> Proposal: ...
 
     def score(self, frame: UsFrame, *, cam: bool, roi_source: str) -> "Scored": ...
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What both engines' bundles carry besides their networks."""
+
+    config: UsLiverConfig
+    threshold: float
+    version: str
+    meta: dict
+    heatmap_method: ClassVar[str] = "heat map"  # written on the overlay
 
 
 def resolve_model(model: str | Path) -> Path:

@@ -5,29 +5,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from lesiondx.data import mask_box
 from lesiondx.runtime import OnnxNet, cam_image
 
-from .config import UsLiverConfig
-from .inference import Scored, cam_to_frame, config_from_meta, crop_region
+from .inference import BundleInfo, Scored, cam_to_frame, config_from_meta, crop_region
 from .rois import UsFrame, fixed_side, sector_box
 from .views import MAGNIFIED_SIDE, Proposal, proposal_from_probs, seg_input_array, view_crops
 
 
 @dataclass(frozen=True)
-class OnnxBundle:
+class OnnxBundle(BundleInfo):
     """Segmenter and classifier sessions with the config, threshold and version stored in the exports."""
 
     segmenter: OnnxNet
     classifier: OnnxNet
-    config: UsLiverConfig
-    threshold: float
-    version: str
-    meta: dict
-    heatmap_method: str = "CAM"  # written on the overlay
+    heatmap_method: ClassVar[str] = "CAM"
 
     def propose(self, grey: np.ndarray) -> Proposal:
         prob = self.segmenter.run(x=seg_input_array(grey, self.config.seg_size))["prob"][0]
@@ -54,4 +50,5 @@ def load_onnx_bundle(segmenter: Path, classifier: Path) -> OnnxBundle:
     """Sessions for the two exports; config, threshold and version come from the classifier's metadata."""
     seg, cls = OnnxNet.load(segmenter), OnnxNet.load(classifier)
     meta = cls.meta["checkpoint_meta"]
-    return OnnxBundle(seg, cls, config_from_meta(meta), float(meta["threshold"]), str(cls.meta["version"]), meta)
+    return OnnxBundle(config=config_from_meta(meta), threshold=float(meta["threshold"]), version=str(cls.meta["version"]),
+                      meta=meta, segmenter=seg, classifier=cls)

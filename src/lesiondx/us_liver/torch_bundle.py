@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from lesiondx.data import mask_box
 from lesiondx.models import load_checkpoint, save_checkpoint
 
 from .config import UsLiverConfig
-from .inference import (CLASSIFIER_ONNX, SEGMENTER_ONNX, Scored, cam_to_frame, config_from_meta, crop_region,
+from .inference import (CLASSIFIER_ONNX, SEGMENTER_ONNX, BundleInfo, Scored, cam_to_frame, config_from_meta, crop_region,
                         version_of)
 from .model import DcnnUs, Ensemble, base_backbone
 from .probe import PooledLite, ProbeCam, ProbeEnsemble, ProbeExport, ProbeHead
@@ -25,16 +26,12 @@ from .views import MAGNIFIED_SIDE, Proposal, frame_crops, view_crops
 
 
 @dataclass(frozen=True)
-class TorchBundle:
+class TorchBundle(BundleInfo):
     """Everything inference needs on torch: segmenter, trunk + fold heads, config, threshold, version."""
 
     segmenter: nn.Module
     ensemble: Ensemble | ProbeEnsemble
-    config: UsLiverConfig
-    threshold: float
-    version: str
-    meta: dict
-    heatmap_method: str = "Grad-CAM"  # written on the overlay
+    heatmap_method: ClassVar[str] = "Grad-CAM"
 
     def propose(self, grey: np.ndarray) -> Proposal:
         return propose(self.segmenter, grey, self.config.seg_size)
@@ -60,7 +57,8 @@ def load_torch_bundle(path: Path) -> TorchBundle:
     segmenter = new_segmenter(pretrained=False)
     segmenter.load_state_dict(states["segmenter"])
     version = version_of(meta, hashlib.sha256(path.read_bytes()).hexdigest())
-    return TorchBundle(segmenter.eval(), ensemble.eval(), cfg, float(meta["threshold"]), version, meta)
+    return TorchBundle(config=cfg, threshold=float(meta["threshold"]), version=version, meta=meta,
+                       segmenter=segmenter.eval(), ensemble=ensemble.eval())
 
 
 def _dcnn_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> Ensemble:

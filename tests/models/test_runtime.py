@@ -70,3 +70,19 @@ def test_predict_on_the_onnx_engine_never_imports_torch(tmp_path: Path):
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert list(tmp_path.glob("*_us_liver.png")), "no us-liver overlay written"
+
+
+SHIPPED = [(REPO / "models" / "ct-covid" / "model.onnx", REPO / "models" / "ct-covid" / "model.pt"),
+           (REPO / "models" / "us-liver" / "segmenter.onnx", REPO / "models" / "us-liver" / "us_liver.pt"),
+           (REPO / "models" / "us-liver" / "classifier.onnx", REPO / "models" / "us-liver" / "us_liver.pt"),
+           (REPO / "models" / "ct-liver" / "classifier.onnx", REPO / "models" / "ct-liver" / "classifier.pt")]
+
+
+@needs_exports
+@pytest.mark.parametrize("export,checkpoint", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p, _ in SHIPPED])
+def test_every_shipped_network_has_a_small_current_export(export: Path, checkpoint: Path):
+    from lesiondx.models.metrics import MAX_SHIPPED_MB, size_mb
+
+    assert export.is_file(), f"{export} missing: run `python -m lesiondx.export_onnx`"
+    assert size_mb(export) <= MAX_SHIPPED_MB
+    assert choose_engine([(export, checkpoint)], "onnx") == "onnx"  # exported from this very checkpoint

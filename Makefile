@@ -1,27 +1,38 @@
 # Two commands on a fresh machine:
-#   make run    create .venv if missing, install lesiondx, run the main job
-#   make test   create/update the same .venv with test extras, run the test suite
+#   make run    create .venv if missing, install lesiondx (runtime only: ONNX Runtime, no torch), run the main job
+#   make test   create/update the same .venv with the training and test extras (torch), run the test suite
+# Separate stamps: a test install (.[train,test]) includes the runtime, so `make run` after `make test` installs
+# nothing; `make test` after `make run` only adds the extras.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+RUN_STAMP  := $(VENV)/.installed-run-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DICOM_PORT ?= 11112
 STORAGE ?= runs/service
 
-.PHONY: run test venv summary clean apt
+.PHONY: run test venv test-venv summary clean apt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip wheel
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -e ".[test]"
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
 
-venv: $(STAMP)
+$(TEST_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -e ".[train,test]"
+	rm -f $(VENV)/.installed-run-* $(VENV)/.installed-test-*
+	touch $(TEST_STAMP) $(RUN_STAMP)
+
+venv: $(RUN_STAMP)
+
+test-venv: $(TEST_STAMP)
 
 # Main job: check the bundled examples, then serve the second-opinion service with the bundled models
 # (web UI and REST API on http://$(HOST):$(PORT), DICOM C-STORE on port $(DICOM_PORT)).
@@ -32,7 +43,7 @@ run: venv
 summary: venv
 	$(BIN)/lesiondx data summary examples/aul_liver_us_mini examples/covid_ct_md_mini
 
-test: venv
+test: test-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # Debian packages some tests use (dcmtk's storescu, Orthanc, Chromium); tests skip with a reason without them.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARTS = (("us-liver", "us_liver.md"), ("ct-covid", "ct_covid.md"), ("ct-liver", "ct_liver.md"), ("service", "service.md"))
+PARTS = (("us-liver", "us_liver.md"), ("ct-covid", "ct_covid.md"), ("ct-liver", "ct_liver.md"), ("service", "service.md"), ("runtime", "runtime.md"))
 
 
 def demote(text: str) -> str:

@@ -26,6 +26,22 @@ out = Console()
 err = Console(stderr=True)
 
 TaskOption = Annotated[str, typer.Option("--task", help="us-liver, ct-liver or ct-covid")]
+EngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", help="auto (default: ONNX Runtime when installed and the model has its .onnx exports, else torch), "
+                     "onnx, or torch (research: Grad-CAM heat maps; needs lesiondx[train])")]
+
+
+def _use_engine(engine: Optional[str]) -> None:
+    """``--engine`` → ``$LESIONDX_ENGINE``, read where models are loaded (also by the service's worker)."""
+    if engine is not None:
+        import os
+
+        from lesiondx.runtime import ENGINE_ENV, requested_engine
+
+        try:
+            os.environ[ENGINE_ENV] = requested_engine(engine)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--engine") from exc
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -109,11 +125,13 @@ def evaluate(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder for predictions, metrics, report")],
     model: Annotated[str, typer.Option("--model", help="RUN_DIR or 'default' (the shipped model)")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of the summary")] = False,
+    engine: EngineOption = None,
 ) -> None:
     """Predict a labelled folder and write predictions.csv, metrics.json and report.html; prints a
     one-screen summary (``lesiondx report`` on the same predictions.csv gives the same figures)."""
     from lesiondx.tasks import load_task
 
+    _use_engine(engine)
     metrics = _run(lambda: load_task(task).evaluate(model, data, out_dir))
     if as_json:
         out.print_json(json.dumps(metrics))
@@ -134,10 +152,12 @@ def predict(
                          "(e.g. 40,350), a preset (abdomen = 40,400) or 'auto' (the default: estimated from the "
                          "slices' fat and muscle peaks, abdomen when that cannot be told)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    engine: EngineOption = None,
 ) -> None:
     """Second opinion for new images: probability, label, boxes and heat-map overlays."""
     from lesiondx.tasks import load_task
 
+    _use_engine(engine)
     if window is not None and task != "ct-liver":
         raise typer.BadParameter("--window applies to --task ct-liver only", param_hint="--window")
     options = {"roi": roi} if roi is not None else {}
@@ -162,10 +182,12 @@ def serve(
     dicom_host: Annotated[Optional[str], typer.Option(
         "--dicom-host", help="Address the DICOM node binds to (default 127.0.0.1, even when --host is not "
                              "loopback; or LESIONDX_DICOM_HOST)")] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Run the second-opinion service (web UI, REST API, job worker, DICOM node)."""
     from lesiondx.service.server import run_server
 
+    _use_engine(engine)
     _run(run_server, host=host, port=port, db=db, storage=storage, dicom_port=dicom_port, dicom_aet=dicom_aet,
          dicom_host=dicom_host)
 

@@ -1,23 +1,27 @@
-"""The lesion segmenter: building, loading (run dir or shipped default) and batched inference."""
+"""The lesion segmenter: building, loading (run dir or shipped default; ONNX Runtime or torch), batched
+inference and ONNX export. torch is imported only for the torch engine and for training/export."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from lesiondx.config import config_to_dict
-from lesiondx.models import build_segmenter, load_checkpoint
 from lesiondx.progress import report
+from lesiondx.runtime import OnnxNet, choose_engine, set_torch_threads
 
 from .config import CovidConfig, read_config
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 CHECKPOINT = "model.pt"
+ONNX = "model.onnx"
 CONFIG = "config.yaml"
 
 
@@ -29,20 +33,28 @@ def default_model_dir() -> Path:
 
 def build_model(config: CovidConfig, *, pretrained: bool = True) -> nn.Module:
     """UNet++ (or U-Net) with a 1-channel input, returning lesion logits ``(B, 1, H, W)``."""
+    from lesiondx.models import build_segmenter
+
     return build_segmenter(config.arch, encoder=config.encoder, in_channels=1, classes=1, pretrained=pretrained)
 
 
+def to_input_array(grey: np.ndarray) -> np.ndarray:
+    """Grey levels 0..255, ``(B, H, W)`` → network input ``(B, 1, H, W)`` float32 scaled to [-1, 1]."""
+    return (np.asarray(grey, dtype=np.float32) / np.float32(127.5) - np.float32(1.0))[:, None]
+
+
 def to_input(grey: np.ndarray) -> torch.Tensor:
-    """Grey levels 0..255, ``(B, H, W)`` → network input ``(B, 1, H, W)`` scaled to [-1, 1]."""
-    x = torch.as_tensor(np.asarray(grey, dtype=np.float32))
-    return (x / 127.5 - 1.0).unsqueeze(1)
+    """``to_input_array`` as a torch tensor (training and the torch engine)."""
+    import torch
+
+    return torch.from_numpy(to_input_array(grey))
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A ready segmenter with the config it was trained with."""
+    """A ready segmenter (a torch module, or an :class:`OnnxNet` on ONNX Runtime) with its training config."""
 
-    module: nn.Module
+    module: Any
     config: CovidConfig
     meta: dict[str, Any]
     path: Path
@@ -50,6 +62,10 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return str(self.meta.get("model_version", self.path.parent.name))
+
+    @property
+    def engine(self) -> str:
+        return "onnx" if isinstance(self.module, OnnxNet) else "torch"
 
 
 def resolve_model_dir(model: str | Path) -> Path:
@@ -60,16 +76,26 @@ def resolve_model_dir(model: str | Path) -> Path:
     return folder
 
 
-def load_model(model: str | Path, *, threads: int | None = None) -> LoadedModel:
-    """Load a run directory (or ``"default"``) in eval mode, channels-last for faster CPU inference."""
+def load_model(model: str | Path, *, threads: int | None = None, engine: str | None = None) -> LoadedModel:
+    """Load a run directory (or ``"default"``) in eval mode: ``model.onnx`` on ONNX Runtime, or ``model.pt``
+    on torch (channels-last), as :func:`lesiondx.runtime.choose_engine` decides."""
     folder = resolve_model_dir(model)
+    if choose_engine([(folder / ONNX, folder / CHECKPOINT)], engine) == "onnx":
+        net = OnnxNet.load(folder / ONNX)
+        meta = net.meta.get("checkpoint_meta", {})
+        config = read_config(folder / CONFIG) if (folder / CONFIG).is_file() else read_config(**meta.get("config", {}))
+        return LoadedModel(net, config, meta, folder / CHECKPOINT)
+    import torch
+
+    from lesiondx.models import load_checkpoint
+
     states, meta = load_checkpoint(folder / CHECKPOINT)
     config = read_config(folder / CONFIG) if (folder / CONFIG).is_file() else read_config(**meta.get("config", {}))
     module = build_model(config, pretrained=False)
     module.load_state_dict(states["model"])
     module.eval().to(memory_format=torch.channels_last)
     if threads:
-        torch.set_num_threads(threads)
+        set_torch_threads(threads)
     return LoadedModel(module, config, meta, folder / CHECKPOINT)
 
 
@@ -78,13 +104,20 @@ def checkpoint_meta(config: CovidConfig, **extra: Any) -> dict[str, Any]:
     return {"task": "ct-covid", "config": config_to_dict(config), **extra}
 
 
-def predict_probs(module: nn.Module, grey: np.ndarray, *, batch: int = 8, fast: bool = True) -> np.ndarray:
+def predict_probs(module: Any, grey: np.ndarray, *, batch: int = 8, fast: bool = True) -> np.ndarray:
     """Lesion probabilities ``(N, H, W)`` for grey slices ``(N, H, W)`` (0..255, model resolution).
 
-    ``fast`` = inference_mode + channels_last batches (the default path); ``False`` = plain eager
-    ``no_grad`` contiguous tensors, kept for the benchmark comparison.
+    ``module`` is an :class:`OnnxNet` (ONNX Runtime) or a torch module; for torch, ``fast`` = inference_mode +
+    channels_last batches, ``False`` = plain eager ``no_grad`` contiguous tensors (the benchmark's eager path).
     """
     out = np.empty(np.shape(grey), dtype=np.float32)
+    if isinstance(module, OnnxNet):
+        for start in range(0, len(grey), batch):
+            out[start : start + batch] = module.run(x=to_input_array(grey[start : start + batch]))["prob"][:, 0]
+            report("segmenting slices", min(start + batch, len(grey)), len(grey))  # the service's progress line
+        return out
+    import torch
+
     module.eval()
     context = torch.inference_mode if fast else torch.no_grad
     with context():
@@ -95,3 +128,18 @@ def predict_probs(module: nn.Module, grey: np.ndarray, *, batch: int = 8, fast: 
             out[start : start + batch] = torch.sigmoid(module(x))[:, 0].float().numpy()
             report("segmenting slices", min(start + batch, len(grey)), len(grey))  # the service's progress line
     return out
+
+
+def export_model(folder: Path) -> Path:
+    """Write ``folder/model.onnx`` (input ``x`` ``(B, 1, S, S)`` in [-1, 1] → ``prob`` ``(B, 1, S, S)``, the
+    sigmoid inside the graph) from ``folder/model.pt``; training calls this, so ``lesiondx train`` ships both."""
+    import torch
+
+    from lesiondx.models.export import Probabilities, export_onnx
+
+    loaded = load_model(folder, engine="torch")
+    size = loaded.config.input_size
+    meta = {"task": "ct-covid", "network": "lesion segmenter", "input_range": [-1, 1],
+            "checkpoint_meta": loaded.meta | {"model_version": loaded.meta.get("model_version", loaded.version)}}
+    return export_onnx(Probabilities(loaded.module), [torch.zeros(2, 1, size, size)], folder / ONNX,
+                       inputs=["x"], outputs=["prob"], meta=meta, source=folder / CHECKPOINT)

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from lesiondx.data import Box, boxes_from_mask, quadrant
 from lesiondx.io import display_grey
@@ -74,14 +72,35 @@ class SeriesResult:
         return full
 
 
+def _aa_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` resampling matrix of antialiased bilinear interpolation (triangle filter widened by the
+    scale when shrinking, half-pixel centres): the algorithm of PIL and ``torch.nn.functional.interpolate(...,
+    mode="bilinear", antialias=True, align_corners=False)``, written in NumPy so inference needs no torch."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centre = scale * (np.arange(n_out) + 0.5)
+    lo = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    hi = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    taps = np.arange(n_in)[None, :]
+    weights = np.clip(1.0 - np.abs((taps - centre[:, None] + 0.5) / support), 0.0, None)
+    weights *= (taps >= lo[:, None]) & (taps < hi[:, None])
+    return weights / weights.sum(1, keepdims=True)
+
+
+def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of each output pixel as torch's ``mode="nearest"``: ``floor(i · n_in / n_out)`` in float32."""
+    scale = np.float32(n_in / n_out)
+    return np.minimum(np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64), n_in - 1)
+
+
 def resize_stack(stack: np.ndarray, shape: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
-    """Resize ``(N, H, W)`` to ``(N, *shape)`` (bilinear with antialiasing, or nearest)."""
-    x = torch.as_tensor(np.ascontiguousarray(stack, dtype=np.float32)).unsqueeze(1)
+    """Resize ``(N, H, W)`` to ``(N, *shape)`` (bilinear with antialiasing, or nearest), float32."""
+    x = np.asarray(stack, dtype=np.float32)
     if nearest:
-        y = F.interpolate(x, size=shape, mode="nearest")
-    else:
-        y = F.interpolate(x, size=shape, mode="bilinear", antialias=True, align_corners=False)
-    return y[:, 0].numpy()
+        return np.ascontiguousarray(x[:, _nearest_index(x.shape[1], shape[0])][:, :, _nearest_index(x.shape[2], shape[1])])
+    rows = _aa_weights(x.shape[1], shape[0]).astype(np.float32)
+    cols = _aa_weights(x.shape[2], shape[1]).astype(np.float32)
+    return np.ascontiguousarray(rows @ x @ cols.T, dtype=np.float32)
 
 
 def robust_max(values: np.ndarray, n: int) -> float:

@@ -21,23 +21,25 @@ from lesiondx.io import display_grey, read_image, read_study
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
-from .model import CONFIG, load_model
 from .locations import frame_note
+from .model import CONFIG, export_model, load_model
 from .pipeline import analyse_series, save_positive_overlays
 from .segmentation import evaluate_segmentation
-from .train import train_segmenter
 
 
 def train(data: Path, out: Path, config: Path | None = None) -> Path:
     """Train the UNet++ on a folder with infection masks (MedSeg layout, ``split == train`` rows).
 
-    Writes ``out/model.pt``, ``config.yaml``, ``history.csv``, ``split.csv``; returns ``out``.
+    Writes ``out/model.pt`` and ``model.onnx``, ``config.yaml``, ``history.csv``, ``split.csv``; returns ``out``.
     """
     cfg = read_config(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    from .train import train_segmenter  # torch: training extras only
+
     train_segmenter(Path(data), out, cfg)
+    export_model(out)  # model.onnx beside model.pt: what predict/evaluate/serve run on
     return out
 
 

@@ -101,8 +101,10 @@ class LiLNet(nn.Module):
                 h = stage(h)
         return h
 
-    def forward_features(self, h: torch.Tensor, *, copies: bool | None = None) -> list[torch.Tensor]:
-        """Logits from :meth:`embed` features ``h`` (quadrant copies after stage ``mask_after``)."""
+    def forward_features(self, h: torch.Tensor, *, copies: bool | None = None,
+                         final_map: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Logits from :meth:`embed` features ``h`` (quadrant copies after stage ``mask_after``); the last
+        stage's feature map is appended to ``final_map`` when given (class activation maps)."""
         copies = self.joint if copies is None else copies
         pooled: list[torch.Tensor] = []
         n = len(self.stages)
@@ -114,6 +116,8 @@ class LiLNet(nn.Module):
             h = self.stages[i](h)
             if self.training and self.aux and i in (n - 3, n - 2):
                 pooled.append(h.mean(dim=(2, 3)))
+        if final_map is not None:
+            final_map.append(h)
         outs = [self.head(h.mean(dim=(2, 3)))]
         if self.training and self.aux:
             outs += [head(p) for head, p in zip(self.aux_heads, pooled)]
@@ -275,3 +279,31 @@ def grad_cam(model: LiLNet, crop: np.ndarray, class_index: int) -> np.ndarray:
     with GradCAM(model=_Copy0(model), target_layers=[model.stages[-1]]) as cam:
         heat = cam(input_tensor=x.expand(-1, 3, -1, -1).contiguous(), targets=[ClassifierOutputTarget(class_index)])[0]
     return np.asarray(heat, dtype=np.float32)
+
+
+class LiLNetExport(nn.Module):
+    """The classifier's inference as one graph for ONNX: grey crops ``(B, 1, S, S)`` in [0, 1] → ``prob``
+    ``(B, N)`` (aggregated inference on the central ``cells`` window of the embedded features, as
+    :func:`predict_proba`) and ``cam`` ``(B, N, h, w)``: the class activation map of the unmasked copy, its
+    last-stage map weighted by the head's weights of each class (its spatial mean is that class's logit
+    minus the bias)."""
+
+    def __init__(self, model: LiLNet, cells: int) -> None:
+        super().__init__()
+        self.model, self.cells = model.eval(), cells
+
+    def forward(self, grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        maps: list[torch.Tensor] = []
+        logits = m.forward_features(center(m.embed(grey), self.cells), final_map=maps)[0]
+        prob = aggregate_joint(logits, m.n_classes) if m.joint else logits.softmax(dim=1)
+        cam = torch.einsum("kc,bchw->bkhw", m.head.weight[: m.n_classes], maps[0][: grey.shape[0]])
+        return prob, cam
+
+
+def export_geometry(model: LiLNet, side: int, out_px: int) -> dict[str, int]:
+    """Where the exported CAM lies in a ``side``-pixel crop: ``cam_y0`` (= x0) and ``cam_px``, the central
+    window of the embedded features that :func:`predict_proba` classifies, and ``cells`` (its width in cells)."""
+    size, cells = _cells(model, side, out_px)
+    stride = side / size
+    return {"cells": cells, "cam_y0": int(round((size - cells) // 2 * stride)), "cam_px": int(round(cells * stride))}

@@ -6,25 +6,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import Box, lesion_roi
 from lesiondx.io import resize
-from lesiondx.models import load_checkpoint, save_checkpoint
 from lesiondx.overlay import save_overlay
+from lesiondx.runtime import OnnxNet, cam_image, choose_engine, set_torch_threads
 
 from .candidates import RULES_VERSION, Detection, detect_candidates
-from .classifier import LiLNet, backbone_stages, grad_cam, predict_proba
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .liver import hu_liver_mask, liver_flags
 from .locations import METHOD, liver_frame
 from .study import Study
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .classifier import LiLNet
 
 REPO_MODELS = Path(__file__).resolve().parents[3] / "models" / "ct-liver"
 
@@ -36,7 +38,7 @@ class Bundle:
     cfg: CtLiverConfig
     root: Path | None
     version: str
-    classifier: LiLNet | None = None
+    classifier: LiLNet | OnnxNet | None = None  # OnnxNet: the classifier on ONNX Runtime
     level: str = "top"
     liver_net: nn.Module | None = None
     detector: nn.Module | None = None
@@ -67,11 +69,39 @@ def classifier_input(crop: np.ndarray, cfg: CtLiverConfig) -> np.ndarray:
 
 
 def save_classifier(path: Path, model: LiLNet, cfg: CtLiverConfig, level: str, meta: dict[str, Any]) -> Path:
-    return save_checkpoint(path, {"classifier": model}, {**meta, "level": level, "config": config_to_dict(cfg),
+    """``classifier.pt`` (fp16) and ``classifier.onnx`` beside it (see :func:`export_classifier`)."""
+    from lesiondx.models import save_checkpoint
+
+    written = save_checkpoint(path, {"classifier": model}, {**meta, "level": level, "config": config_to_dict(cfg),
                                                          "n_classes": model.n_classes})
+    export_classifier(written)
+    return written
+
+
+def export_classifier(path: Path) -> Path:
+    """Write ``classifier.onnx`` beside checkpoint ``path``: crops ``x`` ``(B, 1, S, S)`` in [0, 1] (S =
+    ``stored_side``) → ``prob`` ``(B, N)`` and ``cam`` ``(B, N, h, w)`` (``classifier.LiLNetExport``)."""
+    import torch
+
+    from lesiondx.models.export import export_onnx
+
+    from .classifier import LiLNetExport, export_geometry
+
+    model, level, meta = _load_classifier(path)
+    cfg = CtLiverConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["config"].items()})
+    side = stored_side(cfg)
+    geometry = export_geometry(model, side, cfg.crop_px)
+    info = {"task": "ct-liver", "network": "LiLNet classifier", "checkpoint_meta": meta, "level": level,
+            "input_px": side} | geometry
+    return export_onnx(LiLNetExport(model, geometry["cells"]), [torch.zeros(2, 1, side, side)],
+                       path.with_suffix(".onnx"), inputs=["x"], outputs=["prob", "cam"], meta=info, source=path)
 
 
 def _load_classifier(path: Path) -> tuple[LiLNet, str, dict]:
+    from lesiondx.models import load_checkpoint
+
+    from .classifier import LiLNet, backbone_stages
+
     states, meta = load_checkpoint(path)
     cfg = CtLiverConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["config"].items()})
     stages = backbone_stages(cfg.backbone, pretrained=False)
@@ -80,26 +110,41 @@ def _load_classifier(path: Path) -> tuple[LiLNet, str, dict]:
     return model.eval(), meta["level"], meta
 
 
-def load_bundle(model: str | Path = "default") -> Bundle:
-    """``"default"`` = the shipped ``models/ct-liver/`` (no IRCADb-derived weights); else a run dir."""
+def _load_onnx_classifier(path: Path) -> tuple[OnnxNet, str, dict]:
+    net = OnnxNet.load(path)
+    return net, net.meta["level"], net.meta["checkpoint_meta"]
+
+
+def load_bundle(model: str | Path = "default", engine: str | None = None) -> Bundle:
+    """``"default"`` = the shipped ``models/ct-liver/`` (no IRCADb-derived weights); else a run dir.
+
+    The classifier runs on ONNX Runtime (``classifier.onnx``) or torch as :func:`lesiondx.runtime.choose_engine`
+    decides; a run dir's learned liver U-Net / detector (``liver_net.pt``, ``detector.pt``, never shipped) are
+    torch-only, so their presence means the torch engine."""
     root = REPO_MODELS if str(model) == "default" else Path(model)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: model folder not found (give a run dir from `lesiondx train --task ct-liver` or 'default')")
     cfg = load(root / "config.yaml") if (root / "config.yaml").is_file() else CtLiverConfig()
     classifier, level, version = None, "top", f"ct-liver:{root.name}"
+    exports = [(root / f"{name}.onnx", root / f"{name}.pt") for name in ("classifier", "liver_net", "detector")
+               if (root / f"{name}.pt").is_file()]
+    onnx = bool(exports) and choose_engine(exports, engine) == "onnx"
     if (root / "classifier.pt").is_file():
-        classifier, level, meta = _load_classifier(root / "classifier.pt")
+        loader = _load_onnx_classifier if onnx else _load_classifier
+        classifier, level, meta = loader(root / ("classifier.onnx" if onnx else "classifier.pt"))
         cfg = replace(cfg, label_tree=meta["config"]["label_tree"], crop_px=meta["config"]["crop_px"])
         version = f"ct-liver:{meta.get('version', root.name)}"
     liver_net = detector = None
     if (root / "liver_net.pt").is_file():
-        from lesiondx.models import build_segmenter
+        from lesiondx.models import build_segmenter, load_checkpoint
 
         states, _ = load_checkpoint(root / "liver_net.pt")
         liver_net = build_segmenter("unet", "efficientnet_lite0", in_channels=1, pretrained=False)
         liver_net.load_state_dict(states["liver_net"])
         liver_net.eval()
     if (root / "detector.pt").is_file():
+        from lesiondx.models import load_checkpoint
+
         from .detector import build_detector
 
         states, _ = load_checkpoint(root / "detector.pt")
@@ -163,8 +208,33 @@ def classify(crops: list[np.ndarray], bundle: Bundle) -> np.ndarray:
     """``(n, n_classes)`` probabilities at the trained level (empty when no classifier)."""
     if bundle.classifier is None or not crops:
         return np.zeros((len(crops), len(bundle.classes)))
-    x = np.stack([classifier_input(c, bundle.cfg) for c in crops])
-    return predict_proba(bundle.classifier, x, bundle.cfg.crop_px)
+    return classifier_probabilities(bundle, np.stack([classifier_input(c, bundle.cfg) for c in crops]))
+
+
+def classifier_probabilities(bundle: Bundle, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """``(n, n_classes)`` probabilities for classifier inputs ``(n, S, S)`` in [0, 1], on either engine."""
+    if not isinstance(bundle.classifier, OnnxNet):
+        from .classifier import predict_proba
+
+        return predict_proba(bundle.classifier, x, bundle.cfg.crop_px)
+    if len(x) == 0:
+        return np.zeros((0, len(bundle.classes)))
+    return np.concatenate([bundle.classifier.run(x=x[i : i + batch, None])["prob"] for i in range(0, len(x), batch)])
+
+
+def class_map(bundle: Bundle, x: np.ndarray, class_index: int) -> np.ndarray:
+    """Heat map in [0, 1] of ``class_index`` on one classifier input ``x`` ``(S, S)``: the exported class
+    activation map on ONNX Runtime (placed on the central window the classifier reads), Grad-CAM on torch."""
+    if not isinstance(bundle.classifier, OnnxNet):
+        from .classifier import grad_cam
+
+        return grad_cam(bundle.classifier, x, class_index)
+    meta = bundle.classifier.meta
+    cam = bundle.classifier.run(x=x[None, None])["cam"][0, class_index]
+    heat = np.zeros(x.shape, np.float32)
+    y0, px = int(meta["cam_y0"]), int(meta["cam_px"])
+    heat[y0 : y0 + px, y0 : y0 + px] = cam_image(cam, px, positive=True)
+    return heat
 
 
 @dataclass(frozen=True)
@@ -189,7 +259,7 @@ def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overla
             max_lesions: int = 200, parts: Parts | None = None) -> dict[str, Any]:
     """Run the chain on one study (``parts``: its liver and detections when already made); returns the
     JSON-able result (see ``task.predict``)."""
-    torch.set_num_threads(max(1, bundle.cfg.threads))
+    set_torch_threads(bundle.cfg.threads)
     parts = parts if parts is not None else detect_parts(study, bundle, max_lesions=max_lesions)
     liver, liver_method, found, detector_name = parts.liver, parts.liver_method, list(parts.found), parts.detector
     flags = liver_flags(found, liver, bundle.cfg.inside_liver_fraction)
@@ -235,11 +305,11 @@ def _pictures(study, liver, found, flags, described, crops, probs, bundle, out: 
     if uses_lilnet(bundle) and inside:
         best = inside[0]
         top = int(np.argmax(probs[best]))
-        heat = grad_cam(bundle.classifier, classifier_input(crops[best], bundle.cfg), top)
+        heat = class_map(bundle, classifier_input(crops[best], bundle.cfg), top)
         heat = resize(heat, crops[best].shape)
         cls = bundle.classes[top]
         path = save_overlay(out / f"{study.study_id}_cam_slice{found[best].slice:03d}.png", crops[best] * 255, heatmap=heat,
-                            caption=f"Grad-CAM {cls} p={probs[best][top]:.2f}")
+                            caption=f"{'CAM' if isinstance(bundle.classifier, OnnxNet) else 'Grad-CAM'} {cls} p={probs[best][top]:.2f}")
         cams.append(str(path))
     return overlays, cams
 

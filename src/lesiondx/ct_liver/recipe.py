@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,12 @@ from lesiondx.data import grouped_kfold, lesion_roi, load_manifest, mask_box
 from lesiondx.io import read_raster_array
 from lesiondx.progress import track
 
-from .classifier import LiLNet, backbone_stages, fit, predict_proba
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .pipeline import stored_side
+
+if TYPE_CHECKING:
+    from .classifier import LiLNet
 
 VARIANTS = {"lilnet": {"lilnet": True}, "plain": {"lilnet": False}}
 
@@ -65,12 +68,16 @@ def aul_crops(folder: str | Path, cfg: CtLiverConfig, labels: tuple[str, ...] = 
 
 def build_model(cfg: CtLiverConfig, n_classes: int) -> LiLNet:
     """The configured backbone, as LiLNet (``cfg.lilnet``) or as the plain single-head baseline."""
+    from .classifier import LiLNet, backbone_stages  # torch: training extras (aul_crops needs none)
+
     stages = backbone_stages(cfg.backbone)
     return LiLNet(stages, n_classes, joint=cfg.lilnet, aux=cfg.lilnet, freeze_stem=stages.pretrained)
 
 
 def train_classifier(crops: np.ndarray, labels: list[str], cfg: CtLiverConfig, log=None) -> tuple[LiLNet, str]:
     """Train on crops with label-tree targets; returns the model and the level trained (top/leaf)."""
+    from .classifier import fit
+
     tree = LabelTree.from_mapping(cfg.label_tree)
     level = tree.level_for(labels)
     model = build_model(cfg, len(tree.classes(level)))
@@ -84,6 +91,8 @@ def cross_validate(data: CropSet, cfg: CtLiverConfig, out_csv: Path, log=print,
                    only: list[int] | None = None) -> pd.DataFrame:
     """Out-of-fold malignant probability per crop (grouped, stratified ``cfg.folds``-fold CV; ``only``
     runs a subset of folds, rows of other folds keep NaN); the CSV is rewritten after every fold."""
+    from .classifier import predict_proba
+
     folds = grouped_kfold(data.table, cfg.folds, stratify="label", group="patient_id", seed=cfg.seed)
     table = data.table.assign(fold=folds, score=np.nan)
     tree = LabelTree.from_mapping(cfg.label_tree)

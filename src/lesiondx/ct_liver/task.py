@@ -16,21 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
 from lesiondx.io import parse_window_option
-from lesiondx.models import save_checkpoint
+from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, findings
 from .phases import PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
-from .pipeline import (Bundle, analyse, box_crop, classifier_input, detect_parts, liver_mask, load_bundle, save_classifier,
-                       uses_lilnet, write_json)
+from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
+                       load_bundle, save_classifier, uses_lilnet, write_json)
 from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of lesions >= 5 mm darker or brighter than "
@@ -77,6 +76,8 @@ def ct_lesion_crops(studies: list[Study], labels: dict[str, str], cfg: CtLiverCo
 
 def train_ircadb(data: Path, run: Path, cfg: CtLiverConfig, studies: list[Study] | None = None, log=print) -> dict:
     """Liver U-Net and lesion detector from a folder with liver masks and lesion label maps."""
+    from lesiondx.models import save_checkpoint
+
     from .detector import lesion_boxes, train_detector
     from .evaluation import liver_values
     from .liver_net import train_liver_net
@@ -113,6 +114,8 @@ def train(data: Path, out: Path, config: Path | None = None, **overrides: Any) -
     cfg = load(config, **overrides)
     data, run = Path(data), Path(out)
     run.mkdir(parents=True, exist_ok=True)
+    import torch  # training: lesiondx[train]
+
     torch.set_num_threads(max(1, cfg.threads))
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = _log(run)
@@ -150,7 +153,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     bundle = load_bundle(model)
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, bundle.cfg.threads))
+    set_torch_threads(bundle.cfg.threads)
     manifest = load_manifest(data)
     csv = manifest.root / "labels.csv"
     if manifest.frame.empty:
@@ -159,13 +162,12 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     if manifest.layout.name == "aul_liver_us":
         from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
-        from .classifier import predict_proba
         from .recipe import aul_crops
 
         if bundle.classifier is None:
             raise ValueError(f"{bundle.root}: no classifier.pt to evaluate")
         crops = aul_crops(data, replace(bundle.cfg))
-        probs = bundle.tree.top_probabilities(predict_proba(bundle.classifier, crops.crops, bundle.cfg.crop_px), bundle.level)
+        probs = bundle.tree.top_probabilities(classifier_probabilities(bundle, crops.crops), bundle.level)
         table = crops.table.assign(score=probs[:, bundle.tree.top.index("malignant")])
         settings = EvalSettings(positive=("malignant",), negative=("benign",),
                                 title="ct-liver classifier on AUL lesion crops")

@@ -68,21 +68,29 @@ def read_slice_folder(folder: str | Path, *, modality: str = "CT") -> MedicalIma
 
 
 def read_nifti(path: str | Path) -> MedicalImage:
-    """A NIfTI volume (via SimpleITK) as ``(slices, rows, cols)``, spacing in mm, superior first."""
-    import SimpleITK as sitk
+    """A NIfTI volume (via nibabel) as ``(slices, rows, cols)``, spacing in mm, superior first; rows run
+    anterior → posterior and columns patient right → left (the DICOM/LPS display orientation)."""
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
 
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(path, "file does not exist")
+    two_d = False
     try:
-        image = sitk.DICOMOrient(sitk.ReadImage(str(path)), "LPS")
-    except RuntimeError as exc:
-        raise ImageReadError(path, f"not a readable NIfTI file ({str(exc).strip().splitlines()[-1]})") from exc
-    array = sitk.GetArrayFromImage(image).astype(np.float32)  # (z, y, x), z increasing = superior in LPS
-    sx, sy, sz = image.GetSpacing()
-    if array.ndim == 3:
-        array = array[::-1].copy()  # superior first
-        spacing: tuple[float, ...] = (float(sz), float(sy), float(sx))
-    else:
-        spacing = (float(sy), float(sx))
-    return MedicalImage(pixels=array, spacing=spacing, modality="OT", sources=(path,), is_hu=False)
+        image = nib.load(str(path))
+        two_d = len(image.shape) == 2
+        if two_d:  # one slice: give it a third axis so it can be reoriented
+            image = nib.Nifti1Image(np.asanyarray(image.dataobj)[..., None], image.affine, image.header)
+        if len(image.shape) != 3:
+            raise ImageReadError(path, f"NIfTI of shape {image.shape}: expected a 2D slice or a 3D volume")
+        canonical = nib.as_closest_canonical(image)  # RAS+: indices grow towards right, anterior, superior
+        data = np.asanyarray(canonical.dataobj).astype(np.float32)
+    except (ImageFileError, OSError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"not a readable NIfTI file ({exc})") from exc
+    sx, sy, sz = (float(v) for v in canonical.header.get_zooms()[:3])
+    # RAS (x, y, z) → (z, y, x) with z superior first, y anterior → posterior, x right → left
+    array = np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
+    if two_d:
+        return MedicalImage(pixels=array[0], spacing=(sy, sx), modality="OT", sources=(path,), is_hu=False)
+    return MedicalImage(pixels=array, spacing=(sz, sy, sx), modality="OT", sources=(path,), is_hu=False)

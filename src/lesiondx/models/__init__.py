@@ -1,12 +1,27 @@
-"""Shared network building blocks: backbones with offline weights, segmenters, checkpoints."""
+"""Shared network building blocks: backbones with offline weights, segmenters, checkpoints, ONNX export.
 
-from .backbones import (Backbone, build_backbone, efficientnet_lite, efficientnet_lite0, lite0_weights_path,
-                        lite_weights_path, resnet)
-from .checkpoint import MAX_SHIPPED_MB, load_checkpoint, save_checkpoint, size_mb
-from .segmentation import bce_dice_loss, build_segmenter, dice_loss, dice_score
+Names are imported on first use (PEP 562), so ``from lesiondx.models import dice_score`` does not import torch:
+the inference service runs on ONNX Runtime without it.
+"""
 
-__all__ = [
-    "Backbone", "MAX_SHIPPED_MB", "bce_dice_loss", "build_backbone", "build_segmenter", "dice_loss", "dice_score",
-    "efficientnet_lite", "efficientnet_lite0", "lite0_weights_path", "lite_weights_path", "load_checkpoint", "resnet",
-    "save_checkpoint", "size_mb",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "Backbone": "backbones", "build_backbone": "backbones", "efficientnet_lite": "backbones",
+    "efficientnet_lite0": "backbones", "lite0_weights_path": "backbones", "lite_weights_path": "backbones",
+    "resnet": "backbones",
+    "MAX_SHIPPED_MB": "metrics", "size_mb": "metrics", "dice_score": "metrics",
+    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "bce_dice_loss": "segmentation", "build_segmenter": "segmentation", "dice_loss": "segmentation",
+    "export_onnx": "export",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'lesiondx.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

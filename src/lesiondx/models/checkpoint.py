@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-MAX_SHIPPED_MB = 25.0
+from .metrics import MAX_SHIPPED_MB, size_mb  # noqa: F401 (re-exported)
 
 
 def save_checkpoint(path: str | Path, models: dict[str, nn.Module], meta: dict[str, Any], *, half: bool = True) -> Path:
@@ -36,8 +36,3 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
     states = {name: {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
               for name, state in blob["states"].items()}
     return states, blob["meta"]
-
-
-def size_mb(path: str | Path) -> float:
-    """File size in MB (10^6 bytes)."""
-    return Path(path).stat().st_size / 1e6

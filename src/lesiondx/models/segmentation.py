@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from .backbones import efficientnet_lite0
+from .metrics import dice_score  # noqa: F401 (re-exported)
 
 ARCHITECTURES = ("unet", "unetplusplus")
 
@@ -65,11 +65,3 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy plus soft Dice, the usual loss for small lesion masks."""
     return nn.functional.binary_cross_entropy_with_logits(logits, target) + dice_loss(logits, target)
-
-
-def dice_score(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> float:
-    """Hard Dice of two binary masks, NumPy arrays or tensors (non-zero = inside; 1.0 when both are empty)."""
-    pred, target = (np.asarray(m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m, dtype=bool)
-                    for m in (pred, target))
-    total = int(pred.sum()) + int(target.sum())
-    return 1.0 if total == 0 else 2 * int((pred & target).sum()) / total

@@ -67,7 +67,7 @@ def fold0_check(model: str, data: Path, out: Path) -> dict:
     from .inference import load_bundle
     from .task import _score_rows
 
-    bundle = load_bundle(model)
+    bundle = load_bundle(model, engine="torch")  # one fold head of the torch ensemble (the export averages all)
     bundle.ensemble.members = bundle.ensemble.members[:1]
     cfg = bundle.config
     frame = load_manifest(data).frame

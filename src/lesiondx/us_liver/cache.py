@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lesiondx.data import mask_box
 from lesiondx.progress import track
 
 from .config import UsLiverConfig
 from .model import Trunk
-from .rois import (UsFrame, augment, background_crop, fixed_side, jitter_box, lesion_crop, read_frame, sector_box,
-                   ultrasonic_factors)
+from .rois import UsFrame, read_frame, sector_box, ultrasonic_factors
+from .views import frame_crops  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -28,24 +27,6 @@ class FeatureCache:
     table: pd.DataFrame
     lesion: torch.Tensor
     background: torch.Tensor
-
-
-def frame_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, copies: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(lesion crops, background crops)`` each ``(copies+1, S, S)`` in 0..255; copy 0 is clean."""
-    if frame.lesion is None:
-        raise ValueError("no lesion mask or proposal")
-    box = mask_box(frame.lesion)
-    side = fixed_side(sector_box(frame), cfg.crop_side_frac)
-    size = cfg.crop_size
-    les = [lesion_crop(frame.grey, box, side, size, cfg.crop_margin)]
-    bg0 = background_crop(frame, frame.lesion, size, cfg.background_margin_px)
-    bgs = [bg0]
-    for _ in range(copies):
-        jittered = jitter_box(box, rng)
-        les.append(augment(lesion_crop(frame.grey, jittered, side * rng.uniform(0.9, 1.1), size, cfg.crop_margin), rng,
-                           policy=cfg.augment_policy))
-        bgs.append(augment(bg0, rng, policy=cfg.augment_policy))
-    return np.stack(les), np.stack(bgs)
 
 
 def describe(frame: UsFrame) -> dict[str, float]:

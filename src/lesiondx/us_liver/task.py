@@ -10,26 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import grouped_kfold, load_manifest, mask_box
-from lesiondx.models import load_checkpoint
 from lesiondx.overlay import save_overlay
 from lesiondx.progress import track
 from lesiondx.stats import auc_delong, youden_threshold
 from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
-from .benchmark import classifier_rows
-from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
-from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
-from .model import DcnnUs, base_backbone
-from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
+from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, score_frame
 from .rois import UsFrame, read_frame
-from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
-from .train import background_types, cross_validate
+
+# training needs torch (``lesiondx[train]``): its modules are imported inside the training functions, so
+# predict / evaluate / serve run on ONNX Runtime without torch installed
 
 DATE = "2026-11-24"
 POSITIVE = "malignant"
@@ -91,6 +86,10 @@ def _segmenter(frame: pd.DataFrame, folds: np.ndarray, cfg: UsLiverConfig) -> tu
     """The ROI segmenter, trained on every frame outside fold 0 (kept unseen for checks); with
     ``cfg.seg_from`` it starts from that checkpoint's segmenter (``seg_epochs: 0`` reuses it as is).
     Returns it with its fold-0 Dice per channel and the training log."""
+    from lesiondx.models import load_checkpoint
+
+    from .segment import load_seg_arrays, new_segmenter, segmenter_dice, train_segmenter
+
     init = None
     if cfg.seg_from:
         states, meta = load_checkpoint(cfg.seg_from)
@@ -111,6 +110,9 @@ def _segmenter(frame: pd.DataFrame, folds: np.ndarray, cfg: UsLiverConfig) -> tu
 def train(data: Path, out: Path, config: Path | None = None) -> Path:
     """Segmenter + k fold heads (ensemble); threshold by Youden on the inner-validation scores.
     Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json."""
+    from .benchmark import classifier_rows
+    from .torch_bundle import export_bundle, save_bundle
+
     cfg = load_us_config(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,6 +143,7 @@ def train(data: Path, out: Path, config: Path | None = None) -> Path:
             "n_background_types": fit.n_background_types, "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high],
             "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
     save_bundle(out / CHECKPOINT, segmenter, fit.members, meta)
+    export_bundle(out / CHECKPOINT)  # segmenter.onnx + classifier.onnx: what predict/evaluate/serve run on
     return out
 
 
@@ -148,7 +151,7 @@ def train(data: Path, out: Path, config: Path | None = None) -> Path:
 class _Fit:
     """Fold heads of one classifier recipe with their out-of-fold and inner-validation scores."""
 
-    members: list[torch.nn.Module]
+    members: list  # torch modules: fold heads
     oof_table: pd.DataFrame  # image_id, patient_id, label, fold, width, score
     val_y: np.ndarray
     val_scores: np.ndarray
@@ -164,6 +167,8 @@ def _cache_path(cfg: UsLiverConfig, name: str) -> Path | None:
 
 def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_LBM: frozen multi-level features of the L/B/M views, logistic head per fold."""
+    from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
+
     trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
     cache = cached_probe_features(rows, cfg, trunk, _cache_path(cfg, probe_cache_name(cfg, digest)))
     oof, heads = cross_validate_probe(cache, cache.table["fold"].to_numpy(), cfg)
@@ -176,6 +181,10 @@ def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
 
 def _fit_dcnn(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_L / Model_LB: trained heads on cached trunk features of the ground-truth lesion ROIs."""
+    from .cache import cache_name, cached_features
+    from .model import DcnnUs, base_backbone
+    from .train import background_types, cross_validate
+
     trunk, tail, features, pretrained = base_backbone(cfg.backbone, cfg.trainable_tail)
     cache = cached_features(rows, cfg, trunk, _cache_path(cfg, cache_name(cfg, digest)))
     cv = cross_validate(cache, tail, features, cfg, cache.table["fold"].to_numpy())
@@ -208,7 +217,7 @@ def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
     records = []
     for row in track(list(frame.itertuples(index=False)), "scoring images"):
         truth = read_frame(row.image, *(getattr(row, c, None) for c in ("lesion_mask", "liver_mask", "sector_mask")))
-        prop = propose(bundle.segmenter, truth.grey, bundle.config.seg_size)
+        prop = bundle.propose(truth.grey)
         rec = {"image_id": row.image_id, "patient_id": row.patient_id, "label": row.label,
                "width": truth.grey.shape[1], "height": truth.grey.shape[0], "score": np.nan,
                "score_gt_roi": np.nan, "proposal_box_iou": _iou(prop.lesion if prop.box else None, truth.lesion)}
@@ -313,7 +322,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: object) -> dict:
     """Per image: lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at the
-    shipped threshold, a Grad-CAM overlay PNG (``cam=False`` skips it), and ``lesion_found`` = False when
+    shipped threshold, a heat-map overlay PNG (CAM on ONNX Runtime, Grad-CAM on torch; ``cam=False`` skips it), and ``lesion_found`` = False when
     the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
     the score is still given but meaningless there). JSON-serialisable."""
     bundle = load_bundle(model)
@@ -335,7 +344,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
                          caption=("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
-                                 f"heat map: Grad-CAM evidence for '{label}' - research use, not a diagnosis")
+                                 f"heat map: {bundle.heatmap_method} evidence for '{label}' - research use, not a diagnosis")
         results.append({"image": str(image), "box": scored.box.as_list(), "roi_source": source,
                         "lesion_probability": peak, "lesion_found": found,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,

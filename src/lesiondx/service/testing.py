@@ -7,12 +7,18 @@ and its "heat map" a blob around the brightest region. Its results say ``model_v
 :func:`lesiondx.service.api.create_app` as ``predictor=``.
 
 ``LESIONDX_STUB_DELAY_S`` makes each call sleep (to test killing the service mid-job).
+
+:func:`misbehaving_predictor` (``lesiondx.service.testing:misbehaving_predictor``) is the same double that
+misbehaves on purpose when an uploaded file's name says so: ``hang`` sleeps for an hour, ``hog`` allocates
+memory until it is stopped (up to 8 GB), ``crash`` aborts its process; it writes the id of the process
+running it to ``out/worker.pid`` (to test the worker processes' limits and isolation).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -81,3 +87,22 @@ def stub_predictor(task: str, inputs: list[Path], out: Path, model: str = "defau
         return {"patient": patient, "slices": slices, "overlays": [overlay], "box": box}
     return {"patient": patient, "lesions": [{"box": box, "slice": volume.n_slices // 2, "probability": p}],
             "overlays": [overlay]}
+
+
+def misbehaving_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any
+                          ) -> dict[str, Any]:
+    """TEST DOUBLE that hangs, hogs memory or crashes on request (see module docstring), else :func:`stub_predictor`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "worker.pid").write_text(str(os.getpid()))
+    names = " ".join(Path(p).name for p in inputs)
+    if "hang" in names:
+        time.sleep(3600)
+    if "hog" in names:
+        held = []
+        for _ in range(8 * 16):  # 64 MB at a time, touched so it is resident
+            held.append(np.ones(8 * 2**20, dtype=np.float64))
+            time.sleep(0.02)
+        time.sleep(3600)
+    if "crash" in names:
+        os.kill(os.getpid(), signal.SIGABRT)
+    return stub_predictor(task, inputs, out, model, **options)

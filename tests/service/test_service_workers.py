@@ -5,13 +5,20 @@ request (``lesiondx.service.testing:misbehaving_predictor``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from lesiondx.service.db import Database, Study
 
-from service_helpers import US_IMAGES, file_field, wait_study
+from service_helpers import STUB, US_IMAGES, file_field, free_port, wait_study
 
 MISBEHAVING = "lesiondx.service.testing:misbehaving_predictor"
 
@@ -103,3 +110,113 @@ def test_service_restarted_three_times_during_a_job_does_not_give_it_up(live_ser
     assert len(set(pids)) == 3
     row = _rows(storage)[study]
     assert (row.attempts, row.interruptions) == (1, 3)
+
+
+def _queue_uploads(storage: Path, names: list[str], db_url: str | None = None) -> list[str]:
+    """Studies queued through the REST API of an app whose workers are not started."""
+    from fastapi.testclient import TestClient
+
+    from lesiondx.service.api import create_app
+    from lesiondx.service.settings import Settings
+
+    app = create_app(Settings(storage=storage, db_url=db_url, workers=1), start_background=False)
+    with TestClient(app) as http:
+        return [_upload(http, name) for name in names]
+
+
+def _run_worker_command(storage: Path, ids: list[str], db_url: str | None, concurrency: int) -> dict[str, Study]:
+    """``lesiondx worker`` in a subprocess until the studies are settled, then SIGTERM; returns their rows."""
+    args = [sys.executable, "-m", "lesiondx.cli", "worker", "--storage", str(storage), "--concurrency", str(concurrency)]
+    env = {**os.environ, "LESIONDX_PREDICTOR": STUB, "LESIONDX_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(args + (["--db", db_url] if db_url else []), env=env, stderr=subprocess.PIPE, text=True)
+    db = Database(db_url or f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with db.session() as s:
+                rows = {i: s.get(Study, i) for i in ids}
+            if all(r.status in ("done", "failed") for r in rows.values()):
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, {i: r.status for i, r in rows.items()}
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+        db.dispose()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    return rows
+
+
+def test_worker_command_runs_jobs_without_the_web_server(tmp_path):
+    storage = tmp_path / "store"
+    ids = _queue_uploads(storage, ["a.jpg", "b.jpg"])
+    rows = _run_worker_command(storage, ids, None, concurrency=1)
+    assert [(r.status, r.attempts, r.claimed_by) for r in rows.values()] == [("done", 1, None)] * 2
+
+
+def test_worker_command_refuses_a_folder_that_is_not_the_service_storage(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lesiondx.cli", "worker", "--storage", str(tmp_path / "nothing")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "not a lesiondx storage folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """LESIONDX_TEST_POSTGRES_URL, or a throw-away PostgreSQL cluster in a temp folder on a free port."""
+    if os.environ.get("LESIONDX_TEST_POSTGRES_URL"):
+        yield os.environ["LESIONDX_TEST_POSTGRES_URL"]
+        return
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install -e .[postgres])")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins and not shutil.which("initdb"):
+        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
+    bindir = bins[-1].parent if bins else Path(shutil.which("initdb")).parent
+    folder = Path(tempfile.mkdtemp(prefix="lesiondx-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres account
+        try:
+            shutil.chown(folder, "postgres")
+        except (LookupError, PermissionError):
+            pytest.skip("running as root without a 'postgres' account for a throw-away cluster")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = folder / "data"
+    try:
+        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "lesiondx", "--auth=trust"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60",
+                                  "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a throw-away PostgreSQL cluster: {exc}")
+    try:
+        yield f"postgresql+psycopg://lesiondx@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_claims_skip_locked_rows_and_two_worker_processes_share_the_queue(tmp_path, postgres_url):
+    db = Database(postgres_url)
+    with db.session() as s, s.begin():  # a clean queue (the URL may be a shared test database)
+        s.query(Study).filter(Study.status.in_(["queued", "running"])).update({"status": "failed"})
+    from concurrent.futures import ThreadPoolExecutor
+
+    with db.session() as s, s.begin():
+        s.add_all([Study(status="queued") for _ in range(40)])
+    with ThreadPoolExecutor(8) as pool:  # eight claimers racing: every study claimed exactly once
+        claims = list(pool.map(lambda n: [c for c in iter(lambda: db.claim_next(f"t:1:x:w{n}"), None)], range(8)))
+    claimed = [c for per in claims for c in per]
+    assert len(claimed) == 40 == len(set(claimed))
+    with db.session() as s, s.begin():
+        s.query(Study).filter(Study.id.in_(claimed)).update({"status": "failed"}, synchronize_session=False)
+    db.dispose()
+    storage = tmp_path / "store"
+    ids = _queue_uploads(storage, [f"p{i}.jpg" for i in range(6)], postgres_url)
+    rows = _run_worker_command(storage, ids, postgres_url, concurrency=2)
+    assert [(r.status, r.attempts) for r in rows.values()] == [("done", 1)] * 6
+    assert all(r.results and r.claimed_by is None for r in rows.values())

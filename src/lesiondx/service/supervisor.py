@@ -42,6 +42,7 @@ from .worker import Worker, load_predictor
 log = logging.getLogger("lesiondx.service.worker")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # a stop, not the job's fault
+RECYCLE_AT = 0.75  # a worker still this full after a job is replaced, so the next job gets the headroom
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -94,7 +95,7 @@ def _release_free_memory() -> None:
 
 def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threads: int, supervisor: int) -> None:
     """Body of one worker process: claim, run, report; exits on "stop", at once when the supervisor's process
-    is gone, or to be recycled when a finished job left it holding more than half the memory limit."""
+    is gone, or to be recycled when a finished job left it holding over :data:`RECYCLE_AT` of the memory limit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
     _exit_with(supervisor)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -120,7 +121,7 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
             conn.send(("end", study_id))
             _release_free_memory()
             resident = rss_mb(os.getpid())
-            if cfg.job_memory_mb and resident is not None and resident > cfg.job_memory_mb / 2:
+            if cfg.job_memory_mb and resident is not None and resident > RECYCLE_AT * cfg.job_memory_mb:
                 log.info("worker %s recycled (%.0f MB resident after a job)", worker_id, resident)
                 break
     finally:
@@ -179,11 +180,13 @@ class Supervisor:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesiondx-after-job")
+        self._after: ThreadPoolExecutor | None = None
 
     # -- interface shared with Worker ----------------------------------------------------------
     def start(self) -> None:
         """Start the supervising thread (it starts the processes: they die with it)."""
+        self._stop.clear()
+        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesiondx-after-job")
         self._thread = threading.Thread(target=self._run, name="lesiondx-supervisor", daemon=True)
         self._thread.start()
 
@@ -193,7 +196,8 @@ class Supervisor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout + 10)
-        self._after.shutdown(wait=True)
+        if self._after is not None:
+            self._after.shutdown(wait=True)
 
     def wake(self) -> None:
         """Look at the queue now (idle workers are nudged within ~0.1 s)."""
@@ -325,7 +329,7 @@ class Supervisor:
 
     def _after_job(self, study_id: str) -> None:
         """Post-processing of a successful job (PACS export) in the service process, off this thread."""
-        if self.on_done is None:
+        if self.on_done is None or self._after is None:
             return
         with self.db.session() as s:
             study = s.get(Study, study_id)

@@ -13,7 +13,7 @@ from service_helpers import US_IMAGES, file_field, wait_study
 
 
 def test_kill_mid_job_and_restart_finishes_every_job(live_server, tmp_path):
-    server = live_server(env={"LESIONDX_STUB_DELAY_S": "1.5"}).start()
+    server = live_server(env={"LESIONDX_STUB_DELAY_S": "1.5"}).start(timeout=120)
     with server.client() as http:
         ids = [http.post("/api/studies", files=[file_field(p)]).json()["id"] for p in US_IMAGES[:3]]
         deadline = time.monotonic() + 20
@@ -26,7 +26,7 @@ def test_kill_mid_job_and_restart_finishes_every_job(live_server, tmp_path):
         states = {st.id: st.status for st in s.query(Study)}
     db.dispose()
     assert set(states) == set(ids) and "running" in states.values()
-    restarted = live_server(env={"LESIONDX_STUB_DELAY_S": "0.2"}).start()
+    restarted = live_server(env={"LESIONDX_STUB_DELAY_S": "0.2"}).start(timeout=120)
     with restarted.client() as http:
         finished = [wait_study(http, i, timeout=60) for i in ids]
     assert [f["status"] for f in finished] == ["done"] * 3

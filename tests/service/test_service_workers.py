@@ -55,7 +55,7 @@ def _rows(storage: Path) -> dict[str, Study]:
 def test_kill_9_of_a_worker_mid_job_loses_nothing(live_server, tmp_path):
     storage = tmp_path / "store"
     server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "2",
-                              "LESIONDX_STUB_DELAY_S": "1.5"}).start()
+                              "LESIONDX_STUB_DELAY_S": "1.5"}).start(timeout=120)
     with server.client() as http:
         ids = [_upload(http, f"liver{i}.jpg") for i in range(4)]
         victim = _job_pid(storage, ids[0])  # the oldest study is claimed first
@@ -72,7 +72,7 @@ def test_kill_9_of_a_worker_mid_job_loses_nothing(live_server, tmp_path):
 def test_jobs_over_their_limits_or_crashing_fail_alone_while_the_queue_moves_on(live_server, tmp_path):
     storage = tmp_path / "store"
     server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "2",
-                              "LESIONDX_JOB_TIMEOUT_S": "10", "LESIONDX_JOB_MEMORY_MB": "700"}).start()
+                              "LESIONDX_JOB_TIMEOUT_S": "10", "LESIONDX_JOB_MEMORY_MB": "700"}).start(timeout=120)
     with server.client() as http:
         hang = _upload(http, "hang.jpg")
         _job_pid(storage, hang)
@@ -92,10 +92,23 @@ def test_jobs_over_their_limits_or_crashing_fail_alone_while_the_queue_moves_on(
     assert rows[normal[0]].started_at < rows[hang].finished_at
 
 
+def test_a_slow_job_does_not_hold_up_the_queue_even_with_one_worker(live_server, tmp_path):
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1",
+                              "LESIONDX_SLOW_JOB_S": "2"}).start(timeout=120)
+    with server.client() as http:
+        hang = _upload(http, "hang.jpg")
+        _job_pid(storage, hang)
+        waiting = _upload(http, "liver.jpg")
+        assert wait_study(http, waiting, timeout=60)["status"] == "done"  # an extra process took it
+        assert http.get(f"/api/studies/{hang}").json()["status"] == "running"
+    server.kill()  # SIGKILL: no 10 s grace for the hanging job at teardown
+
+
 def test_service_restarted_three_times_during_a_job_does_not_give_it_up(live_server, tmp_path):
     storage = tmp_path / "store"
     env = {"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1", "LESIONDX_STUB_DELAY_S": "60"}
-    server = live_server(env=env).start()
+    server = live_server(env=env).start(timeout=120)
     with server.client() as http:
         study = _upload(http, "liver.jpg")
     pids = []
@@ -103,7 +116,7 @@ def test_service_restarted_three_times_during_a_job_does_not_give_it_up(live_ser
         pids.append(_job_pid(storage, study))
         server.kill()  # SIGKILL of the whole service mid-job; its worker process dies with it
         (storage / "work" / study / "out" / "worker.pid").unlink(missing_ok=True)
-        server = live_server(env=env if len(pids) < 3 else {**env, "LESIONDX_STUB_DELAY_S": "0"}).start()
+        server = live_server(env=env if len(pids) < 3 else {**env, "LESIONDX_STUB_DELAY_S": "0"}).start(timeout=120)
     with server.client() as http:
         finished = wait_study(http, study, timeout=90)
     assert finished["status"] == "done", finished["failure"]

@@ -28,6 +28,9 @@ Environment variables (all optional):
     (default 3072 MB, models included); ``0`` = no limit. A job over a limit fails with that reason.
 ``LESIONDX_LEASE_S``
     Seconds without a heartbeat after which a running job whose worker vanished is re-queued (default 30).
+``LESIONDX_SLOW_JOB_S``
+    When every worker has been on its job this long and studies wait, one extra worker process starts
+    (one at most; it quits when the queue is empty; default 30, 0 = never).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class Settings:
     job_timeout_s: float = 600.0
     job_memory_mb: int = 3072
     lease_seconds: float = 30.0
+    slow_job_s: float = 30.0
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -133,7 +137,8 @@ class Settings:
             values["model"] = env["LESIONDX_MODEL"]
         for key, name, kind in (("workers", "LESIONDX_WORKERS", int), ("job_timeout_s", "LESIONDX_JOB_TIMEOUT_S", float),
                                 ("job_memory_mb", "LESIONDX_JOB_MEMORY_MB", int),
-                                ("lease_seconds", "LESIONDX_LEASE_S", float)):
+                                ("lease_seconds", "LESIONDX_LEASE_S", float),
+                                ("slow_job_s", "LESIONDX_SLOW_JOB_S", float)):
             if env.get(name):
                 try:
                     values[key] = kind(env[name])
@@ -161,7 +166,7 @@ class Settings:
             raise SettingsError(f"DICOM port {self.dicom_port} out of range")
         if not 0 <= self.workers <= 64:
             raise SettingsError(f"workers must be 0-64, not {self.workers}")
-        if self.job_timeout_s < 0 or self.job_memory_mb < 0 or self.lease_seconds < 1:
+        if self.job_timeout_s < 0 or self.job_memory_mb < 0 or self.slow_job_s < 0 or self.lease_seconds < 1:
             raise SettingsError("job limits must be >= 0 (0 = none) and the lease at least 1 s")
         if not 0 < len(self.dicom_aet) <= 16:
             raise SettingsError(f"DICOM AE title {self.dicom_aet!r} must be 1-16 characters")

@@ -34,6 +34,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from .db import Database, Study
 from .leases import LeaseKeeper, new_owner, pid_alive
 from .storage import Storage
@@ -59,6 +61,7 @@ class PoolConfig:
     job_memory_mb: int = 3072  # resident memory of the worker process, models included; 0: no limit
     lease_seconds: float = 30.0
     poll_seconds: float = 0.5
+    slow_job_s: float = 30.0  # every worker busy this long and studies waiting: one extra process (0: never)
 
 
 def rss_mb(pid: int) -> float | None:
@@ -93,9 +96,11 @@ def _release_free_memory() -> None:
         pass
 
 
-def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threads: int, supervisor: int) -> None:
+def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threads: int, supervisor: int,
+                        extra: bool = False) -> None:
     """Body of one worker process: claim, run, report; exits on "stop", at once when the supervisor's process
-    is gone, or to be recycled when a finished job left it holding over :data:`RECYCLE_AT` of the memory limit."""
+    is gone, to be recycled when a finished job left it holding over :data:`RECYCLE_AT` of the memory limit,
+    and (an ``extra`` process) as soon as the queue is empty."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
     _exit_with(supervisor)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -114,6 +119,8 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
                 log.exception("cannot claim a job")
                 study_id = None
             if study_id is None:
+                if extra:
+                    break
                 conn.poll(cfg.poll_seconds)  # a "wake" (or "stop") ends the wait early
                 continue
             conn.send(("start", study_id))
@@ -144,7 +151,6 @@ class _Slot:
     """One worker process place: the current process, its pipe and what it is doing."""
 
     index: int
-    generation: int = 0
     process: Any = None
     conn: Connection | None = None
     worker_id: str = ""
@@ -155,6 +161,7 @@ class _Slot:
     spawned_at: float = 0.0
     not_before: float = 0.0
     quick_deaths: int = 0
+    extra: bool = False  # added while every worker was stuck on a slow job; removed when it exits
     done: list[str] = field(default_factory=list)
 
 
@@ -176,6 +183,8 @@ class Supervisor:
         self.db, self.cfg, self.on_done = db, cfg, on_done
         self.owner = new_owner()
         self.slots = [_Slot(i) for i in range(max(1, cfg.workers))]
+        self._next_extra = 0.0
+        self._spawned = 0
         self._ctx = _context()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -231,6 +240,8 @@ class Supervisor:
                     self._reap(slot)
                 else:
                     self._enforce_limits(slot, now)
+            self.slots = [s for s in self.slots if not (s.extra and s.process is None)]
+            self._add_extra_if_stuck(now)
             if self._wake.is_set():
                 self._wake.clear()
                 self._send_all("wake", idle_only=True)
@@ -242,12 +253,31 @@ class Supervisor:
                 self._stop.wait(0.1)
         self._shutdown(timeout=10.0)
 
+    def _add_extra_if_stuck(self, now: float) -> None:
+        """No study waits behind slow jobs for long: when every worker has been on its job for over
+        ``slow_job_s`` and studies are queued, start one extra process (one at a time: memory stays bounded);
+        it quits when it finds the queue empty."""
+        slow = self.cfg.slow_job_s
+        if not slow or now < self._next_extra or len(self.slots) > max(1, self.cfg.workers):
+            return
+        if not all(s.job and now - s.job_started > slow for s in self.slots):
+            return
+        self._next_extra = now + slow / 6
+        try:
+            with self.db.session() as s:
+                waiting = s.scalar(select(Study.id).where(Study.status == "queued").limit(1))
+        except Exception:
+            return
+        if waiting is not None:
+            log.warning("every worker busy for over %g s with studies waiting: one extra worker process", slow)
+            self.slots.append(_Slot(max(s.index for s in self.slots) + 1, extra=True))
+
     def _spawn(self, slot: _Slot) -> None:
-        slot.generation += 1
-        slot.worker_id = f"{self.owner}:w{slot.index}.{slot.generation}"
+        self._spawned += 1
+        slot.worker_id = f"{self.owner}:w{slot.index}.{self._spawned}"
         parent_end, child_end = self._ctx.Pipe()
-        threads = max(1, (os.cpu_count() or 1) // len(self.slots))
-        process = self._ctx.Process(target=worker_process_main, args=(self.cfg, slot.worker_id, child_end, threads, os.getpid()),
+        threads = max(1, (os.cpu_count() or 1) // max(1, self.cfg.workers))
+        process = self._ctx.Process(target=worker_process_main, args=(self.cfg, slot.worker_id, child_end, 1 if slot.extra else threads, os.getpid(), slot.extra),
                                     name=f"lesiondx-worker-{slot.index}", daemon=True)
         process.start()
         child_end.close()
@@ -367,7 +397,8 @@ def pool_config(settings: Any) -> PoolConfig:
     return PoolConfig(db_url=settings.database_url, storage=str(Path(settings.storage).resolve()),
                       predictor_spec=settings.predictor_spec, model=settings.model, workers=settings.workers,
                       job_timeout_s=settings.job_timeout_s, job_memory_mb=settings.job_memory_mb,
-                      lease_seconds=settings.lease_seconds, poll_seconds=settings.worker_poll_seconds)
+                      lease_seconds=settings.lease_seconds, poll_seconds=settings.worker_poll_seconds,
+                      slow_job_s=settings.slow_job_s)
 
 
 def make_worker(settings: Any, db: Database, storage: Storage, predictor: Any = None,

@@ -44,6 +44,14 @@ def _job_pid(storage: Path, study_id: str, timeout: float = 60.0) -> int:
         time.sleep(0.05)
 
 
+def _gone(pid: int) -> bool:
+    """The process has ended (no /proc entry, or a zombie nobody reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _rows(storage: Path) -> dict[str, Study]:
     db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
     with db.session() as s:
@@ -63,10 +71,17 @@ def test_kill_9_of_a_worker_mid_job_loses_nothing(live_server, tmp_path):
         os.kill(victim, signal.SIGKILL)
         finished = [wait_study(http, i, timeout=90) for i in ids]
         assert http.get("/api/health").json()["worker_alive"] is True
-    assert [f["status"] for f in finished] == ["done"] * 4
+        # the forkserver the workers come from killed too: their jobs are re-queued, not failed as crashes
+        late = _upload(http, "late.jpg")
+        orphan = _job_pid(storage, late)
+        os.kill(int(Path(f"/proc/{orphan}/stat").read_text().rsplit(")", 1)[1].split()[1]), signal.SIGKILL)
+        finished.append(wait_study(http, late, timeout=90))
+    assert [f["status"] for f in finished] == ["done"] * 5
+    assert _gone(orphan)  # no unsupervised worker left behind
     rows = _rows(storage)
     assert (rows[ids[0]].attempts, rows[ids[0]].interruptions) == (1, 1)  # re-run, the lost run not charged
     assert all((rows[i].attempts, rows[i].interruptions) == (1, 0) for i in ids[1:])
+    assert (rows[late].attempts, rows[late].interruptions) == (1, 1)
 
 
 def test_jobs_over_their_limits_or_crashing_fail_alone_while_the_queue_moves_on(live_server, tmp_path):

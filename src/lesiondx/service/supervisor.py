@@ -45,6 +45,7 @@ log = logging.getLogger("lesiondx.service.worker")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # a stop, not the job's fault
 RECYCLE_AT = 0.75  # a worker still this full after a job is replaced, so the next job gets the headroom
+LOST = 255  # multiprocessing's exit code for a worker whose forkserver died (its real fate is unknown)
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -325,6 +326,10 @@ class Supervisor:
         self._drain(slot)
         code = process.exitcode
         outside = code is not None and code < 0 and -code in OUTSIDE_SIGNALS
+        if code == LOST and not slot.kill_reason:  # the forkserver was killed: its workers may live on, unseen
+            outside = True
+            if pid_alive(process.pid):
+                os.kill(process.pid, signal.SIGKILL)
         held = self._held(slot)
         for study_id in held:
             if slot.kill_reason and study_id == slot.kill_job:

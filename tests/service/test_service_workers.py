@@ -248,3 +248,25 @@ def test_postgresql_claims_skip_locked_rows_and_two_worker_processes_share_the_q
     rows = _run_worker_command(storage, ids, postgres_url, concurrency=2)
     assert [(r.status, r.attempts) for r in rows.values()] == [("done", 1)] * 6
     assert all(r.results and r.claimed_by is None for r in rows.values())
+
+
+def test_after_job_hook_runs_in_the_service_process_for_successful_jobs_only(tmp_path):
+    from lesiondx.service.supervisor import PoolConfig, Supervisor
+
+    storage = tmp_path / "store"
+    ok, crash = _queue_uploads(storage, ["liver.jpg", "crash.jpg"])
+    db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    called: list[tuple[str, int]] = []
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(storage), predictor_spec=MISBEHAVING, workers=1,
+                                           poll_seconds=0.1), on_done=lambda sid: called.append((sid, os.getpid())))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 90
+        while not called or _rows(storage)[crash].status != "failed":
+            assert time.monotonic() < deadline and supervisor.alive
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        supervisor.stop()
+        db.dispose()
+    assert called == [(ok, os.getpid())]  # e.g. the PACS export: here, not in the worker process

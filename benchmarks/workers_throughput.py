@@ -25,7 +25,8 @@ from load_service import DEFAULT_IMAGES, run_load, spawn_server
 def measure(workers: int, args: argparse.Namespace) -> dict:
     """One service with ``workers`` worker processes: warm-up, then the measured batch."""
     with tempfile.TemporaryDirectory(prefix="lesiondx-bench-") as tmp:
-        proc, url = spawn_server(Path(tmp) / "store", args.predictor, env={"LESIONDX_WORKERS": str(workers)})
+        env = {"LESIONDX_WORKERS": str(workers), "LESIONDX_SLOW_JOB_S": "0"}  # exactly N processes, no extra one
+        proc, url = spawn_server(Path(tmp) / "store", args.predictor, env=env)
         try:
             if args.warmup:
                 asyncio.run(run_load(url, args.images, args.warmup, args.warmup, 600, None))

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event, select, update)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, case,
+                        create_engine, event, func, select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -240,21 +240,22 @@ class Database:
     def interrupt(self, study_id: str, worker_id: str | None) -> str | None:
         """The run was lost for reasons outside the job (worker killed, service restarted, lease expired):
         back to ``queued`` with the attempt refunded, or ``failed`` after :data:`MAX_INTERRUPTIONS`.
-        Only while ``worker_id`` still holds the claim; returns the new status or None."""
+        Only while ``worker_id`` still holds the claim (conditional UPDATEs: two sweepers never both count
+        it); returns the new status or None."""
+        holder = Study.claimed_by.is_(None) if worker_id is None else Study.claimed_by == worker_id
         with self.session() as s, s.begin():
-            study = s.get(Study, study_id, with_for_update=self.engine.dialect.name == "postgresql")
-            if study is None or study.status != "running" or study.claimed_by != worker_id:
+            result = s.execute(update(Study).where(Study.id == study_id, Study.status == "running", holder)
+                               .values(status="queued", claimed_by=None, heartbeat_at=None,
+                                       interruptions=func.coalesce(Study.interruptions, 0) + 1,
+                                       attempts=case((Study.attempts > 0, Study.attempts - 1), else_=0)))
+            if not result.rowcount:
                 return None
-            study.interruptions = (study.interruptions or 0) + 1
-            study.attempts = max(0, (study.attempts or 0) - 1)
-            study.claimed_by, study.heartbeat_at = None, None
-            if study.interruptions >= MAX_INTERRUPTIONS:
-                study.status, study.finished_at = "failed", utcnow()
-                study.failure = (f"gave up after {study.interruptions} interruptions (its worker stopped during "
-                                 "each run; see the service log)")
-            else:
-                study.status = "queued"
-            return study.status
+            given_up = s.execute(update(Study).where(Study.id == study_id, Study.status == "queued",
+                                                     Study.interruptions >= MAX_INTERRUPTIONS)
+                                 .values(status="failed", finished_at=utcnow(),
+                                         failure=f"gave up after {MAX_INTERRUPTIONS} interruptions (its worker "
+                                                 "stopped during each run; see the service log)"))
+            return "failed" if given_up.rowcount else "queued"
 
     def release_interrupted(self, lease_seconds: float, dead: Callable[[str], bool] = lambda claim: False
                             ) -> list[str]:

@@ -274,14 +274,22 @@ class Supervisor:
             self.slots.append(_Slot(max(s.index for s in self.slots) + 1, extra=True))
 
     def _spawn(self, slot: _Slot) -> None:
+        """Start the slot's process (daemonic: it cannot start processes of its own; it dies with the service)."""
         self._spawned += 1
         slot.worker_id = f"{self.owner}:w{slot.index}.{self._spawned}"
+        threads = 1 if slot.extra else max(1, (os.cpu_count() or 1) // max(1, self.cfg.workers))
         parent_end, child_end = self._ctx.Pipe()
-        threads = max(1, (os.cpu_count() or 1) // max(1, self.cfg.workers))
-        process = self._ctx.Process(target=worker_process_main, args=(self.cfg, slot.worker_id, child_end, 1 if slot.extra else threads, os.getpid(), slot.extra),
-                                    name=f"lesiondx-worker-{slot.index}", daemon=True)
-        process.start()
-        child_end.close()
+        process = self._ctx.Process(target=worker_process_main, name=f"lesiondx-worker-{slot.index}", daemon=True,
+                                    args=(self.cfg, slot.worker_id, child_end, threads, os.getpid(), slot.extra))
+        try:
+            process.start()
+        except Exception:  # e.g. out of processes or file descriptors: try again later
+            log.exception("cannot start worker process %s", slot.worker_id)
+            parent_end.close()
+            slot.not_before = time.monotonic() + 5.0
+            return
+        finally:
+            child_end.close()
         slot.process, slot.conn, slot.job, slot.kill_reason = process, parent_end, None, None
         slot.spawned_at = time.monotonic()
         log.info("worker process %s started (pid %d)", slot.worker_id, process.pid)

@@ -10,7 +10,7 @@ and its "heat map" a blob around the brightest region. Its results say ``model_v
 
 :func:`misbehaving_predictor` (``lesiondx.service.testing:misbehaving_predictor``) is the same double that
 misbehaves on purpose when an uploaded file's name says so: ``hang`` sleeps for an hour, ``hog`` allocates
-memory until it is stopped (up to 8 GB), ``crash`` aborts its process; it writes the id of the process
+memory until it is stopped (up to 4 GB), ``crash`` aborts its process; it writes the id of the process
 running it to ``out/worker.pid`` (to test the worker processes' limits and isolation).
 """
 
@@ -98,11 +98,8 @@ def misbehaving_predictor(task: str, inputs: list[Path], out: Path, model: str =
     if "hang" in names:
         time.sleep(3600)
     if "hog" in names:
-        held = []
-        for _ in range(8 * 16):  # 64 MB at a time, touched so it is resident
-            held.append(np.ones(8 * 2**20, dtype=np.float64))
-            time.sleep(0.02)
-        time.sleep(3600)
+        held = [np.ones(32 * 2**20, dtype=np.float64) for _ in range(16)]  # 256 MB at a time, resident; 4 GB
+        time.sleep(3600 + len(held))
     if "crash" in names:
         os.kill(os.getpid(), signal.SIGABRT)
     return stub_predictor(task, inputs, out, model, **options)

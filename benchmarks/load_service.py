@@ -47,12 +47,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn_server(storage: Path, predictor: str) -> tuple[subprocess.Popen, str]:
-    """Start run_server in a subprocess on a free loopback port; returns (process, base URL)."""
+def spawn_server(storage: Path, predictor: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start run_server in a subprocess on a free loopback port (extra ``env`` e.g. LESIONDX_WORKERS);
+    returns (process, base URL)."""
     port = _free_port()
     code = ("from pathlib import Path; from lesiondx.service.server import run_server; "
             f"run_server(host='127.0.0.1', port={port}, db=None, storage=Path({str(storage)!r}))")
-    env = {**os.environ, "LESIONDX_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "LESIONDX_LOG_LEVEL": "WARNING", **(env or {})}
     if predictor != "real":
         env["LESIONDX_PREDICTOR"] = predictor
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)

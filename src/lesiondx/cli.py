@@ -192,5 +192,17 @@ def serve(
          dicom_host=dicom_host)
 
 
+@app.command()
+def worker(
+    db: Annotated[Optional[str], typer.Option("--db", help="The service's SQLAlchemy URL (default: SQLite in storage)")] = None,
+    storage: Annotated[Path, typer.Option("--storage", help="The service's storage folder (shared)")] = Path("lesiondx-data"),
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Worker processes (default: LESIONDX_WORKERS or 2)")] = None,
+) -> None:
+    """Run job workers without the web server, e.g. on another machine against the same PostgreSQL and storage."""
+    from lesiondx.service.server import run_worker
+
+    _run(run_worker, db=db, storage=storage, workers=concurrency)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

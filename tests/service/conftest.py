@@ -24,6 +24,7 @@ def make_client(tmp_path: Path) -> Iterator[Any]:
     def factory(predictor: Any = stub_predictor, **overrides: Any) -> TestClient:
         overrides.setdefault("storage", tmp_path / "store")
         overrides.setdefault("worker_poll_seconds", 0.05)
+        overrides.setdefault("workers", 0)  # jobs in a thread: monkeypatched task modules stay visible
         # a Host the service answers to (the default "testserver" is refused by the Host allow-list)
         client = TestClient(create_app(Settings(**overrides), predictor=predictor), base_url="http://localhost")
         client.__enter__()

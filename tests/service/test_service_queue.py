@@ -1,17 +1,19 @@
-"""Durable job queue: a hard kill mid-job loses nothing; restart finishes every job."""
+"""Durable job queue: a hard kill mid-job loses nothing; restart finishes every job; leases and interruptions."""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
-from lesiondx.service.db import Database, Study
-from lesiondx.service.worker import MAX_ATTEMPTS, Worker
+from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, utcnow
+from lesiondx.service.leases import HOST, claim_is_dead, new_owner
+from lesiondx.service.worker import Worker
 
 from service_helpers import US_IMAGES, file_field, wait_study
 
 
 def test_kill_mid_job_and_restart_finishes_every_job(live_server, tmp_path):
-    server = live_server(env={"LESIONDX_STUB_DELAY_S": "1.5"}).start()
+    server = live_server(env={"LESIONDX_STUB_DELAY_S": "1.5"}).start(timeout=120)
     with server.client() as http:
         ids = [http.post("/api/studies", files=[file_field(p)]).json()["id"] for p in US_IMAGES[:3]]
         deadline = time.monotonic() + 20
@@ -24,22 +26,25 @@ def test_kill_mid_job_and_restart_finishes_every_job(live_server, tmp_path):
         states = {st.id: st.status for st in s.query(Study)}
     db.dispose()
     assert set(states) == set(ids) and "running" in states.values()
-    restarted = live_server(env={"LESIONDX_STUB_DELAY_S": "0.2"}).start()
+    restarted = live_server(env={"LESIONDX_STUB_DELAY_S": "0.2"}).start(timeout=120)
     with restarted.client() as http:
         finished = [wait_study(http, i, timeout=60) for i in ids]
     assert [f["status"] for f in finished] == ["done"] * 3
     assert [f["results"][0]["image"] for f in finished] == ["file-001.png"] * 3  # one-file uploads: pseudonyms
     interrupted = [f for f in finished if states[f["id"]] == "running"]
-    assert interrupted and all(f["attempts"] == 2 for f in interrupted)
+    assert interrupted and all(f["attempts"] == 1 for f in interrupted)  # the lost run is not charged
 
 
-def test_jobs_that_keep_dying_are_given_up(tmp_path):
+def test_jobs_whose_worker_keeps_vanishing_are_given_up_and_others_resume_uncharged(tmp_path):
     from lesiondx.service.storage import Storage
 
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    gone = f"{HOST}:999999999:abcdef:w0.1"  # a pid that cannot exist on this host: the service died
     with db.session() as s, s.begin():
-        s.add(Study(id="a" * 32, status="running", task="us-liver", attempts=MAX_ATTEMPTS))
-        s.add(Study(id="b" * 32, status="running", task="us-liver", attempts=1))
+        s.add(Study(id="a" * 32, status="running", task="us-liver", attempts=1, interruptions=MAX_INTERRUPTIONS - 1,
+                    claimed_by=gone, heartbeat_at=utcnow()))
+        s.add(Study(id="b" * 32, status="running", task="us-liver", attempts=1, interruptions=1,
+                    claimed_by=gone, heartbeat_at=utcnow()))
     worker = Worker(db, Storage(tmp_path / "store"), predictor=lambda *a: {"results": []}, poll_seconds=0.05)
     worker.start()
     try:
@@ -52,17 +57,41 @@ def test_jobs_that_keep_dying_are_given_up(tmp_path):
             time.sleep(0.05)
     finally:
         worker.stop()
-    assert a.status == "failed" and "gave up" in a.failure
-    assert b.status == "failed" and b.failure == "no usable image in this study" and b.attempts == 2
+    assert a.status == "failed" and f"gave up after {MAX_INTERRUPTIONS} interruptions" in a.failure
+    assert b.status == "failed" and b.failure == "no usable image in this study"
+    assert (b.attempts, b.interruptions, b.claimed_by) == (1, 2, None)  # refunded, then charged once by this run
+
+
+def test_leases_expire_only_without_heartbeats_and_claims_are_fenced(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with db.session() as s, s.begin():
+        s.add_all([Study(id=c * 32, status="queued") for c in "def"])
+    me, other = new_owner(), "elsewhere:1:000000"
+    assert db.claim_next(f"{me}:w0.1") == "d" * 32 and db.claim_next(f"{other}:w0.1") == "e" * 32
+    assert db.claim_next(f"{me}:w1.1") == "f" * 32
+    with db.session() as s, s.begin():  # the other machine's worker stopped heartbeating a minute ago
+        s.get(Study, "e" * 32).heartbeat_at = utcnow() - timedelta(seconds=60)
+    assert db.heartbeat(me) == 2
+    assert db.release_interrupted(30) == ["e" * 32]
+    assert db.interrupt("e" * 32, f"{other}:w0.1") is None  # already released: a second sweep changes nothing
+    assert db.fail_claimed("d" * 32, f"{other}:w0.1", "exceeded") is False  # not its claim
+    assert db.fail_claimed("d" * 32, f"{me}:w0.1", "exceeded the wall-time limit of 1 s")
+    with db.session() as s:
+        d, e, f = (s.get(Study, c * 32) for c in "def")
+    assert (d.status, d.failure, d.attempts) == ("failed", "exceeded the wall-time limit of 1 s", 1)
+    assert (e.status, e.attempts, e.interruptions, e.claimed_by) == ("queued", 0, 1, None)
+    assert f.status == "running" and f.claimed_by == f"{me}:w1.1"
+    assert not claim_is_dead(f"{me}:w1.1", me) and not claim_is_dead(f"{other}:w0.1", me)
+    assert claim_is_dead(f"{HOST}:999999999:000000:w0.1", me)
 
 
 def test_claim_is_exclusive(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     with db.session() as s, s.begin():
         s.add(Study(id="c" * 32, status="queued"))
-    assert db.claim_next() == "c" * 32
-    assert db.claim_next() is None
-    assert db.recover_jobs() == 1 and db.claim_next() == "c" * 32
+    assert db.claim_next("x:1:a:w0") == "c" * 32
+    assert db.claim_next("x:1:a:w1") is None
+    assert db.interrupt("c" * 32, "x:1:a:w0") == "queued" and db.claim_next("x:1:a:w1") == "c" * 32
 
 
 def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(tmp_path):
@@ -70,8 +99,9 @@ def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(t
 
     path = tmp_path / "old.sqlite3"
     Database(f"sqlite:///{path}").dispose()
-    with sqlite3.connect(path) as conn:  # make it look like the schema before options_json existed
-        conn.execute("ALTER TABLE studies DROP COLUMN options_json")
+    with sqlite3.connect(path) as conn:  # make it look like the schema before the added columns existed
+        for column in ADDED_COLUMNS["studies"]:
+            conn.execute(f"ALTER TABLE studies DROP COLUMN {column}")
         conn.execute("INSERT INTO studies (id, created_at, updated_at, status, task_requested, source, uploader, "
                      "results_json, raw_json, errors_json, attempts) VALUES (?, '2026-11-01 10:00:00.000000', "
                      "'2026-11-01 10:00:00.000000', 'queued', 0, 'upload', 'a', '[]', '{}', '[]', 0)", ("o" * 32,))
@@ -79,4 +109,7 @@ def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(t
     with db.session() as s:
         study = s.get(Study, "o" * 32)
         assert study is not None and study.options == {} and study.status == "queued"
-    assert db.claim_next() == "o" * 32
+    assert db.claim_next("x:1:a:w0") == "o" * 32
+    with db.session() as s:
+        study = s.get(Study, "o" * 32)
+    assert (study.interruptions, study.claimed_by, study.heartbeat_at is not None) == (0, "x:1:a:w0", True)

@@ -22,7 +22,8 @@ from .ingest import Accepted, FileError, Triage, choose_task
 from .integrity import GAP_KIND, InstanceInfo, instance_info, series_gap_warnings
 from .settings import Settings, load_salt
 from .storage import Storage, safe_name
-from .worker import Predictor, Worker, load_predictor
+from .supervisor import make_worker
+from .worker import Predictor, load_predictor
 
 log = logging.getLogger("lesiondx.service")
 INTERRUPTED_KIND = "interrupted"
@@ -42,8 +43,7 @@ class ServiceCore:
         self.sealer = Sealer(self.salt)
         self.db = Database(settings.database_url)
         self.predictor = predictor or load_predictor(settings.predictor_spec)
-        self.worker = Worker(self.db, self.storage, self.predictor, model=settings.model,
-                             poll_seconds=settings.worker_poll_seconds, on_done=self._after_job)
+        self.worker = make_worker(settings, self.db, self.storage, predictor, on_done=self._after_job)
         self.dicom_node: Any = None
         self.exporter: Any = None
         self._started = False

@@ -4,24 +4,28 @@ SQLite (a file in storage, WAL mode) is the embedded default; any SQLAlchemy URL
 ``postgresql+psycopg://user@host/lesiondx``. JSON is stored as text so every backend behaves alike.
 
 Job states of a :class:`Study`: ``receiving`` (DICOM node still collecting instances) →
-``queued`` → ``running`` → ``done`` | ``failed``. A worker claims a study with a conditional
-``UPDATE ... WHERE status = 'queued'`` so two workers never run the same job; at start,
-:func:`recover_jobs` puts studies left ``running`` (the service died mid-job) back in the queue.
+``queued`` → ``running`` → ``done`` | ``failed``. A worker claims a study with
+``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) or a conditional ``UPDATE ... WHERE status = 'queued'``
+(SQLite), so two workers never run the same job. A claim is a lease: ``claimed_by`` names the worker and
+``heartbeat_at`` is renewed while it lives; :meth:`Database.release_interrupted` puts a study whose worker
+stopped heartbeating (or died on this host) back in the queue *without* charging it an attempt.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event, select, update)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, case,
+                        create_engine, event, func, select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 STATUSES = ("receiving", "queued", "running", "done", "failed")
+MAX_INTERRUPTIONS = 10  # a job whose worker vanished this often is given up (a poison pill killing workers)
 
 
 def utcnow() -> datetime:
@@ -58,7 +62,10 @@ class Study(Base):
     raw_json: Mapped[str] = mapped_column(Text, default="{}")
     errors_json: Mapped[str] = mapped_column(Text, default="[]")
     failure: Mapped[str | None] = mapped_column(Text, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs charged to the job (interruptions refunded)
+    interruptions: Mapped[int] = mapped_column(Integer, default=0)  # runs lost because the worker/service stopped
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # worker id holding the lease
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_instance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -205,7 +212,9 @@ ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "warnings_json
                              "export_state": "VARCHAR(16)",
                              "export_next_at": "TIMESTAMP", "export_attempts": "INTEGER DEFAULT 0",
                              "export_version": "INTEGER DEFAULT 0", "duplicates_dropped": "INTEGER DEFAULT 0",
-                             "reopened": "INTEGER DEFAULT 0", "result_version": "INTEGER DEFAULT 0"},
+                             "reopened": "INTEGER DEFAULT 0", "result_version": "INTEGER DEFAULT 0",
+                             "interruptions": "INTEGER DEFAULT 0", "claimed_by": "VARCHAR(64)",
+                             "heartbeat_at": "TIMESTAMP WITH TIME ZONE"},
                  "study_files": {"sop_uid": "VARCHAR(64)", "instance_number": "INTEGER",
                                  "slice_position": "FLOAT"}}
 
@@ -244,24 +253,88 @@ class Database:
             s.add(AuditEvent(actor=actor[:64], action=action[:32], study_id=study_id,
                              detail=(detail or None) and detail[:255], client=client and client[:64]))
 
-    def recover_jobs(self) -> int:
-        """Re-queue studies left ``running`` by a dead process; returns how many."""
-        with self.session() as s, s.begin():
-            result = s.execute(update(Study).where(Study.status == "running").values(status="queued"))
-            return int(result.rowcount or 0)
-
-    def claim_next(self) -> str | None:
-        """Atomically move the oldest queued study to ``running``; its id, or None if the queue is empty."""
-        with self.session() as s:
-            candidates = s.scalars(select(Study.id).where(Study.status == "queued")
-                                   .order_by(Study.created_at).limit(5)).all()
+    # -- the job queue: claims are leases ---------------------------------------------------------
+    def claim_next(self, worker_id: str | None = None) -> str | None:
+        """Atomically move the oldest queued study to ``running`` under ``worker_id``'s lease; its id or None."""
+        now = utcnow()
+        values = {"status": "running", "started_at": now, "heartbeat_at": now, "claimed_by": worker_id,
+                  "attempts": Study.attempts + 1}
+        oldest = select(Study.id).where(Study.status == "queued").order_by(Study.created_at)
+        if self.engine.dialect.name == "postgresql":  # row lock: concurrent workers skip each other's pick
+            with self.session() as s, s.begin():
+                study_id = s.scalar(oldest.limit(1).with_for_update(skip_locked=True))
+                if study_id is not None:
+                    s.execute(update(Study).where(Study.id == study_id).values(**values))
+                return study_id
+        with self.session() as s:  # SQLite: one writer at a time; the conditional UPDATE decides
+            candidates = s.scalars(oldest.limit(5)).all()
         for study_id in candidates:
             with self.session() as s, s.begin():
                 result = s.execute(update(Study).where(Study.id == study_id, Study.status == "queued")
-                                   .values(status="running", started_at=utcnow(), attempts=Study.attempts + 1))
+                                   .values(**values))
             if result.rowcount:
                 return study_id
         return None
+
+    def heartbeat(self, owner: str) -> int:
+        """Renew the leases of every running study claimed by a worker of ``owner`` (id prefix); how many."""
+        with self.session() as s, s.begin():
+            result = s.execute(update(Study).where(Study.status == "running",
+                                                   Study.claimed_by.startswith(f"{owner}:", autoescape=True))
+                               .values(heartbeat_at=utcnow()))
+            return int(result.rowcount or 0)
+
+    def claimed_by(self, worker_id: str) -> list[str]:
+        """Ids of the running studies held by ``worker_id``."""
+        with self.session() as s:
+            return list(s.scalars(select(Study.id).where(Study.status == "running", Study.claimed_by == worker_id)))
+
+    def fail_claimed(self, study_id: str, worker_id: str, reason: str) -> bool:
+        """The job's own failure seen from outside its process (time/memory limit, crash): ``failed`` with
+        ``reason``; only while ``worker_id`` still holds the claim. True if it was marked."""
+        with self.session() as s, s.begin():
+            result = s.execute(update(Study).where(Study.id == study_id, Study.status == "running",
+                                                   Study.claimed_by == worker_id)
+                               .values(status="failed", failure=reason[:2000], finished_at=utcnow(),
+                                       claimed_by=None))
+            return bool(result.rowcount)
+
+    def interrupt(self, study_id: str, worker_id: str | None) -> str | None:
+        """The run was lost for reasons outside the job (worker killed, service restarted, lease expired):
+        back to ``queued`` with the attempt refunded, or ``failed`` after :data:`MAX_INTERRUPTIONS`.
+        Only while ``worker_id`` still holds the claim (conditional UPDATEs: two sweepers never both count
+        it); returns the new status or None."""
+        holder = Study.claimed_by.is_(None) if worker_id is None else Study.claimed_by == worker_id
+        with self.session() as s, s.begin():
+            result = s.execute(update(Study).where(Study.id == study_id, Study.status == "running", holder)
+                               .values(status="queued", claimed_by=None, heartbeat_at=None,
+                                       interruptions=func.coalesce(Study.interruptions, 0) + 1,
+                                       attempts=case((Study.attempts > 0, Study.attempts - 1), else_=0)))
+            if not result.rowcount:
+                return None
+            given_up = s.execute(update(Study).where(Study.id == study_id, Study.status == "queued",
+                                                     Study.interruptions >= MAX_INTERRUPTIONS)
+                                 .values(status="failed", finished_at=utcnow(),
+                                         failure=f"gave up after {MAX_INTERRUPTIONS} interruptions (its worker "
+                                                 "stopped during each run; see the service log)"))
+            return "failed" if given_up.rowcount else "queued"
+
+    def release_interrupted(self, lease_seconds: float, dead: Callable[[str], bool] = lambda claim: False
+                            ) -> list[str]:
+        """Re-queue running studies whose lease expired (no heartbeat for ``lease_seconds``) or whose claim
+        ``dead(claimed_by)`` says belongs to a worker known to be gone. Returns their ids."""
+        cutoff = utcnow() - timedelta(seconds=lease_seconds)
+        with self.session() as s:
+            rows = s.execute(select(Study.id, Study.claimed_by, Study.heartbeat_at)
+                             .where(Study.status == "running")).all()
+        stale = [(study_id, claim) for study_id, claim, beat in rows
+                 if beat is None or _as_utc(beat) < cutoff or (claim is not None and dead(claim))]
+        return [study_id for study_id, claim in stale if self.interrupt(study_id, claim) is not None]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _make_engine(url: str) -> Engine:

@@ -1,13 +1,17 @@
-"""``run_server``: what ``lesiondx serve`` runs — uvicorn (HTTP) + job worker + DICOM node.
+"""``run_server``: what ``lesiondx serve`` runs — uvicorn (HTTP) + job worker processes + DICOM node;
+``run_worker``: what ``lesiondx worker`` runs — worker processes only (more machines, same database and storage).
 
-The worker and DICOM node start and stop with the app's lifespan (see :func:`create_app`), so a
-SIGINT/SIGTERM stops them cleanly; a hard kill leaves jobs ``running`` that the next start re-queues.
+The workers and DICOM node start and stop with the app's lifespan (see :func:`create_app`), so a
+SIGINT/SIGTERM stops them cleanly; a hard kill leaves jobs ``running`` that the next start (or any other
+live worker, once their lease expires) re-queues without charging them an attempt.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 
 from .settings import Settings, SettingsError, is_loopback
@@ -53,4 +57,32 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
                 limit_concurrency=200, server_header=False)
 
 
-__all__ = ["SettingsError", "build_settings", "run_server"]
+
+
+def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), workers: int | None = None) -> None:
+    """Run job worker processes without the web server until SIGINT/SIGTERM (then running jobs get 10 s to
+    finish; unfinished ones go back in the queue). ``storage`` must be the service's (shared) folder."""
+    from .core import ServiceCore
+
+    logging.basicConfig(level=os.environ.get("LESIONDX_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (Path(storage) / "secret.key").is_file():
+        raise SettingsError(f"{storage} is not a lesiondx storage folder (no secret.key): point --storage at the "
+                            "folder the service uses (shared storage when on another machine)")
+    settings = Settings.from_env(Path(storage), db_url=db, workers=workers)
+    if settings.workers < 1:
+        raise SettingsError("lesiondx worker needs at least one worker process (--concurrency 1 or more)")
+    core = ServiceCore(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    core.worker.start()
+    logging.getLogger("lesiondx.service").info("lesiondx worker: %d process(es), storage %s, database %s",
+                                               settings.workers, settings.storage,
+                                               "SQLite in storage" if settings.db_url is None else "external")
+    stop.wait()
+    core.worker.stop()
+    core.db.dispose()
+
+
+__all__ = ["SettingsError", "build_settings", "run_server", "run_worker"]

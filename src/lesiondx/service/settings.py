@@ -51,6 +51,17 @@ Environment variables (all optional):
     the last wait repeats).
 ``LESIONDX_EXPORT_MAX_ATTEMPTS``
     PACS export attempts before a study's export stays ``failed`` (default 8).
+``LESIONDX_WORKERS``
+    Worker processes running jobs (default 2; ``0`` runs jobs in a thread of the service process, without
+    isolation or limits). See :mod:`lesiondx.service.supervisor`.
+``LESIONDX_JOB_TIMEOUT_S`` / ``LESIONDX_JOB_MEMORY_MB``
+    Per-job wall-time limit (default 600 s) and resident-memory limit of the worker process running it
+    (default 3072 MB, models included); ``0`` = no limit. A job over a limit fails with that reason.
+``LESIONDX_LEASE_S``
+    Seconds without a heartbeat after which a running job whose worker vanished is re-queued (default 30).
+``LESIONDX_SLOW_JOB_S``
+    When every worker has been on its job this long and studies wait, one extra worker process starts
+    (one at most; it quits when the queue is empty; default 30, 0 = never).
 """
 
 from __future__ import annotations
@@ -169,6 +180,11 @@ class Settings:
     retention_days: float = 30.0
     export_retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
     export_max_attempts: int = 8
+    workers: int = 2
+    job_timeout_s: float = 600.0
+    job_memory_mb: int = 3072
+    lease_seconds: float = 30.0
+    slow_job_s: float = 30.0
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -205,6 +221,15 @@ class Settings:
             values["model"] = env["LESIONDX_MODEL"]
         values.update(_deid_and_bounds_from_env(env))
         values.update(_export_env(env))
+        for key, name, kind in (("workers", "LESIONDX_WORKERS", int), ("job_timeout_s", "LESIONDX_JOB_TIMEOUT_S", float),
+                                ("job_memory_mb", "LESIONDX_JOB_MEMORY_MB", int),
+                                ("lease_seconds", "LESIONDX_LEASE_S", float),
+                                ("slow_job_s", "LESIONDX_SLOW_JOB_S", float)):
+            if env.get(name):
+                try:
+                    values[key] = kind(env[name])
+                except ValueError:
+                    raise SettingsError(f"{name}={env[name]!r} is not a number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("pacs"), str):
             values["pacs"] = PacsTarget.parse(str(values["pacs"]))
@@ -243,6 +268,10 @@ class Settings:
             raise SettingsError("size limits must be positive")
         if self.dicom_port is not None and not 0 < self.dicom_port < 65536:
             raise SettingsError(f"DICOM port {self.dicom_port} out of range")
+        if not 0 <= self.workers <= 64:
+            raise SettingsError(f"workers must be 0-64, not {self.workers}")
+        if self.job_timeout_s < 0 or self.job_memory_mb < 0 or self.slow_job_s < 0 or self.lease_seconds < 1:
+            raise SettingsError("job limits must be >= 0 (0 = none) and the lease at least 1 s")
         if not 0 < len(self.dicom_aet) <= 16:
             raise SettingsError(f"DICOM AE title {self.dicom_aet!r} must be 1-16 characters")
 

@@ -7,12 +7,18 @@ and its "heat map" a blob around the brightest region. Its results say ``model_v
 :func:`lesiondx.service.api.create_app` as ``predictor=``.
 
 ``LESIONDX_STUB_DELAY_S`` makes each call sleep (to test killing the service mid-job).
+
+:func:`misbehaving_predictor` (``lesiondx.service.testing:misbehaving_predictor``) is the same double that
+misbehaves on purpose when an uploaded file's name says so: ``hang`` sleeps for an hour, ``hog`` allocates
+memory until it is stopped (up to 4 GB), ``crash`` aborts its process; it writes the id of the process
+running it to ``out/worker.pid`` (to test the worker processes' limits and isolation).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -132,3 +138,19 @@ def synthetic_ct_series(source: Path, dest: Path, n: int = 133) -> list[Path]:
         ds.save_as(path)
         out.append(path)
     return out
+
+
+def misbehaving_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any
+                          ) -> dict[str, Any]:
+    """TEST DOUBLE that hangs, hogs memory or crashes on request (see module docstring), else :func:`stub_predictor`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "worker.pid").write_text(str(os.getpid()))
+    names = " ".join(Path(p).name for p in inputs)
+    if "hang" in names:
+        time.sleep(3600)
+    if "hog" in names:
+        held = [np.ones(32 * 2**20, dtype=np.float64) for _ in range(16)]  # 256 MB at a time, resident; 4 GB
+        time.sleep(3600 + len(held))
+    if "crash" in names:
+        os.kill(os.getpid(), signal.SIGABRT)
+    return stub_predictor(task, inputs, out, model, **options)

@@ -1,8 +1,10 @@
-"""The job worker: claims queued studies from the database, runs the predictor, stores results.
+"""The job: materialise a claimed study's files, run the predictor, store results (:meth:`Worker.run_job`).
 
-The queue *is* the ``studies`` table (see :mod:`lesiondx.service.db`), so it survives restarts:
-at start :meth:`Database.recover_jobs` re-queues jobs a dead process left ``running``. A
-predictor exception marks only that study ``failed`` with the reason; the worker carries on.
+The queue *is* the ``studies`` table (see :mod:`lesiondx.service.db`), so it survives restarts. Jobs
+normally run in worker processes (:mod:`lesiondx.service.supervisor`), each of which calls
+:meth:`Worker.run_job`; :class:`Worker` itself is the in-process thread used when a predictor object is
+handed to the service (tests, embedding) or ``workers = 0``. A predictor exception marks only that study
+``failed`` with the reason; the worker carries on.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from lesiondx.progress import reporting
 from sqlalchemy import func, update
 
 from .db import Database, Study, utcnow
+from .leases import LeaseKeeper, new_owner
 from .results import normalize
 from .storage import Storage, safe_name
 from .viewer import ProgressFile, store_heatmaps, store_slices
 
 log = logging.getLogger("lesiondx.service.worker")
-MAX_ATTEMPTS = 3
 RASTER_SERIES = " png/jpg slices"  # key of the PNG/JPG slice folder among series UIDs (no UID has a space)
 SLICE_SERIES_TASKS = ("ct-liver", "ct-covid")  # tasks whose PNG/JPG uploads are the slices of one series
 
@@ -129,30 +131,37 @@ def _input_names(study: Study, inputs: list[Path]) -> list[str]:
 
 
 class Worker:
-    """A daemon thread processing the queue; call :meth:`wake` after queueing to skip the poll wait."""
+    """A daemon thread processing the queue; call :meth:`wake` after queueing to skip the poll wait.
+
+    ``worker_id`` names the lease holder (see :mod:`lesiondx.service.leases`); :meth:`start` makes one.
+    Results are only stored while this worker still holds the study's claim."""
 
     def __init__(self, db: Database, storage: Storage, predictor: Predictor, *, model: str = "default",
-                 poll_seconds: float = 0.5, on_done: Callable[[str], None] | None = None) -> None:
+                 poll_seconds: float = 0.5, on_done: Callable[[str], None] | None = None,
+                 worker_id: str | None = None, lease_seconds: float = 30.0) -> None:
         self.db, self.storage, self.predictor, self.model = db, storage, predictor, model
         self.poll_seconds = poll_seconds
         self.on_done = on_done
+        self.worker_id, self.lease_seconds = worker_id, lease_seconds
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: str | None = None
 
     def start(self) -> None:
-        """Re-queue interrupted jobs, give up on ones that keep dying, and start the thread."""
-        recovered = self.db.recover_jobs()
-        with self.db.session() as s, s.begin():
-            for study in s.query(Study).filter(Study.status == "queued", Study.attempts >= MAX_ATTEMPTS):
-                study.status = "failed"
-                study.failure = f"gave up after {study.attempts} attempts (the service stopped during each one)"
-                study.finished_at = utcnow()
-        if recovered:
-            log.warning("re-queued %d job(s) left running by a previous process", recovered)
+        """Re-queue jobs whose worker is gone (see :class:`LeaseKeeper`) and start the thread."""
+        owner = new_owner()
+        self.worker_id = f"{owner}:thread"
+        leases = LeaseKeeper(self.db, owner, self.lease_seconds)
+        leases.sweep()
         self._thread = threading.Thread(target=self._loop, name="lesiondx-worker", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._keep_leases, args=(leases,), name="lesiondx-leases", daemon=True).start()
+
+    def _keep_leases(self, leases: LeaseKeeper) -> None:
+        while not self._stop.is_set():
+            leases.tick()
+            self._stop.wait(leases.period)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to finish after its current job and wait up to ``timeout`` seconds."""
@@ -172,7 +181,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                study_id = self.db.claim_next()
+                study_id = self.db.claim_next(self.worker_id)
             except Exception:  # database briefly locked/unreachable: retry later
                 log.exception("cannot claim a job")
                 study_id = None
@@ -182,12 +191,17 @@ class Worker:
                 continue
             self.current = study_id
             try:
-                self.run_job(study_id)
-            except Exception:  # never let one job kill the worker
-                log.exception("job %s crashed outside the predictor", study_id)
-                self._finish(study_id, failure="internal error while processing (see service log)")
+                self.process(study_id)
             finally:
                 self.current = None
+
+    def process(self, study_id: str) -> None:
+        """:meth:`run_job`, turning an unexpected error outside the predictor into the study's failure."""
+        try:
+            self.run_job(study_id)
+        except Exception:  # never let one job kill the worker
+            log.exception("job %s crashed outside the predictor", study_id)
+            self._finish(study_id, failure="internal error while processing (see service log)")
 
     def run_job(self, study_id: str) -> None:
         """Process one claimed (``running``) study."""
@@ -252,7 +266,12 @@ class Worker:
         if generation is not None:
             condition.append(func.coalesce(Study.reopened, 0) == generation)
         with self.db.session() as s, s.begin():
+            if self.worker_id is not None:
+                condition.append(Study.claimed_by == self.worker_id)
             result = s.execute(update(Study).where(*condition).values(
                 status="failed" if failure else "done", failure=failure, results_json=json.dumps(results or []),
-                raw_json=json.dumps({"output": raw or {}, "previews": previews or []}), finished_at=utcnow()))
+                raw_json=json.dumps({"output": raw or {}, "previews": previews or []}), finished_at=utcnow(),
+                claimed_by=None))
+        if not result.rowcount:
+            log.warning("job %s: result dropped (study reopened, or this worker lost its claim)", study_id)
         return bool(result.rowcount)

@@ -1,0 +1,275 @@
+"""Worker processes: a killed worker loses nothing, a job over its time or memory limit fails alone, a crash
+ends one job, restarts do not burn a job's attempts. Live servers with the TEST DOUBLE that misbehaves on
+request (``lesiondx.service.testing:misbehaving_predictor``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lesiondx.service.db import Database, Study
+
+from service_helpers import STUB, US_IMAGES, file_field, free_port, wait_study
+
+MISBEHAVING = "lesiondx.service.testing:misbehaving_predictor"
+
+
+def _upload(http, name: str) -> str:
+    response = http.post("/api/studies", files=[file_field(US_IMAGES[0], name)])
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _job_pid(storage: Path, study_id: str, timeout: float = 60.0) -> int:
+    """The pid of the process running the study's predictor (the double writes it when it starts)."""
+    path = storage / "work" / study_id / "out" / "worker.pid"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = path.read_text()
+            if text:
+                return int(text)
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"job {study_id} did not start"
+        time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (no /proc entry, or a zombie nobody reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _rows(storage: Path) -> dict[str, Study]:
+    db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    with db.session() as s:
+        rows = {study.id: study for study in s.query(Study)}
+    db.dispose()
+    return rows
+
+
+def test_kill_9_of_a_worker_mid_job_loses_nothing(live_server, tmp_path):
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "2",
+                              "LESIONDX_STUB_DELAY_S": "1.5"}).start(timeout=120)
+    with server.client() as http:
+        ids = [_upload(http, f"liver{i}.jpg") for i in range(4)]
+        victim = _job_pid(storage, ids[0])  # the oldest study is claimed first
+        assert victim != server.proc.pid  # the job runs in a worker process, not in the service
+        os.kill(victim, signal.SIGKILL)
+        finished = [wait_study(http, i, timeout=90) for i in ids]
+        assert http.get("/api/health").json()["worker_alive"] is True
+        # the forkserver the workers come from killed too: their jobs are re-queued, not failed as crashes
+        late = _upload(http, "late.jpg")
+        orphan = _job_pid(storage, late)
+        os.kill(int(Path(f"/proc/{orphan}/stat").read_text().rsplit(")", 1)[1].split()[1]), signal.SIGKILL)
+        finished.append(wait_study(http, late, timeout=90))
+    assert [f["status"] for f in finished] == ["done"] * 5
+    assert _gone(orphan)  # no unsupervised worker left behind
+    rows = _rows(storage)
+    assert (rows[ids[0]].attempts, rows[ids[0]].interruptions) == (1, 1)  # re-run, the lost run not charged
+    assert all((rows[i].attempts, rows[i].interruptions) == (1, 0) for i in ids[1:])
+    assert (rows[late].attempts, rows[late].interruptions) == (1, 1)
+
+
+def test_jobs_over_their_limits_or_crashing_fail_alone_while_the_queue_moves_on(live_server, tmp_path):
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "2",
+                              "LESIONDX_JOB_TIMEOUT_S": "15", "LESIONDX_JOB_MEMORY_MB": "700"}).start(timeout=120)
+    with server.client() as http:
+        hang = _upload(http, "hang.jpg")
+        _job_pid(storage, hang)
+        hog, crash = _upload(http, "hog.jpg"), _upload(http, "crash.jpg")
+        normal = [_upload(http, f"liver{i}.jpg") for i in range(3)]
+        results = {i: wait_study(http, i, timeout=90) for i in [hang, hog, crash, *normal]}
+        assert http.get("/api/health").json()["status"] == "ok"
+        later = wait_study(http, _upload(http, "after.jpg"), timeout=60)
+    assert results[hang]["status"] == "failed" and "exceeded the wall-time limit of 15 s" in results[hang]["failure"]
+    assert results[hog]["status"] == "failed" and "exceeded the memory limit of 700 MB" in results[hog]["failure"]
+    assert results[crash]["status"] == "failed" and "crashed (signal SIGABRT)" in results[crash]["failure"]
+    assert all(results[i]["status"] == "done" for i in normal) and later["status"] == "done"
+    rows = _rows(storage)
+    assert all((rows[i].attempts, rows[i].interruptions) == (1, 0) for i in (hang, hog, crash))
+    # the hanging job held one worker; the other one went on with the queue before the hang hit its limit
+    assert rows[hog].finished_at < rows[hang].finished_at and rows[crash].finished_at < rows[hang].finished_at
+    assert rows[normal[0]].started_at < rows[hang].finished_at
+
+
+def test_a_slow_job_does_not_hold_up_the_queue_even_with_one_worker(live_server, tmp_path):
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1",
+                              "LESIONDX_SLOW_JOB_S": "2"}).start(timeout=120)
+    with server.client() as http:
+        hang = _upload(http, "hang.jpg")
+        _job_pid(storage, hang)
+        waiting = _upload(http, "liver.jpg")
+        assert wait_study(http, waiting, timeout=60)["status"] == "done"  # an extra process took it
+        assert http.get(f"/api/studies/{hang}").json()["status"] == "running"
+    server.kill()  # SIGKILL: no 10 s grace for the hanging job at teardown
+
+
+def test_service_restarted_three_times_during_a_job_does_not_give_it_up(live_server, tmp_path):
+    storage = tmp_path / "store"
+    env = {"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1", "LESIONDX_STUB_DELAY_S": "60"}
+    server = live_server(env=env).start(timeout=120)
+    with server.client() as http:
+        study = _upload(http, "liver.jpg")
+    pids = []
+    for _ in range(3):
+        pids.append(_job_pid(storage, study))
+        server.kill()  # SIGKILL of the whole service mid-job; its worker process dies with it
+        (storage / "work" / study / "out" / "worker.pid").unlink(missing_ok=True)
+        server = live_server(env=env if len(pids) < 3 else {**env, "LESIONDX_STUB_DELAY_S": "0"}).start(timeout=120)
+    with server.client() as http:
+        finished = wait_study(http, study, timeout=90)
+    assert finished["status"] == "done", finished["failure"]
+    assert len(set(pids)) == 3
+    row = _rows(storage)[study]
+    assert (row.attempts, row.interruptions) == (1, 3)
+
+
+def _queue_uploads(storage: Path, names: list[str], db_url: str | None = None) -> list[str]:
+    """Studies queued through the REST API of an app whose workers are not started."""
+    from fastapi.testclient import TestClient
+
+    from lesiondx.service.api import create_app
+    from lesiondx.service.settings import Settings
+
+    app = create_app(Settings(storage=storage, db_url=db_url, workers=1), start_background=False)
+    with TestClient(app) as http:
+        return [_upload(http, name) for name in names]
+
+
+def _run_worker_command(storage: Path, ids: list[str], db_url: str | None, concurrency: int) -> dict[str, Study]:
+    """``lesiondx worker`` in a subprocess until the studies are settled, then SIGTERM; returns their rows."""
+    args = [sys.executable, "-m", "lesiondx.cli", "worker", "--storage", str(storage), "--concurrency", str(concurrency)]
+    env = {**os.environ, "LESIONDX_PREDICTOR": STUB, "LESIONDX_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(args + (["--db", db_url] if db_url else []), env=env, stderr=subprocess.PIPE, text=True)
+    db = Database(db_url or f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    try:
+        deadline = time.monotonic() + 180  # generous: the CI machine may be shared
+        while True:
+            with db.session() as s:
+                rows = {i: s.get(Study, i) for i in ids}
+            if all(r.status in ("done", "failed") for r in rows.values()):
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, {i: r.status for i, r in rows.items()}
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+        db.dispose()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    return rows
+
+
+def test_worker_command_runs_jobs_without_the_web_server(tmp_path):
+    storage = tmp_path / "store"
+    ids = _queue_uploads(storage, ["a.jpg", "b.jpg"])
+    rows = _run_worker_command(storage, ids, None, concurrency=1)
+    assert [(r.status, r.attempts, r.claimed_by) for r in rows.values()] == [("done", 1, None)] * 2
+
+
+def test_worker_command_refuses_a_folder_that_is_not_the_service_storage(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lesiondx.cli", "worker", "--storage", str(tmp_path / "nothing")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "not a lesiondx storage folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """LESIONDX_TEST_POSTGRES_URL, or a throw-away PostgreSQL cluster in a temp folder on a free port."""
+    if os.environ.get("LESIONDX_TEST_POSTGRES_URL"):
+        yield os.environ["LESIONDX_TEST_POSTGRES_URL"]
+        return
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install -e .[postgres])")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins and not shutil.which("initdb"):
+        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
+    bindir = bins[-1].parent if bins else Path(shutil.which("initdb")).parent
+    folder = Path(tempfile.mkdtemp(prefix="lesiondx-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres account
+        try:
+            shutil.chown(folder, "postgres")
+        except (LookupError, PermissionError):
+            pytest.skip("running as root without a 'postgres' account for a throw-away cluster")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = folder / "data"
+    try:
+        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "lesiondx", "--auth=trust"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60",
+                                  "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a throw-away PostgreSQL cluster: {exc}")
+    try:
+        yield f"postgresql+psycopg://lesiondx@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_claims_skip_locked_rows_and_two_worker_processes_share_the_queue(tmp_path, postgres_url):
+    db = Database(postgres_url)
+    with db.session() as s, s.begin():  # a clean queue (the URL may be a shared test database)
+        s.query(Study).filter(Study.status.in_(["queued", "running"])).update({"status": "failed"})
+    from concurrent.futures import ThreadPoolExecutor
+
+    with db.session() as s, s.begin():
+        s.add_all([Study(status="queued") for _ in range(40)])
+    with ThreadPoolExecutor(8) as pool:  # eight claimers racing: every study claimed exactly once
+        claims = list(pool.map(lambda n: [c for c in iter(lambda: db.claim_next(f"t:1:x:w{n}"), None)], range(8)))
+    claimed = [c for per in claims for c in per]
+    assert len(claimed) == 40 == len(set(claimed))
+    k = next(n for n, per in enumerate(claims) if per)
+    assert db.heartbeat("t:1:x") == 40 and db.release_interrupted(30) == []  # fresh leases stay
+    assert db.interrupt(claims[k][0], f"t:1:x:w{k}") == "queued" and db.interrupt(claims[k][0], f"t:1:x:w{k}") is None
+    with db.session() as s, s.begin():
+        s.query(Study).filter(Study.id.in_(claimed)).update({"status": "failed"}, synchronize_session=False)
+    db.dispose()
+    storage = tmp_path / "store"
+    ids = _queue_uploads(storage, [f"p{i}.jpg" for i in range(6)], postgres_url)
+    rows = _run_worker_command(storage, ids, postgres_url, concurrency=2)
+    assert [(r.status, r.attempts) for r in rows.values()] == [("done", 1)] * 6
+    assert all(r.results and r.claimed_by is None for r in rows.values())
+
+
+def test_after_job_hook_runs_in_the_service_process_for_successful_jobs_only(tmp_path):
+    from lesiondx.service.supervisor import PoolConfig, Supervisor
+
+    storage = tmp_path / "store"
+    ok, crash = _queue_uploads(storage, ["liver.jpg", "crash.jpg"])
+    db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    called: list[tuple[str, int]] = []
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(storage), predictor_spec=MISBEHAVING, workers=1,
+                                           poll_seconds=0.1), on_done=lambda sid: called.append((sid, os.getpid())))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 90
+        while not called or _rows(storage)[crash].status != "failed":
+            assert time.monotonic() < deadline and supervisor.alive
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        supervisor.stop()
+        db.dispose()
+    assert called == [(ok, os.getpid())]  # e.g. the PACS export: here, not in the worker process

@@ -214,6 +214,7 @@ class ServiceCore:
         study.attempts = 0
         study.failure = None
         study.finished_at = None
+        study.claimed_by = None  # a worker still running the old generation loses its claim: it stores nothing
 
     def restart_quiet_timers(self) -> int:
         """At start-up: give every ``receiving`` study a fresh quiet period from now and a warning that its

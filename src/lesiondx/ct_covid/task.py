@@ -17,6 +17,7 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
+from lesiondx.gate import require, result_fields
 from lesiondx.io import display_grey, read_image, read_study
 
 from .config import read_config
@@ -97,6 +98,9 @@ def _read_series(inputs: list[Path]) -> tuple[Any, str]:
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict[str, Any]:
     """Second opinion for one chest-CT series (a DICOM folder, a slice folder, or slice files in order).
 
+    The input gate runs first: out-of-scope input (ultrasound, MR, abdominal CT) raises ``InputRefused``;
+    borderline input gives a result with ``out_of_scope_flag`` True and the reasons in ``gate``.
+
     Options: ``remove_border_air`` (bool; default True for HU input, False for 8-bit slices already
     cropped to the chest). Returns JSON-serialisable ``patient``, ``slices``, ``overlays`` (PNG of
     each slice with a lesion, when ``out`` is given), ``model_version`` and per-stage ``seconds``.
@@ -106,10 +110,11 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     unknown = set(options) - {"remove_border_air"}
     if unknown:
         raise ValueError(f"unknown option(s) for ct-covid: {', '.join(sorted(unknown))}")
-    loaded = load_model(model)
     t = time.perf_counter()
     image, source = _read_series([Path(p) for p in inputs])
     decode_s = time.perf_counter() - t
+    verdict = require("ct-covid", image, source)  # refuses ultrasound, MR, abdominal series... before any model
+    loaded = load_model(model)
     pixels = image.pixels if image.is_volume else image.pixels[None]
     result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
                             remove_border_air=options.get("remove_border_air"))
@@ -125,7 +130,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     rule.pop("score")
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
-        "patient": {"decision": result.patient.decision, "score": result.patient.score, "rule": rule},
+        **result_fields([verdict], image.warnings),
+        "patient": {"decision": result.patient.decision, "score": result.patient.score, "rule": rule,
+                    "out_of_scope_flag": verdict.out_of_scope_flag},
         "slices": [s.to_dict() for s in result.slices],
         "overlays": overlays,
         "model_version": loaded.version,

@@ -21,14 +21,15 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
-from lesiondx.io import parse_window_option
+from lesiondx.gate import require, result_fields
+from lesiondx.io import parse_window_option, read_image, read_study
 from lesiondx.models import save_checkpoint
 
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .pipeline import Bundle, analyse, box_crop, classifier_input, load_bundle, save_classifier, write_json
-from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
+from .study import DEFAULT_EXPORT_WINDOW, Study, from_image, labelled_studies
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of hypodense lesions >= 5 mm on "
                 "contrast-enhanced (portal-venous) CT; iso- or hyperdense lesions are missed (no learned detector ships: "
@@ -208,8 +209,12 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     result: dict[str, Any] = {"model_version": bundle.version, "model": str(bundle.root), "lesions": [], "overlays": [],
                               "cams": [], "studies": []}
     window = parse_window_option(options.get("window") or DEFAULT_EXPORT_WINDOW)  # a bad one fails here
+    verdicts = []
     for i, path in enumerate(map(Path, inputs)):
-        study = read_input_study(path, window)
+        image = read_study(path) if path.is_dir() else read_image(path)
+        verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
+        result.setdefault("input_warnings", []).extend(image.warnings)
+        study = from_image(image, path.name, window=window)
         read_as = None
         if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with, and why
             w = study.export_window
@@ -225,8 +230,10 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         result["overlays"] += res["overlays"]
         result["cams"] += res["cams"]
         result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
+                                  "gate": verdicts[-1].to_dict(),
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
+    result |= result_fields(verdicts, result.get("input_warnings", []))
     result["patient"] = _patient(result["lesions"], bundle)
     if str(model) == "default":
         result["note"] = SHIPPED_NOTE

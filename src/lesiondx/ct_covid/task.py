@@ -18,11 +18,13 @@ import yaml
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
 from lesiondx.gate import require, result_fields
+from lesiondx.gate.ood import load_stats
 from lesiondx.io import display_grey, read_image, read_study
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
 from .model import CONFIG, load_model
+from .ood import series_ood
 from .pipeline import analyse_series, save_positive_overlays
 from .segmentation import evaluate_segmentation
 from .train import train_segmenter
@@ -119,6 +121,10 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
                             remove_border_air=options.get("remove_border_air"))
     cfg = loaded.config
+    ood = series_ood(loaded, pixels, image.is_hu, result, load_stats(loaded.path.parent / "ood_stats.npz"))
+    fields = result_fields([verdict], image.warnings)
+    if ood["out_of_distribution"]:  # far from the training slices in the model's own encoder features
+        fields |= {"out_of_scope_flag": True, "validated_on_input": False}
     overlays: list[str] = []
     if out is not None:
         overlays = save_positive_overlays(result, display_grey(pixels, image.is_hu, cfg.window), Path(out))
@@ -130,9 +136,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     rule.pop("score")
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
-        **result_fields([verdict], image.warnings),
+        **fields, "ood": ood,
         "patient": {"decision": result.patient.decision, "score": result.patient.score, "rule": rule,
-                    "out_of_scope_flag": verdict.out_of_scope_flag},
+                    "out_of_scope_flag": fields["out_of_scope_flag"], "ood_score": ood["score"]},
         "slices": [s.to_dict() for s in result.slices],
         "overlays": overlays,
         "model_version": loaded.version,

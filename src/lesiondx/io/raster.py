@@ -44,9 +44,13 @@ def check_pixel_count(path: str | Path, count: int, what: str = "image") -> None
 
 def _open_checked(path: Path) -> Image.Image:
     """``Image.open`` with the pixel count checked from the header before any pixel is decoded."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's own header check (above ~179 Mpx)
+        raise ImageReadError(path, f"image has more pixels than the limit of {max_pixels() / 1e6:.0f} million "
+                                   f"(LESIONDX_MAX_PIXELS; {exc})") from exc
     width, height = img.size
     check_pixel_count(path, int(width) * int(height) * max(1, int(getattr(img, "n_frames", 1) or 1)))
     return img

@@ -16,6 +16,7 @@ import yaml
 from lesiondx.config import config_to_dict
 from lesiondx.data import grouped_kfold, load_manifest, mask_box
 from lesiondx.gate import result_fields
+from lesiondx.gate.ood import load_stats
 from lesiondx.io import ImageReadError
 from lesiondx.models import load_checkpoint
 from lesiondx.overlay import save_overlay
@@ -25,9 +26,10 @@ from lesiondx.stats import auc_delong, write_report, youden_threshold
 from .benchmark import classifier_rows
 from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
+from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, save_bundle, score_frame
 from .inputs import lesion_size_mm, read_us_inputs
-from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
 from .model import DcnnUs, base_backbone
+from .ood import ood_result
 from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
 from .rois import UsFrame, read_frame
 from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
@@ -279,12 +281,15 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     the shipped threshold, a Grad-CAM overlay PNG (``cam=False`` skips it), ``lesion_found`` = False when
     the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
     the score is still given but meaningless there), and ``lesion_size_mm`` when the file gives pixel
-    spacing (ultrasound DICOM regions). Multi-frame DICOM: every frame, or ``frame=N`` (0-based). JSON-serialisable."""
+    spacing (ultrasound DICOM regions), ``ood`` (distance to the training frames in the heads' feature space,
+    its threshold, and whether it is exceeded: then ``out_of_scope_flag`` is set too). Multi-frame DICOM:
+    every frame, or ``frame=N`` (0-based). JSON-serialisable."""
     bundle = load_bundle(model)
     roi, cam = options.get("roi"), bool(options.get("cam", True))
     frame_opt = options.get("frame")
     frame_index = None if frame_opt in (None, "") else int(str(frame_opt))
     items = read_us_inputs([Path(p) for p in inputs], frame_index)  # gated before any model runs
+    ood_stats = load_stats(resolve_model(model).parent / "ood_stats.npz")
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -299,12 +304,16 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         found = source == "user" or peak >= bundle.config.no_lesion_below
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
+        ood = ood_result(bundle, frame, ood_stats)
+        fields = result_fields([item.verdict], item.warnings)
+        if ood["out_of_distribution"]:  # far from every training frame in the heads' feature space
+            fields |= {"out_of_scope_flag": True, "validated_on_input": False}
         overlay = None
         if out_dir is not None:
             suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
             overlay = str(out_dir / f"{item.path.stem}{suffix}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
-                         caption=("OUTSIDE VALIDATED INPUTS; " if item.verdict.out_of_scope_flag else "")
+                         caption=("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "")
                                  + ("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
                                  f"heat map: Grad-CAM evidence for '{label}' - research use, not a diagnosis")
@@ -313,7 +322,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
                         "pixel_spacing_mm": list(item.spacing_mm) if item.spacing_mm else None,
                         "lesion_size_mm": lesion_size_mm(scored.box.width, scored.box.height, item.spacing_mm),
-                        **result_fields([item.verdict], item.warnings),
+                        "ood": ood, **fields,
                         "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
     return {"task": "us-liver", "model_version": bundle.version, "results": results,
             "out_of_scope_flag": any(r["out_of_scope_flag"] for r in results)}

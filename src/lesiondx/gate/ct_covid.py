@@ -15,9 +15,9 @@ import numpy as np
 
 from lesiondx.io import MedicalImage
 
-from .checks import geometry_check, hu_check, modality_check, photometric_check
+from .checks import ct_gate
 from .features import lung_fraction_grey, lung_fraction_hu
-from .verdict import Check, GateVerdict, combine
+from .verdict import Check, GateVerdict
 
 TASK = "ct-covid"
 LUNG_SLICE_HU = 0.10  # a slice "shows lungs" at this lung share of the body (HU)
@@ -66,11 +66,4 @@ def body_region_check(image: MedicalImage) -> Check:
 
 def gate(image: MedicalImage) -> GateVerdict:
     """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`."""
-    modality = modality_check(image, "CT")
-    if modality.status == "refused":
-        return combine(TASK, [modality])
-    checks = [modality, photometric_check(image, greyscale_model=False), hu_check(image),
-              geometry_check(image, min_slices=FEW_SLICES)]
-    if not any(c.status == "refused" for c in checks):
-        checks.append(body_region_check(image))
-    return combine(TASK, checks)
+    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES)

@@ -15,10 +15,10 @@ import numpy as np
 
 from lesiondx.io import MedicalImage
 
-from .checks import geometry_check, hu_check, modality_check, photometric_check
+from .checks import ct_gate
 from .ct_covid import LUNG_SLICE_HU, lung_fractions
 from .features import liver_tissue_fraction_hu
-from .verdict import Check, GateVerdict, combine
+from .verdict import Check, GateVerdict
 
 TASK = "ct-liver"
 LIVER_SLICE = 0.30
@@ -47,10 +47,4 @@ def body_region_check(image: MedicalImage, max_slices: int = 40) -> Check:
 
 def gate(image: MedicalImage) -> GateVerdict:
     """The ct-liver verdict for one study (series or slice) read by :mod:`lesiondx.io`."""
-    modality = modality_check(image, "CT")
-    if modality.status == "refused":
-        return combine(TASK, [modality])
-    checks = [modality, photometric_check(image, greyscale_model=False), hu_check(image), geometry_check(image)]
-    if not any(c.status == "refused" for c in checks):
-        checks.append(body_region_check(image))
-    return combine(TASK, checks)
+    return ct_gate(TASK, image, body_region_check)

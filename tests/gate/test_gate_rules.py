@@ -79,3 +79,21 @@ def test_result_fields_say_whether_the_input_was_validated(status: str):
     fields = result_fields([GateVerdict("ct-liver", status, (), {})], ("skipped LICENSE",))
     assert fields["validated_on_input"] is (status == "ok")
     assert fields["input_warnings"] == ["skipped LICENSE"]
+
+
+def test_ood_statistics_separate_far_points_and_keep_the_false_alarm_rate_near_the_quantile(tmp_path: Path):
+    from lesiondx.gate.ood import fit_ood, load_stats, save_stats
+
+    rng = np.random.default_rng(0)
+    cov = rng.normal(size=(40, 40))
+    train = rng.normal(size=(400, 40)) @ cov  # synthetic correlated features
+    stats = fit_ood(train, n_components=40, neighbours=5)
+    held = stats.score(rng.normal(size=(400, 40)) @ cov)
+    assert 0.0 <= float((held > stats.threshold).mean()) <= 0.06  # ~1 % expected at the 99th percentile
+    shifted = stats.score((rng.normal(size=(50, 40)) + 12 * np.eye(40)[0]) @ cov)  # 12 SD along one latent axis
+    assert float((shifted > stats.threshold).mean()) >= 0.9
+    save_stats(stats, tmp_path / "s.npz", {"synthetic": True})
+    again = load_stats(tmp_path / "s.npz")
+    assert again is not None and again.threshold == pytest.approx(stats.threshold)
+    assert np.allclose(again.score(train[:5]), stats.score(train[:5]), atol=1e-2 * stats.threshold)
+    assert load_stats(tmp_path / "absent.npz") is None

@@ -59,6 +59,10 @@ def test_shipped_us_liver_diagnoses_every_kind_like_the_jpeg(kinds: dict[str, Pa
     assert first["lesion_size_mm"]["width_mm"] == pytest.approx(box_w * 0.25, abs=0.05)
     assert out["results"][0]["lesion_size_mm"] is None  # a JPEG carries no spacing
     assert all(r["out_of_scope_flag"] is False for r in out["results"])
+    from lesiondx.us_liver.inference import DEFAULT_MODEL
+
+    if (DEFAULT_MODEL / "ood_stats.npz").is_file():  # an OOD score beside every probability
+        assert all(r["ood"]["score"] is not None and r["ood"]["out_of_distribution"] is False for r in out["results"])
 
 
 def test_cine_predicts_every_frame_or_the_chosen_one(kinds: dict[str, Path]):

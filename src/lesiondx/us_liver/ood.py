@@ -5,7 +5,8 @@ standardised, projected on the top ``n_components`` principal axes of the traini
 (unit variance per axis: a Mahalanobis distance in that subspace). Score = mean distance to the
 ``k`` nearest training frames. Threshold = the 99th percentile of the training frames' leave-one-out
 scores; the false-alarm rate on a held-out fold is in the model card. ``python -m lesiondx.us_liver.ood
-DATA OUT.npz`` rebuilds the statistics (``models/us-liver/ood_stats.npz``).
+DATA OUT.npz [N_FIT N_HELD]`` rebuilds the statistics (``models/us-liver/ood_stats.npz``; with N_FIT/N_HELD an
+evenly spaced subsample of the training / held-out frames, ground-truth ROIs only).
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def ood_result(bundle: Bundle, frame: UsFrame, stats: OodStats | None) -> dict:
     return {"score": round(score, 3), "threshold": round(stats.threshold, 3), "out_of_distribution": score > stats.threshold}
 
 
-def build(data: Path, out: Path) -> dict:
+def build(data: Path, out: Path, *, max_fit: int = 0, max_held: int = 0, extras: bool = True) -> dict:
     """Fit on folds 1–4 of the shipped model's grouped 5-fold split (ground-truth ROIs), measure the
-    false-alarm rate on fold 0 (ground-truth and proposed ROIs) and on the normal frames; write ``out``."""
+    false-alarm rate on fold 0 (ground-truth and, with ``extras``, proposed ROIs; and the normal frames);
+    write ``out``. ``max_fit`` / ``max_held`` > 0: an evenly spaced subsample of that many frames (speed)."""
+    import pandas as pd
+
     from lesiondx.data import grouped_kfold, load_manifest
 
     from .benchmark import classifier_rows
@@ -69,11 +73,16 @@ def build(data: Path, out: Path) -> dict:
     cfg = bundle.config
     frame = load_manifest(data).frame
     rows = classifier_rows(frame.assign(fold=grouped_kfold(frame, cfg.folds, seed=cfg.seed)))
+    parts = [rows[rows["fold"] != 0], rows[rows["fold"] == 0]]
+    for i, n in enumerate((max_fit, max_held)):
+        if 0 < n < len(parts[i]):
+            parts[i] = parts[i].iloc[np.linspace(0, len(parts[i]) - 1, n).astype(int)]
+    rows = pd.concat(parts).reset_index(drop=True)
     feats, proposed = [], {}
     for row in rows.itertuples(index=False):
         us = read_frame(row.image, row.lesion_mask, row.liver_mask, row.sector_mask)
         feats.append(frame_features(bundle, us)[0])
-        if row.fold == 0:
+        if row.fold == 0 and extras:
             prop = propose(bundle.segmenter, us.grey, cfg.seg_size)
             if prop.box is not None:
                 used = UsFrame(us.grey, prop.lesion, prop.liver if prop.liver.any() else None,
@@ -85,7 +94,7 @@ def build(data: Path, out: Path) -> dict:
     held = stats.score(x[fold == 0])
     held_prop = stats.score(np.stack(list(proposed.values()))) if proposed else np.array([])
     normal_scores = []
-    for row in frame[frame["label"].astype(str).eq("normal")].itertuples(index=False):
+    for row in frame[frame["label"].astype(str).eq("normal") & extras].itertuples(index=False):
         us = read_frame(row.image)
         prop = propose(bundle.segmenter, us.grey, cfg.seg_size)
         if prop.box is not None:
@@ -109,4 +118,6 @@ def build(data: Path, out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(build(Path(sys.argv[1]), Path(sys.argv[2])), indent=2))
+    sizes = [int(a) for a in sys.argv[3:5]] + [0, 0]
+    print(json.dumps(build(Path(sys.argv[1]), Path(sys.argv[2]), max_fit=sizes[0], max_held=sizes[1],
+                           extras=sizes[0] == 0), indent=2))

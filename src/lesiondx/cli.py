@@ -151,6 +151,8 @@ def predict(
         "--window", help="ct-liver, 8-bit slices: the window they were exported with, 'center,width' in HU "
                          "(e.g. 40,350), a preset (abdomen = 40,400) or 'auto' (the default: estimated from the "
                          "slices' fat and muscle peaks, abdomen when that cannot be told)")] = None,
+    frame: Annotated[Optional[int], typer.Option(
+        "--frame", help="us-liver, multi-frame (cine) DICOM: score only this frame (0-based); default every frame")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     engine: EngineOption = None,
 ) -> None:
@@ -163,6 +165,10 @@ def predict(
     options = {"roi": roi} if roi is not None else {}
     if window is not None:
         options["window"] = window
+    if frame is not None:
+        if task != "us-liver":
+            raise typer.BadParameter("--frame applies to --task us-liver only", param_hint="--frame")
+        options["frame"] = frame
     result = _run(lambda: load_task(task).predict(list(inputs), model, out_dir, **options))
     if as_json:
         out.print_json(json.dumps(result))

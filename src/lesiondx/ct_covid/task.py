@@ -17,12 +17,15 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
+from lesiondx.gate import require, result_fields
+from lesiondx.gate.ood import load_stats
 from lesiondx.io import display_grey, read_image, read_study
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
+from .ood import series_ood
 from .pipeline import analyse_series, save_positive_overlays
 from .segmentation import evaluate_segmentation
 
@@ -102,6 +105,9 @@ def _read_series(inputs: list[Path]) -> tuple[Any, str]:
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict[str, Any]:
     """Second opinion for one chest-CT series (a DICOM folder, a slice folder, or slice files in order).
 
+    The input gate runs first: out-of-scope input (ultrasound, MR, abdominal CT) raises ``InputRefused``;
+    borderline input gives a result with ``out_of_scope_flag`` True and the reasons in ``gate``.
+
     Options: ``remove_border_air`` (bool; default True for HU input, False for 8-bit slices already
     cropped to the chest). Returns JSON-serialisable ``patient``, ``slices``, ``overlays`` (PNG of
     each slice with a lesion, when ``out`` is given), ``heatmaps`` (slice → ``.npy`` lesion-probability map 0..1 of
@@ -112,15 +118,20 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     unknown = set(options) - {"remove_border_air"}
     if unknown:
         raise ValueError(f"unknown option(s) for ct-covid: {', '.join(sorted(unknown))}")
-    loaded = load_model(model)
     t = time.perf_counter()
     image, source = _read_series([Path(p) for p in inputs])
     decode_s = time.perf_counter() - t
+    verdict = require("ct-covid", image, source)  # refuses ultrasound, MR, abdominal series... before any model
+    loaded = load_model(model)
     pixels = image.pixels if image.is_volume else image.pixels[None]
     result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
                             remove_border_air=options.get("remove_border_air"), orientation=image.orientation,
                             slice_positions_mm=image.positions)
     cfg = loaded.config
+    ood = series_ood(loaded, pixels, image.is_hu, result, load_stats(loaded.path.parent / "ood_stats.npz"))
+    fields = result_fields([verdict], image.warnings)
+    if ood["out_of_distribution"]:  # far from the training slices in the model's own encoder features
+        fields |= {"out_of_scope_flag": True, "validated_on_input": False}
     overlays: list[str] = []
     heatmaps: dict[int, str] = {}  # slice → .npy lesion-probability map (0..1), for the service's stack viewer
     if out is not None:
@@ -139,8 +150,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     location = result.location if result.patient.decision else None
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
+        **fields, "ood": ood,
         "patient": {"decision": result.patient.decision, "score": result.patient.score, "location": location,
-                    "rule": rule},
+                    "rule": rule, "out_of_scope_flag": fields["out_of_scope_flag"], "ood_score": ood["score"]},
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
         "slices": [s.to_dict() for s in result.slices],
         "overlays": overlays,

@@ -20,7 +20,8 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
-from lesiondx.io import parse_window_option
+from lesiondx.gate import require, result_fields
+from lesiondx.io import parse_window_option, read_image, read_study
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
@@ -30,7 +31,7 @@ from .findings import Series, findings
 from .phases import PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
                        load_bundle, save_classifier, uses_lilnet, write_json)
-from .study import DEFAULT_EXPORT_WINDOW, Study, labelled_studies, read_input_study
+from .study import DEFAULT_EXPORT_WINDOW, Study, from_image, labelled_studies, read_input_study
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of lesions >= 5 mm darker or brighter than "
                 "the patient's liver (no learned detector ships: the only boxes we have are IRCADb's, CC BY-NC-ND); "
@@ -232,8 +233,12 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     given_phases = list(options.get("phases") or [])
     timed = phases_by_time([series_tags(p) for p in inputs])
     series: list[Series] = []
+    verdicts = []
     for i, path in enumerate(map(Path, inputs)):
-        study = read_input_study(path, window)
+        image = read_study(path) if path.is_dir() else read_image(path)
+        verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
+        result.setdefault("input_warnings", []).extend(image.warnings)
+        study = from_image(image, path.name, window=window)
         read_as = None
         if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with, and why
             w = study.export_window
@@ -263,9 +268,11 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         result["cams"] += res["cams"]
         result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
                                   "phase_source": call.source, "phase_reason": call.reason,
+                                  "gate": verdicts[-1].to_dict(),
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
         result["location_basis"] = res["location_basis"]
+    result |= result_fields(verdicts, result.get("input_warnings", []))
     result["findings"] = findings(series)
     result["patient"] = _patient(result["lesions"], bundle, result["findings"])
     if str(model) == "default":

@@ -12,10 +12,11 @@ import pydicom
 import pydicom.config
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from .errors import ImageReadError, require_nonempty_file
 from .image import MedicalImage
+from .raster import check_pixel_count
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
 # read them as they are instead of warning on every access.
@@ -72,53 +73,87 @@ def guess_phase(ds: Dataset) -> str | None:
     return None
 
 
-def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool]:
-    """Pixel array as float32 (HU when a modality LUT exists), RGB converted to grey."""
+def _pixel_count(ds: Dataset) -> int:
+    return int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * int(ds.get("NumberOfFrames") or 1)
+
+
+def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, float]:
+    """Pixel array as float32 (HU when a modality LUT exists), colour (RGB, YBR_*, PALETTE COLOR)
+    converted to grey by ITU-R BT.601 luma; with the share of coloured pixels (0 for monochrome)."""
+    check_pixel_count(path, _pixel_count(ds), "DICOM image")
+    photometric = str(ds.get("PhotometricInterpretation", ""))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            raw = ds.pixel_array
+            raw = ds.pixel_array  # pydicom converts YBR_FULL / YBR_FULL_422 to RGB
+            if photometric == "PALETTE COLOR":
+                raw = apply_color_lut(raw, ds)
     except Exception as exc:  # truncated pixel data, missing decoder, bad JPEG stream...
         raise ImageReadError(path, f"cannot decode pixel data ({type(exc).__name__}: {exc})") from exc
-    samples = int(ds.get("SamplesPerPixel", 1))
-    if samples == 3:
-        # pydicom hands YBR as RGB by default; ITU-R BT.601 luma.
-        raw = raw[..., 0] * 0.299 + raw[..., 1] * 0.587 + raw[..., 2] * 0.114
-        return raw.astype(np.float32), False
+    if raw.ndim >= 3 and raw.shape[-1] == 3 and (int(ds.get("SamplesPerPixel", 1)) == 3 or photometric == "PALETTE COLOR"):
+        rgb = raw.astype(np.float32)
+        if photometric == "PALETTE COLOR" and rgb.max() > 255:  # 16-bit palette entries
+            rgb = rgb / 257.0
+        chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
+        grey = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+        return grey.astype(np.float32), False, float((chroma > 30).mean())
     has_lut = "RescaleSlope" in ds or "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
     values = apply_modality_lut(raw, ds) if has_lut else raw
     modality = str(ds.get("Modality", "OT"))
-    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+    if photometric == "MONOCHROME1":
         values = values.max() - values
-    return np.asarray(values, dtype=np.float32), has_lut and modality == "CT"
+    return np.asarray(values, dtype=np.float32), has_lut and modality == "CT", 0.0
 
 
 def _spacing_2d(ds: Dataset) -> tuple[float, float] | None:
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    if spacing is None or len(spacing) != 2:
-        return None
-    return float(spacing[0]), float(spacing[1])
+    if spacing is not None and len(spacing) == 2:
+        return float(spacing[0]), float(spacing[1])
+    return ultrasound_spacing(ds)
+
+
+def ultrasound_spacing(ds: Dataset) -> tuple[float, float] | None:
+    """(row, col) mm per pixel from the first SequenceOfUltrasoundRegions item whose physical units are
+    cm in both directions (PhysicalUnitsX/YDirection = 3; PhysicalDeltaX/Y are in cm); else ``None``."""
+    for region in ds.get("SequenceOfUltrasoundRegions") or []:
+        try:
+            if int(region.get("PhysicalUnitsXDirection", 0)) == 3 and int(region.get("PhysicalUnitsYDirection", 0)) == 3:
+                dx, dy = abs(float(region.PhysicalDeltaX)) * 10.0, abs(float(region.PhysicalDeltaY)) * 10.0
+                if dx > 0 and dy > 0:
+                    return dy, dx
+        except (AttributeError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _metadata(ds: Dataset) -> dict[str, str]:
-    keep = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "BodyPartExamined", "Manufacturer")
+    keep = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "BodyPartExamined", "Manufacturer",
+            "PhotometricInterpretation")
     return {key: str(ds.get(key)) for key in keep if ds.get(key) not in (None, "")}
 
 
-def read_dicom(path: str | Path) -> MedicalImage:
-    """One DICOM file: a 2D image, or a volume for multi-frame files."""
+def read_dicom(path: str | Path, *, frame: int | None = None) -> MedicalImage:
+    """One DICOM file: a 2D image, or a volume / cine for multi-frame files (``frame``: only that one,
+    0-based)."""
     path = Path(path)
-    return image_from_dataset(read_dataset(path), path)
+    return image_from_dataset(read_dataset(path), path, frame=frame)
 
 
-def image_from_dataset(ds: Dataset, path: Path) -> MedicalImage:
-    """Decode an already-read dataset (``path`` names it in errors and ``sources``)."""
-    pixels, is_hu = _decoded_pixels(ds, path)
+def image_from_dataset(ds: Dataset, path: Path, *, frame: int | None = None) -> MedicalImage:
+    """Decode an already-read dataset (``path`` names it in errors and ``sources``); ``frame`` picks one
+    frame (0-based) of a multi-frame file."""
+    pixels, is_hu, colour = _decoded_pixels(ds, path)
+    n_frames = int(ds.get("NumberOfFrames") or 1)
+    if frame is not None:
+        if not 0 <= frame < n_frames:
+            raise ImageReadError(path, f"frame {frame} does not exist (the file has {n_frames} frame(s), 0-based)")
+        pixels = pixels[frame] if n_frames > 1 else pixels
     spacing = _spacing_2d(ds)
     if pixels.ndim == 3 and spacing is not None:
         thickness = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 1.0)
         spacing = (thickness, *spacing)
     iop = ds.get("ImageOrientationPatient")
+    metadata = _metadata(ds) | ({"ColourFraction": f"{colour:.4f}"} if colour else {})
     return MedicalImage(
         pixels=pixels,
         spacing=spacing,
@@ -127,7 +162,7 @@ def image_from_dataset(ds: Dataset, path: Path) -> MedicalImage:
         phase=guess_phase(ds),
         sources=(path,),
         is_hu=is_hu,
-        metadata=_metadata(ds),
+        metadata=metadata,
     )
 
 
@@ -175,10 +210,27 @@ def dicom_files_in(folder: Path) -> list[Path]:
     return [p for p in files if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
 
 
+def _read_headers(paths: list[Path]) -> tuple[list[Path], list[Dataset], list[str]]:
+    """Read every candidate file; files that are not DICOM at all (a LICENSE, a README, a thumbnail)
+    are skipped and named; a DICOM file that is corrupt still fails the series."""
+    kept, headers, skipped = [], [], []
+    for p in paths:
+        try:
+            headers.append(read_dataset(p))
+            kept.append(p)
+        except ImageReadError as exc:
+            if is_dicom_file(p) or p.suffix.lower() in (".dcm", ".dicom", ".ima"):
+                raise
+            skipped.append(f"{p.name} ({exc.reason})")
+    return kept, headers, skipped
+
+
 def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage:
     """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
 
-    All slices must share rows/columns; the series with most files wins if a folder mixes series.
+    Files that are not DICOM are skipped and listed in ``warnings``. A folder holding several series
+    is read as its largest series, the others named in ``warnings``. Refused (``ImageReadError``):
+    slices of different sizes or orientations. Repeated slice positions are warned about.
     """
     if isinstance(source, (str, Path)):
         folder = Path(source)
@@ -192,20 +244,35 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
         folder = paths[0].parent if paths else Path(".")
         if not paths:
             raise ImageReadError(folder, "no DICOM files given")
-    headers = [read_dataset(p) for p in paths]  # one read per file; pixels decode lazily
+    paths, headers, skipped = _read_headers(paths)  # one read per file; pixels decode lazily
+    notes = [f"skipped {len(skipped)} non-DICOM file(s): {', '.join(skipped)}"] if skipped else []
+    if not headers:
+        raise ImageReadError(folder, "folder holds no DICOM files" + (f" ({notes[0]})" if notes else ""))
     by_series: dict[str, list[int]] = {}
     for index, ds in enumerate(headers):
         by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
     chosen = max(by_series.values(), key=len)
+    if len(by_series) > 1:
+        others = sorted(len(v) for v in by_series.values() if v is not chosen)
+        notes.append(f"the folder holds {len(by_series)} series; read the largest ({len(chosen)} files) and "
+                     f"ignored {len(others)} other(s) of {', '.join(map(str, others))} file(s): give one series per folder")
+    orientations = {tuple(round(float(v), 3) for v in headers[i].ImageOrientationPatient)
+                    for i in chosen if "ImageOrientationPatient" in headers[i]}
+    if len(orientations) > 1:
+        raise ImageReadError(folder, f"slices of one series have {len(orientations)} different orientations: not one stack")
     keys = superior_to_inferior_keys([headers[i] for i in chosen])
     order = [chosen[i] for i in np.argsort(keys, kind="stable")]
+    check_pixel_count(folder, sum(_pixel_count(headers[i]) for i in order), "DICOM series")
     slices = [image_from_dataset(headers[i], paths[i]) for i in order]
     shapes = {s.pixels.shape for s in slices}
     if len(shapes) != 1:
-        raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}")
+        raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}: not one series")
     first = slices[0]
     ordered_positions = normal_positions([headers[i] for i in order])
     positions = tuple(ordered_positions) if ordered_positions is not None else None
+    if positions is not None and len(set(np.round(positions, 2))) < len(positions):
+        notes.append(f"{len(positions) - len(set(np.round(positions, 2)))} slice position(s) repeat: "
+                     "two stacks may be mixed in one series")
     spacing = None
     if first.spacing is not None:
         if positions is not None and len(positions) > 1:
@@ -223,4 +290,5 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
         positions=positions,
         is_hu=first.is_hu,
         metadata=first.metadata,
+        warnings=tuple(notes),
     )

@@ -27,6 +27,7 @@ class MedicalImage:
         positions: for DICOM volumes, each slice's position along the slice normal in mm.
         is_hu: ``True`` when pixel values are Hounsfield units.
         metadata: a few non-identifying tags (UIDs, series description) useful downstream.
+        warnings: what the reader skipped or assumed (non-DICOM files in a folder, other series), for the output.
     """
 
     pixels: np.ndarray
@@ -38,6 +39,7 @@ class MedicalImage:
     positions: tuple[float, ...] | None = None
     is_hu: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_volume(self) -> bool:

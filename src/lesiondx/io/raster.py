@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +22,95 @@ def natural_key(name: str) -> list[object]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+DEFAULT_MAX_PIXELS = 50_000_000  # per image; LESIONDX_MAX_PIXELS overrides
+
+
+def max_pixels() -> int:
+    """The largest pixel count (rows × cols × frames) a reader decodes: ``LESIONDX_MAX_PIXELS`` or 50 Mpx."""
+    value = os.environ.get("LESIONDX_MAX_PIXELS", "")
+    try:
+        return int(float(value)) if value.strip() else DEFAULT_MAX_PIXELS
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def check_pixel_count(path: str | Path, count: int, what: str = "image") -> None:
+    """Refuse (``ImageReadError``) an image of more than :func:`max_pixels` pixels before it is decoded."""
+    limit = max_pixels()
+    if count > limit:
+        raise ImageReadError(path, f"{what} has {count / 1e6:.1f} million pixels, more than the limit of "
+                                   f"{limit / 1e6:.0f} million (LESIONDX_MAX_PIXELS)")
+
+
+def _open_checked(path: Path) -> Image.Image:
+    """``Image.open`` with the pixel count checked from the header before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's own header check (above ~179 Mpx)
+        raise ImageReadError(path, f"image has more pixels than the limit of {max_pixels() / 1e6:.0f} million "
+                                   f"(LESIONDX_MAX_PIXELS; {exc})") from exc
+    width, height = img.size
+    check_pixel_count(path, int(width) * int(height) * max(1, int(getattr(img, "n_frames", 1) or 1)))
+    return img
+
+
+def _decode(path: Path, modes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Decode ``path`` once into the requested ``modes`` (``"grey"``, ``"rgb"``); 16-bit stays 16-bit."""
+    out: dict[str, np.ndarray] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open_checked(path) as img:
+                img.load()
+                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    out = {m: np.asarray(img, dtype=np.float32) for m in modes}
+                else:
+                    if "grey" in modes:
+                        out["grey"] = np.asarray(img.convert("L"), dtype=np.float32)
+                    if "rgb" in modes:
+                        out["rgb"] = np.asarray(img.convert("RGB"), dtype=np.float32)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    except MemoryError as exc:
+        raise ImageReadError(path, "image too large to decode in memory") from exc
+    return out
+
+
 def read_raster_array(path: str | Path, *, grey: bool = True) -> np.ndarray:
     """Pixels of a PNG/JPG/... as an array: ``(rows, cols)`` grey, or ``(rows, cols, 3)`` RGB.
 
-    8-bit images stay in 0..255 and 16-bit in 0..65535 (returned as float32 in both cases).
+    8-bit images stay in 0..255 and 16-bit in 0..65535 (returned as float32 in both cases). Images of
+    more than :func:`max_pixels` pixels are refused from their header, before decoding.
     """
     path = require_nonempty_file(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img, dtype=np.float32)
-            elif grey:
-                array = np.asarray(img.convert("L"), dtype=np.float32)
-            else:
-                array = np.asarray(img.convert("RGB"), dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    array = _decode(path, ("grey",) if grey else ("rgb",))["grey" if grey else "rgb"]
     if grey and array.ndim == 3:
         array = array @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return array
 
 
+def colour_fraction(rgb: np.ndarray, min_chroma: float = 30.0) -> float:
+    """Share of pixels whose max − min over R, G, B exceeds ``min_chroma`` grey levels (0 for grey)."""
+    if rgb.ndim != 3 or rgb.shape[-1] < 3:
+        return 0.0
+    chroma = rgb[..., :3].max(axis=-1) - rgb[..., :3].min(axis=-1)
+    return float((chroma > min_chroma).mean())
+
+
 def read_raster(path: str | Path, *, modality: str = "OT") -> MedicalImage:
-    """A PNG/JPG/... file as a grey 2D :class:`MedicalImage` (no spacing: JPEGs carry none)."""
-    path = Path(path)
-    return MedicalImage(pixels=read_raster_array(path), modality=modality, sources=(path,))
+    """A PNG/JPG/... file as a grey 2D :class:`MedicalImage` (no spacing: JPEGs carry none); the share of
+    coloured pixels is kept in ``metadata["ColourFraction"]`` (the input gates read it)."""
+    path = require_nonempty_file(path)
+    arrays = _decode(path, ("grey", "rgb"))
+    grey, rgb = arrays["grey"], arrays["rgb"]
+    if grey.ndim == 3:
+        grey = grey @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    colour = colour_fraction(rgb) if rgb.ndim == 3 else 0.0
+    return MedicalImage(pixels=grey, modality=modality, sources=(path,), metadata={"ColourFraction": f"{colour:.4f}"})
 
 
 def read_slice_folder(folder: str | Path, *, modality: str = "CT") -> MedicalImage:

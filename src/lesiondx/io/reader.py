@@ -10,8 +10,9 @@ from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_folder
 
 
-def read_image(path: str | Path) -> MedicalImage:
-    """Read one file: DICOM (by preamble or .dcm), NIfTI, or PNG/JPG/BMP/TIFF.
+def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
+    """Read one file: DICOM (by preamble or .dcm), NIfTI, or PNG/JPG/BMP/TIFF; ``frame`` picks one frame
+    (0-based) of a multi-frame DICOM file.
 
     Raises :class:`ImageReadError` naming the file and the reason for anything unreadable.
     """
@@ -26,7 +27,7 @@ def read_image(path: str | Path) -> MedicalImage:
     if path.suffix.lower() in RASTER_SUFFIXES:
         return read_raster(path)
     if is_dicom_file(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", ""):
-        return read_dicom(path)
+        return read_dicom(path, frame=frame)
     raise ImageReadError(path, f"unsupported file type {path.suffix!r} (expected DICOM, NIfTI, PNG or JPG)")
 
 

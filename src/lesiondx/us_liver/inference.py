@@ -154,7 +154,8 @@ def frame_for(bundle: Bundle, image: str | Path, roi: object = None) -> tuple[Us
     user = parse_roi(roi, frame.grey.shape)
     lesion, source = (user, "user") if user is not None else (proposal.lesion if proposal.box else None, "proposed")
     if lesion is None:
-        raise ImageReadError(f"{image}: no lesion found by the segmenter; give roi='x,y,w,h'")
+        raise ImageReadError(image if isinstance(image, (str, Path)) else "frame",
+                             "no lesion found by the segmenter; give roi='x,y,w,h'")
     liver = proposal.liver if proposal.liver.any() else None
     sector = proposal.sector if proposal.sector.any() else None
     return UsFrame(frame.grey, lesion, liver, sector), source, proposal.lesion_probability

@@ -35,9 +35,13 @@ def _mask(path: object, shape: tuple[int, int], what: str) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def read_frame(image: str | Path, lesion: object = None, liver: object = None, sector: object = None) -> UsFrame:
-    """A frame converted to grey (colour tint is a scanner cue) with its optional masks."""
-    grey = read_raster_array(str(image), grey=True).astype(np.float32)
+def read_frame(image: str | Path | np.ndarray, lesion: object = None, liver: object = None, sector: object = None) -> UsFrame:
+    """A frame converted to grey (colour tint is a scanner cue) with its optional masks; ``image`` is a
+    raster path or an already decoded grey frame (0..255, e.g. from a DICOM file)."""
+    if isinstance(image, np.ndarray):
+        grey = image.astype(np.float32)
+    else:
+        grey = read_raster_array(str(image), grey=True).astype(np.float32)
     if grey.ndim != 2:
         raise ImageReadError(f"{image}: expected a 2D ultrasound frame, got shape {grey.shape}")
     shape = grey.shape

@@ -14,13 +14,18 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import grouped_kfold, load_manifest, mask_box
+from lesiondx.gate import result_fields
+from lesiondx.gate.ood import load_stats
+from lesiondx.io import ImageReadError
 from lesiondx.overlay import save_overlay
 from lesiondx.progress import track
 from lesiondx.stats import auc_delong, youden_threshold
 from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
 from .config import UsLiverConfig, load_us_config
-from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, score_frame
+from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, score_frame
+from .inputs import lesion_size_mm, read_us_inputs
+from .ood import ood_result
 from .rois import UsFrame, read_frame
 
 # training needs torch (``lesiondx[train]``): its modules are imported inside the training functions, so
@@ -321,32 +326,54 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
 
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: object) -> dict:
-    """Per image: lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at the
-    shipped threshold, a heat-map overlay PNG (CAM on ONNX Runtime, Grad-CAM on torch; ``cam=False`` skips it), and ``lesion_found`` = False when
+    """Per frame: the input gate's verdict (refused inputs raise ``InputRefused``; flagged ones carry
+    ``out_of_scope_flag``), lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at
+    the shipped threshold, a heat-map overlay PNG (CAM on ONNX Runtime, Grad-CAM on torch; ``cam=False`` skips
+    it), ``lesion_found`` = False when
     the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
-    the score is still given but meaningless there). JSON-serialisable."""
+    the score is still given but meaningless there), and ``lesion_size_mm`` when the file gives pixel
+    spacing (ultrasound DICOM regions), ``ood`` (distance to the training frames in the heads' feature space,
+    its threshold, and whether it is exceeded: then ``out_of_scope_flag`` is set too). Multi-frame DICOM:
+    every frame, or ``frame=N`` (0-based). JSON-serialisable."""
     bundle = load_bundle(model)
     roi, cam = options.get("roi"), bool(options.get("cam", True))
+    frame_opt = options.get("frame")
+    frame_index = None if frame_opt in (None, "") else int(str(frame_opt))
+    items = read_us_inputs([Path(p) for p in inputs], frame_index)  # gated before any model runs
+    ood_stats = load_stats(resolve_model(model).parent / "ood_stats.npz")
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for image in inputs:
+    for item in items:
         t = time.perf_counter()
-        frame, source, peak = frame_for(bundle, image, roi)
+        try:
+            frame, source, peak = frame_for(bundle, item.grey, roi)
+        except ImageReadError as exc:
+            raise ImageReadError(item.path, "no lesion found by the segmenter; give roi='x,y,w,h'") from exc
         # a low peak lesion probability flags frames that may show no lesion (score still given)
         found = source == "user" or peak >= bundle.config.no_lesion_below
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
+        ood = ood_result(bundle, frame, ood_stats)
+        fields = result_fields([item.verdict], item.warnings)
+        if ood["out_of_distribution"]:  # far from every training frame in the heads' feature space
+            fields |= {"out_of_scope_flag": True, "validated_on_input": False}
         overlay = None
         if out_dir is not None:
-            overlay = str(out_dir / f"{Path(image).stem}_us_liver.png")
+            suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
+            overlay = str(out_dir / f"{item.path.stem}{suffix}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
-                         caption=("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
+                         caption=("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "")
+                                 + ("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
                                  f"heat map: {bundle.heatmap_method} evidence for '{label}' - research use, not a diagnosis")
-        results.append({"image": str(image), "box": scored.box.as_list(), "roi_source": source,
+        results.append({"image": str(item.path), "frame": item.frame, "box": scored.box.as_list(), "roi_source": source,
                         "lesion_probability": peak, "lesion_found": found,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
+                        "pixel_spacing_mm": list(item.spacing_mm) if item.spacing_mm else None,
+                        "lesion_size_mm": lesion_size_mm(scored.box.width, scored.box.height, item.spacing_mm),
+                        "ood": ood, **fields,
                         "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
-    return {"task": "us-liver", "model_version": bundle.version, "results": results}
+    return {"task": "us-liver", "model_version": bundle.version, "results": results,
+            "out_of_scope_flag": any(r["out_of_scope_flag"] for r in results)}

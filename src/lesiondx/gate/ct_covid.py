@@ -1,0 +1,69 @@
+"""ct-covid input gate: a chest CT (lungs on most slices), not ultrasound, MR or an abdominal series.
+
+Body region (measured on the shared data): lung share of the body cross-section (< −400 HU inside the
+filled body outline) ≥ 0.10 on 64–73 % of the slices of the four shared chest-CT series (P002,
+normal001, A0001, A0002) and on 19–32 % of the two abdominal IRCADb series (which include the lung
+bases). HU series: refused below 0.40, flagged below 0.55. Windowed 8-bit slices (no HU): the ct-covid
+lung field covers ≥ 5 % of 97 of 98 MedSeg slices; a series with lungs on fewer than 40 % of its slices
+is flagged (the window is unknown, so never refused on this alone). One or two slices: a slice with
+lungs on < 5 % of the body is flagged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lesiondx.io import MedicalImage
+
+from .checks import ct_gate
+from .features import lung_fraction_grey, lung_fraction_hu
+from .verdict import Check, GateVerdict
+
+TASK = "ct-covid"
+LUNG_SLICE_HU = 0.10  # a slice "shows lungs" at this lung share of the body (HU)
+LUNG_SLICE_GREY = 0.05  # ... of the slice area (8-bit lung field)
+CROPPED_MAX_DARK = 0.85  # 8-bit slice whose un-pruned dark share is below this is taken as cropped to the chest
+REFUSE_CHEST_SHARE, FLAG_CHEST_SHARE = 0.40, 0.55
+FEW_SLICES = 3  # the patient rule needs k = 3 consecutive slices
+
+
+def _grey_lung_fraction(grey: np.ndarray) -> float:
+    from lesiondx.ct_covid.config import read_config
+
+    threshold = read_config(None).lung_threshold_grey
+    inside = lung_fraction_grey(grey, threshold, remove_border_air=True)
+    if inside >= LUNG_SLICE_GREY:
+        return inside
+    dark = lung_fraction_grey(grey, threshold, remove_border_air=False)  # slices cropped to the chest
+    return dark if dark <= CROPPED_MAX_DARK else inside
+
+
+def lung_fractions(image: MedicalImage, max_slices: int = 40) -> np.ndarray:
+    """Per-slice lung fraction of up to ``max_slices`` evenly spaced slices."""
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    idx = np.unique(np.linspace(0, len(pixels) - 1, min(len(pixels), max_slices)).astype(int))
+    measure = lung_fraction_hu if image.is_hu else _grey_lung_fraction
+    return np.array([measure(pixels[i]) for i in idx])
+
+
+def body_region_check(image: MedicalImage) -> Check:
+    fractions = lung_fractions(image)
+    cut = LUNG_SLICE_HU if image.is_hu else LUNG_SLICE_GREY
+    share = float((fractions >= cut).mean())
+    value = {"slices_with_lungs": round(share, 3), "max_lung_fraction": round(float(fractions.max()), 3),
+             "slices_measured": int(len(fractions))}
+    if len(fractions) < FEW_SLICES:
+        if share == 0:
+            return Check("body_region", "flagged", value, "no lung field on the slice(s): not a chest CT slice at lung level")
+        return Check("body_region", "ok", value)
+    if image.is_hu and share < REFUSE_CHEST_SHARE:
+        return Check("body_region", "refused", value,
+                     f"lungs on only {share:.0%} of the slices: not a chest CT (abdominal or other region)")
+    if share < (FLAG_CHEST_SHARE if image.is_hu else REFUSE_CHEST_SHARE):
+        return Check("body_region", "flagged", value, f"lungs on only {share:.0%} of the slices: partly outside the chest")
+    return Check("body_region", "ok", value)
+
+
+def gate(image: MedicalImage) -> GateVerdict:
+    """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`."""
+    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES)

@@ -1,0 +1,50 @@
+"""ct-liver input gate: an abdominal CT with liver-density tissue, not a chest-only series, not ultrasound.
+
+Liver presence (measured on the shared data): share of the body's right-anterior quarter at 40–200 HU
+(liver parenchyma, plain or enhanced) ≥ 0.30 on 57–77 % of the slices of the two IRCADb abdominal series
+and on 0–30 % of the four chest series; its maximum over slices is 0.26–0.80 on every shared series. A
+HU series is refused when no slice reaches 0.10 (no liver-density tissue at all) and flagged when it is
+mostly chest: lungs (see :mod:`lesiondx.gate.ct_covid`) on ≥ 55 % of the slices (chest series 64–73 %,
+IRCADb 19–32 %); refused as chest-only when lungs are on ≥ 90 % and no slice reaches 0.30.
+Windowed 8-bit slices: region not judged (HU unknown; said in the checks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lesiondx.io import MedicalImage
+
+from .checks import ct_gate
+from .ct_covid import LUNG_SLICE_HU, lung_fractions
+from .features import liver_tissue_fraction_hu
+from .verdict import Check, GateVerdict
+
+TASK = "ct-liver"
+LIVER_SLICE = 0.30
+NO_LIVER_MAX = 0.10
+CHEST_FLAG, CHEST_ONLY = 0.55, 0.90
+
+
+def body_region_check(image: MedicalImage, max_slices: int = 40) -> Check:
+    if not image.is_hu:
+        return Check("body_region", "ok", {"judged": False, "note": "windowed slices: liver density not judged"})
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    idx = np.unique(np.linspace(0, len(pixels) - 1, min(len(pixels), max_slices)).astype(int))
+    liver = np.array([liver_tissue_fraction_hu(pixels[i]) for i in idx])
+    chest = float((lung_fractions(image, max_slices) >= LUNG_SLICE_HU).mean())
+    liver_share = float((liver >= LIVER_SLICE).mean())
+    value = {"judged": True, "slices_with_liver_tissue": round(liver_share, 3),
+             "max_liver_tissue_fraction": round(float(liver.max()), 3), "slices_with_lungs": round(chest, 3)}
+    if liver.max() < NO_LIVER_MAX:
+        return Check("body_region", "refused", value, "no liver-density tissue (40–200 HU) on any slice: not an abdominal CT at liver level")
+    if chest >= CHEST_ONLY and liver_share == 0 and len(idx) >= 3:
+        return Check("body_region", "refused", value, f"lungs on {chest:.0%} of the slices and no liver level: a chest-only series")
+    if chest >= CHEST_FLAG and len(idx) >= 3:
+        return Check("body_region", "flagged", value, f"mostly a chest series (lungs on {chest:.0%} of the slices): the liver is only partly covered")
+    return Check("body_region", "ok", value)
+
+
+def gate(image: MedicalImage) -> GateVerdict:
+    """The ct-liver verdict for one study (series or slice) read by :mod:`lesiondx.io`."""
+    return ct_gate(TASK, image, body_region_check)

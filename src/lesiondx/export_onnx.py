@@ -20,8 +20,9 @@ def export(task: str, folder: Path) -> list[Path]:
     """The ``.onnx`` files of the model in ``folder`` for ``task``; returns their paths."""
     if task == "ct-covid":
         from lesiondx.ct_covid.model import export_model
+        from lesiondx.ct_covid.ood import export_encoder_features
 
-        return [export_model(folder)]
+        return [export_model(folder), export_encoder_features(folder)]
     if task == "us-liver":
         from lesiondx.us_liver.inference import resolve_model
         from lesiondx.us_liver.torch_bundle import export_bundle

@@ -142,3 +142,40 @@ def test_ct_liver_classifier_agrees_and_its_cam_decomposes_the_logit():
         h = center(model.embed(torch.from_numpy(crops[:, None])), meta["cells"])
         logits = model.forward_features(h, copies=False)[0][:, : model.n_classes].numpy()
     np.testing.assert_allclose(cam.mean((2, 3)) + model.head.bias[: model.n_classes].detach().numpy(), logits, atol=CAM_TOL)
+
+
+FEATURE_TOL = 1e-3  # out-of-distribution features (unbounded activations): abs diff ≤ 1e-3 × max(1, |value|)
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    return bool(np.all(np.abs(a - b) <= tol * np.maximum(1.0, np.abs(b))))
+
+
+def test_out_of_distribution_feature_networks_agree_on_real_images(us_bundles, monkeypatch):
+    """The three feature extractors behind the input gate and the OOD scores give the torch features on
+    ONNX Runtime: us-liver probe features (classifier.onnx ``features``), ct-covid encoder features
+    (encoder_features.onnx), the modality probe's Lite0 features (models/gate/lite0_features.onnx)."""
+    from lesiondx.ct_covid.model import load_model
+    from lesiondx.ct_covid.ood import encoder_features
+    from lesiondx.gate import modality
+    from lesiondx.io import read_raster_array
+    from lesiondx.us_liver.inference import frame_for
+    from lesiondx.us_liver.ood import frame_features
+
+    onnx_bundle, torch_bundle = us_bundles
+    image = _us_images()[0]
+    frame, _, _ = frame_for(torch_bundle, image)
+    assert _close(frame_features(onnx_bundle, frame), frame_features(torch_bundle, frame), FEATURE_TOL)
+
+    _need(MODELS / "ct-covid" / "encoder_features.onnx")
+    slices = sorted((EXAMPLES / "covid_ct_md_mini" / "slices").glob("*.png"))[:2] or sorted(
+        (EXAMPLES / "aul_liver_us_mini" / "images").glob("*.jpg"))[:2]
+    grey = np.stack([np.asarray(read_raster_array(p)[:256, :256], np.float32) for p in slices])  # 2 real crops
+    onnx_model, torch_model = load_model("default", engine="onnx"), load_model("default", engine="torch")
+    assert _close(encoder_features(onnx_model, grey), encoder_features(torch_model, grey), FEATURE_TOL)
+
+    _need(modality.FEATURES_ONNX)
+    greys = [read_raster_array(image), grey[0]]
+    on_onnx = modality.image_features(greys)
+    monkeypatch.setattr(modality, "FEATURES_ONNX", MODELS / "gate" / "absent.onnx")
+    assert _close(on_onnx, modality.image_features(greys), FEATURE_TOL)

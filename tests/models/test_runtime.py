@@ -51,6 +51,9 @@ for args in (["predict", "--task", "us-liver", sys.argv[1], "--json", "--out", s
              ["predict", "--task", "ct-covid", sys.argv[2], "--json", "--out", sys.argv[3]],
              ["predict", "--task", "ct-liver", sys.argv[2], "--json"]):
     result = runner.invoke(app, args)
+    if args[2] == "ct-liver":  # a chest series: the ct-liver input gate refuses it (exit 2) after reading it
+        assert result.exit_code == 2 and "refused for task ct-liver" in result.output, (args, result.output[-2000:])
+        continue
     assert result.exit_code == 0, (args, result.output[-2000:])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "timm", "segmentation_models_pytorch", "pytorch_grad_cam"))
 print(json.dumps(heavy))

@@ -46,12 +46,23 @@ def _trunk():
     return module, mean, std
 
 
+FEATURES_ONNX = PROBE_FILE.parent / "lite0_features.onnx"  # the same Lite0 features on ONNX Runtime (no torch)
+
+
 def image_features(greys: list[np.ndarray]) -> np.ndarray:
-    """``(N, 1280)`` pooled Lite0 features of grey images (0..255, any size)."""
+    """``(N, 1280)`` pooled Lite0 features of grey images (0..255, any size): ``lite0_features.onnx`` on ONNX
+    Runtime when it is there and onnxruntime is installed, else the torch backbone."""
+    batch = np.stack([square_input(g) for g in greys])
+    if FEATURES_ONNX.is_file():
+        try:
+            from lesiondx.runtime import OnnxNet
+
+            return OnnxNet.load(FEATURES_ONNX).run(x=batch[:, None])["features"].astype(np.float32)
+        except ImportError:  # no onnxruntime: the torch path below
+            pass
     import torch
 
     module, mean, std = _trunk()
-    batch = np.stack([square_input(g) for g in greys])
     with torch.no_grad():
         x = torch.from_numpy(batch)[:, None].expand(-1, 3, -1, -1) / 255.0
         return module((x - mean) / std).numpy().astype(np.float32)
@@ -100,3 +111,33 @@ def save_probe(probe: ModalityProbe, path: Path, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, mean=probe.mean, scale=probe.scale, coef=probe.coef, intercept=probe.intercept,
                         meta=json.dumps(meta))
+
+
+def export_features(path: Path = FEATURES_ONNX) -> Path:
+    """Write the Lite0 feature network of :func:`image_features` as ONNX (``x`` ``(N, 1, 224, 224)`` grey
+    0..255 → ``features`` ``(N, 1280)``), checked against torch. ``python -m lesiondx.gate.modality``."""
+    import torch
+    from torch import nn
+
+    from lesiondx.models.export import export_onnx
+
+    module, mean, std = _trunk()
+
+    class Lite0Features(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = module
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.cat([x, x, x], 1) / 255.0
+            return self.module((x - self.mean) / self.std)
+
+    example = [torch.full((2, 1, INPUT_SIDE, INPUT_SIDE), 128.0)]
+    return export_onnx(Lite0Features(), example, path, inputs=["x"], outputs=["features"],
+                       meta={"network": "EfficientNet-Lite0 ImageNet pooled features (modality probe)"})
+
+
+if __name__ == "__main__":
+    print(export_features())

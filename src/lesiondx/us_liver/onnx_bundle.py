@@ -29,6 +29,12 @@ class OnnxBundle(BundleInfo):
         prob = self.segmenter.run(x=seg_input_array(grey, self.config.seg_size))["prob"][0]
         return proposal_from_probs(prob, grey.shape)
 
+    def features(self, frame: UsFrame) -> np.ndarray:
+        """``(1, D)`` pooled trunk features of the clean view crops (what the heads read), or a ``KeyError``
+        when the export predates the ``features`` output (re-export with ``python -m lesiondx.export_onnx``)."""
+        crops = view_crops(frame, self.config, np.random.default_rng(self.config.seed), 0)
+        return self.classifier.run(**{v: crops[v] for v in self.config.views})["features"][:1]
+
     def score(self, frame: UsFrame, *, cam: bool, roi_source: str) -> Scored:
         """Clean + TTA crops of every view (the torch engine's fixed-seed draws); the heat map is the CAM of the
         clean crop of the fixed-scale lesion view (magnified when L is not used), for the predicted class."""

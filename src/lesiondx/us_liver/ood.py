@@ -25,13 +25,16 @@ from .rois import UsFrame
 
 
 def frame_features(bundle: Bundle, frame: UsFrame) -> np.ndarray:
-    """``(1, D)`` clean-view probe features of a frame whose lesion ROI is set (as the heads see it)."""
+    """``(1, D)`` clean-view probe features of a frame whose lesion ROI is set (as the heads see it): the
+    exported classifier's ``features`` output on ONNX Runtime, the probe trunk on torch."""
+    if hasattr(bundle, "features"):  # ONNX Runtime bundle: no torch
+        return bundle.features(frame)
     import torch
 
     from .probe import PooledLite, view_crops
 
     cfg = bundle.config
-    trunk = getattr(bundle.ensemble, "trunk", None)
+    trunk = getattr(getattr(bundle, "ensemble", None), "trunk", None)
     if not isinstance(trunk, PooledLite):
         trunk = _trunk(tuple(cfg.levels), cfg.backbone)
     crops = view_crops(frame, cfg, np.random.default_rng(cfg.seed), 0)

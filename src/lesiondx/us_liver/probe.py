@@ -247,7 +247,8 @@ class ProbeCam(nn.Module):
 
 class ProbeExport(nn.Module):
     """The whole probe classifier as one graph for ONNX: view crops ``(N, S, S)`` 0..255 in ``views`` order →
-    ``prob`` ``(N,)`` (mean over heads of P(malignant), per crop row) and ``cam`` ``(N, h, w)``: the mean head
+    ``prob`` ``(N,)`` (mean over heads of P(malignant), per crop row), ``features`` ``(N, D)`` (the pooled trunk
+    features the heads read, for the out-of-distribution score) and ``cam`` ``(N, h, w)``: the mean head
     logit decomposed over the positions of the ``cam_view`` crop (class activation map: each level's map
     weighted by the heads' standardised coefficients, coarse levels upsampled to the finest; its spatial
     mean is that view's share of the logit, up to a constant)."""
@@ -261,7 +262,7 @@ class ProbeExport(nn.Module):
         self.register_buffer("cam_weight", weight[k * trunk.features : (k + 1) * trunk.features].clone())
         self.widths = trunk.level_widths
 
-    def forward(self, *crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, *crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats, cam = [], None
         for view, crop in zip(self.ensemble.views, crops):
             pooled, level_maps = self.ensemble.trunk(crop, maps=True)
@@ -274,4 +275,5 @@ class ProbeExport(nn.Module):
                     parts.append(nn.functional.interpolate(part, size=size, mode="bilinear", align_corners=False))
                 cam = torch.stack(parts).sum(0)[:, 0]
         assert cam is not None
-        return self.ensemble.probability(torch.cat(feats, 1)), cam
+        features = torch.cat(feats, 1)
+        return self.ensemble.probability(features), cam, features

@@ -159,7 +159,7 @@ def _score_probe(bundle: TorchBundle, frame: UsFrame, *, cam: bool, roi_source: 
 
 def export_bundle(path: Path) -> list[Path]:
     """Write ``segmenter.onnx`` (``x`` ``(B, 1, S, S)`` in [-1, 1] → ``prob`` ``(B, 3, S, S)``) and, for the probe
-    head, ``classifier.onnx`` (view crops → ``prob``, ``cam``; see ``ProbeExport``) beside checkpoint ``path``."""
+    head, ``classifier.onnx`` (view crops → ``prob``, ``cam``, ``features``; see ``ProbeExport``) beside checkpoint ``path``."""
     from lesiondx.models.export import Probabilities, export_onnx
 
     bundle = load_torch_bundle(path)
@@ -173,7 +173,7 @@ def export_bundle(path: Path) -> list[Path]:
         cam_view = "L" if "L" in cfg.views else "M"
         crops = [torch.full((2, cfg.crop_size, cfg.crop_size), 128.0) for _ in cfg.views]
         written.append(export_onnx(ProbeExport(bundle.ensemble, cam_view), crops, path.parent / CLASSIFIER_ONNX,
-                                   inputs=list(cfg.views), outputs=["prob", "cam"],
+                                   inputs=list(cfg.views), outputs=["prob", "cam", "features"],
                                    meta=meta | {"network": "probe trunk + fold heads", "cam_view": cam_view},
                                    source=path))
     return written

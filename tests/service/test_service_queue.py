@@ -101,6 +101,7 @@ def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(t
     Database(f"sqlite:///{path}").dispose()
     with sqlite3.connect(path) as conn:  # make it look like the schema before the added columns existed
         for column in ADDED_COLUMNS["studies"]:
+            conn.execute(f"DROP INDEX IF EXISTS ix_studies_{column}")  # an index of a newer column goes with it
             conn.execute(f"ALTER TABLE studies DROP COLUMN {column}")
         conn.execute("INSERT INTO studies (id, created_at, updated_at, status, task_requested, source, uploader, "
                      "results_json, raw_json, errors_json, attempts) VALUES (?, '2026-11-01 10:00:00.000000', "

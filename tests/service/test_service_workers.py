@@ -24,7 +24,13 @@ MISBEHAVING = "lesiondx.service.testing:misbehaving_predictor"
 
 
 def _upload(http, name: str) -> str:
-    response = http.post("/api/studies", files=[file_field(US_IMAGES[0], name)])
+    """Upload a real frame, or for ``hang*`` / ``hog*`` / ``crash*`` names the image that asks the test double to
+    misbehave (the service replaces every file name by a pseudonym, so the name alone cannot say so)."""
+    from lesiondx.service.testing import MISBEHAVIOUR_GREY, misbehaving_image
+
+    kind = next((k for k in MISBEHAVIOUR_GREY if name.startswith(k)), None)
+    field = file_field(US_IMAGES[0], name, content=misbehaving_image(kind) if kind else None)
+    response = http.post("/api/studies", files=[field])
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -148,7 +154,7 @@ def _queue_uploads(storage: Path, names: list[str], db_url: str | None = None) -
     from lesiondx.service.settings import Settings
 
     app = create_app(Settings(storage=storage, db_url=db_url, workers=1), start_background=False)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         return [_upload(http, name) for name in names]
 
 

@@ -145,7 +145,7 @@ def misbehaving_predictor(task: str, inputs: list[Path], out: Path, model: str =
     """TEST DOUBLE that hangs, hogs memory or crashes on request (see module docstring), else :func:`stub_predictor`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "worker.pid").write_text(str(os.getpid()))
-    names = " ".join(Path(p).name for p in inputs)
+    names = " ".join(Path(p).name for p in inputs) + " " + " ".join(_misbehaviour_of(p) for p in inputs)
     if "hang" in names:
         time.sleep(3600)
     if "hog" in names:
@@ -154,3 +154,34 @@ def misbehaving_predictor(task: str, inputs: list[Path], out: Path, model: str =
     if "crash" in names:
         os.kill(os.getpid(), signal.SIGABRT)
     return stub_predictor(task, inputs, out, model, **options)
+
+
+MISBEHAVIOUR_GREY = {"hang": 10, "hog": 20, "crash": 30}  # uniform grey level that asks the double to misbehave
+
+
+def misbehaving_image(kind: str, side: int = 64) -> bytes:
+    """A uniform PNG that makes :func:`misbehaving_predictor` ``kind`` (``hang``, ``hog``, ``crash``) through the
+    service, where the uploaded file name is replaced by a pseudonym before any predictor sees it."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side), MISBEHAVIOUR_GREY[kind], np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _misbehaviour_of(path: Path) -> str:
+    """The misbehaviour a :func:`misbehaving_image` input asks for ('' for any other image)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            if image.size[0] * image.size[1] > 4096 * 4096:
+                return ""
+            grey = np.asarray(image.convert("L"))
+    except Exception:
+        return ""
+    if grey.size == 0 or grey.min() != grey.max():
+        return ""
+    return next((kind for kind, level in MISBEHAVIOUR_GREY.items() if level == int(grey.flat[0])), "")

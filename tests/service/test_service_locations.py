@@ -48,5 +48,6 @@ def test_the_study_page_shows_the_location_in_chromium(browser, live_server):  #
     browser.get(f"{server.url}/studies/{study_id}")
     shown = WebDriverWait(browser, 30, poll_frequency=0.2).until(lambda d: d.find_elements(By.CSS_SELECTOR, "dd.location"))
     assert shown[0].text == "left lung, lower zone"
-    boxes = browser.find_element(By.CSS_SELECTOR, "dd.boxes").text
-    assert "x 300, y 200 px" in boxes and "left lung, lower zone" in boxes  # the box in words, with its location
+    listed = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".v-findings [data-finding]"))  # the stack viewer's finding list
+    assert listed and all("left lung, lower zone" in item.text for item in listed)

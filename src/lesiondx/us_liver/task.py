@@ -26,6 +26,7 @@ from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
 from .model import DcnnUs, base_backbone
+from .outputs import NO_LESION, lesion_present, lesion_size_mm, no_lesion_result, pixel_spacing
 from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
 from .rois import UsFrame, read_frame
 from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
@@ -313,9 +314,10 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: object) -> dict:
     """Per image: lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at the
-    shipped threshold, a Grad-CAM overlay PNG (``cam=False`` skips it), and ``lesion_found`` = False when
-    the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
-    the score is still given but meaningless there). JSON-serialisable."""
+    shipped threshold, lesion size in mm when the file has a pixel spacing, a Grad-CAM overlay PNG
+    (``cam=False`` skips it). When the segmenter's peak lesion probability ``p_lesion`` is below
+    ``no_lesion_below`` (and no ROI was given) the label is "no focal lesion found", with no box and no
+    malignancy probability. JSON-serialisable."""
     bundle = load_bundle(model)
     roi, cam = options.get("roi"), bool(options.get("cam", True))
     out_dir = Path(out) if out is not None else None
@@ -325,19 +327,26 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     for image in inputs:
         t = time.perf_counter()
         frame, source, peak = frame_for(bundle, image, roi)
-        # a low peak lesion probability flags frames that may show no lesion (score still given)
-        found = source == "user" or peak >= bundle.config.no_lesion_below
+        cut = bundle.config.no_lesion_below
+        if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
+            overlay = None
+            if out_dir is not None:
+                overlay = str(save_overlay(out_dir / f"{Path(image).stem}_us_liver.png", frame.grey, caption=(
+                    f"{NO_LESION.upper()} (segmenter lesion probability {peak:.2f} < {cut:.2f}); give an ROI if you "
+                    "see one - research use, not a diagnosis")))
+            results.append(no_lesion_result(image, peak, cut, overlay, bundle.version, time.perf_counter() - t))
+            continue
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
         overlay = None
         if out_dir is not None:
             overlay = str(out_dir / f"{Path(image).stem}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
-                         caption=("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
-                                 + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
+                         caption=f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
                                  f"heat map: Grad-CAM evidence for '{label}' - research use, not a diagnosis")
         results.append({"image": str(image), "box": scored.box.as_list(), "roi_source": source,
-                        "lesion_probability": peak, "lesion_found": found,
+                        "p_lesion": peak, "lesion_probability": peak, "lesion_found": True, "no_lesion_threshold": cut,
+                        "lesion_size_mm": lesion_size_mm(scored.box, pixel_spacing(image)),
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
                         "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
     return {"task": "us-liver", "model_version": bundle.version, "results": results}

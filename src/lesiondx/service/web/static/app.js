@@ -30,7 +30,7 @@ const LX = {
   esc(s) { return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;","'":"&#39;"}[c])); },
   pct(p) { return p === null || p === undefined ? "–" : (100 * p).toFixed(1) + " %"; },
   badge(status) { return '<span class="badge ' + LX.esc(status) + '">' + LX.esc(status) + "</span>"; },
-  isPositive(label) { return /malig|covid|lesion|positive/i.test(label || ""); },
+  isPositive(label) { return !/^no\b/i.test(label || "") && /malig|covid|lesion|positive/i.test(label || ""); },
   header() {
     const t = document.getElementById("token");
     if (t) { t.value = LX.token(); t.addEventListener("change", () => localStorage.setItem("lesiondx-token", t.value.trim())); }

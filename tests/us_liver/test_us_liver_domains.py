@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 from PIL import Image
@@ -76,3 +77,37 @@ def test_loso_never_trains_on_the_left_out_group(monkeypatch):
         assert not np.isin(fold_name[used], [name]).any()  # the left-out group is on one side only
         assert set(used) | set(np.flatnonzero(fold_name == name)) == set(range(n))  # every other row trains
         assert not set(table["patient_id"].iloc[train_idx]) & set(table["patient_id"].iloc[val_idx])
+
+
+AUL = Path(__file__).resolve().parents[3] / "shared" / "data" / "aul_liver_us"
+MINI = Path(__file__).resolve().parents[2] / "examples" / "aul_liver_us_mini"
+
+
+def test_lesion_size_in_mm_only_with_a_spacing():
+    from lesiondx.data import Box
+    from lesiondx.us_liver.outputs import lesion_size_mm, pixel_spacing
+
+    assert lesion_size_mm(Box(10, 20, 110, 70), (0.2, 0.25)) == {"width_mm": 25.0, "height_mm": 10.0}
+    assert lesion_size_mm(Box(10, 20, 110, 70), None) is None
+    assert pixel_spacing(MINI / "images" / "benign_001.jpg") is None  # JPEGs carry no spacing
+
+
+def test_normal_frame_is_no_focal_lesion_not_benign(tmp_path: Path):
+    """A real AUL normal frame of fold 0 (never seen by the segmenter) and a real lesion frame."""
+    from lesiondx.us_liver import task
+    from lesiondx.us_liver.inference import DEFAULT_MODEL
+
+    normal, lesion = AUL / "images" / "normal_007.jpg", MINI / "images" / "malignant_010.jpg"
+    if not (DEFAULT_MODEL / "us_liver.pt").is_file() or not normal.is_file() or not lesion.is_file():
+        pytest.skip("shipped us-liver model or the AUL frames missing")
+    none, found = task.predict([normal, lesion], "default", tmp_path, cam=False)["results"]
+    assert none["label"] == "no focal lesion found" and none["probability"] is None and none["box"] is None
+    assert none["p_lesion"] < none["no_lesion_threshold"] == pytest.approx(0.9449) and Path(none["overlay"]).is_file()
+    assert found["label"] in ("benign", "malignant") and 0 <= found["probability"] <= 1
+    assert found["p_lesion"] >= found["no_lesion_threshold"] and found["lesion_size_mm"] is None
+    # the service shows it as its own result: no probability, the lesion probability beside it
+    from lesiondx.service.results import normalize
+
+    entries, _ = normalize({"results": [none, found]}, tmp_path / "res", task="us-liver")
+    assert entries[0]["label"] == "no focal lesion found" and entries[0]["probability"] is None
+    assert entries[0]["p_lesion"] == pytest.approx(none["p_lesion"]) and entries[1]["probability"] is not None

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from lesiondx.data import grouped_kfold, load_manifest
+from lesiondx.progress import track
 from lesiondx.stats import auc_delong, delong_paired_test
 
 from . import domains
@@ -150,6 +151,44 @@ def print_loso(summary: dict) -> None:
             print(f"{key:>20} n {e['n_neg']}+{e['n_pos']}  AUC {e['auc']:.3f} ({e['ci'][0]:.3f}-{e['ci'][1]:.3f})")
 
 
+def segmenter_peaks(model: str, data: Path) -> pd.DataFrame:
+    """Per frame of ``data``: label, grouped fold (the bundle's seed), the segmenter's peak lesion probability."""
+    from .inference import load_bundle
+    from .rois import read_frame
+    from .segment import propose
+
+    bundle = load_bundle(model)
+    frame = load_manifest(data).frame
+    folds = grouped_kfold(frame, bundle.config.folds, seed=bundle.config.seed)
+    peaks = [propose(bundle.segmenter, read_frame(image).grey, bundle.config.seg_size).lesion_probability
+             for image in track(list(frame["image"]), "segmenter peaks")]
+    return pd.DataFrame({"image_id": frame["image_id"], "label": frame["label"], "fold": folds, "peak": peaks})
+
+
+def choose_no_lesion_threshold(table: pd.DataFrame, held_out_fold: int = 0) -> dict:
+    """Lesion presence (benign/malignant frames) vs normal frames from the peak lesion probability: the
+    threshold is Youden's on every fold but ``held_out_fold`` (the segmenter's training frames), and its
+    sensitivity / specificity (Wilson 95 % CIs) are measured on ``held_out_fold`` (unseen by both)."""
+    from lesiondx.stats import youden_threshold
+    from lesiondx.stats.binary import wilson_ci
+
+    table = table[table["label"].isin(["benign", "malignant", "normal"])]
+    y = table["label"].ne("normal").to_numpy()
+    train = table["fold"].to_numpy() != held_out_fold
+    cut = youden_threshold(y[train], table["peak"].to_numpy()[train])
+    test = ~train
+    found = table["peak"].to_numpy()[test] >= cut.threshold
+    tp, n_pos = int((found & y[test]).sum()), int(y[test].sum())
+    tn, n_neg = int((~found & ~y[test]).sum()), int((~y[test]).sum())
+    sens, spec = wilson_ci(tp, n_pos), wilson_ci(tn, n_neg)
+    return {"threshold": cut.threshold, "chosen_on": f"{int(train.sum())} frames outside fold {held_out_fold}",
+            "train_sensitivity": cut.sensitivity, "train_specificity": cut.specificity,
+            "held_out": {"fold": held_out_fold, "n_lesion": n_pos, "n_normal": n_neg,
+                         "sensitivity": [tp / max(1, n_pos), sens.ci_low, sens.ci_high],
+                         "specificity": [tn / max(1, n_neg), spec.ci_low, spec.ci_high],
+                         "auc": auc_entry(y[test].astype(int), table["peak"].to_numpy()[test])}}
+
+
 def repeated_partitions(cfg: UsLiverConfig, data: Path, out: Path, n: int) -> pd.DataFrame:
     """Model_LBM (``head: probe``) against the size-and-scanner baseline on ``n`` different grouped 5-fold
     partitions (fold seeds 0..n-1; the recipe and the features stay fixed): how much the out-of-fold AUC
@@ -202,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="only: the probe recipe of --config vs the baseline on N grouped 5-fold partitions")
     parser.add_argument("--leave-one-scanner-out", action="store_true",
                         help="only: the probe recipe of --config left out one scanner group (image geometry) at a time")
+    parser.add_argument("--no-lesion-threshold", metavar="MODEL",
+                        help="only: lesion-presence threshold on the segmenter's peak (chosen outside fold 0, measured on it)")
     parser.add_argument("--lbc-on", default="", help="score column fused by Model_LBC (default: last variant)")
     parser.add_argument("--extra", action="append", default=[], metavar="OOF_CSV:COLUMN:NAME",
                         help="add another run's out-of-fold column (same rows) to the comparison")
@@ -217,6 +258,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeat_partitions:
         table = repeated_partitions(load_us_config(args.config), args.data, args.out, args.repeat_partitions)
         print(table.describe().loc[["mean", "std", "min", "max"]].round(3).to_string())
+        return
+    if args.no_lesion_threshold:
+        peaks = segmenter_peaks(args.no_lesion_threshold, args.data)
+        peaks.to_csv(args.out / "no_lesion_peaks.csv", index=False)
+        result = choose_no_lesion_threshold(peaks)
+        (args.out / "no_lesion.json").write_text(json.dumps(result, indent=2, default=float))
+        print(json.dumps(result, indent=1, default=float))
         return
     if args.leave_one_scanner_out:
         print_loso(scanner_loso(load_us_config(args.config), args.data, args.out))

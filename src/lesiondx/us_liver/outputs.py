@@ -38,6 +38,23 @@ def lesion_size_mm(box: Box, spacing: tuple[float, float] | None) -> dict[str, f
     return {"width_mm": round(box.width * col_mm, 1), "height_mm": round(box.height * row_mm, 1)}
 
 
+def no_lesion_below(model: str | Path, default: float) -> float:
+    """The lesion-presence threshold of ``model``: ``no_lesion_below`` of the ``config.yaml`` beside its
+    checkpoint when that file sets it (the shipped threshold lives there), else ``default`` (the checkpoint's)."""
+    import yaml
+
+    from .inference import resolve_model
+
+    path = resolve_model(model).parent / "config.yaml"
+    if path.is_file():
+        value = (yaml.safe_load(path.read_text()) or {}).get("no_lesion_below")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{path}: no_lesion_below must lie in [0, 1], not {value}")
+            return float(value)
+    return default
+
+
 def lesion_present(p_lesion: float, threshold: float, roi_source: str) -> bool:
     """A lesion is there when the user gave its ROI, or the segmenter's peak lesion probability reaches
     the no-lesion threshold (``no_lesion_below``, chosen on training frames: MODEL_CARD.md)."""

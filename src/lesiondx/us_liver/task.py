@@ -26,7 +26,7 @@ from .cache import cache_name, cached_features
 from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, save_bundle, score_frame
 from .model import DcnnUs, base_backbone
-from .outputs import NO_LESION, lesion_present, lesion_size_mm, no_lesion_result, pixel_spacing
+from .outputs import NO_LESION, lesion_present, lesion_size_mm, no_lesion_below, no_lesion_result, pixel_spacing
 from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
 from .rois import UsFrame, read_frame
 from .segment import load_seg_arrays, new_segmenter, propose, segmenter_dice, train_segmenter
@@ -324,10 +324,10 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     results = []
+    cut = no_lesion_below(model, bundle.config.no_lesion_below)
     for image in inputs:
         t = time.perf_counter()
         frame, source, peak = frame_for(bundle, image, roi)
-        cut = bundle.config.no_lesion_below
         if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
             overlay = None
             if out_dir is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from lesiondx.data import grouped_kfold, mask_box
+from lesiondx.data import grouped_kfold
 from lesiondx.progress import track
 from lesiondx.stats import auc_delong, delong_paired_test
 

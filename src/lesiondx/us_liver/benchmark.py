@@ -160,8 +160,9 @@ def segmenter_peaks(model: str, data: Path) -> pd.DataFrame:
     bundle = load_bundle(model)
     frame = load_manifest(data).frame
     folds = grouped_kfold(frame, bundle.config.folds, seed=bundle.config.seed)
-    peaks = [propose(bundle.segmenter, read_frame(image).grey, bundle.config.seg_size).lesion_probability
-             for image in track(list(frame["image"]), "segmenter peaks")]
+    # bundles on ONNX Runtime propose themselves; torch bundles through segment.propose
+    proposer = getattr(bundle, "propose", None) or (lambda grey: propose(bundle.segmenter, grey, bundle.config.seg_size))
+    peaks = [proposer(read_frame(image).grey).lesion_probability for image in track(list(frame["image"]), "segmenter peaks")]
     return pd.DataFrame({"image_id": frame["image_id"], "label": frame["label"], "fold": folds, "peak": peaks})
 
 

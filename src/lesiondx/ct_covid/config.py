@@ -23,6 +23,8 @@ class CovidConfig:
     are centimetric; vessel cross-sections and partial-volume blips are smaller). The slice score is the
     probability reached by ``min_area`` lung-field pixels.
     Patient rule: positive when ≥ ``k_consecutive`` consecutive slices hold a lesion in one quadrant.
+    Label semantics: a patient whose label is one of ``positive_labels`` (case-insensitive) has pneumonia;
+    every other label (Normal, lung cancer, anything else) is a negative.
     """
 
     arch: str = "unetplusplus"
@@ -39,6 +41,7 @@ class CovidConfig:
     min_area: int = 20
     min_lesion_diameter_mm: float = 10.0
     k_consecutive: int = 3
+    positive_labels: tuple[str, ...] = ("COVID-19", "CAP")  # pneumonia-positive patient labels; all others negative
     # training
     epochs: int = 40
     batch_size: int = 8
@@ -61,6 +64,8 @@ class CovidConfig:
             raise ValueError(f"prob_threshold must lie in (0, 1), not {self.prob_threshold}")
         if self.min_lesion_diameter_mm < 0:
             raise ValueError(f"min_lesion_diameter_mm must be ≥ 0, not {self.min_lesion_diameter_mm}")
+        if isinstance(self.positive_labels, str) or not self.positive_labels or not all(isinstance(p, str) and p.strip() for p in self.positive_labels):
+            raise ValueError(f"positive_labels must be a non-empty list of label names, not {self.positive_labels!r}")
         if self.window_width <= 0:
             raise ValueError(f"window_width must be positive, not {self.window_width}")
 
@@ -70,6 +75,10 @@ class CovidConfig:
         return (f"a lesion (probability ≥ {self.prob_threshold}, at least a {self.min_lesion_diameter_mm:g} mm disk "
                 f"when the pixel spacing is known, else ≥ {self.min_area} px at {self.input_size}²) in the same "
                 f"quadrant on ≥ {self.k_consecutive} consecutive slices")
+
+    def is_positive(self, label: object) -> bool:
+        """True when ``label`` is one of ``positive_labels`` (case and surrounding spaces ignored)."""
+        return str(label).strip().lower() in {p.strip().lower() for p in self.positive_labels}
 
     @property
     def window(self) -> Window:

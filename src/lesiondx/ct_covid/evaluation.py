@@ -17,6 +17,7 @@ from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lin
 from lesiondx.stats.report import small_n_warning, to_jsonable
 from lesiondx.stats.report_html import fmt, fmt_ci
 
+from .config import CovidConfig
 from .model import LoadedModel
 from .pipeline import SeriesResult, analyse_series
 
@@ -34,10 +35,9 @@ def read_patient_slices(rows: pd.DataFrame) -> tuple[np.ndarray, bool, tuple[flo
     return np.stack([im.pixels for im in images]), all(im.is_hu for im in images), spacing
 
 
-def patient_truth(label: str, manifest: Manifest) -> int:
-    """1 (pneumonia) unless the label is one of the layout's negatives (``Normal``)."""
-    negatives = {n.lower() for n in (manifest.layout.negative or ("Normal",))}
-    return int(str(label).strip().lower() not in negatives)
+def patient_truth(label: str, config: CovidConfig) -> int:
+    """1 (pneumonia) when the label is one of ``config.positive_labels``, else 0 (every other label)."""
+    return int(config.is_positive(label))
 
 
 def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
@@ -69,7 +69,7 @@ def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd
         if len(labels) != 1:
             raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} has several labels {list(labels)}")
         p = result.patient
-        patient_rows.append({"patient_id": patient, "label": labels[0], "truth": patient_truth(labels[0], manifest),
+        patient_rows.append({"patient_id": patient, "label": labels[0], "truth": patient_truth(labels[0], model.config),
                              "decision": p.decision, "score": p.score, "quadrant": p.quadrant,
                              "run_length": p.run_length, "n_slices": len(rows)})
     return pd.DataFrame(slice_rows), pd.DataFrame(patient_rows), timings

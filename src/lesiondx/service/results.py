@@ -2,8 +2,8 @@
 
 The task modules return different shapes (us-liver: ``{"results": [...]}``; ct-covid:
 ``{"patient", "slices", "overlays"}``; ct-liver: ``{"lesions", "patient"}``). Each becomes a list of
-entries ``{"image", "probability", "label", "threshold", "boxes", "model_version", "overlays",
-"details"}``; image files the task wrote (overlays, heat maps) are copied into the study's result
+entries ``{"image", "probability", "label", "threshold", "p_lesion", "boxes", "model_version", "overlays",
+"details"}`` (``p_lesion``: us-liver's lesion-presence probability, else None); image files the task wrote (overlays, heat maps) are copied into the study's result
 folder and referred to by name, so they can be served at ``/api/studies/{id}/files/{name}``.
 """
 
@@ -134,6 +134,7 @@ def _entry(raw: dict[str, Any], overlays: list[str], model_version: Any, image: 
         "probability": _probability(raw),
         "label": _label(raw, task),
         "threshold": raw.get("threshold") if isinstance(raw.get("threshold"), (int, float)) else None,
+        "p_lesion": raw.get("p_lesion") if isinstance(raw.get("p_lesion"), (int, float)) else None,  # us-liver
         "boxes": _boxes(raw),
         "location": raw.get("location") if isinstance(raw.get("location"), str) else None,  # patient terms
         "model_version": raw.get("model_version") or model_version,

@@ -26,6 +26,7 @@ from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, score_frame
 from .inputs import lesion_size_mm, read_us_inputs
 from .ood import ood_result
+from .outputs import NO_LESION, lesion_present, no_lesion_below, no_lesion_result
 from .rois import UsFrame, read_frame
 
 # training needs torch (``lesiondx[train]``): its modules are imported inside the training functions, so
@@ -329,12 +330,11 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     """Per frame: the input gate's verdict (refused inputs raise ``InputRefused``; flagged ones carry
     ``out_of_scope_flag``), lesion box (proposed, or ``roi="x,y,w,h"`` / a mask path), P(malignant), label at
     the shipped threshold, a heat-map overlay PNG (CAM on ONNX Runtime, Grad-CAM on torch; ``cam=False`` skips
-    it), ``lesion_found`` = False when
-    the segmenter's peak lesion probability is below ``no_lesion_below`` (possibly a lesion-free frame:
-    the score is still given but meaningless there), and ``lesion_size_mm`` when the file gives pixel
-    spacing (ultrasound DICOM regions), ``ood`` (distance to the training frames in the heads' feature space,
-    its threshold, and whether it is exceeded: then ``out_of_scope_flag`` is set too). Multi-frame DICOM:
-    every frame, or ``frame=N`` (0-based). JSON-serialisable."""
+    it), ``lesion_size_mm`` when the file gives pixel spacing (ultrasound DICOM regions), ``ood`` (distance to
+    the training frames in the heads' feature space, its threshold, and whether it is exceeded: then
+    ``out_of_scope_flag`` is set too). When the segmenter's peak lesion probability ``p_lesion`` is below
+    ``no_lesion_below`` (and no ROI was given) the label is "no focal lesion found", with no box and no
+    malignancy probability. Multi-frame DICOM: every frame, or ``frame=N`` (0-based). JSON-serialisable."""
     bundle = load_bundle(model)
     roi, cam = options.get("roi"), bool(options.get("cam", True))
     frame_opt = options.get("frame")
@@ -345,18 +345,27 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     results = []
+    cut = no_lesion_below(model, bundle.config.no_lesion_below)
     for item in items:
         t = time.perf_counter()
         try:
             frame, source, peak = frame_for(bundle, item.grey, roi)
         except ImageReadError as exc:
             raise ImageReadError(item.path, "no lesion found by the segmenter; give roi='x,y,w,h'") from exc
-        # a low peak lesion probability flags frames that may show no lesion (score still given)
-        found = source == "user" or peak >= bundle.config.no_lesion_below
+        fields = result_fields([item.verdict], item.warnings)
+        if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
+            overlay = None
+            if out_dir is not None:
+                suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
+                overlay = str(save_overlay(out_dir / f"{item.path.stem}{suffix}_us_liver.png", frame.grey, caption=(
+                    f"{NO_LESION.upper()} (segmenter lesion probability {peak:.2f} < {cut:.2f}); give an ROI if you "
+                    "see one - research use, not a diagnosis")))
+            results.append({**no_lesion_result(item.path, peak, cut, overlay, bundle.version, time.perf_counter() - t),
+                            "frame": item.frame, **fields})
+            continue
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
         ood = ood_result(bundle, frame, ood_stats)
-        fields = result_fields([item.verdict], item.warnings)
         if ood["out_of_distribution"]:  # far from every training frame in the heads' feature space
             fields |= {"out_of_scope_flag": True, "validated_on_input": False}
         overlay = None
@@ -365,11 +374,10 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             overlay = str(out_dir / f"{item.path.stem}{suffix}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
                          caption=("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "")
-                                 + ("" if found else "LOW LESION CONFIDENCE - check the box or give an ROI; ")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
                                  f"heat map: {bundle.heatmap_method} evidence for '{label}' - research use, not a diagnosis")
         results.append({"image": str(item.path), "frame": item.frame, "box": scored.box.as_list(), "roi_source": source,
-                        "lesion_probability": peak, "lesion_found": found,
+                        "p_lesion": peak, "lesion_probability": peak, "lesion_found": True, "no_lesion_threshold": cut,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
                         "pixel_spacing_mm": list(item.spacing_mm) if item.spacing_mm else None,
                         "lesion_size_mm": lesion_size_mm(scored.box.width, scored.box.height, item.spacing_mm),

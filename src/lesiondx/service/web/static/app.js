@@ -36,7 +36,7 @@ const LX = {
   num(x, d) { return x === null || x === undefined || x === "" || isNaN(x) ? "–" : Number(x).toFixed(d === undefined ? 2 : d); },
   noLesion(task, r) {  // the task found no focal lesion: say so instead of a class of a lesion that is not there
     const d = r.details || {};
-    return (task === "ct-liver" && (d.n_inside_liver === 0 || (d.n_lesion_boxes === 0))) || /^(none|no lesion|no liver lesion)$/i.test(r.label || "");
+    return (task === "ct-liver" && (d.n_inside_liver === 0 || (d.n_lesion_boxes === 0))) || /^(none|no lesion|no liver lesion|no focal lesion found)$/i.test(r.label || "");
   },
   boxText(b, spacing) {  // a box in words: where and how big (mm when the pixel spacing is known)
     const c = Array.isArray(b) ? b : (b.box || b.bbox);
@@ -47,7 +47,7 @@ const LX = {
     return ["x " + Math.round(c[0]) + ", y " + Math.round(c[1]) + " px", b.slice !== undefined && b.slice !== null ? "slice " + b.slice : "", b.location || b.quadrant || "", size,
             b.score !== undefined && b.score !== null ? "score " + Number(b.score).toFixed(2) : ""].filter(Boolean).join(", ");
   },
-  isPositive(label) { return /malig|covid|lesion|positive/i.test(label || ""); },
+  isPositive(label) { return !/^no\b/i.test(label || "") && /malig|covid|lesion|positive/i.test(label || ""); },
   header() {
     const t = document.getElementById("token");
     if (t) { t.value = LX.token(); t.addEventListener("change", () => localStorage.setItem("lesiondx-token", t.value.trim())); }

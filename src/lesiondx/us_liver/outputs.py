@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 NO_LESION = "no focal lesion found"
 
 

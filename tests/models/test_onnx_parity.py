@@ -70,7 +70,7 @@ def test_us_liver_segmenter_and_classifier_agree_on_real_frames(us_bundles):
         crops = view_crops(frame, cfg, np.random.default_rng(cfg.seed), cfg.tta_copies)
         out = onnx.classifier.run(**crops)
         with torch.inference_mode():  # the export wrapper in torch; the next test checks it against the ensemble
-            prob_ref, cam = (t.numpy() for t in cam_ref(*(torch.from_numpy(crops[v]) for v in cfg.views)))
+            prob_ref, cam = (t.numpy() for t in cam_ref(*(torch.from_numpy(crops[v]) for v in cfg.views))[:2])
         worst["prob"] = max(worst["prob"], float(np.abs(out["prob"] - prob_ref).max()))
         worst["cam"] = max(worst["cam"], float(np.abs(out["cam"] - cam).max() / max(1.0, np.abs(cam).max())))
     assert worst["seg"] <= PROB_TOL and worst["prob"] <= PROB_TOL and worst["cam"] <= CAM_TOL, worst

@@ -37,6 +37,7 @@ from test_service_junk import _png_header_only, _zip_of_zeros  # noqa: E402
 MB = 1024 * 1024
 GB = 1024**3
 NORMAL_US = US_IMAGES[0]
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"  # the bundled CT-MD slices' transfer syntax
 
 
 # -- the corpus (SYNTHETIC) ----------------------------------------------------------------------------------
@@ -148,6 +149,7 @@ class RssSampler(threading.Thread):
 
 
 current_step = "start"
+seen_audit: set[str] = set()
 
 
 # -- the doors ------------------------------------------------------------------------------------------------
@@ -156,6 +158,8 @@ def _flag(body: dict) -> str:
     text = repr(body)
     if body.get("status") == "failed":
         return "refused (study failed)"
+    if body.get("status") == "done" and not body.get("results"):
+        return "refused (study done, no result)"
     if "'out_of_scope_flag': True" in text or "'status': 'refused'" in text:
         return "flagged / gate refused"
     if body.get("status") == "done":
@@ -211,11 +215,13 @@ def rest(client: httpx.Client, item: Item, baseline: float) -> dict:
 
 
 def cstore(client: httpx.Client, item: Item, dicom_port: int, tmp: Path) -> dict:
-    from pynetdicom import AE, StoragePresentationContexts
+    from pynetdicom import AE, _config
+    from pynetdicom.sop_class import CTImageStorage
 
+    _config.STORE_SEND_CHUNKED_DATASET = True  # send each file's bytes as they are (truncated ones too)
     known = {s["id"] for s in client.get("/api/studies").json()}
     ae = AE(ae_title="JUNKSCU")
-    ae.requested_contexts = StoragePresentationContexts[:120]
+    ae.add_requested_context(CTImageStorage, JPEG_LOSSLESS_SV1)  # every DICOM item comes from a CT-MD slice
     statuses, notes = [], []
     assoc = ae.associate("127.0.0.1", dicom_port, ae_title="LESIONDX")
     if not assoc.is_established:
@@ -245,6 +251,12 @@ def cstore(client: httpx.Client, item: Item, dicom_port: int, tmp: Path) -> dict
         elif not any(s == "0x0000" for s in statuses):
             break  # nothing accepted and no study: refusals go to the audit log
         time.sleep(0.5)
+    if outcome == "-":  # refusals with no study are reported in the audit log
+        time.sleep(1)
+        refused = [e for e in client.get("/api/audit", params={"limit": 20}).json() if e["action"] == "dicom_refused"]
+        if refused and refused[0]["detail"] not in seen_audit:
+            seen_audit.add(refused[0]["detail"])
+            outcome, reason = "refused (audit log)", refused[0]["detail"]
     row |= {"outcome": outcome, "reason": reason}
     return row
 

@@ -168,7 +168,7 @@ def _flag(body: dict) -> str:
 
 
 def _reason(body: dict) -> str:
-    for key in ("error",):
+    for key in ("failure", "error"):
         if body.get(key):
             return str(body[key])
     errors = body.get("errors") or (body.get("detail") or {}).get("errors") if isinstance(body.get("detail"), dict) \

@@ -65,6 +65,17 @@ def test_ct_covid_predict_refuses_ultrasound_before_any_model():
         predict([US_JPEG], model="/nonexistent-model")  # the model is never loaded
 
 
+def test_ct_covid_predict_refuses_a_folder_of_ultrasound_frames(tmp_path: Path):
+    """The service hands raster slices to ct-covid as a folder: it must not pass for a CT series (it did:
+    a folder was labelled CT, the probe never ran, and an ultrasound JPEG got "COVID-19, p = 0.997")."""
+    from lesiondx.ct_covid.task import predict
+
+    for i in range(3):
+        (tmp_path / f"{i:05d}.jpg").write_bytes(US_JPEG.read_bytes())
+    with pytest.raises(InputRefused, match="B-mode ultrasound"):
+        predict([tmp_path], model="/nonexistent-model")
+
+
 def test_ct_covid_predict_refuses_an_mr_series(tmp_path: Path):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid

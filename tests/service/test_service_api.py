@@ -132,6 +132,27 @@ def test_ct_png_slices_reach_the_predictor_as_one_series_in_name_order(make_clie
     assert len(seen[-1]) == 2 and all(isinstance(name, str) for name in seen[-1])
 
 
+def test_refused_input_fails_the_study_with_the_reason_and_logs_no_traceback(make_client, caplog):
+    from lesiondx.io import ImageReadError
+
+    def refusing(task, inputs, out, model="default", **options):
+        if task == "ct-covid":
+            raise ImageReadError(inputs[0], "refused for task ct-covid: the image looks like ultrasound")
+        raise RuntimeError("model exploded on purpose")
+
+    client = make_client(predictor=refusing)
+    with caplog.at_level("WARNING", logger="lesiondx.service.worker"):
+        refused = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])],
+                                                 data={"task": "ct-covid"}).json()["id"])
+        crashed = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[1])]).json()["id"])
+    assert refused["status"] == "failed" and "looks like ultrasound" in refused["failure"]
+    assert crashed["status"] == "failed"
+    logged = {r.getMessage().split(":")[0]: r.getMessage() for r in caplog.records}
+    refused_log = logged[f"prediction failed for {refused['id']}"]
+    assert "looks like ultrasound" in refused_log and "Traceback" not in refused_log  # bad input: one line
+    assert "Traceback" in logged[f"prediction failed for {crashed['id']}"]  # a real error keeps its traceback
+
+
 def test_predictor_exception_fails_that_study_and_the_worker_lives_on(make_client):
     bad_pixels = np.asarray(Image.open(US_IMAGES[0]))  # names are pseudonyms: tell the inputs by their pixels
 

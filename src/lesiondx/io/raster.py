@@ -113,10 +113,12 @@ def read_raster(path: str | Path, *, modality: str = "OT") -> MedicalImage:
     return MedicalImage(pixels=grey, modality=modality, sources=(path,), metadata={"ColourFraction": f"{colour:.4f}"})
 
 
-def read_slice_folder(folder: str | Path, *, modality: str = "CT") -> MedicalImage:
+def read_slice_folder(folder: str | Path, *, modality: str = "OT") -> MedicalImage:
     """A folder of plain slice images as a volume, in natural file-name order (``2.jpg`` < ``10.jpg``).
 
-    The images are taken as already windowed (``is_hu`` is False).
+    The images are taken as already windowed (``is_hu`` is False). Their modality is unknown (``OT``, as
+    for one raster) unless given: the input gate then infers it from the pixels (a folder of ultrasound
+    JPEGs is not a CT series).
     """
     folder = Path(folder)
     paths = sorted(

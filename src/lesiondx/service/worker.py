@@ -234,7 +234,8 @@ class Worker:
             entries, raw = normalize(output, results_dir, task=task, inputs=shown)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
-            log.warning("prediction failed for %s: %s\n%s", study_id, reason, traceback.format_exc())
+            trace = "" if isinstance(exc, ImageReadError) else "\n" + traceback.format_exc()  # bad input: reason only
+            log.warning("prediction failed for %s: %s%s", study_id, reason, trace)
             self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
             return
         finally:

@@ -216,3 +216,17 @@ def test_pixel_count_is_checked_from_the_header_before_decoding(make_client):
     reasons = _reasons(response)
     assert response.status_code == 413 and all("LESIONDX_MAX_PIXELS" in r for r in reasons.values())
     assert "512x512 = 0.3 Mpx > limit 0.2 Mpx" in " ".join(reasons.values())
+
+
+def test_an_instance_without_modality_or_pixels_is_called_incomplete_not_an_unsupported_modality():
+    """What a C-STORE of a truncated file delivers: a dataset with neither Modality nor pixel data."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    from lesiondx.io import ImageReadError
+    from lesiondx.service.ingest import accept_dataset
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.PatientID = "X"
+    with pytest.raises(ImageReadError, match="incomplete or truncated DICOM instance"):
+        accept_dataset("MODALITY message 1", ds, "salt")

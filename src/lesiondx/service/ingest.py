@@ -241,6 +241,8 @@ def accept_dataset(name: str, ds: Dataset, salt: str, policy: IngestPolicy | Non
     """
     policy = policy or IngestPolicy()
     modality = str(ds.get("Modality", "") or "").upper()
+    if not modality and "PixelData" not in ds:  # e.g. a C-STORE of a file cut short before its first tags
+        raise ImageReadError(name, "incomplete or truncated DICOM instance: no Modality and no pixel data")
     if modality not in SUPPORTED_MODALITIES:
         raise ImageReadError(name, f"unsupported modality {modality or 'none'!r} (lesiondx reads "
                                    f"{' and '.join(SUPPORTED_MODALITIES)})")

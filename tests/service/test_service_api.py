@@ -87,6 +87,8 @@ def test_user_task_choice_wins_and_unknown_task_is_400(make_client):
 
 
 def test_ct_liver_upload_window_reaches_the_predictor_and_a_bad_window_is_400(make_client):
+    if not (IRCADB / "image_40").is_file():
+        pytest.skip(f"shared dataset liver_ircadb01_p01_p07 not found at {IRCADB.parent.parent} (set LESIONDX_SHARED_DATA)")
     calls = []
     client = make_client(predictor=lambda task, inputs, out, model, **options: calls.append((task, options))
                          or {"lesions": [], "patient": {}, "results": []})

@@ -31,7 +31,7 @@ from .findings import Series, findings
 from .phases import PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
                        load_bundle, save_classifier, uses_lilnet, write_json)
-from .study import DEFAULT_EXPORT_WINDOW, Study, from_image, labelled_studies, read_input_study
+from .study import DEFAULT_EXPORT_WINDOW, Study, from_image, labelled_studies
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of lesions >= 5 mm darker or brighter than "
                 "the patient's liver (no learned detector ships: the only boxes we have are IRCADb's, CC BY-NC-ND); "

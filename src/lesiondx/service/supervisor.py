@@ -23,7 +23,7 @@ import ctypes
 import logging
 import multiprocessing as mp
 import os
-import select
+import select as io_select  # the stdlib module; sqlalchemy's select() is imported below
 import signal
 import threading
 import time
@@ -81,7 +81,7 @@ def _exit_with(pid: int) -> None:
     def watch() -> None:
         try:
             fd = os.pidfd_open(pid)  # Linux >= 5.3: readable when the process has ended
-            select.select([fd], [], [])
+            io_select.select([fd], [], [])
         except (AttributeError, OSError):  # no pidfd (or already gone): poll
             while pid_alive(pid):
                 time.sleep(0.5)

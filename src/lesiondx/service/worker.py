@@ -20,11 +20,10 @@ from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import func, update
 
 from lesiondx.io import ImageReadError, natural_key, read_image, to_display
 from lesiondx.progress import reporting
-
-from sqlalchemy import func, update
 
 from .db import Database, Study, utcnow
 from .leases import LeaseKeeper, new_owner

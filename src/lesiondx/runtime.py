@@ -117,6 +117,9 @@ def _session(path: str, mtime_ns: int, n_threads: int):  # noqa: ARG001 (mtime: 
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    # idle intra-op threads sleep instead of spin-waiting: on shared CPUs the spinning burnt CPU time that the
+    # other thread (and process) needed (benchmarks/runtime.md, "session options")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 

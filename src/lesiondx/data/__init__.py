@@ -1,15 +1,22 @@
-"""Dataset folders as manifests, patient-grouped splits, and ROIs from masks."""
+"""Dataset folders as manifests, patient-grouped splits, and ROIs from masks.
 
-from .layouts import LAYOUTS, DatasetLayout, detect_layout, read_lesion_table
-from .manifest import MASK_COLUMNS, Manifest, ManifestError, load_manifest
-from .rois import QUADRANTS, Box, background_roi, boxes_from_mask, lesion_roi, mask_box, quadrant, square_crop
-from .splits import external_split, grouped_kfold, grouped_split, patients_on_several_sides
-from .summary import DatasetSummary, summarise_folder, summarise_manifest
+Names are imported on first use (PEP 562): ``from lesiondx.data import mask_box`` does not import
+scikit-learn or pandas.
+"""
 
-__all__ = [
-    "LAYOUTS", "MASK_COLUMNS", "QUADRANTS", "Box", "DatasetLayout", "DatasetSummary", "Manifest",
-    "ManifestError", "background_roi", "boxes_from_mask", "detect_layout", "external_split",
-    "grouped_kfold", "grouped_split", "lesion_roi", "load_manifest", "mask_box",
-    "patients_on_several_sides", "quadrant", "read_lesion_table", "square_crop", "summarise_folder",
-    "summarise_manifest",
-]
+from __future__ import annotations
+
+from lesiondx._lazy import lazy_names
+
+_WHERE: dict[str, str] = {
+    **dict.fromkeys(["LAYOUTS", "DatasetLayout", "detect_layout", "read_lesion_table"], "layouts"),
+    **dict.fromkeys(["MASK_COLUMNS", "Manifest", "ManifestError", "load_manifest"], "manifest"),
+    **dict.fromkeys([
+        "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "lesion_roi", "mask_box", "quadrant", "square_crop"
+    ], "rois"),
+    **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides"], "splits"),
+    **dict.fromkeys(["DatasetSummary", "summarise_folder", "summarise_manifest"], "summary"),
+}
+
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -2,21 +2,27 @@
 
 Every reader returns a :class:`MedicalImage` and raises :class:`ImageReadError` (naming the file
 and the reason) for anything it cannot read.
+
+Names are imported on first use (PEP 562): ``from lesiondx.io import read_raster`` does not import pydicom
+or scipy.signal.
 """
 
-from .deid import deidentify, pseudonym, remap_uid
-from .dicom import guess_phase, is_dicom_file, read_dataset, read_dicom, read_dicom_series
-from .errors import ImageReadError
-from .image import MedicalImage
-from .raster import natural_key, read_nifti, read_raster, read_raster_array, read_slice_folder
-from .reader import read_image, read_study
-from .windows import (AUTO, WINDOWS, Window, WindowEstimate, apply_window, display_grey, estimate_window, get_window,
-                      parse_window_option, resample, resize, to_display)
+from __future__ import annotations
 
-__all__ = [
-    "ImageReadError", "MedicalImage", "WINDOWS", "Window", "WindowEstimate", "apply_window", "deidentify", "display_grey",
-    "estimate_window", "get_window", "parse_window_option", "AUTO",
-    "guess_phase", "is_dicom_file", "natural_key", "pseudonym", "read_dataset", "read_dicom",
-    "read_dicom_series", "read_image", "read_nifti", "read_raster", "read_raster_array",
-    "read_slice_folder", "read_study", "remap_uid", "resample", "resize", "to_display",
-]
+from lesiondx._lazy import lazy_names
+
+_WHERE: dict[str, str] = {
+    **dict.fromkeys(["deidentify", "pseudonym", "remap_uid"], "deid"),
+    **dict.fromkeys(["guess_phase", "is_dicom_file", "read_dataset", "read_dicom", "read_dicom_series"], "dicom"),
+    **dict.fromkeys(["ImageReadError"], "errors"),
+    **dict.fromkeys(["MedicalImage"], "image"),
+    **dict.fromkeys(["natural_key", "read_nifti", "read_raster", "read_raster_array", "read_slice_folder"], "raster"),
+    **dict.fromkeys(["read_image", "read_study"], "reader"),
+    **dict.fromkeys([
+        "AUTO", "WINDOWS", "Window", "WindowEstimate", "apply_window", "display_grey", "estimate_window",
+        "get_window", "parse_window_option", "resample", "resize", "to_display"
+    ], "windows"),
+}
+
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

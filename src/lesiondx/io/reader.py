@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .dicom import dicom_files_in, is_dicom_file, read_dicom, read_dicom_series
 from .errors import ImageReadError
 from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_folder
@@ -26,6 +25,8 @@ def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
         return read_nifti(path)
     if path.suffix.lower() in RASTER_SUFFIXES:
         return read_raster(path)
+    from .dicom import is_dicom_file, read_dicom  # pydicom (~0.15 s) only when a file may be DICOM
+
     if is_dicom_file(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", ""):
         return read_dicom(path, frame=frame)
     raise ImageReadError(path, f"unsupported file type {path.suffix!r} (expected DICOM, NIfTI, PNG or JPG)")
@@ -33,6 +34,8 @@ def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
 
 def read_study(folder: str | Path) -> MedicalImage:
     """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack."""
+    from .dicom import dicom_files_in, is_dicom_file, read_dicom_series
+
     folder = Path(folder)
     if not folder.is_dir():
         return read_image(folder)

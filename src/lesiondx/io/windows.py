@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage  # scipy.signal (with scipy.stats: ~0.5 s) is imported where a window is estimated
 
 from .image import MedicalImage
 
@@ -163,6 +163,8 @@ def estimate_window(grey: np.ndarray, fat_hu: float = FAT_HU, soft_hu: float = S
         return WindowEstimate(None, reason="no black air around the body (not a soft-tissue window, or cropped)")
     hist = np.zeros(256)  # black and white bins left out: a tissue clipped there must not look like a peak
     hist[1:255] = ndimage.gaussian_filter1d(counts[1:255], 2.0, mode="nearest")
+    from scipy import signal
+
     peaks = [int(p) for p in signal.find_peaks(hist[1:255], prominence=PEAK_PROMINENCE * hist.max())[0] + 1]
     fat = peaks[0] if peaks else None
     above = [p for p in peaks if fat is not None and p >= fat + 12]

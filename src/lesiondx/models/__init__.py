@@ -6,7 +6,7 @@ the inference service runs on ONNX Runtime without it.
 
 from __future__ import annotations
 
-import importlib
+from lesiondx._lazy import lazy_names
 
 _WHERE = {
     "Backbone": "backbones", "build_backbone": "backbones", "efficientnet_lite": "backbones",
@@ -20,8 +20,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'lesiondx.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

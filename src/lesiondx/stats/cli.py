@@ -16,21 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .delong import auc_delong, delong_paired_test
-from .reader_study import analyse_reader_study
-from .compare import CompareResult, compare_models, comparison_lines, join_predictions
-from .evaluation import merge_settings, read_settings, report_from_csv, settings_path, summary_lines
-from .levels import select_levels
-from .report import ReportResult, to_jsonable
-from .roc import youden_threshold
+if TYPE_CHECKING:  # the statistics (pandas, scipy, statsmodels, matplotlib) are imported by the commands that
+    import numpy as np  # use them: ``lesiondx predict`` imports this module and should not pay for them
+    import pandas as pd
 
 app = typer.Typer(
     help="Clinical-study statistics: ROC/AUC with DeLong CIs, reader studies, reports.", no_args_is_help=True
@@ -43,6 +37,8 @@ def _fail(msg: str) -> NoReturn:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         _fail(f"{path}: file not found")
     try:
@@ -58,6 +54,9 @@ def _need_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> None:
 
 
 def _numeric_column(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     vals = pd.to_numeric(df[col], errors="coerce")
     bad = vals.isna()
     if bad.any():
@@ -72,6 +71,9 @@ def _numeric_column(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
 def _score_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Numeric score columns on the rows where every one of them has a value (paired analyses need
     the same cases); empty cells are left out and counted per column, text is an error."""
+    import numpy as np
+    import pandas as pd
+
     for c in cols:
         vals = pd.to_numeric(df[c], errors="coerce")
         bad = vals.isna() & df[c].notna()
@@ -91,6 +93,11 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[s
     Labels other than ``positive`` / ``negative`` are excluded and counted (``excluded``); rows
     without a value in one of the score columns are left out of all of them (``missing_scores``).
     """
+    from .delong import auc_delong, delong_paired_test
+    from .levels import select_levels
+    from .report import to_jsonable
+    from .roc import youden_threshold
+
     _need_columns(path, df, [label, *scores])
     try:
         sel = select_levels(df[label], positive, negative or None)
@@ -187,6 +194,8 @@ def roc_cmd(
 
 
 def _rich_table(title: str, df: pd.DataFrame) -> Table:
+    import pandas as pd
+
     t = Table(title=title)
     for c in df.columns:
         t.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
@@ -206,6 +215,9 @@ def readers_cmd(
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
 ) -> None:
     """Reader accuracy per mode (Wilson CI), kappa between readers, McNemar with vs without AI, time saved."""
+    from .reader_study import analyse_reader_study
+    from .report import to_jsonable
+
     df = _read_csv(csv)
     try:
         res = analyse_reader_study(df, n_boot=n_boot, seed=seed)
@@ -244,11 +256,14 @@ def report_command(
     n_boot: Annotated[Optional[int], typer.Option(help="bootstrap replicates [500]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="bootstrap seed [0]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
-) -> ReportResult:
-    """Write report.html and metrics.json for a prediction table (``lesiondx report``).
+) -> Any:
+    """Write report.html and metrics.json for a prediction table (``lesiondx report``); returns the
+    :class:`~lesiondx.stats.report.ReportResult` (typed ``Any``: typer resolves every annotation when the CLI starts).
 
     Settings written by ``lesiondx evaluate`` beside the CSV (PREDICTIONS.settings.json) are the
     defaults, so report and evaluate give the same figures; options override them."""
+    from .evaluation import merge_settings, read_settings, report_from_csv, settings_path, summary_lines
+
     if patient_rule not in (None, "mean", "max"):
         _fail(f"--patient-rule must be mean or max, not {patient_rule!r}")
     df = _read_csv(predictions)
@@ -298,9 +313,11 @@ def compare_command(
         "--patient-rule", help="patient score: mean or max of image scores")] = "mean",
     title: Annotated[str, typer.Option(help="report title")] = "lesiondx model comparison",
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
-) -> CompareResult:
+) -> Any:
     """Several models on one ROC and one decision curve, paired DeLong test for every pair, per image and
-    per patient (``lesiondx compare``)."""
+    per patient (``lesiondx compare``); returns the :class:`~lesiondx.stats.compare.CompareResult`."""
+    from .compare import compare_models, comparison_lines, join_predictions
+
     if patient_rule not in ("mean", "max"):
         _fail(f"--patient-rule must be mean or max, not {patient_rule!r}")
     tables = [_read_csv(p) for p in predictions]

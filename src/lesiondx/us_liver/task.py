@@ -7,20 +7,17 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import grouped_kfold, load_manifest, mask_box
+from lesiondx.data import mask_box
 from lesiondx.gate import result_fields
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import ImageReadError
 from lesiondx.overlay import save_overlay
 from lesiondx.progress import track
-from lesiondx.stats import auc_delong, youden_threshold
-from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
 from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, score_frame
@@ -29,8 +26,14 @@ from .ood import ood_result
 from .outputs import NO_LESION, lesion_present, no_lesion_below, no_lesion_result
 from .rois import UsFrame, read_frame
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lesiondx.stats.evaluation import EvalSettings
+
 # training needs torch (``lesiondx[train]``): its modules are imported inside the training functions, so
-# predict / evaluate / serve run on ONNX Runtime without torch installed
+# predict / evaluate / serve run on ONNX Runtime without torch installed; the statistics (scipy.stats, matplotlib)
+# and pandas are imported by train / evaluate, so a cold ``predict`` process does not pay for them
 
 DATE = "2026-11-24"
 POSITIVE = "malignant"
@@ -49,6 +52,8 @@ def data_hash(folder: Path, frame: pd.DataFrame) -> str:
 
 def _subsample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """At most ``n`` rows, class-balanced, whole patients (for quick runs and tests)."""
+    import pandas as pd
+
     if n <= 0 or n >= len(frame):
         return frame
     rng = np.random.default_rng(seed)
@@ -116,6 +121,11 @@ def _segmenter(frame: pd.DataFrame, folds: np.ndarray, cfg: UsLiverConfig) -> tu
 def train(data: Path, out: Path, config: Path | None = None) -> Path:
     """Segmenter + k fold heads (ensemble); threshold by Youden on the inner-validation scores.
     Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json."""
+    import yaml
+
+    from lesiondx.data import grouped_kfold, load_manifest
+    from lesiondx.stats import auc_delong, youden_threshold
+
     from .benchmark import classifier_rows
     from .torch_bundle import export_bundle, save_bundle
 
@@ -173,6 +183,8 @@ def _cache_path(cfg: UsLiverConfig, name: str) -> Path | None:
 
 def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_LBM: frozen multi-level features of the L/B/M views, logistic head per fold."""
+    import pandas as pd
+
     from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
 
     trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
@@ -187,6 +199,8 @@ def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
 
 def _fit_dcnn(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_L / Model_LB: trained heads on cached trunk features of the ground-truth lesion ROIs."""
+    import pandas as pd
+
     from .cache import cache_name, cached_features
     from .model import DcnnUs, base_backbone
     from .train import background_types, cross_validate
@@ -219,6 +233,8 @@ def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
 
 
 def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     """Per image: score with the proposed ROI (as in practice) and with the ground-truth ROI."""
     records = []
     for row in track(list(frame.itertuples(index=False)), "scoring images"):
@@ -239,6 +255,8 @@ def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _auc(frame: pd.DataFrame, col: str) -> dict | None:
+    from lesiondx.stats import auc_delong
+
     part = frame.dropna(subset=[col])
     y = part["label"].eq(POSITIVE).to_numpy()
     if y.sum() < 2 or (~y).sum() < 2:
@@ -249,6 +267,8 @@ def _auc(frame: pd.DataFrame, col: str) -> dict | None:
 
 def _labelled_frame(data: Path) -> pd.DataFrame:
     """The folder's rows; a clear error when it has none or no benign / malignant row."""
+    from lesiondx.data import load_manifest
+
     manifest = load_manifest(data)
     csv = manifest.root / "labels.csv"
     frame = manifest.frame
@@ -263,6 +283,8 @@ def _labelled_frame(data: Path) -> pd.DataFrame:
 
 def _report(preds: pd.DataFrame, out: Path, settings: EvalSettings) -> dict:
     """predictions.csv + its settings beside it, then the report through the path ``lesiondx report`` takes."""
+    from lesiondx.stats.evaluation import report_from_csv, write_predictions
+
     csv = write_predictions(preds, out / "predictions.csv", settings)
     return dict(report_from_csv(csv, out, settings).metrics)
 
@@ -272,6 +294,8 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     (other labels excluded and counted) at the model's fixed threshold, with the segmenter's proposed
     ROIs as ``predict`` uses them; with lesion outlines also the ground-truth-ROI report
     (``ground_truth_roi/``), plus normal frames and the 1024-wide subgroup. ``summary``: terminal lines."""
+    from lesiondx.stats.evaluation import EvalSettings, summary_lines
+
     bundle = load_bundle(model)
     out = Path(out)
     frame = _labelled_frame(Path(data))

@@ -116,29 +116,25 @@ class RecalibrationResult:
 def logistic_recalibration(
     y_true: ArrayLike, y_prob: ArrayLike, conf_level: float = 0.95, eps: float = 1e-6
 ) -> RecalibrationResult:
-    """Calibration slope and intercept with Wald CIs (statsmodels maximum likelihood).
+    """Calibration slope and intercept with Wald CIs (maximum likelihood, :mod:`lesiondx.stats.logit`; the same
+    figures as statsmodels ``Logit`` and ``GLM(Binomial, offset)``).
 
     Probabilities are clipped to ``[eps, 1 - eps]`` before the logit. Raises ``ValueError`` when
     the fit does not exist (one class, perfect separation).
     """
-    import warnings
-
-    import statsmodels.api as sm
+    from .logit import logit_fit
 
     y, p = _check_probabilities(y_true, y_prob)
     if y.all() or not y.any():
         raise ValueError("calibration slope needs both classes")
     lp = np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps)))
     alpha = 1.0 - conf_level
-    with warnings.catch_warnings(), np.errstate(over="ignore"):
-        warnings.simplefilter("error", category=sm.tools.sm_exceptions.PerfectSeparationWarning)
-        warnings.simplefilter("ignore", category=sm.tools.sm_exceptions.ConvergenceWarning)
+    with np.errstate(over="ignore"):
         try:
-            full = sm.Logit(y.astype(float), sm.add_constant(lp, has_constant="add")).fit(disp=0, maxiter=200)
-            cil = sm.GLM(y.astype(float), np.ones((y.size, 1)), family=sm.families.Binomial(), offset=lp).fit()
-        except (np.linalg.LinAlgError, sm.tools.sm_exceptions.PerfectSeparationWarning,
-                sm.tools.sm_exceptions.PerfectSeparationError) as exc:
-            raise ValueError(f"calibration slope not estimable ({type(exc).__name__}: perfect separation?)") from None
+            full = logit_fit(y.astype(float), np.column_stack([np.ones(y.size), lp]))
+            cil = logit_fit(y.astype(float), np.ones((y.size, 1)), offset=lp)
+        except ValueError as exc:
+            raise ValueError(f"calibration slope not estimable ({exc})") from None
     slope_ci = np.asarray(full.conf_int(alpha=alpha))[1]
     int_ci = np.asarray(cil.conf_int(alpha=alpha))[0]
     values = [float(full.params[1]), *map(float, slope_ci), float(cil.params[0]), *map(float, int_ci)]

@@ -1,4 +1,4 @@
-"""Logistic-regression fusion of a model score with clinical factors (statsmodels Logit).
+"""Logistic-regression fusion of a model score with clinical factors (maximum likelihood, :mod:`.logit`).
 
 Workflow: ``univariate_screen`` keeps candidates with p < 0.1, ``fit_logistic`` fits the
 multivariate model and reports odds ratios (per one unit of each predictor) with Wald 95% CIs,
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy.stats import chi2
 
 from ._validate import binarize_labels
+from .logit import logit_fit
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _encode(
 def fit_logistic(
     df: pd.DataFrame, outcome: str, variables: Sequence[str], *, positive: Any = 1, conf_level: float = 0.95
 ) -> LogisticModel:
-    """Fit ``outcome ~ variables`` by maximum likelihood (statsmodels ``Logit``)."""
+    """Fit ``outcome ~ variables`` by maximum likelihood (Newton–Raphson; the estimates of statsmodels ``Logit``)."""
     if outcome not in df.columns:
         raise ValueError(f"missing outcome column {outcome!r}")
     if not variables:
@@ -118,15 +118,15 @@ def fit_logistic(
     if y.min() == y.max():
         raise ValueError(f"outcome {outcome!r} has only one class")
     x, levels, ranges = _encode(df, variables)
-    exog = sm.add_constant(x, has_constant="add")
+    exog = np.column_stack([np.ones(len(x)), x.to_numpy(dtype=float)])
     with warnings.catch_warnings():
-        warnings.simplefilter("error", category=sm.tools.sm_exceptions.PerfectSeparationWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow while a separated fit diverges
         try:
-            res = sm.Logit(y, exog).fit(disp=0, maxiter=200)
-        except (np.linalg.LinAlgError, sm.tools.sm_exceptions.PerfectSeparationWarning) as exc:
+            res = logit_fit(y, exog)
+        except ValueError as exc:
             raise ValueError(f"logistic fit failed for {list(variables)}: {exc}") from None
-    ci = np.asarray(res.conf_int(alpha=1.0 - conf_level))
-    params, bse, pvals = np.asarray(res.params), np.asarray(res.bse), np.asarray(res.pvalues)
+    ci = res.conf_int(alpha=1.0 - conf_level)
+    params, bse, pvals = res.params, res.bse, res.pvalues
     ors = tuple(
         OddsRatio(
             term=str(name),
@@ -137,7 +137,7 @@ def fit_logistic(
             ci_high=float(np.exp(ci[i, 1])),
             p=float(pvals[i]),
         )
-        for i, name in enumerate(exog.columns)
+        for i, name in enumerate(["const", *x.columns])
         if i > 0
     )
     return LogisticModel(
@@ -145,7 +145,7 @@ def fit_logistic(
         variables=tuple(variables),
         terms=tuple(x.columns),
         coef=params,
-        cov=np.asarray(res.cov_params()),
+        cov=res.cov,
         odds_ratios=ors,
         levels=levels,
         ranges=ranges,

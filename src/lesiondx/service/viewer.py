@@ -1,7 +1,8 @@
 """Stack viewer back end: every slice of a study kept after the job, served raw for client-side windowing.
 
 After ``materialise`` the worker calls :func:`store_slices`: the first volume input (a CT series folder,
-PNG/JPG slice folder or US cine) is read once more with :func:`lesiondx.io.read_study` and saved in the
+PNG/JPG slice folder or US cine) is read with :func:`lesiondx.io.read_study` (inside the worker's
+:func:`lesiondx.io.shared_decodes`: the decode the previews and the predictor use too) and saved in the
 study's result folder as ``slices.npy`` (int16, ``(slices, rows, cols)``, HU for DICOM CT, grey levels
 otherwise; 512 KB per 512×512 slice, memory-mapped when served) plus ``slices.json`` (InstanceNumber and
 position of each slice in patient order, superior → inferior). The browser fetches
@@ -88,8 +89,8 @@ def _patient(sources: tuple[Path, ...]) -> str | None:
 
 def store_slices(inputs: list[Path], results_dir: Path) -> StackInfo | None:
     """Save the first volume input's slices for the viewer; ``None`` when no input is a stack of slices.
-    Costs one more decode of the series (10 s for 133 JPEG-lossless slices on the loaded 2-core test machine)
-    and 0.5 MB of disk per 512² slice."""
+    Outside :func:`lesiondx.io.shared_decodes` this is one more decode of the series (10 s for 133 JPEG-lossless
+    slices on the loaded 2-core test machine); 0.5 MB of disk per 512² slice."""
     from lesiondx.progress import report
 
     for path in inputs:

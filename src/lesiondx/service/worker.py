@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import func, update
 
-from lesiondx.io import ImageReadError, natural_key, read_image, to_display
+from lesiondx.io import ImageReadError, natural_key, read_image, shared_decodes, to_display
 from lesiondx.progress import reporting
 
 from .db import Database, Study, utcnow
@@ -221,24 +221,27 @@ class Worker:
             self._finish(study_id, failure="no usable image in this study" if not inputs else "no task chosen",
                          generation=generation)
             return
-        previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
-        try:
-            (work / "out").mkdir(exist_ok=True)
-            with reporting(ProgressFile(results_dir)):  # stage / slices done for the study page
-                store_slices(inputs, results_dir)  # every slice kept for the stack viewer
-                output = store_heatmaps(self.predictor(task, inputs, work / "out", self.model, **options), results_dir)
-            shown = {}
-            for path, name in zip(inputs, input_names):
-                shown[str(path)] = shown[str(path.resolve())] = name
-            entries, raw = normalize(output, results_dir, task=task, inputs=shown)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
-            trace = "" if isinstance(exc, ImageReadError) else "\n" + traceback.format_exc()  # bad input: reason only
-            log.warning("prediction failed for %s: %s%s", study_id, reason, trace)
-            self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
-            return
-        finally:
-            self.storage.clear_work(study_id)
+        with shared_decodes():  # previews, the viewer's slices and the predictor: one decode of each input
+            previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
+            try:
+                (work / "out").mkdir(exist_ok=True)
+                with reporting(ProgressFile(results_dir)):  # stage / slices done for the study page
+                    store_slices(inputs, results_dir)  # every slice kept for the stack viewer
+                    output = store_heatmaps(self.predictor(task, inputs, work / "out", self.model, **options),
+                                            results_dir)
+                shown = {}
+                for path, name in zip(inputs, input_names):
+                    shown[str(path)] = shown[str(path.resolve())] = name
+                entries, raw = normalize(output, results_dir, task=task, inputs=shown)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+                # bad input: the reason only
+                trace = "" if isinstance(exc, ImageReadError) else "\n" + traceback.format_exc()
+                log.warning("prediction failed for %s: %s%s", study_id, reason, trace)
+                self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
+                return
+            finally:
+                self.storage.clear_work(study_id)
         originals = {p.name: name for p, name in zip(inputs, input_names)}
         for index, entry in enumerate(entries):
             if isinstance(entry.get("image"), str) and entry["image"] in originals:

@@ -256,9 +256,8 @@ def report_command(
     n_boot: Annotated[Optional[int], typer.Option(help="bootstrap replicates [500]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="bootstrap seed [0]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
-) -> Any:
-    """Write report.html and metrics.json for a prediction table (``lesiondx report``); returns the
-    :class:`~lesiondx.stats.report.ReportResult` (typed ``Any``: typer resolves every annotation when the CLI starts).
+) -> Any:  # a ReportResult: typer resolves every annotation when the CLI starts
+    """Write report.html and metrics.json for a prediction table (``lesiondx report``).
 
     Settings written by ``lesiondx evaluate`` beside the CSV (PREDICTIONS.settings.json) are the
     defaults, so report and evaluate give the same figures; options override them."""
@@ -313,9 +312,9 @@ def compare_command(
         "--patient-rule", help="patient score: mean or max of image scores")] = "mean",
     title: Annotated[str, typer.Option(help="report title")] = "lesiondx model comparison",
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
-) -> Any:
+) -> Any:  # a CompareResult (see report_command)
     """Several models on one ROC and one decision curve, paired DeLong test for every pair, per image and
-    per patient (``lesiondx compare``); returns the :class:`~lesiondx.stats.compare.CompareResult`."""
+    per patient (``lesiondx compare``)."""
     from .compare import compare_models, comparison_lines, join_predictions
 
     if patient_rule not in ("mean", "max"):

@@ -1,0 +1,74 @@
+"""lesiondx.io.shared_decodes: one decode per input inside the block (the service worker's previews, viewer slices
+and predictor), read-only pixels, nothing shared outside it. Synthetic PNG slices."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lesiondx.io.reader as reader
+from lesiondx.io import read_image, read_study, shared_decodes
+
+
+@pytest.fixture
+def slice_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / f"slice_{i}.png")
+    return tmp_path
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Counts the real decodes: a slice folder (read_slice_folder) and a single PNG (read_raster)."""
+    count = {"folder": 0, "file": 0}
+    read_folder, read_file = reader.read_slice_folder, reader.read_raster
+
+    def folder(path):
+        count["folder"] += 1
+        return read_folder(path)
+
+    def file(path):
+        count["file"] += 1
+        return read_file(path)
+
+    monkeypatch.setattr(reader, "read_slice_folder", folder)
+    monkeypatch.setattr(reader, "read_raster", file)
+    return count
+
+
+def test_one_decode_per_input_inside_the_block(slice_folder, decodes):
+    with shared_decodes():
+        first = read_study(slice_folder)
+        assert read_image(slice_folder) is first and read_study(slice_folder) is first  # previews, viewer, predictor
+        one = read_image(slice_folder / "slice_0.png")
+        assert read_image(slice_folder / "slice_0.png") is one
+    assert decodes == {"folder": 1, "file": 1}
+    assert first.pixels.shape == (3, 16, 16)
+    with pytest.raises(ValueError, match="read-only"):
+        first.pixels[0, 0, 0] = 1.0  # no reader can change what another one sees
+
+
+def test_nothing_shared_outside_the_block_or_after_a_change(slice_folder, decodes):
+    a, b = read_study(slice_folder), read_study(slice_folder)
+    assert a is not b and a.pixels.flags.writeable
+    assert decodes["folder"] == 2
+    path = slice_folder / "slice_1.png"
+    with shared_decodes():
+        before = read_image(path)
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(path)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # surely a new mtime
+        after = read_image(path)
+    assert after is not before and float(after.pixels.max()) == 0.0
+
+
+def test_unreadable_input_still_fails_every_time(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    with shared_decodes():
+        for _ in range(2):
+            with pytest.raises(Exception, match="broken.png"):
+                read_image(bad)

@@ -5,9 +5,10 @@
 # shared cores than wall time) and peak RSS from /usr/bin/time; load1 from /proc/loadavg when the run ended.
 #
 # usage: benchmarks/cold_start.sh VENV OLD_SRC NEW_SRC [ROUNDS]
-#   VENV: a runtime-only venv (`python3.11 -m venv V && V/bin/pip install -e .`); OLD_SRC / NEW_SRC: the `src`
-#   folders of two checkouts (e.g. `git worktree add /tmp/lesiondx-old <commit>` → /tmp/lesiondx-old/src),
-#   put first on PYTHONPATH; the `lesiondx` script of VENV runs both.
+#   VENV: a runtime-only venv (`make venv VENV=V` in a checkout) holding what both checkouts import (the old
+#   code imports statsmodels: install V from the old checkout); OLD_SRC / NEW_SRC: the `src` folders of two
+#   checkouts (e.g. `git worktree add /tmp/lesiondx-old <commit>` → /tmp/lesiondx-old/src), put first on
+#   PYTHONPATH; the `lesiondx` script of VENV runs both. OLD_SRC "-": the new code only.
 set -u
 VENV=$1; OLD=$2; NEW=$3; ROUNDS=${4:-3}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +29,7 @@ one() {  # what code src round cmd...
       "$(echo "$user + $sys" | bc)" $((rss / 1024)) "$(cut -d' ' -f1 /proc/loadavg)" "${p:--}"
 }
 for r in $(seq 1 "$ROUNDS"); do
-  order="old new"; [ $((r % 2)) -eq 0 ] && order="new old"
+  order="old new"; [ $((r % 2)) -eq 0 ] && order="new old"; [ "$OLD" = - ] && order=new
   for code in $order; do
     src=$OLD; [ "$code" = new ] && src=$NEW
     one predict "$code" "$src/" "$r" "$VENV/bin/lesiondx" predict --task us-liver "$IMAGE" --out "$OUT/us.$code" --json

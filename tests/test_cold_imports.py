@@ -29,8 +29,10 @@ NOT_FOR_PREDICT = [
 NOT_FOR_CLI = [*NOT_FOR_PREDICT, "numpy", "scipy", "onnxruntime", "PIL", "yaml"]
 
 SCRIPT = """
-import json, sys
+import importlib, json, sys
 watch = json.loads(sys.argv[1])
+for name in watch.get("modules", []):
+    importlib.import_module(name)
 import lesiondx.cli
 after_cli = sorted(m for m in watch["cli"] if m in sys.modules)
 result = None
@@ -44,9 +46,11 @@ print(json.dumps({"cli": after_cli, "predict": after_predict, "result": result})
 """
 
 
-def _loaded(*args: str) -> dict:
+def _loaded(*args: str, modules: tuple[str, ...] = ()) -> dict:
+    """In a fresh interpreter: import ``modules`` and lesiondx.cli, run the CLI with ``args``; which of the
+    watched libraries are loaded after the imports (``cli``) and at the end (``predict``)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    watch = json.dumps({"cli": NOT_FOR_CLI, "predict": NOT_FOR_PREDICT})
+    watch = json.dumps({"cli": NOT_FOR_CLI, "predict": NOT_FOR_PREDICT, "modules": list(modules)})
     proc = subprocess.run([sys.executable, "-c", SCRIPT, watch, *args], capture_output=True, text=True, env=env,
                           timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -66,3 +70,9 @@ def test_us_liver_predict_loads_only_what_it_needs(tmp_path):
     assert list(tmp_path.glob("*_us_liver.png")), "no overlay written"
     assert out["cli"] == []
     assert out["predict"] == []
+
+
+def test_ct_covid_task_module_leaves_plotting_and_templates_out():
+    """The ct-covid task imports the report helpers (evaluate); matplotlib and jinja2 come only with a report."""
+    loaded = _loaded(modules=("lesiondx.ct_covid.task", "lesiondx.stats.evaluation"))["predict"]
+    assert not {"matplotlib", "jinja2", "statsmodels", "torch", "fastapi", "sqlalchemy"} & set(loaded)

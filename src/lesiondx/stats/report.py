@@ -30,7 +30,6 @@ from .calibration import calibration_curve, hosmer_lemeshow, logistic_recalibrat
 from .decision import net_benefit
 from .delong import auc_delong
 from .levels import select_levels
-from .plots import RocSeries, calibration_figure, confusion_figure, decision_figure, fig_to_base64, roc_figure
 from .report_html import metric_rows, render_html, strata_tables
 from .roc import YoudenResult, roc_curve, youden_threshold
 
@@ -104,6 +103,8 @@ def _evaluate_level(
     class_names: tuple[str, str],
 ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Metrics dict, base64 figures and notes for one level (images or patients)."""
+    from .plots import RocSeries, calibration_figure, confusion_figure, decision_figure, fig_to_base64, roc_figure
+
     need_two_per_class(y, name)
     notes: list[str] = []
     auc = auc_delong(y, s)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .stratify import stratified_auc_table
 
@@ -82,6 +81,8 @@ def strata_tables(df: pd.DataFrame, strata: Sequence[str], y_col: str, score_col
 
 def render_html(template: str, **context: Any) -> str:
     """Render ``templates/<template>`` (autoescaped) with ``fmt`` and ``fmt_ci`` available."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape  # only where a report is written
+
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html"]))
     env.globals.update(fmt=fmt, fmt_ci=fmt_ci, threshold_label=threshold_label)
     return env.get_template(template).render(**context)

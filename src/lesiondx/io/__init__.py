@@ -9,7 +9,7 @@ from .dicom import guess_phase, is_dicom_file, read_dataset, read_dicom, read_di
 from .errors import ImageReadError
 from .image import MedicalImage
 from .raster import natural_key, read_nifti, read_raster, read_raster_array, read_slice_folder
-from .reader import read_image, read_study
+from .reader import read_image, read_series_files, read_study
 from .windows import (AUTO, WINDOWS, Window, WindowEstimate, apply_window, display_grey, estimate_window, get_window,
                       parse_window_option, resample, resize, to_display)
 
@@ -18,5 +18,5 @@ __all__ = [
     "estimate_window", "get_window", "parse_window_option", "AUTO",
     "guess_phase", "is_dicom_file", "natural_key", "pseudonym", "read_dataset", "read_dicom",
     "read_dicom_series", "read_image", "read_nifti", "read_raster", "read_raster_array",
-    "read_slice_folder", "read_study", "remap_uid", "resample", "resize", "to_display",
+    "read_series_files", "read_slice_folder", "read_study", "remap_uid", "resample", "resize", "to_display",
 ]

@@ -115,3 +115,24 @@ def test_bad_input_exceptions_name_the_file(tmp_path, monkeypatch, exc):
     image = _grey_png(tmp_path / "frame.png", 16, 16)
     line = _assert_one_line_error(*_invoke("predict", "--task", "us-liver", str(image)), 2)
     assert ("frame.png" in line and "'label'" in line) if isinstance(exc, KeyError) else "/data/x.png" in line
+
+
+def test_predict_ct_liver_on_a_folder_of_unrelated_slices_is_one_line_naming_the_jump(tmp_path):
+    """Real CT-MD slices exported as PNG, the middle one swapped for a copy shifted by half the image (a
+    SYNTHETIC anatomy jump): refused as not one series, naming the folder and the pair; --series is ct-liver only."""
+    import numpy as np
+    from PIL import Image
+
+    from lesiondx.io import apply_window, read_study
+
+    hu = read_study(CT_SERIES).pixels[:3]
+    hu[1] = np.roll(hu[1], hu.shape[2] // 2, axis=1)
+    folder = tmp_path / "unrelated"
+    folder.mkdir()
+    for k, s in enumerate(hu, start=1):
+        Image.fromarray(apply_window(s, "lung").astype(np.uint8)).save(folder / f"{k}.png")
+    line = _assert_one_line_error(*_invoke("predict", "--task", "ct-liver", str(folder)), 2, "unrelated",
+                                  "not one series", "1.png → 2.png")
+    assert "separate files" in line
+    result, output = _invoke("predict", "--task", "us-liver", "--series", str(folder / "1.png"))
+    assert result.exit_code == 2 and "--series" in output

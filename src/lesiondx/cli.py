@@ -153,6 +153,9 @@ def predict(
                          "slices' fat and muscle peaks, abdomen when that cannot be told)")] = None,
     frame: Annotated[Optional[int], typer.Option(
         "--frame", help="us-liver, multi-frame (cine) DICOM: score only this frame (0-based); default every frame")] = None,
+    series: Annotated[bool, typer.Option(
+        "--series", help="ct-liver: the image files given are the slices of one series, in this order (default: "
+                         "each file is its own slice-study; a folder is always one series)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     engine: EngineOption = None,
 ) -> None:
@@ -165,6 +168,11 @@ def predict(
     options = {"roi": roi} if roi is not None else {}
     if window is not None:
         options["window"] = window
+    if series:
+        if task != "ct-liver":
+            raise typer.BadParameter("--series applies to --task ct-liver only (ct-covid reads several files as one "
+                                     "series already)", param_hint="--series")
+        options["series"] = True
     if frame is not None:
         if task != "us-liver":
             raise typer.BadParameter("--frame applies to --task us-liver only", param_hint="--frame")

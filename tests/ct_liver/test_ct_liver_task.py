@@ -94,3 +94,23 @@ def test_real_single_phase_dicom_study_says_which_features_could_not_be_judged(i
         assert feats["aphe"]["present"] is None and "arterial" in feats["aphe"]["reason"]
         assert feats["water_density_non_enhancing"]["present"] is not None  # judged on a known contrast phase
         assert set(finding["phases"]) == {"portal-venous"}
+
+
+def test_several_image_files_are_separate_studies_unless_said_to_be_one_series(ircadb_folder, tmp_path):
+    """LiLNet's web version takes one slice at a time: several files are several slice-studies (a bad file is
+    reported in its own entry, the others still run); ``series=True`` reads the same files as one series."""
+    rows = ircadb_rows(ircadb_folder, inside=True, n=2, pick="median")
+    folder = windowed_slices(ircadb_folder, rows, tmp_path / "slices")
+    files = sorted(folder.glob("*.png"))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    result = task.predict(files + [broken], "default", tmp_path / "out")
+    json.dumps(result)
+    assert result["separate_studies"] and result["n_inputs"] == 3 and result["n_failed"] == 1
+    good, bad = result["results"][:2], result["results"][2]
+    assert [r["input"] for r in good] == [f.name for f in files]
+    assert all(r["studies"][0]["n_slices"] == 1 and "error" not in r for r in good)
+    assert bad["input"] == "broken.png" and "broken.png" in bad["error"]
+    assert (tmp_path / "out" / "001-slice_0").is_dir() and (tmp_path / "out" / "predictions.json").is_file()
+    one = task.predict(files, "default", series=True)
+    assert "separate_studies" not in one and [s["n_slices"] for s in one["studies"]] == [2]

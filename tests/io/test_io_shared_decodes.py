@@ -15,9 +15,10 @@ from lesiondx.io import read_image, read_study, shared_decodes
 
 @pytest.fixture
 def slice_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / f"slice_{i}.png")
+    yy, xx = np.mgrid[:64, :64]
+    for i in range(3):  # a blob that grows a little from slice to slice: one continuous series
+        blob = 200.0 * np.exp(-((yy - 32) ** 2 + (xx - 32) ** 2) / (2.0 * (10 + i) ** 2))
+        Image.fromarray((20 + blob).astype(np.uint8)).save(tmp_path / f"slice_{i}.png")
     return tmp_path
 
 
@@ -47,7 +48,7 @@ def test_one_decode_per_input_inside_the_block(slice_folder, decodes):
         one = read_image(slice_folder / "slice_0.png")
         assert read_image(slice_folder / "slice_0.png") is one
     assert decodes == {"folder": 1, "file": 1}
-    assert first.pixels.shape == (3, 16, 16)
+    assert first.pixels.shape == (3, 64, 64)
     with pytest.raises(ValueError, match="read-only"):
         first.pixels[0, 0, 0] = 1.0  # no reader can change what another one sees
 
@@ -59,7 +60,7 @@ def test_nothing_shared_outside_the_block_or_after_a_change(slice_folder, decode
     path = slice_folder / "slice_1.png"
     with shared_decodes():
         before = read_image(path)
-        Image.fromarray(np.zeros((16, 16), np.uint8)).save(path)
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(path)
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # surely a new mtime
         after = read_image(path)
     assert after is not before and float(after.pixels.max()) == 0.0

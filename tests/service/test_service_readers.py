@@ -8,6 +8,7 @@ import json
 import time
 
 import pandas as pd
+import pytest
 
 from lesiondx.stats.reader_study import load_reader_table
 
@@ -182,3 +183,48 @@ def test_case_list_csv_upload_and_summary_with_the_model_as_a_rater(make_client)
     assert {d["case_id"] for d in s["discordance"]} == expected  # cases where a reader without AI differs
     assert s["mann_whitney"]["n_without"] == 6 and s["mann_whitney"]["n_with"] == 3
     assert {(r["reader"], r["mode"]) for r in s["readers"]} == {("r1", "without_ai"), ("r1", "with_ai"), ("r2", "without_ai")}
+
+
+def test_reader_study_tokens_open_only_their_own_handed_out_cases(make_client, tmp_path, monkeypatch):
+    """Blinding enforced by the server: a reader-study token cannot open studies, results or the case list,
+    answers only as its reader, sees only cases handed out to it, and AI output only in the with-AI arm."""
+    from lesiondx.service.server import build_settings
+    from lesiondx.service.settings import SettingsError
+    from lesiondx.service.testing import series_stub_predictor
+
+    staff = {"Authorization": "Bearer staff-token-0123456789"}
+    r1 = {"Authorization": "Bearer reader1-token-0123456789"}
+    r2 = {"Authorization": "Bearer reader2-token-0123456789"}
+    client = make_client(series_stub_predictor, user_tokens=(("organiser", "staff-token-0123456789"),),
+                         reader_tokens=(("r1", "reader1-token-0123456789"), ("r2", "reader2-token-0123456789")))
+    ct = wait_study(client, client.post("/api/studies", files=[file_field(p) for p in CT_SERIES], headers=staff
+                                        ).json()["id"], headers=staff)["id"]
+    body = {"cases": [{"case_id": "ct1", "study_id": ct, "truth": "COVID-19"}]}
+    assert client.post("/api/reader/cases", json=body, headers=r1).status_code == 403  # organiser only
+    assert client.post("/api/reader/cases", json=body, headers=staff).status_code == 200
+    for path in (f"/api/studies/{ct}", "/api/studies", "/api/reader/export.csv", "/api/reader/summary"):
+        response = client.get(path, headers=r1)
+        assert response.status_code == 403 and "reader-study token" in response.text, path
+    assert client.get(f"/api/studies/{ct}", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+    assert client.get("/api/reader/next", params={"reader": "r2", "with_ai": 0}, headers=r1).status_code == 403
+    assert client.get("/api/reader/cases/ct1/slices", headers=r1).status_code == 403  # not handed out yet
+    case = client.get("/api/reader/next", params={"reader": "r1", "with_ai": 0}, headers=r1).json()
+    assert case["case_id"] == "ct1" and case["ai"] is None
+    assert client.get(case["stack"] + "/slices", headers=r1).status_code == 200
+    assert client.get(case["stack"] + "/slices/0.raw", headers=r1).status_code == 200
+    assert client.get(case["stack"] + "/slices", params={"with_ai": 1}, headers=r1).status_code == 403
+    assert client.get(case["stack"] + "/heat/0.png", headers=r1).status_code == 403
+    assert client.get(case["stack"] + "/slices", headers=r2).status_code == 403  # r2 never got this case
+    answer = {"reader": "r1", "case_id": "ct1", "with_ai": False, "answer": case["choices"][0], "confidence": 3}
+    assert client.post("/api/reader/reads", json={**answer, "reader": "r2"}, headers=r1).status_code == 403
+    assert client.post("/api/reader/reads", json=answer, headers=r1).status_code == 200
+    ai_case = client.get("/api/reader/next", params={"reader": "r1", "with_ai": 1}, headers=r1).json()
+    assert ai_case["ai"] and client.get(ai_case["stack"] + "/slices", params={"with_ai": 1}, headers=r1).json()["findings"]
+    assert client.get("/api/reader/export.csv", headers=staff).text.count("\n") == 2  # header + r1's answer
+    # settings: reader tokens need staff tokens, and must not be shared with staff
+    monkeypatch.setenv("LESIONDX_READER_TOKENS", "r1:reader1-token-0123456789")
+    with pytest.raises(SettingsError, match="needs LESIONDX_TOKEN"):
+        build_settings(host="127.0.0.1", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")
+    monkeypatch.setenv("LESIONDX_TOKENS", "boss:reader1-token-0123456789")
+    with pytest.raises(SettingsError, match="shared with nobody"):
+        build_settings(host="127.0.0.1", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")

@@ -20,6 +20,7 @@ from lesiondx.data import load_manifest
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import display_grey, read_image, read_study
+from lesiondx.io.continuity import require_one_series
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
@@ -99,7 +100,9 @@ def _read_series(inputs: list[Path]) -> tuple[Any, str]:
     if len(shapes) != 1:
         raise ValueError(f"slice files differ in shape: {sorted(shapes)}")
     first = images[0]
-    return first.with_pixels(np.stack([im.pixels for im in images]), None), ", ".join(map(str, inputs))
+    stack = np.stack([im.pixels for im in images])
+    require_one_series(stack, [Path(p) for p in inputs], Path(inputs[0]).parent)
+    return first.with_pixels(stack, None), ", ".join(map(str, inputs))
 
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict[str, Any]:

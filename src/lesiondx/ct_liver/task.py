@@ -21,7 +21,7 @@ import yaml
 from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
 from lesiondx.gate import require, result_fields
-from lesiondx.io import parse_window_option, read_image, read_study
+from lesiondx.io import ImageReadError, parse_window_option, read_image, read_series_files, read_study
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
@@ -218,6 +218,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     """
     if not inputs:
         raise ValueError("give at least one study (DICOM series folder or folder of slice images)")
+    as_series = bool(options.pop("series", False)) and len(inputs) > 1
+    if len(inputs) > 1 and not as_series and not options.get("phases") and all(Path(p).is_file() for p in inputs):
+        return _predict_each(list(map(Path, inputs)), model, out, options)
     start = time.time()
     bundle: Bundle = load_bundle(model)
     out = Path(out) if out is not None else None
@@ -231,11 +234,16 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     if bundle.cfg.classifier == "lilnet" and bundle.classifier is None:
         raise ValueError(f"{bundle.root}: classifier 'lilnet' asked for but the model has no classifier.pt")
     given_phases = list(options.get("phases") or [])
-    timed = phases_by_time([series_tags(p) for p in inputs])
+    if as_series:  # several files the user says are one series
+        readers = [(Path(inputs[0]).parent, lambda: read_series_files(list(inputs)))]
+        timed = [None]
+    else:
+        readers = [(p, lambda p=p: read_study(p) if p.is_dir() else read_image(p)) for p in map(Path, inputs)]
+        timed = phases_by_time([series_tags(p) for p in inputs])
     series: list[Series] = []
     verdicts = []
-    for i, path in enumerate(map(Path, inputs)):
-        image = read_study(path) if path.is_dir() else read_image(path)
+    for i, (path, read) in enumerate(readers):
+        image = read()
         verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
         result.setdefault("input_warnings", []).extend(image.warnings)
         study = from_image(image, path.name, window=window)
@@ -278,6 +286,29 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     if str(model) == "default":
         result["note"] = SHIPPED_NOTE
     result["seconds"] = round(time.time() - start, 2)
+    if out is not None:
+        write_json(out / "predictions.json", result)
+    return result
+
+
+def _predict_each(inputs: list[Path], model: str, out: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Several image files given without ``series`` or ``phases``: each is its own slice-study (as LiLNet's web
+    version takes them), never stacked into a series of unrelated slices. A file that cannot be read or is refused
+    is reported in its entry; the others still run. Overlays go to ``out/NNN-<name>/``."""
+    start = time.time()
+    results = []
+    for index, path in enumerate(inputs, start=1):
+        sub_out = out / f"{index:03d}-{path.stem}" if out is not None else None
+        try:
+            results.append({"input": path.name, **predict([path], model, sub_out, **options)})
+        except (ImageReadError, ValueError) as exc:
+            results.append({"input": path.name, "error": str(exc)})
+    result = {"separate_studies": True, "n_inputs": len(inputs), "results": results,
+              "n_failed": sum("error" in r for r in results),
+              "note": f"{len(inputs)} image files were read as {len(inputs)} separate slice-studies; if they are the "
+                      "slices of one series say so (series=True, CLI --series), if they are phases of one patient "
+                      "name the phases (phases=[...])",
+              "seconds": round(time.time() - start, 2)}
     if out is not None:
         write_json(out / "predictions.json", result)
     return result

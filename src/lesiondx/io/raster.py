@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .continuity import require_one_series
 from .errors import ImageReadError, require_nonempty_file
 from .image import MedicalImage
 
@@ -118,7 +119,7 @@ def read_slice_folder(folder: str | Path, *, modality: str = "OT") -> MedicalIma
 
     The images are taken as already windowed (``is_hu`` is False). Their modality is unknown (``OT``, as
     for one raster) unless given: the input gate then infers it from the pixels (a folder of ultrasound
-    JPEGs is not a CT series).
+    JPEGs is not a CT series). See :func:`read_slice_files` for what is refused.
     """
     folder = Path(folder)
     paths = sorted(
@@ -127,11 +128,21 @@ def read_slice_folder(folder: str | Path, *, modality: str = "OT") -> MedicalIma
     )
     if not paths:
         raise ImageReadError(folder, "folder holds no PNG/JPG slice images")
+    return read_slice_files(paths, folder, modality=modality)
+
+
+def read_slice_files(paths: list[Path], where: str | Path, *, modality: str = "OT") -> MedicalImage:
+    """Plain slice images, in the order given, as one windowed volume. Refused (``ImageReadError`` naming
+    ``where``): slices of different sizes, and slices whose neighbours do not continue one another (anatomy
+    jumps: unrelated slices, see :mod:`lesiondx.io.continuity`)."""
+    paths = [Path(p) for p in paths]
     slices = [read_raster_array(p) for p in paths]
     shapes = {s.shape for s in slices}
     if len(shapes) != 1:
-        raise ImageReadError(folder, f"slice images have different sizes {sorted(shapes)}")
-    return MedicalImage(pixels=np.stack(slices), modality=modality, sources=tuple(paths))
+        raise ImageReadError(where, f"slice images have different sizes {sorted(shapes)}")
+    stack = np.stack(slices)
+    require_one_series(stack, paths, where)
+    return MedicalImage(pixels=stack, modality=modality, sources=tuple(paths))
 
 
 def read_nifti(path: str | Path) -> MedicalImage:

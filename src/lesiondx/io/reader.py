@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import ImageReadError
 from .image import MedicalImage
-from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_folder
+from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_files, read_slice_folder
 
 
 _SHARED: ContextVar[dict[tuple, MedicalImage] | None] = ContextVar("lesiondx_shared_decodes", default=None)
@@ -89,3 +89,21 @@ def _read_study(folder: Path) -> MedicalImage:
     if dicom_files_in(folder):
         return read_dicom_series(folder)
     raise ImageReadError(folder, "folder holds neither DICOM files nor PNG/JPG slices")
+
+
+def read_series_files(paths: list[str | Path]) -> MedicalImage:
+    """Several files the user says form one series: DICOM files (ordered by position) or plain slice images
+    (in the order given, refused when neighbours do not continue one another)."""
+    from .dicom import is_dicom_file, read_dicom_series
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ImageReadError(Path("."), "no files given")
+    for p in paths:
+        if not p.is_file():
+            raise ImageReadError(p, "not a file: give the slice files of one series")
+    if all(p.suffix.lower() in RASTER_SUFFIXES for p in paths):
+        return read_slice_files(paths, paths[0].parent)
+    if all(is_dicom_file(p) for p in paths):
+        return read_dicom_series(paths)
+    raise ImageReadError(paths[0].parent, "a series is either DICOM files or PNG/JPG slices, not a mix")

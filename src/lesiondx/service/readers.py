@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
-from .auth import require_token
+from .auth import Caller, require_reader_access, require_token
 from .db import ReaderCase, ReaderRead, Study, utcnow
 from .viewer import heat_map, raw_slice, slices_listing, stack_info
 
@@ -153,11 +153,14 @@ def set_cases_csv(request: Request, file: Annotated[UploadFile, File(description
 
 
 @router.get("/next")
-def next_case(reader: str, with_ai: bool, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
+def next_case(reader: str, with_ai: bool, request: Request,
+              caller: Caller = Depends(require_reader_access)) -> dict[str, Any]:
     """The reader's next unanswered case in this mode (starts its clock), or ``case_id: null`` when done."""
     core = request.app.state.core
     if not reader or len(reader) > 64 or not all(c.isalnum() or c in "._@-" for c in reader):
         raise HTTPException(422, "reader must be 1-64 letters, digits or ._@-")
+    _same_reader(caller, reader)
+    who = caller.identity
     with core.db.session() as s, s.begin():
         cases = list(s.scalars(select(ReaderCase)))
         reads = {r.case_id: r for r in s.scalars(select(ReaderRead).where(ReaderRead.reader == reader,
@@ -196,49 +199,83 @@ def _case_payload(core: Any, study: Study | None, case_id: str, with_ai: bool) -
     return {"images": images, "stack": stack, "task": study.task, "ai": ai}
 
 
-def _case_study(core: Any, case_id: str) -> str:
+def _case_study(core: Any, case_id: str, caller: Caller | None = None, *, ai: bool = False) -> str:
+    """The study behind a case. A reader-study token sees only cases handed out to its reader, and AI output
+    (``ai``) only for a case handed out in the with-AI arm (403 otherwise); staff see every case."""
     with core.db.session() as s:
         case = s.get(ReaderCase, case_id[:64])
         if case is None:
             raise HTTPException(404, f"no case {case_id!r}")
+        if caller is not None and caller.reader_only:
+            reads = list(s.scalars(select(ReaderRead).where(ReaderRead.reader == caller.identity,
+                                                            ReaderRead.case_id == case.case_id)))
+            if not reads:
+                raise HTTPException(403, f"case {case_id!r} has not been handed out to reader {caller.identity!r}")
+            if ai and not any(r.with_ai for r in reads):
+                raise HTTPException(403, f"reader {caller.identity!r} reads case {case_id!r} without AI: no AI output")
         return case.study_id
 
 
+def _same_reader(caller: Caller, reader: str) -> None:
+    """A reader-study token reads (and answers) only as its own reader."""
+    if caller.reader_only and reader != caller.identity:
+        raise HTTPException(403, f"this reader-study token belongs to reader {caller.identity!r}, not {reader!r}")
+
+
+def _is_ai_file(core: Any, study_id: str, name: str) -> bool | None:
+    """True for an AI overlay of the study, False for an input preview, None for any other file."""
+    with core.db.session() as s:
+        study = s.get(Study, study_id)
+        results = study.results if study is not None else []
+    if any(name in (r.get("overlays") or []) for r in results):
+        return True
+    return False if any(name == r.get("input_preview") for r in results) else None
+
+
 @router.get("/cases/{case_id}/files/{name}")
-def case_file(case_id: str, name: str, request: Request, who: str = Depends(require_token)) -> FileResponse:
+def case_file(case_id: str, name: str, request: Request, caller: Caller = Depends(require_reader_access)) -> FileResponse:
     """An image of a reader case (input preview or AI overlay) without revealing the study id."""
     core = request.app.state.core
-    path = core.storage.result_file(_case_study(core, case_id), name)
+    study_id = _case_study(core, case_id)
+    if caller.reader_only:
+        kind = _is_ai_file(core, study_id, name)
+        if kind is None:
+            raise HTTPException(404, f"no file {name!r} for case {case_id!r}")
+        _case_study(core, case_id, caller, ai=kind)
+    path = core.storage.result_file(study_id, name)
     if path is None:
         raise HTTPException(404, f"no file {name!r} for case {case_id!r}")
     return FileResponse(path)
 
 
 @router.get("/cases/{case_id}/slices")
-def case_slices(case_id: str, request: Request, with_ai: bool = False, who: str = Depends(require_token)) -> dict[str, Any]:
+def case_slices(case_id: str, request: Request, with_ai: bool = False,
+                caller: Caller = Depends(require_reader_access)) -> dict[str, Any]:
     """The stack of a case for the viewer; findings and heat maps only with ``with_ai=1``."""
     core = request.app.state.core
-    return slices_listing(core, _case_study(core, case_id), with_ai=with_ai)
+    return slices_listing(core, _case_study(core, case_id, caller, ai=with_ai), with_ai=with_ai)
 
 
 @router.get("/cases/{case_id}/slices/{n}.raw", response_class=Response)
-def case_slice(case_id: str, n: int, request: Request, who: str = Depends(require_token)) -> Response:
+def case_slice(case_id: str, n: int, request: Request, caller: Caller = Depends(require_reader_access)) -> Response:
     """Slice ``n`` of a case (int16, as ``/api/studies/{id}/slices/{n}.raw``)."""
     core = request.app.state.core
-    return raw_slice(core, _case_study(core, case_id), n)
+    return raw_slice(core, _case_study(core, case_id, caller), n)
 
 
 @router.get("/cases/{case_id}/heat/{n}.png", response_class=Response)
-def case_heat(case_id: str, n: int, request: Request, who: str = Depends(require_token)) -> Response:
+def case_heat(case_id: str, n: int, request: Request, caller: Caller = Depends(require_reader_access)) -> Response:
     """Heat map of slice ``n`` of a case (the with-AI arm's viewer asks for it)."""
     core = request.app.state.core
-    return heat_map(core, _case_study(core, case_id), n)
+    return heat_map(core, _case_study(core, case_id, caller, ai=True), n)
 
 
 @router.post("/reads")
-def submit_read(body: ReadIn, request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
+def submit_read(body: ReadIn, request: Request, caller: Caller = Depends(require_reader_access)) -> dict[str, Any]:
     """Record the answer; ``seconds`` is server time since the case was handed out."""
     core = request.app.state.core
+    _same_reader(caller, body.reader)
+    who = caller.identity
     with core.db.session() as s, s.begin():
         case = s.get(ReaderCase, body.case_id)
         if case is None:

@@ -8,6 +8,11 @@ Environment variables (all optional):
 ``LESIONDX_TOKENS`` / ``LESIONDX_TOKENS_FILE``
     Per-user tokens: ``user1:token1,user2:token2``, or a file with one ``user: token`` line each (``#``
     comments). The audit log records the user a token belongs to, never a name the client declares.
+``LESIONDX_READER_TOKENS`` / ``LESIONDX_READER_TOKENS_FILE``
+    Reader-study tokens, same form (``reader1:token1,...``). Such a token opens only the reader-study cases
+    handed out to that reader (``/reader``, ``/api/reader/next``, the case's images, ``/api/reader/reads``), answers
+    only as that reader, and sees AI results only in the with-AI arm; every other route answers 403. Needs
+    ``LESIONDX_TOKEN(S)`` for the staff (otherwise the rest of the API needs no token and readers are not blinded).
 ``LESIONDX_ALLOWED_HOSTS``
     Comma-separated host names the service answers to (``Host`` header), besides ``localhost``, IP
     addresses and the ``--host`` name; ``*.example.org`` matches subdomains, ``*`` everything. Other
@@ -71,6 +76,7 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,13 +145,21 @@ def parse_user_tokens(text: str, source: str, *, lines: bool = False) -> list[tu
     return pairs
 
 
-def read_tokens_file(path: Path) -> list[tuple[str, str]]:
+def read_tokens_file(path: Path, variable: str = "LESIONDX_TOKENS_FILE") -> list[tuple[str, str]]:
     """Per-user tokens from a file of ``user: token`` lines (see :func:`parse_user_tokens`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"LESIONDX_TOKENS_FILE {path}: cannot read ({type(exc).__name__})") from None
-    return parse_user_tokens(text, f"LESIONDX_TOKENS_FILE {path}", lines=True)
+        raise SettingsError(f"{variable} {path}: cannot read ({type(exc).__name__})") from None
+    return parse_user_tokens(text, f"{variable} {path}", lines=True)
+
+
+def _tokens_from_env(env: Mapping[str, str], variable: str) -> list[tuple[str, str]]:
+    """``user:token`` pairs from ``variable`` and from the file named by ``variable + "_FILE"``."""
+    pairs = parse_user_tokens(env.get(variable, ""), variable)
+    if env.get(f"{variable}_FILE"):
+        pairs += read_tokens_file(Path(env[f"{variable}_FILE"]), f"{variable}_FILE")
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -158,6 +172,7 @@ class Settings:
     port: int = 8000
     token: str | None = None
     user_tokens: tuple[tuple[str, str], ...] = ()
+    reader_tokens: tuple[tuple[str, str], ...] = ()  # (reader, token): reader-study cases only
     allowed_hosts: tuple[str, ...] = ()
     max_request_bytes: int = 200 * MB
     max_file_bytes: int = 100 * MB
@@ -193,11 +208,12 @@ class Settings:
         values: dict[str, object] = {"storage": Path(storage)}
         if env.get("LESIONDX_TOKEN"):
             values["token"] = env["LESIONDX_TOKEN"]
-        users = parse_user_tokens(env.get("LESIONDX_TOKENS", ""), "LESIONDX_TOKENS")
-        if env.get("LESIONDX_TOKENS_FILE"):
-            users += read_tokens_file(Path(env["LESIONDX_TOKENS_FILE"]))
+        users = _tokens_from_env(env, "LESIONDX_TOKENS")
         if users:
             values["user_tokens"] = tuple(users)
+        readers = _tokens_from_env(env, "LESIONDX_READER_TOKENS")
+        if readers:
+            values["reader_tokens"] = tuple(readers)
         if env.get("LESIONDX_ALLOWED_HOSTS"):
             hosts = env["LESIONDX_ALLOWED_HOSTS"].split(",")
             values["allowed_hosts"] = tuple(h.strip().lower() for h in hosts if h.strip())
@@ -248,6 +264,11 @@ class Settings:
             found[self.token] = SHARED_TOKEN_USER
         return found
 
+    @property
+    def reader_identities(self) -> dict[str, str]:
+        """Reader-study token → the reader it authenticates (these tokens open nothing else)."""
+        return {token: reader for reader, token in self.reader_tokens}
+
     def check_safe(self) -> None:
         """Refuse unsafe or impossible configurations before anything starts."""
         if not is_loopback(self.host) and not self.identities:
@@ -264,6 +285,19 @@ class Settings:
         users = [user for user, _ in self.user_tokens]
         if len(set(users)) != len(users) or len(self.identities) != len(named):
             raise SettingsError("every user needs exactly one token, and no two users (or LESIONDX_TOKEN) may share one")
+        if self.reader_tokens:
+            if not self.identities:
+                raise SettingsError("LESIONDX_READER_TOKENS needs LESIONDX_TOKEN or LESIONDX_TOKENS for the staff: "
+                                    "otherwise the rest of the API needs no token and readers are not blinded")
+            readers = [reader for reader, _ in self.reader_tokens]
+            for reader, token in self.reader_tokens:
+                if len(token) < MIN_TOKEN_LENGTH or token != token.strip():
+                    raise SettingsError(f"the reader-study token of {reader!r} is {len(token)} characters; use at "
+                                        f"least {MIN_TOKEN_LENGTH} without spaces")
+            if (len(set(readers)) != len(readers) or len(self.reader_identities) != len(readers)
+                    or set(self.reader_identities) & set(self.identities)):
+                raise SettingsError("every reader needs exactly one reader-study token, shared with nobody (staff "
+                                    "included)")
         if self.max_request_bytes <= 0 or self.max_file_bytes <= 0:
             raise SettingsError("size limits must be positive")
         if self.dicom_port is not None and not 0 < self.dicom_port < 65536:

@@ -126,18 +126,36 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", help="RUN_DIR or 'default' (the shipped model)")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of the summary")] = False,
     engine: EngineOption = None,
+    classifier: ClassifierOption = None,
 ) -> None:
     """Predict a labelled folder and write predictions.csv, metrics.json and report.html; prints a
     one-screen summary (``lesiondx report`` on the same predictions.csv gives the same figures)."""
     from lesiondx.tasks import load_task
 
     _use_engine(engine)
-    metrics = _run(lambda: load_task(task).evaluate(model, data, out_dir))
+    options = _ct_liver_options(task, classifier=classifier)
+    metrics = _run(lambda: load_task(task).evaluate(model, data, out_dir, **options))
     if as_json:
         out.print_json(json.dumps(metrics))
         return
     typer.echo("\n".join(metrics.get("summary") or [f"evaluated {data}"]))
     typer.echo(f"wrote {out_dir}/ (metrics.json; --json prints it)")
+
+
+ClassifierOption = Annotated[Optional[str], typer.Option(
+    "--classifier", help="ct-liver: 'features' (measured enhancement features, the default) or 'lilnet' "
+                         "(class probabilities from the model's classifier.pt)")]
+CT_LIVER_FLAGS = {"window": "--window", "phases": "--phase", "classifier": "--classifier", "series": "--series"}
+
+
+def _ct_liver_options(task: str, **given: object) -> dict:
+    """The ct-liver-only options that were given, as keyword options for the task; refused for other tasks."""
+    options = {k: v for k, v in given.items() if v is not None}
+    for key in options:
+        if task != "ct-liver":
+            flag = CT_LIVER_FLAGS[key]
+            raise typer.BadParameter(f"{flag} applies to --task ct-liver only", param_hint=flag)
+    return options
 
 
 @app.command()
@@ -158,21 +176,19 @@ def predict(
                          "each file is its own slice-study; a folder is always one series)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     engine: EngineOption = None,
+    phase: Annotated[Optional[list[str]], typer.Option(
+        "--phase", help="ct-liver: the contrast phase of each input in order (repeat: --phase arterial --phase "
+                        "portal-venous; non-contrast, arterial, portal-venous or delayed), for series whose tags "
+                        "and vessels cannot tell")] = None,
+    classifier: ClassifierOption = None,
 ) -> None:
     """Second opinion for new images: probability, label, boxes and heat-map overlays."""
     from lesiondx.tasks import load_task
 
     _use_engine(engine)
-    if window is not None and task != "ct-liver":
-        raise typer.BadParameter("--window applies to --task ct-liver only", param_hint="--window")
-    options = {"roi": roi} if roi is not None else {}
-    if window is not None:
-        options["window"] = window
-    if series:
-        if task != "ct-liver":
-            raise typer.BadParameter("--series applies to --task ct-liver only (ct-covid reads several files as one "
-                                     "series already)", param_hint="--series")
-        options["series"] = True
+    options: dict = {"roi": roi} if roi is not None else {}
+    options |= _ct_liver_options(task, window=window, phases=phase or None, classifier=classifier,
+                                 series=True if series else None)
     if frame is not None:
         if task != "us-liver":
             raise typer.BadParameter("--frame applies to --task us-liver only", param_hint="--frame")

@@ -100,3 +100,13 @@ def test_jpeg_slices_get_their_window_estimated(ircadb_folder):
     window, source, estimate = resolve_export_window(np.stack(planes), "auto")
     assert source == "estimated", estimate.reason
     assert window.width == pytest.approx(400, rel=0.08)
+
+
+def test_dicom_slice_spacing_is_read_from_positions(ircadb_folder):
+    """Real IRCADb slices (read in place): 1.6 mm between ImagePositionPatient; raster files have none."""
+    from lesiondx.ct_liver.study import slice_step_mm
+
+    paths = [str(ircadb_folder / "ct" / "p01" / f"image_{k}") for k in (10, 11, 12)]
+    assert abs(slice_step_mm(paths) - 1.6) < 0.01
+    masks = [str(ircadb_folder / "masks" / "p01" / "liver" / f"image_{k}.png") for k in (10, 11)]
+    assert slice_step_mm(masks) is None

@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from lesiondx.data import Box
 
-RULES_VERSION = "hypo-hyperdense-rules-2026-12-04"  # bump when a rule or threshold below changes
+RULES_VERSION = "lesion-3d-rules-2026-12-05"  # bump when a rule or threshold below changes
 WORK_MM = 1.2  # candidate search runs on pixels of about this size (mm): a 5 mm lesion is ≥ 4 px across
 FAT_HU = -30.0  # between fat (≈ −100 HU) and water (0 HU): below it a voxel is fat or gas, not parenchyma
 RIM_MM = 2.0  # partial-volume rim: ~1 voxel + reconstruction blur ≈ 1.5–2 mm next to fat/gas is ignored
@@ -53,6 +53,13 @@ RING_MM = 6.0  # the blob's surroundings: a ring this wide around it (≈ one le
 MIN_RING_PARENCHYMA = 0.5  # an intrahepatic lesion is embedded in liver: ≥ half its ring is parenchyma
 PARENCHYMA_K = 1.0  # parenchyma = liver voxels within this many margins of the level (enhanced vessels are not)
 SCORE_SPAN = 2.0  # contrast term reaches 1 at (1 + SCORE_SPAN) × margin below the parenchyma
+GROW_MM = 4.0  # propagation along z: a lesion's outline moves at most this far between adjacent (≤ 2.5 mm) slices
+PROPAGATE_LOW_PCT = 10.0  # propagation keeps voxels from this percentile of the lesion's own smoothed HU upwards
+MIN_DEPTH_RATIO = 0.4  # z extent ≥ this × largest equivalent diameter (the in-plane 2.5 : 1 limit, along z)
+MAX_DRIFT_RATIO = 1.0  # in-plane spread of a chain's centres ≤ this × its largest equivalent diameter (tubes drift)
+UNKNOWN_SLICE_MM = (5.0, 1.0)  # slice spacing assumed when unknown: for the flatness bound (lenient: thick
+# slices) and for the elongation bound (lenient: thin slices)
+LEAK_AREA = 0.5  # a refused continuation ≥ this × the previous cross-section's area is a leak (the end not seen)
 
 
 @dataclass(frozen=True)
@@ -123,13 +130,15 @@ class Blob:
     mask: np.ndarray  # cropped to (rows, cols)
 
 
-def lesion_blobs(plane: np.ndarray, z: int, mm: float, min_mm: float, max_mm: float) -> list[Blob]:
+def lesion_blobs(plane: np.ndarray, z: int, mm: float, min_mm: float, max_mm: float,
+                 one_region: bool = False) -> list[Blob]:
     """Cross-sections of one candidate slice that look like a lesion: inscribed diameter ≥ ``min_mm``,
-    equivalent diameter ≤ ``max_mm``, minor/major axis ≥ ``MIN_ROUNDNESS``, solidity ≥ ``MIN_SOLIDITY``."""
+    equivalent diameter ≤ ``max_mm``, minor/major axis ≥ ``MIN_ROUNDNESS``, solidity ≥ ``MIN_SOLIDITY``
+    (``one_region``: all of ``plane`` judged as one region)."""
     from skimage.measure import label, regionprops
 
     out = []
-    for reg in regionprops(label(plane, connectivity=2)):
+    for reg in regionprops(plane.astype(np.uint8) if one_region else label(plane, connectivity=2)):
         if reg.area * mm * mm < np.pi * (min_mm / 2) ** 2 or reg.equivalent_diameter_area * mm > max_mm:
             continue
         if reg.solidity < MIN_SOLIDITY or reg.axis_minor_length < MIN_ROUNDNESS * reg.axis_major_length:
@@ -193,10 +202,91 @@ def chain_ids(slices: Sequence[int], linked: Callable[[int, int], bool]) -> list
     return connected_ids(len(slices), pairs)
 
 
+def propagate(members: list[Blob], allowed: np.ndarray, search: np.ndarray, mm: float, min_mm: float,
+              max_mm: float) -> tuple[list[Blob], bool]:
+    """Cross-sections that continue a chain beyond its first and last slice: the ``allowed`` voxels
+    (``(S, h, w)``: tissue in the lesion's own HU range) inside the previous cross-section dilated by
+    ``GROW_MM`` and touching it, while they still pass the in-plane lesion rules (:func:`lesion_blobs`, as one
+    region) and overlap the ``search`` region (the liver and its margin). Also returns whether an end was
+    *truncated* (propagation stopped by those two conditions, not because the lesion's tissue ran out)."""
+    out: list[Blob] = []
+    truncated = False
+    grow = disk(GROW_MM / mm)
+    for end, step in ((min(members, key=lambda b: b.slice), -1), (max(members, key=lambda b: b.slice), 1)):
+        prev = end
+        z = prev.slice + step
+        while 0 <= z < allowed.shape[0]:
+            full = np.zeros(allowed.shape[1:], dtype=bool)
+            full[prev.rows, prev.cols] = prev.mask
+            here = allowed[z] & ndimage.binary_dilation(full, structure=grow)
+            labels, n = ndimage.label(here)
+            touching = np.unique(labels[full & here])
+            plane = np.isin(labels, touching[touching > 0])
+            if plane.sum() < np.pi * (min_mm / 2 / mm) ** 2:
+                break  # the lesion's tissue ran out: its end was seen
+            shaped = lesion_blobs(plane, z, mm, min_mm, max_mm, one_region=True)
+            if not (plane & search[z]).any() or not shaped:
+                # left the liver / a leak along muscle, bowel or vessels: the end was not seen unless shrinking
+                truncated = truncated or plane.sum() >= LEAK_AREA * prev.mask.sum()
+                break
+            prev = shaped[0]
+            out.append(prev)
+            z += step
+    return out, truncated
+
+
+def _centre_and_diameter(b: Blob, mm: float) -> tuple[float, float, float]:
+    rows, cols = np.nonzero(b.mask)
+    return (b.rows.start + rows.mean()) * mm, (b.cols.start + cols.mean()) * mm, 2.0 * np.sqrt(rows.size / np.pi) * mm
+
+
+def lesion_shaped_in_3d(members: Sequence[Blob], mm: float, slice_mm: float | None, n_slices: int,
+                        truncated: bool = False) -> bool:
+    """Depth, elongation and tube rules for one chain: z extent ≥ ``MIN_DEPTH_RATIO`` × its largest equivalent
+    diameter (unless it touches the first or last slice or is ``truncated``: its ends were not seen) and
+    ≤ that diameter / ``MIN_DEPTH_RATIO``, centre spread ≤ ``MAX_DRIFT_RATIO`` × that diameter.
+    ``slice_mm`` ``None``: ``UNKNOWN_SLICE_MM`` (lenient for each bound)."""
+    stats = np.array([_centre_and_diameter(b, mm) for b in members])
+    diameter = float(stats[:, 2].max())
+    zs = {b.slice for b in members}
+    at_end = truncated or min(zs) == 0 or max(zs) == n_slices - 1
+    flat_mm, long_mm = (slice_mm, slice_mm) if slice_mm else UNKNOWN_SLICE_MM
+    if not at_end and len(zs) * flat_mm < MIN_DEPTH_RATIO * diameter:
+        return False  # flat along z: a partial-volume cut of a surface, not a lesion
+    if MIN_DEPTH_RATIO * len(zs) * long_mm > diameter:
+        return False  # long along z: a vessel, duct or bowel loop running through the slices
+    drift = float(max(np.ptp(stats[:, 0]), np.ptp(stats[:, 1])))
+    return drift <= MAX_DRIFT_RATIO * diameter  # farther: a tube running obliquely (vessel, duct, fissure)
+
+
+def slice_boxes(members: Sequence[Blob], mm: float) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """One box (r0, c0, r1, c1 on the working grid) per lesion part per slice: boxes of one chain on one
+    slice ≤ ``VESSEL_MM`` apart are merged (a lesion split by a vessel or by noise is one part)."""
+    gap = VESSEL_MM / mm
+    out = []
+    for z in sorted({b.slice for b in members}):
+        boxes = [[b.rows.start, b.cols.start, b.rows.stop, b.cols.stop] for b in members if b.slice == z]
+        merged = True
+        while merged:
+            merged = False
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    a, c = boxes[i], boxes[j]
+                    if max(a[0], c[0]) - min(a[2], c[2]) <= gap and max(a[1], c[1]) - min(a[3], c[3]) <= gap:
+                        boxes[i] = [min(a[0], c[0]), min(a[1], c[1]), max(a[2], c[2]), max(a[3], c[3])]
+                        del boxes[j]
+                        merged = True
+                        break
+                if merged:
+                    break
+        out += [(z, tuple(b)) for b in boxes]
+    return out
+
+
 def detect_candidates(
     hu: np.ndarray, liver: np.ndarray, spacing_mm: float | None, *, min_contrast_hu: float = 15.0,
     min_mm: float = 5.0, max_mm: float = 150.0, search_margin_mm: float = 5.0, min_slices: int = 2,
-    polarity: str = "hypo",
+    polarity: str = "hypo", slice_mm: float | None = None,
 ) -> list[Detection]:
     """Hypodense (``polarity="hypo"``) or hyperdense (``"hyper"``) lesion candidates in ``hu`` ``(S, H, W)``
     in and around the ``liver`` mask (same shape).
@@ -206,7 +296,9 @@ def detect_candidates(
     diameter limits; ``search_margin_mm``: how far outside the mask to look (edge lesions bulge out of
     liver masks; the liver filter then judges the candidate's own voxels); ``min_slices``: 3D
     consistency (relaxed to 1 for single-slice input). ``spacing_mm``: in-plane pixel size (0.75
-    assumed when unknown). Returns one :class:`Detection` per cross-section part per slice.
+    assumed when unknown); ``slice_mm``: slice spacing (``UNKNOWN_SLICE_MM`` when unknown). Kept chains
+    are propagated along z (:func:`propagate`) and must pass :func:`lesion_shaped_in_3d`. Returns one
+    :class:`Detection` per lesion part per slice (:func:`slice_boxes`).
     """
     if polarity not in ("hypo", "hyper"):
         raise ValueError(f"polarity must be 'hypo' or 'hyper', got {polarity!r}")
@@ -255,8 +347,15 @@ def detect_candidates(
         inside = float(np.concatenate([small_liver[b.slice, b.rows, b.cols][b.mask] for b in members]).mean())
         mean_contrast = float(values.mean())
         score = min(1.0, max(0.0, (sign * mean_contrast - margin) / (SCORE_SPAN * margin)))
-        for b in members:
-            box = Box(b.cols.start * factor, b.rows.start * factor, min(hu.shape[2], b.cols.stop * factor),
-                      min(hu.shape[1], b.rows.stop * factor))
-            out.append(Detection(b.slice, box, round(score, 4), k, round(mean_contrast, 1), round(inside, 3)))
+        if hu.shape[0] > 1:
+            own = sign * np.concatenate([contrast[b.slice, b.rows, b.cols][b.mask] for b in members])
+            allowed = tissue & (sign * contrast > margin) & (sign * contrast <= np.percentile(own, 100 - PROPAGATE_LOW_PCT))
+            allowed = ndimage.binary_opening(allowed, structure=plane2d(min_mm / 4))
+            more, truncated = propagate(members, allowed, search, mm, min_mm, max_mm)
+            members = members + more
+            if not lesion_shaped_in_3d(members, mm, slice_mm, hu.shape[0], truncated):
+                continue
+        for z, (r0, c0, r1, c1) in slice_boxes(members, mm):
+            box = Box(c0 * factor, r0 * factor, min(hu.shape[2], c1 * factor), min(hu.shape[1], r1 * factor))
+            out.append(Detection(z, box, round(score, 4), k, round(mean_contrast, 1), round(inside, 3)))
     return out

@@ -79,16 +79,26 @@ def outline(seed: np.ndarray, volumes: Sequence[np.ndarray], liver: np.ndarray) 
     return out
 
 
-def findings(series: Sequence[Series]) -> list[dict]:
+def align(series: Sequence[Series]) -> tuple[list[tuple[int, int, int]], list[np.ndarray]]:
+    """Each series' (slice, row, col) shift onto the first and its HU volume moved into that frame."""
+    ref = series[0]
+    shifts = [(0, 0, 0)] + [translation(ref.hu, s.hu) for s in series[1:]]
+    volumes = [ref.hu] + [shifted(s.hu, sh, ref.hu.shape, float(np.median(s.hu)))
+                          for s, sh in zip(series[1:], shifts[1:])]
+    return shifts, volumes
+
+
+def findings(series: Sequence[Series],
+             aligned: tuple[list[tuple[int, int, int]], list[np.ndarray]] | None = None) -> list[dict]:
     """One characterised lesion per 3D group of inside-liver boxes over all phases (reference frame = the
-    first series): ``{"id", "slices", "box", "phases": {phase: measured HU}, "features": [...], "evidence"}``.
+    first series; ``aligned``: :func:`align`'s result when already computed): ``{"id", "slices", "box",
+    "phases": {phase: measured HU}, "features": [...], "evidence"}``.
     Series without a known phase are measured but judge no phase-dependent feature."""
     if not series:
         return []
     ref = series[0]
     shape = ref.hu.shape
-    shifts = [(0, 0, 0)] + [translation(ref.hu, s.hu) for s in series[1:]]
-    volumes = [ref.hu] + [shifted(s.hu, sh, shape, float(np.median(s.hu))) for s, sh in zip(series[1:], shifts[1:])]
+    shifts, volumes = aligned if aligned is not None else align(series)
     labels = seeds(series, shifts, shape, ref.spacing_mm)
     out = []
     for k in range(1, int(labels.max()) + 1):

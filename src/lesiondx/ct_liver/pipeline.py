@@ -176,7 +176,7 @@ def rule_candidates(study: Study, liver: np.ndarray, cfg: CtLiverConfig) -> list
     """The rule-based lesion candidates of :mod:`.candidates` with the task's settings: hypodense, plus
     hyperdense where :func:`searches_hyperdense` (their chain ids follow the hypodense ones)."""
     kw = dict(min_contrast_hu=cfg.min_contrast_hu, min_mm=cfg.min_lesion_mm, max_mm=cfg.max_lesion_mm,
-              search_margin_mm=cfg.search_margin_mm, min_slices=cfg.min_lesion_slices)
+              search_margin_mm=cfg.search_margin_mm, min_slices=cfg.min_lesion_slices, slice_mm=study.slice_mm)
     found = detect_candidates(study.hu, liver, study.spacing_mm, polarity="hypo", **kw)
     if searches_hyperdense(study.phase, cfg):
         offset = 1 + max((d.component for d in found), default=-1)

@@ -54,6 +54,7 @@ class Study:
     export_window_source: str = ""  # "given", "estimated", or "default: <why the estimate failed>"
     window_estimate: WindowEstimate | None = None  # 8-bit slices: what the image itself suggests (a hint)
     orientation: tuple[float, ...] | None = None  # DICOM ImageOrientationPatient (locations in patient terms)
+    slice_mm: float | None = None  # spacing between slices (mm) when the input says (DICOM volumes), else None
 
     @property
     def n_slices(self) -> int:
@@ -101,6 +102,8 @@ def from_image(image: MedicalImage, study_id: str, patient_id: str | None = None
         hu = grey_to_hu(shown, export)
         grey = apply_window(hu, WINDOW)  # the abdomen-window grey every later step expects
     spacing = float(image.spacing[-1]) if image.spacing else None
+    if image.is_volume and image.spacing and len(image.spacing) == 3 and "slice_mm" not in extra:
+        extra["slice_mm"] = float(image.spacing[0])
     guessed = spacing is None
     if guessed:
         spacing = estimate_spacing_mm(hu)
@@ -132,7 +135,7 @@ def as_windowed(study: Study, exported_with: str | Window | tuple[float, float] 
     export, source, estimate = resolve_export_window(shown, read_as)
     hu = grey_to_hu(shown, export)
     spacing = estimate_spacing_mm(hu)
-    return replace(study, grey=apply_window(hu, WINDOW), hu=hu, hu_exact=False, spacing_mm=spacing,
+    return replace(study, grey=apply_window(hu, WINDOW), hu=hu, hu_exact=False, spacing_mm=spacing, slice_mm=None,
                    spacing_estimated=spacing is not None, export_window=export, export_window_source=source,
                    window_estimate=estimate)
 
@@ -143,6 +146,20 @@ def read_input_study(path: str | Path, window: str | Window | tuple[float, float
     path = Path(path)
     image = read_study(path) if path.is_dir() else read_image(path)
     return from_image(image, path.name, window=window)
+
+
+def slice_step_mm(paths: list[str]) -> float | None:
+    """Median distance (mm) between consecutive DICOM slices' ImagePositionPatient, ``None`` when the files
+    are not DICOM or carry no positions."""
+    import pydicom
+
+    try:
+        pos = [np.asarray(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient, float) for p in paths]
+    except Exception:  # noqa: BLE001 — raster slices, headers without positions: the spacing is unknown
+        return None
+    steps = [float(np.linalg.norm(b - a)) for a, b in zip(pos, pos[1:])]
+    step = float(np.median(steps)) if steps else 0.0
+    return step if step > 0 else None
 
 
 def _mask(path: str | None, shape: tuple[int, int], label_map: bool) -> np.ndarray:
@@ -170,7 +187,8 @@ def labelled_studies(folder: str | Path, patients: list[str] | None = None) -> l
         rows = rows.sort_values("slice_index")
         images = [read_image(p) for p in track(list(rows["image"]), f"reading {key[0]}")]
         volume = images[0].with_pixels(np.stack([im.pixels for im in images]).astype(np.float32))
-        volume = MedicalImage(volume.pixels, (1.0, *images[0].spacing) if images[0].spacing else None,
+        step = slice_step_mm(list(rows["image"]))
+        volume = MedicalImage(volume.pixels, (step or 1.0, *images[0].spacing) if images[0].spacing else None,
                               images[0].modality, is_hu=images[0].is_hu, sources=tuple(im.source for im in images))
         shape = volume.pixels.shape[1:]
         liver = lesion = None
@@ -180,5 +198,5 @@ def labelled_studies(folder: str | Path, patients: list[str] | None = None) -> l
             lesion = np.stack([_mask(p, shape, manifest.layout.lesion_mask_is_label_map) for p in rows["lesion_mask"]])
         phase = str(key[1]) if len(key) > 1 and pd.notna(key[1]) else None
         sid = f"{key[0]}_{phase}" if phase else str(key[0])
-        out.append(from_image(volume, sid, str(key[0]), phase=phase, liver=liver, lesion=lesion))
+        out.append(from_image(volume, sid, str(key[0]), phase=phase, liver=liver, lesion=lesion, slice_mm=step))
     return out

@@ -27,10 +27,11 @@ from lesiondx.runtime import set_torch_threads
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
-from .findings import Series, findings
-from .phases import PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
+from .findings import Series, align, findings
+from .phases import PHASES, PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
                        load_bundle, save_classifier, uses_lilnet, write_json)
+from .stages import Stopwatch
 from .study import DEFAULT_EXPORT_WINDOW, Study, from_image, labelled_studies
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of lesions >= 5 mm darker or brighter than "
@@ -148,10 +149,13 @@ def train(data: Path, out: Path, config: Path | None = None, **overrides: Any) -
     return run
 
 
-def evaluate(model: str, data: Path, out: Path) -> dict:
+def evaluate(model: str, data: Path, out: Path, classifier: str | None = None) -> dict:
     """Evaluate ``model`` (run dir or "default") on a labelled folder; writes ``metrics.json`` (and for
-    benign/malignant folders ``report.html``) to ``out``. Never evaluate on the data a run trained on."""
-    bundle = load_bundle(model)
+    benign/malignant folders ``report.html``) to ``out``. Never evaluate on the data a run trained on.
+    ``classifier``: ``lilnet`` scores the classifier's probabilities (lesion-type folders need it, and it is
+    what they use when not given); ``features`` gives no probabilities, so it is refused there (detection
+    folders do not use the classifier)."""
+    bundle = with_classifier(load_bundle(model), classifier)
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     set_torch_threads(bundle.cfg.threads)
@@ -159,7 +163,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     csv = manifest.root / "labels.csv"
     if manifest.frame.empty:
         raise ValueError(f"{csv}: labels.csv has no rows")
-    metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data)}
+    metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data), "classifier": bundle.cfg.classifier}
     if manifest.layout.name == "aul_liver_us":
         from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
@@ -188,6 +192,9 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
                              f"(labels: {found}). For a second opinion without outlines use lesiondx predict")
         studies = labelled_studies(data)
         if _is_lesion_type_folder(data, bundle.cfg):
+            if classifier == "features":
+                raise ValueError(f"{data}: lesion-type evaluation scores class probabilities; the 'features' "
+                                 "characterisation gives none (use classifier 'lilnet')")
             metrics["classification"] = evaluate_classification(studies, _patient_labels(data), bundle)
             metrics["summary"] = [f"ct-liver lesion classification on {len(studies)} studies: see metrics.json"]
         else:
@@ -222,31 +229,29 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     if len(inputs) > 1 and not as_series and not options.get("phases") and all(Path(p).is_file() for p in inputs):
         return _predict_each(list(map(Path, inputs)), model, out, options)
     start = time.time()
+    clock = Stopwatch()
     bundle: Bundle = load_bundle(model)
     out = Path(out) if out is not None else None
     result: dict[str, Any] = {"model_version": bundle.version, "model": str(bundle.root), "lesions": [], "overlays": [],
                               "cams": [], "studies": []}
     window = parse_window_option(options.get("window") or DEFAULT_EXPORT_WINDOW)  # a bad one fails here
-    if options.get("classifier"):
-        if options["classifier"] not in ("features", "lilnet"):
-            raise ValueError(f"classifier must be 'features' or 'lilnet', got {options['classifier']!r}")
-        bundle = replace(bundle, cfg=replace(bundle.cfg, classifier=options["classifier"]))
-    if bundle.cfg.classifier == "lilnet" and bundle.classifier is None:
-        raise ValueError(f"{bundle.root}: classifier 'lilnet' asked for but the model has no classifier.pt")
-    given_phases = list(options.get("phases") or [])
+    bundle = with_classifier(bundle, options.get("classifier"))
     if as_series:  # several files the user says are one series
         readers = [(Path(inputs[0]).parent, lambda: read_series_files(list(inputs)))]
-        timed = [None]
+        timed: list = [None]
     else:
         readers = [(p, lambda p=p: read_study(p) if p.is_dir() else read_image(p)) for p in map(Path, inputs)]
-        timed = phases_by_time([series_tags(p) for p in inputs])
+        with clock.stage("phases"):
+            timed = phases_by_time([series_tags(p) for p in inputs])
+    given_phases = given_phase_list(options.get("phases"), len(readers))
     series: list[Series] = []
     verdicts = []
     for i, (path, read) in enumerate(readers):
-        image = read()
-        verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
-        result.setdefault("input_warnings", []).extend(image.warnings)
-        study = from_image(image, path.name, window=window)
+        with clock.stage("decode"):
+            image = read()
+            verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
+            result.setdefault("input_warnings", []).extend(image.warnings)
+            study = from_image(image, path.name, window=window)
         read_as = None
         if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with, and why
             w = study.export_window
@@ -256,18 +261,16 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                                     if est is not None and est.window is not None
                                     else {"reason": est.reason if est is not None else "not estimated"})}
             result["window_assumed"] = read_as
-        liver = liver_mask(study, bundle)
+        with clock.stage("liver"):
+            liver = liver_mask(study, bundle)
         given = given_phases[i] if i < len(given_phases) else None
-        if given or study.phase or timed[i] or study.hu_exact:
-            levels = (VesselLevels(None, None) if given or study.phase or timed[i]
-                      else vessel_levels(study.hu, liver[0], study.spacing_mm))
-            call = identify_phase(study.phase, given, levels, timed[i])
-        else:  # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
-            call = PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
-                                              "name the phase (phases=[...]) to have it characterised")
+        with clock.stage("phases"):
+            call = _phase_call(study, given, timed[i], liver[0])
         study = replace(study, phase=call.phase)
-        parts = detect_parts(study, bundle, liver)
-        res = analyse(study, bundle, out, parts=parts)
+        with clock.stage("candidates"):
+            parts = detect_parts(study, bundle, liver)
+        with clock.stage("outputs"):
+            res = analyse(study, bundle, out, parts=parts)
         flags = [les["inside_liver"] for les in res["lesions"]]
         series.append(Series(study.study_id, study.phase, study.hu, parts.liver, study.spacing_mm or 0.75,
                              tuple(d for d, f in zip(parts.found, flags) if f)))
@@ -281,11 +284,15 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
         result["location_basis"] = res["location_basis"]
     result |= result_fields(verdicts, result.get("input_warnings", []))
-    result["findings"] = findings(series)
+    with clock.stage("alignment"):
+        aligned = align(series)
+    with clock.stage("characterisation"):
+        result["findings"] = findings(series, aligned)
     result["patient"] = _patient(result["lesions"], bundle, result["findings"])
     if str(model) == "default":
         result["note"] = SHIPPED_NOTE
     result["seconds"] = round(time.time() - start, 2)
+    result["stage_seconds"] = clock.times().as_dict()
     if out is not None:
         write_json(out / "predictions.json", result)
     return result
@@ -312,6 +319,40 @@ def _predict_each(inputs: list[Path], model: str, out: Path | None, options: dic
     if out is not None:
         write_json(out / "predictions.json", result)
     return result
+
+
+def _phase_call(study: Study, given: str | None, timed: str | None, liver: np.ndarray) -> PhaseCall:
+    """The series' phase: given > DICOM tags > acquisition-time order > aorta / portal-vein HU (exact HU only)."""
+    if given or study.phase or timed or study.hu_exact:
+        levels = (VesselLevels(None, None) if given or study.phase or timed
+                  else vessel_levels(study.hu, liver, study.spacing_mm))
+        return identify_phase(study.phase, given, levels, timed)
+    # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
+    return PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
+                                      "name the phase (phases=[...]) to have it characterised")
+
+
+def with_classifier(bundle: Bundle, classifier: str | None) -> Bundle:
+    """``bundle`` with ``classifier`` (``features`` / ``lilnet``; ``None`` keeps the model's config) set."""
+    if classifier:
+        if classifier not in ("features", "lilnet"):
+            raise ValueError(f"classifier must be 'features' or 'lilnet', got {classifier!r}")
+        bundle = replace(bundle, cfg=replace(bundle.cfg, classifier=classifier))
+    if bundle.cfg.classifier == "lilnet" and bundle.classifier is None:
+        raise ValueError(f"{bundle.root}: classifier 'lilnet' asked for but the model has no classifier.pt")
+    return bundle
+
+
+def given_phase_list(phases: list[str] | None, n_inputs: int) -> list[str]:
+    """The user's phase names, one per input in order (fewer: the rest are identified); unknown names or
+    more names than inputs are refused."""
+    given = [str(p) for p in (phases or [])]
+    bad = [p for p in given if p not in PHASES]
+    if bad:
+        raise ValueError(f"unknown phase {bad[0]!r}; choose from {', '.join(PHASES)}")
+    if len(given) > n_inputs:
+        raise ValueError(f"{len(given)} phases given for {n_inputs} input(s): give at most one phase per input")
+    return given
 
 
 def _patient(lesions: list[dict], bundle: Bundle, found: list[dict]) -> dict[str, Any]:

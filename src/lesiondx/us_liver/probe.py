@@ -74,6 +74,15 @@ class PooledLite(nn.Module):
         return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)
 
 
+def pooled_trunk(levels: tuple[str, ...], backbone: str = "efficientnet_lite0") -> nn.Module:
+    """The frozen probe trunk: ``PooledLite`` for EfficientNet-Lite, ``PooledMobileNetV2`` for ``mobilenet_v2``."""
+    if backbone == "mobilenet_v2":
+        from .mobilenet import PooledMobileNetV2
+
+        return PooledMobileNetV2(levels)
+    return PooledLite(levels, backbone=backbone)
+
+
 class ProbeHead(nn.Module):
     """One fold's logistic head: ``((x - mean) / scale) · coef + intercept`` → logit ``(B, 1)``.
     Standardising before the linear layer keeps the fp16 checkpoint accurate."""
@@ -118,7 +127,7 @@ class ProbeEnsemble(nn.Module):
 
 
 @torch.no_grad()
-def frame_features(trunk: PooledLite, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
+def frame_features(trunk: nn.Module, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
     """``(copies+1, D·views)`` float32 features of one frame's view crops."""
     return torch.cat([trunk(torch.from_numpy(np.ascontiguousarray(crops[v], dtype=np.float32))) for v in views], 1)
 
@@ -131,7 +140,7 @@ class ProbeCache:
     features: torch.Tensor
 
 
-def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) -> ProbeCache:
+def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: nn.Module) -> ProbeCache:
     """Features of every row (ground-truth masks) with ``cfg.augment_copies`` augmented copies."""
     rng = np.random.default_rng(cfg.seed)
     feats, info = [], []
@@ -142,7 +151,7 @@ def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) ->
     return ProbeCache(labelled_table(rows, info), torch.stack(feats))
 
 
-def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite, path: Path | None) -> ProbeCache:
+def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: nn.Module, path: Path | None) -> ProbeCache:
     """``probe_features`` stored at / reused from ``path`` (None: always computed, never stored)."""
 
     def build() -> dict[str, object]:
@@ -157,6 +166,8 @@ def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:
     """File name of a probe feature cache: everything that changes the features is in it."""
     trunk = "" if cfg.backbone == "efficientnet_lite0" else f"{cfg.backbone}_"
     trunk += "" if cfg.augment_policy == "speckle" else f"{cfg.augment_policy}_"
+    trunk += "" if cfg.intensity_norm == "none" else f"{cfg.intensity_norm}_"
+    trunk += "" if "S" not in cfg.views else f"sf{cfg.size_free_px}_"
     return (f"probe_{trunk}{cfg.views}_{'-'.join(cfg.levels)}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
             f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
 

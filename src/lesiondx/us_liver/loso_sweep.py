@@ -26,9 +26,11 @@ import yaml
 from lesiondx.data import grouped_kfold
 
 from . import domains
-from .benchmark import _probe_cache, auc_entry
-from .config import load_us_config
-from .probe import ProbeCache, cross_validate_probe
+from .benchmark import auc_entry, classifier_rows
+from lesiondx.data import load_manifest
+
+from .config import UsLiverConfig, load_us_config
+from .probe import ProbeCache, cached_probe_features, cross_validate_probe, pooled_trunk, probe_cache_name
 
 
 def view_subset(cache: ProbeCache, family_views: str, views: str) -> ProbeCache:
@@ -38,6 +40,54 @@ def view_subset(cache: ProbeCache, family_views: str, views: str) -> ProbeCache:
     width = cache.features.shape[-1] // len(family_views)
     cols = [torch.arange(family_views.index(v) * width, (family_views.index(v) + 1) * width) for v in views]
     return ProbeCache(cache.table, cache.features[..., torch.cat(cols)])
+
+
+class OnnxTrunk:
+    """A frozen pooled trunk run by ONNX Runtime (≈ 3× torch eager on this CPU): ``trunk(grey (B, H, W))`` →
+    ``(B, D)`` torch float32, like the torch module it was exported from (``size``² crops; parity ≤ 1e-4
+    checked at export)."""
+
+    def __init__(self, module: torch.nn.Module, path: Path, size: int, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        from lesiondx.models.export import export_onnx
+
+        self.features = module.features
+        example = torch.rand(2, size, size) * 255
+        export_onnx(_Pooled(module), [example], path, inputs=["grey"], outputs=["features"], meta={}, tolerance=1e-4)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, grey: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"grey": grey.numpy().astype(np.float32)})[0])
+
+
+class _Pooled(torch.nn.Module):
+    """``forward(grey)`` only (the exporter passes no keyword arguments)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, grey: torch.Tensor) -> torch.Tensor:
+        return self.module(grey)
+
+
+def sweep_cache(cfg: UsLiverConfig, data: Path, out: Path) -> tuple[pd.DataFrame, ProbeCache]:
+    """Like ``benchmark._probe_cache`` (same file name, same crops) with the trunk on ONNX Runtime."""
+    from .task import data_hash
+
+    frame = load_manifest(data).frame
+    rows = classifier_rows(frame)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out
+    path = cache_dir / probe_cache_name(cfg, data_hash(data, frame))
+    if path.is_file():
+        return frame, cached_probe_features(rows, cfg, None, path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    trunk = OnnxTrunk(pooled_trunk(cfg.levels, cfg.backbone), cache_dir / f"trunk_{cfg.backbone}.onnx", cfg.crop_size,
+                      torch.get_num_threads())
+    return frame, cached_probe_features(rows, cfg, trunk, path)
 
 
 def nested_choice(per_group: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -62,7 +112,7 @@ def run_sweep(base: Path | None, sweep: dict, data: Path, out: Path, pooled: tup
         name, fam = cand["name"], cand["family"]
         cfg = families[fam]
         if fam not in caches:
-            frame, caches[fam] = _probe_cache(cfg, data, out)
+            frame, caches[fam] = sweep_cache(cfg, data, out)
         assert frame is not None
         cache = view_subset(caches[fam], cfg.views, cand.get("views", cfg.views))
         table = cache.table

@@ -146,3 +146,24 @@ def test_view_subset_and_nested_choice():
     per = {"a": {"g1": 0.9, "g2": 0.5, "g3": 0.5}, "b": {"g1": 0.6, "g2": 0.7, "g3": 0.7}}
     # g1 is chosen by g2/g3 only (b), never by its own 0.9
     assert nested_choice(per) == {"g1": "b", "g2": "a", "g3": "a"}
+
+
+def test_onnx_trunk_matches_torch(tmp_path: Path):
+    from lesiondx.us_liver.loso_sweep import OnnxTrunk
+
+    class Tiny(torch.nn.Module):
+        features = 4
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3)
+
+        def forward(self, grey: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.conv(grey[:, None] / 255.0)).mean((2, 3))
+
+    torch.manual_seed(0)
+    module = Tiny().eval()
+    trunk = OnnxTrunk(module, tmp_path / "t.onnx", 16)
+    x = torch.rand(3, 16, 16) * 255
+    assert trunk.features == 4
+    torch.testing.assert_close(trunk(x), module(x).detach(), atol=1e-5, rtol=1e-5)

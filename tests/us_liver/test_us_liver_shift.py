@@ -167,3 +167,28 @@ def test_onnx_trunk_matches_torch(tmp_path: Path):
     x = torch.rand(3, 16, 16) * 255
     assert trunk.features == 4
     torch.testing.assert_close(trunk(x), module(x).detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_lbc_loso_never_sees_the_left_out_labels():
+    """Flipping every label of the left-out group leaves that group's fused scores unchanged (synthetic)."""
+    import pandas as pd
+
+    from lesiondx.us_liver.loso_sweep import lbc_loso
+
+    rng = np.random.default_rng(0)
+    n = 90
+    fold_name = np.array(["g1"] * 30 + ["g2"] * 30 + ["other"] * 30)
+    y = np.tile([0, 1, 1], n // 3)
+    feats = rng.normal(size=(n, 2, 6)) + y[:, None, None] * 0.3
+    size = np.exp(rng.normal(size=n) * 0.5 + 0.3 * y) * 0.1
+    table = pd.DataFrame({"patient_id": [f"p{i}" for i in range(n)], "label": np.where(y, "malignant", "benign"),
+                          "y": y, "lesion_size_rel": size, "lesion_depth_rel": rng.uniform(0.2, 0.8, n)})
+    cfg = load_us_config(None, tta_copies=1, augment_copies=1, probe_cs=(0.1,))
+    loso = rng.uniform(0.05, 0.95, n)
+    cache = ProbeCache(table, torch.from_numpy(feats.astype(np.float32)))
+    fused = lbc_loso(cache, fold_name, cfg, loso)
+    assert np.all(np.isfinite(fused) & (fused >= 0) & (fused <= 1))
+    flipped = table.assign(y=np.where(fold_name == "g1", 1 - y, y))
+    again = lbc_loso(ProbeCache(flipped, cache.features), fold_name, cfg, loso)
+    np.testing.assert_allclose(again[fold_name == "g1"], fused[fold_name == "g1"])
+    assert not np.allclose(again[fold_name == "g2"], fused[fold_name == "g2"])  # g1 trains the others' fusion

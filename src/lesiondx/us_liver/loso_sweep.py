@@ -1,7 +1,8 @@
 """Leave-one-scanner-out (LOSO) comparison of probe recipes declared in advance (issue 16, item 3).
 
 A sweep file (YAML) lists ``common`` overrides, ``families`` (config overrides of the base config: each is one feature cache) and
-``candidates`` (name, family, views taken from that family's cache). Every candidate is scored by the same
+``candidates`` (name, family, views taken from that family's cache; ``lbc: true`` adds Model_LBC's explicit
+relative-size and depth factors by ``lbc_loso``). Every candidate is scored by the same
 LOSO folds as ``--leave-one-scanner-out`` (heads never see the left-out group; C on an inner grouped fold of
 the training rows), beside the size-and-scanner baseline trained on the same rows. Selection, written before
 any result: the candidate with the best mean AUC over the large groups; and, because that looks at the test
@@ -30,6 +31,7 @@ from .benchmark import auc_entry, classifier_rows
 from lesiondx.data import load_manifest
 
 from .config import UsLiverConfig, load_us_config
+from .lbc import MASK_FACTORS, fit_lbc, with_logit
 from .probe import ProbeCache, cached_probe_features, cross_validate_probe, pooled_trunk, probe_cache_name
 
 
@@ -90,6 +92,24 @@ def sweep_cache(cfg: UsLiverConfig, data: Path, out: Path) -> tuple[pd.DataFrame
     return frame, cached_probe_features(rows, cfg, trunk, path)
 
 
+def lbc_loso(cache: ProbeCache, fold_name: np.ndarray, cfg: UsLiverConfig, loso: np.ndarray,
+             factors: tuple[str, ...] = MASK_FACTORS) -> np.ndarray:
+    """Model_LBC out of domain: for each LOSO fold, the fusion (``fit_lbc``: probe logit + mask factors, screen
+    p < 0.1) is fit on the training rows' *inner leave-one-scanner-out* probe scores (heads that never saw
+    that row's group, as the left-out group is scored) and applied to the left-out rows' LOSO scores."""
+    table = cache.table
+    out = np.full(len(table), np.nan)
+    for name in sorted(set(fold_name)):
+        test = fold_name == name
+        train_idx = np.flatnonzero(~test)
+        sub = ProbeCache(table.iloc[train_idx].reset_index(drop=True), cache.features[train_idx])
+        inner, _ = domains.leave_one_scanner_out(sub, fold_name[train_idx], cfg)
+        train = sub.table.assign(score=inner)
+        fit = fit_lbc(train, "score", list(factors))
+        out[test] = fit.model.predict(with_logit(table[test].assign(score=loso[test]), "score"))
+    return out
+
+
 def nested_choice(per_group: dict[str, dict[str, float]]) -> dict[str, str]:
     """For each group, the candidate with the best mean AUC over the other groups (``per_group[cand][group]``)."""
     groups = sorted(next(iter(per_group.values())))
@@ -125,6 +145,8 @@ def run_sweep(base: Path | None, sweep: dict, data: Path, out: Path, pooled: tup
             area = np.log1p(table["lesion_area"].to_numpy(float))
             large = sorted(set(fold_name) - {domains.OTHER}, key=lambda n: -(fold_name == n).sum())
         model, chosen = domains.leave_one_scanner_out(cache, fold_name, cfg)
+        if cand.get("lbc"):  # Model_LBC: + explicit mask factors (relative size, depth), fused out of domain
+            model = lbc_loso(cache, fold_name, cfg, model)
         scores[name] = model
         res = {"family": fam, "views": cand.get("views", cfg.views), "chosen_c": chosen, "per_group": {}}
         for g in large:

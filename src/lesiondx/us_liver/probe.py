@@ -158,8 +158,9 @@ def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: nn.Modu
         cache = probe_features(rows, cfg, trunk)
         return {"table": cache.table, "features": cache.features}
 
-    blob = stored(path, rows, build)
-    return ProbeCache(blob["table"], blob["features"])
+    blob = stored(path, rows, build)  # the table's manifest columns are always today's ``rows`` (e.g. a fold column)
+    table = rows.reset_index(drop=True).join(blob["table"].drop(columns=rows.columns, errors="ignore"))
+    return ProbeCache(table, blob["features"])
 
 
 def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:

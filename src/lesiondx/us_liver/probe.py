@@ -30,7 +30,26 @@ from .views import MAGNIFIED_SIDE, view_crops  # noqa: F401 (re-exported)
 LEVELS = ("b3", "b4", "b5", "b6", "head")
 
 
-class PooledLite(nn.Module):
+class PooledTrunk(nn.Module):
+    """A frozen multi-level trunk: ``stem`` (ends at level ``b3``) then ``blocks`` (levels ``b4``, ``b5``, ``b6``,
+    ``head``); subclasses set them, ``mean``/``std`` buffers, ``levels``, ``cam_level`` and ``level_widths``."""
+
+    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None, *,
+                maps: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Pooled features ``(B, D)``; with ``maps`` also the feature map of every level in ``levels``."""
+        h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
+        pooled, level_maps = [], []
+        for name, block in zip(LEVELS, (None, *self.blocks)):
+            h = block(h) if block is not None else h
+            if tap is not None and name == self.cam_level:
+                h = tap(h.detach().requires_grad_(True))
+            if name in self.levels:
+                pooled.append(h.mean((2, 3)))
+                level_maps.append(h)
+        return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)
+
+
+class PooledLite(PooledTrunk):
     """Frozen EfficientNet-Lite trunk (``backbone`` = ``efficientnet_lite0``/``1``/``2``): grey crops
     ``(B, H, W)`` 0..255 → concatenated pooled features ``(B, D)``.
 
@@ -58,21 +77,6 @@ class PooledLite(nn.Module):
         # channels of each level in ``levels`` (their pooled features are concatenated in this order)
         self.level_widths = tuple(w for name, w in zip(LEVELS, widths) if name in self.levels)
         self.features = sum(self.level_widths)
-
-    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None, *,
-                maps: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Pooled features ``(B, D)``; with ``maps`` also the feature map of every level in ``levels``."""
-        h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
-        pooled, level_maps = [], []
-        for name, block in zip(LEVELS, (None, *self.blocks)):
-            h = block(h) if block is not None else h
-            if tap is not None and name == self.cam_level:
-                h = tap(h.detach().requires_grad_(True))
-            if name in self.levels:
-                pooled.append(h.mean((2, 3)))
-                level_maps.append(h)
-        return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)
-
 
 def pooled_trunk(levels: tuple[str, ...], backbone: str = "efficientnet_lite0") -> nn.Module:
     """The frozen probe trunk: ``PooledLite`` for EfficientNet-Lite, ``PooledMobileNetV2`` for ``mobilenet_v2``."""

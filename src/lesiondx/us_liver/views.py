@@ -1,5 +1,5 @@
 """Torch-free pieces of us-liver inference shared by the ONNX Runtime and torch engines: segmenter input and
-the lesion/liver/sector proposal from its probabilities, and the L/B/M view crops (clean + TTA copies)."""
+the lesion/liver/sector proposal from its probabilities, and the L/B/M/S view crops (clean + TTA copies)."""
 
 from __future__ import annotations
 

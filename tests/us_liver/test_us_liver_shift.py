@@ -118,6 +118,11 @@ def test_config_checks_new_options():
         load_us_config(None, intensity_norm="zscore")
     with pytest.raises(ValueError, match="probe head only"):
         load_us_config(None, head="dcnn", augment_policy="scanner")
+    with pytest.raises(ValueError, match="lesion view"):
+        load_us_config(None, views="B")
+    from lesiondx.us_liver.views import cam_view
+
+    assert [cam_view(v) for v in ("LBM", "BM", "BS", "SM")] == ["L", "M", "S", "M"]
 
 
 def test_mobilenet_trunk_needs_weights_and_gives_level_widths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -79,6 +79,8 @@ def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiv
                          f"{', '.join(trunks)}, not {config.backbone!r}")
     if config.head == "dcnn" and (config.augment_policy == "scanner" or config.intensity_norm != "none"):
         raise ValueError("the scanner augmentation and intensity_norm are implemented for the probe head only")
+    if config.head == "probe" and not set(config.views) & set("LMS"):
+        raise ValueError(f"probe views {config.views!r} need a lesion view (L, M or S)")
     if config.intensity_norm not in ("none", "liver_z"):
         raise ValueError(f"intensity_norm must be 'none' or 'liver_z', not {config.intensity_norm!r}")
     if config.size_free_px < 8:

@@ -76,6 +76,15 @@ def frame_crops(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator, co
     return np.stack(les), np.stack(bgs)
 
 
+def cam_view(views: str) -> str:
+    """The lesion view the heat map is drawn on: ``L`` (fixed scale) when used, else ``M``, else ``S`` (``M`` and
+    ``S`` cover the same box + margin of the frame)."""
+    for view in "LMS":
+        if view in views:
+            return view
+    raise ValueError(f"views {views!r} have no lesion view (L, M or S)")
+
+
 def prepared(frame: UsFrame, cfg: UsLiverConfig, rng: np.random.Generator | None = None) -> UsFrame:
     """The frame the crops are cut from: with ``rng`` a random ``scanner_shift`` of it, then (``cfg.intensity_norm``
     ``liver_z``) z-scored on its liver background (liver minus the dilated lesion)."""

@@ -206,3 +206,15 @@ def test_dcnn_head_still_trains_and_predicts(mini: Path, tmp_path: Path):
     assert any(k.startswith("lesion.") for k in states["member0"])  # a DcnnUs member, not a probe head
     r = task.predict([sorted((mini / "images").glob("benign_*.jpg"))[0]], str(run), None)["results"][0]
     assert 0 <= r["probability"] <= 1
+
+
+def test_size_free_gain_free_recipe_trains_exports_and_predicts(mini: Path, tmp_path: Path):
+    """The session-5 options (views B + S, liver z-score, scanner-shift augmentation) go through train, the ONNX
+    export (CAM on the size-free view: no L or M) and predict with a heat map."""
+    torch.set_num_threads(1)
+    extra = "views: BS\nintensity_norm: liver_z\naugment_policy: scanner\nseg_epochs: 0\nseg_max_images: 4\n"
+    (tmp_path / "sf.yaml").write_text(TINY + extra)
+    run = task.train(mini, tmp_path / "run", tmp_path / "sf.yaml")
+    assert (run / "classifier.onnx").is_file()
+    r = task.predict([sorted((mini / "images").glob("malignant_*.jpg"))[0]], str(run), tmp_path / "pred")["results"][0]
+    assert 0 <= r["probability"] <= 1 and r["overlay"] and Path(r["overlay"]).is_file()

@@ -89,14 +89,14 @@ def fold0_check(model: str, data: Path, out: Path) -> dict:
 def _probe_cache(cfg: UsLiverConfig, data: Path, out: Path) -> tuple[pd.DataFrame, "ProbeCache"]:
     """The folder's manifest and the probe features of its benign/malignant rows (ground-truth ROIs),
     cached in ``cfg.cache_dir`` (else ``out``) under a name keyed by the data hash and the settings."""
-    from .probe import PooledLite, cached_probe_features, probe_cache_name
+    from .probe import cached_probe_features, pooled_trunk, probe_cache_name
     from .task import data_hash
 
     frame = load_manifest(data).frame
     rows = classifier_rows(frame)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out
     path = cache_dir / probe_cache_name(cfg, data_hash(data, frame))
-    return frame, cached_probe_features(rows, cfg, PooledLite(cfg.levels, backbone=cfg.backbone), path)
+    return frame, cached_probe_features(rows, cfg, pooled_trunk(cfg.levels, cfg.backbone), path)
 
 
 def scanner_loso(cfg: UsLiverConfig, data: Path, out: Path, min_frames: int = domains.MIN_FRAMES) -> dict:

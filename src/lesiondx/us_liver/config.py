@@ -22,7 +22,11 @@ class UsLiverConfig:
     # model: "probe" = Model_LBM, logistic heads on frozen multi-level features (lesiondx.us_liver.probe);
     # "dcnn" = Model_L / Model_LB, trained dropout → BN → linear heads (+ triplet) on trunk features
     head: str = "probe"
-    views: str = "LBM"  # probe views: L fixed-scale lesion, B liver background, M magnified lesion
+    # probe views: L fixed-scale lesion, B liver background, M magnified lesion, S size-free lesion (box + margin
+    # brought to ``size_free_px`` native px, then to crop_size: no absolute-size blur cue)
+    views: str = "LBM"
+    size_free_px: int = 64  # S view: native side (px) every lesion crop is resampled to
+    intensity_norm: str = "none"  # or "liver_z": frame z-scored on its liver background before cropping
     levels: tuple[str, ...] = ("b4", "b5", "b6", "head")  # probe: pooled Lite0 depths
     probe_cs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)  # probe: L2 strengths tried on inner validation
     probe_refit: bool = True  # probe: refit on train + inner-validation rows with the chosen C
@@ -45,7 +49,9 @@ class UsLiverConfig:
     tta_copies: int = 3  # scores = mean over the clean crop and this many augmented crops (fixed seed)
     weight_decay: float = 1e-4
     augment_copies: int = 6  # augmented crops cached per image (flip, rotation, scale, intensity, speckle)
-    augment_policy: str = "speckle"  # or "trivialaugment" (flip + one TrivialAugmentWide op)
+    # "speckle"; "trivialaugment" (flip + one TrivialAugmentWide op); "scanner" (per copy a scanner/export change
+    # of the whole frame: gain, TGC, gamma, tinted colour map, resolution 300 px wide…, JPEG; then "speckle")
+    augment_policy: str = "speckle"
     folds: int = 5  # grouped CV folds; shipped model = ensemble of the fold models
     seed: int = 0
     max_images: int = 0  # 0 = all; >0 subsamples (tests)
@@ -67,10 +73,18 @@ def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiv
         raise ValueError(f"branches must be 'L' or 'LB', not {config.branches!r}")
     if config.head not in ("probe", "dcnn"):
         raise ValueError(f"head must be 'probe' or 'dcnn', not {config.head!r}")
-    lite = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-    if config.head == "probe" and (not config.views or set(config.views) - set("LBM") or config.backbone not in lite):
-        raise ValueError(f"probe head needs views from 'LBM' (got {config.views!r}) and an EfficientNet-Lite backbone "
-                         f"({', '.join(lite)}), not {config.backbone!r}")
+    trunks = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2")
+    if config.head == "probe" and (not config.views or set(config.views) - set("LBMS") or config.backbone not in trunks):
+        raise ValueError(f"probe head needs views from 'LBMS' (got {config.views!r}) and a backbone from "
+                         f"{', '.join(trunks)}, not {config.backbone!r}")
+    if config.head == "dcnn" and (config.augment_policy == "scanner" or config.intensity_norm != "none"):
+        raise ValueError("the scanner augmentation and intensity_norm are implemented for the probe head only")
+    if config.head == "probe" and not set(config.views) & set("LMS"):
+        raise ValueError(f"probe views {config.views!r} need a lesion view (L, M or S)")
+    if config.intensity_norm not in ("none", "liver_z"):
+        raise ValueError(f"intensity_norm must be 'none' or 'liver_z', not {config.intensity_norm!r}")
+    if config.size_free_px < 8:
+        raise ValueError(f"size_free_px must be at least 8, not {config.size_free_px}")
     if config.head == "dcnn" and config.backbone not in ("efficientnet_lite0", "resnet18"):
         raise ValueError(f"the dcnn head's backbone must be efficientnet_lite0 or resnet18, not {config.backbone!r}")
     if config.augment_policy not in AUGMENT_POLICIES:

@@ -31,11 +31,11 @@ def frame_features(bundle: Bundle, frame: UsFrame) -> np.ndarray:
         return bundle.features(frame)
     import torch
 
-    from .probe import PooledLite, view_crops
+    from .probe import view_crops
 
     cfg = bundle.config
     trunk = getattr(getattr(bundle, "ensemble", None), "trunk", None)
-    if not isinstance(trunk, PooledLite):
+    if not isinstance(trunk, torch.nn.Module):
         trunk = _trunk(tuple(cfg.levels), cfg.backbone)
     crops = view_crops(frame, cfg, np.random.default_rng(cfg.seed), 0)
     with torch.no_grad():
@@ -45,9 +45,9 @@ def frame_features(bundle: Bundle, frame: UsFrame) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _trunk(levels: tuple[str, ...], backbone: str):
-    from .probe import PooledLite
+    from .probe import pooled_trunk
 
-    return PooledLite(levels, backbone=backbone)
+    return pooled_trunk(levels, backbone)
 
 
 def ood_result(bundle: Bundle, frame: UsFrame, stats: OodStats | None) -> dict:

@@ -30,7 +30,26 @@ from .views import MAGNIFIED_SIDE, view_crops  # noqa: F401 (re-exported)
 LEVELS = ("b3", "b4", "b5", "b6", "head")
 
 
-class PooledLite(nn.Module):
+class PooledTrunk(nn.Module):
+    """A frozen multi-level trunk: ``stem`` (ends at level ``b3``) then ``blocks`` (levels ``b4``, ``b5``, ``b6``,
+    ``head``); subclasses set them, ``mean``/``std`` buffers, ``levels``, ``cam_level`` and ``level_widths``."""
+
+    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None, *,
+                maps: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Pooled features ``(B, D)``; with ``maps`` also the feature map of every level in ``levels``."""
+        h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
+        pooled, level_maps = [], []
+        for name, block in zip(LEVELS, (None, *self.blocks)):
+            h = block(h) if block is not None else h
+            if tap is not None and name == self.cam_level:
+                h = tap(h.detach().requires_grad_(True))
+            if name in self.levels:
+                pooled.append(h.mean((2, 3)))
+                level_maps.append(h)
+        return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)
+
+
+class PooledLite(PooledTrunk):
     """Frozen EfficientNet-Lite trunk (``backbone`` = ``efficientnet_lite0``/``1``/``2``): grey crops
     ``(B, H, W)`` 0..255 → concatenated pooled features ``(B, D)``.
 
@@ -59,19 +78,13 @@ class PooledLite(nn.Module):
         self.level_widths = tuple(w for name, w in zip(LEVELS, widths) if name in self.levels)
         self.features = sum(self.level_widths)
 
-    def forward(self, grey: torch.Tensor, tap: nn.Module | None = None, *,
-                maps: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Pooled features ``(B, D)``; with ``maps`` also the feature map of every level in ``levels``."""
-        h = self.stem((grey[:, None].expand(-1, 3, -1, -1) / 255.0 - self.mean) / self.std)
-        pooled, level_maps = [], []
-        for name, block in zip(LEVELS, (None, *self.blocks)):
-            h = block(h) if block is not None else h
-            if tap is not None and name == self.cam_level:
-                h = tap(h.detach().requires_grad_(True))
-            if name in self.levels:
-                pooled.append(h.mean((2, 3)))
-                level_maps.append(h)
-        return (torch.cat(pooled, 1), level_maps) if maps else torch.cat(pooled, 1)
+def pooled_trunk(levels: tuple[str, ...], backbone: str = "efficientnet_lite0") -> nn.Module:
+    """The frozen probe trunk: ``PooledLite`` for EfficientNet-Lite, ``PooledMobileNetV2`` for ``mobilenet_v2``."""
+    if backbone == "mobilenet_v2":
+        from .mobilenet import PooledMobileNetV2
+
+        return PooledMobileNetV2(levels)
+    return PooledLite(levels, backbone=backbone)
 
 
 class ProbeHead(nn.Module):
@@ -118,7 +131,7 @@ class ProbeEnsemble(nn.Module):
 
 
 @torch.no_grad()
-def frame_features(trunk: PooledLite, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
+def frame_features(trunk: nn.Module, crops: dict[str, np.ndarray], views: str) -> torch.Tensor:
     """``(copies+1, D·views)`` float32 features of one frame's view crops."""
     return torch.cat([trunk(torch.from_numpy(np.ascontiguousarray(crops[v], dtype=np.float32))) for v in views], 1)
 
@@ -131,7 +144,7 @@ class ProbeCache:
     features: torch.Tensor
 
 
-def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) -> ProbeCache:
+def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: nn.Module) -> ProbeCache:
     """Features of every row (ground-truth masks) with ``cfg.augment_copies`` augmented copies."""
     rng = np.random.default_rng(cfg.seed)
     feats, info = [], []
@@ -142,21 +155,24 @@ def probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite) ->
     return ProbeCache(labelled_table(rows, info), torch.stack(feats))
 
 
-def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: PooledLite, path: Path | None) -> ProbeCache:
+def cached_probe_features(rows: pd.DataFrame, cfg: UsLiverConfig, trunk: nn.Module, path: Path | None) -> ProbeCache:
     """``probe_features`` stored at / reused from ``path`` (None: always computed, never stored)."""
 
     def build() -> dict[str, object]:
         cache = probe_features(rows, cfg, trunk)
         return {"table": cache.table, "features": cache.features}
 
-    blob = stored(path, rows, build)
-    return ProbeCache(blob["table"], blob["features"])
+    blob = stored(path, rows, build)  # the table's manifest columns are always today's ``rows`` (e.g. a fold column)
+    table = rows.reset_index(drop=True).join(blob["table"].drop(columns=rows.columns, errors="ignore"))
+    return ProbeCache(table, blob["features"])
 
 
 def probe_cache_name(cfg: UsLiverConfig, digest: str) -> str:
     """File name of a probe feature cache: everything that changes the features is in it."""
     trunk = "" if cfg.backbone == "efficientnet_lite0" else f"{cfg.backbone}_"
     trunk += "" if cfg.augment_policy == "speckle" else f"{cfg.augment_policy}_"
+    trunk += "" if cfg.intensity_norm == "none" else f"{cfg.intensity_norm}_"
+    trunk += "" if "S" not in cfg.views else f"sf{cfg.size_free_px}_"
     return (f"probe_{trunk}{cfg.views}_{'-'.join(cfg.levels)}_{cfg.crop_size}_{cfg.crop_side_frac}_{cfg.crop_margin}"
             f"_{cfg.background_margin_px}_x{cfg.augment_copies}_s{cfg.seed}_{digest[:12]}.pt")
 

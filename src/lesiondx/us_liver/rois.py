@@ -81,7 +81,7 @@ def background_crop(frame: UsFrame, lesion: np.ndarray | None, size: int, margin
     raise ValueError("no background region")
 
 
-AUGMENT_POLICIES = ("speckle", "trivialaugment")
+AUGMENT_POLICIES = ("speckle", "trivialaugment", "scanner")  # scanner: frame-level shift, then speckle
 
 
 def augment(crop: np.ndarray, rng: np.random.Generator, *, max_rotation: float = 12.0,

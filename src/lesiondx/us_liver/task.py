@@ -185,9 +185,9 @@ def _fit_probe(rows: pd.DataFrame, cfg: UsLiverConfig, digest: str) -> _Fit:
     """Model_LBM: frozen multi-level features of the L/B/M views, logistic head per fold."""
     import pandas as pd
 
-    from .probe import PooledLite, ProbeHead, cached_probe_features, cross_validate_probe, probe_cache_name
+    from .probe import ProbeHead, cached_probe_features, cross_validate_probe, pooled_trunk, probe_cache_name
 
-    trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
+    trunk = pooled_trunk(cfg.levels, cfg.backbone)
     cache = cached_probe_features(rows, cfg, trunk, _cache_path(cfg, probe_cache_name(cfg, digest)))
     oof, heads = cross_validate_probe(cache, cache.table["fold"].to_numpy(), cfg)
     y = cache.table["y"].to_numpy()

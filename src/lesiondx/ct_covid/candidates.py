@@ -33,6 +33,16 @@ def part_features(parts: np.ndarray, n_parts: int, hu: np.ndarray, probs: np.nda
     """Features ``(n_parts + 1, len(FEATURES))`` of the labelled candidates ``parts`` (``(S, H, W)`` ints,
     in-slice components, 0 = background; row 0 of the result is unused). ``hu``: the model input in HU
     (same shape); ``probs``: lesion probabilities. Ring = pixels within 2 px of a part (in-slice), not in any part."""
+    width = parts.shape[2]
+    # only the slices and the box (+ ring) that hold parts: the cost follows the lesions, not the series
+    slices = np.flatnonzero(parts.reshape(len(parts), -1).any(axis=1))
+    if slices.size == 0:
+        return np.zeros((n_parts + 1, len(FEATURES)))
+    rows = np.flatnonzero(parts[slices].any(axis=(0, 2)))
+    cols = np.flatnonzero(parts[slices].any(axis=(0, 1)))
+    r0, r1 = max(rows[0] - 2, 0), rows[-1] + 3
+    c0, c1 = max(cols[0] - 2, 0), cols[-1] + 3
+    parts, hu, probs = (a[slices, r0:r1, c0:c1] for a in (parts, hu, probs))
     flat = parts.ravel()
     m = n_parts + 1
     area = np.maximum(np.bincount(flat, minlength=m).astype(np.float64), 1.0)
@@ -52,9 +62,9 @@ def part_features(parts: np.ndarray, n_parts: int, hu: np.ndarray, probs: np.nda
     ring_n = np.maximum(np.bincount(ring_labels, minlength=m).astype(np.float64), 1.0)
     ring_hu = mean(hu_f[ring], ring_labels, ring_n)
     ring_solid = mean((hu_f[ring] > SOLID_HU).astype(np.float64), ring_labels, ring_n)
-    cols = np.broadcast_to(np.arange(parts.shape[2], dtype=np.float64), parts.shape).ravel()
-    centre = mean(cols)
-    medial = 1.0 - np.abs(centre - parts.shape[2] / 2) / (parts.shape[2] / 2)
+    columns = np.broadcast_to(np.arange(c0, c0 + parts.shape[2], dtype=np.float64), parts.shape).ravel()
+    centre = mean(columns)
+    medial = 1.0 - np.abs(centre - width / 2) / (width / 2)
     return np.stack([np.log(area), mean_hu / 1000, std_hu / 1000, solid, ggo, mean_prob, ring_hu / 1000,
                      ring_solid, medial], axis=1)
 

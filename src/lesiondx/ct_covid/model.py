@@ -63,7 +63,10 @@ class LoadedModel:
 
     @property
     def version(self) -> str:
-        return str(self.meta.get("model_version", self.path.parent.name))
+        """The segmenter's version, ``+`` the candidate filter's when one is used."""
+        base = str(self.meta.get("model_version", self.path.parent.name))
+        tag = self.candidate_filter.meta.get("version") if self.candidate_filter is not None else None
+        return f"{base}+{tag}" if tag else base
 
     @property
     def engine(self) -> str:

@@ -236,7 +236,7 @@ def analyse_series(
     lesions = kept_lesions(probs, settings)
     slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px, frame, i, lesions[i])
                    for i, (p, q) in enumerate(zip(probs, pos)))
-    patient = patient_rule(probs, settings, pos)
+    patient = patient_rule(probs, settings, pos, score_steps=8 if keep is not None else 12)  # filter: costlier steps
     timings["boxes_rule_s"] = time.perf_counter() - t
     return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), min_area_px, timings, frame)
 

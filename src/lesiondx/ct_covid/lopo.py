@@ -39,7 +39,8 @@ from .candidates import FEATURES, CandidateFilter, fit_filter, grey_to_hu, part_
 from .config import CovidConfig
 from .evaluation import read_patient_slices
 from .model import LoadedModel, load_model
-from .pipeline import analyse_series, lesion_min_area_px, robust_max
+from .ood import model_inputs
+from .pipeline import analyse_series, resize_stack, robust_max
 from .rule import RuleSettings, lesion_parts, longest_run, patient_rule
 
 PROBS, FLOORS_MM, KS, FILTER_T = (0.5, 0.7, 0.9), (5.0, 10.0, 15.0), (3, 5), (0.0, 0.3, 0.5, 0.7, 0.9)
@@ -90,8 +91,6 @@ def collect_series(model: LoadedModel, folders: list[Path]) -> list[Series]:
             pixels, is_hu, spacing = read_patient_slices(rows)
             r = analyse_series(pixels, model, is_hu=is_hu, spacing=spacing, positions=list(range(len(rows))))
             size, c = cfg.input_size, r.crop
-            from .ood import model_inputs
-
             grey = model_inputs(pixels, is_hu, r, model)
             mm2 = (c.height * spacing[0] / size) * (c.width * spacing[1] / size)
             midlines = ((r.shape[0] / 2 - c.y1) * size / c.height, (r.shape[1] / 2 - c.x1) * size / c.width)
@@ -105,9 +104,6 @@ def collect_series(model: LoadedModel, folders: list[Path]) -> list[Series]:
 def collect_medseg(model: LoadedModel, folder: Path, split: str) -> Slices:
     """Segmenter output on the MedSeg rows of ``split`` (8-bit, chest-cropped: border air kept)."""
     from lesiondx.io import read_raster_array
-
-    from .ood import model_inputs
-    from .pipeline import resize_stack
 
     cfg = model.config
     frame = pd.read_csv(folder / "labels.csv")

@@ -203,7 +203,8 @@ def analyse_series(
     """Analyse slices ``(S, H, W)`` (HU, or 8-bit grey when ``is_hu`` is False) in order.
 
     Per-slice score = the lesion probability reached by at least ``min_area`` lung-field pixels at
-    model resolution (a robust maximum). ``remove_border_air`` defaults to ``is_hu`` (whole-body
+    model resolution (a robust maximum). With a candidate filter (``model.candidate_filter``) the boxes and
+    the patient rule count only the lesion candidates it keeps. ``remove_border_air`` defaults to ``is_hu`` (whole-body
     DICOM slices); pass False for slices already cropped to the chest. ``spacing`` (mm per pixel,
     ``(row, col)``, or ``(slice, row, col)``) turns ``min_lesion_diameter_mm`` into pixels; without it
     the lesion size floor is ``min_area`` pixels at model resolution. ``orientation`` (DICOM

@@ -22,7 +22,13 @@ class CovidConfig:
     pixel spacing is known, at least the area of a ``min_lesion_diameter_mm`` disk (pneumonia opacities
     are centimetric; vessel cross-sections and partial-volume blips are smaller). The slice score is the
     probability reached by ``min_area`` lung-field pixels.
+    Candidate filter: when ``candidate_filter`` names a file in the model folder, each candidate lesion
+    whose filter probability (:mod:`.candidates`) is below ``filter_threshold`` is dropped.
     Patient rule: positive when ≥ ``k_consecutive`` consecutive slices hold a lesion in one quadrant.
+    Training negatives: every slice of a ``negative_data`` patient whose label is not pneumonia, and the
+    slices without ``infection`` of a pneumonia patient, prepared exactly as at inference (window, lung
+    crop), train with all-zero masks (``negative_share`` of each batch; relative folders are siblings of the
+    training data folder). With negatives, the last epoch is kept (validation Dice sees positives only).
     Label semantics: a patient whose label is one of ``positive_labels`` (case-insensitive) has pneumonia;
     every other label (Normal, lung cancer, anything else) is a negative.
     """
@@ -41,6 +47,8 @@ class CovidConfig:
     min_area: int = 20
     min_lesion_diameter_mm: float = 10.0
     k_consecutive: int = 3
+    candidate_filter: str = ""  # file of a CandidateFilter in the model folder ("" = none)
+    filter_threshold: float = 0.5  # candidates whose filter probability is below this are not lesions
     positive_labels: tuple[str, ...] = ("COVID-19", "CAP")  # pneumonia-positive patient labels; all others negative
     # training
     epochs: int = 40
@@ -51,6 +59,10 @@ class CovidConfig:
     max_train_images: int = 0
     scale_range: tuple[float, float] = (0.7, 1.3)
     rotate_degrees: float = 20.0
+    negative_data: tuple[str, ...] = ()  # CT-MD-layout folders whose negative slices train as all-zero masks
+    exclude_patients: tuple[str, ...] = ()  # patients of negative_data never trained on (leave-one-out)
+    negative_share: float = 0.5  # share of each training batch drawn from the negative slices
+    init_from: str = ""  # model folder (or "default") to fine-tune from; "" = ImageNet encoder
     seed: int = 0
     threads: int = 1
     infer_batch: int = 8
@@ -66,14 +78,19 @@ class CovidConfig:
             raise ValueError(f"min_lesion_diameter_mm must be ≥ 0, not {self.min_lesion_diameter_mm}")
         if isinstance(self.positive_labels, str) or not self.positive_labels or not all(isinstance(p, str) and p.strip() for p in self.positive_labels):
             raise ValueError(f"positive_labels must be a non-empty list of label names, not {self.positive_labels!r}")
+        if not 0.0 <= self.filter_threshold < 1.0:
+            raise ValueError(f"filter_threshold must lie in [0, 1), not {self.filter_threshold}")
+        if not 0.0 <= self.negative_share < 1.0:
+            raise ValueError(f"negative_share must lie in [0, 1), not {self.negative_share}")
         if self.window_width <= 0:
             raise ValueError(f"window_width must be positive, not {self.window_width}")
 
     @property
     def rule_text(self) -> str:
         """The patient rule in words (for reports)."""
+        kept = (f", kept by the candidate filter at ≥ {self.filter_threshold:g}" if self.candidate_filter else "")
         return (f"a lesion (probability ≥ {self.prob_threshold}, at least a {self.min_lesion_diameter_mm:g} mm disk "
-                f"when the pixel spacing is known, else ≥ {self.min_area} px at {self.input_size}²) in the same "
+                f"when the pixel spacing is known, else ≥ {self.min_area} px at {self.input_size}²{kept}) in the same "
                 f"quadrant on ≥ {self.k_consecutive} consecutive slices")
 
     def is_positive(self, label: object) -> bool:

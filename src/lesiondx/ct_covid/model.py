@@ -14,6 +14,7 @@ from lesiondx.config import config_to_dict
 from lesiondx.progress import report
 from lesiondx.runtime import OnnxNet, choose_engine, set_torch_threads
 
+from .candidates import CandidateFilter
 from .config import CovidConfig, read_config
 
 if TYPE_CHECKING:
@@ -58,10 +59,14 @@ class LoadedModel:
     config: CovidConfig
     meta: dict[str, Any]
     path: Path
+    candidate_filter: CandidateFilter | None = None
 
     @property
     def version(self) -> str:
-        return str(self.meta.get("model_version", self.path.parent.name))
+        """The segmenter's version, ``+`` the candidate filter's when one is used."""
+        base = str(self.meta.get("model_version", self.path.parent.name))
+        tag = self.candidate_filter.meta.get("version") if self.candidate_filter is not None else None
+        return f"{base}+{tag}" if tag else base
 
     @property
     def engine(self) -> str:
@@ -76,6 +81,16 @@ def resolve_model_dir(model: str | Path) -> Path:
     return folder
 
 
+def load_filter(folder: Path, config: CovidConfig) -> CandidateFilter | None:
+    """The candidate filter named by ``config.candidate_filter`` in ``folder`` (its threshold from the config)."""
+    if not config.candidate_filter:
+        return None
+    path = Path(folder) / config.candidate_filter
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: candidate filter named in {folder / CONFIG} is missing")
+    return CandidateFilter.from_json(path).with_threshold(config.filter_threshold)
+
+
 def load_model(model: str | Path, *, threads: int | None = None, engine: str | None = None) -> LoadedModel:
     """Load a run directory (or ``"default"``) in eval mode: ``model.onnx`` on ONNX Runtime, or ``model.pt``
     on torch (channels-last), as :func:`lesiondx.runtime.choose_engine` decides."""
@@ -84,7 +99,7 @@ def load_model(model: str | Path, *, threads: int | None = None, engine: str | N
         net = OnnxNet.load(folder / ONNX)
         meta = net.meta.get("checkpoint_meta", {})
         config = read_config(folder / CONFIG) if (folder / CONFIG).is_file() else read_config(**meta.get("config", {}))
-        return LoadedModel(net, config, meta, folder / CHECKPOINT)
+        return LoadedModel(net, config, meta, folder / CHECKPOINT, load_filter(folder, config))
     import torch
 
     from lesiondx.models import load_checkpoint
@@ -96,7 +111,7 @@ def load_model(model: str | Path, *, threads: int | None = None, engine: str | N
     module.eval().to(memory_format=torch.channels_last)
     if threads:
         set_torch_threads(threads)
-    return LoadedModel(module, config, meta, folder / CHECKPOINT)
+    return LoadedModel(module, config, meta, folder / CHECKPOINT, load_filter(folder, config))
 
 
 def checkpoint_meta(config: CovidConfig, **extra: Any) -> dict[str, Any]:

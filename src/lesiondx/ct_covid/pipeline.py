@@ -13,11 +13,12 @@ from lesiondx.data import Box, boxes_from_mask, quadrant
 from lesiondx.io import display_grey
 from lesiondx.overlay import save_overlay
 
+from .candidates import grey_to_hu
 from .config import CovidConfig
 from .locations import LungFrame, location_text, lung_frame
 from .lung import crop_box, lung_field
 from .model import LoadedModel, predict_probs
-from .rule import PatientDecision, RuleSettings, patient_rule
+from .rule import PatientDecision, RuleSettings, kept_lesions, patient_rule
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,13 @@ def lesion_min_area_px(config: CovidConfig, crop: Box, spacing: tuple[float, flo
 
 
 def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int, int], config: CovidConfig,
-                    min_area_px: float, frame: LungFrame | None = None, index: int = 0) -> SliceResult:
+                    min_area_px: float, frame: LungFrame | None = None, index: int = 0,
+                    lesion: np.ndarray | None = None) -> SliceResult:
+    """Boxes of the slice's lesions: ``lesion`` (the rule's kept lesions) or ``prob ≥ prob_threshold``."""
     size = prob.shape[0]
     sx, sy = crop.width / size, crop.height / size
     boxes, scores, quads = [], [], []
-    lesion = prob >= config.prob_threshold
+    lesion = prob >= config.prob_threshold if lesion is None else lesion
     for b in boxes_from_mask(lesion, min_area=int(np.ceil(min_area_px))) if lesion.any() else []:
         box = Box(crop.x1 + int(b.x1 * sx), crop.y1 + int(b.y1 * sy),
                   crop.x1 + int(np.ceil(b.x2 * sx)), crop.y1 + int(np.ceil(b.y2 * sy)))
@@ -136,30 +139,22 @@ def _slice_findings(prob: np.ndarray, position: int, crop: Box, shape: tuple[int
                        locations)
 
 
-def analyse_series(
-    pixels: np.ndarray,
-    model: LoadedModel,
-    *,
-    is_hu: bool = True,
-    positions: Sequence[int] | None = None,
-    remove_border_air: bool | None = None,
-    spacing: Sequence[float] | None = None,
-    fast: bool = True,
-    orientation: Sequence[float] | None = None,
-    slice_positions_mm: Sequence[float] | None = None,
-) -> SeriesResult:
-    """Analyse slices ``(S, H, W)`` (HU, or 8-bit grey when ``is_hu`` is False) in order.
+@dataclass(frozen=True)
+class ModelInputs:
+    """A series prepared for the segmenter: ``grey`` model inputs and ``lung`` fields ``(S, size, size)`` of the
+    lung crop, the crop in original pixels, the lung fields at ``size``² of the whole slice and stage seconds."""
 
-    Per-slice score = the lesion probability reached by at least ``min_area`` lung-field pixels at
-    model resolution (a robust maximum). ``remove_border_air`` defaults to ``is_hu`` (whole-body
-    DICOM slices); pass False for slices already cropped to the chest. ``spacing`` (mm per pixel,
-    ``(row, col)``, or ``(slice, row, col)``) turns ``min_lesion_diameter_mm`` into pixels; without it
-    the lesion size floor is ``min_area`` pixels at model resolution. ``orientation`` (DICOM
-    ImageOrientationPatient) and ``slice_positions_mm`` (along the head-pointing normal) place findings in
-    patient terms (see :mod:`.locations`); without them a supine head-first axial scan ordered superior →
-    inferior is assumed.
-    """
-    config = model.config
+    grey: np.ndarray
+    lung: np.ndarray
+    crop: Box
+    shape: tuple[int, int]
+    lungs_full: np.ndarray
+    timings: dict[str, float]
+
+
+def prepare_inputs(pixels: np.ndarray, config: CovidConfig, *, is_hu: bool = True,
+                   remove_border_air: bool | None = None) -> ModelInputs:
+    """Window, lung field per slice, crop of the series to the union of its lung fields, resize to the model."""
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim == 2:
         pixels = pixels[None]
@@ -190,6 +185,39 @@ def analyse_series(
     lung_in = resize_stack(lungs[:, small_box.y1 : small_box.y2, small_box.x1 : small_box.x2].astype(np.float32),
                             (size, size), nearest=True) > 0.5
     timings["crop_resize_s"] = time.perf_counter() - t
+    return ModelInputs(inputs, lung_in, crop, shape, lungs, timings)
+
+
+def analyse_series(
+    pixels: np.ndarray,
+    model: LoadedModel,
+    *,
+    is_hu: bool = True,
+    positions: Sequence[int] | None = None,
+    remove_border_air: bool | None = None,
+    spacing: Sequence[float] | None = None,
+    fast: bool = True,
+    orientation: Sequence[float] | None = None,
+    slice_positions_mm: Sequence[float] | None = None,
+) -> SeriesResult:
+    """Analyse slices ``(S, H, W)`` (HU, or 8-bit grey when ``is_hu`` is False) in order.
+
+    Per-slice score = the lesion probability reached by at least ``min_area`` lung-field pixels at
+    model resolution (a robust maximum). With a candidate filter (``model.candidate_filter``) the boxes and
+    the patient rule count only the lesion candidates it keeps. ``remove_border_air`` defaults to ``is_hu`` (whole-body
+    DICOM slices); pass False for slices already cropped to the chest. ``spacing`` (mm per pixel,
+    ``(row, col)``, or ``(slice, row, col)``) turns ``min_lesion_diameter_mm`` into pixels; without it
+    the lesion size floor is ``min_area`` pixels at model resolution. ``orientation`` (DICOM
+    ImageOrientationPatient) and ``slice_positions_mm`` (along the head-pointing normal) place findings in
+    patient terms (see :mod:`.locations`); without them a supine head-first axial scan ordered superior →
+    inferior is assumed.
+    """
+    config = model.config
+    size = config.input_size
+    prepared = prepare_inputs(pixels, config, is_hu=is_hu, remove_border_air=remove_border_air)
+    inputs, lung_in, crop, shape, lungs = (prepared.grey, prepared.lung, prepared.crop, prepared.shape,
+                                           prepared.lungs_full)
+    timings = dict(prepared.timings)
 
     t = time.perf_counter()
     probs = predict_probs(model.module, inputs, batch=config.infer_batch, fast=fast) * lung_in
@@ -200,13 +228,16 @@ def analyse_series(
     in_plane = (float(spacing[-2]), float(spacing[-1])) if spacing is not None and len(spacing) >= 2 else None
     min_area_px = lesion_min_area_px(config, crop, in_plane)
     frame = lung_frame(lungs, shape, orientation=orientation, positions=slice_positions_mm, spacing=in_plane)
-    slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px, frame, i)
-                   for i, (p, q) in enumerate(zip(probs, pos)))
     # the slice's mid-lines in probability-map pixels: quadrants are halves of the original slice
     midlines = ((shape[0] / 2 - crop.y1) * size / crop.height, (shape[1] / 2 - crop.x1) * size / crop.width)
+    keep = (model.candidate_filter.keeper(grey_to_hu(inputs, config.window_center, config.window_width), probs)
+            if model.candidate_filter is not None else None)
     settings = RuleSettings(k=config.k_consecutive, threshold=config.prob_threshold, min_area_px=min_area_px,
-                            midlines=midlines)
-    patient = patient_rule(probs, settings, pos)
+                            midlines=midlines, keep=keep)
+    lesions = kept_lesions(probs, settings)
+    slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px, frame, i, lesions[i])
+                   for i, (p, q) in enumerate(zip(probs, pos)))
+    patient = patient_rule(probs, settings, pos, score_steps=8 if keep is not None else 12)  # filter: costlier steps
     timings["boxes_rule_s"] = time.perf_counter() - t
     return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), min_area_px, timings, frame)
 

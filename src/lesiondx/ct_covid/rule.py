@@ -9,8 +9,8 @@ continuous patient score is the highest probability threshold at which the rule 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -61,6 +61,8 @@ class RuleSettings:
     threshold: float = 0.5
     min_area_px: float = 20.0
     midlines: tuple[float, float] | None = None  # default: the map's centre
+    # optional candidate filter: (parts, n_parts) -> bool (n_parts + 1,), the parts that may count as lesions
+    keep: Callable[[np.ndarray, int], np.ndarray] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -96,21 +98,37 @@ def longest_run(quadrant_sets: Sequence[Collection[str]], positions: Sequence[in
     return best
 
 
+def lesion_parts(lesion: np.ndarray, settings: RuleSettings) -> tuple[np.ndarray, int, np.ndarray]:
+    """In-slice connected parts of a boolean ``(slices, H, W)`` mask: ``(labels, n_parts, counted)`` where
+    ``counted[i]`` is True for part ``i`` with at least ``min_area_px`` pixels that the filter (if any) keeps."""
+    parts, n_parts = ndimage.label(np.asarray(lesion, dtype=bool), structure=_IN_SLICE)
+    areas = np.bincount(parts.ravel(), minlength=n_parts + 1).astype(float)
+    counted = areas >= settings.min_area_px
+    counted[0] = False
+    if settings.keep is not None and counted.any():
+        counted &= np.asarray(settings.keep(parts, n_parts), dtype=bool)
+    return parts, n_parts, counted
+
+
+def kept_lesions(probs: np.ndarray, settings: RuleSettings, threshold: float | None = None) -> np.ndarray:
+    """Boolean ``(slices, H, W)`` mask of the lesions the rule counts (size floor and filter applied)."""
+    lesion = np.asarray(probs) >= (settings.threshold if threshold is None else threshold)
+    parts, _, counted = lesion_parts(lesion, settings)
+    return counted[parts]
+
+
 def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings) -> list[set[str]]:
     """The quadrants holding a lesion on each slice of a boolean ``(slices, H, W)`` mask: each
-    in-slice connected part of at least ``min_area_px`` pixels counts in the quadrant of its centroid."""
+    in-slice connected part of at least ``min_area_px`` pixels (kept by ``settings.keep``, if set) counts in
+    the quadrant of its centroid."""
     lesion = np.asarray(lesion, dtype=bool)
     sets: list[set[str]] = [set() for _ in range(lesion.shape[0])]
-    parts, n_parts = ndimage.label(lesion, structure=_IN_SLICE)
-    if n_parts == 0:
+    parts, n_parts, big = lesion_parts(lesion, settings)
+    if not big.any():
         return sets
     flat = parts.ravel()
     areas = np.bincount(flat, minlength=n_parts + 1).astype(float)
-    big = areas >= settings.min_area_px
-    big[0] = False
     voxels = np.flatnonzero(big[flat])
-    if voxels.size == 0:
-        return sets
     slice_of, row, col = np.unravel_index(voxels, lesion.shape)
     label = flat[voxels]
     mid_row, mid_col = settings.midlines or (lesion.shape[1] / 2, lesion.shape[2] / 2)

@@ -146,7 +146,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     rule = {"k_consecutive": cfg.k_consecutive, "prob_threshold": cfg.prob_threshold,
             "min_lesion_diameter_mm": cfg.min_lesion_diameter_mm if image.spacing is not None else None,
             "min_lesion_area_px": round(result.min_lesion_area_px, 1),
-            "model_resolution": cfg.input_size, **result.patient.to_dict()}
+            "model_resolution": cfg.input_size,
+            "candidate_filter_threshold": cfg.filter_threshold if loaded.candidate_filter is not None else None,
+            **result.patient.to_dict()}
     rule.pop("decision")
     rule.pop("score")
     rule["run_location"] = result.location

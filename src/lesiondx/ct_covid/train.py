@@ -82,6 +82,62 @@ def augment(x: torch.Tensor, y: torch.Tensor, config: CovidConfig, gen: torch.Ge
     return unit.clamp(0, 1) * 2 - 1, y
 
 
+def negative_slices(folders: list[Path], config: CovidConfig) -> SliceSet:
+    """Model inputs of every negative slice of the CT-MD-layout ``folders`` (see :class:`CovidConfig`), with
+    all-zero masks; patients in ``config.exclude_patients`` are skipped."""
+    from .evaluation import read_patient_slices
+    from .pipeline import prepare_inputs
+
+    images, ids = [], []
+    excluded = {str(p) for p in config.exclude_patients}
+    for folder in folders:
+        frame = load_manifest(folder).frame
+        for column in ("patient_id", "slice_index", "label"):
+            if column not in frame.columns:
+                raise ValueError(f"{folder / 'labels.csv'}: negative_data needs a {column!r} column (CT-MD layout)")
+        for patient, rows in frame.groupby("patient_id", sort=True):
+            if str(patient) in excluded:
+                continue
+            rows = rows.sort_values("slice_index")
+            pixels, is_hu, _ = read_patient_slices(rows)
+            grey = prepare_inputs(pixels, config, is_hu=is_hu).grey
+            negative = np.ones(len(rows), bool)
+            if config.is_positive(rows["label"].iloc[0]):
+                if "infection" not in rows.columns:
+                    continue  # a pneumonia patient without slice labels gives no negatives
+                negative = rows["infection"].to_numpy(int) == 0
+            images.append(grey[negative])
+            ids += [f"{patient}:{i}" for i in rows["slice_index"].to_numpy(int)[negative]]
+    if not ids:
+        size = config.input_size
+        return SliceSet(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.float32), ())
+    stack = np.concatenate(images).astype(np.float32)
+    return SliceSet(stack, np.zeros_like(stack), tuple(ids))
+
+
+def resolve_folders(names: tuple[str, ...], data: Path) -> list[Path]:
+    """``negative_data`` entries as folders: absolute, or relative to the training folder's parent."""
+    folders = [Path(n) if Path(n).is_absolute() else Path(data).resolve().parent / n for n in names]
+    for folder in folders:
+        if not (folder / "labels.csv").is_file():
+            raise FileNotFoundError(f"{folder}: negative_data folder has no labels.csv")
+    return folders
+
+
+def initial_model(config: CovidConfig):
+    """A fresh segmenter, or the weights of ``config.init_from`` (a model folder or ``"default"``)."""
+    if not config.init_from:
+        return build_model(config)
+    from lesiondx.models import load_checkpoint
+
+    from .model import resolve_model_dir
+
+    states, _ = load_checkpoint(resolve_model_dir(config.init_from) / CHECKPOINT)
+    model = build_model(config, pretrained=False)
+    model.load_state_dict(states["model"])
+    return model
+
+
 def mean_dice(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> float:
     """Mean per-slice hard Dice (1.0 for a slice where both masks are empty)."""
     pred, truth = probs >= threshold, masks > 0.5
@@ -107,23 +163,32 @@ def train_segmenter(data: Path, run_dir: Path, config: CovidConfig) -> Path:
     frame.assign(split=split).loc[:, ["image_id", "patient_id", "split"]].to_csv(run_dir / "split.csv", index=False)
     train_set = load_slices(frame[split == "train"], config.input_size)
     val_set = load_slices(frame[split == "val"], config.input_size)
-    model = build_model(config)
+    negatives = negative_slices(resolve_folders(config.negative_data, data), config)
+    model = initial_model(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = max(1, math.ceil(len(train_set.images) / config.batch_size)) * config.epochs
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(config.seed)
     x_all, y_all = to_input(train_set.images), torch.as_tensor(train_set.masks).unsqueeze(1)
+    x_neg = to_input(negatives.images)
+    n_neg = int(round(config.batch_size * config.negative_share)) if len(negatives.ids) else 0
+    per_batch = config.batch_size - n_neg
+    steps = max(1, math.ceil(len(train_set.images) / per_batch)) * config.epochs
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.1)
     best, best_state, history = -1.0, None, []
     started = time.time()
     for epoch in track(range(config.epochs), "training ct-covid"):
         model.train()
         order = torch.randperm(len(x_all), generator=gen)
         losses = []
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
+        for start in range(0, len(order), per_batch):
+            idx = order[start : start + per_batch]
             if len(idx) < 2:
                 continue  # batch-norm needs two samples
-            x, y = augment(x_all[idx], y_all[idx], config, gen)
+            x, y = x_all[idx], y_all[idx]
+            if n_neg:
+                neg = torch.randint(len(x_neg), (n_neg,), generator=gen)
+                x = torch.cat([x, x_neg[neg]])
+                y = torch.cat([y, torch.zeros((n_neg, *y.shape[1:]))])
+            x, y = augment(x, y, config, gen)
             loss = bce_dice_loss(model(x), y)
             losses.append(optimise_step(loss, optimiser, scheduler))
         val = mean_dice(predict_probs(model, val_set.images, batch=config.infer_batch), val_set.masks) if len(val_set.ids) else float("nan")
@@ -133,12 +198,13 @@ def train_segmenter(data: Path, run_dir: Path, config: CovidConfig) -> Path:
             writer = csv.DictWriter(handle, fieldnames=list(history[0]))
             writer.writeheader()
             writer.writerows(history)
-        if not len(val_set.ids) or val > best:
+        if not len(val_set.ids) or n_neg or val > best:  # with negatives: the last epoch
             best = val
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     meta = checkpoint_meta(config, data=str(manifest.root), n_train=len(train_set.ids), n_val=len(val_set.ids),
-                           best_val_dice=best, epochs=config.epochs, seconds=round(time.time() - started, 1),
+                           best_val_dice=best, epochs=config.epochs,
+                           n_negative_slices=len(negatives.ids), excluded_patients=list(config.exclude_patients), seconds=round(time.time() - started, 1),
                            model_version=f"ct-covid-{config.arch}-{config.encoder}-{run_dir.name}")
     path = save_checkpoint(run_dir / CHECKPOINT, {"model": model}, meta)
     if size_mb(path) > 25:

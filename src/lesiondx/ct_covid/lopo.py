@@ -1,0 +1,321 @@
+"""Leave-one-patient-out over the shared chest-CT series: candidate filter + patient-rule settings chosen on
+the training patients only, then applied to the left-out patient.
+
+Per fold (left-out patient L): the candidate filter (:mod:`.candidates`) is fitted on the candidates of the
+MedSeg ``train`` slices (lesion = at least half of the candidate inside the infection mask) and of the other
+series (every candidate of a negative patient and of a slice without ``infection`` is a non-lesion; candidates
+on slices with ``infection`` are lesions), pooled over the probability thresholds of the grid. The rule
+settings (probability threshold, lesion-size floor, k, filter threshold) are then chosen by this rule,
+written down before any fold was run:
+
+1. feasible = every training patient decided right (negative labels negative, pneumonia labels positive) and
+   the MedSeg ``test`` lesion recall (slices with a counted lesion overlapping the mask) at least
+   ``RECALL_KEEP`` × that of the unfiltered shipped rule (0.5, no filter): the filter must not buy
+   specificity by dropping pneumonia lesions;
+2. among feasible settings, the least strict: highest MedSeg recall, then smallest k, floor, probability
+   threshold and filter threshold;
+3. none feasible: fewest wrong training patients, then as 2.
+
+The segmenter is the shipped one (trained on MedSeg ``train`` only, never on a series patient); it runs once
+per patient. ``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``;
+``--ship DIR`` also fits the filter on every patient and writes it with the chosen settings into ``DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pickle
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lesiondx.stats import auc_delong
+
+from .candidates import FEATURES, CandidateFilter, fit_filter, grey_to_hu, part_features
+from .config import CovidConfig
+from .evaluation import read_patient_slices
+from .model import LoadedModel, load_model
+from .ood import model_inputs
+from .pipeline import analyse_series, resize_stack, robust_max
+from .rule import RuleSettings, lesion_parts, longest_run, patient_rule
+
+PROBS, FLOORS_MM, KS, FILTER_T = (0.5, 0.7, 0.9), (5.0, 10.0, 15.0), (3, 5), (0.0, 0.3, 0.5, 0.7, 0.9)
+RECALL_KEEP = 0.9
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One patient's cached segmenter output: ``probs`` and model input ``hu`` ``(S, s, s)``; ``infection``
+    slice labels; ``truth`` (1 = pneumonia label); ``px_per_mm2`` of the probability map; ``midlines``."""
+
+    patient: str
+    label: str
+    truth: int
+    probs: np.ndarray
+    hu: np.ndarray
+    infection: np.ndarray
+    mm2_per_px: float
+    midlines: tuple[float, float]
+    min_area: int
+
+    def floor_px(self, floor_mm: float) -> float:
+        return max(float(self.min_area), np.pi / 4 * floor_mm**2 / self.mm2_per_px)
+
+    def settings(self, prob: float, floor_mm: float, k: int, keep=None) -> RuleSettings:
+        return RuleSettings(k=k, threshold=prob, min_area_px=self.floor_px(floor_mm), midlines=self.midlines, keep=keep)
+
+
+@dataclass(frozen=True)
+class Slices:
+    """MedSeg slices: ``probs``, ``hu`` and infection ``masks`` ``(N, s, s)`` at model resolution."""
+
+    probs: np.ndarray
+    hu: np.ndarray
+    masks: np.ndarray
+
+
+def collect_series(model: LoadedModel, folders: list[Path]) -> list[Series]:
+    """Run the (unfiltered) segmenter on every patient of the CT-MD-layout ``folders``."""
+    cfg = model.config
+    out = []
+    for folder in folders:
+        frame = pd.read_csv(folder / "labels.csv")
+        frame["image"] = [str(folder / p) for p in frame["image"]]
+        for patient, rows in frame.groupby("patient_id", sort=True):
+            rows = rows.sort_values("slice_index")
+            pixels, is_hu, spacing = read_patient_slices(rows)
+            r = analyse_series(pixels, model, is_hu=is_hu, spacing=spacing, positions=list(range(len(rows))))
+            size, c = cfg.input_size, r.crop
+            grey = model_inputs(pixels, is_hu, r, model)
+            mm2 = (c.height * spacing[0] / size) * (c.width * spacing[1] / size)
+            midlines = ((r.shape[0] / 2 - c.y1) * size / c.height, (r.shape[1] / 2 - c.x1) * size / c.width)
+            label = str(rows["label"].iloc[0])
+            out.append(Series(str(patient), label, int(cfg.is_positive(label)), r.probs,
+                              grey_to_hu(grey, cfg.window_center, cfg.window_width),
+                              rows["infection"].to_numpy(int), float(mm2), midlines, cfg.min_area))
+    return out
+
+
+def collect_medseg(model: LoadedModel, folder: Path, split: str) -> Slices:
+    """Segmenter output on the MedSeg rows of ``split`` (8-bit, chest-cropped: border air kept)."""
+    from lesiondx.io import read_raster_array
+
+    cfg = model.config
+    frame = pd.read_csv(folder / "labels.csv")
+    probs, hus, masks = [], [], []
+    for _, row in frame[frame["split"] == split].iterrows():
+        grey = read_raster_array(folder / row["image"], grey=True).astype(np.float32)[None]
+        mask = read_raster_array(folder / row["infection_mask"], grey=True) > 0
+        r = analyse_series(grey, model, is_hu=False)
+        c = r.crop
+        probs.append(r.probs[0])
+        hus.append(grey_to_hu(model_inputs(grey, False, r, model)[0], cfg.window_center, cfg.window_width))
+        masks.append(resize_stack(mask[None, c.y1:c.y2, c.x1:c.x2].astype(np.float32), (cfg.input_size,) * 2,
+                                  nearest=True)[0] > 0.5)
+    return Slices(np.stack(probs), np.stack(hus), np.stack(masks))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Counted candidates of one thresholding: ``features`` ``(n, F)``, ``slice`` index, image ``quadrant``,
+    ``in_mask`` (fraction inside the infection mask, MedSeg) and the number of slices."""
+
+    features: np.ndarray
+    slice: np.ndarray
+    quadrant: np.ndarray
+    in_mask: np.ndarray
+    n_slices: int
+
+
+def candidates(probs: np.ndarray, hu: np.ndarray, settings: RuleSettings, masks: np.ndarray | None = None) -> Candidates:
+    """The candidates the rule would count without a filter (probability and size floor only)."""
+    parts, n, counted = lesion_parts(probs >= settings.threshold, replace(settings, keep=None))
+    feats = part_features(parts, n, hu, probs)
+    flat = parts.ravel()
+    area = np.maximum(np.bincount(flat, minlength=n + 1), 1)
+    ids = np.flatnonzero(counted)
+    voxels = np.flatnonzero(flat)
+    lab = flat[voxels]
+    s_idx, row, col = np.unravel_index(voxels, parts.shape)
+    mean = lambda v: np.bincount(lab, weights=v, minlength=n + 1)[ids] / area[ids]  # noqa: E731
+    mid_row, mid_col = settings.midlines or (parts.shape[1] / 2, parts.shape[2] / 2)
+    quad = np.array([f"{'lower' if r >= mid_row else 'upper'}-{'right' if c >= mid_col else 'left'}"
+                     for r, c in zip(mean(row), mean(col))], dtype=object)
+    in_mask = mean(masks.ravel()[voxels].astype(float)) if masks is not None else np.zeros(len(ids))
+    return Candidates(feats[ids], np.rint(mean(s_idx)).astype(int), quad, in_mask, parts.shape[0])
+
+
+def run_length(c: Candidates, kept: np.ndarray) -> int:
+    """Longest same-quadrant run of the kept candidates."""
+    sets: list[set[str]] = [set() for _ in range(c.n_slices)]
+    for s, q in zip(c.slice[kept], c.quadrant[kept]):
+        sets[s].add(q)
+    return longest_run(sets)[1]
+
+
+def series_labels(s: Series, c: Candidates) -> np.ndarray:
+    """Training label of a series candidate: 1 on an ``infection`` slice of a pneumonia patient, else 0."""
+    return (s.truth * s.infection[c.slice]).astype(int)
+
+
+def fit_fold(train: list[Series], medseg: Slices, min_area: int) -> CandidateFilter:
+    """The filter of a fold: MedSeg train candidates + the training patients' candidates, pooled over PROBS."""
+    xs, ys = [], []
+    for prob in PROBS:
+        c = candidates(medseg.probs, medseg.hu, RuleSettings(threshold=prob, min_area_px=min_area), medseg.masks)
+        xs.append(c.features)
+        ys.append((c.in_mask >= 0.5).astype(int))
+        for s in train:
+            c = candidates(s.probs, s.hu, s.settings(prob, min(FLOORS_MM), 1))
+            xs.append(c.features)
+            ys.append(series_labels(s, c))
+    meta = {"trained_on": ["MedSeg train"] + [s.patient for s in train], "n_candidates": int(sum(map(len, ys)))}
+    return fit_filter(np.concatenate(xs), np.concatenate(ys), meta=meta)
+
+
+def medseg_recall(c: Candidates, kept: np.ndarray) -> float:
+    """Fraction of slices with a kept candidate at least half inside the infection mask."""
+    hit = np.zeros(c.n_slices, dtype=bool)
+    hit[c.slice[kept & (c.in_mask >= 0.5)]] = True
+    return float(hit.mean())
+
+
+def grid_table(patients: list[Series], test_medseg: Slices, filt: CandidateFilter, min_area: int) -> pd.DataFrame:
+    """Every setting of the grid: each patient's run length and decision, and the MedSeg test recall."""
+    rows = []
+    med = {p: candidates(test_medseg.probs, test_medseg.hu, RuleSettings(threshold=p, min_area_px=min_area),
+                         test_medseg.masks) for p in PROBS}
+    med_p = {p: filt.probability(c.features) for p, c in med.items()}
+    cands = {(s.patient, p, f): candidates(s.probs, s.hu, s.settings(p, f, 1))
+             for s in patients for p in PROBS for f in FLOORS_MM}
+    probs = {key: filt.probability(c.features) for key, c in cands.items()}
+    for p, f, k, t in itertools.product(PROBS, FLOORS_MM, KS, FILTER_T):
+        row = {"prob": p, "floor_mm": f, "k": k, "filter_t": t, "medseg_recall": medseg_recall(med[p], med_p[p] >= t)}
+        wrong = 0
+        for s in patients:
+            length = run_length(cands[(s.patient, p, f)], probs[(s.patient, p, f)] >= t)
+            row[f"run_{s.patient}"] = length
+            wrong += int((length >= k) != bool(s.truth))
+        row["wrong"] = wrong
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def choose(table: pd.DataFrame, baseline_recall: float) -> pd.Series:
+    """The selection rule of the module docstring."""
+    ok = (table["wrong"] == 0) & (table["medseg_recall"] >= RECALL_KEEP * baseline_recall)
+    pool = table[ok] if ok.any() else table[table["wrong"] == table["wrong"].min()]
+    order = pool.assign(neg_recall=-pool["medseg_recall"]).sort_values(["neg_recall", "k", "floor_mm", "prob", "filter_t"])
+    best = order.iloc[0].drop("neg_recall").copy()
+    best["feasible"] = bool(ok.any())
+    return best
+
+
+def apply(s: Series, filt: CandidateFilter | None, setting: pd.Series) -> dict:
+    """Decision and score of one patient through :func:`patient_rule` (the pipeline's code path)."""
+    keep = filt.with_threshold(float(setting["filter_t"])).keeper(s.hu, s.probs) if filt is not None and setting["filter_t"] > 0 else None
+    d = patient_rule(s.probs, s.settings(float(setting["prob"]), float(setting["floor_mm"]), int(setting["k"]), keep))
+    return {"decision": d.decision, "score": d.score, "run_length": d.run_length}
+
+
+def slice_scores(s: Series, filt: CandidateFilter, min_area: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice: the segmenter's robust maximum, and that times the best filter probability of the slice's
+    candidates (probability ≥ 0.5, ≥ ``min_area`` px; 0 without a candidate)."""
+    raw = np.array([robust_max(p, min_area) for p in s.probs])
+    c = candidates(s.probs, s.hu, RuleSettings(threshold=0.5, min_area_px=min_area))
+    best = np.zeros(len(raw))
+    np.maximum.at(best, c.slice, filt.probability(c.features))
+    return raw, raw * best
+
+
+Outputs = tuple[list[Series], Slices, Slices]
+
+
+def lopo(data: Outputs | dict[str, Outputs], cfg: CovidConfig) -> dict:
+    """Every fold: filter, grid, chosen setting, the left-out patient's result (with and without the filter).
+
+    ``data``: the segmenter outputs ``(patients, MedSeg train, MedSeg test)``, one for all folds or, per
+    left-out patient, those of that fold's segmenter (fine-tuned without it)."""
+    shipped = pd.Series({"prob": 0.5, "floor_mm": 10.0, "k": 3, "filter_t": 0.0})
+    first = data if isinstance(data, tuple) else next(iter(data.values()))
+    folds, slices, baselines = [], [], []
+    for out_id in [s.patient for s in first[0]]:
+        patients, train_medseg, test_medseg = data if isinstance(data, tuple) else data[out_id]
+        base_c = candidates(test_medseg.probs, test_medseg.hu, RuleSettings(threshold=0.5, min_area_px=cfg.min_area),
+                            test_medseg.masks)
+        baseline = medseg_recall(base_c, np.ones(len(base_c.slice), bool))
+        baselines.append(baseline)
+        out = next(s for s in patients if s.patient == out_id)
+        train = [s for s in patients if s is not out]
+        filt = fit_fold(train, train_medseg, cfg.min_area)
+        table = grid_table(train, test_medseg, filt, cfg.min_area)
+        setting = choose(table, baseline)
+        no_filter = choose(table[table["filter_t"] == 0], baseline)
+        raw, filtered = slice_scores(out, filt, cfg.min_area)
+        slices.append(pd.DataFrame({"patient": out.patient, "truth": out.infection, "raw": raw, "filtered": filtered}))
+        folds.append({"left_out": out.patient, "label": out.label, "truth": out.truth,
+                      "setting": setting.to_dict(), "result": apply(out, filt, setting),
+                      "setting_rule_only": no_filter.to_dict(), "result_rule_only": apply(out, None, no_filter),
+                      "result_shipped_rule": apply(out, None, shipped), "filter_coef": dict(zip(FEATURES, filt.coef))})
+    pooled = pd.concat(slices, ignore_index=True)
+    aucs = {}
+    for col in ("raw", "filtered"):
+        a = auc_delong(pooled["truth"].to_numpy(), pooled[col].to_numpy())
+        aucs[col] = {"auc": a.auc, "ci": [a.ci_low, a.ci_high], "n_pos": a.n_pos, "n_neg": a.n_neg}
+    return {"folds": folds, "slice_auc": aucs, "medseg_test_recall_shipped_rule": baselines, "pooled": pooled}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--series", nargs="+", type=Path,
+                    default=[DATA / "covid_ct_md_sample", DATA / "chest_ct_lung_cancer"])
+    ap.add_argument("--medseg", type=Path, default=DATA / "covid_medseg_semiseg")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--fold-models", type=Path, help="folder with one model folder per left-out patient")
+    ap.add_argument("--cache", type=Path, help="pickle of the segmenter outputs (written when missing)")
+    ap.add_argument("--ship", type=Path, help="fit on every patient and write the filter + settings here")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    model = load_model(a.model)
+    model = replace(model, candidate_filter=None)  # the unfiltered segmenter output
+    cfg = model.config
+    def outputs(m: LoadedModel) -> Outputs:
+        return collect_series(m, a.series), collect_medseg(m, a.medseg, "train"), collect_medseg(m, a.medseg, "test")
+
+    if a.cache and a.cache.is_file():
+        cached = pickle.loads(a.cache.read_bytes())
+    elif a.fold_models:
+        cached = {d.name: outputs(replace(load_model(d), candidate_filter=None))
+                  for d in sorted(a.fold_models.iterdir()) if (d / "model.pt").is_file()}
+    else:
+        cached = outputs(model)
+    if a.cache and not a.cache.is_file():
+        a.cache.write_bytes(pickle.dumps(cached))
+    result = lopo(cached, cfg)
+    result.pop("pooled").to_csv(a.out / "lopo_slices.csv", index=False)
+    if a.ship:
+        patients, train_m, test_m = cached if isinstance(cached, tuple) else outputs(model)
+        filt = fit_fold(patients, train_m, cfg.min_area)
+        table = grid_table(patients, test_m, filt, cfg.min_area)
+        table.to_csv(a.out / "final_grid.csv", index=False)
+        base_c = candidates(test_m.probs, test_m.hu, RuleSettings(threshold=0.5, min_area_px=cfg.min_area), test_m.masks)
+        setting = choose(table, medseg_recall(base_c, np.ones(len(base_c.slice), bool)))
+        filt = filt.with_threshold(float(setting["filter_t"]))
+        filt.to_json(a.ship / "candidate_filter.json")
+        result["final"] = {"setting": setting.to_dict(), "coef": dict(zip(FEATURES, filt.coef)),
+                           "in_sample": {s.patient: apply(s, filt, setting) for s in patients}}
+    (a.out / "lopo.json").write_text(json.dumps(result, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    print(json.dumps({k: v for k, v in result.items() if k != "folds"}, indent=2, default=str))
+    for f in result["folds"]:
+        print(f["left_out"], f["label"], f["setting"], f["result"], "| rule only:", f["result_rule_only"],
+              "| shipped rule:", f["result_shipped_rule"])
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ def build(data: Path, out: Path, *, max_fit: int = 0, max_held: int = 0, extras:
     from .rois import read_frame
     from .segment import propose
 
-    bundle = load_bundle("default")
+    bundle = load_bundle("default", engine="torch")  # a training-time tool: propose() is the torch segmenter path
     cfg = bundle.config
     frame = load_manifest(data).frame
     rows = classifier_rows(frame.assign(fold=grouped_kfold(frame, cfg.folds, seed=cfg.seed)))

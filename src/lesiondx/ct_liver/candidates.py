@@ -38,7 +38,9 @@ from scipy import ndimage
 
 from lesiondx.data import Box
 
-RULES_VERSION = "lesion-3d-rules-2026-12-05"  # bump when a rule or threshold below changes
+from .edge import enveloped_fraction
+
+RULES_VERSION = "lesion-3d-rules-2026-12-05b"  # b: envelope_fraction (claw rule) per candidate  # bump when a rule or threshold below changes
 WORK_MM = 1.2  # candidate search runs on pixels of about this size (mm): a 5 mm lesion is ≥ 4 px across
 FAT_HU = -30.0  # between fat (≈ −100 HU) and water (0 HU): below it a voxel is fat or gas, not parenchyma
 RIM_MM = 2.0  # partial-volume rim: ~1 voxel + reconstruction blur ≈ 1.5–2 mm next to fat/gas is ignored
@@ -67,7 +69,9 @@ class Detection:
     """One box on one slice (0-based index in slice order), pixel coordinates of the original slice.
 
     ``inside_fraction``: share of the candidate's own voxels (its 3D component) inside the liver mask
-    (NaN for detectors without a pixel mask, e.g. the learned Faster R-CNN).
+    (NaN for detectors without a pixel mask, e.g. the learned Faster R-CNN); ``envelope_fraction``: share of
+    all its voxels (propagated cross-sections included) inside the liver closed with a disk of its own radius
+    (:func:`lesiondx.ct_liver.edge.enveloped_fraction`, the claw rule for edge lesions).
     """
 
     slice: int
@@ -76,6 +80,7 @@ class Detection:
     component: int = -1  # 3D candidate id (−1 for per-slice detectors)
     contrast_hu: float = float("nan")  # mean HU of the region minus the parenchyma level
     inside_fraction: float = float("nan")
+    envelope_fraction: float = float("nan")
 
 
 def disk(radius: float) -> np.ndarray:
@@ -259,6 +264,14 @@ def lesion_shaped_in_3d(members: Sequence[Blob], mm: float, slice_mm: float | No
     return drift <= MAX_DRIFT_RATIO * diameter  # farther: a tube running obliquely (vessel, duct, fissure)
 
 
+def _region(members: Sequence[Blob], shape: tuple[int, ...]) -> np.ndarray:
+    """The cross-sections of one chain as a boolean volume of ``shape``."""
+    region = np.zeros(shape, dtype=bool)
+    for b in members:
+        region[b.slice, b.rows, b.cols] |= b.mask
+    return region
+
+
 def slice_boxes(members: Sequence[Blob], mm: float) -> list[tuple[int, tuple[int, int, int, int]]]:
     """One box (r0, c0, r1, c1 on the working grid) per lesion part per slice: boxes of one chain on one
     slice ≤ ``VESSEL_MM`` apart are merged (a lesion split by a vessel or by noise is one part)."""
@@ -355,7 +368,8 @@ def detect_candidates(
             members = members + more
             if not lesion_shaped_in_3d(members, mm, slice_mm, hu.shape[0], truncated):
                 continue
+        envelope = enveloped_fraction(_region(members, small_liver.shape), small_liver)
         for z, (r0, c0, r1, c1) in slice_boxes(members, mm):
             box = Box(c0 * factor, r0 * factor, min(hu.shape[2], c1 * factor), min(hu.shape[1], r1 * factor))
-            out.append(Detection(z, box, round(score, 4), k, round(mean_contrast, 1), round(inside, 3)))
+            out.append(Detection(z, box, round(score, 4), k, round(mean_contrast, 1), round(inside, 3), round(envelope, 3)))
     return out

@@ -26,6 +26,8 @@ class CtLiverConfig:
     liver_hu_low: float = 40.0  # HU fallback: liver parenchyma range (portal-venous CT)
     liver_hu_high: float = 200.0
     inside_liver_fraction: float = 0.5  # a candidate is inside when most of its own voxels lie in the liver
+    edge_claw: bool = True  # ... or most of all its voxels lie in the liver closed with a disk of its own diameter
+    # (claw sign for lesions bulging out of the liver edge; benchmarks/ct_liver.md 2f)
     # detector
     detector: str = "candidates"  # default detector when no learned one: "candidates" (classical)
     detector_px: int = 320  # learned detector input side

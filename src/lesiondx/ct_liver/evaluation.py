@@ -67,14 +67,15 @@ def lesion_recall(dets: list[Detection], label_map: np.ndarray, values: list[int
 
 
 def evaluate_detection(folder: Path, studies: list[Study], detectors: dict[str, Callable[[Study, np.ndarray], list[Detection]]],
-                       liver_of: Callable[[Study], np.ndarray], thr: float, min_fraction: float) -> dict[str, Any]:
+                       liver_of: Callable[[Study], np.ndarray], thr: float, min_fraction: float,
+                       edge_claw: bool = False) -> dict[str, Any]:
     """Per detector: slice-level P/R/F1 per patient and pooled over patients (one box per lesion part
     per slice; Wilson CIs treat boxes as independent, which consecutive slices of one lesion are not,
     so they are optimistic), lesion-level recall, false boxes per slice, false lesions (chains of kept
     boxes of which no box hits a truth box, IoU ≥ 0.1) per patient, and how many boxes on
     extrahepatic masses the liver filter kept."""
     result: dict[str, Any] = {"studies": [s.study_id for s in studies], "score_threshold": thr,
-                              "inside_liver_fraction": min_fraction, "detectors": {}}
+                              "inside_liver_fraction": min_fraction, "edge_claw": edge_claw, "detectors": {}}
     pooled: dict[str, tuple[list, list]] = {name: ([], []) for name in detectors}
     per_patient: dict[str, dict[str, Any]] = {name: {} for name in detectors}
     for study in studies:
@@ -84,7 +85,7 @@ def evaluate_detection(folder: Path, studies: list[Study], detectors: dict[str, 
         extra = [lesion_boxes(sl, outside_vals) for sl in study.lesion]
         for name, fn in detectors.items():
             dets = [d for d in fn(study, liver) if d.score >= thr]
-            flags = liver_flags(dets, liver, min_fraction)
+            flags = liver_flags(dets, liver, min_fraction, edge_claw)
             kept = [d for d, f in zip(dets, flags) if f]
             on_extra = [f for d, f in zip(dets, flags) if any(d.box.iou(b) >= 0.1 for b in extra[d.slice])]
             prf = _prf(kept, truth, thr)
@@ -132,12 +133,13 @@ def evaluate_ct(folder: Path, studies: list[Study], bundle: Bundle) -> dict[str,
     windowed = [as_windowed(s) for s in studies]
     return {"liver_dice": evaluate_liver(studies, bundle),
             "detection": evaluate_detection(folder, studies, detectors, liver_of, cfg.score_threshold,
-                                            cfg.inside_liver_fraction),
+                                            cfg.inside_liver_fraction, cfg.edge_claw),
             "detection_windowed_slices": {
                 "input": "8-bit abdomen-window slices (as PNG/JPG), HU from the inverted window, pixel spacing "
                          "estimated from the body width",
                 "spacing_estimated_mm": {s.study_id: s.spacing_mm for s in windowed},
-                **evaluate_detection(folder, windowed, detectors, liver_of, cfg.score_threshold, cfg.inside_liver_fraction)}}
+                **evaluate_detection(folder, windowed, detectors, liver_of, cfg.score_threshold,
+                                    cfg.inside_liver_fraction, cfg.edge_claw)}}
 
 
 def lesion_table(studies: list[Study], labels: dict[str, str], bundle: Bundle) -> pd.DataFrame:

@@ -152,14 +152,17 @@ def filter_boxes(boxes: Sequence[Box], liver_slice: np.ndarray, min_fraction: fl
     return [inside_liver(b, liver_slice, min_fraction) for b in boxes]
 
 
-def liver_flags(found: Sequence, liver: np.ndarray, min_fraction: float = 0.5) -> list[bool]:
+def liver_flags(found: Sequence, liver: np.ndarray, min_fraction: float = 0.5, edge_claw: bool = False) -> list[bool]:
     """Liver filter for detections (objects with ``slice``, ``box``, ``inside_fraction``): a candidate
     is inside when ≥ ``min_fraction`` of its **own voxels** lie in the liver mask (rule-based
-    candidates carry that fraction); boxes without pixels (learned detector, NaN) use the ellipse
+    candidates carry that fraction) or, with ``edge_claw``, when ≥ ``min_fraction`` of them lie in its
+    liver envelope (``envelope_fraction``, the claw rule for lesions bulging out of the liver edge:
+    :mod:`lesiondx.ct_liver.edge`); boxes without pixels (learned detector, NaN) use the ellipse
     inscribed in the box, voted over boxes chained across slices (one lesion, one decision)."""
     own = [float(d.inside_fraction) for d in found]
+    envelope = [float(getattr(d, "envelope_fraction", float("nan"))) if edge_claw else float("nan") for d in found]
     boxed = [i for i, f in enumerate(own) if not np.isfinite(f)]
-    flags = [np.isfinite(f) and f >= min_fraction for f in own]
+    flags = [np.isfinite(f) and (f >= min_fraction or (np.isfinite(e) and e >= min_fraction)) for f, e in zip(own, envelope)]
     if boxed:
         sub = [found[i] for i in boxed]
         voted = vote_by_component(chains([d.slice for d in sub], [d.box for d in sub]),

@@ -262,7 +262,7 @@ def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overla
     set_torch_threads(bundle.cfg.threads)
     parts = parts if parts is not None else detect_parts(study, bundle, max_lesions=max_lesions)
     liver, liver_method, found, detector_name = parts.liver, parts.liver_method, list(parts.found), parts.detector
-    flags = liver_flags(found, liver, bundle.cfg.inside_liver_fraction)
+    flags = liver_flags(found, liver, bundle.cfg.inside_liver_fraction, bundle.cfg.edge_claw)
     lilnet = uses_lilnet(bundle)
     crops = [box_crop(study.grey[d.slice], d.box, bundle.cfg) for d in found] if lilnet else []
     probs = classify(crops, bundle)
@@ -272,6 +272,7 @@ def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overla
                 "inside_liver": bool(f), "location": frame.box_location(d.box, bool(f)),
                 "probabilities": {k: round(v, 4) for k, v in p.items()},
                 "liver_fraction": round(float(d.inside_fraction), 3) if np.isfinite(d.inside_fraction) else None,
+                "liver_envelope_fraction": round(float(d.envelope_fraction), 3) if np.isfinite(d.envelope_fraction) else None,
                 "contrast_hu": round(float(d.contrast_hu), 1) if np.isfinite(d.contrast_hu) else None,
                 "phase": study.phase} for d, f, p in zip(found, flags, described)]
     result: dict[str, Any] = {"study": study.study_id, "n_slices": study.n_slices, "detector": detector_name,

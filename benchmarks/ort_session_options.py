@@ -64,7 +64,7 @@ def main() -> None:
         for net, (rel, batch) in NETWORKS.items():
             for variant in order:
                 level, spin = VARIANTS[variant]
-                t0, c0 = time.perf_counter(), time.process_time()
+                t0 = time.perf_counter()
                 sess = session(ROOT / rel, level, spin, args.threads)
                 create = time.perf_counter() - t0
                 x = feeds(sess, batch)

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from lesiondx.ct_covid.config import CovidConfig
 from lesiondx.ct_covid.lung import crop_box, lung_field

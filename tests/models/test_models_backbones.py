@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -10,7 +9,6 @@ from lesiondx.models import build_backbone, build_segmenter, dice_score, load_ch
 
 
 def test_lite0_imagenet_weights_recognise_a_cat():
-    import timm
     from skimage import data
 
     from lesiondx.models import lite0_weights_path

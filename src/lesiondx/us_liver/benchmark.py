@@ -12,6 +12,7 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from .config import UsLiverConfig, load_us_config
 from .lbc import candidate_factors, fit_lbc, lbc_cross_validated, save_nomogram
 from .model import base_backbone
 from .train import cross_validate, size_scanner_baseline
+
+if TYPE_CHECKING:
+    from .probe import ProbeCache
 
 VARIANTS = {
     "plain_bce_L": {"branches": "L", "triplet_weight": 0.0},
@@ -86,7 +90,7 @@ def fold0_check(model: str, data: Path, out: Path) -> dict:
     return result
 
 
-def _probe_cache(cfg: UsLiverConfig, data: Path, out: Path) -> tuple[pd.DataFrame, "ProbeCache"]:
+def _probe_cache(cfg: UsLiverConfig, data: Path, out: Path) -> tuple[pd.DataFrame, ProbeCache]:
     """The folder's manifest and the probe features of its benign/malignant rows (ground-truth ROIs),
     cached in ``cfg.cache_dir`` (else ``out``) under a name keyed by the data hash and the settings."""
     from .probe import cached_probe_features, pooled_trunk, probe_cache_name

@@ -28,6 +28,7 @@ from .rois import UsFrame, read_frame
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
     from lesiondx.stats.evaluation import EvalSettings
 

@@ -31,7 +31,7 @@ def grey_to_hu(grey: np.ndarray, center: float, width: float) -> np.ndarray:
 
 def part_features(parts: np.ndarray, n_parts: int, hu: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Features ``(n_parts + 1, len(FEATURES))`` of the labelled candidates ``parts`` (``(S, H, W)`` ints,
-    in-slice components, 0 = background; row 0 of the result is unused). ``hu``: the model input in HU
+    in-slice components, 0 = background; row 0 of the result is zeros, unused). ``hu``: the model input in HU
     (same shape); ``probs``: lesion probabilities. Ring = pixels within 2 px of a part (in-slice), not in any part."""
     width = parts.shape[2]
     # only the slices and the box (+ ring) that hold parts: the cost follows the lesions, not the series
@@ -43,27 +43,29 @@ def part_features(parts: np.ndarray, n_parts: int, hu: np.ndarray, probs: np.nda
     r0, r1 = max(rows[0] - 2, 0), rows[-1] + 3
     c0, c1 = max(cols[0] - 2, 0), cols[-1] + 3
     parts, hu, probs = (a[slices, r0:r1, c0:c1] for a in (parts, hu, probs))
-    flat = parts.ravel()
+    inside = np.flatnonzero(parts.ravel())  # the parts' voxels, in order: the same sums as over the whole box
+    labels = parts.ravel()[inside]
     m = n_parts + 1
-    area = np.maximum(np.bincount(flat, minlength=m).astype(np.float64), 1.0)
-    hu_f = hu.ravel().astype(np.float64)
+    area = np.maximum(np.bincount(labels, minlength=m).astype(np.float64), 1.0)
+    hu_all = hu.ravel()
+    hu_f = hu_all[inside].astype(np.float64)
 
-    def mean(values: np.ndarray, labels: np.ndarray = flat, count: np.ndarray = area) -> np.ndarray:
+    def mean(values: np.ndarray, labels: np.ndarray = labels, count: np.ndarray = area) -> np.ndarray:
         return np.bincount(labels, weights=values, minlength=m) / count
 
     mean_hu = mean(hu_f)
     std_hu = np.sqrt(np.maximum(mean(hu_f**2) - mean_hu**2, 0.0))
     solid = mean((hu_f > SOLID_HU).astype(np.float64))
     ggo = mean(((hu_f > GGO_LOW_HU) & (hu_f <= SOLID_HU)).astype(np.float64))
-    mean_prob = mean(probs.ravel().astype(np.float64))
+    mean_prob = mean(probs.ravel()[inside].astype(np.float64))
     grown = ndimage.maximum_filter(parts, size=(1, 5, 5))
     ring = ((parts == 0) & (grown > 0)).ravel()
     ring_labels = grown.ravel()[ring]
     ring_n = np.maximum(np.bincount(ring_labels, minlength=m).astype(np.float64), 1.0)
-    ring_hu = mean(hu_f[ring], ring_labels, ring_n)
-    ring_solid = mean((hu_f[ring] > SOLID_HU).astype(np.float64), ring_labels, ring_n)
-    columns = np.broadcast_to(np.arange(c0, c0 + parts.shape[2], dtype=np.float64), parts.shape).ravel()
-    centre = mean(columns)
+    ring_hu_f = hu_all[ring].astype(np.float64)
+    ring_hu = mean(ring_hu_f, ring_labels, ring_n)
+    ring_solid = mean((ring_hu_f > SOLID_HU).astype(np.float64), ring_labels, ring_n)
+    centre = mean((inside % parts.shape[2] + c0).astype(np.float64))
     medial = 1.0 - np.abs(centre - width / 2) / (width / 2)
     return np.stack([np.log(area), mean_hu / 1000, std_hu / 1000, solid, ggo, mean_prob, ring_hu / 1000,
                      ring_solid, medial], axis=1)

@@ -101,13 +101,19 @@ def resize_stack(stack: np.ndarray, shape: tuple[int, int], *, nearest: bool = F
         return np.ascontiguousarray(x[:, _nearest_index(x.shape[1], shape[0])][:, :, _nearest_index(x.shape[2], shape[1])])
     rows = _aa_weights(x.shape[1], shape[0]).astype(np.float32)
     cols = _aa_weights(x.shape[2], shape[1]).astype(np.float32)
-    return np.ascontiguousarray(rows @ x @ cols.T, dtype=np.float32)
+    tall = (rows @ x).reshape(-1, x.shape[2])  # the column pass as one matrix product: same sums as slice by slice
+    return np.ascontiguousarray((tall @ cols.T).reshape(len(x), *shape), dtype=np.float32)
 
 
 def robust_max(values: np.ndarray, n: int) -> float:
     """The ``n``-th largest value (0.0 when there are fewer): the probability reached by ≥ n pixels."""
     flat = np.ravel(values)
-    return 0.0 if flat.size < n else float(np.partition(flat, flat.size - n)[flat.size - n])
+    if flat.size < n:
+        return 0.0
+    # lesion maps are mostly 0 outside the lung: when n values are above 0 (or NaN), select among those only
+    above = flat[~(flat <= 0)] if n >= 1 else flat
+    pool = above if above.size >= n else flat
+    return float(np.partition(pool, pool.size - n)[pool.size - n])
 
 
 def lesion_min_area_px(config: CovidConfig, crop: Box, spacing: tuple[float, float] | None) -> float:

@@ -71,8 +71,12 @@ def parse_window_option(window: str | Window | tuple[float, float]) -> Window | 
 def apply_window(hu: np.ndarray, window: str | Window | tuple[float, float]) -> np.ndarray:
     """Map HU to display grey levels in ``[0, 255]`` (float32), clipping outside the window."""
     w = get_window(window)
-    scaled = (np.asarray(hu, dtype=np.float32) - w.low) / w.width
-    return np.clip(scaled, 0.0, 1.0) * 255.0
+    hu = np.asarray(hu, dtype=np.float32)
+    scaled = np.subtract(hu, np.float32(w.low), out=np.empty(hu.shape, np.float32))  # one new array, then in place
+    scaled /= np.float32(w.width)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled *= np.float32(255.0)
+    return scaled if scaled.ndim else scaled[()]
 
 
 def display_grey(pixels: np.ndarray, is_hu: bool, window: str | Window | tuple[float, float] = "abdomen") -> np.ndarray:

@@ -18,7 +18,7 @@ from .config import CovidConfig
 from .locations import LungFrame, location_text, lung_frame
 from .lung import crop_box, lung_field
 from .model import LoadedModel, predict_probs
-from .rule import PatientDecision, RuleSettings, kept_lesions, patient_rule
+from .rule import PatientDecision, RuleSettings, lesion_parts, patient_rule
 
 
 @dataclass(frozen=True)
@@ -240,10 +240,12 @@ def analyse_series(
             if model.candidate_filter is not None else None)
     settings = RuleSettings(k=config.k_consecutive, threshold=config.prob_threshold, min_area_px=min_area_px,
                             midlines=midlines, keep=keep)
-    lesions = kept_lesions(probs, settings)
+    parts = lesion_parts(probs >= settings.threshold, settings)  # once: the boxes and the rule's decision share them
+    lesions = parts[2][parts[0]]  # the kept lesions (rule.kept_lesions)
     slices = tuple(_slice_findings(p, q, crop, shape, config, min_area_px, frame, i, lesions[i])
                    for i, (p, q) in enumerate(zip(probs, pos)))
-    patient = patient_rule(probs, settings, pos, score_steps=8 if keep is not None else 12)  # filter: costlier steps
+    patient = patient_rule(probs, settings, pos, score_steps=8 if keep is not None else 12,  # filter: costlier steps
+                           parts=parts)
     timings["boxes_rule_s"] = time.perf_counter() - t
     return SeriesResult(slices, patient, crop, shape, probs.astype(np.float32), min_area_px, timings, frame)
 

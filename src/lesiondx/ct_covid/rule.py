@@ -21,6 +21,7 @@ _IN_SLICE = np.zeros((3, 3, 3), dtype=bool)
 _IN_SLICE[1] = True  # 8-connected within a slice, never across slices
 
 Run = tuple[str | None, int, tuple[int, int] | None]
+Parts = tuple[np.ndarray, int, np.ndarray]  # lesion_parts(): labels, number of parts, which parts count
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def longest_run(quadrant_sets: Sequence[Collection[str]], positions: Sequence[in
     return best
 
 
-def lesion_parts(lesion: np.ndarray, settings: RuleSettings) -> tuple[np.ndarray, int, np.ndarray]:
+def lesion_parts(lesion: np.ndarray, settings: RuleSettings) -> Parts:
     """In-slice connected parts of a boolean ``(slices, H, W)`` mask: ``(labels, n_parts, counted)`` where
     ``counted[i]`` is True for part ``i`` with at least ``min_area_px`` pixels that the filter (if any) keeps."""
     parts, n_parts = ndimage.label(np.asarray(lesion, dtype=bool), structure=_IN_SLICE)
@@ -117,13 +118,13 @@ def kept_lesions(probs: np.ndarray, settings: RuleSettings, threshold: float | N
     return counted[parts]
 
 
-def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings) -> list[set[str]]:
+def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings, parts: Parts | None = None) -> list[set[str]]:
     """The quadrants holding a lesion on each slice of a boolean ``(slices, H, W)`` mask: each
     in-slice connected part of at least ``min_area_px`` pixels (kept by ``settings.keep``, if set) counts in
-    the quadrant of its centroid."""
+    the quadrant of its centroid. ``parts``: :func:`lesion_parts` of this mask, when already known."""
     lesion = np.asarray(lesion, dtype=bool)
     sets: list[set[str]] = [set() for _ in range(lesion.shape[0])]
-    parts, n_parts, big = lesion_parts(lesion, settings)
+    parts, n_parts, big = lesion_parts(lesion, settings) if parts is None else parts
     if not big.any():
         return sets
     flat = parts.ravel()
@@ -143,18 +144,20 @@ def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings) -> list[set
 
 
 def best_run(probs: np.ndarray, settings: RuleSettings, positions: Sequence[int] | None = None,
-             threshold: float | None = None) -> Run:
-    """The longest same-quadrant run of lesions of ``probs ≥ threshold`` (default: the settings')."""
+             threshold: float | None = None, parts: Parts | None = None) -> Run:
+    """The longest same-quadrant run of lesions of ``probs ≥ threshold`` (default: the settings');
+    ``parts``: their :func:`lesion_parts`, when already known."""
     lesion = np.asarray(probs) >= (settings.threshold if threshold is None else threshold)
-    return longest_run(lesion_quadrant_sets(lesion, settings), positions)
+    return longest_run(lesion_quadrant_sets(lesion, settings, parts), positions)
 
 
 def patient_rule(probs: np.ndarray, settings: RuleSettings, positions: Sequence[int] | None = None,
-                 *, score_steps: int = 12) -> PatientDecision:
+                 *, score_steps: int = 12, parts: Parts | None = None) -> PatientDecision:
     """Apply the rule to a patient's lesion-probability maps ``(slices, H, W)``, ordered.
 
     ``positions`` are slice indices (consecutive means +1). The score is found by bisection over the
     threshold (``score_steps`` halvings of the interval on the decision's side of the threshold).
+    ``parts``: :func:`lesion_parts` of ``probs ≥ settings.threshold``, when the caller has them already.
     """
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 3:
@@ -162,7 +165,7 @@ def patient_rule(probs: np.ndarray, settings: RuleSettings, positions: Sequence[
     n = probs.shape[0]
     _positions(n, positions)
     k_eff = max(1, min(settings.k, n))
-    quad, length, run = best_run(probs, settings, positions) if n else (None, 0, None)
+    quad, length, run = best_run(probs, settings, positions, parts=parts) if n else (None, 0, None)
     decision = int(n > 0 and length >= k_eff)
 
     def holds(threshold: float) -> bool:

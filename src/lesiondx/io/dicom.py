@@ -281,7 +281,7 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
             step = float(headers[order[0]].get("SliceThickness") or 1.0)
         spacing = (step, *first.spacing)
     return MedicalImage(
-        pixels=np.stack([s.pixels for s in slices]).astype(np.float32),
+        pixels=np.stack([s.pixels for s in slices]).astype(np.float32, copy=False),  # a new array already
         spacing=spacing,
         modality=first.modality,
         orientation=first.orientation,

@@ -102,8 +102,9 @@ def longest_run(quadrant_sets: Sequence[Collection[str]], positions: Sequence[in
 def lesion_parts(lesion: np.ndarray, settings: RuleSettings) -> Parts:
     """In-slice connected parts of a boolean ``(slices, H, W)`` mask: ``(labels, n_parts, counted)`` where
     ``counted[i]`` is True for part ``i`` with at least ``min_area_px`` pixels that the filter (if any) keeps."""
-    parts, n_parts = ndimage.label(np.asarray(lesion, dtype=bool), structure=_IN_SLICE)
-    areas = np.bincount(parts.ravel(), minlength=n_parts + 1).astype(float)
+    lesion = np.asarray(lesion, dtype=bool)
+    parts, n_parts = ndimage.label(lesion, structure=_IN_SLICE)
+    areas = np.bincount(parts[lesion], minlength=n_parts + 1).astype(float)  # over the parts' voxels (0 never counts)
     counted = areas >= settings.min_area_px
     counted[0] = False
     if settings.keep is not None and counted.any():
@@ -127,11 +128,12 @@ def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings, parts: Part
     parts, n_parts, big = lesion_parts(lesion, settings) if parts is None else parts
     if not big.any():
         return sets
-    flat = parts.ravel()
-    areas = np.bincount(flat, minlength=n_parts + 1).astype(float)
-    voxels = np.flatnonzero(big[flat])
+    inside = np.flatnonzero(parts)  # the parts' voxels in order: the same sums as over the whole volume
+    labels = parts.ravel()[inside]
+    areas = np.bincount(labels, minlength=n_parts + 1).astype(float)
+    chosen = big[labels]
+    voxels, label = inside[chosen], labels[chosen]
     slice_of, row, col = np.unravel_index(voxels, lesion.shape)
-    label = flat[voxels]
     mid_row, mid_col = settings.midlines or (lesion.shape[1] / 2, lesion.shape[2] / 2)
     ids = np.flatnonzero(big)
     lower = np.bincount(label, weights=row, minlength=n_parts + 1)[ids] / areas[ids] >= mid_row

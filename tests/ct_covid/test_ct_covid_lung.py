@@ -80,3 +80,24 @@ def test_lung_field_on_real_dicom_slices(mini_folder):
         assert hu[mask].mean() < -500, "lung field should be mostly aerated"
         edge = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
         assert not edge.any()
+
+
+def test_closing_inside_the_mask_box_equals_the_whole_slice_closing():
+    """lung_field closes and fills only inside the mask's bounding box: the whole-slice closing must be empty
+    outside it and the same inside (random blobs, some touching the border, radii as the config uses)."""
+    from lesiondx.ct_covid.lung import _close
+    from lesiondx.data import mask_box
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        mask = rng.random((int(rng.integers(8, 70)), int(rng.integers(8, 70)))) < rng.uniform(0.01, 0.2)
+        if trial % 4 == 0:
+            mask[0, 0] = mask[-1, -1] = True
+        if not mask.any():
+            continue
+        radius = float(rng.choice([1.0, 2.5, 6.4, 12.8]))
+        whole = _close(mask, radius)
+        box = mask_box(mask)
+        inside = np.zeros_like(whole)
+        inside[box.y1 : box.y2, box.x1 : box.x2] = _close(mask[box.y1 : box.y2, box.x1 : box.x2], radius)
+        assert np.array_equal(whole, inside), (trial, radius)

@@ -78,3 +78,18 @@ def test_lesion_size_floor_is_a_physical_disk_when_spacing_is_known():
     assert lesion_min_area_px(config, crop, (5.0, 5.0)) == 20  # never below the pixel floor
     with pytest.raises(ValueError, match="min_lesion_diameter_mm"):
         CovidConfig(min_lesion_diameter_mm=-1)
+
+
+def test_robust_max_is_the_nth_largest_value_with_ties_at_zero():
+    """The fast path (selection among the non-zero values) returns exactly the n-th largest of all values."""
+    from lesiondx.ct_covid.pipeline import robust_max
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        values = rng.random(int(rng.integers(1, 400))).astype(np.float32)
+        values[rng.random(values.size) < rng.random()] = 0.0
+        if trial % 3 == 0:
+            values -= np.float32(0.4)
+        for n in (1, 3, 20):
+            expected = 0.0 if values.size < n else float(np.sort(values)[values.size - n])
+            assert robust_max(values, n) == expected, (trial, n)

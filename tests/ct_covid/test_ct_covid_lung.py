@@ -85,7 +85,7 @@ def test_lung_field_on_real_dicom_slices(mini_folder):
 def test_closing_inside_the_mask_box_equals_the_whole_slice_closing():
     """lung_field closes and fills only inside the mask's bounding box: the whole-slice closing must be empty
     outside it and the same inside (random blobs, some touching the border, radii as the config uses)."""
-    from lesiondx.ct_covid.lung import _close
+    from lesiondx.data import disk_closing as _close
     from lesiondx.data import mask_box
 
     rng = np.random.default_rng(7)

@@ -5,17 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from lesiondx.data import Box, mask_box
-
-
-def _close(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Binary closing with a disk of ``radius`` pixels, via two Euclidean distance transforms
-    (time independent of the radius)."""
-    pad = int(np.ceil(radius)) + 1
-    padded = np.pad(mask, pad)
-    grown = ndimage.distance_transform_edt(~padded) <= radius
-    closed = ndimage.distance_transform_edt(grown) > radius
-    return closed[pad:-pad, pad:-pad]
+from lesiondx.data import Box, disk_closing, mask_box
 
 
 def lung_field(
@@ -72,7 +62,7 @@ def lung_field(
     field = mask[box.y1 : box.y2, box.x1 : box.x2]
     radius = closing * max(grey.shape)
     if radius >= 1:
-        field = _close(field, radius)
+        field = disk_closing(field, radius)
     out = np.zeros_like(mask)
     out[box.y1 : box.y2, box.x1 : box.x2] = ndimage.binary_fill_holes(np.pad(field, 1))[1:-1, 1:-1]
     return out

@@ -12,16 +12,13 @@ the lesion's own, so no size is tuned (benchmarks/ct_liver.md, section 2f).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from lesiondx.data import disk_closing
 
 
 def liver_envelope(liver_slice: np.ndarray, radius_px: float) -> np.ndarray:
     """One slice's liver mask ``(H, W)`` closed with a disk of ``radius_px`` pixels, holes filled."""
-    pad = int(np.ceil(radius_px)) + 1  # no liver beyond the image border
-    padded = np.pad(np.asarray(liver_slice, dtype=bool), pad)
-    grown = ndimage.distance_transform_edt(~padded) <= radius_px  # Euclidean-disk dilation ...
-    closed = ndimage.distance_transform_edt(grown) > radius_px  # ... then erosion: the closing
-    return ndimage.binary_fill_holes(closed | padded)[pad:-pad, pad:-pad]
+    return disk_closing(liver_slice, radius_px, fill_holes=True)  # the closing contains the mask itself
 
 
 def enveloped_fraction(region: np.ndarray, liver: np.ndarray, radius_px: float | None = None) -> float:

@@ -12,7 +12,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["LAYOUTS", "DatasetLayout", "detect_layout", "read_lesion_table"], "layouts"),
     **dict.fromkeys(["MASK_COLUMNS", "Manifest", "ManifestError", "load_manifest"], "manifest"),
     **dict.fromkeys([
-        "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "lesion_roi", "mask_box", "quadrant", "square_crop"
+        "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "disk_closing", "lesion_roi", "mask_box", "quadrant", "square_crop"
     ], "rois"),
     **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides"], "splits"),
     **dict.fromkeys(["DatasetSummary", "summarise_folder", "summarise_manifest"], "summary"),

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lesiondx.ct_covid.candidates import FEATURES, CandidateFilter, fit_filter, grey_to_hu, part_features
+from lesiondx.ct_covid.candidates import FEATURES, CandidateFilter, fit_filter, part_features
+from lesiondx.io import grey_to_hu
 from lesiondx.ct_covid.config import read_config
 from lesiondx.ct_covid.lopo import choose
 from lesiondx.ct_covid.rule import RuleSettings, kept_lesions, patient_rule
@@ -41,7 +42,7 @@ def test_features_tell_ground_glass_from_a_solid_mass():
 
 def test_grey_to_hu_inverts_the_lung_window():
     cfg = read_config()
-    assert grey_to_hu(np.array([0.0, 255.0]), cfg.window_center, cfg.window_width) == pytest.approx([-1150, 250])
+    assert grey_to_hu(np.array([0.0, 255.0]), (cfg.window_center, cfg.window_width)) == pytest.approx([-1150, 250])
 
 
 def _solid_rejecting_filter(threshold: float = 0.5) -> CandidateFilter:

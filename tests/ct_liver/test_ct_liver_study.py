@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lesiondx.ct_liver.study import BODY_WIDTH_MM, as_windowed, estimate_spacing_mm, grey_to_hu
+from lesiondx.ct_liver.study import BODY_WIDTH_MM, as_windowed, estimate_spacing_mm
+from lesiondx.io import grey_to_hu
 from lesiondx.io import apply_window
 
 
@@ -20,7 +21,7 @@ def _body(width_px: int, size: int = 512) -> np.ndarray:
 def test_spacing_from_body_width_survives_windowing(width_px):
     hu = _body(width_px)
     assert estimate_spacing_mm(hu) == pytest.approx(BODY_WIDTH_MM / width_px, rel=0.02)
-    windowed = grey_to_hu(apply_window(hu, "abdomen"))  # air is clipped to −160 HU in a PNG
+    windowed = grey_to_hu(apply_window(hu, "abdomen"), "abdomen")  # air is clipped to −160 HU in a PNG
     assert estimate_spacing_mm(windowed) == pytest.approx(BODY_WIDTH_MM / width_px, rel=0.02)
     assert estimate_spacing_mm(np.full((1, 64, 64), -1000.0)) is None  # no body: no guess
 

@@ -24,11 +24,6 @@ SOLID_HU, GGO_LOW_HU = -300.0, -800.0  # solid soft tissue above; ground glass b
 FILTER_FILE = "candidate_filter.json"
 
 
-def grey_to_hu(grey: np.ndarray, center: float, width: float) -> np.ndarray:
-    """Grey levels 0..255 of the lung window (``center``/``width`` HU) back to HU (clipped to the window)."""
-    return np.asarray(grey, dtype=np.float32) / np.float32(255.0) * np.float32(width) + np.float32(center - width / 2)
-
-
 def part_features(parts: np.ndarray, n_parts: int, hu: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Features ``(n_parts + 1, len(FEATURES))`` of the labelled candidates ``parts`` (``(S, H, W)`` ints,
     in-slice components, 0 = background; row 0 of the result is zeros, unused). ``hu``: the model input in HU

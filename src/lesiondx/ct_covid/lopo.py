@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lesiondx.io import grey_to_hu
 from lesiondx.stats import auc_delong
 
-from .candidates import FEATURES, CandidateFilter, fit_filter, grey_to_hu, part_features
+from .candidates import FEATURES, CandidateFilter, fit_filter, part_features
 from .config import CovidConfig
 from .evaluation import read_patient_slices
 from .model import LoadedModel, load_model
@@ -96,7 +97,7 @@ def collect_series(model: LoadedModel, folders: list[Path]) -> list[Series]:
             midlines = ((r.shape[0] / 2 - c.y1) * size / c.height, (r.shape[1] / 2 - c.x1) * size / c.width)
             label = str(rows["label"].iloc[0])
             out.append(Series(str(patient), label, int(cfg.is_positive(label)), r.probs,
-                              grey_to_hu(grey, cfg.window_center, cfg.window_width),
+                              grey_to_hu(grey, (cfg.window_center, cfg.window_width)),
                               rows["infection"].to_numpy(int), float(mm2), midlines, cfg.min_area))
     return out
 
@@ -114,7 +115,7 @@ def collect_medseg(model: LoadedModel, folder: Path, split: str) -> Slices:
         r = analyse_series(grey, model, is_hu=False)
         c = r.crop
         probs.append(r.probs[0])
-        hus.append(grey_to_hu(model_inputs(grey, False, r, model)[0], cfg.window_center, cfg.window_width))
+        hus.append(grey_to_hu(model_inputs(grey, False, r, model)[0], (cfg.window_center, cfg.window_width)))
         masks.append(resize_stack(mask[None, c.y1:c.y2, c.x1:c.x2].astype(np.float32), (cfg.input_size,) * 2,
                                   nearest=True)[0] > 0.5)
     return Slices(np.stack(probs), np.stack(hus), np.stack(masks))

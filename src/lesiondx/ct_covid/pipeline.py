@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from lesiondx.data import Box, boxes_from_mask, quadrant
-from lesiondx.io import display_grey
+from lesiondx.io import display_grey, grey_to_hu
 from lesiondx.overlay import save_overlay
 
-from .candidates import grey_to_hu
 from .config import CovidConfig
 from .locations import LungFrame, location_text, lung_frame
 from .lung import crop_box, lung_field
@@ -236,7 +235,7 @@ def analyse_series(
     frame = lung_frame(lungs, shape, orientation=orientation, positions=slice_positions_mm, spacing=in_plane)
     # the slice's mid-lines in probability-map pixels: quadrants are halves of the original slice
     midlines = ((shape[0] / 2 - crop.y1) * size / crop.height, (shape[1] / 2 - crop.x1) * size / crop.width)
-    keep = (model.candidate_filter.keeper(grey_to_hu(inputs, config.window_center, config.window_width), probs)
+    keep = (model.candidate_filter.keeper(grey_to_hu(inputs, (config.window_center, config.window_width)), probs)
             if model.candidate_filter is not None else None)
     settings = RuleSettings(k=config.k_consecutive, threshold=config.prob_threshold, min_area_px=min_area_px,
                             midlines=midlines, keep=keep)

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from lesiondx.data import load_manifest
 from lesiondx.io import (AUTO, ImageReadError, MedicalImage, Window, WindowEstimate, apply_window, estimate_window,
-                         get_window, parse_window_option, read_image, read_raster_array, read_study, to_display)
+                         get_window, grey_to_hu, parse_window_option, read_image, read_raster_array, read_study, to_display)
 from lesiondx.progress import track
 
 WINDOW = "abdomen"
@@ -59,13 +59,6 @@ class Study:
     @property
     def n_slices(self) -> int:
         return int(self.grey.shape[0])
-
-
-def grey_to_hu(grey: np.ndarray, window: str | Window | tuple[float, float] = WINDOW) -> np.ndarray:
-    """Approximate HU from grey levels 0..255 exported with ``window`` (default: abdomen, W 400 L 40;
-    clipped outside the window). A wrong width rescales every HU difference (see the model card)."""
-    w = get_window(window)
-    return np.asarray(grey, dtype=np.float32) / 255.0 * w.width + w.low
 
 
 def estimate_spacing_mm(hu: np.ndarray) -> float | None:

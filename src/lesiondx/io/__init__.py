@@ -20,7 +20,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["read_image", "read_series_files", "read_study", "shared_decodes"], "reader"),
     **dict.fromkeys([
         "AUTO", "WINDOWS", "Window", "WindowEstimate", "apply_window", "display_grey", "estimate_window",
-        "get_window", "parse_window_option", "resample", "resize", "to_display"
+        "get_window", "grey_to_hu", "parse_window_option", "resample", "resize", "to_display"
     ], "windows"),
 }
 

@@ -79,6 +79,13 @@ def apply_window(hu: np.ndarray, window: str | Window | tuple[float, float]) -> 
     return scaled if scaled.ndim else scaled[()]
 
 
+def grey_to_hu(grey: np.ndarray, window: str | Window | tuple[float, float]) -> np.ndarray:
+    """The inverse of :func:`apply_window`: grey levels 0..255 shown with ``window`` back to HU (float32; values
+    outside the window were clipped by the export and stay at its ends)."""
+    w = get_window(window)
+    return np.asarray(grey, dtype=np.float32) / np.float32(255.0) * np.float32(w.width) + np.float32(w.low)
+
+
 def display_grey(pixels: np.ndarray, is_hu: bool, window: str | Window | tuple[float, float] = "abdomen") -> np.ndarray:
     """Grey levels 0..255: windowed when ``pixels`` are HU, else 16-bit values scaled by their maximum."""
     if is_hu:

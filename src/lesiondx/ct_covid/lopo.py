@@ -41,8 +41,8 @@ from .config import CovidConfig
 from .evaluation import read_patient_slices
 from .model import LoadedModel, load_model
 from .ood import model_inputs
-from .pipeline import analyse_series, resize_stack, robust_max
-from .rule import RuleSettings, lesion_parts, longest_run, patient_rule
+from .pipeline import analyse_series, map_midlines, resize_stack, robust_max
+from .rule import RuleSettings, lesion_parts, longest_run, part_centroids, patient_rule, quadrant_names
 
 PROBS, FLOORS_MM, KS, FILTER_T = (0.5, 0.7, 0.9), (5.0, 10.0, 15.0), (3, 5), (0.0, 0.3, 0.5, 0.7, 0.9)
 RECALL_KEEP = 0.9
@@ -94,7 +94,7 @@ def collect_series(model: LoadedModel, folders: list[Path]) -> list[Series]:
             size, c = cfg.input_size, r.crop
             grey = model_inputs(pixels, is_hu, r, model)
             mm2 = (c.height * spacing[0] / size) * (c.width * spacing[1] / size)
-            midlines = ((r.shape[0] / 2 - c.y1) * size / c.height, (r.shape[1] / 2 - c.x1) * size / c.width)
+            midlines = map_midlines(r.shape, c, size)
             label = str(rows["label"].iloc[0])
             out.append(Series(str(patient), label, int(cfg.is_positive(label)), r.probs,
                               grey_to_hu(grey, (cfg.window_center, cfg.window_width)),
@@ -137,18 +137,16 @@ def candidates(probs: np.ndarray, hu: np.ndarray, settings: RuleSettings, masks:
     """The candidates the rule would count without a filter (probability and size floor only)."""
     parts, n, counted = lesion_parts(probs >= settings.threshold, replace(settings, keep=None))
     feats = part_features(parts, n, hu, probs)
-    flat = parts.ravel()
-    area = np.maximum(np.bincount(flat, minlength=n + 1), 1)
     ids = np.flatnonzero(counted)
-    voxels = np.flatnonzero(flat)
-    lab = flat[voxels]
-    s_idx, row, col = np.unravel_index(voxels, parts.shape)
-    mean = lambda v: np.bincount(lab, weights=v, minlength=n + 1)[ids] / area[ids]  # noqa: E731
-    mid_row, mid_col = settings.midlines or (parts.shape[1] / 2, parts.shape[2] / 2)
-    quad = np.array([f"{'lower' if r >= mid_row else 'upper'}-{'right' if c >= mid_col else 'left'}"
-                     for r, c in zip(mean(row), mean(col))], dtype=object)
-    in_mask = mean(masks.ravel()[voxels].astype(float)) if masks is not None else np.zeros(len(ids))
-    return Candidates(feats[ids], np.rint(mean(s_idx)).astype(int), quad, in_mask, parts.shape[0])
+    slices, rows, cols = part_centroids(parts, n, ids)
+    quad = np.array(quadrant_names(rows, cols, settings.midlines, parts.shape[1:]), dtype=object)
+    in_mask = np.zeros(len(ids))
+    if masks is not None:
+        flat = parts.ravel()
+        voxels = np.flatnonzero(flat)
+        area = np.maximum(np.bincount(flat, minlength=n + 1), 1)
+        in_mask = np.bincount(flat[voxels], weights=masks.ravel()[voxels].astype(float), minlength=n + 1)[ids] / area[ids]
+    return Candidates(feats[ids], slices, quad, in_mask, parts.shape[0])
 
 
 def run_length(c: Candidates, kept: np.ndarray) -> int:

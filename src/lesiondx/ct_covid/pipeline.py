@@ -115,6 +115,12 @@ def robust_max(values: np.ndarray, n: int) -> float:
     return float(np.partition(pool, pool.size - n)[pool.size - n])
 
 
+def map_midlines(shape: tuple[int, int], crop: Box, size: int) -> tuple[float, float]:
+    """The original slice's mid-lines (row, col) in pixels of the ``size``² probability map of ``crop``:
+    quadrants are halves of the original slice, not of the lung crop."""
+    return (shape[0] / 2 - crop.y1) * size / crop.height, (shape[1] / 2 - crop.x1) * size / crop.width
+
+
 def lesion_min_area_px(config: CovidConfig, crop: Box, spacing: tuple[float, float] | None) -> float:
     """Smallest lesion cross-section in pixels of the model's probability map: a disk of
     ``min_lesion_diameter_mm`` when the pixel spacing (row, col mm) is known, never below ``min_area``."""
@@ -233,8 +239,7 @@ def analyse_series(
     in_plane = (float(spacing[-2]), float(spacing[-1])) if spacing is not None and len(spacing) >= 2 else None
     min_area_px = lesion_min_area_px(config, crop, in_plane)
     frame = lung_frame(lungs, shape, orientation=orientation, positions=slice_positions_mm, spacing=in_plane)
-    # the slice's mid-lines in probability-map pixels: quadrants are halves of the original slice
-    midlines = ((shape[0] / 2 - crop.y1) * size / crop.height, (shape[1] / 2 - crop.x1) * size / crop.width)
+    midlines = map_midlines(shape, crop, size)
     keep = (model.candidate_filter.keeper(grey_to_hu(inputs, (config.window_center, config.window_width)), probs)
             if model.candidate_filter is not None else None)
     settings = RuleSettings(k=config.k_consecutive, threshold=config.prob_threshold, min_area_px=min_area_px,

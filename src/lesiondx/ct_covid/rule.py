@@ -119,6 +119,32 @@ def kept_lesions(probs: np.ndarray, settings: RuleSettings, threshold: float | N
     return counted[parts]
 
 
+def part_centroids(parts: np.ndarray, n_parts: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slice index and centroid row / column (pixels) of the in-slice parts ``ids`` of the label volume ``parts``
+    ``(slices, H, W)``; sums run over those parts' voxels in order."""
+    inside = np.flatnonzero(parts)
+    labels = parts.ravel()[inside]
+    areas = np.bincount(labels, minlength=n_parts + 1).astype(float)
+    wanted = np.zeros(n_parts + 1, dtype=bool)
+    wanted[ids] = True
+    chosen = wanted[labels]
+    voxels, label = inside[chosen], labels[chosen]
+    slice_of, row, col = np.unravel_index(voxels, parts.shape)
+    first_slice = np.zeros(n_parts + 1, dtype=int)
+    first_slice[label] = slice_of  # every voxel of a part lies on the same slice
+    rows = np.bincount(label, weights=row, minlength=n_parts + 1)[ids] / areas[ids]
+    cols = np.bincount(label, weights=col, minlength=n_parts + 1)[ids] / areas[ids]
+    return first_slice[ids], rows, cols
+
+
+def quadrant_names(rows: np.ndarray, cols: np.ndarray, midlines: tuple[float, float] | None,
+                   shape: tuple[int, int]) -> list[str]:
+    """``upper-left`` … ``lower-right`` of centroids (``rows``, ``cols``) against ``midlines`` (row, col;
+    default: the centre of a ``shape`` map)."""
+    mid_row, mid_col = midlines or (shape[0] / 2, shape[1] / 2)
+    return [f"{'lower' if r >= mid_row else 'upper'}-{'right' if c >= mid_col else 'left'}" for r, c in zip(rows, cols)]
+
+
 def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings, parts: Parts | None = None) -> list[set[str]]:
     """The quadrants holding a lesion on each slice of a boolean ``(slices, H, W)`` mask: each
     in-slice connected part of at least ``min_area_px`` pixels (kept by ``settings.keep``, if set) counts in
@@ -128,20 +154,9 @@ def lesion_quadrant_sets(lesion: np.ndarray, settings: RuleSettings, parts: Part
     parts, n_parts, big = lesion_parts(lesion, settings) if parts is None else parts
     if not big.any():
         return sets
-    inside = np.flatnonzero(parts)  # the parts' voxels in order: the same sums as over the whole volume
-    labels = parts.ravel()[inside]
-    areas = np.bincount(labels, minlength=n_parts + 1).astype(float)
-    chosen = big[labels]
-    voxels, label = inside[chosen], labels[chosen]
-    slice_of, row, col = np.unravel_index(voxels, lesion.shape)
-    mid_row, mid_col = settings.midlines or (lesion.shape[1] / 2, lesion.shape[2] / 2)
-    ids = np.flatnonzero(big)
-    lower = np.bincount(label, weights=row, minlength=n_parts + 1)[ids] / areas[ids] >= mid_row
-    right = np.bincount(label, weights=col, minlength=n_parts + 1)[ids] / areas[ids] >= mid_col
-    first_slice = np.zeros(n_parts + 1, dtype=int)
-    first_slice[label] = slice_of  # every voxel of a part lies on the same slice
-    for part, lo, ri in zip(ids, lower, right):
-        sets[first_slice[part]].add(f"{'lower' if lo else 'upper'}-{'right' if ri else 'left'}")
+    slices, rows, cols = part_centroids(parts, n_parts, np.flatnonzero(big))
+    for z, name in zip(slices, quadrant_names(rows, cols, settings.midlines, lesion.shape[1:])):
+        sets[z].add(name)
     return sets
 
 

@@ -48,6 +48,18 @@ def _two_patient_folder(mini_folder: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_dicom_files_given_out_of_order_read_as_the_folder(tiny_run, mini_folder):
+    """Several DICOM files are one series ordered by position with its spacing (the mm size floor applies),
+    exactly as the folder they came from — not stacked in the order given without spacing."""
+    files = sorted((mini_folder / "series" / "P002").glob("*.dcm"))
+    shuffled = files[5:] + files[:5][::-1]
+    from_files = task.predict(shuffled, str(tiny_run), None)
+    from_folder = task.predict([mini_folder / "series" / "P002"], str(tiny_run), None)
+    assert from_files["patient"]["rule"]["min_lesion_diameter_mm"] is not None
+    assert from_files["slices"] == from_folder["slices"]
+    assert from_files["patient"] == from_folder["patient"]
+
+
 def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
     folder = _two_patient_folder(mini_folder, tmp_path / "data")
     metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")

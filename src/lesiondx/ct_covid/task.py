@@ -19,8 +19,7 @@ from lesiondx.config import config_to_dict
 from lesiondx.data import load_manifest
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
-from lesiondx.io import display_grey, read_image, read_study
-from lesiondx.io.continuity import require_one_series
+from lesiondx.io import display_grey, read_series_files, read_study
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder
@@ -90,19 +89,13 @@ def _evaluate_masks(manifest, loaded, out: Path, started: float) -> dict[str, An
 
 
 def _read_series(inputs: list[Path]) -> tuple[Any, str]:
-    """One series from a folder, or from several slice files given in order."""
+    """One series from a folder, or from several slice files of one series (DICOM ordered by position,
+    PNG/JPG in the order given; see :func:`lesiondx.io.read_series_files`)."""
     if len(inputs) == 1:
         return read_study(inputs[0]), str(inputs[0])
     if any(Path(p).is_dir() for p in inputs):
         raise ValueError("give one series folder, or several slice files of one series in order")
-    images = [read_image(p) for p in inputs]
-    shapes = {im.pixels.shape for im in images}
-    if len(shapes) != 1:
-        raise ValueError(f"slice files differ in shape: {sorted(shapes)}")
-    first = images[0]
-    stack = np.stack([im.pixels for im in images])
-    require_one_series(stack, [Path(p) for p in inputs], Path(inputs[0]).parent)
-    return first.with_pixels(stack, None), ", ".join(map(str, inputs))
+    return read_series_files(inputs), ", ".join(map(str, inputs))
 
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict[str, Any]:

@@ -118,6 +118,33 @@ def test_settings_from_env(tmp_path, monkeypatch):
         Settings.from_env(tmp_path)
 
 
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("LESIONDX_STUDY_QUIET_S", "soon", "is not a number"),
+    ("LESIONDX_WORKERS", "2.5", "whole number"),
+    ("LESIONDX_WORKERS", "-1", "at least 0"),
+    ("LESIONDX_JOB_TIMEOUT_S", "inf", "finite"),
+    ("LESIONDX_MAX_FILE_MB", "0", "at least"),
+    ("LESIONDX_ZIP_MAX_RATIO", "nan", "finite"),
+    ("LESIONDX_EXPORT_MAX_ATTEMPTS", "0", "at least 1"),
+    ("LESIONDX_EXPORT_RETRY_S", "30,-5", "at least 0"),
+])
+def test_bad_numbers_in_the_environment_name_the_variable(tmp_path, monkeypatch, name, text, message):
+    monkeypatch.setenv(name, text)
+    with pytest.raises(SettingsError, match=f"{name}.*{message}"):
+        Settings.from_env(tmp_path)
+
+
+def test_numbers_in_the_environment_reach_the_settings_in_their_units(tmp_path, monkeypatch):
+    for name, text in {"LESIONDX_STUDY_QUIET_S": " 2.5 ", "LESIONDX_WORKERS": "3", "LESIONDX_MAX_FILE_MB": "1.5",
+                       "LESIONDX_ZIP_MAX_RATIO": "50", "LESIONDX_EXPORT_RETRY_S": "5, 60",
+                       "LESIONDX_RETENTION_DAYS": "0"}.items():
+        monkeypatch.setenv(name, text)
+    settings = Settings.from_env(tmp_path)
+    assert settings.study_quiet_seconds == 2.5 and settings.workers == 3
+    assert settings.max_file_bytes == int(1.5 * 1024 * 1024) and settings.zip_max_ratio == 50.0
+    assert settings.export_retry_seconds == (5.0, 60.0) and settings.retention_days == 0.0
+
+
 def test_cli_serve_refuses_off_loopback_without_token(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -72,6 +72,7 @@ Environment variables (all optional):
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import secrets
@@ -221,31 +222,18 @@ class Settings:
             values["dicom_host"] = env["LESIONDX_DICOM_HOST"]
         if env.get("LESIONDX_PACS"):
             values["pacs"] = PacsTarget.parse(env["LESIONDX_PACS"])
-        for key, name in (("max_request_bytes", "LESIONDX_MAX_REQUEST_MB"), ("max_file_bytes", "LESIONDX_MAX_FILE_MB")):
-            if env.get(name):
-                try:
-                    values[key] = int(float(env[name]) * MB)
-                except ValueError:
-                    raise SettingsError(f"{name}={env[name]!r} is not a number") from None
-        if env.get("LESIONDX_STUDY_QUIET_S"):
-            values["study_quiet_seconds"] = float(env["LESIONDX_STUDY_QUIET_S"])
         if env.get("LESIONDX_PREDICTOR"):
             values["predictor_spec"] = env["LESIONDX_PREDICTOR"]
         if env.get("LESIONDX_DICOM_ALLOWED_AETS"):
             values["dicom_allowed_aets"] = tuple(a.strip() for a in env["LESIONDX_DICOM_ALLOWED_AETS"].split(",") if a.strip())
         if env.get("LESIONDX_MODEL"):
             values["model"] = env["LESIONDX_MODEL"]
-        values.update(_deid_and_bounds_from_env(env))
+        values.update(_deid_from_env(env))
         values.update(_export_env(env))
-        for key, name, kind in (("workers", "LESIONDX_WORKERS", int), ("job_timeout_s", "LESIONDX_JOB_TIMEOUT_S", float),
-                                ("job_memory_mb", "LESIONDX_JOB_MEMORY_MB", int),
-                                ("lease_seconds", "LESIONDX_LEASE_S", float),
-                                ("slow_job_s", "LESIONDX_SLOW_JOB_S", float)):
-            if env.get(name):
-                try:
-                    values[key] = kind(env[name])
-                except ValueError:
-                    raise SettingsError(f"{name}={env[name]!r} is not a number") from None
+        for key, name, kind, minimum, scale in _NUMBERS:
+            number = env_number(env, name, kind, minimum=minimum, scale=scale)
+            if number is not None:
+                values[key] = number
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("pacs"), str):
             values["pacs"] = PacsTarget.parse(str(values["pacs"]))
@@ -311,22 +299,49 @@ class Settings:
 
 
 _TRUE = ("1", "true", "yes", "on")
-_NUMBERS = (("max_pixels", "LESIONDX_MAX_PIXELS", 1), ("zip_max_members", "LESIONDX_ZIP_MAX_MEMBERS", 1),
-            ("zip_max_total_bytes", "LESIONDX_ZIP_MAX_TOTAL_MB", MB), ("zip_max_ratio", "LESIONDX_ZIP_MAX_RATIO", 0))
+# (setting, environment variable, type, smallest value allowed, scale to the setting's unit)
+_NUMBERS: tuple[tuple[str, str, type, float, float], ...] = (
+    ("max_request_bytes", "LESIONDX_MAX_REQUEST_MB", int, 1e-6, MB),
+    ("max_file_bytes", "LESIONDX_MAX_FILE_MB", int, 1e-6, MB),
+    ("study_quiet_seconds", "LESIONDX_STUDY_QUIET_S", float, 0.0, 1.0),
+    ("max_pixels", "LESIONDX_MAX_PIXELS", int, 1.0, 1.0),
+    ("zip_max_members", "LESIONDX_ZIP_MAX_MEMBERS", int, 1.0, 1.0),
+    ("zip_max_total_bytes", "LESIONDX_ZIP_MAX_TOTAL_MB", int, 1e-6, MB),
+    ("zip_max_ratio", "LESIONDX_ZIP_MAX_RATIO", float, 1e-6, 1.0),
+    ("workers", "LESIONDX_WORKERS", int, 0.0, 1.0),
+    ("job_timeout_s", "LESIONDX_JOB_TIMEOUT_S", float, 1e-3, 1.0),
+    ("job_memory_mb", "LESIONDX_JOB_MEMORY_MB", int, 1.0, 1.0),
+    ("lease_seconds", "LESIONDX_LEASE_S", float, 1e-3, 1.0),
+    ("slow_job_s", "LESIONDX_SLOW_JOB_S", float, 0.0, 1.0),
+    ("retention_days", "LESIONDX_RETENTION_DAYS", float, 0.0, 1.0),
+    ("export_max_attempts", "LESIONDX_EXPORT_MAX_ATTEMPTS", int, 1.0, 1.0),
+)
 
 
-def _deid_and_bounds_from_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
-    """De-identification options and upload bounds from the environment (see the module docstring)."""
+def env_number(env: Mapping[str, str], name: str, kind: type = float, *, minimum: float | None = None,
+               scale: float = 1.0) -> int | float | None:
+    """The number in ``env[name]`` times ``scale`` as ``kind`` (None when unset or blank). ``SettingsError``
+    naming the variable when it is not a finite number, is below ``minimum``, or is fractional where a count
+    (``kind`` int, ``scale`` 1) is expected."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise SettingsError(f"{name}={text!r} is not a finite number")
+    if minimum is not None and number < minimum:
+        raise SettingsError(f"{name}={text!r} must be at least {minimum:g}")
+    if kind is int and scale == 1.0 and number != int(number):
+        raise SettingsError(f"{name}={text!r} must be a whole number")
+    return kind(number * scale)
+
+
+def _deid_from_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
+    """De-identification options from the environment (see the module docstring)."""
     values: dict[str, object] = {}
-    for key, name, scale in _NUMBERS:
-        if env.get(name):
-            try:
-                number = float(env[name])
-            except ValueError:
-                raise SettingsError(f"{name}={env[name]!r} is not a number") from None
-            if number <= 0:
-                raise SettingsError(f"{name} must be positive")
-            values[key] = number if scale == 0 else int(number * scale)
     if env.get("LESIONDX_DEID_DATES"):
         dates = env["LESIONDX_DEID_DATES"].strip().lower()
         if dates not in ("remove", "shift", "full"):
@@ -340,21 +355,15 @@ def _deid_and_bounds_from_env(env: "os._Environ[str] | dict[str, str]") -> dict[
 
 
 def _export_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
-    """Retention and PACS-export retry settings from the environment."""
+    """PACS-export retry waits from the environment (retention and attempts are in ``_NUMBERS``)."""
     values: dict[str, object] = {}
-    try:
-        if env.get("LESIONDX_RETENTION_DAYS"):
-            values["retention_days"] = float(env["LESIONDX_RETENTION_DAYS"])
-        if env.get("LESIONDX_EXPORT_RETRY_S"):
-            waits = tuple(float(w) for w in env["LESIONDX_EXPORT_RETRY_S"].split(",") if w.strip())
-            if not waits or min(waits) < 0:
-                raise ValueError
-            values["export_retry_seconds"] = waits
-        if env.get("LESIONDX_EXPORT_MAX_ATTEMPTS"):
-            values["export_max_attempts"] = max(1, int(env["LESIONDX_EXPORT_MAX_ATTEMPTS"]))
-    except ValueError:
-        raise SettingsError("LESIONDX_RETENTION_DAYS, LESIONDX_EXPORT_RETRY_S (e.g. '30,120,600') and "
-                            "LESIONDX_EXPORT_MAX_ATTEMPTS must be non-negative numbers") from None
+    if env.get("LESIONDX_EXPORT_RETRY_S"):
+        parts = [w for w in env["LESIONDX_EXPORT_RETRY_S"].split(",") if w.strip()]
+        waits = tuple(float(env_number({"LESIONDX_EXPORT_RETRY_S": w}, "LESIONDX_EXPORT_RETRY_S", minimum=0.0) or 0.0)
+                      for w in parts)
+        if not waits:
+            raise SettingsError("LESIONDX_EXPORT_RETRY_S must list waits in seconds, e.g. '30,120,600'")
+        values["export_retry_seconds"] = waits
     return values
 
 

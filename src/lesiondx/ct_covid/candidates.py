@@ -6,6 +6,13 @@ inside aerated lung; a tumour is a compact solid soft-tissue mass; vessels, hila
 solid and medial), what surrounds it, how large it is and how sure the segmenter is. Densities are taken
 from the model's 8-bit input and mapped back to HU through the lung window, so DICOM series and the
 windowed MedSeg slices share one scale.
+
+Shape, core and margin (added 2026-12-06, declared before any score with them was computed), all size-free:
+``solidity`` (area / convex-hull area: a mass is compact and convex, pneumonia patches irregular), ``axis_ratio``
+(minor / major axis: a mass is roughly round, bands and vessels elongated), ``hu_p90`` (a mass has a soft-tissue
+core; ground glass stays below −300 HU) and ``edge_step`` (HU of the candidate's outer 2-px band minus its ring: a
+mass has a sharp margin, ground glass fades into the lung). A filter file names the subset of :data:`FEATURES` it
+uses, so a filter fitted on the first nine keeps loading and scoring as before.
 """
 
 from __future__ import annotations

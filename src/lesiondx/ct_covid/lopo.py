@@ -17,7 +17,9 @@ written down before any fold was run:
 3. none feasible: fewest wrong training patients, then as 2.
 
 The segmenter is the shipped one (trained on MedSeg ``train`` only, never on a series patient); it runs once
-per patient. ``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``;
+per patient. Feature set: ``--features`` (``base``: the nine of the shipped filter; ``shape``: those plus solidity,
+axis ratio, 90th-percentile HU and edge step, declared in :mod:`.candidates` and ``benchmarks/ct_covid.md`` before
+their one LOPO run, with the rule under which they ship). ``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``;
 ``--ship DIR`` also fits the filter on every patient and writes it with the chosen settings into ``DIR``.
 """
 

@@ -94,7 +94,8 @@ def test_a_feature_subset_gives_the_same_columns_and_the_base_filter_file_keeps_
     parts[:, ggo], parts[:, mass] = 1, 2
     full = part_features(parts, 2, hu, probs)
     assert np.array_equal(part_features(parts, 2, hu, probs, BASE_FEATURES), full[:, :len(BASE_FEATURES)])
-    assert np.array_equal(part_features(parts, 2, hu, probs, ("edge_step", "mean_hu")), select(full, ("edge_step", "mean_hu")))
+    pair = ("edge_step", "mean_hu")
+    assert np.array_equal(part_features(parts, 2, hu, probs, pair), select(full, pair))
     shipped = default_model_dir() / FILTER_FILE
     if shipped.is_file():
         filt = CandidateFilter.from_json(shipped)

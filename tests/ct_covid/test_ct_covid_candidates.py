@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lesiondx.ct_covid.candidates import FEATURES, CandidateFilter, fit_filter, part_features
+from lesiondx.ct_covid.candidates import (BASE_FEATURES, FEATURES, FILTER_FILE, CandidateFilter, fit_filter,
+                                          hull_areas, part_features, select)
 from lesiondx.io import grey_to_hu
 from lesiondx.ct_covid.config import read_config
 from lesiondx.ct_covid.lopo import choose
+from lesiondx.ct_covid.model import default_model_dir
 from lesiondx.ct_covid.rule import RuleSettings, kept_lesions, patient_rule
 
 
@@ -38,6 +40,73 @@ def test_features_tell_ground_glass_from_a_solid_mass():
     assert f["ring_hu"][1] == pytest.approx(-0.85)  # surrounded by aerated lung
     assert f["log_area_px"][1] == pytest.approx(np.log(ggo.sum()))
     assert np.allclose(f["mean_prob"][1:], 0.9)
+
+
+def _one_slice(mask: np.ndarray, hu_inside, hu_outside: float = -850.0):
+    """Synthetic: one slice of aerated lung with one candidate ``mask`` (probability 0.9)."""
+    hu = np.where(mask, hu_inside, hu_outside).astype(np.float32)[None]
+    return mask.astype(np.int32)[None], 1, hu, (mask * 0.9).astype(np.float32)[None]
+
+
+def test_shape_features_tell_a_round_convex_mass_from_an_irregular_or_elongated_patch():
+    yy, xx = np.mgrid[:64, :64]
+    disc = (yy - 32) ** 2 + (xx - 32) ** 2 <= 100
+    crescent = disc & ((yy - 32) ** 2 + (xx - 38) ** 2 > 64)  # a disc with a bite out of it: concave
+    bar = (abs(yy - 32) <= 1) & (abs(xx - 32) <= 15)  # 3 x 31: convex but elongated
+    f = {name: dict(zip(FEATURES, part_features(*_one_slice(m, -550.0))[1])) for name, m in
+         (("disc", disc), ("crescent", crescent), ("bar", bar))}
+    assert f["disc"]["solidity"] > 0.9 and f["crescent"]["solidity"] < 0.75
+    assert f["bar"]["solidity"] == pytest.approx(1.0)  # a rectangle is its own hull
+    assert f["disc"]["axis_ratio"] == pytest.approx(1.0, abs=0.01)
+    assert f["bar"]["axis_ratio"] == pytest.approx(3 / 31, rel=0.02)  # √(λmin/λmax) of a 3 × 31 rectangle
+    # and none of them depends on size: the same disc at twice the radius
+    big = (yy - 32) ** 2 + (xx - 32) ** 2 <= 400
+    g = dict(zip(FEATURES, part_features(*_one_slice(big, -550.0))[1]))
+    assert g["solidity"] == pytest.approx(f["disc"]["solidity"], abs=0.05)
+    assert g["axis_ratio"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_hull_areas_of_pixel_squares():
+    parts = np.zeros((1, 8, 8), np.int32)
+    parts[0, 1, 1] = 1  # one pixel
+    parts[0, 4:6, 2:7] = 2  # a 2 x 5 rectangle
+    parts[0, 0, 5], parts[0, 1, 6] = 3, 3  # two diagonal pixels: a hexagon of area 3
+    assert hull_areas(parts, 4)[1:] == pytest.approx([1.0, 10.0, 3.0])
+
+
+def test_core_and_margin_features_tell_a_solid_sharp_mass_from_fading_ground_glass():
+    yy, xx = np.mgrid[:64, :64]
+    r = np.sqrt((yy - 32.0) ** 2 + (xx - 32.0) ** 2)
+    disc = r <= 10
+    mass = _one_slice(disc, 40.0)  # uniform soft tissue, sharp edge
+    fading = _one_slice(disc, np.clip(-300.0 - 50.0 * r, -850.0, None))  # densest centre, fades to the lung
+    m, g = (dict(zip(FEATURES, part_features(*x)[1])) for x in (mass, fading))
+    assert m["hu_p90"] == pytest.approx(0.04) and g["hu_p90"] < -0.3
+    expected = np.percentile(fading[2][0][disc], 90) / 1000
+    assert g["hu_p90"] == pytest.approx(expected)
+    assert m["edge_step"] == pytest.approx(0.89)  # 40 HU band against a -850 HU ring
+    assert 0 < g["edge_step"] < 0.15
+
+
+def test_a_feature_subset_gives_the_same_columns_and_the_base_filter_file_keeps_loading(tmp_path):
+    hu, probs, ggo, mass = _synthetic_volume(2)
+    parts = np.zeros(hu.shape, np.int32)
+    parts[:, ggo], parts[:, mass] = 1, 2
+    full = part_features(parts, 2, hu, probs)
+    assert np.array_equal(part_features(parts, 2, hu, probs, BASE_FEATURES), full[:, :len(BASE_FEATURES)])
+    pair = ("edge_step", "mean_hu")
+    assert np.array_equal(part_features(parts, 2, hu, probs, pair), select(full, pair))
+    shipped = default_model_dir() / FILTER_FILE
+    if shipped.is_file():
+        filt = CandidateFilter.from_json(shipped)
+        assert set(filt.names) <= set(FEATURES)
+        assert filt.keeper(hu, probs)(parts, 2).shape == (3,)
+        with pytest.raises(ValueError, match="features"):
+            filt.probability(full if len(filt.names) != len(FEATURES) else full[:, :3])
+    bad = _solid_rejecting_filter().to_json(tmp_path / "f.json")
+    (tmp_path / "unknown.json").write_text(bad.read_text().replace('"solidity"', '"roundness"'))
+    with pytest.raises(ValueError, match=r"unknown.json.*roundness"):
+        CandidateFilter.from_json(tmp_path / "unknown.json")
 
 
 def test_grey_to_hu_inverts_the_lung_window():

@@ -17,8 +17,12 @@ written down before any fold was run:
 3. none feasible: fewest wrong training patients, then as 2.
 
 The segmenter is the shipped one (trained on MedSeg ``train`` only, never on a series patient); it runs once
-per patient. ``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``;
-``--ship DIR`` also fits the filter on every patient and writes it with the chosen settings into ``DIR``.
+per patient. Feature set: ``--features`` (``base``: the nine of the shipped filter; ``shape``: those plus solidity,
+axis ratio, 90th-percentile HU and edge step, declared in :mod:`.candidates` and ``benchmarks/ct_covid.md`` before
+their one LOPO run, with the rule under which they ship; that run, 2026-12-06, got 2 of 4 left-out patients right,
+worse than ``base``'s 3 of 4, so ``base`` stays the default and the shipped filter).
+``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``; ``--ship DIR``
+also fits the filter on every patient and writes it with the chosen settings into ``DIR``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import pandas as pd
 from lesiondx.io import grey_to_hu
 from lesiondx.stats import auc_delong
 
-from .candidates import FEATURES, CandidateFilter, fit_filter, part_features
+from .candidates import BASE_FEATURES, FEATURES, CandidateFilter, fit_filter, part_features, select
 from .config import CovidConfig
 from .evaluation import read_patient_slices
 from .model import LoadedModel, load_model
@@ -46,6 +50,7 @@ from .rule import RuleSettings, lesion_parts, longest_run, part_centroids, patie
 
 PROBS, FLOORS_MM, KS, FILTER_T = (0.5, 0.7, 0.9), (5.0, 10.0, 15.0), (3, 5), (0.0, 0.3, 0.5, 0.7, 0.9)
 RECALL_KEEP = 0.9
+FEATURE_SETS = {"base": BASE_FEATURES, "shape": FEATURES}
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
@@ -123,7 +128,7 @@ def collect_medseg(model: LoadedModel, folder: Path, split: str) -> Slices:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Counted candidates of one thresholding: ``features`` ``(n, F)``, ``slice`` index, image ``quadrant``,
+    """Counted candidates of one thresholding: ``features`` ``(n, len(FEATURES))``, ``slice`` index, image ``quadrant``,
     ``in_mask`` (fraction inside the infection mask, MedSeg) and the number of slices."""
 
     features: np.ndarray
@@ -162,8 +167,10 @@ def series_labels(s: Series, c: Candidates) -> np.ndarray:
     return (s.truth * s.infection[c.slice]).astype(int)
 
 
-def fit_fold(train: list[Series], medseg: Slices, min_area: int) -> CandidateFilter:
-    """The filter of a fold: MedSeg train candidates + the training patients' candidates, pooled over PROBS."""
+def fit_fold(train: list[Series], medseg: Slices, min_area: int,
+             names: tuple[str, ...] = BASE_FEATURES) -> CandidateFilter:
+    """The filter of a fold on the features ``names``: MedSeg train candidates + the training patients'
+    candidates, pooled over PROBS."""
     xs, ys = [], []
     for prob in PROBS:
         c = candidates(medseg.probs, medseg.hu, RuleSettings(threshold=prob, min_area_px=min_area), medseg.masks)
@@ -174,7 +181,7 @@ def fit_fold(train: list[Series], medseg: Slices, min_area: int) -> CandidateFil
             xs.append(c.features)
             ys.append(series_labels(s, c))
     meta = {"trained_on": ["MedSeg train"] + [s.patient for s in train], "n_candidates": int(sum(map(len, ys)))}
-    return fit_filter(np.concatenate(xs), np.concatenate(ys), meta=meta)
+    return fit_filter(select(np.concatenate(xs), names), np.concatenate(ys), names=names, meta=meta)
 
 
 def medseg_recall(c: Candidates, kept: np.ndarray) -> float:
@@ -189,10 +196,10 @@ def grid_table(patients: list[Series], test_medseg: Slices, filt: CandidateFilte
     rows = []
     med = {p: candidates(test_medseg.probs, test_medseg.hu, RuleSettings(threshold=p, min_area_px=min_area),
                          test_medseg.masks) for p in PROBS}
-    med_p = {p: filt.probability(c.features) for p, c in med.items()}
+    med_p = {p: filt.probability(select(c.features, filt.names)) for p, c in med.items()}
     cands = {(s.patient, p, f): candidates(s.probs, s.hu, s.settings(p, f, 1))
              for s in patients for p in PROBS for f in FLOORS_MM}
-    probs = {key: filt.probability(c.features) for key, c in cands.items()}
+    probs = {key: filt.probability(select(c.features, filt.names)) for key, c in cands.items()}
     for p, f, k, t in itertools.product(PROBS, FLOORS_MM, KS, FILTER_T):
         row = {"prob": p, "floor_mm": f, "k": k, "filter_t": t, "medseg_recall": medseg_recall(med[p], med_p[p] >= t)}
         wrong = 0
@@ -228,15 +235,16 @@ def slice_scores(s: Series, filt: CandidateFilter, min_area: int) -> tuple[np.nd
     raw = np.array([robust_max(p, min_area) for p in s.probs])
     c = candidates(s.probs, s.hu, RuleSettings(threshold=0.5, min_area_px=min_area))
     best = np.zeros(len(raw))
-    np.maximum.at(best, c.slice, filt.probability(c.features))
+    np.maximum.at(best, c.slice, filt.probability(select(c.features, filt.names)))
     return raw, raw * best
 
 
 Outputs = tuple[list[Series], Slices, Slices]
 
 
-def lopo(data: Outputs | dict[str, Outputs], cfg: CovidConfig) -> dict:
-    """Every fold: filter, grid, chosen setting, the left-out patient's result (with and without the filter).
+def lopo(data: Outputs | dict[str, Outputs], cfg: CovidConfig, names: tuple[str, ...] = BASE_FEATURES) -> dict:
+    """Every fold: filter (on the features ``names``), grid, chosen setting, the left-out patient's result (with
+    and without the filter).
 
     ``data``: the segmenter outputs ``(patients, MedSeg train, MedSeg test)``, one for all folds or, per
     left-out patient, those of that fold's segmenter (fine-tuned without it)."""
@@ -251,7 +259,7 @@ def lopo(data: Outputs | dict[str, Outputs], cfg: CovidConfig) -> dict:
         baselines.append(baseline)
         out = next(s for s in patients if s.patient == out_id)
         train = [s for s in patients if s is not out]
-        filt = fit_fold(train, train_medseg, cfg.min_area)
+        filt = fit_fold(train, train_medseg, cfg.min_area, names)
         table = grid_table(train, test_medseg, filt, cfg.min_area)
         setting = choose(table, baseline)
         no_filter = choose(table[table["filter_t"] == 0], baseline)
@@ -260,13 +268,13 @@ def lopo(data: Outputs | dict[str, Outputs], cfg: CovidConfig) -> dict:
         folds.append({"left_out": out.patient, "label": out.label, "truth": out.truth,
                       "setting": setting.to_dict(), "result": apply(out, filt, setting),
                       "setting_rule_only": no_filter.to_dict(), "result_rule_only": apply(out, None, no_filter),
-                      "result_shipped_rule": apply(out, None, shipped), "filter_coef": dict(zip(FEATURES, filt.coef))})
+                      "result_shipped_rule": apply(out, None, shipped), "filter_coef": dict(zip(filt.names, filt.coef))})
     pooled = pd.concat(slices, ignore_index=True)
     aucs = {}
     for col in ("raw", "filtered"):
         a = auc_delong(pooled["truth"].to_numpy(), pooled[col].to_numpy())
         aucs[col] = {"auc": a.auc, "ci": [a.ci_low, a.ci_high], "n_pos": a.n_pos, "n_neg": a.n_neg}
-    return {"folds": folds, "slice_auc": aucs, "medseg_test_recall_shipped_rule": baselines, "pooled": pooled}
+    return {"features": list(names), "folds": folds, "slice_auc": aucs, "medseg_test_recall_shipped_rule": baselines, "pooled": pooled}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fold-models", type=Path, help="folder with one model folder per left-out patient")
     ap.add_argument("--cache", type=Path, help="pickle of the segmenter outputs (written when missing)")
     ap.add_argument("--ship", type=Path, help="fit on every patient and write the filter + settings here")
+    ap.add_argument("--features", choices=sorted(FEATURE_SETS), default="base",
+                    help="candidate features of the filter (base: the shipped nine; shape: + solidity, axis ratio, "
+                         "90th-percentile HU, edge step)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     model = load_model(a.model)
@@ -296,18 +307,19 @@ def main(argv: list[str] | None = None) -> None:
         cached = outputs(model)
     if a.cache and not a.cache.is_file():
         a.cache.write_bytes(pickle.dumps(cached))
-    result = lopo(cached, cfg)
+    names = FEATURE_SETS[a.features]
+    result = lopo(cached, cfg, names)
     result.pop("pooled").to_csv(a.out / "lopo_slices.csv", index=False)
     if a.ship:
         patients, train_m, test_m = cached if isinstance(cached, tuple) else outputs(model)
-        filt = fit_fold(patients, train_m, cfg.min_area)
+        filt = fit_fold(patients, train_m, cfg.min_area, names)
         table = grid_table(patients, test_m, filt, cfg.min_area)
         table.to_csv(a.out / "final_grid.csv", index=False)
         base_c = candidates(test_m.probs, test_m.hu, RuleSettings(threshold=0.5, min_area_px=cfg.min_area), test_m.masks)
         setting = choose(table, medseg_recall(base_c, np.ones(len(base_c.slice), bool)))
         filt = filt.with_threshold(float(setting["filter_t"]))
         filt.to_json(a.ship / "candidate_filter.json")
-        result["final"] = {"setting": setting.to_dict(), "coef": dict(zip(FEATURES, filt.coef)),
+        result["final"] = {"setting": setting.to_dict(), "coef": dict(zip(filt.names, filt.coef)),
                            "in_sample": {s.patient: apply(s, filt, setting) for s in patients}}
     (a.out / "lopo.json").write_text(json.dumps(result, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     print(json.dumps({k: v for k, v in result.items() if k != "folds"}, indent=2, default=str))

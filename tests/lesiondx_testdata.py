@@ -19,3 +19,21 @@ def shared_dataset(name: str) -> Path:
         pytest.skip(f"shared dataset {name} not found at {path} (set LESIONDX_SHARED_DATA)")
     return path
 
+
+
+def corrupted_copy(src: Path, dst: Path, image_id: str, *, drop: bool = False, column: str = "image") -> tuple[Path, str]:
+    """A copy of dataset folder ``src`` at ``dst`` in which the ``column`` file of row ``image_id`` is 100 bytes
+    of noise, or (``drop``) whose labels.csv lacks that row; returns the folder and the file's relative path."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    shutil.copytree(src, dst)
+    frame = pd.read_csv(dst / "labels.csv", dtype=str, keep_default_na=False)
+    rel = str(frame.loc[frame["image_id"] == image_id, column].iloc[0])
+    if drop:
+        frame[frame["image_id"] != image_id].to_csv(dst / "labels.csv", index=False)
+    else:
+        (dst / rel).write_bytes(np.random.default_rng(0).integers(0, 256, 100, dtype=np.uint8).tobytes())
+    return dst, rel

@@ -24,6 +24,7 @@ app.command("report", help="HTML evaluation report + metrics.json from a predict
 app.command("compare", help="Several models on one ROC and decision curve with paired DeLong tests.")(compare_command)
 out = Console()
 err = Console(stderr=True)
+LIST_LIMIT = 20  # bad files named one per line before training stops
 
 TaskOption = Annotated[str, typer.Option("--task", help="us-liver, ct-liver or ct-covid")]
 EngineOption = Annotated[Optional[str], typer.Option(
@@ -110,11 +111,26 @@ def train(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder (labels.csv + images)")],
     run_dir: Annotated[Path, typer.Option("--out", help="Run directory to create")],
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/TOML config")] = None,
+    skip_bad: Annotated[bool, typer.Option(
+        "--skip-bad", help="Train on the rows whose files can be read; the others are listed in "
+                           "RUN_DIR/skipped_rows.csv (default: stop before training and list them)")] = False,
 ) -> None:
-    """Train a task's model; the run directory gets checkpoint, config, data hash and curves."""
+    """Train a task's model; the run directory gets checkpoint, config, data hash and curves. Every listed
+    file is opened first: unreadable ones stop it before anything is trained, all of them named."""
+    from lesiondx.data import BadRowsError
     from lesiondx.tasks import load_task
 
-    result = _run(lambda: load_task(task).train(data, run_dir, config))
+    try:
+        result = _run(lambda: load_task(task).train(data, run_dir, config, skip_bad=skip_bad))
+    except BadRowsError as exc:
+        for bad in exc.bad[:LIST_LIMIT]:
+            err.print(f"[red]bad file:[/] {bad.line()} (labels.csv row {bad.row})", highlight=False, soft_wrap=True)
+        more = f" ({len(exc.bad) - LIST_LIMIT} more not shown)" if len(exc.bad) > LIST_LIMIT else ""
+        _fail(f"{exc.csv}: {len(exc.bad)} of {exc.n_rows} rows have files that cannot be used{more}; nothing was "
+              "trained (fix or remove them, or --skip-bad to train on the rest)")
+    if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
+        err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
+                  soft_wrap=True)
     out.print(f"run written to {result}")
 
 
@@ -127,14 +143,23 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of the summary")] = False,
     engine: EngineOption = None,
     classifier: ClassifierOption = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Stop at the first row whose file cannot be read or is refused (default: exclude it, "
+                         "list it in metrics.json 'excluded' and count it in the summary)")] = False,
 ) -> None:
     """Predict a labelled folder and write predictions.csv, metrics.json and report.html; prints a
-    one-screen summary (``lesiondx report`` on the same predictions.csv gives the same figures)."""
+    one-screen summary (``lesiondx report`` on the same predictions.csv gives the same figures). Rows whose
+    files cannot be read or are refused by the input gate are excluded, each named in a warning."""
     from lesiondx.tasks import load_task
 
     _use_engine(engine)
     options = _ct_liver_options(task, classifier=classifier)
-    metrics = _run(lambda: load_task(task).evaluate(model, data, out_dir, **options))
+    metrics = _run(lambda: load_task(task).evaluate(model, data, out_dir, strict=strict, **options))
+    for bad in metrics.get("excluded") or []:
+        err.print(f"[yellow]warning:[/] excluded {bad['file']}: {bad['reason']}", highlight=False, soft_wrap=True)
+    if metrics.get("n_excluded"):
+        err.print(f"[yellow]warning:[/] {metrics['n_excluded']} of {metrics['n_listed']} rows excluded "
+                  "(unreadable/refused)", highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps(metrics))
         return

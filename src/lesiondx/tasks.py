@@ -2,8 +2,8 @@
 
 Each task module (``lesiondx.<package>.task``) provides::
 
-    train(data: Path, out: Path, config: Path | None) -> Path           # the run directory
-    evaluate(model: str, data: Path, out: Path) -> dict                  # metrics.json content
+    train(data: Path, out: Path, config: Path | None, skip_bad: bool = False) -> Path   # the run directory
+    evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict           # metrics.json content
     predict(inputs: list[Path], model: str, out: Path | None, **options) -> dict
 """
 

@@ -40,8 +40,9 @@ def patient_truth(label: str, config: CovidConfig) -> int:
     return int(config.is_positive(label))
 
 
-def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    """Predict every patient of ``manifest``; ``(slice table, patient table, summed stage seconds)``."""
+def run_folder_checks(manifest: Manifest) -> str:
+    """The per-slice truth column of a CT-MD-layout folder; ``ValueError`` naming labels.csv when it has no
+    rows, or lacks ``slice_index`` / ``patient_id`` on a row, or has no truth column."""
     frame = manifest.frame
     if frame.empty:
         raise ValueError(f"{manifest.root / 'labels.csv'}: labels.csv has no rows")
@@ -51,6 +52,13 @@ def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd
     truth_col = manifest.layout.slice_truth or "infection"
     if truth_col not in frame.columns:
         raise ValueError(f"{manifest.root / 'labels.csv'}: no per-slice truth column {truth_col!r}")
+    return truth_col
+
+
+def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Predict every patient of ``manifest``; ``(slice table, patient table, summed stage seconds)``."""
+    frame = manifest.frame
+    truth_col = run_folder_checks(manifest)
     slice_rows, patient_rows, timings = [], [], {}
     for patient, rows in track(list(frame.groupby("patient_id", sort=True)), "ct-covid patients"):
         rows = rows.sort_values("slice_index")
@@ -104,8 +112,9 @@ def level_metrics(y: np.ndarray, s: np.ndarray, decided: np.ndarray, threshold: 
     return out
 
 
-def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, rule: str) -> dict[str, Any]:
-    """``slice`` and ``patient`` sections; ``predictions.csv`` / ``patients.csv`` with their settings files
+def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, rule: str,
+                       exclusion_note: str | None = None) -> dict[str, Any]:
+    """``slice`` and ``patient`` sections (``exclusion_note``: said in both reports); ``predictions.csv`` / ``patients.csv`` with their settings files
     and the stats HTML reports under ``out/report`` and ``out/patient_report``, through the code path
     ``lesiondx report`` takes on those files; ``summary``: terminal lines."""
     y, s = slices["truth"].to_numpy(bool), slices["score"].to_numpy(float)
@@ -118,10 +127,11 @@ def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, 
     source = "the model's prob_threshold (config), chosen before seeing this data"
     base = EvalSettings(positive=("1",), negative=("0",), label_col="truth", patient_col=None, threshold=threshold,
                         threshold_source=source, unit="slice")
+    excluded = (exclusion_note,) if exclusion_note else ()
     per = {"report": (slices, "predictions.csv", replace(base, title="ct-covid evaluation — per slice", notes=(
-               "Slices of one patient are correlated; the DeLong CI treats them as independent.",))),
+               "Slices of one patient are correlated; the DeLong CI treats them as independent.", *excluded))),
            "patient_report": (patients, "patients.csv", replace(base, title="ct-covid evaluation — per patient", unit="patient", notes=(
-               f"Patient score from the series rule; the decision rule: {rule}.",)))}
+               f"Patient score from the series rule; the decision rule: {rule}.", *excluded)))}
     reports: dict[str, str] = {}
     summary: list[str] = []
     for name, (table, csv_name, settings) in per.items():

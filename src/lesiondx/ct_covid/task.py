@@ -16,56 +16,75 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import load_manifest
+from lesiondx.data import Screened, check_training_rows, load_manifest, no_rows_left, screen_rows
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
-from lesiondx.io import display_grey, read_series_files, read_study
+from lesiondx.io import display_grey, read_image, read_raster_array, read_series_files, read_study
 
 from .config import read_config
-from .evaluation import metrics_and_report, run_folder
+from .evaluation import metrics_and_report, run_folder, run_folder_checks
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
 from .pipeline import analyse_series, save_positive_overlays
-from .segmentation import evaluate_segmentation
+from .segmentation import evaluate_segmentation, evaluation_rows
 
 
-def train(data: Path, out: Path, config: Path | None = None) -> Path:
+def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = False) -> Path:
     """Train the UNet++ on a folder with infection masks (MedSeg layout, ``split == train`` rows).
 
     Writes ``out/model.pt`` and ``model.onnx``, ``config.yaml``, ``history.csv``, ``split.csv``; returns ``out``.
+    Every row's files are opened first: a bad one stops it before anything is trained (``BadRowsError``),
+    or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``.
     """
+    from .train import train_segmenter, training_rows  # torch: training extras only
+
     cfg = read_config(config)
+    manifest = load_manifest(data)
+    used = manifest.subset(manifest.frame["image_id"].isin(training_rows(manifest)["image_id"]))
+    manifest = check_training_rows(used, skip_bad=skip_bad, run_dir=Path(out))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    from .train import train_segmenter  # torch: training extras only
 
-    train_segmenter(Path(data), out, cfg)
+    train_segmenter(manifest, out, cfg)
     export_model(out)  # model.onnx beside model.pt: what predict/evaluate/serve run on
     return out
 
 
-def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
+def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[str, Any]:
     """Evaluate on a CT-MD-layout folder (DICOM slices with ``patient_id``, ``slice_index``, ``infection``).
 
     A folder with ``infection_mask`` (MedSeg layout) gets a Dice evaluation of its ``test`` rows
     instead (``segmentation.csv``, ``metrics.json`` with a ``segmentation`` section). Otherwise writes ``predictions.csv`` (per slice), ``patients.csv``, ``metrics.json`` and the stats
     reports (``report/``: per slice, ``patient_report/``: per patient when ≥ 2 of each class).
+    A slice (or mask) that cannot be read is excluded, and every slice of a series the ct-covid gate refuses;
+    they are listed in ``excluded`` and counted in the first summary line (``strict``: stop at the first).
     """
     loaded = load_model(model)
     manifest = load_manifest(data)
     manifest.require_files()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if "infection_mask" in manifest.frame.columns:
-        return _evaluate_masks(manifest, loaded, out, started)
-    slices, patients, timings = run_folder(manifest, loaded)
+        rows = manifest.subset(manifest.frame["image_id"].isin(evaluation_rows(manifest)["image_id"]))
+        screened = screen_rows(rows, _usable_mask_row, strict=strict)
+    else:
+        run_folder_checks(manifest)
+        screened = screen_rows(manifest, lambda row: read_image(row["image"]), strict=strict, group_by="patient_id",
+                               check_group=_usable_series)
+    if no_rows_left(screened):
+        raise ValueError(no_rows_left(screened))
+    out.mkdir(parents=True, exist_ok=True)
+    if "infection_mask" in manifest.frame.columns:
+        return _evaluate_masks(screened, loaded, out, started)
+    slices, patients, timings = run_folder(screened.manifest, loaded)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
-                                 rule=loaded.config.rule_text)
+                                 rule=loaded.config.rule_text, exclusion_note=screened.note())
+    if screened.excluded:
+        metrics["summary"].insert(0, screened.headline)
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
-                    "n_slices": len(slices), "n_patients": len(patients),
+                    "n_slices": len(slices), "n_patients": len(patients), **screened.fields(),
                     "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
@@ -73,17 +92,30 @@ def evaluate(model: str, data: Path, out: Path) -> dict[str, Any]:
     return metrics
 
 
-def _evaluate_masks(manifest, loaded, out: Path, started: float) -> dict[str, Any]:
+def _usable_mask_row(row: Any) -> None:
+    """A MedSeg row's slice and infection mask read as the segmentation evaluation reads them."""
+    read_raster_array(row["image"], grey=True)
+    read_raster_array(row["infection_mask"], grey=True)
+
+
+def _usable_series(rows: Any) -> None:
+    """The ct-covid gate on one patient's slices read as a series; raises ``InputRefused`` naming its folder."""
+    files = list(rows.sort_values("slice_index")["image"])
+    require("ct-covid", read_series_files(files), Path(files[0]).parent)
+
+
+def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> dict[str, Any]:
     """A folder with infection masks (MedSeg layout): Dice on its ``test`` rows."""
     reason = "folder with infection masks: every slice is positive, so only segmentation is evaluated"
-    seg = evaluate_segmentation(manifest, loaded, out)
+    seg = evaluate_segmentation(screened.manifest, loaded, out)
     dice = seg.get("dice") or {}
-    summary = [f"ct-covid segmentation on {seg['n_slices']} slices ({reason}): mean Dice "
-               + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
-                  if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
-    metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
+    summary = [screened.headline] if screened.excluded else []
+    summary += [f"ct-covid segmentation on {seg['n_slices']} slices ({reason}): mean Dice "
+                + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
+                   if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
+    metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(screened.manifest.root),
                "segmentation": seg, "slice": None, "patient": None, "note": reason, "summary": summary,
-               "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
+               **screened.fields(), "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lesiondx.data import Manifest, grouped_split, load_manifest
+from lesiondx.data import Manifest, as_manifest, grouped_split, load_manifest
 from lesiondx.io import read_raster_array, resize
 from lesiondx.models import bce_dice_loss, save_checkpoint, size_mb
 from lesiondx.progress import track
@@ -146,15 +146,15 @@ def mean_dice(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> f
     return float(np.mean(np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))))
 
 
-def train_segmenter(data: Path, run_dir: Path, config: CovidConfig) -> Path:
-    """Train on ``data`` (MedSeg layout), keep the best validation-Dice epoch; return the checkpoint path.
+def train_segmenter(data: Path | Manifest, run_dir: Path, config: CovidConfig) -> Path:
+    """Train on ``data`` (MedSeg layout folder, or its manifest), keep the best validation-Dice epoch; return the checkpoint path.
 
     Writes ``run_dir/model.pt``, ``history.csv`` and ``split.csv``. MedSeg has no patient ids, so the
     validation slices are grouped per slice only (slices of one patient may sit on both sides).
     """
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    manifest = load_manifest(data)
+    manifest = as_manifest(data)
     manifest.require_files()
     frame = training_rows(manifest)
     if config.max_train_images:
@@ -163,7 +163,7 @@ def train_segmenter(data: Path, run_dir: Path, config: CovidConfig) -> Path:
     frame.assign(split=split).loc[:, ["image_id", "patient_id", "split"]].to_csv(run_dir / "split.csv", index=False)
     train_set = load_slices(frame[split == "train"], config.input_size)
     val_set = load_slices(frame[split == "val"], config.input_size)
-    negatives = negative_slices(resolve_folders(config.negative_data, data), config)
+    negatives = negative_slices(resolve_folders(config.negative_data, manifest.root), config)
     model = initial_model(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lesiondx.data import grouped_kfold, lesion_roi, load_manifest, mask_box
+from lesiondx.data import Manifest, as_manifest, grouped_kfold, lesion_roi, mask_box
 from lesiondx.io import read_raster_array
 from lesiondx.progress import track
 
@@ -43,13 +43,27 @@ class CropSet:
     table: pd.DataFrame
 
 
-def aul_crops(folder: str | Path, cfg: CtLiverConfig, labels: tuple[str, ...] = ("benign", "malignant")) -> CropSet:
+def aul_rows(manifest: Manifest, labels: tuple[str, ...] = ("benign", "malignant")) -> Manifest:
+    """The rows :func:`aul_crops` reads: a lesion mask and a label in ``labels``."""
+    frame = manifest.frame
+    return manifest.subset(frame["label"].isin(labels) & frame["lesion_mask"].notna())
+
+
+def usable_aul_row(row: pd.Series) -> None:
+    """Read one AUL row's frame and masks as :func:`aul_crops` does; raises ``ImageReadError`` naming the file."""
+    for column in ("image", "lesion_mask", "sector_mask"):
+        if row.get(column) is not None:
+            read_raster_array(row[column], grey=True)
+
+
+def aul_crops(folder: str | Path | Manifest, cfg: CtLiverConfig, labels: tuple[str, ...] = ("benign", "malignant")) -> CropSet:
     """Fixed-scale crops (side = ``crop_fraction`` × scan-sector width, growing only for larger lesions)
-    of every row with a lesion mask and a label in ``labels``; grey, so scanner tint is not a feature."""
-    frame = load_manifest(folder).frame
-    frame = frame[frame["label"].isin(labels) & frame["lesion_mask"].notna()].reset_index(drop=True)
+    of every row with a lesion mask and a label in ``labels``; grey, so scanner tint is not a feature.
+    ``folder``: a dataset folder or its manifest (e.g. the rows left after excluding unreadable ones)."""
+    manifest = as_manifest(folder)
+    frame = aul_rows(manifest, labels).frame
     if frame.empty:
-        raise ValueError(f"{folder}: no rows with a lesion mask and label in {labels}")
+        raise ValueError(f"{manifest.root}: no rows with a lesion mask and label in {labels}")
     crops, rows = [], []
     for rec in track(list(frame.itertuples(index=False)), "AUL lesion crops"):
         grey = read_raster_array(rec.image, grey=True) / 255.0

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from lesiondx.data import load_manifest
+from lesiondx.data import Manifest, as_manifest
 from lesiondx.io import (AUTO, ImageReadError, MedicalImage, Window, WindowEstimate, apply_window, estimate_window,
                          get_window, grey_to_hu, parse_window_option, read_image, read_raster_array, read_study, to_display)
 from lesiondx.progress import track
@@ -164,25 +164,38 @@ def _mask(path: str | None, shape: tuple[int, int], label_map: bool) -> np.ndarr
     return arr.astype(np.int32) if label_map else (arr > 127).astype(np.int32)
 
 
-def labelled_studies(folder: str | Path, patients: list[str] | None = None) -> list[Study]:
-    """One :class:`Study` per (patient, phase) of a dataset folder with ``slice_index`` (IRCADb layout),
-    slices sorted by ``slice_index``; liver/lesion masks read when listed."""
-    manifest = load_manifest(folder)
+def study_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns one study of a labelled folder is grouped by: patient, and phase when given."""
+    return ["patient_id"] + (["phase"] if "phase" in frame.columns else [])
+
+
+def study_volume(rows: pd.DataFrame) -> tuple[MedicalImage, float | None]:
+    """One study's slice files (rows sorted by ``slice_index``) as a volume, with the slice step in mm
+    (``None`` when the files do not tell)."""
+    images = [read_image(p) for p in track(list(rows["image"]), f"reading {rows['patient_id'].iloc[0]}")]
+    volume = images[0].with_pixels(np.stack([im.pixels for im in images]).astype(np.float32))
+    step = slice_step_mm(list(rows["image"]))
+    volume = MedicalImage(volume.pixels, (step or 1.0, *images[0].spacing) if images[0].spacing else None,
+                          images[0].modality, is_hu=images[0].is_hu, sources=tuple(im.source for im in images))
+    return volume, step
+
+
+def labelled_studies(folder: str | Path | Manifest, patients: list[str] | None = None) -> list[Study]:
+    """One :class:`Study` per (patient, phase) of a dataset folder (or its manifest, e.g. the rows left after
+    excluding unreadable ones) with ``slice_index`` (IRCADb layout), slices sorted by ``slice_index``;
+    liver/lesion masks read when listed."""
+    manifest = as_manifest(folder)
     frame = manifest.frame
     if "slice_index" not in frame.columns:
-        raise ValueError(f"{folder}: labels.csv has no slice_index column (not a slice-wise CT folder)")
+        raise ValueError(f"{manifest.root}: labels.csv has no slice_index column (not a slice-wise CT folder)")
     if patients is not None:
         frame = frame[frame["patient_id"].isin(patients)]
-    keys = ["patient_id"] + (["phase"] if "phase" in frame.columns else [])
+    keys = study_keys(frame)
     out = []
     for key, rows in frame.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         rows = rows.sort_values("slice_index")
-        images = [read_image(p) for p in track(list(rows["image"]), f"reading {key[0]}")]
-        volume = images[0].with_pixels(np.stack([im.pixels for im in images]).astype(np.float32))
-        step = slice_step_mm(list(rows["image"]))
-        volume = MedicalImage(volume.pixels, (step or 1.0, *images[0].spacing) if images[0].spacing else None,
-                              images[0].modality, is_hu=images[0].is_hu, sources=tuple(im.source for im in images))
+        volume, step = study_volume(rows)
         shape = volume.pixels.shape[1:]
         liver = lesion = None
         if "liver_mask" in rows.columns:
@@ -193,3 +206,12 @@ def labelled_studies(folder: str | Path, patients: list[str] | None = None) -> l
         sid = f"{key[0]}_{phase}" if phase else str(key[0])
         out.append(from_image(volume, sid, str(key[0]), phase=phase, liver=liver, lesion=lesion, slice_mm=step))
     return out
+
+
+def usable_slice_row(row: pd.Series) -> None:
+    """Read one row of a labelled slice folder as :func:`labelled_studies` reads it (the slice, and its masks
+    at the slice's shape); raises ``ImageReadError`` naming the file that cannot be used."""
+    shape = read_image(row["image"]).pixels.shape
+    for column in ("liver_mask", "lesion_mask"):
+        if row.get(column) is not None:
+            _mask(row[column], shape, True)

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import load_manifest
+from lesiondx.data import Manifest, Screened, as_manifest, check_training_rows, load_manifest, no_rows_left, screen_rows
 from lesiondx.gate import require, result_fields
 from lesiondx.io import ImageReadError, parse_window_option, read_image, read_series_files, read_study
 from lesiondx.runtime import set_torch_threads
@@ -50,13 +50,13 @@ def _log(run: Path):
     return log
 
 
-def _patient_labels(folder: Path) -> dict[str, str]:
-    frame = load_manifest(folder).frame
+def _patient_labels(folder: Path | Manifest) -> dict[str, str]:
+    frame = as_manifest(folder).frame
     return {str(p): str(rows["label"].iloc[0]) for p, rows in frame.groupby("patient_id")}
 
 
-def _is_lesion_type_folder(folder: Path, cfg: CtLiverConfig) -> bool:
-    labels = set(load_manifest(folder).frame["label"].astype(str))
+def _is_lesion_type_folder(folder: Path | Manifest, cfg: CtLiverConfig) -> bool:
+    labels = set(as_manifest(folder).frame["label"].astype(str))
     tree = LabelTree.from_mapping(cfg.label_tree)
     return labels <= set(tree.top) | set(tree.leaves)
 
@@ -111,36 +111,38 @@ def train_ircadb(data: Path, run: Path, cfg: CtLiverConfig, studies: list[Study]
     return info
 
 
-def train(data: Path, out: Path, config: Path | None = None, **overrides: Any) -> Path:
-    """Train what the folder supports (see module doc) into run dir ``out``; returns it."""
+def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = False, **overrides: Any) -> Path:
+    """Train what the folder supports (see module doc) into run dir ``out``; returns it. Every row's files are
+    opened first: a bad one stops it before anything is trained (``BadRowsError``), or with ``skip_bad`` its
+    row is left out and listed in ``skipped_rows.csv``."""
     cfg = load(config, **overrides)
     data, run = Path(data), Path(out)
+    manifest = check_training_rows(load_manifest(data), skip_bad=skip_bad, run_dir=run)
     run.mkdir(parents=True, exist_ok=True)
     import torch  # training: lesiondx[train]
 
     torch.set_num_threads(max(1, cfg.threads))
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = _log(run)
-    manifest = load_manifest(data)
     meta: dict[str, Any] = {"data": str(data), "layout": manifest.layout.name, "date": _dt.date.today().isoformat(),
                             "version": f"{run.name}-{_dt.date.today().isoformat()}"}
     if manifest.layout.name == "aul_liver_us":
         from .recipe import aul_crops, train_classifier
 
-        crops = aul_crops(data, cfg)
+        crops = aul_crops(manifest, cfg)
         model, level = train_classifier(crops.crops, list(crops.table["label"]), cfg, log=log)
         save_classifier(run / "classifier.pt", model, cfg, level, {**meta, "trained_on": "AUL ultrasound lesion crops"})
         meta.update(level=level, n_crops=len(crops.table))
-    elif "slice_index" in manifest.frame.columns and _is_lesion_type_folder(data, cfg):
+    elif "slice_index" in manifest.frame.columns and _is_lesion_type_folder(manifest, cfg):
         from .recipe import train_classifier
 
-        studies = labelled_studies(data)
-        crops, labels = ct_lesion_crops(studies, _patient_labels(data), cfg)
+        studies = labelled_studies(manifest)
+        crops, labels = ct_lesion_crops(studies, _patient_labels(manifest), cfg)
         model, level = train_classifier(crops, labels, cfg, log=log)
         save_classifier(run / "classifier.pt", model, cfg, level, {**meta, "trained_on": f"CT lesion crops from {data.name}"})
         meta.update(level=level, n_crops=len(labels))
     elif "slice_index" in manifest.frame.columns:
-        meta.update(train_ircadb(data, run, cfg, log=log))
+        meta.update(train_ircadb(manifest.root, run, cfg, labelled_studies(manifest), log=log))
         meta["licence_note"] = "weights trained on this folder inherit its licence; IRCADb-derived weights must not be redistributed"
     else:
         raise ValueError(f"{data}: neither an AUL-layout nor a CT slice folder (layout {manifest.layout.name})")
@@ -149,65 +151,107 @@ def train(data: Path, out: Path, config: Path | None = None, **overrides: Any) -
     return run
 
 
-def evaluate(model: str, data: Path, out: Path, classifier: str | None = None) -> dict:
+def _screen(manifest: Manifest, strict: bool) -> Screened:
+    """The rows evaluate reads, less those whose files cannot be read and, for CT studies, every slice of a
+    study the ct-liver gate refuses (AUL ultrasound frames are not gated: that layout only tests the classifier)."""
+    from .recipe import aul_rows, usable_aul_row
+    from .study import study_keys, study_volume, usable_slice_row
+
+    if manifest.layout.name == "aul_liver_us":
+        return screen_rows(aul_rows(manifest), usable_aul_row, strict=strict)
+
+    def gate(rows) -> None:
+        rows = rows.sort_values("slice_index")
+        require("ct-liver", study_volume(rows)[0], Path(rows["image"].iloc[0]).parent)
+
+    return screen_rows(manifest, usable_slice_row, strict=strict, group_by=study_keys(manifest.frame), check_group=gate)
+
+
+def evaluate(model: str, data: Path, out: Path, classifier: str | None = None, strict: bool = False) -> dict:
     """Evaluate ``model`` (run dir or "default") on a labelled folder; writes ``metrics.json`` (and for
     benign/malignant folders ``report.html``) to ``out``. Never evaluate on the data a run trained on.
     ``classifier``: ``lilnet`` scores the classifier's probabilities (lesion-type folders need it, and it is
     what they use when not given); ``features`` gives no probabilities, so it is refused there (detection
-    folders do not use the classifier)."""
+    folders do not use the classifier). Rows whose files cannot be read, and the slices of a CT study the
+    ct-liver gate refuses, are excluded and listed in ``excluded`` (``strict``: stop at the first)."""
     bundle = with_classifier(load_bundle(model), classifier)
     data, out = Path(data), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     set_torch_threads(bundle.cfg.threads)
     manifest = load_manifest(data)
     csv = manifest.root / "labels.csv"
     if manifest.frame.empty:
         raise ValueError(f"{csv}: labels.csv has no rows")
-    metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data), "classifier": bundle.cfg.classifier}
-    if manifest.layout.name == "aul_liver_us":
+    manifest.require_files()
+    aul = manifest.layout.name == "aul_liver_us"
+    lesion_types = not aul and "slice_index" in manifest.frame.columns and _is_lesion_type_folder(manifest, bundle.cfg)
+    _check_evaluable(manifest, bundle, classifier, lesion_types)
+    screened = _screen(manifest, strict)
+    if no_rows_left(screened):
+        raise ValueError(no_rows_left(screened))
+    kept = screened.manifest
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data), "classifier": bundle.cfg.classifier,
+                               **screened.fields()}
+    if aul:
         from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
         from .recipe import aul_crops
 
-        if bundle.classifier is None:
-            raise ValueError(f"{bundle.root}: no classifier.pt to evaluate")
-        crops = aul_crops(data, replace(bundle.cfg))
+        crops = aul_crops(kept, replace(bundle.cfg))
         probs = bundle.tree.top_probabilities(classifier_probabilities(bundle, crops.crops), bundle.level)
         table = crops.table.assign(score=probs[:, bundle.tree.top.index("malignant")])
         settings = EvalSettings(positive=("malignant",), negative=("benign",),
-                                title="ct-liver classifier on AUL lesion crops")
-        report = report_from_csv(write_predictions(table, out / "predictions.csv", settings), out, settings)
-        metrics.update(report.metrics)
-        metrics["summary"] = summary_lines(report.metrics)
-    elif "slice_index" in manifest.frame.columns:
+                                title="ct-liver classifier on AUL lesion crops",
+                                notes=(screened.note(),) if screened.excluded else ())
+        try:
+            report = report_from_csv(write_predictions(table, out / "predictions.csv", settings), out, settings)
+        except ValueError as exc:
+            if not screened.excluded:
+                raise
+            metrics.update({"image": None, "patient": None, "not_evaluated": f"after the exclusions: {exc}",
+                            "summary": [f"not evaluated: after the exclusions: {exc}"]})
+        else:
+            metrics.update(report.metrics)
+            metrics["summary"] = summary_lines(report.metrics)
+    else:
         from lesiondx.stats.report_html import fmt
 
         from .evaluation import evaluate_classification, evaluate_ct
 
-        frame = manifest.frame
-        if "lesion_mask" not in frame.columns or frame["lesion_mask"].isna().all():
-            found = ", ".join(f"{k} ({v})" for k, v in frame["label"].value_counts().sort_index().items())
-            raise ValueError(f"{csv}: ct-liver evaluation needs reference liver-lesion outlines (a lesion_mask "
-                             f"column) to score detection and classification; this folder has none "
-                             f"(labels: {found}). For a second opinion without outlines use lesiondx predict")
-        studies = labelled_studies(data)
-        if _is_lesion_type_folder(data, bundle.cfg):
-            if classifier == "features":
-                raise ValueError(f"{data}: lesion-type evaluation scores class probabilities; the 'features' "
-                                 "characterisation gives none (use classifier 'lilnet')")
-            metrics["classification"] = evaluate_classification(studies, _patient_labels(data), bundle)
+        studies = labelled_studies(kept)
+        if lesion_types:
+            metrics["classification"] = evaluate_classification(studies, _patient_labels(kept), bundle)
             metrics["summary"] = [f"ct-liver lesion classification on {len(studies)} studies: see metrics.json"]
         else:
-            metrics.update(evaluate_ct(data, studies, bundle))
+            metrics.update(evaluate_ct(kept.root, studies, bundle))
             metrics["summary"] = [
                 f"ct-liver detection on {len(studies)} studies, {name}: F1 "
                 + " / ".join(fmt(d["pooled_after_liver_filter"][k]["f1"], 2) for k in ("0.1", "0.3", "0.5"))
                 + " at IoU 0.1 / 0.3 / 0.5 (pooled slices, after the liver filter)"
                 for name, d in metrics["detection"]["detectors"].items()]
-    else:
-        raise ValueError(f"{data}: not a folder this task can evaluate (layout {manifest.layout.name})")
+    if screened.excluded:
+        metrics["summary"].insert(0, screened.headline)
     write_json(out / "metrics.json", metrics)
     return json.loads((out / "metrics.json").read_text())
+
+
+def _check_evaluable(manifest: Manifest, bundle: Bundle, classifier: str | None, lesion_types: bool) -> None:
+    """``ValueError`` naming labels.csv or the model when this folder cannot be evaluated with this model."""
+    csv, frame = manifest.root / "labels.csv", manifest.frame
+    if manifest.layout.name == "aul_liver_us":
+        if bundle.classifier is None:
+            raise ValueError(f"{bundle.root}: no classifier.pt to evaluate")
+    elif "slice_index" in frame.columns:
+        if "lesion_mask" not in frame.columns or frame["lesion_mask"].isna().all():
+            found = ", ".join(f"{k} ({v})" for k, v in frame["label"].value_counts().sort_index().items())
+            raise ValueError(f"{csv}: ct-liver evaluation needs reference liver-lesion outlines (a lesion_mask "
+                             f"column) to score detection and classification; this folder has none "
+                             f"(labels: {found}). For a second opinion without outlines use lesiondx predict")
+        if lesion_types and classifier == "features":
+            raise ValueError(f"{manifest.root}: lesion-type evaluation scores class probabilities; the 'features' "
+                             "characterisation gives none (use classifier 'lilnet')")
+    else:
+        raise ValueError(f"{manifest.root}: not a folder this task can evaluate (layout {manifest.layout.name})")
 
 
 def predict(inputs: list[Path], model: str = "default", out: Path | None = None, **options: Any) -> dict:

@@ -162,6 +162,12 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
                     warnings=tuple(warnings))
 
 
+def as_manifest(source: str | Path | Manifest) -> Manifest:
+    """``source`` itself when it is a :class:`Manifest` (e.g. the rows left after excluding bad ones),
+    else :func:`load_manifest` of that folder."""
+    return source if isinstance(source, Manifest) else load_manifest(source)
+
+
 def _missing_files(frame: pd.DataFrame, root: Path) -> list[str]:
     problems: list[str] = []
     for column in ("image", *MASK_COLUMNS.values()):
@@ -177,4 +183,4 @@ def _missing_files(frame: pd.DataFrame, root: Path) -> list[str]:
     return problems
 
 
-__all__ = ["LAYOUTS", "Manifest", "ManifestError", "MASK_COLUMNS", "load_manifest", "outside_folder"]
+__all__ = ["LAYOUTS", "Manifest", "ManifestError", "MASK_COLUMNS", "as_manifest", "load_manifest", "outside_folder"]

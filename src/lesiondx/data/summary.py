@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
+from .badrows import FILE_COLUMNS, probe_file, unreadable_rows
 from .layouts import LAYOUTS
-from .manifest import MASK_COLUMNS, Manifest, ManifestError, load_manifest, outside_folder
+from .manifest import MASK_COLUMNS, Manifest, ManifestError, load_manifest
 
 # Labels each task reads beyond the positive/negative ones of its dataset layouts (AUL "normal" frames
 # are scored apart; ct-liver folders may name lesion types of its label tree instead).
@@ -53,54 +52,13 @@ def known_labels(task: str) -> frozenset[str]:
     return frozenset(labels)
 
 
-def probe_file(path: str | Path) -> str | None:
-    """Open one image or mask file without decoding all of it: ``None`` when readable, else the reason.
-
-    PNG/JPG/...: PIL header plus its integrity check; NIfTI: SimpleITK header; anything else: a DICOM
-    dataset with pixel data.
-    """
-    from lesiondx.io import ImageReadError, read_dataset
-    from lesiondx.io.raster import NIFTI_SUFFIXES, RASTER_SUFFIXES
-
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            return "file is empty"
-        if path.suffix.lower() in RASTER_SUFFIXES:
-            with Image.open(path) as img:
-                img.verify()
-        elif path.name.lower().endswith(NIFTI_SUFFIXES):
-            import SimpleITK as sitk
-
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(path))
-            reader.ReadImageInformation()
-        else:
-            read_dataset(path, pixels=True)
-    except ImageReadError as exc:
-        return exc.reason
-    except Exception as exc:  # PIL, SimpleITK and OS errors: the file cannot be used
-        return f"not a readable image ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-    return None
-
-
 def unreadable_files(manifest: Manifest) -> list[str]:
     """One problem per image/mask column with files that exist but cannot be opened."""
     problems = []
-    for column in ("image", *MASK_COLUMNS.values()):
-        if column not in manifest.frame.columns:
-            continue
-        bad = []
-        for row, path in enumerate(manifest.frame[column]):
-            if path is None or outside_folder(manifest.root, path) or not Path(path).is_file():
-                continue  # missing and outside files are reported by the manifest
-            reason = probe_file(path)
-            if reason is not None:
-                bad.append((row, path, reason))
+    for column in FILE_COLUMNS:
+        bad = unreadable_rows(manifest, (column,))
         if bad:
-            row, path, reason = bad[0]
-            problems.append(f"{len(bad)} {column} file(s) unreadable (first: row {row + 2}, "
-                            f"{Path(path).relative_to(manifest.root)}: {reason})")
+            problems.append(f"{len(bad)} {column} file(s) unreadable (first: row {bad[0].row}, {bad[0].line()})")
     return problems
 
 

@@ -28,6 +28,8 @@ from .rois import UsFrame, read_frame
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from lesiondx.data import Manifest
     import torch
 
     from lesiondx.stats.evaluation import EvalSettings
@@ -119,22 +121,25 @@ def _segmenter(frame: pd.DataFrame, folds: np.ndarray, cfg: UsLiverConfig) -> tu
     return segmenter, dice, log
 
 
-def train(data: Path, out: Path, config: Path | None = None) -> Path:
+def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = False) -> Path:
     """Segmenter + k fold heads (ensemble); threshold by Youden on the inner-validation scores.
-    Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json."""
+    Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json.
+    Every row's files are opened first: a bad one stops it before anything is trained (``BadRowsError``),
+    or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
     import yaml
 
-    from lesiondx.data import grouped_kfold, load_manifest
+    from lesiondx.data import check_training_rows, grouped_kfold, load_manifest
     from lesiondx.stats import auc_delong, youden_threshold
 
     from .benchmark import classifier_rows
     from .torch_bundle import export_bundle, save_bundle
 
     cfg = load_us_config(config)
+    manifest = check_training_rows(load_manifest(data), skip_bad=skip_bad, run_dir=Path(out))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    frame = _subsample(load_manifest(data).frame, cfg.max_images, cfg.seed)
+    frame = _subsample(manifest.frame, cfg.max_images, cfg.seed)
     digest = data_hash(Path(data), frame)
     (out / "data_hash.txt").write_text(digest + "\n")
     (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
@@ -266,8 +271,9 @@ def _auc(frame: pd.DataFrame, col: str) -> dict | None:
     return {"auc": r.auc, "auc_ci": [r.ci_low, r.ci_high], "n_pos": int(y.sum()), "n_neg": int((~y).sum())}
 
 
-def _labelled_frame(data: Path) -> pd.DataFrame:
-    """The folder's rows; a clear error when it has none or no benign / malignant row."""
+def _labelled_manifest(data: Path) -> Manifest:
+    """The folder's rows (every listed file present); a clear error when it has none or no benign /
+    malignant row."""
     from lesiondx.data import load_manifest
 
     manifest = load_manifest(data)
@@ -279,7 +285,19 @@ def _labelled_frame(data: Path) -> pd.DataFrame:
         found = ", ".join(f"{k} ({v})" for k, v in frame["label"].value_counts().sort_index().items())
         raise ValueError(f"{csv}: no benign or malignant rows to evaluate (labels: {found}); us-liver "
                          "classifies focal liver lesions on ultrasound as benign or malignant")
-    return frame
+    manifest.require_files()
+    return manifest
+
+
+def _usable_row(row: pd.Series) -> None:
+    """Raise ``ImageReadError`` (``InputRefused`` from the us-liver gate) when a row's frame or masks cannot
+    be used: what ``evaluate`` excludes."""
+    from lesiondx.gate import require
+    from lesiondx.io import read_image
+
+    image = read_image(row["image"])
+    require("us-liver", image.slice(0) if image.is_volume else image, row["image"])
+    read_frame(row["image"], *(row.get(c) for c in ("lesion_mask", "liver_mask", "sector_mask")))
 
 
 def _report(preds: pd.DataFrame, out: Path, settings: EvalSettings) -> dict:
@@ -290,16 +308,22 @@ def _report(preds: pd.DataFrame, out: Path, settings: EvalSettings) -> dict:
     return dict(report_from_csv(csv, out, settings).metrics)
 
 
-def evaluate(model: str, data: Path, out: Path) -> dict:
+def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
     """predictions.csv (+ predictions.settings.json), metrics.json and report.html: malignant vs benign
     (other labels excluded and counted) at the model's fixed threshold, with the segmenter's proposed
-    ROIs as ``predict`` uses them; with lesion outlines also the ground-truth-ROI report
+    ROIs as ``predict`` uses them (rows whose frame or masks cannot be read, or that the us-liver gate refuses,
+    are excluded and listed in ``excluded``; ``strict`` stops at the first); with lesion outlines also the ground-truth-ROI report
     (``ground_truth_roi/``), plus normal frames and the 1024-wide subgroup. ``summary``: terminal lines."""
     from lesiondx.stats.evaluation import EvalSettings, summary_lines
 
+    from lesiondx.data import no_rows_left, screen_rows
+
     bundle = load_bundle(model)
     out = Path(out)
-    frame = _labelled_frame(Path(data))
+    screened = screen_rows(_labelled_manifest(Path(data)), _usable_row, strict=strict)
+    if no_rows_left(screened):
+        raise ValueError(no_rows_left(screened))
+    frame = screened.manifest.frame
     out.mkdir(parents=True, exist_ok=True)
     outlines = int(frame["lesion_mask"].notna().sum()) if "lesion_mask" in frame.columns else 0
     preds = _score_rows(bundle, frame)
@@ -308,6 +332,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     preds = preds.assign(score=preds["score"].fillna(0.0), lesion_found=found)
     notes = ["ROIs proposed by the model: " + (f"outlines given for {outlines} frame(s) are used only for the "
                                                "ground-truth-ROI figures" if outlines else "no outlines given")]
+    notes += [screened.note()] if screened.excluded else []
     lesion_rows = preds["label"].isin(["benign", POSITIVE])
     if (~found & lesion_rows).any():
         notes.append(f"{int((~found & lesion_rows).sum())} benign/malignant frame(s) where the segmenter found no "
@@ -317,8 +342,14 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
         threshold_source=f"the model's shipped threshold ({bundle.version}; Youden on inner-validation scores at "
                          "training time)",
         title=f"DCNN-US ({bundle.version}) — benign vs malignant, proposed ROIs", notes=tuple(notes))
-    metrics = _report(preds, out, settings)
-    summary = summary_lines(metrics)
+    try:
+        metrics = _report(preds, out, settings)
+    except ValueError as exc:
+        if not screened.excluded:
+            raise
+        metrics = {"image": None, "patient": None, "not_evaluated": f"after the exclusions: {exc}"}
+    summary = summary_lines(metrics) if metrics["image"] is not None else [f"not evaluated: {metrics['not_evaluated']}"]
+    summary = ([screened.headline] if screened.excluded else []) + summary
     gt = preds[lesion_rows].dropna(subset=["score_gt_roi"])
     if len(gt):
         try:
@@ -344,6 +375,7 @@ def evaluate(model: str, data: Path, out: Path) -> dict:
     metrics["roi_proposal"] = {"outlines_given": outlines, "no_lesion_found": int((~found & lesion_rows).sum()),
                                "box_iou_median": float(iou.median()) if len(iou) else None,
                                "box_iou_ge_0.5": float((iou >= 0.5).mean()) if len(iou) else None}
+    metrics.update(screened.fields())
     metrics["model_version"] = bundle.version
     metrics["threshold_source"] = "Youden on inner-validation scores at training time (fixed)"
     metrics["summary"] = summary

@@ -111,3 +111,21 @@ def test_require_files_names_missing_files_only(tmp_path):
     (folder / "x.png").unlink()
     with pytest.raises(ManifestError, match="1 image file\\(s\\) missing"):
         manifest.require_files()
+
+
+def test_empty_file_misspelt_mask_column_and_unknown_labels_are_one_clear_line(tmp_path):
+    from lesiondx.data import require_known_labels
+
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("")
+    with pytest.raises(ManifestError, match=r"labels.csv: labels.csv is empty \(it needs a header"):
+        load_manifest(tmp_path)
+    csv_path.write_text("image_id,label,image,lesion_msk_mask\na,benign,a.png,m.png\n")
+    with pytest.raises(ManifestError, match=r"labels.csv, column 'lesion_msk_mask': unknown mask column"):
+        load_manifest(tmp_path)
+    csv_path.write_text("image_id,label,image\na,benign,a.png\nb,Malignant,b.png\n")
+    manifest = load_manifest(tmp_path)
+    with pytest.raises(ManifestError, match=r"labels.csv, row 3, column 'label': label\(s\) task us-liver does "
+                                            r"not know: 'Malignant' \(known: benign, malignant, normal\)"):
+        require_known_labels(manifest, "us-liver")
+    require_known_labels(manifest, "us-liver", extra=("Malignant",))

@@ -4,8 +4,10 @@ rows exactly as a folder without that row; --strict stops at it; train names it 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -64,8 +66,6 @@ def test_cli_warns_per_excluded_file_and_strict_stops_with_one_line(folders, tmp
 
 def test_evaluate_excludes_a_frame_the_gate_refuses(folders, tmp_path):
     """A CT slice listed as an ultrasound frame is refused by the us-liver gate: excluded with that reason."""
-    import shutil
-
     medseg = SHARED_DATA / "covid_medseg_semiseg"
     ct = sorted((medseg / "train" / "images").glob("*.jpg"))[:1]
     if not ct:
@@ -89,3 +89,26 @@ def test_train_lists_the_bad_file_and_trains_nothing(folders, tmp_path):
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and f"bad file: {rel}: not a readable image" in said and "nothing was trained" in said
     assert "Traceback" not in res.output and not (tmp_path / "r2").exists()
+
+
+def test_too_few_rows_left_gives_null_metrics_with_the_reason(tmp_path):
+    bad, _ = corrupted_copy(MINI, tmp_path / "bad", "benign_001")
+    (bad / "images" / "benign_010.jpg").write_bytes(b"")
+    metrics = task.evaluate("default", bad, tmp_path / "e")
+    assert metrics["n_excluded"] == 2 and metrics["image"] is None and metrics["patient"] is None
+    assert "need at least 2 positive and 2 negative" in metrics["not_evaluated"]
+    assert metrics["summary"][0] == "2 of 7 rows excluded (unreadable/refused)"
+    assert metrics["summary"][1].startswith("not evaluated: after the exclusions")
+
+
+def test_unknown_label_is_one_line_naming_labels_csv_row_and_column(tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(MINI, folder)
+    frame = pd.read_csv(folder / "labels.csv")
+    frame.loc[2, "label"] = "Malignant"
+    frame.to_csv(folder / "labels.csv", index=False)
+    for command in ("evaluate", "train"):
+        res = CliRunner().invoke(app, [command, "--task", "us-liver", "--data", str(folder), "--out", str(tmp_path / command)])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "labels.csv, row 4, column 'label': label(s) task us-liver does not know: " \
+                                      "'Malignant'" in said and "Traceback" not in res.output, res.output

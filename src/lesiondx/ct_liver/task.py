@@ -19,7 +19,8 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import Manifest, Screened, as_manifest, check_training_rows, load_manifest, no_rows_left, screen_rows
+from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, load_manifest, no_rows_left,
+                           require_known_labels, screen_rows)
 from lesiondx.gate import require, result_fields
 from lesiondx.io import ImageReadError, parse_window_option, read_image, read_series_files, read_study
 from lesiondx.runtime import set_torch_threads
@@ -53,6 +54,12 @@ def _log(run: Path):
 def _patient_labels(folder: Path | Manifest) -> dict[str, str]:
     frame = as_manifest(folder).frame
     return {str(p): str(rows["label"].iloc[0]) for p, rows in frame.groupby("patient_id")}
+
+
+def _tree_labels(cfg: CtLiverConfig) -> tuple[str, ...]:
+    """Every label of the configured label tree (top level and leaves)."""
+    tree = LabelTree.from_mapping(cfg.label_tree)
+    return (*tree.top, *tree.leaves)
 
 
 def _is_lesion_type_folder(folder: Path | Manifest, cfg: CtLiverConfig) -> bool:
@@ -117,7 +124,9 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     row is left out and listed in ``skipped_rows.csv``."""
     cfg = load(config, **overrides)
     data, run = Path(data), Path(out)
-    manifest = check_training_rows(load_manifest(data), skip_bad=skip_bad, run_dir=run)
+    manifest = load_manifest(data)
+    require_known_labels(manifest, "ct-liver", _tree_labels(cfg))
+    manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=run)
     run.mkdir(parents=True, exist_ok=True)
     import torch  # training: lesiondx[train]
 
@@ -181,6 +190,7 @@ def evaluate(model: str, data: Path, out: Path, classifier: str | None = None, s
     csv = manifest.root / "labels.csv"
     if manifest.frame.empty:
         raise ValueError(f"{csv}: labels.csv has no rows")
+    require_known_labels(manifest, "ct-liver", _tree_labels(bundle.cfg))
     manifest.require_files()
     aul = manifest.layout.name == "aul_liver_us"
     lesion_types = not aul and "slice_index" in manifest.frame.columns and _is_lesion_type_folder(manifest, bundle.cfg)

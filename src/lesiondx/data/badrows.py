@@ -207,6 +207,26 @@ def no_rows_left(screened: Screened) -> str | None:
             f"(unreadable/refused): {list_files(screened.excluded)}")
 
 
+def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] = ()) -> None:
+    """:class:`~lesiondx.data.ManifestError` naming labels.csv, the first row and the ``label`` column when a
+    label is neither one ``task`` (or the task of the folder's layout) knows
+    (:func:`lesiondx.data.summary.known_labels`) nor in ``extra`` (e.g. a configured label tree): a typo such
+    as ``Malignant`` would otherwise be dropped or counted silently."""
+    from .manifest import ManifestError
+    from .summary import known_labels
+
+    known = known_labels(task) | set(extra)
+    if manifest.layout.task and manifest.layout.task != task:
+        known |= known_labels(manifest.layout.task)
+    labels = manifest.frame["label"].astype(str)
+    unknown = sorted(set(labels) - known)
+    if unknown:
+        row = int(labels.index[labels.isin(unknown)][0]) + 2
+        raise ManifestError(manifest.root / "labels.csv", f"label(s) task {task} does not know: "
+                            f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))})",
+                            row=row, column="label")
+
+
 def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: Path | None = None) -> Manifest:
     """Before training: every listed file must exist (else :class:`~lesiondx.data.ManifestError`) and open
     (:func:`probe_file`); otherwise :class:`BadRowsError` naming every bad file, unless ``skip_bad``: then
@@ -229,4 +249,4 @@ def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: 
 
 
 __all__ = ["BadRow", "BadRowsError", "Screened", "check_training_rows", "list_files", "no_rows_left", "probe_file",
-           "screen_rows", "unreadable_rows", "use_errors"]
+           "require_known_labels", "screen_rows", "unreadable_rows", "use_errors"]

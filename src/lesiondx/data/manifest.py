@@ -88,7 +88,8 @@ def outside_folder(root: Path, path: str | None) -> bool:
 def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: bool = False) -> Manifest:
     """Read ``folder/labels.csv`` into a validated :class:`Manifest`.
 
-    Hard errors (:class:`ManifestError`): no labels.csv, a required column missing, no rows, an empty
+    Hard errors (:class:`ManifestError`): no labels.csv, an empty file, a required column missing, a
+    ``*_mask`` column that is not a known mask kind (a misspelling), no rows, an empty
     ``image_id``/``label``/``image`` cell, a duplicate ``image_id``, a non-integer ``slice_index``, a
     file path outside the folder (``../x.png``, ``/etc/x``; listed in ``problems`` instead with
     ``outside_ok``). Missing image or mask files are listed in ``Manifest.problems``; a missing or
@@ -100,6 +101,9 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
         raise ManifestError(root, "not a folder")
     if not csv_path.is_file():
         raise ManifestError(csv_path, "labels.csv not found (a dataset folder needs labels.csv + images)")
+    if csv_path.stat().st_size == 0:
+        raise ManifestError(csv_path, f"labels.csv is empty (it needs a header with {', '.join(REQUIRED_COLUMNS)} "
+                                      "and one row per image)")
     try:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except Exception as exc:
@@ -109,6 +113,10 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
     for column in REQUIRED_COLUMNS:
         if column not in frame.columns:
             raise ManifestError(csv_path, f"required column missing (have: {', '.join(frame.columns)})", column=column)
+    unknown_masks = [c for c in frame.columns if c.endswith("_mask") and c not in MASK_COLUMNS.values()]
+    if unknown_masks:  # a misspelt mask column would otherwise be kept as a clinical factor, its masks unused
+        raise ManifestError(csv_path, f"unknown mask column (known: {', '.join(MASK_COLUMNS.values())})",
+                            column=unknown_masks[0])
     if frame.empty:
         raise ManifestError(root, "labels.csv has no rows (a header only)")
     problems: list[str] = []

@@ -128,14 +128,16 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
     import yaml
 
-    from lesiondx.data import check_training_rows, grouped_kfold, load_manifest
+    from lesiondx.data import check_training_rows, grouped_kfold, load_manifest, require_known_labels
     from lesiondx.stats import auc_delong, youden_threshold
 
     from .benchmark import classifier_rows
     from .torch_bundle import export_bundle, save_bundle
 
     cfg = load_us_config(config)
-    manifest = check_training_rows(load_manifest(data), skip_bad=skip_bad, run_dir=Path(out))
+    manifest = load_manifest(data)
+    require_known_labels(manifest, "us-liver")
+    manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=Path(out))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -274,7 +276,7 @@ def _auc(frame: pd.DataFrame, col: str) -> dict | None:
 def _labelled_manifest(data: Path) -> Manifest:
     """The folder's rows (every listed file present); a clear error when it has none or no benign /
     malignant row."""
-    from lesiondx.data import load_manifest
+    from lesiondx.data import load_manifest, require_known_labels
 
     manifest = load_manifest(data)
     csv = manifest.root / "labels.csv"
@@ -285,6 +287,7 @@ def _labelled_manifest(data: Path) -> Manifest:
         found = ", ".join(f"{k} ({v})" for k, v in frame["label"].value_counts().sort_index().items())
         raise ValueError(f"{csv}: no benign or malignant rows to evaluate (labels: {found}); us-liver "
                          "classifies focal liver lesions on ultrasound as benign or malignant")
+    require_known_labels(manifest, "us-liver")
     manifest.require_files()
     return manifest
 

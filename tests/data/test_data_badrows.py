@@ -1,0 +1,76 @@
+"""lesiondx.data.badrows: rows whose files cannot be used, excluded from an evaluation or stopping training."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lesiondx.data import BadRowsError, ManifestError, check_training_rows, load_manifest, no_rows_left, screen_rows
+from lesiondx.data.badrows import list_files
+from lesiondx.io import ImageReadError, read_image
+from lesiondx_testdata import EXAMPLES, corrupted_copy
+
+MINI = EXAMPLES / "aul_liver_us_mini"
+
+
+@pytest.fixture
+def bad_folder(tmp_path) -> tuple[Path, str]:
+    if not (MINI / "labels.csv").is_file():
+        pytest.skip(f"example folder {MINI} missing")
+    return corrupted_copy(MINI, tmp_path / "bad", "benign_010")
+
+
+def test_training_check_names_every_bad_file_or_skips_them(bad_folder, tmp_path):
+    folder, rel = bad_folder
+    (folder / "masks" / "liver" / "malignant_020.png").write_bytes(b"")
+    manifest = load_manifest(folder)
+    with pytest.raises(BadRowsError) as caught:
+        check_training_rows(manifest)
+    message = str(caught.value)
+    assert message.startswith(f"{folder.resolve() / 'labels.csv'}: 2 of 7 rows have files that cannot be used")
+    assert f"{rel}: not a readable image" in message and "masks/liver/malignant_020.png: file is empty" in message
+    assert [b.row for b in caught.value.bad] == [3, 6]  # labels.csv lines (header = 1)
+    kept = check_training_rows(manifest, skip_bad=True, run_dir=tmp_path / "run")
+    assert sorted(kept.frame["image_id"]) == ["benign_001", "benign_020", "malignant_010", "malignant_030", "normal_002"]
+    skipped = pd.read_csv(tmp_path / "run" / "skipped_rows.csv")
+    assert list(skipped["image_id"]) == ["benign_010", "malignant_020"] and list(skipped["file"])[0] == rel
+
+
+def test_training_check_stops_on_missing_files_naming_labels_csv(tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(MINI, folder)
+    (folder / "images" / "benign_020.jpg").unlink()
+    with pytest.raises(ManifestError, match=r"labels.csv: 1 image file\(s\) missing \(first: row 4, benign_020.jpg\)"):
+        check_training_rows(load_manifest(folder), skip_bad=True)
+
+
+def test_list_files_names_twenty_then_counts():
+    from lesiondx.data import BadRow
+
+    bad = [BadRow(str(i), f"images/{i}.png", "file is empty") for i in range(23)]
+    text = list_files(bad)
+    assert text.count("file is empty") == 20 and text.endswith("; and 3 more")
+
+
+def test_screen_rows_excludes_failing_rows_and_whole_refused_groups(bad_folder):
+    folder, rel = bad_folder
+    manifest = load_manifest(folder)
+
+    def refuse_benign(rows: pd.DataFrame) -> None:
+        if (rows["label"] == "benign").all():
+            raise ImageReadError(Path(rows["image"].iloc[0]).parent, "refused for task test: benign group")
+
+    screened = screen_rows(manifest, lambda row: read_image(row["image"]))
+    assert [b.to_dict()["file"] for b in screened.excluded] == [rel] and len(screened.manifest) == 6
+    assert screened.fields()["n_excluded"] == 1 and screened.headline == "1 of 7 rows excluded (unreadable/refused)"
+    grouped = screen_rows(manifest, lambda row: read_image(row["image"]), group_by="label", check_group=refuse_benign)
+    assert [b.image_id for b in grouped.excluded] == ["benign_001", "benign_010", "benign_020"]
+    assert grouped.excluded[0].file == "images" and "benign group" in grouped.excluded[0].reason
+    with pytest.raises(ImageReadError, match="benign_010.jpg"):
+        screen_rows(manifest, lambda row: read_image(row["image"]), strict=True)
+    assert no_rows_left(screened) is None
+    nothing = screen_rows(manifest.subset(manifest.frame["image_id"] == "benign_010"), lambda row: read_image(row["image"]))
+    assert "all 1 rows excluded (unreadable/refused)" in no_rows_left(nothing)

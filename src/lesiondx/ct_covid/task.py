@@ -35,19 +35,23 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
 
     Writes ``out/model.pt`` and ``model.onnx``, ``config.yaml``, ``history.csv``, ``split.csv``; returns ``out``.
     Every row's files are opened first: a bad one stops it before anything is trained (``BadRowsError``),
-    or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``.
+    or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv`` (a ``negative_data`` folder's in
+    ``skipped_rows_<folder>.csv``).
     """
-    from .train import train_segmenter, training_rows  # torch: training extras only
+    from .train import resolve_folders, train_segmenter, training_rows  # torch: training extras only
 
     cfg = read_config(config)
     manifest = load_manifest(data)
     used = manifest.subset(manifest.frame["image_id"].isin(training_rows(manifest)["image_id"]))
     manifest = check_training_rows(used, skip_bad=skip_bad, run_dir=Path(out))
+    negatives = [check_training_rows(load_manifest(folder), skip_bad=skip_bad, run_dir=Path(out),
+                                     skipped_name=f"skipped_rows_{folder.name}.csv")
+                 for folder in resolve_folders(cfg.negative_data, manifest.root)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
-    train_segmenter(manifest, out, cfg)
+    train_segmenter(manifest, out, cfg, negatives)
     export_model(out)  # model.onnx beside model.pt: what predict/evaluate/serve run on
     return out
 

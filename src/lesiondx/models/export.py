@@ -40,8 +40,8 @@ def export_onnx(module: nn.Module, example: Sequence[torch.Tensor], path: str | 
                 tolerance: float = 1e-3) -> Path:
     """Write ``module`` (eval mode, fp32) to ``path`` with a dynamic batch axis on every input and output,
     ``meta`` (JSON) and the sha256 of ``source`` (its checkpoint) in the file's metadata. Checks ONNX Runtime
-    against torch on ``example`` (max abs difference ≤ ``tolerance`` per output, stored as ``export_check``);
-    refuses files above ``MAX_SHIPPED_MB``."""
+    against torch on ``example`` (max abs difference ≤ ``tolerance`` per output, stored as ``export_check``; a file
+    that fails is removed); warns for files above ``MAX_SHIPPED_MB`` (the repository's limit for shipped files)."""
     import onnx
 
     path = Path(path)
@@ -64,8 +64,9 @@ def export_onnx(module: nn.Module, example: Sequence[torch.Tensor], path: str | 
         full |= {"source": source.name, "source_sha256": file_sha256(source)}
     model.metadata_props.add(key=META_KEY, value=json.dumps(full))
     onnx.save(model, str(path))
-    if size_mb(path) > MAX_SHIPPED_MB:
-        raise ValueError(f"{path}: {size_mb(path):.1f} MB, above the {MAX_SHIPPED_MB:.0f} MB limit for shipped files")
+    if size_mb(path) > MAX_SHIPPED_MB:  # fine for a hospital's own run; the shipped files are held to it by a test
+        warnings.warn(f"{path}: {size_mb(path):.1f} MB, above the {MAX_SHIPPED_MB:.0f} MB limit for files shipped "
+                      "in the repository (usable here; do not commit it)", stacklevel=2)
     return path
 
 

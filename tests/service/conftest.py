@@ -3,7 +3,11 @@ subprocesses (loopback only). Helpers live in service_helpers.py."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from fastapi.testclient import TestClient
 from lesiondx.service.api import create_app
 from lesiondx.service.settings import Settings
 from lesiondx.service.testing import stub_predictor
-from service_helpers import LiveServer
+from service_helpers import LiveServer, free_port
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Any]:
@@ -55,3 +59,41 @@ def live_server(tmp_path: Path) -> Iterator[Any]:
     yield factory
     for server in servers:
         server.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """LESIONDX_TEST_POSTGRES_URL, or a throw-away PostgreSQL cluster in a temp folder on a free port."""
+    if os.environ.get("LESIONDX_TEST_POSTGRES_URL"):
+        yield os.environ["LESIONDX_TEST_POSTGRES_URL"]
+        return
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install -e .[postgres])")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins and not shutil.which("initdb"):
+        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
+    bindir = bins[-1].parent if bins else Path(shutil.which("initdb")).parent
+    folder = Path(tempfile.mkdtemp(prefix="lesiondx-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres account
+        try:
+            shutil.chown(folder, "postgres")
+        except (LookupError, PermissionError):
+            pytest.skip("running as root without a 'postgres' account for a throw-away cluster")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = folder / "data"
+    try:
+        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "lesiondx", "--auth=trust"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60",
+                                  "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a throw-away PostgreSQL cluster: {exc}")
+    try:
+        yield f"postgresql+psycopg://lesiondx@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import types
 from pathlib import Path
 
@@ -229,9 +228,7 @@ def test_web_pages_are_served_with_disclaimer(client):
     assert "async api(" in client.get("/static/app.js").text
 
 
-@pytest.mark.skipif(not os.environ.get("LESIONDX_TEST_POSTGRES_URL"),
-                    reason="set LESIONDX_TEST_POSTGRES_URL=postgresql+psycopg://... to test the PostgreSQL backend")
-def test_postgresql_backend(make_client):
-    client = make_client(db_url=os.environ["LESIONDX_TEST_POSTGRES_URL"])
+def test_postgresql_backend(make_client, postgres_url):
+    client = make_client(db_url=postgres_url)
     study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
     assert study["status"] == "done" and study["results"][0]["overlays"]

@@ -5,20 +5,16 @@ request (``lesiondx.service.testing:misbehaving_predictor``)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from lesiondx.service.db import Database, Study
 
-from service_helpers import STUB, US_IMAGES, file_field, free_port, wait_study
+from service_helpers import STUB, US_IMAGES, file_field, wait_study
 
 MISBEHAVING = "lesiondx.service.testing:misbehaving_predictor"
 
@@ -194,44 +190,6 @@ def test_worker_command_refuses_a_folder_that_is_not_the_service_storage(tmp_pat
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not a lesiondx storage folder" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """LESIONDX_TEST_POSTGRES_URL, or a throw-away PostgreSQL cluster in a temp folder on a free port."""
-    if os.environ.get("LESIONDX_TEST_POSTGRES_URL"):
-        yield os.environ["LESIONDX_TEST_POSTGRES_URL"]
-        return
-    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install -e .[postgres])")
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins and not shutil.which("initdb"):
-        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
-    bindir = bins[-1].parent if bins else Path(shutil.which("initdb")).parent
-    folder = Path(tempfile.mkdtemp(prefix="lesiondx-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres account
-        try:
-            shutil.chown(folder, "postgres")
-        except (LookupError, PermissionError):
-            pytest.skip("running as root without a 'postgres' account for a throw-away cluster")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = folder / "data"
-    try:
-        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "lesiondx", "--auth=trust"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60",
-                                  "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True, timeout=90)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.skip(f"cannot start a throw-away PostgreSQL cluster: {exc}")
-    try:
-        yield f"postgresql+psycopg://lesiondx@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_postgresql_claims_skip_locked_rows_and_two_worker_processes_share_the_queue(tmp_path, postgres_url):

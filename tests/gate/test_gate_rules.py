@@ -97,3 +97,17 @@ def test_ood_statistics_separate_far_points_and_keep_the_false_alarm_rate_near_t
     assert again is not None and again.threshold == pytest.approx(stats.threshold)
     assert np.allclose(again.score(train[:5]), stats.score(train[:5]), atol=1e-2 * stats.threshold)
     assert load_stats(tmp_path / "absent.npz") is None
+
+
+@pytest.mark.parametrize(("positions", "status"), [
+    (tuple(np.arange(12) * 2.0), "ok"), (tuple(np.arange(12) * 5.0), "ok"), (tuple(np.arange(12) * 7.5), "flagged"),
+    (None, "ok"), ((0.0, 8.0), "ok")])  # slice images without positions, or two slices: cannot be judged
+def test_ct_covid_flags_slices_thicker_than_the_rule_was_validated_on(positions, status):
+    from lesiondx.gate.ct_covid import slice_step_check
+
+    n = len(positions) if positions is not None else 12
+    image = MedicalImage(pixels=np.zeros((n, 8, 8), np.float32), modality="CT", positions=positions)
+    result = slice_step_check(image)
+    assert result.status == status
+    if status == "flagged":
+        assert result.value["slice_step_mm"] == 7.5 and "7.5 mm apart" in result.reason

@@ -37,9 +37,15 @@ def _ircadb() -> Path:
 
 @pytest.mark.parametrize("rel", CHEST_SERIES)
 def test_real_chest_ct_passes_the_ct_covid_gate(rel: str):
+    """Never refused; A0002 (8 mm slices) is flagged as thicker than the rule was validated on, and nothing else."""
     verdict = check("ct-covid", _series(rel))
-    assert verdict.status == "ok", verdict.reasons
     assert verdict.checks["body_region"]["value"]["slices_with_lungs"] >= 0.55
+    step = verdict.checks["slice_step"]["value"]["slice_step_mm"]
+    if step > 5.0:
+        assert rel.endswith("A0002") and step == pytest.approx(8.0, abs=0.5)
+        assert verdict.status == "flagged" and len(verdict.reasons) == 1 and "8.0 mm apart" in verdict.reasons[0]
+    else:
+        assert verdict.status == "ok", verdict.reasons
 
 
 def test_medseg_chest_slices_are_not_refused(medseg_folder: Path):

@@ -133,14 +133,15 @@ def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
     return Check("geometry", "flagged" if problems else "ok", value, "; ".join(problems))
 
 
-def ct_gate(task: str, image: MedicalImage, body_region: Callable[[MedicalImage], Check], *, min_slices: int = 1) -> GateVerdict:
+def ct_gate(task: str, image: MedicalImage, body_region: Callable[[MedicalImage], Check], *, min_slices: int = 1,
+            task_checks: tuple[Callable[[MedicalImage], Check], ...] = ()) -> GateVerdict:
     """A CT task's verdict: modality first (a refusal stops there), then photometric, HU, geometry and,
-    when nothing is refused, the task's ``body_region`` check."""
+    when nothing is refused, the task's ``body_region`` check and its other ``task_checks``."""
     modality = modality_check(image, "CT")
     if modality.status == "refused":
         return combine(task, [modality])
     checks = [modality, photometric_check(image, greyscale_model=False), hu_check(image),
               geometry_check(image, min_slices=min_slices)]
     if not any(c.status == "refused" for c in checks):
-        checks.append(body_region(image))
+        checks += [body_region(image), *(check(image) for check in task_checks)]
     return combine(task, checks)

@@ -7,6 +7,11 @@ bases). HU series: refused below 0.40, flagged below 0.55. Windowed 8-bit slices
 lung field covers ≥ 5 % of 97 of 98 MedSeg slices; a series with lungs on fewer than 40 % of its slices
 is flagged (the window is unknown, so never refused on this alone). One or two slices: a slice with
 lungs on < 5 % of the body is flagged.
+
+Slice step (validated range, not plausibility): the patient rule (k consecutive slices) was chosen and checked on
+series of 2 mm (CT-MD) and 5 mm (A0001) slices; a DICOM series whose slices are further apart is flagged. Added
+2026-12-06 after the one 8 mm series checked (A0002, lung cancer) was a false positive in leave-one-patient-out:
+on thick slices a solid mass blurs into ground-glass-like density and a few slices span centimetres.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ LUNG_SLICE_HU = 0.10  # a slice "shows lungs" at this lung share of the body (HU
 LUNG_SLICE_GREY = 0.05  # ... of the slice area (8-bit lung field)
 CROPPED_MAX_DARK = 0.85  # 8-bit slice whose un-pruned dark share is below this is taken as cropped to the chest
 REFUSE_CHEST_SHARE, FLAG_CHEST_SHARE = 0.40, 0.55
-FEW_SLICES = 3  # the patient rule needs k = 3 consecutive slices
+FEW_SLICES = 3  # the patient rule needs k consecutive slices (3 at least in every configuration shipped so far)
+VALIDATED_STEP_MM = 5.0  # thickest slice step the patient rule was validated on (module docstring)
 
 
 def _grey_lung_fraction(grey: np.ndarray) -> float:
@@ -64,6 +70,20 @@ def body_region_check(image: MedicalImage) -> Check:
     return Check("body_region", "ok", value)
 
 
+def slice_step_check(image: MedicalImage) -> Check:
+    """Flags a DICOM series whose median slice step (mm) is above ``VALIDATED_STEP_MM``; slices without
+    positions (PNG/JPG, a single slice) cannot be judged and pass with the step unknown."""
+    if image.positions is None or len(image.positions) < 3:
+        return Check("slice_step", "ok", {"slice_step_mm": None})
+    step = float(np.median(np.abs(np.diff(np.asarray(image.positions, float)))))
+    value = {"slice_step_mm": round(step, 2), "validated_max_mm": VALIDATED_STEP_MM}
+    if step > VALIDATED_STEP_MM:
+        return Check("slice_step", "flagged", value,
+                     f"slices {step:.1f} mm apart: the patient rule was validated on series of "
+                     f"{VALIDATED_STEP_MM:.0f} mm or thinner (on thick slices a lung mass can pass for pneumonia)")
+    return Check("slice_step", "ok", value)
+
+
 def gate(image: MedicalImage) -> GateVerdict:
     """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`."""
-    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES)
+    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES, task_checks=(slice_step_check,))

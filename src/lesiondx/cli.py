@@ -24,7 +24,6 @@ app.command("report", help="HTML evaluation report + metrics.json from a predict
 app.command("compare", help="Several models on one ROC and decision curve with paired DeLong tests.")(compare_command)
 out = Console()
 err = Console(stderr=True)
-LIST_LIMIT = 20  # bad files named one per line before training stops
 
 TaskOption = Annotated[str, typer.Option("--task", help="us-liver, ct-liver or ct-covid")]
 EngineOption = Annotated[Optional[str], typer.Option(
@@ -118,6 +117,7 @@ def train(
     """Train a task's model; the run directory gets checkpoint, config, data hash and curves. Every listed
     file is opened first: unreadable ones stop it before anything is trained, all of them named."""
     from lesiondx.data import BadRowsError
+    from lesiondx.data.badrows import LIST_LIMIT
     from lesiondx.tasks import load_task
 
     try:
@@ -126,8 +126,7 @@ def train(
         for bad in exc.bad[:LIST_LIMIT]:
             err.print(f"[red]bad file:[/] {bad.line()} (labels.csv row {bad.row})", highlight=False, soft_wrap=True)
         more = f" ({len(exc.bad) - LIST_LIMIT} more not shown)" if len(exc.bad) > LIST_LIMIT else ""
-        _fail(f"{exc.csv}: {len(exc.bad)} of {exc.n_rows} rows have files that cannot be used{more}; nothing was "
-              "trained (fix or remove them, or --skip-bad to train on the rest)")
+        _fail(f"{exc.csv}: {len(exc.bad)} of {exc.n_rows} rows have files that cannot be used{more}; {exc.hint}")
     if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
         err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
                   soft_wrap=True)

@@ -63,9 +63,7 @@ def _tree_labels(cfg: CtLiverConfig) -> tuple[str, ...]:
 
 
 def _is_lesion_type_folder(folder: Path | Manifest, cfg: CtLiverConfig) -> bool:
-    labels = set(as_manifest(folder).frame["label"].astype(str))
-    tree = LabelTree.from_mapping(cfg.label_tree)
-    return labels <= set(tree.top) | set(tree.leaves)
+    return set(as_manifest(folder).frame["label"].astype(str)) <= set(_tree_labels(cfg))
 
 
 def ct_lesion_crops(studies: list[Study], labels: dict[str, str], cfg: CtLiverConfig) -> tuple[np.ndarray, list[str]]:

@@ -71,7 +71,7 @@ class BadRowsError(ValueError):
     """Rows whose files cannot be used, found before any training ran; names labels.csv and every file."""
 
     def __init__(self, csv: Path, bad: list[BadRow], n_rows: int, hint: str) -> None:
-        self.csv, self.bad, self.n_rows = csv, tuple(bad), n_rows
+        self.csv, self.bad, self.n_rows, self.hint = csv, tuple(bad), n_rows, hint
         super().__init__(f"{csv}: {len(bad)} of {n_rows} rows have files that cannot be used; {hint}: "
                          f"{list_files(bad)}")
 

@@ -105,6 +105,13 @@ def hu_check(image: MedicalImage) -> Check:
     return Check("hu", "ok", value)
 
 
+def median_slice_step(image: MedicalImage) -> float | None:
+    """Median distance (mm) between neighbouring slice positions; ``None`` without positions for 3+ slices."""
+    if image.positions is None or len(image.positions) < 3:
+        return None
+    return float(np.median(np.abs(np.diff(np.asarray(image.positions, float)))))
+
+
 def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
     """Slice count, spacing and orientation of a CT series (flags, never refuses)."""
     problems: list[str] = []
@@ -118,7 +125,7 @@ def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
             problems.append(f"pixel spacing {row:.2f}×{col:.2f} mm is outside {IN_PLANE_MM[0]}–{IN_PLANE_MM[1]} mm")
     if image.positions is not None and len(image.positions) > 2:
         steps = np.abs(np.diff(np.asarray(image.positions, float)))
-        median = float(np.median(steps))
+        median = median_slice_step(image)
         value["slice_step_mm"] = round(median, 3)
         if not STEP_MM[0] <= median <= STEP_MM[1]:
             problems.append(f"slice step {median:.1f} mm is outside {STEP_MM[0]}–{STEP_MM[1]} mm")

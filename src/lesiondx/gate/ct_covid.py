@@ -20,7 +20,7 @@ import numpy as np
 
 from lesiondx.io import MedicalImage
 
-from .checks import ct_gate
+from .checks import ct_gate, median_slice_step
 from .features import lung_fraction_grey, lung_fraction_hu
 from .verdict import Check, GateVerdict
 
@@ -73,9 +73,9 @@ def body_region_check(image: MedicalImage) -> Check:
 def slice_step_check(image: MedicalImage) -> Check:
     """Flags a DICOM series whose median slice step (mm) is above ``VALIDATED_STEP_MM``; slices without
     positions (PNG/JPG, a single slice) cannot be judged and pass with the step unknown."""
-    if image.positions is None or len(image.positions) < 3:
+    step = median_slice_step(image)
+    if step is None:
         return Check("slice_step", "ok", {"slice_step_mm": None})
-    step = float(np.median(np.abs(np.diff(np.asarray(image.positions, float)))))
     value = {"slice_step_mm": round(step, 2), "validated_max_mm": VALIDATED_STEP_MM}
     if step > VALIDATED_STEP_MM:
         return Check("slice_step", "flagged", value,

@@ -359,8 +359,8 @@ def _export_env(env: "os._Environ[str] | dict[str, str]") -> dict[str, object]:
     values: dict[str, object] = {}
     if env.get("LESIONDX_EXPORT_RETRY_S"):
         parts = [w for w in env["LESIONDX_EXPORT_RETRY_S"].split(",") if w.strip()]
-        waits = tuple(float(env_number({"LESIONDX_EXPORT_RETRY_S": w}, "LESIONDX_EXPORT_RETRY_S", minimum=0.0) or 0.0)
-                      for w in parts)
+        waits = tuple(float(env_number({"LESIONDX_EXPORT_RETRY_S": w}, "LESIONDX_EXPORT_RETRY_S", minimum=0.0))
+                      for w in parts)  # every part is non-blank, so never None
         if not waits:
             raise SettingsError("LESIONDX_EXPORT_RETRY_S must list waits in seconds, e.g. '30,120,600'")
         values["export_retry_seconds"] = waits

@@ -91,6 +91,19 @@ def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
     assert again["threshold_chosen_on_these_data"] is False and metrics["summary"][0] == "ct-covid evaluation — per slice"
 
 
+def test_evaluate_decodes_each_slice_once(tiny_run, mini_folder, tmp_path, monkeypatch):
+    """The row screen, the series gate and the scoring share one decode per slice (they used to make three)."""
+    import lesiondx.io.dicom as dicom
+
+    decodes = []
+    real = dicom._decoded_pixels
+    monkeypatch.setattr(dicom, "_decoded_pixels", lambda ds, path: decodes.append(Path(path).name) or real(ds, path))
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    assert sorted(decodes) == sorted(p.name for p in (folder / "series" / "P002").glob("*.dcm"))
+    assert len(pd.read_csv(tmp_path / "eval" / "predictions.csv")) == 10
+
+
 def test_evaluate_header_only_labels_is_a_clear_error(tiny_run, tmp_path):
     (tmp_path / "labels.csv").write_text("image_id,patient_id,label,image,slice_index,infection\n")
     with pytest.raises(ValueError, match="labels.csv has no rows"):

@@ -114,3 +114,20 @@ def test_several_image_files_are_separate_studies_unless_said_to_be_one_series(i
     assert (tmp_path / "out" / "001-slice_0").is_dir() and (tmp_path / "out" / "predictions.json").is_file()
     one = task.predict(files, "default", series=True)
     assert "separate_studies" not in one and [s["n_slices"] for s in one["studies"]] == [2]
+
+
+def test_evaluate_decodes_each_slice_once(ircadb_folder, tmp_path, monkeypatch):
+    """The row screen, the study gate and the detection share one decode per DICOM slice (they used to make
+    three); the real IRCADb slices are read in place (linked, never copied) through a temporary labels.csv."""
+    import lesiondx.io.dicom as dicom
+
+    rows = ircadb_rows(ircadb_folder, inside=True, n=8).drop(columns="lesion_value")
+    for top in {Path(rel).parts[0] for column in ("image", "liver_mask", "lesion_mask") for rel in rows[column]}:
+        (tmp_path / top).symlink_to(ircadb_folder / top, target_is_directory=True)
+    rows.to_csv(tmp_path / "labels.csv", index=False)
+    decodes = []
+    real = dicom._decoded_pixels
+    monkeypatch.setattr(dicom, "_decoded_pixels", lambda ds, path: decodes.append(Path(path).name) or real(ds, path))
+    metrics = task.evaluate("default", tmp_path, tmp_path / "eval")
+    assert sorted(decodes) == sorted(Path(p).name for p in rows["image"])
+    assert metrics["n_excluded"] == 0 and metrics["detection"]["detectors"]

@@ -110,3 +110,18 @@ def test_deidentify_assigns_missing_sop_instance_uid():
     ds.SOPInstanceUID = ""
     clean = deidentify(ds, salt="x")
     assert str(clean.SOPInstanceUID).startswith("2.25.") and len(str(clean.SOPInstanceUID)) <= 64
+
+
+def test_colour_fraction_counts_pixels_by_their_own_channel_spread():
+    from lesiondx.io.raster import colour_fraction
+
+    rgb = np.zeros((2, 3, 3), dtype=np.float32)
+    rgb[0, 0] = (200, 10, 10)  # red: spread 190
+    rgb[0, 1] = (10, 10, 200)  # blue: spread 190 (the largest channel is the last one)
+    rgb[1, 2] = (100, 120, 125)  # near-grey: spread 25 < 30
+    assert colour_fraction(rgb) == pytest.approx(2 / 6)
+    assert colour_fraction(np.stack([rgb, np.zeros_like(rgb)])) == pytest.approx(2 / 12)  # frames of a cine loop
+    assert colour_fraction(np.full((4, 4), 200.0)) == 0.0
+    noisy = np.random.default_rng(0).uniform(0, 255, (64, 48, 3)).astype(np.float32)
+    spread = noisy.max(axis=-1) - noisy.min(axis=-1)
+    assert colour_fraction(noisy) == pytest.approx(float((spread > 30).mean()))

@@ -73,3 +73,54 @@ def test_unreadable_input_still_fails_every_time(tmp_path):
         for _ in range(2):
             with pytest.raises(Exception, match="broken.png"):
                 read_image(bad)
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+CT_MD_MINI = REPO / "examples" / "covid_ct_md_mini"
+
+
+@pytest.fixture
+def dicom_decodes(monkeypatch):
+    """Counts the real decodes of DICOM pixel data (one per file and call of ``image_from_dataset``)."""
+    import lesiondx.io.dicom as dicom
+
+    count = {"n": 0}
+    real = dicom._decoded_pixels
+
+    def counted(ds, path):
+        count["n"] += 1
+        return real(ds, path)
+
+    monkeypatch.setattr(dicom, "_decoded_pixels", counted)
+    return count
+
+
+def test_a_series_read_after_its_slices_reuses_their_decodes_without_keeping_a_second_copy(dicom_decodes):
+    from lesiondx.io import read_series_files
+    from lesiondx.io.decodes import _DECODES
+
+    files = sorted((CT_MD_MINI / "series" / "P002").glob("*.dcm"))
+    plain = read_series_files(files)  # outside a block: every slice decoded
+    assert dicom_decodes["n"] == len(files) == 10
+    with shared_decodes():
+        for f in files:
+            read_image(f)  # the evaluate screen's per-row read
+        series = read_series_files(files)  # the series gate
+        kept = len(_DECODES.get().images)
+    assert dicom_decodes["n"] == 2 * len(files)  # the series took the 10 slices already decoded
+    assert kept == len(files)  # the series' slices were not kept a second time
+    np.testing.assert_array_equal(series.pixels, plain.pixels)
+    assert series.spacing == plain.spacing and series.positions == plain.positions
+
+
+def test_a_bounded_block_drops_the_least_recently_used_image(slice_folder, decodes):
+    one_slice = 64 * 64 * 4  # float32 pixels of one synthetic PNG slice
+    paths = [slice_folder / f"slice_{i}.png" for i in range(3)]
+    with shared_decodes(max_bytes=2 * one_slice):
+        first = read_image(paths[0])
+        read_image(paths[1])
+        assert read_image(paths[0]) is first  # used again: now the most recent
+        read_image(paths[2])  # over the bound: slice_1, the least recently used, is dropped
+        assert read_image(paths[0]) is first
+        read_image(paths[1])
+    assert decodes["file"] == 4  # slice_0 once, slice_1 twice, slice_2 once

@@ -19,7 +19,8 @@ from lesiondx.config import config_to_dict
 from lesiondx.data import Screened, check_training_rows, load_manifest, no_rows_left, screen_rows
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
-from lesiondx.io import display_grey, read_image, read_raster_array, read_series_files, read_study
+from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
+                         shared_decodes)
 
 from .config import read_config
 from .evaluation import metrics_and_report, run_folder, run_folder_checks
@@ -73,16 +74,18 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     if "infection_mask" in manifest.frame.columns:
         rows = manifest.subset(manifest.frame["image_id"].isin(evaluation_rows(manifest)["image_id"]))
         screened = screen_rows(rows, _usable_mask_row, strict=strict)
-    else:
-        run_folder_checks(manifest)
+        if no_rows_left(screened):
+            raise ValueError(no_rows_left(screened))
+        out.mkdir(parents=True, exist_ok=True)
+        return _evaluate_masks(screened, loaded, out, started)
+    run_folder_checks(manifest)
+    with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
         screened = screen_rows(manifest, lambda row: read_image(row["image"]), strict=strict, group_by="patient_id",
                                check_group=_usable_series)
-    if no_rows_left(screened):
-        raise ValueError(no_rows_left(screened))
-    out.mkdir(parents=True, exist_ok=True)
-    if "infection_mask" in manifest.frame.columns:
-        return _evaluate_masks(screened, loaded, out, started)
-    slices, patients, timings = run_folder(screened.manifest, loaded)
+        if no_rows_left(screened):
+            raise ValueError(no_rows_left(screened))
+        out.mkdir(parents=True, exist_ok=True)
+        slices, patients, timings = run_folder(screened.manifest, loaded)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text, exclusion_note=screened.note())
     if screened.excluded:

@@ -22,7 +22,8 @@ from lesiondx.config import config_to_dict
 from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, load_manifest, no_rows_left,
                            require_known_labels, screen_rows)
 from lesiondx.gate import require, result_fields
-from lesiondx.io import ImageReadError, parse_window_option, read_image, read_series_files, read_study
+from lesiondx.io import (EVALUATE_MAX_BYTES, ImageReadError, parse_window_option, read_image, read_series_files, read_study,
+                         shared_decodes)
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
@@ -193,9 +194,18 @@ def evaluate(model: str, data: Path, out: Path, classifier: str | None = None, s
     aul = manifest.layout.name == "aul_liver_us"
     lesion_types = not aul and "slice_index" in manifest.frame.columns and _is_lesion_type_folder(manifest, bundle.cfg)
     _check_evaluable(manifest, bundle, classifier, lesion_types)
-    screened = _screen(manifest, strict)
-    if no_rows_left(screened):
-        raise ValueError(no_rows_left(screened))
+    with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
+        screened = _screen(manifest, strict)
+        if no_rows_left(screened):
+            raise ValueError(no_rows_left(screened))
+        metrics = _evaluate_screened(screened, bundle, data, out, classifier, aul=aul, lesion_types=lesion_types)
+    write_json(out / "metrics.json", metrics)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _evaluate_screened(screened: Screened, bundle: Bundle, data: Path, out: Path, classifier: str | None, *,
+                       aul: bool, lesion_types: bool) -> dict[str, Any]:
+    """metrics (and the reports in ``out``) for the rows the screen kept: AUL crops, lesion types or detection."""
     kept = screened.manifest
     out.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data), "classifier": bundle.cfg.classifier,
@@ -239,8 +249,7 @@ def evaluate(model: str, data: Path, out: Path, classifier: str | None = None, s
                 for name, d in metrics["detection"]["detectors"].items()]
     if screened.excluded:
         metrics["summary"].insert(0, screened.headline)
-    write_json(out / "metrics.json", metrics)
-    return json.loads((out / "metrics.json").read_text())
+    return metrics
 
 
 def _check_evaluable(manifest: Manifest, bundle: Bundle, classifier: str | None, lesion_types: bool) -> None:

@@ -17,7 +17,8 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["ImageReadError"], "errors"),
     **dict.fromkeys(["MedicalImage"], "image"),
     **dict.fromkeys(["natural_key", "read_nifti", "read_raster", "read_raster_array", "read_slice_folder"], "raster"),
-    **dict.fromkeys(["read_image", "read_series_files", "read_study", "shared_decodes"], "reader"),
+    **dict.fromkeys(["EVALUATE_MAX_BYTES", "shared_decodes"], "decodes"),
+    **dict.fromkeys(["read_image", "read_series_files", "read_study"], "reader"),
     **dict.fromkeys([
         "AUTO", "WINDOWS", "Window", "WindowEstimate", "apply_window", "display_grey", "estimate_window",
         "get_window", "grey_to_hu", "parse_window_option", "resample", "resize", "to_display"

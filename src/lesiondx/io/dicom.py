@@ -14,9 +14,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
+from .decodes import decoded
 from .errors import ImageReadError, require_nonempty_file
 from .image import MedicalImage
-from .raster import check_pixel_count
+from .raster import check_pixel_count, colour_fraction
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
 # read them as they are instead of warning on every access.
@@ -94,9 +95,8 @@ def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, float]:
         rgb = raw.astype(np.float32)
         if photometric == "PALETTE COLOR" and rgb.max() > 255:  # 16-bit palette entries
             rgb = rgb / 257.0
-        chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
         grey = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-        return grey.astype(np.float32), False, float((chroma > 30).mean())
+        return grey.astype(np.float32), False, colour_fraction(rgb)
     has_lut = "RescaleSlope" in ds or "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
     values = apply_modality_lut(raw, ds) if has_lut else raw
     modality = str(ds.get("Modality", "OT"))
@@ -263,7 +263,8 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
     keys = superior_to_inferior_keys([headers[i] for i in chosen])
     order = [chosen[i] for i in np.argsort(keys, kind="stable")]
     check_pixel_count(folder, sum(_pixel_count(headers[i]) for i in order), "DICOM series")
-    slices = [image_from_dataset(headers[i], paths[i]) for i in order]
+    slices = [decoded("image", paths[i], None, lambda i=i: image_from_dataset(headers[i], paths[i]), keep=False)
+              for i in order]  # a slice already decoded in a shared_decodes block is not decoded again
     shapes = {s.pixels.shape for s in slices}
     if len(shapes) != 1:
         raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}: not one series")
@@ -289,6 +290,6 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
         sources=tuple(paths[i] for i in order),
         positions=positions,
         is_hu=first.is_hu,
-        metadata=first.metadata,
+        metadata=dict(first.metadata),
         warnings=tuple(notes),
     )

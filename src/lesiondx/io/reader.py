@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 
+from .decodes import decoded
 from .errors import ImageReadError
 from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_files, read_slice_folder
-
-
-_SHARED: ContextVar[dict[tuple, MedicalImage] | None] = ContextVar("lesiondx_shared_decodes", default=None)
-
-
-@contextmanager
-def shared_decodes() -> Iterator[None]:
-    """Within the block (same thread or task), :func:`read_image` and :func:`read_study` decode each file or folder
-    once: a later call for the same path (same size and modification time) and frame returns the same
-    :class:`MedicalImage`, its pixels made read-only so that no reader can change what another sees. The
-    service's worker wraps a job in it: input previews, the stack viewer's slices and the predictor share one
-    decode of a CT series. Images stay in memory until the block ends."""
-    token = _SHARED.set({})
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
-
-
-def _shared(kind: str, path: Path, frame: int | None, read: Callable[[], MedicalImage]) -> MedicalImage:
-    cache = _SHARED.get()
-    if cache is None:
-        return read()
-    try:
-        stat = path.stat()
-        key = (kind, str(path.resolve()), frame, stat.st_size, stat.st_mtime_ns)
-    except OSError:
-        return read()  # the reader names the problem
-    if key not in cache:
-        image = read()
-        image.pixels.flags.writeable = False
-        cache[key] = image
-    return cache[key]
 
 
 def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
@@ -52,7 +17,7 @@ def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
     Raises :class:`ImageReadError` naming the file and the reason for anything unreadable.
     """
     path = Path(path)
-    return _shared("image", path, frame, lambda: _read_image(path, frame))
+    return decoded("image", path, frame, lambda: _read_image(path, frame))
 
 
 def _read_image(path: Path, frame: int | None) -> MedicalImage:
@@ -75,7 +40,7 @@ def _read_image(path: Path, frame: int | None) -> MedicalImage:
 def read_study(folder: str | Path) -> MedicalImage:
     """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack."""
     folder = Path(folder)
-    return _shared("study", folder, None, lambda: _read_study(folder))
+    return decoded("study", folder, None, lambda: _read_study(folder))
 
 
 def _read_study(folder: Path) -> MedicalImage:

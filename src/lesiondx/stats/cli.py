@@ -37,14 +37,15 @@ def _fail(msg: str) -> NoReturn:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    import pandas as pd
+    from lesiondx.data.tables import TableError, read_table
 
-    if not path.is_file():
-        _fail(f"{path}: file not found")
     try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        _fail(f"{path}: cannot read CSV ({exc})")
+        table = read_table(path)
+    except TableError as exc:
+        _fail(str(exc))
+    if table.empty:
+        _fail(f"{path}: no rows (a header only)")
+    return table
 
 
 def _need_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> None:
@@ -53,37 +54,20 @@ def _need_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> None:
             _fail(f"{path}: column {c!r} not found (columns: {', '.join(map(str, df.columns))})")
 
 
-def _numeric_column(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
-    import numpy as np
-    import pandas as pd
-
-    vals = pd.to_numeric(df[col], errors="coerce")
-    bad = vals.isna()
-    if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        _fail(
-            f"{path}: column {col!r} has {int(bad.sum())} missing or non-numeric value(s), "
-            f"first at data row {first + 1}: {df[col].iloc[first]!r}"
-        )
-    return vals.to_numpy(dtype=float)
-
-
 def _score_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Numeric score columns on the rows where every one of them has a value (paired analyses need
     the same cases); empty cells are left out and counted per column, text is an error."""
     import numpy as np
-    import pandas as pd
 
-    for c in cols:
-        vals = pd.to_numeric(df[c], errors="coerce")
-        bad = vals.isna() & df[c].notna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            _fail(f"{path}: column {c!r} has {int(bad.sum())} non-numeric value(s), "
-                  f"first at data row {first + 1}: {df[c].iloc[first]!r}")
-    missing = {c: int(df[c].isna().sum()) for c in cols if df[c].isna().any()}
-    complete = df[cols].notna().all(axis=1).to_numpy()
-    return {c: pd.to_numeric(df[c]).to_numpy(dtype=float)[complete] for c in cols}, missing
+    from .scores import read_scores
+
+    try:
+        read = [read_scores(df[c], c) for c in cols]
+    except ValueError as exc:
+        _fail(f"{path}: {exc}")
+    missing = {c.name: c.n_missing for c in read if c.n_missing}
+    complete = np.logical_and.reduce([c.present for c in read])
+    return {c.name: c.values[complete] for c in read}, missing
 
 
 def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[str], scores: list[str],
@@ -236,18 +220,19 @@ def readers_cmd(
 def report_command(
     predictions: Annotated[Path, typer.Argument(help="prediction CSV: image_id, patient_id, label, score[, strata]")],
     out: Annotated[Path, typer.Option("--out", help="output folder for report.html and metrics.json")] = Path("report"),
-    label_col: Annotated[Optional[str], typer.Option("--label", help="label column [label]")] = None,
+    label_col: Annotated[Optional[str], typer.Option("--label", help="label column (default: label)")] = None,
     positive: Annotated[Optional[list[str]], typer.Option(
         "--positive", help="label value(s) meaning positive (repeatable) [1]")] = None,
     negative: Annotated[Optional[list[str]], typer.Option(
         "--negative", help="label value(s) meaning negative (repeatable; default: the one other label); "
                            "other labels are excluded and counted")] = None,
     score_col: Annotated[Optional[str], typer.Option(
-        "--score", help="score column (higher = positive) [score]")] = None,
+        "--score", help="score column (higher = positive; empty cells are left out and counted; "
+                        "83% is read as 0.83) (default: score)")] = None,
     patient_col: Annotated[Optional[str], typer.Option(
-        "--patient", help="patient column ('' for none) [patient_id]")] = None,
+        "--patient", help="patient column ('' for none) (default: patient_id)")] = None,
     patient_rule: Annotated[Optional[str], typer.Option(
-        "--patient-rule", help="patient score: mean or max of its image scores [mean]")] = None,
+        "--patient-rule", help="patient score: mean or max of its image scores (default: mean)")] = None,
     strata: Annotated[Optional[list[str]], typer.Option("--stratum", help="column to stratify by (repeatable)")] = None,
     title: Annotated[Optional[str], typer.Option(help="report title")] = None,
     threshold: Annotated[Optional[float], typer.Option(
@@ -277,11 +262,10 @@ def report_command(
     if settings.patient_col == "":
         settings = replace(settings, patient_col=None)
     _need_columns(predictions, df, [settings.label_col, settings.score_col, *settings.strata])
-    _numeric_column(predictions, df, settings.score_col)
     try:
         res = report_from_csv(predictions, out, settings)
     except ValueError as exc:
-        _fail(f"{predictions}: {exc}")
+        _fail(str(exc) if str(exc).startswith(str(predictions)) else f"{predictions}: {exc}")
     if as_json:
         typer.echo(json.dumps(res.metrics, indent=2))
         return res
@@ -297,7 +281,7 @@ def compare_command(
         help="one CSV with a score column per model, or several CSVs (one model each) joined on image_id")],
     score: Annotated[Optional[list[str]], typer.Option(
         "--score",
-        help="score column per model (repeatable); with several CSVs one for all or one per CSV [score]")] = None,
+        help="score column per model (repeatable); with several CSVs one for all or one per CSV (default: score)")] = None,
     name: Annotated[Optional[list[str]], typer.Option(
         "--name", help="model name per CSV (several CSVs; default: the CSV's folder or file name)")] = None,
     out: Annotated[Path, typer.Option("--out", help="folder for compare.html, metrics.json and PNG plots")] = Path(

@@ -82,13 +82,12 @@ def write_predictions(table: pd.DataFrame, csv_path: str | Path, settings: EvalS
 
 def report_from_csv(csv_path: str | Path, out_dir: str | Path, settings: EvalSettings) -> ReportResult:
     """Read ``csv_path`` and write the report with ``settings`` (``evaluate`` and ``report`` both end here)."""
+    from lesiondx.data.tables import read_table
+
     path = Path(csv_path)
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read CSV ({exc})") from None
+    table = read_table(path)  # TableError (a ValueError) names the file
     if table.empty:
-        raise ValueError(f"{path}: no rows")
+        raise ValueError(f"{path}: no rows (a header only)")
     return write_report(
         table, out_dir, label_col=settings.label_col, positive=list(settings.positive),
         negative=list(settings.negative) or None, score_col=settings.score_col, patient_col=settings.patient_col,

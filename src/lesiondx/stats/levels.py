@@ -82,11 +82,16 @@ def select_levels(labels: Sequence[Any] | pd.Series, positive: Any, negative: An
     missing_pos = [p for p in pos if p not in present]
     if missing_pos:
         raise ValueError(f"positive label {', '.join(map(repr, missing_pos))} not found; label values are "
-                         f"{_counts(keys) or 'none (no rows)'}")
+                         f"{_counts(keys) or 'none (no rows)'}"
+                         + (" (name the positive one(s) with --positive, the negative with --negative)"
+                            if len(present - {MISSING}) else ""))
     if set(pos) & set(neg):
         raise ValueError(f"label(s) {sorted(set(pos) & set(neg))} given as both positive and negative")
     if not neg:
         others = sorted(present - set(pos) - {MISSING})
+        if not others:
+            raise ValueError(f"only one class: every labelled row is positive ({_counts(keys)}); an ROC "
+                             "needs positive and negative cases")
         if len(others) != 1:
             rest = _counts(keys[~keys.isin(pos)]) or "none"
             raise ValueError(f"say which labels are negative (--negative); labels other than the positive: {rest}")

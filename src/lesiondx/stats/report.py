@@ -16,7 +16,7 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .delong import auc_delong
 from .levels import select_levels
 from .report_html import metric_rows, render_html, strata_tables
 from .roc import YoudenResult, roc_curve, youden_threshold
+from .scores import missing_note, read_scores
 
 SMALL_N = 10  # fewer positives or negatives than this: the CIs are flagged as unreliable
 CHOSEN = "chosen on these data (Youden): optimistic, not a validated operating point"
@@ -162,7 +163,9 @@ def _evaluate_level(
         metrics["decision_curve"] = {"thresholds": dc.thresholds, "model": dc.model, "treat_all": dc.treat_all}
         figures["decision"] = fig_to_base64(decision_figure(dc, title=f"Decision curve — {name}"))
     else:
-        notes.append("Scores are not probabilities in [0, 1]: calibration and decision curves are skipped.")
+        hint = " (if they are percentages, divide by 100 or write them as 83%)" if s.max() <= 100 and s.min() >= 0 else ""
+        notes.append(f"Scores are not probabilities in [0, 1] (they range from {s.min():.4g} to {s.max():.4g}): "
+                     f"calibration and decision curves are skipped{hint}.")
     return metrics, figures, notes
 
 
@@ -189,7 +192,9 @@ def write_report(
 
     ``positive`` / ``negative`` name the label values (one or several each; without ``negative``
     the one other label); rows with any other label are excluded and counted in
-    ``metrics["levels"]["excluded"]``. ``threshold`` fixes the cut-off before the evaluation
+    ``metrics["levels"]["excluded"]``. Rows without a score (empty cell, ``NA``) are left out and
+    counted (``n_missing_score``, a note naming the first), as pROC's ``na.rm``; scores written as
+    percentages (``83%``) are read as probabilities (:mod:`.scores`). ``threshold`` fixes the cut-off before the evaluation
     (``threshold_source`` says where it came from); without it the Youden cut-off of each level is
     used and labelled as chosen on these data. Patient labels must be constant within a patient;
     without ``patient_col`` (or when absent from the table) the patient section is omitted, and
@@ -201,13 +206,12 @@ def write_report(
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ValueError(f"prediction table lacks column(s) {missing}; has {list(df.columns)}")
+    col = read_scores(df[score_col], score_col)  # before any row is dropped: errors name file lines
     sel = select_levels(df[label_col], positive, negative)
-    df = df[sel.keep].reset_index(drop=True)
-    scores = pd.to_numeric(df[score_col], errors="coerce")
-    if scores.isna().any():
-        raise ValueError(f"column {score_col!r} has {int(scores.isna().sum())} missing or non-numeric value(s)")
-    df[score_col] = scores.astype(float)
-    y = sel.y
+    scored = replace(col, values=col.values[sel.keep], n_missing=int((~col.present[sel.keep]).sum()))
+    df = df[sel.keep].reset_index(drop=True).assign(**{score_col: scored.values})
+    missing = missing_note(scored, df["image_id"] if "image_id" in df.columns else None)
+    df, y = df[scored.present].reset_index(drop=True), sel.y[scored.present]
     pos_name, neg_name = " or ".join(sel.positive), " or ".join(sel.negative)
     class_names = (neg_name, pos_name)
     has_patients = bool(patient_col) and patient_col in df.columns
@@ -215,6 +219,7 @@ def write_report(
     top_notes = list(notes)
     if sel.excluded:
         top_notes.append(f"Excluded (neither positive nor negative): {sel.excluded_text}.")
+    top_notes += [f"{n[0].upper()}{n[1:]}." for n in (missing, col.note) if n]
 
     img_m, img_f, img_notes = _evaluate_level(
         y, df[score_col].to_numpy(), name=f"per {unit}", unit=f"{unit}s", groups=groups, threshold=threshold,
@@ -231,6 +236,7 @@ def write_report(
         "label_col": label_col,
         "score_col": score_col,
         "n_images": int(len(df)),
+        "n_missing_score": scored.n_missing,
         "unit": unit,
         "notes": top_notes,
         "image": img_m,

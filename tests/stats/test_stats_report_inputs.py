@@ -1,0 +1,101 @@
+"""``lesiondx report`` / ``stats roc`` on prediction tables written by other tools: spreadsheet exports,
+empty and percentage scores, one class, header-only files, and the defaults its --help states.
+
+pROC's aSAH table (tests/stats/fixtures/asah.csv) is the other tool's output: its s100b AUC and DeLong
+CI are the published pROC figures (0.7314, 0.6301–0.8326)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lesiondx.cli import app
+from lesiondx.stats.scores import read_scores
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ASAH = pd.read_csv(FIXTURES / "asah.csv")
+AUC, CI = 0.7313685636856369, (0.6301182117616226, 0.8326189156096511)  # pROC 1.18 on aSAH s100b
+
+
+def _report(path, out, *args):
+    result = CliRunner().invoke(app, ["report", str(path), "--out", str(out), "--label", "outcome", "--positive",
+                                      "Poor", "--score", "s100b", "--patient", "", "--n-boot", "50", *args])
+    return result, (json.loads((out / "metrics.json").read_text()) if result.exit_code == 0 else None)
+
+
+def test_semicolon_decimal_comma_bom_crlf_export_gives_the_proc_figures(tmp_path):
+    path = tmp_path / "asah_excel.csv"
+    path.write_bytes(ASAH.to_csv(sep=";", decimal=",", index=False, lineterminator="\r\n").encode("utf-8-sig"))
+    assert "0,13" in path.read_text(encoding="utf-8-sig")
+    result, m = _report(path, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert m["image"]["auc"] == pytest.approx(AUC, abs=1e-9)
+    assert m["image"]["auc_ci"] == pytest.approx(list(CI), abs=1e-9)
+    tsv = tmp_path / "asah.tsv"
+    ASAH.to_csv(tsv, sep="\t", index=False)
+    roc = CliRunner().invoke(app, ["stats", "roc", "--csv", str(tsv), "--label", "outcome", "--positive", "Poor",
+                                   "--score", "s100b", "--json"])
+    assert roc.exit_code == 0 and json.loads(roc.output)["scores"][0]["auc"] == pytest.approx(AUC, abs=1e-9)
+
+
+def test_empty_scores_are_left_out_counted_and_named(tmp_path):
+    table = ASAH.astype({"s100b": object})
+    table.insert(0, "image_id", [f"case{i}" for i in range(len(table))])
+    table.loc[[3, 40], "s100b"] = np.nan
+    table.loc[50, "s100b"] = "NA"
+    table.to_csv(tmp_path / "gaps.csv", index=False)
+    result, m = _report(tmp_path / "gaps.csv", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert m["n_missing_score"] == 3 and m["image"]["n"] == len(ASAH) - 3
+    assert "3 row(s) without a score in column 's100b' left out (first: image_id case3)" in result.output
+    kept = ASAH.drop(index=[3, 40, 50])
+    kept.to_csv(tmp_path / "kept.csv", index=False)
+    assert m["image"]["auc_ci"] == _report(tmp_path / "kept.csv", tmp_path / "out2")[1]["image"]["auc_ci"]
+    assert "without a score" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_text_scores_one_line_naming_file_column_and_line(tmp_path):
+    table = ASAH.astype({"s100b": object})
+    table.loc[4, "s100b"] = "high"
+    table.to_csv(tmp_path / "text.csv", index=False)
+    result, _ = _report(tmp_path / "text.csv", tmp_path / "out")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "text.csv: column 's100b' has 1 value(s) that are not numbers, first on line 6: 'high'" in result.output
+
+
+def test_percentage_scores_read_as_probabilities_and_said(tmp_path, predictions):
+    table = predictions.assign(score=[f"{100 * s:.6f}%" for s in predictions["score"]])
+    table.to_csv(tmp_path / "pct.csv", index=False)
+    predictions.assign(score=predictions["score"].round(8)).to_csv(tmp_path / "prob.csv", index=False)
+    args = ("--label", "label", "--positive", "malignant", "--score", "score", "--n-boot", "50")
+    runs = [CliRunner().invoke(app, ["report", str(tmp_path / f), "--out", str(tmp_path / f[:-4]), *args])
+            for f in ("pct.csv", "prob.csv")]
+    assert [r.exit_code for r in runs] == [0, 0], runs[0].output
+    pct, prob = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("pct", "prob"))
+    assert pct["image"]["brier"] == pytest.approx(prob["image"]["brier"], abs=1e-9)
+    assert pct["image"]["calibration"]["slope"] == pytest.approx(prob["image"]["calibration"]["slope"], abs=1e-6)
+    assert "given as percentages" in runs[0].output
+    with pytest.raises(ValueError, match="mixes percentages and plain numbers"):
+        read_scores(pd.Series(["50%", "0.2"]), "score")
+
+
+def test_one_class_and_header_only_are_said_plainly(tmp_path):
+    ASAH.assign(outcome="Poor").to_csv(tmp_path / "one.csv", index=False)
+    result, _ = _report(tmp_path / "one.csv", tmp_path / "out")
+    assert result.exit_code == 2 and "only one class: every labelled row is positive (Poor (113))" in result.output
+    (tmp_path / "hdr.csv").write_text("outcome,s100b\n")
+    result, _ = _report(tmp_path / "hdr.csv", tmp_path / "out")
+    assert result.exit_code == 2 and result.output.count("hdr.csv") == 1 and "no rows (a header only)" in result.output
+
+
+def test_report_help_states_its_defaults():
+    result = CliRunner().invoke(app, ["report", "--help"], env={"COLUMNS": "200"})
+    text = re.sub(r"\s+", " ", result.output)
+    for default in ("(default: label)", "(default: score)", "(default: patient_id)", "(default: mean)", "[500]"):
+        assert default in text, default

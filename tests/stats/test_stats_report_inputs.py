@@ -81,6 +81,7 @@ def test_percentage_scores_read_as_probabilities_and_said(tmp_path, predictions)
     assert pct["image"]["brier"] == pytest.approx(prob["image"]["brier"], abs=1e-9)
     assert pct["image"]["calibration"]["slope"] == pytest.approx(prob["image"]["calibration"]["slope"], abs=1e-6)
     assert "given as percentages" in runs[0].output
+    assert pct["image"]["calibration_bins"]["ci_method"] == "Wilson 95% per bin"
     with pytest.raises(ValueError, match="mixes percentages and plain numbers"):
         read_scores(pd.Series(["50%", "0.2"]), "score")
 

@@ -154,6 +154,7 @@ def _evaluate_level(
     if np.all((s >= 0) & (s <= 1)):
         cal = calibration_curve(y, s, n_bins=10)
         metrics["brier"] = cal.brier
+        metrics["calibration_bins"] = cal.to_dict()
         metrics["calibration"] = _calibration(y, s)
         figures["calibration"] = fig_to_base64(calibration_figure(cal, title=f"Calibration — {name}"))
         if y.size >= 10:

@@ -100,3 +100,35 @@ def test_report_help_states_its_defaults():
     text = re.sub(r"\s+", " ", result.output)
     for default in ("(default: label)", "(default: score)", "(default: patient_id)", "(default: mean)", "[500]"):
         assert default in text, default
+
+
+def test_reversed_scores_warn_and_a_minus_inf_threshold_is_said_not_a_crash(tmp_path):
+    """A score where lower means positive: pROC's Youden cut-off is -inf (metrics.json null); the summary
+    used to crash formatting it ("internal error (TypeError ...)")."""
+    table = ASAH.assign(s100b=-ASAH["s100b"])
+    table.to_csv(tmp_path / "neg.csv", index=False)
+    result, m = _report(tmp_path / "neg.csv", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert m["image"]["auc"] == pytest.approx(1 - AUC, abs=1e-9)
+    assert any("negate the score" in w for w in m["image"]["warnings"])
+    pd.DataFrame({"outcome": ["Poor"] * 3 + ["Good"] * 3, "s100b": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]}).to_csv(
+        tmp_path / "rev.csv", index=False)
+    result, m = _report(tmp_path / "rev.csv", tmp_path / "out2")
+    assert result.exit_code == 0, result.output
+    assert m["image"]["threshold"] is None and "threshold -inf (every case called positive)" in result.output
+    assert "-inf (every case called positive)" in (tmp_path / "out2" / "report.html").read_text()
+
+
+def test_patients_with_two_labels_and_repeated_ids_are_named(tmp_path, predictions):
+    args = ("--label", "label", "--positive", "malignant", "--n-boot", "50")
+    mixed = predictions.copy()
+    mixed.loc[mixed["patient_id"] == "p1", "label"] = ["malignant", "benign"]
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "mixed.csv"), "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and "column 'label' differs within 'patient_id' for 1 patient(s), first 'p1'" \
+        in result.output and "'_y'" not in result.output
+    doubled = pd.concat([predictions, predictions.iloc[[0]]])
+    doubled.to_csv(tmp_path / "dup.csv", index=False)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "o2"), *args])
+    assert result.exit_code == 0 and "1 image_id(s) appear on more than one row (first: 'p0_0', 2 rows)" \
+        in result.output

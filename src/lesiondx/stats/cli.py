@@ -139,6 +139,8 @@ def roc_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """AUC with DeLong 95% CI and the Youden cut-off per score; paired DeLong test for two scores."""
+    from .report_html import fmt_threshold
+
     if not 1 <= len(score) <= 2:
         _fail("give one or two --score columns")
     df = _read_csv(csv)
@@ -158,7 +160,7 @@ def roc_cmd(
             f"{r['ci_low']:.4f}–{r['ci_high']:.4f}",
             str(r["n_pos"]),
             str(r["n_neg"]),
-            f"{yd['threshold']:.4g}",
+            fmt_threshold(yd["threshold"], 4),
             f"{yd['sensitivity']:.3f}",
             f"{yd['specificity']:.3f}",
         )

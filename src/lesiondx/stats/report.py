@@ -135,6 +135,10 @@ def _evaluate_level(
                    "specificity": youden.specificity, "chosen_on_these_data": True, "source": CHOSEN},
         "warnings": [warning] if warning else [],
     }
+    if auc.ci_high < 0.5:
+        metrics["warnings"].append("AUC below 0.5, its 95% CI too: higher scores went with the negative class; "
+                                   "lesiondx never flips the direction (pROC direction '<'): if lower scores mean "
+                                   "positive, negate the score")
     for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
         p = getattr(m, key)
         metrics[key] = p.estimate
@@ -221,6 +225,11 @@ def write_report(
     if sel.excluded:
         top_notes.append(f"Excluded (neither positive nor negative): {sel.excluded_text}.")
     top_notes += [f"{n[0].upper()}{n[1:]}." for n in (missing, col.note) if n]
+    if "image_id" in df.columns and df["image_id"].duplicated().any():
+        repeated = df["image_id"][df["image_id"].duplicated(keep=False)]
+        top_notes.append(f"{repeated.nunique()} image_id(s) appear on more than one row (first: "
+                         f"{repeated.iloc[0]!r}, {int((repeated == repeated.iloc[0]).sum())} rows): each row is "
+                         "counted as its own case.")
 
     img_m, img_f, img_notes = _evaluate_level(
         y, df[score_col].to_numpy(), name=f"per {unit}", unit=f"{unit}s", groups=groups, threshold=threshold,
@@ -244,6 +253,12 @@ def write_report(
         "patient": None,
     }
     if has_patients:
+        differ = work.groupby(patient_col)["_y"].nunique()
+        if (differ > 1).any():
+            first = differ.index[differ > 1][0]
+            raise ValueError(f"column {label_col!r} differs within {patient_col!r} for {int((differ > 1).sum())} "
+                             f"patient(s), first {first!r}: a patient's images must share one label for the "
+                             "per-patient evaluation (without one: --patient '')")
         pdf = aggregate_binary(work, patient_col, score_col, label_col="_y", rule=patient_rule)
         py = pdf["_y"].to_numpy().astype(bool)
         metrics["n_patients"] = int(len(pdf))

@@ -132,3 +132,11 @@ def test_patients_with_two_labels_and_repeated_ids_are_named(tmp_path, predictio
     result = CliRunner().invoke(app, ["report", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "o2"), *args])
     assert result.exit_code == 0 and "1 image_id(s) appear on more than one row (first: 'p0_0', 2 rows)" \
         in result.output
+
+
+def test_perfect_separation_says_the_collapsed_ci_is_not_a_ci(tmp_path):
+    pd.DataFrame({"outcome": ["Poor"] * 4 + ["Good"] * 4, "s100b": [0.6, 0.7, 0.8, 0.9, 0.1, 0.2, 0.3, 0.4]}).to_csv(
+        tmp_path / "sep.csv", index=False)
+    result, m = _report(tmp_path / "sep.csv", tmp_path / "out")
+    assert result.exit_code == 0 and m["image"]["auc_ci"] == [1.0, 1.0]
+    assert "perfectly separated" in result.output and "4 positive and 4 negative images" in result.output

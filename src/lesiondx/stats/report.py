@@ -135,6 +135,11 @@ def _evaluate_level(
                    "specificity": youden.specificity, "chosen_on_these_data": True, "source": CHOSEN},
         "warnings": [warning] if warning else [],
     }
+    if auc.se == 0.0:
+        metrics["warnings"].append(
+            f"AUC {auc.auc:.3f}: the classes are perfectly separated, so DeLong's standard error is 0 and its CI "
+            f"(and the bootstrap's) collapse to a point; they do not show the uncertainty of {auc.n_pos} positive "
+            f"and {auc.n_neg} negative {unit}")
     if auc.ci_high < 0.5:
         metrics["warnings"].append("AUC below 0.5, its 95% CI too: higher scores went with the negative class; "
                                    "lesiondx never flips the direction (pROC direction '<'): if lower scores mean "

@@ -238,9 +238,11 @@ def report_command(
     strata: Annotated[Optional[list[str]], typer.Option("--stratum", help="column to stratify by (repeatable)")] = None,
     title: Annotated[Optional[str], typer.Option(help="report title")] = None,
     threshold: Annotated[Optional[float], typer.Option(
-        help="threshold fixed before this evaluation (default: the model's, from PREDICTIONS.settings.json "
+        help="threshold in score units, fixed before this evaluation; a case is positive when score >= it (default: the model's, from PREDICTIONS.settings.json "
              "when evaluate wrote one, else Youden chosen on these data)")] = None,
-    n_boot: Annotated[Optional[int], typer.Option(help="bootstrap replicates [500]")] = None,
+    n_boot: Annotated[Optional[int], typer.Option(
+        help="bootstrap replicates for the AUC CI and the ROC band; patients are resampled when there is a patient "
+             "column [500]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="bootstrap seed [0]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
 ) -> Any:  # a ReportResult: typer resolves every annotation when the CLI starts

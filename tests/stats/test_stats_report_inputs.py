@@ -140,3 +140,12 @@ def test_perfect_separation_says_the_collapsed_ci_is_not_a_ci(tmp_path):
     result, m = _report(tmp_path / "sep.csv", tmp_path / "out")
     assert result.exit_code == 0 and m["image"]["auc_ci"] == [1.0, 1.0]
     assert "perfectly separated" in result.output and "4 positive and 4 negative images" in result.output
+
+
+def test_stats_roc_says_it_read_percentages(tmp_path):
+    ASAH.assign(s100b=[f"{v}%" for v in ASAH["s100b"]]).to_csv(tmp_path / "pct.csv", index=False)
+    args = ["stats", "roc", "--csv", str(tmp_path / "pct.csv"), "--label", "outcome", "--positive", "Poor",
+            "--score", "s100b"]
+    table, as_json = (CliRunner().invoke(app, args + extra, env={"COLUMNS": "200"}) for extra in ([], ["--json"]))
+    assert "note: scores in column 's100b' given as percentages" in table.output
+    assert json.loads(as_json.output)["scores"][0]["auc"] == pytest.approx(AUC, abs=1e-9)

@@ -54,9 +54,11 @@ def _need_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> None:
             _fail(f"{path}: column {c!r} not found (columns: {', '.join(map(str, df.columns))})")
 
 
-def _score_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _score_columns(path: Path, df: pd.DataFrame,
+                   cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
     """Numeric score columns on the rows where every one of them has a value (paired analyses need
-    the same cases); empty cells are left out and counted per column, text is an error."""
+    the same cases); empty cells are left out and counted per column, text is an error; notes say how
+    columns were read (percentages)."""
     import numpy as np
 
     from .scores import read_scores
@@ -67,7 +69,7 @@ def _score_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> tuple[dict[
         _fail(f"{path}: {exc}")
     missing = {c.name: c.n_missing for c in read if c.n_missing}
     complete = np.logical_and.reduce([c.present for c in read])
-    return {c.name: c.values[complete] for c in read}, missing
+    return {c.name: c.values[complete] for c in read}, missing, [c.note for c in read if c.note]
 
 
 def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[str], scores: list[str],
@@ -88,7 +90,7 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[s
     except ValueError as exc:
         _fail(f"{path}: column {label!r}: {exc}")
     kept = df[sel.keep].reset_index(drop=True)
-    values, missing = _score_columns(path, kept, scores)
+    values, missing, notes = _score_columns(path, kept, scores)
     y = sel.y[kept[scores].notna().all(axis=1).to_numpy()]
     if min(y.sum(), (~y).sum()) < 2:
         _fail(
@@ -96,7 +98,7 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[s
             f"positive ({', '.join(sel.positive)}) and {int((~y).sum())} negative ({', '.join(sel.negative)})"
         )
     out: dict[str, Any] = {"file": str(path), "label": label, "positive": ", ".join(sel.positive),
-                           "levels": sel.to_dict(), "missing_scores": missing, "scores": [], "delong": None}
+                           "levels": sel.to_dict(), "missing_scores": missing, "notes": notes, "scores": [], "delong": None}
     for name, s in values.items():
         a, yd = auc_delong(y, s), youden_threshold(y, s)
         out["scores"].append(
@@ -168,6 +170,8 @@ def roc_cmd(
     console.print(table)
     if res["levels"]["excluded"]:
         console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in res["levels"]["excluded"].items()))
+    for note in res["notes"]:
+        console.print(f"note: {note}")
     if res["missing_scores"]:
         left = ", ".join(f"{k} ({v})" for k, v in res["missing_scores"].items())
         console.print(f"rows without a score left out: {left}")

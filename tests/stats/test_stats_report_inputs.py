@@ -149,3 +149,12 @@ def test_stats_roc_says_it_read_percentages(tmp_path):
     table, as_json = (CliRunner().invoke(app, args + extra, env={"COLUMNS": "200"}) for extra in ([], ["--json"]))
     assert "note: scores in column 's100b' given as percentages" in table.output
     assert json.loads(as_json.output)["scores"][0]["auc"] == pytest.approx(AUC, abs=1e-9)
+
+
+def test_true_false_labels_match_positive_true(tmp_path):
+    """pandas reads a True/False label column as bool (shown as 1/0); --positive True used to be 'not found'."""
+    ASAH.assign(outcome=ASAH["outcome"] == "Poor").to_csv(tmp_path / "tf.csv", index=False)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "tf.csv"), "--out", str(tmp_path / "o"), "--label",
+                                      "outcome", "--positive", "True", "--score", "s100b", "--n-boot", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["image"]["auc"] == pytest.approx(AUC, abs=1e-9)

@@ -20,7 +20,8 @@ MISSING = "(missing)"
 
 
 def label_key(value: Any) -> str:
-    """Canonical text of a label: ``1``, ``1.0`` and ``"1"`` are all ``"1"``; NaN is ``(missing)``."""
+    """Canonical text of a label: ``1``, ``1.0``, ``"1"``, ``True`` and ``"true"`` are all ``"1"``; NaN is
+    ``(missing)``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, (bool, np.bool_)):
@@ -29,6 +30,8 @@ def label_key(value: Any) -> str:
         f = float(value)
         return str(int(f)) if f.is_integer() else repr(f)
     text = str(value).strip()
+    if text.lower() in ("true", "false"):  # pandas reads a True/False column as bool: --positive True must match
+        return "1" if text.lower() == "true" else "0"
     try:
         f = float(text)
     except ValueError:

@@ -158,3 +158,14 @@ def test_true_false_labels_match_positive_true(tmp_path):
                                       "outcome", "--positive", "True", "--score", "s100b", "--n-boot", "20", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["image"]["auc"] == pytest.approx(AUC, abs=1e-9)
+
+
+def test_images_clustered_in_patients_point_to_the_patient_bootstrap_ci(tmp_path, predictions):
+    predictions.to_csv(tmp_path / "p.csv", index=False)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--positive",
+                                      "malignant", "--n-boot", "50"])
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    lo, hi = m["image"]["auc_bootstrap_ci"]
+    said = f"{len(predictions)} images from 40 patients: the DeLong CI treats images as independent"
+    assert said in result.output and f"resampling whole patients is {lo:.3f} – {hi:.3f}" in result.output
+    assert not any("independent" in w for w in m["patient"]["warnings"])

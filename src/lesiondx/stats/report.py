@@ -135,6 +135,12 @@ def _evaluate_level(
                    "specificity": youden.specificity, "chosen_on_these_data": True, "source": CHOSEN},
         "warnings": [warning] if warning else [],
     }
+    n_groups = 0 if groups is None else int(np.unique(groups).size)
+    if 0 < n_groups < y.size:
+        metrics["warnings"].append(
+            f"{y.size} {unit} from {n_groups} patients: the DeLong CI treats {unit} as independent (too narrow when "
+            f"a patient's {unit} agree); the bootstrap CI resampling whole patients is "
+            f"{boot.ci_low:.3f} – {boot.ci_high:.3f}")
     if auc.se == 0.0:
         metrics["warnings"].append(
             f"AUC {auc.auc:.3f}: the classes are perfectly separated, so DeLong's standard error is 0 and its CI "
@@ -262,7 +268,7 @@ def write_report(
         if (differ > 1).any():
             first = differ.index[differ > 1][0]
             raise ValueError(f"column {label_col!r} differs within {patient_col!r} for {int((differ > 1).sum())} "
-                             f"patient(s), first {first!r}: a patient's images must share one label for the "
+                             f"patient(s), first '{first}': a patient's images must share one label for the "
                              "per-patient evaluation (without one: --patient '')")
         pdf = aggregate_binary(work, patient_col, score_col, label_col="_y", rule=patient_rule)
         py = pdf["_y"].to_numpy().astype(bool)

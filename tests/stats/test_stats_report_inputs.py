@@ -169,3 +169,13 @@ def test_images_clustered_in_patients_point_to_the_patient_bootstrap_ci(tmp_path
     said = f"{len(predictions)} images from 40 patients: the DeLong CI treats images as independent"
     assert said in result.output and f"resampling whole patients is {lo:.3f} – {hi:.3f}" in result.output
     assert not any("independent" in w for w in m["patient"]["warnings"])
+
+
+def test_only_negatives_is_one_class_not_a_misnamed_label():
+    from lesiondx.stats.levels import select_levels
+
+    with pytest.raises(ValueError, match=r"only one class: every labelled row is 0 \(30\), none is positive \('1'\)"):
+        select_levels([0] * 30, "1")
+    with pytest.raises(ValueError, match=r"positive label '1' not found; label values are benign \(1\), "
+                                         r"malignant \(1\) \(name the positive"):
+        select_levels(["benign", "malignant"], "1")

@@ -83,6 +83,9 @@ def select_levels(labels: Sequence[Any] | pd.Series, positive: Any, negative: An
         raise ValueError("no positive label given")
     present = set(keys)
     missing_pos = [p for p in pos if p not in present]
+    if missing_pos and len(present - {MISSING}) == 1:
+        raise ValueError(f"only one class: every labelled row is {_counts(keys[keys != MISSING])}, none is positive "
+                         f"({', '.join(map(repr, missing_pos))}); an ROC needs positive and negative cases")
     if missing_pos:
         raise ValueError(f"positive label {', '.join(map(repr, missing_pos))} not found; label values are "
                          f"{_counts(keys) or 'none (no rows)'}"

@@ -139,7 +139,7 @@ def _evaluate_level(
     if 0 < n_groups < y.size:
         metrics["warnings"].append(
             f"{y.size} {unit} from {n_groups} patients: the DeLong CI treats {unit} as independent (too narrow when "
-            f"a patient's {unit} agree); the bootstrap CI resampling whole patients is "
+            f"a patient's {unit} agree); the bootstrap CI resampling whole patients does not: "
             f"{boot.ci_low:.3f} – {boot.ci_high:.3f}")
     if auc.se == 0.0:
         metrics["warnings"].append(

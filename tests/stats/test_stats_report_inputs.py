@@ -179,3 +179,12 @@ def test_only_negatives_is_one_class_not_a_misnamed_label():
     with pytest.raises(ValueError, match=r"positive label '1' not found; label values are benign \(1\), "
                                          r"malignant \(1\) \(name the positive"):
         select_levels(["benign", "malignant"], "1")
+
+
+def test_a_threshold_outside_the_scores_is_questioned(tmp_path):
+    """--threshold 70 (percent) on scores in [0, 1]: every case negative; the report asks about units."""
+    ASAH.assign(s100b=ASAH["s100b"].clip(0, 1)).to_csv(tmp_path / "p.csv", index=False)
+    result, m = _report(tmp_path / "p.csv", tmp_path / "o", "--threshold", "70")
+    assert result.exit_code == 0 and m["image"]["sensitivity"] == 0.0
+    assert "the fixed threshold 70 lies outside the scores (0.03 to 1): every case is called negative" in \
+        " ".join(result.output.split())

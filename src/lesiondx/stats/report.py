@@ -135,6 +135,10 @@ def _evaluate_level(
                    "specificity": youden.specificity, "chosen_on_these_data": True, "source": CHOSEN},
         "warnings": [warning] if warning else [],
     }
+    if threshold is not None and not s.min() < thr <= s.max():
+        called = "negative" if thr > s.max() else "positive"
+        metrics["warnings"].append(f"the fixed threshold {thr:.4g} lies outside the scores ({s.min():.4g} to "
+                                   f"{s.max():.4g}): every case is called {called}; is it in the scores' units?")
     n_groups = 0 if groups is None else int(np.unique(groups).size)
     if 0 < n_groups < y.size:
         metrics["warnings"].append(

@@ -29,7 +29,8 @@ def test_no_help_text_loses_words_to_rich_markup():
 
 
 def test_report_and_predict_help_say_units_and_defaults():
-    said = {cmd: re.sub(r"[\s│]+", " ", CliRunner().invoke(app, [*cmd.split(), "--help"], env={"COLUMNS": "250"}).output)
+    runner = CliRunner()
+    said = {cmd: re.sub(r"[\s│]+", " ", runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "250"}).output)
             for cmd in ("report", "predict", "evaluate")}
     assert "threshold in score units" in said["report"] and "(default: mean)" in said["report"]
     assert "'x,y,w,h' in pixels" in said["predict"] and "needs the train extra of lesiondx" in said["evaluate"]

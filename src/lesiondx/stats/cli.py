@@ -98,7 +98,8 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[s
             f"positive ({', '.join(sel.positive)}) and {int((~y).sum())} negative ({', '.join(sel.negative)})"
         )
     out: dict[str, Any] = {"file": str(path), "label": label, "positive": ", ".join(sel.positive),
-                           "levels": sel.to_dict(), "missing_scores": missing, "notes": notes, "scores": [], "delong": None}
+                           "levels": sel.to_dict(), "missing_scores": missing, "notes": notes, "scores": [],
+                           "delong": None}
     for name, s in values.items():
         a, yd = auc_delong(y, s), youden_threshold(y, s)
         out["scores"].append(
@@ -242,7 +243,8 @@ def report_command(
     strata: Annotated[Optional[list[str]], typer.Option("--stratum", help="column to stratify by (repeatable)")] = None,
     title: Annotated[Optional[str], typer.Option(help="report title")] = None,
     threshold: Annotated[Optional[float], typer.Option(
-        help="threshold in score units, fixed before this evaluation; a case is positive when score >= it (default: the model's, from PREDICTIONS.settings.json "
+        help="threshold in score units, fixed before this evaluation; a case is positive when score >= it "
+             "(default: the model's, from PREDICTIONS.settings.json "
              "when evaluate wrote one, else Youden chosen on these data)")] = None,
     n_boot: Annotated[Optional[int], typer.Option(
         help="bootstrap replicates for the AUC CI and the ROC band; patients are resampled when there is a patient "
@@ -289,7 +291,8 @@ def compare_command(
         help="one CSV with a score column per model, or several CSVs (one model each) joined on image_id")],
     score: Annotated[Optional[list[str]], typer.Option(
         "--score",
-        help="score column per model (repeatable); with several CSVs one for all or one per CSV (default: score)")] = None,
+        help="score column per model (repeatable); with several CSVs one for all or one per CSV "
+             "(default: score)")] = None,
     name: Annotated[Optional[list[str]], typer.Option(
         "--name", help="model name per CSV (several CSVs; default: the CSV's folder or file name)")] = None,
     out: Annotated[Path, typer.Option("--out", help="folder for compare.html, metrics.json and PNG plots")] = Path(

@@ -183,7 +183,8 @@ def _evaluate_level(
         metrics["decision_curve"] = {"thresholds": dc.thresholds, "model": dc.model, "treat_all": dc.treat_all}
         figures["decision"] = fig_to_base64(decision_figure(dc, title=f"Decision curve — {name}"))
     else:
-        hint = " (if they are percentages, divide by 100 or write them as 83%)" if s.max() <= 100 and s.min() >= 0 else ""
+        percent_like = s.max() <= 100 and s.min() >= 0
+        hint = " (if they are percentages, divide by 100 or write them as 83%)" if percent_like else ""
         notes.append(f"Scores are not probabilities in [0, 1] (they range from {s.min():.4g} to {s.max():.4g}): "
                      f"calibration and decision curves are skipped{hint}.")
     return metrics, figures, notes
@@ -214,8 +215,8 @@ def write_report(
     the one other label); rows with any other label are excluded and counted in
     ``metrics["levels"]["excluded"]``. Rows without a score (empty cell, ``NA``) are left out and
     counted (``n_missing_score``, a note naming the first), as pROC's ``na.rm``; scores written as
-    percentages (``83%``) are read as probabilities (:mod:`.scores`). ``threshold`` fixes the cut-off before the evaluation
-    (``threshold_source`` says where it came from); without it the Youden cut-off of each level is
+    percentages (``83%``) are read as probabilities (:mod:`.scores`). ``threshold`` fixes the cut-off before
+    the evaluation (``threshold_source`` says where it came from); without it the Youden cut-off of each level is
     used and labelled as chosen on these data. Patient labels must be constant within a patient;
     without ``patient_col`` (or when absent from the table) the patient section is omitted, and
     with fewer than 2 patients per class it is skipped with a note. ``unit``: what a row is

@@ -44,7 +44,8 @@ def metric_rows(m: dict[str, Any]) -> list[dict[str, str]]:
     rows = [
         {"name": "AUC (DeLong 95% CI)", "value": fmt(m["auc"]), "ci": fmt_ci(m["auc_ci"])},
         {"name": "AUC (bootstrap 95% CI)", "value": fmt(m["auc"]), "ci": fmt_ci(m["auc_bootstrap_ci"])},
-        {"name": f"Threshold, {threshold_label(m)}", "value": fmt_threshold(m["threshold"]), "ci": m["threshold_source"]},
+        {"name": f"Threshold, {threshold_label(m)}", "value": fmt_threshold(m["threshold"]),
+         "ci": m["threshold_source"]},
     ]
     names = {"accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
              "ppv": "PPV (precision)", "npv": "NPV"}
@@ -53,7 +54,8 @@ def metric_rows(m: dict[str, Any]) -> list[dict[str, str]]:
     rows.append({"name": "F1", "value": fmt(m["f1"]), "ci": ""})
     if not m["threshold_chosen_on_these_data"]:
         yd = m["youden"]
-        rows.append({"name": "Youden threshold, chosen on these data (optimistic)", "value": fmt_threshold(yd["threshold"]),
+        rows.append({"name": "Youden threshold, chosen on these data (optimistic)",
+                     "value": fmt_threshold(yd["threshold"]),
                      "ci": f"sensitivity {fmt(yd['sensitivity'])}, specificity {fmt(yd['specificity'])}"})
     if "brier" in m:
         rows.append({"name": "Brier score", "value": fmt(m["brier"]), "ci": ""})

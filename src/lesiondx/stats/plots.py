@@ -110,7 +110,10 @@ def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Fig
     ax.scatter(
         cal.mean_predicted, cal.observed, s=size, color=_COLORS[0], zorder=3, label=f"model (Brier {cal.brier:.3f})"
     )
-    return _unit_square(fig, ax, "Mean predicted probability", "Observed fraction positive", title, legend="best")
+    _unit_square(fig, ax, "Mean predicted probability", "Observed fraction positive", title, legend="best")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=7, frameon=False)  # bars fill the square
+    fig.tight_layout()
+    return fig
 
 
 def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:

@@ -28,7 +28,7 @@ err = Console(stderr=True)
 TaskOption = Annotated[str, typer.Option("--task", help="us-liver, ct-liver or ct-covid")]
 EngineOption = Annotated[Optional[str], typer.Option(
     "--engine", help="auto (default: ONNX Runtime when installed and the model has its .onnx exports, else torch), "
-                     "onnx, or torch (research: Grad-CAM heat maps; needs lesiondx[train])")]
+                     "onnx, or torch (research: Grad-CAM heat maps; needs the train extra of lesiondx)")]
 
 
 def _use_engine(engine: Optional[str]) -> None:
@@ -188,7 +188,9 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Image file(s), DICOM series or slice folder(s)")],
     model: Annotated[str, typer.Option("--model", help="RUN_DIR or 'default'")] = "default",
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for overlay PNGs")] = None,
-    roi: Annotated[Optional[str], typer.Option("--roi", help="x,y,w,h lesion box or a mask file (us-liver)")] = None,
+    roi: Annotated[Optional[str], typer.Option(
+        "--roi", help="us-liver: the lesion box 'x,y,w,h' in pixels (x, y: top-left corner; w, h: width, height) "
+                      "or a mask image of the frame's size")] = None,
     window: Annotated[Optional[str], typer.Option(
         "--window", help="ct-liver, 8-bit slices: the window they were exported with, 'center,width' in HU "
                          "(e.g. 40,350), a preset (abdomen = 40,400) or 'auto' (the default: estimated from the "

@@ -123,9 +123,9 @@ def test_empty_file_misspelt_mask_column_and_unknown_labels_are_one_clear_line(t
     csv_path.write_text("image_id,label,image,lesion_msk_mask\na,benign,a.png,m.png\n")
     with pytest.raises(ManifestError, match=r"labels.csv, column 'lesion_msk_mask': unknown mask column"):
         load_manifest(tmp_path)
-    csv_path.write_text("image_id,label,image\na,benign,a.png\nb,Malignant,b.png\n")
+    csv_path.write_text("image_id,label,image\na,benign,a.png\nb,Malignnat,b.png\n")
     manifest = load_manifest(tmp_path)
     with pytest.raises(ManifestError, match=r"labels.csv, row 3, column 'label': label\(s\) task us-liver does "
-                                            r"not know: 'Malignant' \(known: benign, malignant, normal\)"):
+                                            r"not know: 'Malignnat' \(known: benign, malignant, normal\)"):
         require_known_labels(manifest, "us-liver")
-    require_known_labels(manifest, "us-liver", extra=("Malignant",))
+    require_known_labels(manifest, "us-liver", extra=("Malignnat",))

@@ -80,12 +80,12 @@ def test_inside_paths_and_symlinks_inside_are_fine(tmp_path):
 
 
 def test_unknown_labels_are_warned_per_task(tmp_path):
-    folder = _folder(tmp_path / "d", "a,p1,benign,a.png\nb,p2,COVID-19,b.png\nc,p3,Benign,c.png\n")
+    folder = _folder(tmp_path / "d", "a,p1,benign,a.png\nb,p2,COVID-19,b.png\nc,p3,Bening,c.png\n")
     for name in "abc":
         _png(folder / f"{name}.png")
     summary = summarise_folder(folder, task="us-liver")
     assert summary.problems == [] and len(summary.warnings) == 1
-    assert "2 row(s)" in summary.warnings[0] and "'Benign'" in summary.warnings[0] and "'COVID-19'" in summary.warnings[0]
+    assert "2 row(s)" in summary.warnings[0] and "'Bening'" in summary.warnings[0] and "'COVID-19'" in summary.warnings[0]
     assert summarise_folder(folder).warnings == []  # generic layout, no task: nothing to compare with
     result, output = _cli(str(folder), "--task", "ct-covid", "--json")
     assert result.exit_code == 0 and "'benign'" in json.loads(output)["warnings"][0]  # a warning, not a problem

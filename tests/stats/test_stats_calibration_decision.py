@@ -66,3 +66,31 @@ def test_net_benefit_agrees_with_dcurves():
 def test_net_benefit_rejects_threshold_one():
     with pytest.raises(ValueError, match="thresholds"):
         net_benefit([0, 1], [0.2, 0.8], thresholds=[0.5, 1.0])
+
+
+def test_calibration_bins_carry_wilson_cis_drawn_as_bars():
+    """Each bin's observed fraction has the Wilson 95% CI of its events out of its count (statsmodels'
+    proportion_confint is the reference); the plot draws them."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from lesiondx.stats.plots import calibration_figure
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0, 1, 300)
+    y = rng.uniform(0, 1, 300) < p
+    c = calibration_curve(y, p, n_bins=10)
+    events = np.rint(c.observed * c.counts).astype(int)
+    low, high = proportion_confint(events, c.counts, method="wilson")
+    np.testing.assert_allclose(c.observed_ci_low, low, atol=1e-12)
+    np.testing.assert_allclose(c.observed_ci_high, high, atol=1e-12)
+    assert c.to_dict()["observed_ci_low"] == c.observed_ci_low.tolist()
+    fig = calibration_figure(c)
+    assert any("95% CI per bin" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_calibration_slope_refuses_hard_calls():
+    from lesiondx.stats.calibration import logistic_recalibration
+
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match="scores take 2 value"):
+        logistic_recalibration(y, [0, 0, 1, 1, 1, 0, 0, 1, 1, 1])

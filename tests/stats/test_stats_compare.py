@@ -110,3 +110,21 @@ def test_rows_without_a_score_are_left_out_of_every_model(tmp_path, synthetic):
     assert res.exit_code == 0, res.output
     m = json.loads(res.output)
     assert m["missing_scores"] == {"model_b": 2} and m["image"]["n_pos"] == int((df.label == "malignant").sum()) - 2
+
+
+def test_a_spreadsheet_export_with_percentages_compares_like_the_plain_table(tmp_path, synthetic):
+    """Semicolon-separated, decimal commas, one model's scores as '83.1%': the same ΔAUC, said; text is named."""
+    synthetic.to_csv(tmp_path / "plain.csv", index=False)
+    export = synthetic.assign(model_b=[f"{100 * v:.10f}%" for v in synthetic["model_b"]])
+    export.to_csv(tmp_path / "export.csv", sep=";", decimal=",", index=False)
+    runs = [_compare(str(tmp_path / f"{n}.csv"), "--score", "model_a", "--score", "model_b", "--out",
+                     str(tmp_path / n), "--json") for n in ("plain", "export")]
+    assert [r.exit_code for r in runs] == [0, 0], runs[1].output
+    plain, got = (json.loads(r.output) for r in runs)
+    assert got["image"]["paired_delong"][0]["p"] == pytest.approx(plain["image"]["paired_delong"][0]["p"], abs=1e-9)
+    assert any("given as percentages" in n for n in got["notes"])
+    text = synthetic.astype({"model_b": object})
+    text.loc[2, "model_b"] = "high"
+    text.to_csv(tmp_path / "text.csv", index=False)
+    bad = _compare(str(tmp_path / "text.csv"), "--score", "model_a", "--score", "model_b", "--out", str(tmp_path / "t"))
+    assert bad.exit_code == 2 and "column 'model_b' has 1 value(s) that are not numbers, first on line 4" in bad.output

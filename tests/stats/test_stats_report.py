@@ -124,11 +124,12 @@ def test_fixed_and_chosen_thresholds_are_labelled(tmp_path, predictions):
 
 def test_small_n_warning(tmp_path, predictions):
     big = write_report(predictions, tmp_path / "a", positive="malignant", n_boot=50).metrics
-    assert big["image"]["warnings"] == []  # 40 malignant and 60 benign images
+    small = [w for w in big["image"]["warnings"] if "unreliable" in w]  # others: images clustered in patients
+    assert small == []  # 40 malignant and 60 benign images
     few = pd.concat([predictions[predictions.label == "malignant"].head(4), predictions[predictions.label == "benign"].head(12)])
     m = write_report(few, tmp_path / "b", positive="malignant", n_boot=50).metrics
-    assert m["image"]["warnings"] == ["only 4 positive and 12 negative images: confidence intervals are unreliable "
-                                      "(fewer than 10 per class)"]
+    assert [w for w in m["image"]["warnings"] if "unreliable" in w] == [
+        "only 4 positive and 12 negative images: confidence intervals are unreliable (fewer than 10 per class)"]
     assert "confidence intervals are unreliable" in (tmp_path / "b" / "report.html").read_text()
 
 

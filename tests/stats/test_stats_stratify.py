@@ -42,3 +42,16 @@ def test_categorical_order_missing_level_and_small_strata(predictions):
 def test_missing_column_raises(predictions):
     with pytest.raises(ValueError, match="missing column"):
         stratified_auc_table(predictions, "phase", positive="malignant")
+
+
+def test_a_perfectly_separated_small_level_gets_no_p_value(predictions):
+    """9 cases perfectly separated have DeLong variance 0: the unpaired test took their AUC as exact and gave
+    p = 1e-5 against the rest; now p is not given (CI and AUC stay)."""
+    df = predictions.copy()
+    small = df.index[:9]
+    df.loc[small, "centre"] = "C"
+    df.loc[small, "label"] = ["malignant"] * 4 + ["benign"] * 5
+    df.loc[small, "score"] = [0.9, 0.8, 0.85, 0.95, 0.1, 0.2, 0.3, 0.15, 0.05]
+    t = stratified_auc_table(df, "centre", positive="malignant").set_index("level")
+    assert t.loc["C", "auc"] == 1.0 and np.isnan(t.loc["C", "p"])
+    assert np.isfinite(t.loc["A", "p"])  # A and B still tested against their rest

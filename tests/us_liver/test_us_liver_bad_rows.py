@@ -105,10 +105,10 @@ def test_unknown_label_is_one_line_naming_labels_csv_row_and_column(tmp_path):
     folder = tmp_path / "data"
     shutil.copytree(MINI, folder)
     frame = pd.read_csv(folder / "labels.csv")
-    frame.loc[2, "label"] = "Malignant"
+    frame.loc[2, "label"] = "Malignnat"  # a typo; "Malignant" is read as malignant (data.manifest)
     frame.to_csv(folder / "labels.csv", index=False)
     for command in ("evaluate", "train"):
         res = CliRunner().invoke(app, [command, "--task", "us-liver", "--data", str(folder), "--out", str(tmp_path / command)])
         said = " ".join(res.output.split())
         assert res.exit_code == 2 and "labels.csv, row 4, column 'label': label(s) task us-liver does not know: " \
-                                      "'Malignant'" in said and "Traceback" not in res.output, res.output
+                                      "'Malignnat'" in said and "Traceback" not in res.output, res.output

@@ -19,6 +19,7 @@ _WHERE: dict[str, str] = {
     ], "rois"),
     **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides"], "splits"),
     **dict.fromkeys(["DatasetSummary", "summarise_folder", "summarise_manifest"], "summary"),
+    **dict.fromkeys(["TableError", "read_table"], "tables"),
 }
 
 __all__ = sorted(_WHERE)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .layouts import LAYOUTS, DatasetLayout, detect_layout
+from .tables import TableError, read_table
 
 REQUIRED_COLUMNS = ("image_id", "label", "image")
 MASK_COLUMNS = {"lesion": "lesion_mask", "liver": "liver_mask", "infection": "infection_mask", "sector": "sector_mask"}
@@ -73,8 +74,50 @@ class Manifest:
 def _resolve(root: Path, value: object) -> str | None:
     if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
         return None
-    path = Path(str(value).strip())
+    text = str(value).strip()
+    if "\\" in text and not (root / text).exists():  # written on Windows: images\\a.png
+        text = text.replace("\\", "/")
+    path = Path(text)
     return str(path if path.is_absolute() else (root / path))
+
+
+def _canonical_columns(columns: list[str]) -> dict[str, str]:
+    """Renames for known column names written in another case (``Image_ID``, ``Label``) and for aliases."""
+    known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *MASK_COLUMNS.values()}
+    renames: dict[str, str] = {}
+    for column in columns:
+        name = column.lower()
+        name = COLUMN_ALIASES.get(name, name) if name not in known else name
+        if name in known and name != column and name not in columns and name not in renames.values():
+            renames[column] = name
+    return renames
+
+
+def _label_spellings(task: str | None) -> dict[str, str]:
+    """Lower-case label → the spelling the task (or, without one, any task) knows; labels whose lower case
+    is shared by two spellings (``normal`` / ``Normal``) are left out."""
+    from .summary import known_labels
+
+    tasks = [task] if task else sorted({layout.task for layout in LAYOUTS if layout.task})
+    spellings: dict[str, set[str]] = {}
+    for name in tasks:
+        for label in known_labels(name):
+            spellings.setdefault(label.lower(), set()).add(label)
+    return {low: next(iter(names)) for low, names in spellings.items() if len(names) == 1}
+
+
+def _canonical_labels(frame: pd.DataFrame, task: str | None) -> str | None:
+    """Rewrite labels that differ from a known label only in case (``MALIGNANT`` → ``malignant``) in place;
+    a warning listing them, or None."""
+    spellings = _label_spellings(task)
+    labels = frame["label"].astype(str)
+    fixed = labels.map(lambda v: spellings.get(v.lower(), v))
+    changed = labels != fixed
+    if not changed.any():
+        return None
+    frame["label"] = fixed
+    pairs = sorted({f"{a!r} → {b!r}" for a, b in zip(labels[changed], fixed[changed])})
+    return f"{int(changed.sum())} label(s) read in the spelling the task knows: {', '.join(pairs[:10])}"
 
 
 def outside_folder(root: Path, path: str | None) -> bool:
@@ -88,8 +131,14 @@ def outside_folder(root: Path, path: str | None) -> bool:
 def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: bool = False) -> Manifest:
     """Read ``folder/labels.csv`` into a validated :class:`Manifest`.
 
-    Hard errors (:class:`ManifestError`): no labels.csv, an empty file, a required column missing, a
-    ``*_mask`` column that is not a known mask kind (a misspelling), no rows, an empty
+    labels.csv may be comma-, semicolon- or tab-separated, with or without a UTF-8 byte-order mark, CRLF or
+    LF line ends (:func:`lesiondx.data.tables.read_table`); known column names in any case (``Image_ID``);
+    spaces around cells are dropped; a label that differs from one the folder's task knows only in case
+    (``MALIGNANT``) is read in the task's spelling, with a warning; ``images\\a.png`` (Windows) is
+    ``images/a.png`` when no file has the backslash in its name.
+
+    Hard errors (:class:`ManifestError`): no labels.csv, an empty file, text that is not UTF-8, a required
+    column missing, a ``*_mask`` column that is not a known mask kind (a misspelling), no rows, an empty
     ``image_id``/``label``/``image`` cell, a duplicate ``image_id``, a non-integer ``slice_index``, a
     file path outside the folder (``../x.png``, ``/etc/x``; listed in ``problems`` instead with
     ``outside_ok``). Missing image or mask files are listed in ``Manifest.problems``; a missing or
@@ -105,11 +154,11 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
         raise ManifestError(csv_path, f"labels.csv is empty (it needs a header with {', '.join(REQUIRED_COLUMNS)} "
                                       "and one row per image)")
     try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise ManifestError(csv_path, f"cannot parse CSV ({exc})") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in frame.columns and v not in frame.columns})
+        frame = read_table(csv_path, as_text=True)
+    except TableError as exc:
+        raise ManifestError(csv_path, str(exc).removeprefix(f"{csv_path}: ")) from None
+    frame = frame.rename(columns=_canonical_columns(list(frame.columns)))
+    frame = frame.apply(lambda col: col.str.strip())  # "Malignant " is "Malignant"; spaces inside are kept
     for column in REQUIRED_COLUMNS:
         if column not in frame.columns:
             raise ManifestError(csv_path, f"required column missing (have: {', '.join(frame.columns)})", column=column)
@@ -165,6 +214,9 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
     if check_files:
         problems.extend(_missing_files(frame, root))
     layout = detect_layout(frame, root)
+    relabelled = _canonical_labels(frame, layout.task)
+    if relabelled:
+        warnings.append(relabelled)
     frame = layout.normalise(frame, root)
     return Manifest(root=root, frame=frame.reset_index(drop=True), layout=layout, problems=tuple(problems),
                     warnings=tuple(warnings))

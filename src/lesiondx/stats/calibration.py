@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -13,13 +13,21 @@ from ._validate import ArrayLike, check_binary
 
 @dataclass(frozen=True)
 class CalibrationCurve:
-    """Per non-empty bin: mean predicted probability, observed event fraction and count."""
+    """Per non-empty bin: mean predicted probability, observed event fraction with its Wilson 95% CI, and count."""
 
     bin_edges: np.ndarray
     mean_predicted: np.ndarray
     observed: np.ndarray
     counts: np.ndarray
     brier: float  # mean squared error of the probabilities, in [0, 1]
+    observed_ci_low: np.ndarray = field(default_factory=lambda: np.empty(0))
+    observed_ci_high: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """The bins as lists (for metrics.json)."""
+        return {"mean_predicted": self.mean_predicted.tolist(), "observed": self.observed.tolist(),
+                "observed_ci_low": self.observed_ci_low.tolist(), "observed_ci_high": self.observed_ci_high.tolist(),
+                "counts": self.counts.tolist(), "ci_method": "Wilson 95% per bin"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ def calibration_curve(
     n_bins: int = 10,
     strategy: Literal["uniform", "quantile"] = "uniform",
 ) -> CalibrationCurve:
-    """Reliability curve with ``n_bins`` equal-width (or equal-count) bins on [0, 1]."""
+    """Reliability curve with ``n_bins`` equal-width (or equal-count) bins on [0, 1]; each bin's observed
+    fraction carries its Wilson 95% CI."""
     y, p = _check_probabilities(y_true, y_prob)
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
@@ -65,13 +74,18 @@ def calibration_curve(
     counts = np.bincount(idx, minlength=len(edges) - 1)
     sum_p = np.bincount(idx, weights=p, minlength=len(edges) - 1)
     sum_y = np.bincount(idx, weights=y.astype(float), minlength=len(edges) - 1)
+    from .binary import wilson_ci
+
     keep = counts > 0
+    cis = [wilson_ci(int(k), int(n)) for k, n in zip(sum_y[keep], counts[keep])]
     return CalibrationCurve(
         bin_edges=edges,
         mean_predicted=sum_p[keep] / counts[keep],
         observed=sum_y[keep] / counts[keep],
         counts=counts[keep],
         brier=float(np.mean((p - y) ** 2)),
+        observed_ci_low=np.array([c.ci_low for c in cis]),
+        observed_ci_high=np.array([c.ci_high for c in cis]),
     )
 
 
@@ -127,6 +141,9 @@ def logistic_recalibration(
     y, p = _check_probabilities(y_true, y_prob)
     if y.all() or not y.any():
         raise ValueError("calibration slope needs both classes")
+    if np.unique(p).size < 3:
+        raise ValueError(f"calibration slope not estimable: the scores take {np.unique(p).size} value(s) "
+                         "(hard 0/1 calls or a constant are not probabilities to recalibrate)")
     lp = np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps)))
     alpha = 1.0 - conf_level
     with np.errstate(over="ignore"):

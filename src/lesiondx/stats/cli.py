@@ -37,14 +37,15 @@ def _fail(msg: str) -> NoReturn:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    import pandas as pd
+    from lesiondx.data.tables import TableError, read_table
 
-    if not path.is_file():
-        _fail(f"{path}: file not found")
     try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        _fail(f"{path}: cannot read CSV ({exc})")
+        table = read_table(path)
+    except TableError as exc:
+        _fail(str(exc))
+    if table.empty:
+        _fail(f"{path}: no rows (a header only)")
+    return table
 
 
 def _need_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> None:
@@ -53,37 +54,22 @@ def _need_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> None:
             _fail(f"{path}: column {c!r} not found (columns: {', '.join(map(str, df.columns))})")
 
 
-def _numeric_column(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
-    import numpy as np
-    import pandas as pd
-
-    vals = pd.to_numeric(df[col], errors="coerce")
-    bad = vals.isna()
-    if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        _fail(
-            f"{path}: column {col!r} has {int(bad.sum())} missing or non-numeric value(s), "
-            f"first at data row {first + 1}: {df[col].iloc[first]!r}"
-        )
-    return vals.to_numpy(dtype=float)
-
-
-def _score_columns(path: Path, df: pd.DataFrame, cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _score_columns(path: Path, df: pd.DataFrame,
+                   cols: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
     """Numeric score columns on the rows where every one of them has a value (paired analyses need
-    the same cases); empty cells are left out and counted per column, text is an error."""
+    the same cases); empty cells are left out and counted per column, text is an error; notes say how
+    columns were read (percentages)."""
     import numpy as np
-    import pandas as pd
 
-    for c in cols:
-        vals = pd.to_numeric(df[c], errors="coerce")
-        bad = vals.isna() & df[c].notna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            _fail(f"{path}: column {c!r} has {int(bad.sum())} non-numeric value(s), "
-                  f"first at data row {first + 1}: {df[c].iloc[first]!r}")
-    missing = {c: int(df[c].isna().sum()) for c in cols if df[c].isna().any()}
-    complete = df[cols].notna().all(axis=1).to_numpy()
-    return {c: pd.to_numeric(df[c]).to_numpy(dtype=float)[complete] for c in cols}, missing
+    from .scores import read_scores
+
+    try:
+        read = [read_scores(df[c], c) for c in cols]
+    except ValueError as exc:
+        _fail(f"{path}: {exc}")
+    missing = {c.name: c.n_missing for c in read if c.n_missing}
+    complete = np.logical_and.reduce([c.present for c in read])
+    return {c.name: c.values[complete] for c in read}, missing, [c.note for c in read if c.note]
 
 
 def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[str], scores: list[str],
@@ -104,7 +90,7 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[s
     except ValueError as exc:
         _fail(f"{path}: column {label!r}: {exc}")
     kept = df[sel.keep].reset_index(drop=True)
-    values, missing = _score_columns(path, kept, scores)
+    values, missing, notes = _score_columns(path, kept, scores)
     y = sel.y[kept[scores].notna().all(axis=1).to_numpy()]
     if min(y.sum(), (~y).sum()) < 2:
         _fail(
@@ -112,7 +98,8 @@ def roc_summary(df: pd.DataFrame, path: Path, label: str, positive: str | list[s
             f"positive ({', '.join(sel.positive)}) and {int((~y).sum())} negative ({', '.join(sel.negative)})"
         )
     out: dict[str, Any] = {"file": str(path), "label": label, "positive": ", ".join(sel.positive),
-                           "levels": sel.to_dict(), "missing_scores": missing, "scores": [], "delong": None}
+                           "levels": sel.to_dict(), "missing_scores": missing, "notes": notes, "scores": [],
+                           "delong": None}
     for name, s in values.items():
         a, yd = auc_delong(y, s), youden_threshold(y, s)
         out["scores"].append(
@@ -155,6 +142,8 @@ def roc_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """AUC with DeLong 95% CI and the Youden cut-off per score; paired DeLong test for two scores."""
+    from .report_html import fmt_threshold
+
     if not 1 <= len(score) <= 2:
         _fail("give one or two --score columns")
     df = _read_csv(csv)
@@ -174,7 +163,7 @@ def roc_cmd(
             f"{r['ci_low']:.4f}–{r['ci_high']:.4f}",
             str(r["n_pos"]),
             str(r["n_neg"]),
-            f"{yd['threshold']:.4g}",
+            fmt_threshold(yd["threshold"], 4),
             f"{yd['sensitivity']:.3f}",
             f"{yd['specificity']:.3f}",
         )
@@ -182,6 +171,8 @@ def roc_cmd(
     console.print(table)
     if res["levels"]["excluded"]:
         console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in res["levels"]["excluded"].items()))
+    for note in res["notes"]:
+        console.print(f"note: {note}")
     if res["missing_scores"]:
         left = ", ".join(f"{k} ({v})" for k, v in res["missing_scores"].items())
         console.print(f"rows without a score left out: {left}")
@@ -236,24 +227,28 @@ def readers_cmd(
 def report_command(
     predictions: Annotated[Path, typer.Argument(help="prediction CSV: image_id, patient_id, label, score[, strata]")],
     out: Annotated[Path, typer.Option("--out", help="output folder for report.html and metrics.json")] = Path("report"),
-    label_col: Annotated[Optional[str], typer.Option("--label", help="label column [label]")] = None,
+    label_col: Annotated[Optional[str], typer.Option("--label", help="label column (default: label)")] = None,
     positive: Annotated[Optional[list[str]], typer.Option(
         "--positive", help="label value(s) meaning positive (repeatable) [1]")] = None,
     negative: Annotated[Optional[list[str]], typer.Option(
         "--negative", help="label value(s) meaning negative (repeatable; default: the one other label); "
                            "other labels are excluded and counted")] = None,
     score_col: Annotated[Optional[str], typer.Option(
-        "--score", help="score column (higher = positive) [score]")] = None,
+        "--score", help="score column (higher = positive; empty cells are left out and counted; "
+                        "83% is read as 0.83) (default: score)")] = None,
     patient_col: Annotated[Optional[str], typer.Option(
-        "--patient", help="patient column ('' for none) [patient_id]")] = None,
+        "--patient", help="patient column ('' for none) (default: patient_id)")] = None,
     patient_rule: Annotated[Optional[str], typer.Option(
-        "--patient-rule", help="patient score: mean or max of its image scores [mean]")] = None,
+        "--patient-rule", help="patient score: mean or max of its image scores (default: mean)")] = None,
     strata: Annotated[Optional[list[str]], typer.Option("--stratum", help="column to stratify by (repeatable)")] = None,
     title: Annotated[Optional[str], typer.Option(help="report title")] = None,
     threshold: Annotated[Optional[float], typer.Option(
-        help="threshold fixed before this evaluation (default: the model's, from PREDICTIONS.settings.json "
+        help="threshold in score units, fixed before this evaluation; a case is positive when score >= it "
+             "(default: the model's, from PREDICTIONS.settings.json "
              "when evaluate wrote one, else Youden chosen on these data)")] = None,
-    n_boot: Annotated[Optional[int], typer.Option(help="bootstrap replicates [500]")] = None,
+    n_boot: Annotated[Optional[int], typer.Option(
+        help="bootstrap replicates for the AUC CI and the ROC band; patients are resampled when there is a patient "
+             "column [500]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="bootstrap seed [0]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
 ) -> Any:  # a ReportResult: typer resolves every annotation when the CLI starts
@@ -277,11 +272,10 @@ def report_command(
     if settings.patient_col == "":
         settings = replace(settings, patient_col=None)
     _need_columns(predictions, df, [settings.label_col, settings.score_col, *settings.strata])
-    _numeric_column(predictions, df, settings.score_col)
     try:
         res = report_from_csv(predictions, out, settings)
     except ValueError as exc:
-        _fail(f"{predictions}: {exc}")
+        _fail(str(exc) if str(exc).startswith(str(predictions)) else f"{predictions}: {exc}")
     if as_json:
         typer.echo(json.dumps(res.metrics, indent=2))
         return res
@@ -297,7 +291,8 @@ def compare_command(
         help="one CSV with a score column per model, or several CSVs (one model each) joined on image_id")],
     score: Annotated[Optional[list[str]], typer.Option(
         "--score",
-        help="score column per model (repeatable); with several CSVs one for all or one per CSV [score]")] = None,
+        help="score column per model (repeatable); with several CSVs one for all or one per CSV "
+             "(default: score)")] = None,
     name: Annotated[Optional[list[str]], typer.Option(
         "--name", help="model name per CSV (several CSVs; default: the CSV's folder or file name)")] = None,
     out: Annotated[Path, typer.Option("--out", help="folder for compare.html, metrics.json and PNG plots")] = Path(

@@ -29,6 +29,7 @@ from .plots import RocSeries, decision_figure_models, fig_to_png, roc_figure
 from .report import ReportResult, need_two_per_class, small_n_warning, to_jsonable
 from .report_html import render_html
 from .roc import roc_curve, youden_threshold
+from .scores import read_scores
 
 
 @dataclass(frozen=True)
@@ -87,23 +88,21 @@ def compare_models(
     missing = [c for c in [label_col, *cols] if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
+    read = [read_scores(table[c], c) for c in cols]  # empty cells missing, 83% read as 0.83, text an error
     sel = select_levels(table[label_col], positive, negative)
-    df = table[sel.keep].reset_index(drop=True)
+    values = {r.name: r.values[sel.keep] for r in read}
+    df = table[sel.keep].reset_index(drop=True).assign(**values)
     y = sel.y
-    values = {c: pd.to_numeric(df[c], errors="coerce") for c in cols}
-    text = {c: int((v.isna() & df[c].notna()).sum()) for c, v in values.items()}
-    if any(text.values()):
-        raise ValueError(f"non-numeric scores in {[c for c, n in text.items() if n]}")
-    absent = {c: int(v.isna().sum()) for c, v in values.items() if v.isna().any()}
-    complete = np.logical_and.reduce([v.notna().to_numpy() for v in values.values()])
-    all_notes = list(notes)
+    absent = {c: int(np.isnan(v).sum()) for c, v in values.items() if np.isnan(v).any()}
+    complete = np.logical_and.reduce([~np.isnan(v) for v in values.values()])
+    all_notes = list(notes) + [f"{r.note[0].upper()}{r.note[1:]}." for r in read if r.note]
     if sel.excluded:
         all_notes.append(f"Excluded (neither positive nor negative): {sel.excluded_text}.")
     if absent:
         all_notes.append(f"Left out of every model (no score from: "
                          f"{', '.join(f'{c} ({n})' for c, n in absent.items())}): {int((~complete).sum())} rows.")
     df, y = df[complete].reset_index(drop=True), y[complete]
-    scores = {c: values[c][complete].to_numpy(dtype=float) for c in cols}
+    scores = {c: values[c][complete] for c in cols}
     need_two_per_class(y, "per image")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

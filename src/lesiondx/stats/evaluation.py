@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from .report import ReportResult, write_report
-from .report_html import fmt, fmt_ci
+from .report_html import fmt, fmt_ci, fmt_threshold
 
 SETTINGS_SUFFIX = ".settings.json"
 
@@ -82,13 +82,12 @@ def write_predictions(table: pd.DataFrame, csv_path: str | Path, settings: EvalS
 
 def report_from_csv(csv_path: str | Path, out_dir: str | Path, settings: EvalSettings) -> ReportResult:
     """Read ``csv_path`` and write the report with ``settings`` (``evaluate`` and ``report`` both end here)."""
+    from lesiondx.data.tables import read_table
+
     path = Path(csv_path)
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read CSV ({exc})") from None
+    table = read_table(path)  # TableError (a ValueError) names the file
     if table.empty:
-        raise ValueError(f"{path}: no rows")
+        raise ValueError(f"{path}: no rows (a header only)")
     return write_report(
         table, out_dir, label_col=settings.label_col, positive=list(settings.positive),
         negative=list(settings.negative) or None, score_col=settings.score_col, patient_col=settings.patient_col,
@@ -117,12 +116,12 @@ def _level_lines(name: str, m: dict[str, Any]) -> list[str]:
     lines = [
         f"{name}: n {m['n']} ({m['n_pos']} positive / {m['n_neg']} negative)   "
         f"AUC {fmt(m['auc'])} (95% CI {fmt_ci(m['auc_ci'])}, DeLong)",
-        f"  at threshold {m['threshold']:.3g}, {thr_kind}: sensitivity {fmt(m['sensitivity'])} "
+        f"  at threshold {fmt_threshold(m['threshold'])}, {thr_kind}: sensitivity {fmt(m['sensitivity'])} "
         f"({fmt_ci(m['sensitivity_ci'])}), specificity {fmt(m['specificity'])} ({fmt_ci(m['specificity_ci'])})",
     ]
     if not m["threshold_chosen_on_these_data"]:
         yd = m["youden"]
-        lines.append(f"  Youden threshold on these data {yd['threshold']:.3g} (optimistic): sensitivity "
+        lines.append(f"  Youden threshold on these data {fmt_threshold(yd['threshold'])} (optimistic): sensitivity "
                      f"{fmt(yd['sensitivity'])}, specificity {fmt(yd['specificity'])}")
     cal = m.get("calibration") or {}
     if cal.get("slope") is not None:

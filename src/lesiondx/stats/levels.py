@@ -20,7 +20,8 @@ MISSING = "(missing)"
 
 
 def label_key(value: Any) -> str:
-    """Canonical text of a label: ``1``, ``1.0`` and ``"1"`` are all ``"1"``; NaN is ``(missing)``."""
+    """Canonical text of a label: ``1``, ``1.0``, ``"1"``, ``True`` and ``"true"`` are all ``"1"``; NaN is
+    ``(missing)``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, (bool, np.bool_)):
@@ -29,6 +30,8 @@ def label_key(value: Any) -> str:
         f = float(value)
         return str(int(f)) if f.is_integer() else repr(f)
     text = str(value).strip()
+    if text.lower() in ("true", "false"):  # pandas reads a True/False column as bool: --positive True must match
+        return "1" if text.lower() == "true" else "0"
     try:
         f = float(text)
     except ValueError:
@@ -80,13 +83,21 @@ def select_levels(labels: Sequence[Any] | pd.Series, positive: Any, negative: An
         raise ValueError("no positive label given")
     present = set(keys)
     missing_pos = [p for p in pos if p not in present]
+    if missing_pos and len(present - {MISSING}) == 1:
+        raise ValueError(f"only one class: every labelled row is {_counts(keys[keys != MISSING])}, none is positive "
+                         f"({', '.join(map(repr, missing_pos))}); an ROC needs positive and negative cases")
     if missing_pos:
         raise ValueError(f"positive label {', '.join(map(repr, missing_pos))} not found; label values are "
-                         f"{_counts(keys) or 'none (no rows)'}")
+                         f"{_counts(keys) or 'none (no rows)'}"
+                         + (" (name the positive one(s) with --positive, the negative with --negative)"
+                            if len(present - {MISSING}) else ""))
     if set(pos) & set(neg):
         raise ValueError(f"label(s) {sorted(set(pos) & set(neg))} given as both positive and negative")
     if not neg:
         others = sorted(present - set(pos) - {MISSING})
+        if not others:
+            raise ValueError(f"only one class: every labelled row is positive ({_counts(keys)}); an ROC "
+                             "needs positive and negative cases")
         if len(others) != 1:
             rest = _counts(keys[~keys.isin(pos)]) or "none"
             raise ValueError(f"say which labels are negative (--negative); labels other than the positive: {rest}")

@@ -94,15 +94,26 @@ def _unit_square(fig: Figure, ax, xlabel: str, ylabel: str, title: str, *, legen
 
 
 def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Figure:
-    """Observed event rate vs mean predicted probability per bin, marker area ~ bin size."""
+    """Observed event rate (with its 95% CI per bin, when the curve has them) vs mean predicted probability
+    per bin, marker area ~ bin size, n per bin written beside each marker."""
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
     size = 20 + 180 * cal.counts / max(cal.counts.max(), 1)
+    if cal.observed_ci_low.size == cal.observed.size and cal.observed.size:
+        below = np.clip(cal.observed - cal.observed_ci_low, 0, None)  # 0, not -1e-17, at an empty or full bin
+        above = np.clip(cal.observed_ci_high - cal.observed, 0, None)
+        ax.errorbar(cal.mean_predicted, cal.observed, yerr=[below, above],
+                    fmt="none", ecolor=_COLORS[0], alpha=0.6, capsize=3, lw=1, label="95% CI per bin (Wilson)")
+    for x, yv, n in zip(cal.mean_predicted, cal.observed, cal.counts):
+        ax.annotate(f"n={n}", (x, yv), textcoords="offset points", xytext=(6, -10), fontsize=6.5, color="#444")
     ax.plot(cal.mean_predicted, cal.observed, "-", color=_COLORS[0], lw=1.5)
     ax.scatter(
         cal.mean_predicted, cal.observed, s=size, color=_COLORS[0], zorder=3, label=f"model (Brier {cal.brier:.3f})"
     )
-    return _unit_square(fig, ax, "Mean predicted probability", "Observed fraction positive", title, legend="upper left")
+    _unit_square(fig, ax, "Mean predicted probability", "Observed fraction positive", title, legend="best")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=7, frameon=False)  # bars fill the square
+    fig.tight_layout()
+    return fig
 
 
 def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:

@@ -16,7 +16,7 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .delong import auc_delong
 from .levels import select_levels
 from .report_html import metric_rows, render_html, strata_tables
 from .roc import YoudenResult, roc_curve, youden_threshold
+from .scores import missing_note, read_scores
 
 SMALL_N = 10  # fewer positives or negatives than this: the CIs are flagged as unreliable
 CHOSEN = "chosen on these data (Youden): optimistic, not a validated operating point"
@@ -134,6 +135,25 @@ def _evaluate_level(
                    "specificity": youden.specificity, "chosen_on_these_data": True, "source": CHOSEN},
         "warnings": [warning] if warning else [],
     }
+    if threshold is not None and not s.min() < thr <= s.max():
+        called = "negative" if thr > s.max() else "positive"
+        metrics["warnings"].append(f"the fixed threshold {thr:.4g} lies outside the scores ({s.min():.4g} to "
+                                   f"{s.max():.4g}): every case is called {called}; is it in the scores' units?")
+    n_groups = 0 if groups is None else int(np.unique(groups).size)
+    if 0 < n_groups < y.size:
+        metrics["warnings"].append(
+            f"{y.size} {unit} from {n_groups} patients: the DeLong CI treats {unit} as independent (too narrow when "
+            f"a patient's {unit} agree); the bootstrap CI resampling whole patients does not: "
+            f"{boot.ci_low:.3f} – {boot.ci_high:.3f}")
+    if auc.se == 0.0:
+        metrics["warnings"].append(
+            f"AUC {auc.auc:.3f}: the classes are perfectly separated, so DeLong's standard error is 0 and its CI "
+            f"(and the bootstrap's) collapse to a point; they do not show the uncertainty of {auc.n_pos} positive "
+            f"and {auc.n_neg} negative {unit}")
+    if auc.ci_high < 0.5:
+        metrics["warnings"].append("AUC below 0.5, its 95% CI too: higher scores went with the negative class; "
+                                   "lesiondx never flips the direction (pROC direction '<'): if lower scores mean "
+                                   "positive, negate the score")
     for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
         p = getattr(m, key)
         metrics[key] = p.estimate
@@ -153,6 +173,7 @@ def _evaluate_level(
     if np.all((s >= 0) & (s <= 1)):
         cal = calibration_curve(y, s, n_bins=10)
         metrics["brier"] = cal.brier
+        metrics["calibration_bins"] = cal.to_dict()
         metrics["calibration"] = _calibration(y, s)
         figures["calibration"] = fig_to_base64(calibration_figure(cal, title=f"Calibration — {name}"))
         if y.size >= 10:
@@ -162,7 +183,10 @@ def _evaluate_level(
         metrics["decision_curve"] = {"thresholds": dc.thresholds, "model": dc.model, "treat_all": dc.treat_all}
         figures["decision"] = fig_to_base64(decision_figure(dc, title=f"Decision curve — {name}"))
     else:
-        notes.append("Scores are not probabilities in [0, 1]: calibration and decision curves are skipped.")
+        percent_like = s.max() <= 100 and s.min() >= 0
+        hint = " (if they are percentages, divide by 100 or write them as 83%)" if percent_like else ""
+        notes.append(f"Scores are not probabilities in [0, 1] (they range from {s.min():.4g} to {s.max():.4g}): "
+                     f"calibration and decision curves are skipped{hint}.")
     return metrics, figures, notes
 
 
@@ -189,8 +213,10 @@ def write_report(
 
     ``positive`` / ``negative`` name the label values (one or several each; without ``negative``
     the one other label); rows with any other label are excluded and counted in
-    ``metrics["levels"]["excluded"]``. ``threshold`` fixes the cut-off before the evaluation
-    (``threshold_source`` says where it came from); without it the Youden cut-off of each level is
+    ``metrics["levels"]["excluded"]``. Rows without a score (empty cell, ``NA``) are left out and
+    counted (``n_missing_score``, a note naming the first), as pROC's ``na.rm``; scores written as
+    percentages (``83%``) are read as probabilities (:mod:`.scores`). ``threshold`` fixes the cut-off before
+    the evaluation (``threshold_source`` says where it came from); without it the Youden cut-off of each level is
     used and labelled as chosen on these data. Patient labels must be constant within a patient;
     without ``patient_col`` (or when absent from the table) the patient section is omitted, and
     with fewer than 2 patients per class it is skipped with a note. ``unit``: what a row is
@@ -201,13 +227,12 @@ def write_report(
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ValueError(f"prediction table lacks column(s) {missing}; has {list(df.columns)}")
+    col = read_scores(df[score_col], score_col)  # before any row is dropped: errors name file lines
     sel = select_levels(df[label_col], positive, negative)
-    df = df[sel.keep].reset_index(drop=True)
-    scores = pd.to_numeric(df[score_col], errors="coerce")
-    if scores.isna().any():
-        raise ValueError(f"column {score_col!r} has {int(scores.isna().sum())} missing or non-numeric value(s)")
-    df[score_col] = scores.astype(float)
-    y = sel.y
+    scored = replace(col, values=col.values[sel.keep], n_missing=int((~col.present[sel.keep]).sum()))
+    df = df[sel.keep].reset_index(drop=True).assign(**{score_col: scored.values})
+    missing = missing_note(scored, df["image_id"] if "image_id" in df.columns else None)
+    df, y = df[scored.present].reset_index(drop=True), sel.y[scored.present]
     pos_name, neg_name = " or ".join(sel.positive), " or ".join(sel.negative)
     class_names = (neg_name, pos_name)
     has_patients = bool(patient_col) and patient_col in df.columns
@@ -215,6 +240,12 @@ def write_report(
     top_notes = list(notes)
     if sel.excluded:
         top_notes.append(f"Excluded (neither positive nor negative): {sel.excluded_text}.")
+    top_notes += [f"{n[0].upper()}{n[1:]}." for n in (missing, col.note) if n]
+    if "image_id" in df.columns and df["image_id"].duplicated().any():
+        repeated = df["image_id"][df["image_id"].duplicated(keep=False)]
+        top_notes.append(f"{repeated.nunique()} image_id(s) appear on more than one row (first: "
+                         f"{repeated.iloc[0]!r}, {int((repeated == repeated.iloc[0]).sum())} rows): each row is "
+                         "counted as its own case.")
 
     img_m, img_f, img_notes = _evaluate_level(
         y, df[score_col].to_numpy(), name=f"per {unit}", unit=f"{unit}s", groups=groups, threshold=threshold,
@@ -231,12 +262,19 @@ def write_report(
         "label_col": label_col,
         "score_col": score_col,
         "n_images": int(len(df)),
+        "n_missing_score": scored.n_missing,
         "unit": unit,
         "notes": top_notes,
         "image": img_m,
         "patient": None,
     }
     if has_patients:
+        differ = work.groupby(patient_col)["_y"].nunique()
+        if (differ > 1).any():
+            first = differ.index[differ > 1][0]
+            raise ValueError(f"column {label_col!r} differs within {patient_col!r} for {int((differ > 1).sum())} "
+                             f"patient(s), first '{first}': a patient's images must share one label for the "
+                             "per-patient evaluation (without one: --patient '')")
         pdf = aggregate_binary(work, patient_col, score_col, label_col="_y", rule=patient_rule)
         py = pdf["_y"].to_numpy().astype(bool)
         metrics["n_patients"] = int(len(pdf))

@@ -24,6 +24,16 @@ def fmt_ci(ci: Sequence[float | None] | None, digits: int = 3) -> str:
     return "–" if not ci else f"{fmt(ci[0], digits)} – {fmt(ci[1], digits)}"
 
 
+def fmt_threshold(x: float | None, digits: int = 3) -> str:
+    """A threshold in score units to ``digits`` significant digits; ``-inf`` (pROC's first threshold, which
+    metrics.json stores as null) and ``+inf`` are said in words."""
+    if x is None or x == -math.inf:
+        return "-inf (every case called positive)"
+    if x == math.inf:
+        return "+inf (no case called positive)"
+    return f"{x:.{digits}g}"
+
+
 def threshold_label(m: dict[str, Any]) -> str:
     """``"fixed before"`` or ``"chosen on these data (Youden, optimistic)"`` for a level's metrics."""
     return "chosen on these data (Youden, optimistic)" if m["threshold_chosen_on_these_data"] else "fixed before"
@@ -34,7 +44,8 @@ def metric_rows(m: dict[str, Any]) -> list[dict[str, str]]:
     rows = [
         {"name": "AUC (DeLong 95% CI)", "value": fmt(m["auc"]), "ci": fmt_ci(m["auc_ci"])},
         {"name": "AUC (bootstrap 95% CI)", "value": fmt(m["auc"]), "ci": fmt_ci(m["auc_bootstrap_ci"])},
-        {"name": f"Threshold, {threshold_label(m)}", "value": f"{m['threshold']:.3g}", "ci": m["threshold_source"]},
+        {"name": f"Threshold, {threshold_label(m)}", "value": fmt_threshold(m["threshold"]),
+         "ci": m["threshold_source"]},
     ]
     names = {"accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
              "ppv": "PPV (precision)", "npv": "NPV"}
@@ -43,7 +54,8 @@ def metric_rows(m: dict[str, Any]) -> list[dict[str, str]]:
     rows.append({"name": "F1", "value": fmt(m["f1"]), "ci": ""})
     if not m["threshold_chosen_on_these_data"]:
         yd = m["youden"]
-        rows.append({"name": "Youden threshold, chosen on these data (optimistic)", "value": f"{yd['threshold']:.3g}",
+        rows.append({"name": "Youden threshold, chosen on these data (optimistic)",
+                     "value": fmt_threshold(yd["threshold"]),
                      "ci": f"sensitivity {fmt(yd['sensitivity'])}, specificity {fmt(yd['specificity'])}"})
     if "brier" in m:
         rows.append({"name": "Brier score", "value": fmt(m["brier"]), "ci": ""})
@@ -84,5 +96,5 @@ def render_html(template: str, **context: Any) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape  # only where a report is written
 
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html"]))
-    env.globals.update(fmt=fmt, fmt_ci=fmt_ci, threshold_label=threshold_label)
+    env.globals.update(fmt=fmt, fmt_ci=fmt_ci, fmt_threshold=fmt_threshold, threshold_label=threshold_label)
     return env.get_template(template).render(**context)

@@ -44,7 +44,11 @@ def _auc_row(y: np.ndarray, s: np.ndarray) -> tuple[float, float, float]:
 
 
 def _p_value(y1: np.ndarray, s1: np.ndarray, y2: np.ndarray, s2: np.ndarray) -> float:
+    """Unpaired DeLong p; NaN when a group has < 2 cases of a class or a DeLong variance of 0 (perfect
+    separation: the test would take that group's AUC as known exactly and give a tiny p from a few cases)."""
     if min(y1.sum(), (~y1).sum(), y2.sum(), (~y2).sum()) < 2:
+        return float("nan")
+    if auc_delong(y1, s1).se == 0.0 or auc_delong(y2, s2).se == 0.0:
         return float("nan")
     return delong_unpaired_test(y1, s1, y2, s2).p
 
@@ -72,7 +76,8 @@ def stratified_auc_table(
 
     ``compare="rest"`` tests each level against all other rows (unpaired DeLong);
     ``"first"`` against the first level in sorted order; ``None`` skips tests. Levels with
-    fewer than 2 cases of a class get NaN CI/p (AUC is still given with at least one of each).
+    fewer than 2 cases of a class get NaN CI/p (AUC is still given with at least one of each); a level (or its
+    reference) with a DeLong variance of 0 (perfectly separated) gets NaN p.
     Missing stratum values form a level named "missing".
     """
     cols = [by] if isinstance(by, str) else list(by)

@@ -42,6 +42,9 @@ def test_fine_tune_with_negatives_from_a_model_folder(medseg_folder, mini_folder
     run = task.train(medseg_folder, tmp_path / "run", config)
     states, meta = load_checkpoint(run / CHECKPOINT)
     assert meta["n_negative_slices"] == int((pd.read_csv(mini_folder / "labels.csv")["infection"] == 0).sum())
+    listed = pd.read_csv(run / "training_files.csv")  # what evaluate checks for overlap: the slices it trained on
+    assert (listed["role"] == f"segmenter negatives ({mini_folder.name})").sum() == meta["n_negative_slices"]
+    assert (listed["role"] == "segmenter training").sum() == meta["n_train"] + meta["n_val"]
     start, _ = load_checkpoint(Path(tiny_run) / CHECKPOINT)
     changed = [k for k, v in states["model"].items() if v.is_floating_point() and not torch.allclose(v, start["model"][k])]
     assert changed, "fine-tuning changed no weight"

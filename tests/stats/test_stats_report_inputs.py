@@ -188,3 +188,8 @@ def test_a_threshold_outside_the_scores_is_questioned(tmp_path):
     assert result.exit_code == 0 and m["image"]["sensitivity"] == 0.0
     assert "the fixed threshold 70 lies outside the scores (0.03 to 1): every case is called negative" in \
         " ".join(result.output.split())
+    assert "is it in the scores' units?" in " ".join(result.output.split())
+    # a probability threshold under probabilities that all exceed it: said, without doubting the units
+    result, m = _report(tmp_path / "p.csv", tmp_path / "o2", "--threshold", "0.01")
+    said = " ".join(result.output.split())
+    assert "every case is called positive" in said and "units" not in said

@@ -38,8 +38,11 @@ def test_evaluate_excludes_the_corrupt_frame_and_scores_the_rest(folders, tmp_pa
     assert [(e["image_id"], e["file"]) for e in with_bad["excluded"]] == [("benign_001", rel)]
     assert "not a readable image" in with_bad["excluded"][0]["reason"]
     assert with_bad["n_excluded"] == 1 and without["n_excluded"] == 0 and without["excluded"] == []
-    assert with_bad["summary"][0] == "1 of 7 rows excluded (unreadable/refused)"
-    assert not without["summary"][0].endswith("excluded (unreadable/refused)")
+    # the example frames are AUL frames the shipped model trained on: said first (models/us-liver/training_files.csv)
+    assert with_bad["summary"][0].startswith("NOT AN INDEPENDENT TEST: every evaluated row (6) was used to train")
+    assert with_bad["seen_in_training"]["n_seen"] == 6 and without["seen_in_training"]["n_seen"] == 6
+    assert with_bad["summary"][1] == "1 of 7 rows excluded (unreadable/refused)"
+    assert not without["summary"][1].endswith("excluded (unreadable/refused)")
     for section in SECTIONS:
         assert with_bad[section] == without[section], section
     saved = json.loads((tmp_path / "bad" / "metrics.json").read_text())
@@ -97,8 +100,8 @@ def test_too_few_rows_left_gives_null_metrics_with_the_reason(tmp_path):
     metrics = task.evaluate("default", bad, tmp_path / "e")
     assert metrics["n_excluded"] == 2 and metrics["image"] is None and metrics["patient"] is None
     assert "need at least 2 positive and 2 negative" in metrics["not_evaluated"]
-    assert metrics["summary"][0] == "2 of 7 rows excluded (unreadable/refused)"
-    assert metrics["summary"][1].startswith("not evaluated: after the exclusions")
+    assert metrics["summary"][1] == "2 of 7 rows excluded (unreadable/refused)"
+    assert metrics["summary"][2].startswith("not evaluated: after the exclusions")
 
 
 def test_unknown_label_is_one_line_naming_labels_csv_row_and_column(tmp_path):

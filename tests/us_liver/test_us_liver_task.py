@@ -116,6 +116,10 @@ def test_evaluate_on_renamed_folder(run: Path, evaluated):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["model_version"] == metrics["model_version"]
     assert metrics["levels"]["excluded"] == {"normal": int((preds["label"] == "normal").sum())}
     assert metrics["image"]["threshold_chosen_on_these_data"] is False
+    # the renamed copy holds the very files the run trained on: found by content (training_files.csv), said first
+    assert metrics["seen_in_training"]["n_seen"] == len(preds) == len(pd.read_csv(run / "training_files.csv"))
+    assert metrics["summary"][0].startswith("NOT AN INDEPENDENT TEST: every evaluated row")
+    assert "NOT AN INDEPENDENT TEST" in (tmp_path / "eval" / "report.html").read_text()
 
 
 FIGURES = ("n", "n_pos", "n_neg", "auc", "auc_ci", "auc_bootstrap_ci", "threshold", "threshold_source", "sensitivity",

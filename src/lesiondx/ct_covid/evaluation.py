@@ -113,8 +113,8 @@ def level_metrics(y: np.ndarray, s: np.ndarray, decided: np.ndarray, threshold: 
 
 
 def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, *, threshold: float, rule: str,
-                       exclusion_note: str | None = None) -> dict[str, Any]:
-    """``slice`` and ``patient`` sections (``exclusion_note``: said in both reports); ``predictions.csv`` / ``patients.csv`` with their settings files
+                       notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``slice`` and ``patient`` sections (``notes``: exclusions, training overlap, said in both reports); ``predictions.csv`` / ``patients.csv`` with their settings files
     and the stats HTML reports under ``out/report`` and ``out/patient_report``, through the code path
     ``lesiondx report`` takes on those files; ``summary``: terminal lines."""
     y, s = slices["truth"].to_numpy(bool), slices["score"].to_numpy(float)
@@ -127,11 +127,10 @@ def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, 
     source = "the model's prob_threshold (config), chosen before seeing this data"
     base = EvalSettings(positive=("1",), negative=("0",), label_col="truth", patient_col=None, threshold=threshold,
                         threshold_source=source, unit="slice")
-    excluded = (exclusion_note,) if exclusion_note else ()
     per = {"report": (slices, "predictions.csv", replace(base, title="ct-covid evaluation — per slice", notes=(
-               "Slices of one patient are correlated; the DeLong CI treats them as independent.", *excluded))),
+               "Slices of one patient are correlated; the DeLong CI treats them as independent.", *notes))),
            "patient_report": (patients, "patients.csv", replace(base, title="ct-covid evaluation — per patient", unit="patient", notes=(
-               f"Patient score from the series rule; the decision rule: {rule}.", *excluded)))}
+               f"Patient score from the series rule; the decision rule: {rule}.", *notes)))}
     reports: dict[str, str] = {}
     summary: list[str] = []
     for name, (table, csv_name, settings) in per.items():

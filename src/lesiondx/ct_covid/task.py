@@ -16,7 +16,8 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import Screened, check_training_rows, load_manifest, no_rows_left, screen_rows
+from lesiondx.data import (Screened, check_training_rows, lead_lines, load_manifest, no_rows_left, screen_rows,
+                           seen_in_training, training_manifest_files, write_training_files)
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
@@ -39,7 +40,9 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv`` (a ``negative_data`` folder's in
     ``skipped_rows_<folder>.csv``).
     """
-    from .train import resolve_folders, train_segmenter, training_rows  # torch: training extras only
+    import pandas as pd
+
+    from .train import negative_files, resolve_folders, train_segmenter, training_rows  # torch: training extras only
 
     cfg = read_config(config)
     manifest = load_manifest(data)
@@ -53,6 +56,11 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
     train_segmenter(manifest, out, cfg, negatives)
+    trained = manifest.subset(manifest.frame["image_id"].isin(pd.read_csv(out / "split.csv", dtype=str)["image_id"]))
+    write_training_files(out, training_manifest_files(trained, "segmenter training"), root=manifest.root)
+    for folder in negatives:  # the slices it trained on as negatives (not those of exclude_patients)
+        write_training_files(out, [(p, f"segmenter negatives ({folder.root.name})") for p in negative_files(folder, cfg)],
+                             root=folder.root, append=True)
     export_model(out)  # model.onnx beside model.pt: what predict/evaluate/serve run on
     return out
 
@@ -86,12 +94,13 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
             raise ValueError(no_rows_left(screened))
         out.mkdir(parents=True, exist_ok=True)
         slices, patients, timings = run_folder(screened.manifest, loaded)
+    seen = seen_in_training(loaded.path.parent, screened.manifest)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
-                                 rule=loaded.config.rule_text, exclusion_note=screened.note())
-    if screened.excluded:
-        metrics["summary"].insert(0, screened.headline)
+                                 rule=loaded.config.rule_text,
+                                 notes=tuple(note for note in (screened.note(), seen.headline) if note))
+    metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
-                    "n_slices": len(slices), "n_patients": len(patients), **screened.fields(),
+                    "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),
                     "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
@@ -116,13 +125,14 @@ def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> di
     reason = "folder with infection masks: every slice is positive, so only segmentation is evaluated"
     seg = evaluate_segmentation(screened.manifest, loaded, out)
     dice = seg.get("dice") or {}
-    summary = [screened.headline] if screened.excluded else []
+    seen = seen_in_training(loaded.path.parent, screened.manifest)
+    summary = lead_lines(seen, screened)
     summary += [f"ct-covid segmentation on {seg['n_slices']} slices ({reason}): mean Dice "
                 + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
                    if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
     metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(screened.manifest.root),
                "segmentation": seg, "slice": None, "patient": None, "note": reason, "summary": summary,
-               **screened.fields(), "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
+               **screened.fields(), **seen.fields(), "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

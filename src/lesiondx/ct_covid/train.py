@@ -97,16 +97,12 @@ def negative_slices(folders: list[Path | Manifest], config: CovidConfig) -> Slic
             if column not in frame.columns:
                 raise ValueError(f"{folder / 'labels.csv'}: negative_data needs a {column!r} column (CT-MD layout)")
         for patient, rows in frame.groupby("patient_id", sort=True):
-            if str(patient) in excluded:
-                continue
             rows = rows.sort_values("slice_index")
+            negative = _negative_slices_of(rows, config, excluded)
+            if not negative.any():
+                continue
             pixels, is_hu, _ = read_patient_slices(rows)
             grey = prepare_inputs(pixels, config, is_hu=is_hu).grey
-            negative = np.ones(len(rows), bool)
-            if config.is_positive(rows["label"].iloc[0]):
-                if "infection" not in rows.columns:
-                    continue  # a pneumonia patient without slice labels gives no negatives
-                negative = rows["infection"].to_numpy(int) == 0
             images.append(grey[negative])
             ids += [f"{patient}:{i}" for i in rows["slice_index"].to_numpy(int)[negative]]
     if not ids:
@@ -114,6 +110,29 @@ def negative_slices(folders: list[Path | Manifest], config: CovidConfig) -> Slic
         return SliceSet(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.float32), ())
     stack = np.concatenate(images).astype(np.float32)
     return SliceSet(stack, np.zeros_like(stack), tuple(ids))
+
+
+def _negative_slices_of(rows: pd.DataFrame, config: CovidConfig, excluded: set[str]) -> np.ndarray:
+    """Which of one patient's slices (rows ordered by ``slice_index``) train as negatives: all of a patient
+    with a negative label, the ``infection == 0`` slices of a pneumonia patient with slice labels, none of an
+    excluded patient or of a pneumonia patient without slice labels."""
+    if str(rows["patient_id"].iloc[0]) in excluded:
+        return np.zeros(len(rows), bool)
+    if not config.is_positive(rows["label"].iloc[0]):
+        return np.ones(len(rows), bool)
+    if "infection" not in rows.columns:
+        return np.zeros(len(rows), bool)
+    return rows["infection"].to_numpy(int) == 0
+
+
+def negative_files(folder: Manifest, config: CovidConfig) -> list[Path]:
+    """The slice files of a ``negative_data`` folder that :func:`negative_slices` trains on."""
+    excluded = {str(p) for p in config.exclude_patients}
+    files: list[Path] = []
+    for _, rows in folder.frame.groupby("patient_id", sort=True):
+        rows = rows.sort_values("slice_index")
+        files += [Path(p) for p in rows["image"][_negative_slices_of(rows, config, excluded)]]
+    return files
 
 
 def resolve_folders(names: tuple[str, ...], data: Path) -> list[Path]:

@@ -19,8 +19,9 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, load_manifest, no_rows_left,
-                           require_known_labels, screen_rows)
+from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, lead_lines, load_manifest,
+                           no_rows_left, require_known_labels, screen_rows, seen_in_training,
+                           training_manifest_files, write_training_files)
 from lesiondx.gate import require, result_fields
 from lesiondx.io import (EVALUATE_MAX_BYTES, ImageReadError, parse_window_option, read_image, read_series_files, read_study,
                          shared_decodes)
@@ -131,6 +132,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
 
     torch.set_num_threads(max(1, cfg.threads))
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    write_training_files(run, training_manifest_files(manifest, f"training folder {data.name}"), root=manifest.root)
     log = _log(run)
     meta: dict[str, Any] = {"data": str(data), "layout": manifest.layout.name, "date": _dt.date.today().isoformat(),
                             "version": f"{run.name}-{_dt.date.today().isoformat()}"}
@@ -208,8 +210,9 @@ def _evaluate_screened(screened: Screened, bundle: Bundle, data: Path, out: Path
     """metrics (and the reports in ``out``) for the rows the screen kept: AUL crops, lesion types or detection."""
     kept = screened.manifest
     out.mkdir(parents=True, exist_ok=True)
+    seen = seen_in_training(bundle.root, kept)
     metrics: dict[str, Any] = {"model_version": bundle.version, "data": str(data), "classifier": bundle.cfg.classifier,
-                               **screened.fields()}
+                               **screened.fields(), **seen.fields()}
     if aul:
         from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 
@@ -220,7 +223,7 @@ def _evaluate_screened(screened: Screened, bundle: Bundle, data: Path, out: Path
         table = crops.table.assign(score=probs[:, bundle.tree.top.index("malignant")])
         settings = EvalSettings(positive=("malignant",), negative=("benign",),
                                 title="ct-liver classifier on AUL lesion crops",
-                                notes=(screened.note(),) if screened.excluded else ())
+                                notes=tuple(note for note in (screened.note(), seen.headline) if note))
         try:
             report = report_from_csv(write_predictions(table, out / "predictions.csv", settings), out, settings)
         except ValueError as exc:
@@ -247,8 +250,7 @@ def _evaluate_screened(screened: Screened, bundle: Bundle, data: Path, out: Path
                 + " / ".join(fmt(d["pooled_after_liver_filter"][k]["f1"], 2) for k in ("0.1", "0.3", "0.5"))
                 + " at IoU 0.1 / 0.3 / 0.5 (pooled slices, after the liver filter)"
                 for name, d in metrics["detection"]["detectors"].items()]
-    if screened.excluded:
-        metrics["summary"].insert(0, screened.headline)
+    metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
     return metrics
 
 

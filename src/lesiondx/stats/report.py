@@ -137,8 +137,9 @@ def _evaluate_level(
     }
     if threshold is not None and not s.min() < thr <= s.max():
         called = "negative" if thr > s.max() else "positive"
+        units = "; is it in the scores' units?" if (thr > 1) != (s.max() > 1) else ""
         metrics["warnings"].append(f"the fixed threshold {thr:.4g} lies outside the scores ({s.min():.4g} to "
-                                   f"{s.max():.4g}): every case is called {called}; is it in the scores' units?")
+                                   f"{s.max():.4g}): every case is called {called}{units}")
     n_groups = 0 if groups is None else int(np.unique(groups).size)
     if 0 < n_groups < y.size:
         metrics["warnings"].append(

@@ -128,7 +128,8 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
     import yaml
 
-    from lesiondx.data import check_training_rows, grouped_kfold, load_manifest, require_known_labels
+    from lesiondx.data import (check_training_rows, grouped_kfold, load_manifest, require_known_labels,
+                               write_training_files)
     from lesiondx.stats import auc_delong, youden_threshold
 
     from .benchmark import classifier_rows
@@ -144,6 +145,8 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     frame = _subsample(manifest.frame, cfg.max_images, cfg.seed)
     digest = data_hash(Path(data), frame)
     (out / "data_hash.txt").write_text(digest + "\n")
+    write_training_files(out, [(Path(p), f"training folder {Path(data).name}") for p in frame["image"]],
+                         root=manifest.root)
     (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     folds = grouped_kfold(frame, cfg.folds, seed=cfg.seed)
     # ROI proposal: trained on every frame outside fold 0 (fold 0 stays unseen by it, for checks)
@@ -319,13 +322,14 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
     (``ground_truth_roi/``), plus normal frames and the 1024-wide subgroup. ``summary``: terminal lines."""
     from lesiondx.stats.evaluation import EvalSettings, summary_lines
 
-    from lesiondx.data import no_rows_left, screen_rows
+    from lesiondx.data import lead_lines, no_rows_left, screen_rows, seen_in_training
 
     bundle = load_bundle(model)
     out = Path(out)
     screened = screen_rows(_labelled_manifest(Path(data)), _usable_row, strict=strict)
     if no_rows_left(screened):
         raise ValueError(no_rows_left(screened))
+    seen = seen_in_training(resolve_model(model).parent, screened.manifest)
     frame = screened.manifest.frame
     out.mkdir(parents=True, exist_ok=True)
     outlines = int(frame["lesion_mask"].notna().sum()) if "lesion_mask" in frame.columns else 0
@@ -336,6 +340,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
     notes = ["ROIs proposed by the model: " + (f"outlines given for {outlines} frame(s) are used only for the "
                                                "ground-truth-ROI figures" if outlines else "no outlines given")]
     notes += [screened.note()] if screened.excluded else []
+    notes += [seen.headline] if seen.headline else []
     lesion_rows = preds["label"].isin(["benign", POSITIVE])
     if (~found & lesion_rows).any():
         notes.append(f"{int((~found & lesion_rows).sum())} benign/malignant frame(s) where the segmenter found no "
@@ -352,7 +357,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
             raise
         metrics = {"image": None, "patient": None, "not_evaluated": f"after the exclusions: {exc}"}
     summary = summary_lines(metrics) if metrics["image"] is not None else [f"not evaluated: {metrics['not_evaluated']}"]
-    summary = ([screened.headline] if screened.excluded else []) + summary
+    summary = lead_lines(seen, screened, summary)
     gt = preds[lesion_rows].dropna(subset=["score_gt_roi"])
     if len(gt):
         try:
@@ -378,7 +383,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
     metrics["roi_proposal"] = {"outlines_given": outlines, "no_lesion_found": int((~found & lesion_rows).sum()),
                                "box_iou_median": float(iou.median()) if len(iou) else None,
                                "box_iou_ge_0.5": float((iou >= 0.5).mean()) if len(iou) else None}
-    metrics.update(screened.fields())
+    metrics.update(screened.fields() | seen.fields())
     metrics["model_version"] = bundle.version
     metrics["threshold_source"] = "Youden on inner-validation scores at training time (fixed)"
     metrics["summary"] = summary

@@ -228,3 +228,23 @@ def test_reader_study_tokens_open_only_their_own_handed_out_cases(make_client, t
     monkeypatch.setenv("LESIONDX_TOKENS", "boss:reader1-token-0123456789")
     with pytest.raises(SettingsError, match="shared with nobody"):
         build_settings(host="127.0.0.1", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")
+
+
+def test_own_call_is_recorded_before_the_ai_result_is_shown(client):
+    """With AI, a case is handed out only after the reader answered it without AI, and that answer stays locked."""
+    cases = _cases(client)
+    ask = {"reader": "r7", "with_ai": 1}
+    refused = client.get("/api/reader/next", params=ask)
+    assert refused.status_code == 409 and refused.json()["detail"]["own_call_first"] == len(cases)
+    assert "own reading first" in refused.json()["detail"]["message"]
+    plain = client.get("/api/reader/next", params={**ask, "with_ai": 0}).json()
+    assert plain["ai"] is None
+    own = {"reader": "r7", "case_id": plain["case_id"], "with_ai": False, "answer": "benign", "confidence": 2}
+    assert client.post("/api/reader/reads", json=own).status_code == 200
+    aided = client.get("/api/reader/next", params=ask).json()
+    assert aided["case_id"] == plain["case_id"] and aided["ai"] and aided["own_call"] == {"answer": "benign", "confidence": 2}
+    assert client.post("/api/reader/reads", json={**own, "answer": "malignant"}).status_code == 409  # locked
+    assert client.post("/api/reader/reads", json={**own, "with_ai": True, "answer": "malignant"}).status_code == 200
+    assert client.get("/api/reader/next", params=ask).status_code == 409  # the other cases: own call first again
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/reader/export.csv").text)))
+    assert [(r["with_ai"], r["answer"]) for r in rows] == [("0", "benign"), ("1", "malignant")]

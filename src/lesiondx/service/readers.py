@@ -6,7 +6,8 @@ uploads), with the answer choices per task (default :data:`TASK_CHOICES`; never 
 so a list whose truths are all "malignant" still offers "benign"). Each reader opens ``/reader`` (or
 calls ``GET /api/reader/next``), sees one case at a time in a per-reader random order — the same images
 in both arms (a CT series: every slice in the stack viewer, ``/api/reader/cases/{id}/slices``), plus the
-AI result, its boxes and heat maps only when ``with_ai=1`` — and answers with a confidence of 1-5. Reading time is measured by the server from
+AI result, its boxes and heat maps only when ``with_ai=1``, and only for a case the reader has already answered
+without AI (own call first; an answer cannot be changed) — and answers with a confidence of 1-5. Reading time is measured by the server from
 when the case was handed out to when the answer arrived. ``GET /api/reader/export.csv`` gives the
 table ``reader, case_id, truth, answer, confidence, seconds, with_ai`` read by
 ``lesiondx stats readers --csv FILE``.
@@ -155,7 +156,10 @@ def set_cases_csv(request: Request, file: Annotated[UploadFile, File(description
 @router.get("/next")
 def next_case(reader: str, with_ai: bool, request: Request,
               caller: Caller = Depends(require_reader_access)) -> dict[str, Any]:
-    """The reader's next unanswered case in this mode (starts its clock), or ``case_id: null`` when done."""
+    """The reader's next unanswered case in this mode (starts its clock), or ``case_id: null`` when done.
+
+    With AI, only cases the reader has already answered without AI are handed out (with ``own_call``, that
+    locked answer); 409 with ``own_call_first`` (the count) while none is left but some are unread without AI."""
     core = request.app.state.core
     if not reader or len(reader) > 64 or not all(c.isalnum() or c in "._@-" for c in reader):
         raise HTTPException(422, "reader must be 1-64 letters, digits or ._@-")
@@ -168,9 +172,22 @@ def next_case(reader: str, with_ai: bool, request: Request,
         done = sum(1 for r in reads.values() if r.answer is not None)
         pending = [c for c in _order(reader, cases) if reads.get(c.case_id) is None or reads[c.case_id].answer is None]
         base = {"reader": reader, "with_ai": with_ai, "total": len(cases), "done": done}
+        own: dict[str, ReaderRead] = {}
+        if with_ai:  # the reader's own call on a case is recorded before its AI result is shown
+            own = {r.case_id: r for r in s.scalars(select(ReaderRead).where(
+                ReaderRead.reader == reader, ReaderRead.with_ai.is_(False), ReaderRead.answer.is_not(None)))}
+            unread = sum(1 for c in pending if c.case_id not in own)
+            pending = [c for c in pending if c.case_id in own]
+            if not pending and unread:
+                raise HTTPException(409, {"message": f"record your own reading first: {unread} case(s) not yet read "
+                                                     "without AI (the AI result of a case is shown only after your own "
+                                                     "call on it, which cannot be changed)", "own_call_first": unread})
         if not pending:
             return {**base, "case_id": None, "choices": []}
         case = pending[0]
+        if with_ai:
+            mine = own[case.case_id]
+            base["own_call"] = {"answer": mine.answer, "confidence": mine.confidence}
         read = reads.get(case.case_id)
         if read is None:
             s.add(ReaderRead(reader=reader, case_id=case.case_id, with_ai=with_ai, started_at=utcnow()))

@@ -317,6 +317,7 @@ def test_reader_study_same_images_in_both_arms(browser, live_server):
     out = browser.find_element(By.ID, "summaryout").text
     assert "rad1 without_ai 1 1 " in out and "rad1 with_ai 1 1 " in out and "AI model as an extra rater" in out
     assert "ct-case COVID-19 normal" in out  # discordance: the model said normal, the reader COVID-19
+    assert "AUC: readers vs AI model on the same cases" in out and "needs at least 2 cases of each class" in out  # 1 case
     assert _csp_violations(browser) == []
 
 

@@ -33,6 +33,7 @@ from .viewer import heat_map, raw_slice, slices_listing, stack_info
 CSV_COLUMNS = ("reader", "case_id", "truth", "answer", "confidence", "seconds", "with_ai")
 TASK_CHOICES: dict[str, list[str]] = {"us-liver": ["benign", "malignant"], "ct-covid": ["normal", "COVID-19"],
                                       "ct-liver": ["no focal lesion", "benign", "malignant"]}
+POSITIVE_CHOICE = {"us-liver": "malignant", "ct-covid": "COVID-19"}  # the class each task's probability is of
 SETTINGS_FILE = "reader_study.json"  # in the storage folder: the answer choices of the current case list
 router = APIRouter(prefix="/api/reader", tags=["reader study"])
 
@@ -342,18 +343,24 @@ def export_csv(request: Request, who: str = Depends(require_token)) -> Response:
 @router.get("/summary")
 def summary(request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
     """Per-reader accuracy and time, κ (readers, and the model as an extra rater), McNemar without vs with AI,
-    Mann–Whitney on reading time and the cases where the model and a reader disagree."""
-    from .reader_summary import model_answer, summarise
+    Mann–Whitney on reading time, the cases where the model and a reader disagree, and each reader's AUC beside
+    the model's on the same cases (tasks whose probability is of one answer choice: us-liver, ct-covid)."""
+    from .reader_summary import CaseScore, model_answer, summarise
 
     core = request.app.state.core
     rows = reader_rows(core)
     with core.db.session() as s:
         cases = list(s.scalars(select(ReaderCase)))
         studies = {c.case_id: s.get(Study, c.study_id) for c in cases}
-        model = {}
+        model, scores = {}, {}
         for case_id, study in studies.items():
             results = study.results if study is not None else []
-            model[case_id] = model_answer(results[0].get("label") if results else None, _choices_for(core, study))
+            choices = _choices_for(core, study)
+            model[case_id] = model_answer(results[0].get("label") if results else None, choices)
+            positive = model_answer(POSITIVE_CHOICE.get(study.task or "") if study else None, choices)
+            p = results[0].get("probability") if len(results) == 1 else None  # one result per case (a series or one image)
+            if positive and isinstance(p, (int, float)):
+                scores[case_id] = CaseScore(study.task, positive, float(p))
     truths = {c.case_id: c.truth for c in cases}
     core.db.audit(who, "reader_summary", detail=f"{len(rows)} read(s)")
-    return {"n_cases": len(cases), **summarise(rows, model, truths)}
+    return {"n_cases": len(cases), **summarise(rows, model, truths, scores=scores)}

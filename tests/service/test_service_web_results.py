@@ -78,3 +78,18 @@ def test_rule_decided_study_names_the_rule_not_a_dash(browser, live_server):
     verdict = _open(browser, server, study["id"])
     assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == "none for this probability: the call comes from the slice rule below"
     assert "5 consecutive slices" in verdict.find_element(By.CSS_SELECTOR, ".rule").text
+
+
+def test_refused_input_is_said_without_the_exception_class(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:refusing_predictor"}).start()
+    with server.client() as http:
+        study = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES], data={"task": "us-liver"}).json()["id"])
+    assert study["status"] == "failed" and study["failure"].startswith("prediction failed: ImageReadError: ")
+    browser.get(f"{server.url}/studies/{study['id']}")
+    WebDriverWait(browser, 30, poll_frequency=0.2).until(lambda d: d.find_element(By.ID, "failure").text)
+    text = browser.find_element(By.ID, "failure").text
+    assert text.startswith("Not analysed — the input does not fit this task: series_01: us-liver reads single image files")
+    assert "ImageReadError" not in text and "Traceback" not in browser.page_source

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lesiondx.io import ImageReadError
 from lesiondx.service.testing import stub_predictor
 
 REASON = "SYNTHETIC: colour fraction 0.31 > 0.05 (a Doppler or annotated frame?)"
@@ -43,3 +44,8 @@ def flagged_predictor(task: str, inputs: list[Path], out: Path, model: str = "de
                       evidence={"malignant_patterns": [], "benign_patterns": [{"finding": 2, "pattern": "cyst"}],
                                 "indeterminate": [1], "kind": "rule-table evidence, not a probability"})
     return result
+
+
+def refusing_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
+    """Refuses every input the way a task's reader refuses a CT series sent to us-liver."""
+    raise ImageReadError("series_01", f"{task} reads single image files (JPEG/PNG or ultrasound DICOM), not folders")

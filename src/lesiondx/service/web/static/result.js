@@ -35,6 +35,12 @@ const LXR = {
     if (r.probability === null || r.probability === undefined) return "none: this result gives no probability";
     return "not reported";
   },
+  // a failed study in words: bad input (ImageReadError, the gate's InputRefused) says so without the class name
+  failure(f) {
+    if (!f) return "";
+    const m = /^prediction failed: (?:ImageReadError|InputRefused): ([\s\S]*)$/.exec(f);
+    return m ? "Not analysed — the input does not fit this task: " + m[1] : "Not analysed: " + f.replace(/^prediction failed: /, "");
+  },
   FEATURE: { aphe: "arterial phase hyperenhancement", washout: "washout", enhancing_capsule: "enhancing capsule",
              water_density_non_enhancing: "water density, non-enhancing", peripheral_nodular_enhancement: "peripheral nodular enhancement",
              centripetal_fill_in: "centripetal fill-in", rim_enhancement: "rim enhancement",

@@ -93,3 +93,19 @@ def test_refused_input_is_said_without_the_exception_class(browser, live_server)
     text = browser.find_element(By.ID, "failure").text
     assert text.startswith("Not analysed — the input does not fit this task: series_01: us-liver reads single image files")
     assert "ImageReadError" not in text and "Traceback" not in browser.page_source
+
+
+def test_running_job_shows_its_stage_and_time_so_far(browser, live_server):
+    """A job that has not reported a stage yet reads "Running — starting · N s so far", not "Running — running"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={"LESIONDX_STUB_DELAY_S": "6"}).start()
+    with server.client() as http:
+        study_id = http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+    browser.get(f"{server.url}/studies/{study_id}")
+    wait = WebDriverWait(browser, 20, poll_frequency=0.1)
+    wait.until(lambda d: d.find_element(By.ID, "progress").text.startswith("Running"))
+    wait.until(lambda d: "s so far" in d.find_element(By.ID, "progress").text)
+    text = browser.find_element(By.ID, "progress").text
+    assert text.startswith("Running — starting · ") and "running" not in text.lower().replace("running —", "")

@@ -48,3 +48,21 @@ def test_upload_problems_name_the_users_files(browser, live_server, tmp_path):
     wait.until(lambda d: "not accepted" in d.find_element(By.ID, "uploadmsg").text)
     text = browser.find_element(By.ID, "uploadmsg").text
     assert text.startswith("referral letter.pdf: not accepted") and "file-0" not in text
+
+
+def test_study_page_names_the_files_this_browser_sent(browser, live_server):
+    """The server keeps file-001...; the study page opened from the upload shows the user's own names beside them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from service_helpers import US_IMAGES
+
+    server = live_server().start()
+    browser.get(server.url + "/")
+    upload(browser, [US_IMAGES[4]])
+    wait = WebDriverWait(browser, 40, poll_frequency=0.2)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#uploadmsg a"))
+    browser.find_element(By.CSS_SELECTOR, "#uploadmsg a").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".result-card .image-name"))
+    shown = browser.find_element(By.CSS_SELECTOR, ".result-card .image-name").text
+    assert shown.startswith(US_IMAGES[4].name + " (file-001") and shown.endswith(")")

@@ -29,6 +29,7 @@ def test_a_reader_answers_every_case_by_keyboard(browser, live_server):
     for step in range(4):  # two cases, each: own call, then with AI
         wait.until(lambda d: d.switch_to.active_element.get_attribute("name") == "answer")
         assert ("Step 2 of 2" if step % 2 else "Step 1 of 2") in browser.find_element(By.ID, "step").text
+        assert ("TEST DOUBLE" in browser.find_element(By.ID, "ai").text) == bool(step % 2)  # the stub says what it is
         ActionChains(browser).send_keys(Keys.SPACE, Keys.TAB, Keys.TAB, Keys.ENTER).perform()  # pick, confidence, submit
         if step < 3:
             wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1" if step % 2 else "Step 2"))

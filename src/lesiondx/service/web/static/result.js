@@ -16,7 +16,7 @@ const LXR = {
       parts.push("OUTSIDE what the model was validated on" + (reasons.length ? ": " + reasons.join("; ") : "") +
         ". Treat this result with extra caution.");
     } else {
-      parts.push("passed: modality, image type, geometry and body region are what the model was made for");
+      parts.push("passed: modality, image type, geometry and body region are what the model was made for.");
     }
     let oodFlag = false;
     if (ood && ood.score !== null && ood.score !== undefined) {

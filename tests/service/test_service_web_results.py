@@ -109,3 +109,26 @@ def test_running_job_shows_its_stage_and_time_so_far(browser, live_server):
     wait.until(lambda d: "s so far" in d.find_element(By.ID, "progress").text)
     text = browser.find_element(By.ID, "progress").text
     assert text.startswith("Running — starting · ") and "running" not in text.lower().replace("running —", "")
+
+
+def test_study_list_says_why_a_study_failed_and_counts_findings(browser, live_server):
+    """The list's AI-result column: a failed study's reason, a ct-liver study's finding count (both were blank)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env=DOUBLES).start()
+    with server.client() as http:
+        liver = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES], data={"task": "ct-liver"}).json()["id"])
+    refusing = live_server(storage=server.storage, env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:refusing_predictor"})
+    server.kill()  # the same storage, now served with a predictor that refuses every input
+    refusing.start()
+    with refusing.client() as http:
+        failed = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+        listed = {s["id"]: s for s in http.get("/api/studies").json()}
+    assert listed[liver["id"]]["n_findings"] == 2 and listed[failed["id"]]["failed_because"].startswith("prediction failed")
+    browser.get(refusing.url + "/")
+    WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")) == 2)
+    cells = {r.get_attribute("data-id"): r.find_elements(By.TAG_NAME, "td")[5].text
+             for r in browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")}
+    assert cells[liver["id"]] == "2 lesion finding(s) evidence, not a probability"
+    assert cells[failed["id"]].startswith("Not analysed — the input does not fit this task: series_01")

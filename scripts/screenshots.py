@@ -125,6 +125,10 @@ def main() -> None:
         driver.find_element("id", "reader").send_keys(reader)
         driver.execute_script("document.getElementById('mode').value = '1'")
         driver.find_element("id", "start").click()
+        _wait(driver, "return document.getElementById('step').textContent.startsWith('Step 1')")  # own call first
+        driver.execute_script("document.querySelector('input[name=answer]').checked = true")
+        driver.find_element("id", "submit").click()
+        _wait(driver, "return document.getElementById('step').textContent.startsWith('Step 2')")  # then the AI result
         _wait(driver, "const v = document.querySelector('#caseviewer .viewer'); return v && v.dataset.slice || "
                       "document.querySelector('#caseimages img')")
         time.sleep(1.0)

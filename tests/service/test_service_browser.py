@@ -3,67 +3,11 @@ go to test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-import pytest
-
+from browser_fixtures import browser, offline_browser, pytestmark  # noqa: F401 (fixtures)
+from browser_fixtures import upload as _upload
 from service_helpers import ARTIFACTS, CT_SERIES, US_IMAGES
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)"),
-]
-
-
-def _chromium(*extra_flags: str):
-    """Headless Chromium (a generator: yields the driver, quits at the end)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="lesiondx-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, CSP violations included
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000", *extra_flags):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
-def browser():
-    yield from _chromium()
-
-
-@pytest.fixture
-def offline_browser():
-    """Chromium that can resolve no name but the loopback test server: any CDN request fails."""
-    yield from _chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://0.0.0.0:9",
-                         "--proxy-bypass-list=127.0.0.1")
-
-
-def _upload(driver, paths, task=""):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
-    field = driver.find_element(By.ID, "files")
-    driver.execute_script("arguments[0].hidden = false;", field)
-    field.send_keys("\n".join(str(p) for p in paths))
-    if task:
-        Select(driver.find_element(By.ID, "task")).select_by_value(task)
-    driver.find_element(By.ID, "send").click()
 
 
 def test_upload_watch_status_and_read_the_result(browser, live_server):
@@ -149,12 +93,18 @@ def test_reader_session_in_the_browser(browser, live_server):
     Select(browser.find_element(By.ID, "mode")).select_by_value("1")
     browser.find_element(By.ID, "start").click()
     wait = WebDriverWait(browser, 20, poll_frequency=0.2)
-    for n in range(2):
+    for n in range(2):  # the with-AI session: own call first (no AI), then the AI result beside the locked call
+        wait.until(lambda d: d.find_element(By.ID, "progress").text == f"({n + 1} of 2, read without AI)")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#caseimages img")) == 1)
+        assert browser.find_element(By.ID, "ai").text == "" and "Step 1 of 2" in browser.find_element(By.ID, "step").text
+        browser.find_element(By.CSS_SELECTOR, "input[name=answer][value=benign]").click()
+        browser.find_element(By.ID, "submit").click()
         wait.until(lambda d: d.find_element(By.ID, "progress").text == f"({n + 1} of 2)")
         wait.until(lambda d: d.execute_script(
             "const i = document.querySelectorAll('#caseimages img'); return i.length === 2 && "
             "Array.from(i).every(x => x.complete && x.naturalWidth > 0)"))
         assert "AI second opinion" in browser.find_element(By.ID, "ai").text
+        assert "cannot be changed: benign (confidence 3)" in browser.find_element(By.ID, "step").text
         if n == 0:
             browser.save_screenshot(str(ARTIFACTS / "service-reader.png"))
         browser.find_element(By.CSS_SELECTOR, "input[name=answer][value=malignant]").click()
@@ -163,8 +113,9 @@ def test_reader_session_in_the_browser(browser, live_server):
     with server.client() as http:
         lines = http.get("/api/reader/export.csv").text.strip().splitlines()
     assert lines[0] == "reader,case_id,truth,answer,confidence,seconds,with_ai"
-    assert sorted(line.split(",")[1] for line in lines[1:]) == ["c0", "c1"]
-    assert all(line.startswith("rad1,") and line.endswith(",1") and ",malignant,3," in line for line in lines[1:])
+    reads = sorted((line.split(",")[1], line.split(",")[3], line.split(",")[6]) for line in lines[1:])
+    assert reads == [("c0", "benign", "0"), ("c0", "malignant", "1"), ("c1", "benign", "0"), ("c1", "malignant", "1")]
+    assert all(line.startswith("rad1,") for line in lines[1:])
 
 
 def _csp_violations(driver) -> list[str]:
@@ -366,6 +317,7 @@ def test_reader_study_same_images_in_both_arms(browser, live_server):
     out = browser.find_element(By.ID, "summaryout").text
     assert "rad1 without_ai 1 1 " in out and "rad1 with_ai 1 1 " in out and "AI model as an extra rater" in out
     assert "ct-case COVID-19 normal" in out  # discordance: the model said normal, the reader COVID-19
+    assert "AUC: readers vs AI model on the same cases" in out and "needs at least 2 cases of each class" in out  # 1 case
     assert _csp_violations(browser) == []
 
 

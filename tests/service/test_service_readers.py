@@ -228,3 +228,61 @@ def test_reader_study_tokens_open_only_their_own_handed_out_cases(make_client, t
     monkeypatch.setenv("LESIONDX_TOKENS", "boss:reader1-token-0123456789")
     with pytest.raises(SettingsError, match="shared with nobody"):
         build_settings(host="127.0.0.1", port=8000, db=None, storage=tmp_path, dicom_port=None, dicom_aet="LESIONDX")
+
+
+def test_own_call_is_recorded_before_the_ai_result_is_shown(client):
+    """With AI, a case is handed out only after the reader answered it without AI, and that answer stays locked."""
+    cases = _cases(client)
+    ask = {"reader": "r7", "with_ai": 1}
+    refused = client.get("/api/reader/next", params=ask)
+    assert refused.status_code == 409 and refused.json()["detail"]["own_call_first"] == len(cases)
+    assert "own reading first" in refused.json()["detail"]["message"]
+    plain = client.get("/api/reader/next", params={**ask, "with_ai": 0}).json()
+    assert plain["ai"] is None
+    own = {"reader": "r7", "case_id": plain["case_id"], "with_ai": False, "answer": "benign", "confidence": 2}
+    assert client.post("/api/reader/reads", json=own).status_code == 200
+    aided = client.get("/api/reader/next", params=ask).json()
+    assert aided["case_id"] == plain["case_id"] and aided["ai"] and aided["own_call"] == {"answer": "benign", "confidence": 2}
+    assert client.post("/api/reader/reads", json={**own, "answer": "malignant"}).status_code == 409  # locked
+    assert client.post("/api/reader/reads", json={**own, "with_ai": True, "answer": "malignant"}).status_code == 200
+    assert client.get("/api/reader/next", params=ask).status_code == 409  # the other cases: own call first again
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/reader/export.csv").text)))
+    assert [(r["with_ai"], r["answer"]) for r in rows] == [("0", "benign"), ("1", "malignant")]
+
+
+def _mann_whitney_auc(truth, score):
+    """AUC as P(positive scores above negative) + ½ P(tie): an independent check of the DeLong point estimates."""
+    pos = [s for t, s in zip(truth, score) if t]
+    neg = [s for t, s in zip(truth, score) if not t]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def test_summary_gives_reader_and_model_auc_with_cis(client):
+    """Six real AUL frames (3 benign, 3 malignant; the TEST DOUBLE's probabilities): each reader's AUC from answer and
+    confidence beside the model's on the same cases, with DeLong CIs and the paired difference."""
+    images = [p for p in US_IMAGES if not p.name.startswith("normal")]
+    ids = [wait_study(client, client.post("/api/studies", files=[file_field(p)]).json()["id"])["id"] for p in images]
+    truth = {f"u{i}": p.name.split("_")[0] for i, p in enumerate(images)}
+    cases = [{"case_id": c, "study_id": sid, "truth": truth[c]} for c, sid in zip(truth, ids)]
+    assert client.post("/api/reader/cases", json={"cases": cases}).status_code == 200
+    prob = {c: client.get(f"/api/studies/{sid}").json()["results"][0]["probability"] for c, sid in zip(truth, ids)}
+    confidence = {c: 1 + i % 5 for i, c in enumerate(truth)}
+    answer = {c: ("malignant" if i % 3 else "benign") for i, c in enumerate(truth)}  # a reader who is often wrong
+    while (case := client.get("/api/reader/next", params={"reader": "r2", "with_ai": 0}).json())["case_id"]:
+        c = case["case_id"]
+        client.post("/api/reader/reads", json={"reader": "r2", "case_id": c, "with_ai": False, "answer": answer[c],
+                                               "confidence": confidence[c]})
+    s = client.get("/api/reader/summary").json()
+    row = next(r for r in s["auc"] if r["reader"] == "r2")
+    assert (row["task"], row["positive"], row["mode"], row["n_cases"], row["n_pos"], row["n_neg"]) == \
+        ("us-liver", "malignant", "without_ai", 6, 3, 3)
+    order = list(truth)
+    positive = [truth[c] == "malignant" for c in order]
+    rating = [5 + confidence[c] if answer[c] == "malignant" else 6 - confidence[c] for c in order]
+    assert row["reader_auc"] == pytest.approx(_mann_whitney_auc(positive, rating))
+    assert row["model_auc"] == pytest.approx(_mann_whitney_auc(positive, [prob[c] for c in order]))
+    assert row["diff"] == pytest.approx(row["reader_auc"] - row["model_auc"])
+    assert row["reader_ci_low"] <= row["reader_auc"] <= row["reader_ci_high"]
+    assert row["model_ci_low"] <= row["model_auc"] <= row["model_ci_high"]
+    assert row["diff_ci_low"] < row["diff"] < row["diff_ci_high"] and 0 <= row["p"] <= 1
+    assert "1-10" in s["auc_rating"] and "unreliable" in row["note"]  # 3 cases per class

@@ -32,6 +32,7 @@ from .ingest import FileError, Triage, pseudonyms, triage_file
 from .pacs.export import export_detail
 from .settings import Settings
 from .websafety import WebSafety, page_csp, scrub_paths
+from .model_cards import render_cards
 from .viewer import list_fields, progress_of, router as viewer_router
 from .worker import Predictor
 
@@ -291,6 +292,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
 
     pages = render_pages()
     pages.update({name: (WEB / name).read_text(encoding="utf-8") for name in ("docs.html", "redoc.html")})
+    pages.update(render_cards(Environment(loader=FileSystemLoader(WEB), autoescape=True), settings.model))
 
     def page(name: str) -> HTMLResponse:
         return HTMLResponse(pages[name], headers={"Content-Security-Policy": page_csp(pages[name])})
@@ -306,6 +308,13 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     @app.get("/reader", include_in_schema=False)
     def reader_page() -> HTMLResponse:
         return page("reader.html")
+
+    @app.get("/models/{task}", include_in_schema=False)
+    def model_card_page(task: str) -> HTMLResponse:
+        """The shipped model's card (what it was trained and validated on); 404 for another model or task."""
+        if f"card-{task}" not in pages:
+            raise HTTPException(404, f"no model card for {task!r} (only the shipped models' cards are served)")
+        return page(f"card-{task}")
 
     @app.get("/docs", include_in_schema=False)
     def docs_page() -> HTMLResponse:

@@ -6,7 +6,8 @@ uploads), with the answer choices per task (default :data:`TASK_CHOICES`; never 
 so a list whose truths are all "malignant" still offers "benign"). Each reader opens ``/reader`` (or
 calls ``GET /api/reader/next``), sees one case at a time in a per-reader random order — the same images
 in both arms (a CT series: every slice in the stack viewer, ``/api/reader/cases/{id}/slices``), plus the
-AI result, its boxes and heat maps only when ``with_ai=1`` — and answers with a confidence of 1-5. Reading time is measured by the server from
+AI result, its boxes and heat maps only when ``with_ai=1``, and only for a case the reader has already answered
+without AI (own call first; an answer cannot be changed) — and answers with a confidence of 1-5. Reading time is measured by the server from
 when the case was handed out to when the answer arrived. ``GET /api/reader/export.csv`` gives the
 table ``reader, case_id, truth, answer, confidence, seconds, with_ai`` read by
 ``lesiondx stats readers --csv FILE``.
@@ -32,6 +33,7 @@ from .viewer import heat_map, raw_slice, slices_listing, stack_info
 CSV_COLUMNS = ("reader", "case_id", "truth", "answer", "confidence", "seconds", "with_ai")
 TASK_CHOICES: dict[str, list[str]] = {"us-liver": ["benign", "malignant"], "ct-covid": ["normal", "COVID-19"],
                                       "ct-liver": ["no focal lesion", "benign", "malignant"]}
+POSITIVE_CHOICE = {"us-liver": "malignant", "ct-covid": "COVID-19"}  # the class each task's probability is of
 SETTINGS_FILE = "reader_study.json"  # in the storage folder: the answer choices of the current case list
 router = APIRouter(prefix="/api/reader", tags=["reader study"])
 
@@ -155,7 +157,10 @@ def set_cases_csv(request: Request, file: Annotated[UploadFile, File(description
 @router.get("/next")
 def next_case(reader: str, with_ai: bool, request: Request,
               caller: Caller = Depends(require_reader_access)) -> dict[str, Any]:
-    """The reader's next unanswered case in this mode (starts its clock), or ``case_id: null`` when done."""
+    """The reader's next unanswered case in this mode (starts its clock), or ``case_id: null`` when done.
+
+    With AI, only cases the reader has already answered without AI are handed out (with ``own_call``, that
+    locked answer); 409 with ``own_call_first`` (the count) while none is left but some are unread without AI."""
     core = request.app.state.core
     if not reader or len(reader) > 64 or not all(c.isalnum() or c in "._@-" for c in reader):
         raise HTTPException(422, "reader must be 1-64 letters, digits or ._@-")
@@ -168,9 +173,22 @@ def next_case(reader: str, with_ai: bool, request: Request,
         done = sum(1 for r in reads.values() if r.answer is not None)
         pending = [c for c in _order(reader, cases) if reads.get(c.case_id) is None or reads[c.case_id].answer is None]
         base = {"reader": reader, "with_ai": with_ai, "total": len(cases), "done": done}
+        own: dict[str, ReaderRead] = {}
+        if with_ai:  # the reader's own call on a case is recorded before its AI result is shown
+            own = {r.case_id: r for r in s.scalars(select(ReaderRead).where(
+                ReaderRead.reader == reader, ReaderRead.with_ai.is_(False), ReaderRead.answer.is_not(None)))}
+            unread = sum(1 for c in pending if c.case_id not in own)
+            pending = [c for c in pending if c.case_id in own]
+            if not pending and unread:
+                raise HTTPException(409, {"message": f"record your own reading first: {unread} case(s) not yet read "
+                                                     "without AI (the AI result of a case is shown only after your own "
+                                                     "call on it, which cannot be changed)", "own_call_first": unread})
         if not pending:
             return {**base, "case_id": None, "choices": []}
         case = pending[0]
+        if with_ai:
+            mine = own[case.case_id]
+            base["own_call"] = {"answer": mine.answer, "confidence": mine.confidence}
         read = reads.get(case.case_id)
         if read is None:
             s.add(ReaderRead(reader=reader, case_id=case.case_id, with_ai=with_ai, started_at=utcnow()))
@@ -325,18 +343,24 @@ def export_csv(request: Request, who: str = Depends(require_token)) -> Response:
 @router.get("/summary")
 def summary(request: Request, who: str = Depends(require_token)) -> dict[str, Any]:
     """Per-reader accuracy and time, κ (readers, and the model as an extra rater), McNemar without vs with AI,
-    Mann–Whitney on reading time and the cases where the model and a reader disagree."""
-    from .reader_summary import model_answer, summarise
+    Mann–Whitney on reading time, the cases where the model and a reader disagree, and each reader's AUC beside
+    the model's on the same cases (tasks whose probability is of one answer choice: us-liver, ct-covid)."""
+    from .reader_summary import CaseScore, model_answer, summarise
 
     core = request.app.state.core
     rows = reader_rows(core)
     with core.db.session() as s:
         cases = list(s.scalars(select(ReaderCase)))
         studies = {c.case_id: s.get(Study, c.study_id) for c in cases}
-        model = {}
+        model, scores = {}, {}
         for case_id, study in studies.items():
             results = study.results if study is not None else []
-            model[case_id] = model_answer(results[0].get("label") if results else None, _choices_for(core, study))
+            choices = _choices_for(core, study)
+            model[case_id] = model_answer(results[0].get("label") if results else None, choices)
+            positive = model_answer(POSITIVE_CHOICE.get(study.task or "") if study else None, choices)
+            p = results[0].get("probability") if len(results) == 1 else None  # one result per case (a series or one image)
+            if positive and isinstance(p, (int, float)):
+                scores[case_id] = CaseScore(study.task, positive, float(p))
     truths = {c.case_id: c.truth for c in cases}
     core.db.audit(who, "reader_summary", detail=f"{len(rows)} read(s)")
-    return {"n_cases": len(cases), **summarise(rows, model, truths)}
+    return {"n_cases": len(cases), **summarise(rows, model, truths, scores=scores)}

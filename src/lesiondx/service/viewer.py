@@ -37,6 +37,7 @@ from lesiondx.io.windows import WINDOWS
 from .auth import Actor
 from .db import Study
 from .storage import safe_name
+from .websafety import scrub_paths
 
 SLICES_NPY, SLICES_JSON, PROGRESS_JSON = "slices.npy", "slices.json", "progress.json"
 HEAT_NAME = "heat_{:04d}.png"
@@ -196,12 +197,18 @@ def progress_of(core: Any, session: Any, study: Study) -> dict[str, Any]:
 
 
 def list_fields(core: Any, study: Study) -> dict[str, Any]:
-    """Extra study-list fields: pseudonymous patient and number of slices (from the stored stack), and the
-    progress of a running job (``{"stage", "done", "total", "eta_s"}`` or ``None``)."""
+    """Extra study-list fields: pseudonymous patient and number of slices (from the stored stack), the
+    progress of a running job (``{"stage", "done", "total", "eta_s"}`` or ``None``), why a failed study failed
+    (``failed_because``, server paths cut) and the number of findings of a result without a label
+    (``n_findings``: ct-liver's rule-table characterisation gives findings, not a label)."""
     folder = core.storage.root / "results" / safe_name(study.id)
     info = stack_info(folder) if study.status == "done" else None
     running = read_progress(folder) if study.status == "running" else None
-    return {"patient": (info or {}).get("patient"), "n_slices": (info or {}).get("n"), "running": running}
+    first = (study.results or [{}])[0] if study.status == "done" else {}
+    findings = (first.get("details") or {}).get("findings") if first.get("label") is None else None
+    return {"patient": (info or {}).get("patient"), "n_slices": (info or {}).get("n"), "running": running,
+            "failed_because": scrub_paths(study.failure or "") or None if study.status == "failed" else None,
+            "n_findings": len(findings) if isinstance(findings, list) else None}
 
 
 def stack_info(results_dir: Path) -> dict[str, Any] | None:

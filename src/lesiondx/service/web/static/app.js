@@ -48,6 +48,25 @@ const LX = {
             b.score !== undefined && b.score !== null ? "score " + Number(b.score).toFixed(2) : ""].filter(Boolean).join(", ");
   },
   isPositive(label) { return !/^no\b/i.test(label || "") && /malig|covid|lesion|positive/i.test(label || ""); },
+  // The server stores uploads as file-001... (natural order of the sent names; the names never leave the browser).
+  // These map them back for this browser tab: sentOrder(names)[rank - 1] is the file stored as file-<rank>.
+  sentOrder(names) {
+    const key = n => String(n).split(/(\d+)/).map(x => /^\d+$/.test(x) ? Number(x) : x.toLowerCase());
+    const cmp = (a, b) => {  // as lesiondx.io.raster.natural_key: digit runs compared as numbers
+      const x = key(a), y = key(b);
+      for (let i = 0; i < Math.min(x.length, y.length); i++) {
+        if (x[i] !== y[i]) return typeof x[i] === "number" && typeof y[i] === "number" ? x[i] - y[i] : (String(x[i]) < String(y[i]) ? -1 : 1);
+      }
+      return x.length - y.length;
+    };
+    return names.map((n, i) => i).sort((a, b) => cmp(names[a], names[b]) || a - b).map(i => names[i]);
+  },
+  ownName(pseudo, sent) {
+    const m = /^file-(\d+)[^/]*(.*)$/.exec(String(pseudo || ""));
+    return m && sent && sent[Number(m[1]) - 1] ? sent[Number(m[1]) - 1] + (m[2] || "") : String(pseudo || "");
+  },
+  remember(id, sent) { try { sessionStorage.setItem("lesiondx-sent-" + id, JSON.stringify(sent)); } catch (e) { /* storage full or off */ } },
+  sentNames(id) { try { return JSON.parse(sessionStorage.getItem("lesiondx-sent-" + id) || "null"); } catch (e) { return null; } },
   header() {
     const t = document.getElementById("token");
     if (t) { t.value = LX.token(); t.addEventListener("change", () => localStorage.setItem("lesiondx-token", t.value.trim())); }

@@ -1,0 +1,50 @@
+"""/models/<task>: the shipped models' cards as pages, linked from each result's "model" row (what the model was
+trained and validated on). The cards are the real files in models/."""
+
+from __future__ import annotations
+
+from lesiondx.service.model_cards import card_path, markdown_html
+
+from browser_fixtures import browser  # noqa: F401 (fixture)
+from browser_fixtures import pytestmark as BROWSER
+
+
+def test_markdown_subset_is_escaped_and_rendered():
+    text = "# Card <script>x</script>\n\nSee [the benchmark](BENCHMARKS.md), `code` and **bold**.\n\n" \
+           "| a | b |\n|---|---|\n| 1 | <b>2</b> |\n\n- one\n- two\n  continued"
+    out = markdown_html(text)
+    assert "<script>" not in out and "&lt;script&gt;" in out and "&lt;b&gt;2&lt;/b&gt;" in out
+    assert "<h2>Card" in out and "the benchmark" in out and "BENCHMARKS.md" not in out  # no links off the page
+    assert "<code>code</code>" in out and "<strong>bold</strong>" in out
+    assert "<thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td>" in out and "---" not in out
+    assert "<ul><li>one</li><li>two\n  continued</li></ul>" in out
+
+
+def test_shipped_model_cards_are_served(make_client):
+    client = make_client()
+    for task in ("us-liver", "ct-covid", "ct-liver"):
+        page = client.get(f"/models/{task}")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        title = card_path(task).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+        assert f"<h2>{title.replace('&', '&amp;')}</h2>" in page.text and "not a diagnosis" in page.text
+        assert "<table>" in page.text and "Content-Security-Policy" in page.headers
+    assert client.get("/models/mr-brain").status_code == 404
+    custom = make_client(model="/somewhere/else", storage=client.app.state.core.settings.storage.parent / "s2")
+    assert custom.get("/models/us-liver").status_code == 404  # another model: its card is not known here
+
+
+@BROWSER[0]
+@BROWSER[1]
+def test_result_links_the_model_card(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server().start()
+    browser.get(server.url + "/studies/none")  # the page's own verdict(), on a result of a real (not test-double) model
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script("return typeof verdict === 'function'"))
+    html = browser.execute_script(
+        "return verdict({task: 'ct-covid', results: [{}], disclaimer: ''}, {probability: 0.2, threshold: 0.5, boxes: [],"
+        " model_version: 'ct-covid-unetpp-lite0', label: 'normal', details: {}})")
+    assert '<a class="model-card" href="/models/ct-covid">model card: what it was trained and validated on</a>' in html
+    browser.get(server.url + "/models/ct-covid")
+    assert "Model card of the model shipped for ct-covid" in browser.find_element(By.TAG_NAME, "main").text

@@ -1,0 +1,39 @@
+"""Reader study by keyboard alone in headless Chromium: after each case appears the focus is on its answer, so a
+reader answers with arrows, Tab and Enter, also on a CT case whose viewer has many controls before the answer."""
+
+from __future__ import annotations
+
+from browser_fixtures import browser, pytestmark  # noqa: F401 (fixtures)
+from service_helpers import CT_SERIES, US_IMAGES, file_field, wait_study
+
+SERIES_STUB = "lesiondx.service.testing:series_stub_predictor"
+
+
+def test_a_reader_answers_every_case_by_keyboard(browser, live_server):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={"LESIONDX_PREDICTOR": SERIES_STUB}).start()
+    with server.client() as http:
+        us = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])["id"]
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+        cases = [{"case_id": "us", "study_id": us, "truth": "benign"}, {"case_id": "ct", "study_id": ct, "truth": "normal"}]
+        assert http.post("/api/reader/cases", json={"cases": cases}).status_code == 200
+    browser.set_window_size(1366, 768)
+    browser.get(server.url + "/reader")
+    browser.find_element(By.ID, "reader").click()
+    ActionChains(browser).send_keys("kb1", Keys.TAB, Keys.ARROW_DOWN, Keys.TAB, Keys.ENTER).perform()  # with AI, start
+    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+    for step in range(4):  # two cases, each: own call, then with AI
+        wait.until(lambda d: d.switch_to.active_element.get_attribute("name") == "answer")
+        assert ("Step 2 of 2" if step % 2 else "Step 1 of 2") in browser.find_element(By.ID, "step").text
+        assert ("TEST DOUBLE" in browser.find_element(By.ID, "ai").text) == bool(step % 2)  # the stub says what it is
+        ActionChains(browser).send_keys(Keys.SPACE, Keys.TAB, Keys.TAB, Keys.ENTER).perform()  # pick, confidence, submit
+        if step < 3:
+            wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1" if step % 2 else "Step 2"))
+    wait.until(lambda d: d.find_element(By.ID, "finished").is_displayed())
+    with server.client() as http:
+        lines = http.get("/api/reader/export.csv").text.strip().splitlines()[1:]
+    assert sorted((x.split(",")[1], x.split(",")[6]) for x in lines) == [("ct", "0"), ("ct", "1"), ("us", "0"), ("us", "1")]

@@ -92,3 +92,16 @@ def test_time_summary_t_interval_and_bootstrap_median():
     assert (
         b.mean == s.mean and b.mean_ci_low > v.min() and b == summarize_times(v, method="bootstrap", n_boot=500, seed=0)
     )
+
+
+def test_small_sample_confidence_intervals_stay_within_the_statistic_range():
+    """5 cases: the Wald CI of kappa (1.238 before) and of a paired AUC difference (beyond -1 before) are cut at the
+    bounds the statistics cannot pass."""
+    from lesiondx.stats.delong import delong_paired_test
+
+    k = cohen_kappa(["benign", "malignant", "benign", "benign", "malignant"],
+                    ["benign", "malignant", "malignant", "benign", "malignant"])
+    assert -1.0 <= k.ci_low < k.kappa < k.ci_high == 1.0
+    y = np.array([0, 0, 1, 1])
+    paired = delong_paired_test(y, np.array([0.9, 0.1, 0.2, 0.8]), np.array([0.1, 0.2, 0.8, 0.9]))
+    assert -1.0 == paired.diff_ci_low < paired.diff < paired.diff_ci_high <= 1.0

@@ -140,8 +140,8 @@ def delong_paired_test(
         diff=diff,
         z=z,
         p=float(2.0 * norm.cdf(-abs(z))),
-        diff_ci_low=diff - half,
-        diff_ci_high=diff + half,
+        diff_ci_low=max(-1.0, diff - half),  # an AUC difference lies in [-1, 1] (as the AUC CI is kept in [0, 1])
+        diff_ci_high=min(1.0, diff + half),
     )
 
 

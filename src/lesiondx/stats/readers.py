@@ -94,7 +94,7 @@ def cohen_kappa(rater1: ArrayLike, rater2: ArrayLike, conf_level: float = 0.95) 
     term_c = (kappa - pe * (1.0 - kappa)) ** 2
     se = float(np.sqrt(max(term_a + term_b - term_c, 0.0) / (1.0 - pe) ** 2 / n))
     half = _zcrit(conf_level) * se
-    return KappaResult(float(kappa), se, kappa - half, kappa + half, po, pe, n)
+    return KappaResult(float(kappa), se, max(-1.0, kappa - half), min(1.0, kappa + half), po, pe, n)  # kappa ≤ 1
 
 
 def fleiss_kappa(ratings: ArrayLike) -> float:

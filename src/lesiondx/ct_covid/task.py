@@ -195,11 +195,13 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     rule.pop("score")
     rule["run_location"] = result.location
     location = result.location if result.patient.decision else None
+    patient = {"decision": result.patient.decision, "score": result.patient.score, "location": location,
+               "rule": rule, "out_of_scope_flag": fields["out_of_scope_flag"], "ood_score": ood["score"],
+               **_incomplete_negative(verdict, result.patient.decision)}
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
         **fields, "ood": ood,
-        "patient": {"decision": result.patient.decision, "score": result.patient.score, "location": location,
-                    "rule": rule, "out_of_scope_flag": fields["out_of_scope_flag"], "ood_score": ood["score"]},
+        "patient": patient,
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
         "slices": [s.to_dict() for s in result.slices],
         "overlays": overlays,
@@ -207,3 +209,15 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }
+
+
+def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:
+    """``label`` and ``caveat`` for a negative call on a series with missing slices (a position gap found by the
+    gate): no pneumonia was found in the slices given, which does not cover the missing ones. A positive call
+    stands (a lesion found is found); a complete series gets nothing."""
+    gap = ((verdict.checks.get("geometry") or {}).get("value") or {}).get("largest_gap_mm")
+    if decision or gap is None:
+        return {}
+    return {"label": "not assessable (incomplete series)",
+            "caveat": f"no pneumonia pattern in the slices given, but {gap:.0f} mm of the series is missing between "
+                      "two slices: a negative call does not cover the missing slices; send the whole series"}

@@ -130,6 +130,7 @@ def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
         if not STEP_MM[0] <= median <= STEP_MM[1]:
             problems.append(f"slice step {median:.1f} mm is outside {STEP_MM[0]}–{STEP_MM[1]} mm")
         if median > 0 and steps.max() > GAP_FACTOR * median:
+            value["largest_gap_mm"] = round(float(steps.max()), 1)  # slices missing: a negative call cannot cover them
             problems.append(f"a gap of {steps.max():.1f} mm between slices (median step {median:.1f} mm)")
     if image.orientation is not None and len(image.orientation) == 6:
         normal = np.cross(np.asarray(image.orientation[:3], float), np.asarray(image.orientation[3:], float))

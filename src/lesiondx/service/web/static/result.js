@@ -25,7 +25,8 @@ const LXR = {
                            " — the model has not seen images like this."
                          : "Like the training data: distance " + LX.num(ood.score, 1) + " (limit " + LX.num(ood.threshold, 1) + ").");
     }
-    return { flagged: flagged || oodFlag, html: parts.map(LX.esc).join(" ") };
+    if (d.caveat) parts.push("Caveat: " + d.caveat + ".");  // e.g. ct-covid: a negative call on a series with missing slices
+    return { flagged: flagged || oodFlag || !!d.caveat, html: parts.map(LX.esc).join(" ") };
   },
   // what the shown probability was compared to; a study decided by a rule says so instead of a bare dash
   threshold(r) {

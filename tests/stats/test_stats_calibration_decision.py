@@ -94,3 +94,27 @@ def test_calibration_slope_refuses_hard_calls():
     y = np.array([0, 0, 0, 1, 1, 1, 0, 1, 1, 0])
     with pytest.raises(ValueError, match="scores take 2 value"):
         logistic_recalibration(y, [0, 0, 1, 1, 1, 0, 0, 1, 1, 1])
+
+
+def test_net_benefit_band_is_the_percentile_of_resampled_curves_by_hand():
+    """The vectorised bootstrap band equals net benefit recomputed on each resample (same weights), and holds
+    the point estimate; whole patients are resampled when groups are given."""
+    from lesiondx.stats.bootstrap import resample_weights
+    from lesiondx.stats.decision import net_benefit_band
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60).astype(bool)
+    p = np.clip(0.35 * y + rng.uniform(0, 0.65, 60), 0, 0.999)
+    band = net_benefit_band(y, p, [0.2, 0.5], n_boot=300, seed=7)
+    by_hand = []
+    for weights in resample_weights(60, n_boot=300, seed=7):
+        for w in weights:
+            idx = np.repeat(np.arange(60), w.astype(int))
+            by_hand.append([net_benefit(y[idx], p[idx], [t]).model[0] for t in (0.2, 0.5)])
+    np.testing.assert_allclose(band.low, np.quantile(by_hand, 0.025, axis=0), atol=1e-12)
+    np.testing.assert_allclose(band.high, np.quantile(by_hand, 0.975, axis=0), atol=1e-12)
+    point = net_benefit(y, p, [0.2, 0.5]).model
+    assert np.all(band.low <= point) and np.all(point <= band.high) and np.all(band.low < band.high)
+    twins = net_benefit_band(np.repeat(y, 2), np.repeat(p, 2), [0.2, 0.5], groups=np.repeat([f"p{i:02d}" for i in range(60)], 2),
+                             n_boot=300, seed=7)
+    np.testing.assert_allclose(twins.low, band.low, atol=1e-12)  # a patient's two copies drawn together

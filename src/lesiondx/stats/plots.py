@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .binary import ConfusionMatrix  # noqa: E402
 from .bootstrap import RocBand  # noqa: E402
 from .calibration import CalibrationCurve  # noqa: E402
-from .decision import DecisionCurve  # noqa: E402
+from .decision import DecisionCurve, NetBenefitBand  # noqa: E402
 from .delong import AucResult  # noqa: E402
 from .roc import RocCurve, YoudenResult  # noqa: E402
 
@@ -116,9 +116,18 @@ def calibration_figure(cal: CalibrationCurve, title: str = "Calibration") -> Fig
     return fig
 
 
-def decision_figure(dc: DecisionCurve, title: str = "Decision curve") -> Figure:
-    """Net benefit of the model, treat-all and treat-none against the threshold probability."""
-    return decision_figure_models([("model", dc)], title)
+def decision_figure(dc: DecisionCurve, title: str = "Decision curve", band: NetBenefitBand | None = None) -> Figure:
+    """Net benefit of the model (with its bootstrap ``band`` when given), treat-all and treat-none against the
+    threshold probability."""
+    fig = decision_figure_models([("model", dc)], title)
+    if band is not None:
+        ax = fig.axes[0]
+        ax.fill_between(band.thresholds, band.low, band.high, color=_COLORS[0], alpha=0.18, lw=0,
+                        label=f"model {band.conf_level:.0%} CI (bootstrap)")
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, max(top, float(np.max(band.high)) * 1.05 + 0.01))  # the whole band in view
+        ax.legend(fontsize=8)
+    return fig
 
 
 def decision_figure_models(curves: Sequence[tuple[str, DecisionCurve]], title: str = "Decision curve") -> Figure:

@@ -27,7 +27,7 @@ from .aggregate import BinaryRule, aggregate_binary
 from .binary import metrics_at_threshold
 from .bootstrap import bootstrap_auc, bootstrap_roc_band
 from .calibration import calibration_curve, hosmer_lemeshow, logistic_recalibration
-from .decision import net_benefit
+from .decision import net_benefit, net_benefit_band
 from .delong import auc_delong
 from .levels import select_levels
 from .report_html import metric_rows, render_html, strata_tables
@@ -181,8 +181,12 @@ def _evaluate_level(
             hl = hosmer_lemeshow(y, s)
             metrics["hosmer_lemeshow"] = {"statistic": hl.statistic, "df": hl.df, "p": hl.p}
         dc = net_benefit(y, s)
-        metrics["decision_curve"] = {"thresholds": dc.thresholds, "model": dc.model, "treat_all": dc.treat_all}
-        figures["decision"] = fig_to_base64(decision_figure(dc, title=f"Decision curve — {name}"))
+        nb_band = net_benefit_band(y, s, groups=groups, n_boot=n_boot, seed=seed)
+        metrics["decision_curve"] = {"thresholds": dc.thresholds, "model": dc.model, "treat_all": dc.treat_all,
+                                     "model_ci": [nb_band.low, nb_band.high],
+                                     "model_ci_method": "percentile bootstrap, " + ("patients" if groups is not None
+                                                                                   else "cases") + " resampled"}
+        figures["decision"] = fig_to_base64(decision_figure(dc, title=f"Decision curve — {name}", band=nb_band))
     else:
         percent_like = s.max() <= 100 and s.min() >= 0
         hint = " (if they are percentages, divide by 100 or write them as 83%)" if percent_like else ""

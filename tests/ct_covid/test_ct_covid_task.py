@@ -165,15 +165,21 @@ def test_shipped_model_calls_the_example_covid_excerpt_positive(mini_folder):
     assert task.predict([mini_folder / "series" / "P002"], "default", None)["patient"]["decision"] == 1
 
 
-def test_a_negative_call_on_a_series_with_missing_slices_is_not_assessable(mini_folder):
-    """The shipped model calls the 10-slice excerpt negative (see the xfail above); with 3 middle slices missing the
-    gate finds the gap and the negative call says it does not cover them instead of a plain 'normal'."""
+def test_a_negative_call_on_a_series_that_does_not_cover_the_lungs_is_not_assessable(mini_folder):
+    """The shipped model calls the 10-slice excerpt negative (see the xfail above): lungs go on beyond both its ends,
+    and with 3 middle slices removed slices are missing too; either way the negative call says it does not cover
+    the rest instead of a plain 'normal'."""
     if not (default_model_dir() / "model.pt").is_file():
         pytest.skip("no shipped model in models/ct-covid")
     files = sorted((mini_folder / "series" / "P002").glob("*.dcm"))
-    whole = task.predict(files, "default", None)
+    excerpt = task.predict(files, "default", None)
     gapped = task.predict(files[:4] + files[7:], "default", None)
-    assert whole["patient"]["decision"] == 0 and "label" not in whole["patient"]
-    assert gapped["patient"]["decision"] == 0 and gapped["patient"]["label"] == "not assessable (incomplete series)"
-    assert "does not cover the missing slices" in gapped["patient"]["caveat"] and gapped["out_of_scope_flag"]
+    for result in (excerpt, gapped):
+        assert result["patient"]["decision"] == 0 and result["patient"]["label"] == "not assessable (incomplete series)"
+        assert result["out_of_scope_flag"] and "does not cover the lungs outside them" in result["patient"]["caveat"]
+    assert "lungs go on beyond the first or last slice" in excerpt["patient"]["caveat"]
+    assert "mm of the series is missing" in gapped["patient"]["caveat"]
+    assert any("covers only part of the lungs" in r for r in excerpt["gate"]["reasons"])
+    complete = SimpleNamespace(checks={"geometry": {"value": {}}, "lung_coverage": {"status": "ok"}})
+    assert task._incomplete_negative(complete, 0) == {}
     assert task._incomplete_negative(SimpleNamespace(checks={"geometry": {"value": {"largest_gap_mm": 40.0}}}), 1) == {}

@@ -4,6 +4,7 @@ IRCADb is read in place (CC BY-NC-ND; nothing copied)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -126,3 +127,15 @@ def test_us_liver_accepts_and_ct_liver_refuses_ultrasound():
 def test_ct_liver_flags_a_chest_series():
     verdict = check("ct-liver", _series("chest_ct_lung_cancer/series/A0002"))
     assert verdict.status == "flagged" and "chest" in verdict.reasons[0]
+
+
+def test_a_chest_ct_excerpt_is_flagged_as_covering_part_of_the_lungs():
+    """The bundled 10 slices of P002 (the lungs go on beyond both ends); the whole series passes (test above)."""
+    from lesiondx.gate.ct_covid import lung_coverage_check
+
+    excerpt = read_study(EXAMPLES / "covid_ct_md_mini" / "series" / "P002")
+    result = lung_coverage_check(excerpt)
+    assert result.status == "flagged" and "beyond the first and last slice" in result.reason
+    assert min(result.value["end_lung_fractions"]) >= 0.10
+    windowed = replace(excerpt, is_hu=False)  # 8-bit slices: cannot be judged
+    assert lung_coverage_check(windowed).status == "ok" and lung_coverage_check(windowed).value["end_lung_fractions"] is None

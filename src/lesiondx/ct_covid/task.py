@@ -212,12 +212,18 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
 
 
 def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:
-    """``label`` and ``caveat`` for a negative call on a series with missing slices (a position gap found by the
-    gate): no pneumonia was found in the slices given, which does not cover the missing ones. A positive call
-    stands (a lesion found is found); a complete series gets nothing."""
-    gap = ((verdict.checks.get("geometry") or {}).get("value") or {}).get("largest_gap_mm")
-    if decision or gap is None:
+    """``label`` and ``caveat`` for a negative call on a series that does not cover the lungs: slices missing (a
+    position gap found by the gate) or lungs going on beyond its first or last slice. No pneumonia was found in the
+    slices given, which does not speak for the rest. A positive call stands (a lesion found is found); a complete
+    series gets nothing."""
+    if decision:
         return {}
+    gap = ((verdict.checks.get("geometry") or {}).get("value") or {}).get("largest_gap_mm")
+    partial = (verdict.checks.get("lung_coverage") or {}).get("status") == "flagged"
+    if gap is None and not partial:
+        return {}
+    missing = (f"{gap:.0f} mm of the series is missing between two slices" if gap is not None
+               else "the lungs go on beyond the first or last slice")
     return {"label": "not assessable (incomplete series)",
-            "caveat": f"no pneumonia pattern in the slices given, but {gap:.0f} mm of the series is missing between "
-                      "two slices: a negative call does not cover the missing slices; send the whole series"}
+            "caveat": f"no pneumonia pattern in the slices given, but {missing}: a negative call does not cover the "
+                      "lungs outside them; send the whole chest series"}

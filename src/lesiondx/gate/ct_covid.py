@@ -8,6 +8,9 @@ lung field covers ≥ 5 % of 97 of 98 MedSeg slices; a series with lungs on fewe
 is flagged (the window is unknown, so never refused on this alone). One or two slices: a slice with
 lungs on < 5 % of the body is flagged.
 
+Lung coverage: a HU series whose first or last slice still shows lungs covers only part of them (flagged; see
+:func:`lung_coverage_check`).
+
 Slice step (validated range, not plausibility): the patient rule (k consecutive slices) was chosen and checked on
 series of 2 mm (CT-MD) and 5 mm (A0001) slices; a DICOM series whose slices are further apart is flagged. Added
 2026-12-06 after the one 8 mm series checked (A0002, lung cancer) was a false positive in leave-one-patient-out:
@@ -84,6 +87,25 @@ def slice_step_check(image: MedicalImage) -> Check:
     return Check("slice_step", "ok", value)
 
 
+def lung_coverage_check(image: MedicalImage) -> Check:
+    """Flags a HU series whose first or last slice still shows lungs (lung share ≥ ``LUNG_SLICE_HU``): the lungs go
+    on beyond it, so the series covers only part of them and a negative call cannot speak for the rest. The four
+    shared whole chest CTs end at 0.01–0.06 on both sides; the bundled 10-slice excerpt at 0.13 and 0.23. Windowed
+    slices (no HU) and series under ``FEW_SLICES`` slices cannot be judged and pass with the value unknown."""
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    if not image.is_hu or len(pixels) < FEW_SLICES:
+        return Check("lung_coverage", "ok", {"end_lung_fractions": None})
+    ends = [lung_fraction_hu(pixels[0]), lung_fraction_hu(pixels[-1])]
+    value = {"end_lung_fractions": [round(float(f), 3) for f in ends], "lungs_end_below": LUNG_SLICE_HU}
+    open_ends = [name for name, f in zip(("first", "last"), ends) if f >= LUNG_SLICE_HU]
+    if open_ends:
+        return Check("lung_coverage", "flagged", value,
+                     f"the lungs go on beyond the {' and '.join(open_ends)} slice: the series covers only part of the "
+                     "lungs (the patient rule was validated on whole chest CTs)")
+    return Check("lung_coverage", "ok", value)
+
+
 def gate(image: MedicalImage) -> GateVerdict:
     """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`."""
-    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES, task_checks=(slice_step_check,))
+    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES,
+                   task_checks=(slice_step_check, lung_coverage_check))

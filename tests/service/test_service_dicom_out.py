@@ -324,3 +324,16 @@ def test_export_reasons_never_carry_original_identifiers(done_study):
     text = scrub(f"bad image {sop} of {NAME} in {study_uid} (other 1.2.3.4.5.6); PACS at 127.0.0.1:104", originals)
     assert NAME not in text and sop not in text and study_uid not in text and "1.2.3.4.5.6" not in text
     assert "127.0.0.1:104" in text
+
+
+def test_building_the_results_logs_no_original_identifier_even_at_debug(done_study, caplog):
+    """highdicom logs the SOP Instance UID of the images it copies the patient from (INFO) and of duplicate or
+    missing references (WARNING): with the originals restored for the PACS, those are the patient's own UIDs."""
+    import logging
+
+    core, study_id, study_uid, sops = done_study
+    caplog.set_level(logging.DEBUG)
+    objects = _objects(core, study_id)
+    assert objects["SEG"] and objects["SR"]
+    for original in (*sops, study_uid, NAME, PID, ACCESSION):
+        assert original not in caplog.text

@@ -230,3 +230,37 @@ def test_an_instance_without_modality_or_pixels_is_called_incomplete_not_an_unsu
     ds.PatientID = "X"
     with pytest.raises(ImageReadError, match="incomplete or truncated DICOM instance"):
         accept_dataset("MODALITY message 1", ds, "salt")
+
+
+def _as_ultrasound(path) -> bytes:
+    """A bundled CT slice relabelled Modality US (SYNTHETIC: a test of routing only)."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.Modality = "US"
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("task, content, reason", [
+    ("us-liver", None, "a CT image, but task us-liver reads ultrasound"),
+    ("ct-covid", _as_ultrasound(CT_SERIES[0]), "an ultrasound (US) image, but task ct-covid reads CT"),
+    ("ct-liver", _as_ultrasound(CT_SERIES[0]), "an ultrasound (US) image, but task ct-liver reads CT"),
+])
+def test_dicom_of_the_wrong_modality_for_the_requested_task_is_422_naming_the_file(client, task, content, reason):
+    """Was: 201, queued, then 'failed: prediction failed: ValueError: too many values to unpack (expected 2)'."""
+    response = client.post("/api/studies", data={"task": task}, files=[file_field(CT_SERIES[0], "a.dcm", content)])
+    assert response.status_code == 422, response.text
+    assert reason in _reasons(response)["file-001.dcm"]
+    assert client.get("/api/studies").json() == []  # nothing queued
+
+
+def test_requested_task_keeps_the_files_of_its_modality_and_lists_the_others(client):
+    files = [file_field(US_IMAGES[0], "a.jpg"), file_field(CT_SERIES[0], "b.dcm")]
+    response = client.post("/api/studies", data={"task": "us-liver"}, files=files)
+    assert response.status_code == 201, response.text
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "done" and study["task"] == "us-liver" and study["n_files"] == 1
+    assert [e["file"] for e in study["errors"]] == ["file-002.dcm"]
+    assert "reads ultrasound" in study["errors"][0]["reason"]

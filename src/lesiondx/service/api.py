@@ -28,7 +28,7 @@ from lesiondx.io import AUTO, parse_window_option
 from .auth import Actor, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
 from .db import AuditEvent, Study
-from .ingest import FileError, Triage, pseudonyms, triage_file
+from .ingest import FileError, Triage, choose_task, pseudonyms, triage_file
 from .pacs.export import export_detail
 from .settings import Settings
 from .websafety import WebSafety, page_csp, scrub_paths
@@ -236,6 +236,11 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             data = upload_file.file.read(settings.max_file_bytes + 1)
             triage.extend(triage_file(name, data, core.salt, policy=core.ingest_policy))
         client = request.client.host if request.client else None
+        if task is not None and triage.accepted:
+            _, misfits, fitting = choose_task(triage.accepted, task)
+            if not fitting:  # e.g. only CT sent to us-liver: refused like junk, nothing queued
+                triage.errors.extend(misfits)
+                triage.accepted.clear()
         if not triage.accepted:
             core.db.audit(who, "upload_rejected", detail=f"{len(files)} file(s), none usable", client=client)
             errors = [_scrubbed_error(e.to_dict()) for e in triage.errors]

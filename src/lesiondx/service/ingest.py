@@ -322,12 +322,15 @@ def choose_task(accepted: list[Accepted], requested: str | None) -> tuple[str | 
     """The task for a batch and the files that fit it; files of another kind become errors.
 
     US and PNG/JPG → ``us-liver``; CT chest → ``ct-covid``; CT abdomen → ``ct-liver``. A requested
-    task wins for every file (the user knows best), except that CT never goes to us-liver.
+    task wins for every file (the user knows best: a chest CT may go to ct-liver, PNG/JPG slices to a CT
+    task), except that a DICOM image's modality must be the task's: CT never goes to us-liver, US never
+    to a CT task (each such file becomes an error naming it).
     """
     if requested:
         if requested not in TASK_MODULES:
             return None, [FileError("*", f"unknown task {requested!r}; choose one of {', '.join(TASK_MODULES)}")], []
-        return requested, [], list(accepted)
+        reasons = [(item, _modality_mismatch(item, requested)) for item in accepted]
+        return requested, [FileError(i.name, why) for i, why in reasons if why], [i for i, why in reasons if not why]
     ct_region = _majority_region(accepted)
     by_task: dict[str, list[Accepted]] = {}
     for item in accepted:
@@ -338,6 +341,15 @@ def choose_task(accepted: list[Accepted], requested: str | None) -> tuple[str | 
     errors = [FileError(item.name, f"belongs to task {t} but this batch is {task}; upload it separately")
               for t, items in by_task.items() if t != task for item in items]
     return task, errors, by_task[task]
+
+
+def _modality_mismatch(item: Accepted, task: str) -> str:
+    """Why a DICOM image cannot go to the requested ``task`` ('' when it can)."""
+    if item.kind != "dicom" or item.modality not in ("CT", "US") or (item.modality == "US") == (task == "us-liver"):
+        return ""
+    if item.modality == "CT":
+        return f"a CT image, but task {task} reads ultrasound: send CT with task ct-covid or ct-liver, or without a task"
+    return f"an ultrasound (US) image, but task {task} reads CT: send it with task us-liver, or without a task"
 
 
 def _majority_region(accepted: list[Accepted]) -> str | None:

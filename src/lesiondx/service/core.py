@@ -244,7 +244,8 @@ class ServiceCore:
         return closed
 
     def close_studies(self, study_ids: set[str]) -> list[str]:
-        """Queue the given ``receiving`` studies now (their association was released)."""
+        """Queue the given ``receiving`` studies now (their association was released); the others, sent again
+        whole (every instance already held), get their PACS export queued again if it had given up."""
         closed: list[str] = []
         with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving", Study.id.in_(list(study_ids)))):
@@ -252,6 +253,10 @@ class ServiceCore:
                 closed.append(study.id)
         if closed:
             self.worker.wake()
+        if self.settings.pacs is not None and set(study_ids) - set(closed):
+            from .pacs.export import resume_given_up
+
+            resume_given_up(self, set(study_ids) - set(closed))
         return closed
 
     def _queue_received(self, study: Study) -> None:

@@ -186,6 +186,7 @@ class Supervisor:
         self.slots = [_Slot(i) for i in range(max(1, cfg.workers))]
         self._next_extra = 0.0
         self._spawned = 0
+        self._last_error, self._last_error_at = "", 0.0
         self._ctx = _context()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -230,29 +231,44 @@ class Supervisor:
         except Exception:
             log.exception("cannot re-queue interrupted jobs")
         while not self._stop.is_set():
-            now = time.monotonic()
-            for slot in self.slots:
-                if slot.process is None:
-                    if now >= slot.not_before:
-                        self._spawn(slot)
-                    continue
-                self._drain(slot)
-                if not slot.process.is_alive():
-                    self._reap(slot)
-                else:
-                    self._enforce_limits(slot, now)
-            self.slots = [s for s in self.slots if not (s.extra and s.process is None)]
-            self._add_extra_if_stuck(now)
-            if self._wake.is_set():
-                self._wake.clear()
-                self._send_all("wake", idle_only=True)
-            leases.tick()
-            handles = [h for s in self.slots if s.process is not None for h in (s.conn, s.process.sentinel)]
-            if handles:
-                wait(handles, timeout=0.1)
-            else:
-                self._stop.wait(0.1)
+            try:
+                self._step(leases)
+            except Exception as exc:  # e.g. the database full or restarting: keep supervising, settle it next round
+                self._step_failed(exc)
+                self._stop.wait(1.0)
         self._shutdown(timeout=10.0)
+
+    def _step_failed(self, exc: Exception) -> None:
+        """One line (no traceback) per distinct error, at most once a minute while it repeats."""
+        line = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        if line != self._last_error or time.monotonic() - self._last_error_at > 60:
+            log.error("supervising the worker processes failed (%s); retrying every second", line)
+            self._last_error, self._last_error_at = line, time.monotonic()
+
+    def _step(self, leases: LeaseKeeper) -> None:
+        """One round: start, drain, reap and police the worker processes, renew leases, wait up to 0.1 s."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process is None:
+                if now >= slot.not_before:
+                    self._spawn(slot)
+                continue
+            self._drain(slot)
+            if not slot.process.is_alive():
+                self._reap(slot)
+            else:
+                self._enforce_limits(slot, now)
+        self.slots = [s for s in self.slots if not (s.extra and s.process is None)]
+        self._add_extra_if_stuck(now)
+        if self._wake.is_set():
+            self._wake.clear()
+            self._send_all("wake", idle_only=True)
+        leases.tick()
+        handles = [h for s in self.slots if s.process is not None for h in (s.conn, s.process.sentinel)]
+        if handles:
+            wait(handles, timeout=0.1)
+        else:
+            self._stop.wait(0.1)
 
     def _add_extra_if_stuck(self, now: float) -> None:
         """No study waits behind slow jobs for long: when every worker has been on its job for over
@@ -374,14 +390,14 @@ class Supervisor:
         """Post-processing of a successful job (PACS export) in the service process, off this thread."""
         if self.on_done is None or self._after is None:
             return
-        with self.db.session() as s:
-            study = s.get(Study, study_id)
-            if study is None or study.status != "done":
-                return
         self._after.submit(self._call_on_done, study_id)
 
     def _call_on_done(self, study_id: str) -> None:
         try:
+            with self.db.session() as s:
+                study = s.get(Study, study_id)
+                if study is None or study.status != "done":
+                    return
             self.on_done(study_id)  # type: ignore[misc]
         except Exception:
             log.exception("post-processing (PACS export) failed for %s", study_id)

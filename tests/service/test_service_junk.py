@@ -264,3 +264,45 @@ def test_requested_task_keeps_the_files_of_its_modality_and_lists_the_others(cli
     assert study["status"] == "done" and study["task"] == "us-liver" and study["n_files"] == 1
     assert [e["file"] for e in study["errors"]] == ["file-002.dcm"]
     assert "reads ultrasound" in study["errors"][0]["reason"]
+
+
+def _disk_full(*_args, **_kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_storage_folder_is_507_in_one_line_and_the_service_stays_up(client, monkeypatch, caplog):
+    """Was: 500 'Internal Server Error' and a traceback in the log (seen on a real full tmpfs)."""
+    monkeypatch.setattr(client.app.state.core.storage, "put", _disk_full)
+    response = client.post("/api/studies", files=[file_field(US_IMAGES[0])])
+    assert response.status_code == 507, response.text
+    assert response.json()["detail"].startswith("the service's storage is full (no space left in the storage folder)")
+    assert "Traceback" not in caplog.text and "/tmp/" not in response.text
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("error, expected", [
+    (OSError(13, "Permission denied"), "cannot write to the storage folder"),
+    (OSError(30, "Read-only file system"), "cannot write to the storage folder"),
+    (Exception("(sqlite3.OperationalError) database or disk is full"), "full (no space left in the database)"),
+    (Exception("(psycopg.errors.DiskFull) could not extend file"), "full (no space left in the database)"),
+    (Exception("(sqlite3.OperationalError) attempt to write a readonly database"), "cannot write to the database"),
+    (OSError(2, "No such file or directory"), None),
+    (ValueError("something else"), None),
+])
+def test_storage_problems_are_told_apart_from_other_errors(error, expected):
+    from lesiondx.service.storage import storage_problem
+
+    found = storage_problem(error)
+    assert (found is None) if expected is None else (expected in found)
+
+
+def test_a_job_meeting_a_full_storage_folder_fails_with_that_reason_not_an_internal_error(client, monkeypatch, caplog):
+    """Was: 'internal error while processing (see service log)' and a traceback in the log."""
+    monkeypatch.setattr(client.app.state.core.storage, "work_dir", _disk_full)  # the upload itself fits
+    response = client.post("/api/studies", files=[file_field(US_IMAGES[0])])
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "failed"
+    assert study["failure"].startswith("the service's storage is full (no space left in the storage folder)")
+    assert "Traceback" not in caplog.text

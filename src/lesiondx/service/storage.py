@@ -11,6 +11,7 @@ Layout::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -32,6 +33,28 @@ def safe_name(name: str, default: str = "file") -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _SAFE_NAME.sub("_", base).strip("._")
     return cleaned[:120] or default
+
+
+_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_ACCESS = (errno.EACCES, errno.EPERM, errno.EROFS)
+_DB_SPACE = ("database or disk is full", "no space left", "could not extend file", "disk full")
+_DB_ACCESS = ("readonly database", "read-only", "unable to open database file", "permission denied")
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """One line for an error that comes from the storage folder or database running out of space or being
+    unwritable (``OSError`` ENOSPC/EDQUOT/EACCES/EPERM/EROFS, SQLite/PostgreSQL "disk is full", "readonly
+    database"...); None for any other error."""
+    if isinstance(exc, OSError) and exc.errno in _SPACE + _ACCESS:
+        full, where = exc.errno in _SPACE, "the storage folder"
+    else:
+        text = str(getattr(exc, "orig", None) or exc).lower()
+        full = any(marker in text for marker in _DB_SPACE)
+        if not full and not any(marker in text for marker in _DB_ACCESS):
+            return None
+        where = "the database"
+    return ("the service's storage is full (no space left in " + where + "): free space there" if full else
+            "the service cannot write to " + where + " (permission denied or read-only): check its owner and mode")
 
 
 class Storage:

@@ -418,7 +418,10 @@ class Supervisor:
                 slot.process.join(max(0.0, deadline - time.monotonic()))
                 if slot.process.is_alive():
                     slot.process.kill()
-                self._reap(slot, stopping=True)
+                try:
+                    self._reap(slot, stopping=True)
+                except Exception as exc:  # database unavailable: the job's lease expires and it is re-queued
+                    self._step_failed(exc)
 
 
 def pool_config(settings: Any) -> PoolConfig:

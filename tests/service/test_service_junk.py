@@ -306,3 +306,28 @@ def test_a_job_meeting_a_full_storage_folder_fails_with_that_reason_not_an_inter
     assert study["status"] == "failed"
     assert study["failure"].startswith("the service's storage is full (no space left in the storage folder)")
     assert "Traceback" not in caplog.text
+
+
+def _cut_jpeg_frame(path, keep: float = 0.5) -> bytes:
+    """The slice with its JPEG-lossless frame cut to ``keep`` of its length (a transfer cut short upstream)."""
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+
+    ds = pydicom.dcmread(path)
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    ds.PixelData = encapsulate([frame[: int(len(frame) * keep)]])
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def test_a_slice_whose_compressed_frame_was_cut_short_is_refused_and_the_series_goes_on(client):
+    """Was: accepted without a word (the JPEG decoder fills the missing half with noise) and analysed."""
+    files = [file_field(p, f"IM{i:04d}.dcm") for i, p in enumerate(CT_SERIES[:4])]
+    files.append(file_field(CT_SERIES[4], "IM0004.dcm", _cut_jpeg_frame(CT_SERIES[4])))
+    response = client.post("/api/studies", files=files)
+    assert response.status_code == 201, response.text
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "done" and study["n_files"] == 4
+    (error,) = study["errors"]
+    assert error["file"] == "file-005.dcm" and "frame(s) 1 cut short" in error["reason"]

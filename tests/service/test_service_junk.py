@@ -331,3 +331,30 @@ def test_a_slice_whose_compressed_frame_was_cut_short_is_refused_and_the_series_
     assert study["status"] == "done" and study["n_files"] == 4
     (error,) = study["errors"]
     assert error["file"] == "file-005.dcm" and "frame(s) 1 cut short" in error["reason"]
+
+
+def _database_down(*_args, **_kwargs):
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection to server at 127.0.0.1 failed: refused"))
+
+
+def test_the_database_down_is_503_in_one_line_and_retrying_loops_log_one_line(client, monkeypatch, caplog):
+    """Seen with a real PostgreSQL stopped under the service: 500 'Internal Server Error' to every API call and
+    about 50 tracebacks in the log within 3 s (the job, closer and export loops retrying). It recovered on its own."""
+    import logging
+
+    monkeypatch.setattr(client.app.state.core.db, "session", _database_down)
+    response = client.get("/api/studies")
+    assert response.status_code == 503 and response.json()["detail"].startswith("the service's database is unavailable")
+    from lesiondx.service.storage import log_failure
+
+    loop = logging.getLogger("lesiondx.test-loop")
+    for _ in range(20):  # a loop retrying every 0.5 s
+        try:
+            _database_down()
+        except Exception as exc:
+            log_failure(loop, "cannot claim a job", exc)
+    lines = [r for r in caplog.records if r.name == "lesiondx.test-loop"]
+    assert len(lines) == 1 and not lines[0].exc_info and "database is unavailable" in lines[0].getMessage()
+    assert "Traceback" not in caplog.text

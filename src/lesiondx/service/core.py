@@ -21,7 +21,7 @@ from .identity import Sealer, record_for
 from .ingest import Accepted, FileError, Triage, choose_task
 from .integrity import GAP_KIND, InstanceInfo, instance_info, series_gap_warnings
 from .settings import Settings, load_salt
-from .storage import Storage, safe_name
+from .storage import Storage, log_failure, safe_name
 from .supervisor import make_worker
 from .worker import Predictor, load_predictor
 
@@ -97,8 +97,8 @@ class ServiceCore:
         while not self._closer_stop.wait(interval):
             try:
                 self.close_quiet_studies()
-            except Exception:
-                log.exception("closing quiet studies failed")
+            except Exception as exc:
+                log_failure(log, "closing quiet studies failed", exc)
 
     # -- submission ----------------------------------------------------------------------------
     def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload",

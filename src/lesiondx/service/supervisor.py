@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from .db import Database, Study
 from .leases import LeaseKeeper, new_owner, pid_alive
-from .storage import Storage
+from .storage import Storage, log_failure
 from .worker import Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service.worker")
@@ -116,8 +116,8 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
                 break
             try:
                 study_id = db.claim_next(worker_id)
-            except Exception:  # database briefly locked/unreachable
-                log.exception("cannot claim a job")
+            except Exception as exc:  # database briefly locked/unreachable
+                log_failure(log, "cannot claim a job", exc)
                 study_id = None
             if study_id is None:
                 if extra:
@@ -186,7 +186,6 @@ class Supervisor:
         self.slots = [_Slot(i) for i in range(max(1, cfg.workers))]
         self._next_extra = 0.0
         self._spawned = 0
-        self._last_error, self._last_error_at = "", 0.0
         self._ctx = _context()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -234,16 +233,9 @@ class Supervisor:
             try:
                 self._step(leases)
             except Exception as exc:  # e.g. the database full or restarting: keep supervising, settle it next round
-                self._step_failed(exc)
+                log_failure(log, "supervising the worker processes failed (retrying every second)", exc)
                 self._stop.wait(1.0)
         self._shutdown(timeout=10.0)
-
-    def _step_failed(self, exc: Exception) -> None:
-        """One line (no traceback) per distinct error, at most once a minute while it repeats."""
-        line = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        if line != self._last_error or time.monotonic() - self._last_error_at > 60:
-            log.error("supervising the worker processes failed (%s); retrying every second", line)
-            self._last_error, self._last_error_at = line, time.monotonic()
 
     def _step(self, leases: LeaseKeeper) -> None:
         """One round: start, drain, reap and police the worker processes, renew leases, wait up to 0.1 s."""
@@ -421,7 +413,7 @@ class Supervisor:
                 try:
                     self._reap(slot, stopping=True)
                 except Exception as exc:  # database unavailable: the job's lease expires and it is re-queued
-                    self._step_failed(exc)
+                    log_failure(log, "supervising the worker processes failed (retrying every second)", exc)
 
 
 def pool_config(settings: Any) -> PoolConfig:

@@ -28,7 +28,7 @@ from lesiondx.progress import reporting
 from .db import Database, Study, utcnow
 from .leases import LeaseKeeper, new_owner
 from .results import normalize
-from .storage import Storage, safe_name, storage_problem
+from .storage import Storage, log_failure, safe_name, storage_problem
 from .viewer import ProgressFile, store_heatmaps, store_slices
 
 log = logging.getLogger("lesiondx.service.worker")
@@ -181,8 +181,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 study_id = self.db.claim_next(self.worker_id)
-            except Exception:  # database briefly locked/unreachable: retry later
-                log.exception("cannot claim a job")
+            except Exception as exc:  # database briefly locked/unreachable: retry later
+                log_failure(log, "cannot claim a job", exc)
                 study_id = None
             if study_id is None:
                 self._wake.wait(self.poll_seconds)

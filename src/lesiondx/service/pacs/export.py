@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from ..db import IdentityRecord, Study, StudyFile, utcnow
 from ..identity import StudyOriginals, originals_for_study, purge_expired
 from ..settings import PacsTarget
+from ..storage import log_failure
 from .build import build_result_objects
 
 log = logging.getLogger("lesiondx.service.pacs")
@@ -236,7 +237,7 @@ class Exporter(threading.Thread):
                 if study_id is not None:
                     export_once(self.core, study_id)
                     continue
-            except Exception:  # database briefly unavailable: try again later
-                log.exception("PACS exporter step failed")
+            except Exception as exc:  # database briefly unavailable: try again later
+                log_failure(log, "PACS exporter step failed", exc)
             self._wake.wait(self.poll_seconds)
             self._wake.clear()

@@ -173,3 +173,22 @@ def test_calling_ae_allowlist_rejects_unknown_senders(make_client):
         if assoc.is_established:
             assoc.release()
     assert results == {"STRANGER": False, "MODALITY": True}
+
+
+@needs_storescu
+def test_a_full_storage_folder_refuses_instances_with_one_log_line_each(make_client, tmp_path, monkeypatch, caplog):
+    """Was: a traceback in the log per refused instance (seen on a real full tmpfs: 30 for one series)."""
+    import errno
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(client.app.state.core.storage, "put", disk_full)
+    files = _with_sop_uids(CT_SERIES[:3], tmp_path / "send")
+    result = _storescu(port, files, "-xs", "-nh", "-v")
+    assert result.stderr.count("Refused: OutOfResources") == 3, result.stderr
+    lines = [r for r in caplog.records if r.name == "lesiondx.service.dicom_node" and r.levelname == "ERROR"]
+    assert len(lines) == 3 and all("storage is full" in r.getMessage() and not r.exc_info for r in lines)
+    assert "Traceback" not in caplog.text

@@ -7,6 +7,7 @@ every assertion about where the boxes land is exact. CT pixels: the bundled CT-M
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -212,12 +213,13 @@ def test_a_rerun_queued_during_a_send_is_not_overwritten_by_its_outcome(done_stu
         assert export_detail(s.get(Study, study_id))["state"] == "pending"  # ...the re-run's export still goes
 
 
-def test_export_sends_seg_sr_sc_to_a_storage_scp(done_study):
+@contextlib.contextmanager
+def fake_pacs(core: ServiceCore):
+    """A pynetdicom storage SCP taking SEG / SR / SC, made ``core``'s PACS; yields the datasets it receives."""
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import (ComprehensiveSRStorage, Comprehensive3DSRStorage,
                                       SecondaryCaptureImageStorage, SegmentationStorage)
 
-    core, study_id, study_uid, _ = done_study
     received: list[pydicom.Dataset] = []
     ae = AE(ae_title="FAKEPACS")
     for context in (ComprehensiveSRStorage, Comprehensive3DSRStorage, SecondaryCaptureImageStorage, SegmentationStorage):
@@ -231,17 +233,45 @@ def test_export_sends_seg_sr_sc_to_a_storage_scp(done_study):
     try:
         port = server.server_address[1]
         core.settings = Settings(**{**core.settings.__dict__, "pacs": PacsTarget("FAKEPACS", "127.0.0.1", port)})
-        assert queue_export(core, study_id)
-        from lesiondx.service.pacs.export import _claim
-
-        assert _claim(core) == study_id and export_once(core, study_id) == "sent"
+        yield received
     finally:
         server.shutdown()
+
+
+def test_export_sends_seg_sr_sc_to_a_storage_scp(done_study):
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, study_uid, _ = done_study
+    with fake_pacs(core) as received:
+        assert queue_export(core, study_id)
+        assert _claim(core) == study_id and export_once(core, study_id) == "sent"
     assert sorted(ds.Modality for ds in received) == ["OT", "SEG", "SR"]
     assert {str(ds.StudyInstanceUID) for ds in received} == {study_uid}
     with core.db.session() as s:
         detail = export_detail(s.get(Study, study_id))
     assert detail["state"] == "sent" and detail["version"] == 1 and detail["objects"] == {"SEG": 1, "SR": 1, "SC": 1}
+
+
+def test_an_export_given_up_on_an_unreachable_pacs_is_resent_at_the_next_start(done_study):
+    from lesiondx.service.pacs import Exporter
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, study_uid, _ = done_study
+    assert queue_export(core, study_id)
+    for _ in range(2):  # export_max_attempts=2, nobody listening
+        assert _claim(core) == study_id and export_once(core, study_id) == "failed"
+    with core.db.session() as s:
+        assert "gave up after 2 attempts" in export_detail(s.get(Study, study_id))["reason"]
+    with fake_pacs(core) as received:
+        core.exporter = exporter = Exporter(core, poll_seconds=0.1)
+        exporter.start()  # the service starts again, the PACS is back
+        deadline = time.monotonic() + 30
+        while len(received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        exporter.stop()
+    assert {str(ds.StudyInstanceUID) for ds in received} == {study_uid} and len(received) == 3
+    with core.db.session() as s:
+        assert export_detail(s.get(Study, study_id))["state"] == "sent"
 
 
 def test_retention_deletes_the_mapping_and_export_then_fails_with_the_reason(done_study):
@@ -324,3 +354,16 @@ def test_export_reasons_never_carry_original_identifiers(done_study):
     text = scrub(f"bad image {sop} of {NAME} in {study_uid} (other 1.2.3.4.5.6); PACS at 127.0.0.1:104", originals)
     assert NAME not in text and sop not in text and study_uid not in text and "1.2.3.4.5.6" not in text
     assert "127.0.0.1:104" in text
+
+
+def test_building_the_results_logs_no_original_identifier_even_at_debug(done_study, caplog):
+    """highdicom logs the SOP Instance UID of the images it copies the patient from (INFO) and of duplicate or
+    missing references (WARNING): with the originals restored for the PACS, those are the patient's own UIDs."""
+    import logging
+
+    core, study_id, study_uid, sops = done_study
+    caplog.set_level(logging.DEBUG)
+    objects = _objects(core, study_id)
+    assert objects["SEG"] and objects["SR"]
+    for original in (*sops, study_uid, NAME, PID, ACCESSION):
+        assert original not in caplog.text

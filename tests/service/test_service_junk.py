@@ -230,3 +230,131 @@ def test_an_instance_without_modality_or_pixels_is_called_incomplete_not_an_unsu
     ds.PatientID = "X"
     with pytest.raises(ImageReadError, match="incomplete or truncated DICOM instance"):
         accept_dataset("MODALITY message 1", ds, "salt")
+
+
+def _as_ultrasound(path) -> bytes:
+    """A bundled CT slice relabelled Modality US (SYNTHETIC: a test of routing only)."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.Modality = "US"
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("task, content, reason", [
+    ("us-liver", None, "a CT image, but task us-liver reads ultrasound"),
+    ("ct-covid", _as_ultrasound(CT_SERIES[0]), "an ultrasound (US) image, but task ct-covid reads CT"),
+    ("ct-liver", _as_ultrasound(CT_SERIES[0]), "an ultrasound (US) image, but task ct-liver reads CT"),
+])
+def test_dicom_of_the_wrong_modality_for_the_requested_task_is_422_naming_the_file(client, task, content, reason):
+    """Was: 201, queued, then 'failed: prediction failed: ValueError: too many values to unpack (expected 2)'."""
+    response = client.post("/api/studies", data={"task": task}, files=[file_field(CT_SERIES[0], "a.dcm", content)])
+    assert response.status_code == 422, response.text
+    assert reason in _reasons(response)["file-001.dcm"]
+    assert client.get("/api/studies").json() == []  # nothing queued
+
+
+def test_requested_task_keeps_the_files_of_its_modality_and_lists_the_others(client):
+    files = [file_field(US_IMAGES[0], "a.jpg"), file_field(CT_SERIES[0], "b.dcm")]
+    response = client.post("/api/studies", data={"task": "us-liver"}, files=files)
+    assert response.status_code == 201, response.text
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "done" and study["task"] == "us-liver" and study["n_files"] == 1
+    assert [e["file"] for e in study["errors"]] == ["file-002.dcm"]
+    assert "reads ultrasound" in study["errors"][0]["reason"]
+
+
+def _disk_full(*_args, **_kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_storage_folder_is_507_in_one_line_and_the_service_stays_up(client, monkeypatch, caplog):
+    """Was: 500 'Internal Server Error' and a traceback in the log (seen on a real full tmpfs)."""
+    monkeypatch.setattr(client.app.state.core.storage, "put", _disk_full)
+    response = client.post("/api/studies", files=[file_field(US_IMAGES[0])])
+    assert response.status_code == 507, response.text
+    assert response.json()["detail"].startswith("the service's storage is full (no space left in the storage folder)")
+    assert "Traceback" not in caplog.text and "/tmp/" not in response.text
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("error, expected", [
+    (OSError(13, "Permission denied"), "cannot write to the storage folder"),
+    (OSError(30, "Read-only file system"), "cannot write to the storage folder"),
+    (Exception("(sqlite3.OperationalError) database or disk is full"), "full (no space left in the database)"),
+    (Exception("(psycopg.errors.DiskFull) could not extend file"), "full (no space left in the database)"),
+    (Exception("(sqlite3.OperationalError) attempt to write a readonly database"), "cannot write to the database"),
+    (OSError(2, "No such file or directory"), None),
+    (ValueError("something else"), None),
+])
+def test_storage_problems_are_told_apart_from_other_errors(error, expected):
+    from lesiondx.service.storage import storage_problem
+
+    found = storage_problem(error)
+    assert (found is None) if expected is None else (expected in found)
+
+
+def test_a_job_meeting_a_full_storage_folder_fails_with_that_reason_not_an_internal_error(client, monkeypatch, caplog):
+    """Was: 'internal error while processing (see service log)' and a traceback in the log."""
+    monkeypatch.setattr(client.app.state.core.storage, "work_dir", _disk_full)  # the upload itself fits
+    response = client.post("/api/studies", files=[file_field(US_IMAGES[0])])
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "failed"
+    assert study["failure"].startswith("the service's storage is full (no space left in the storage folder)")
+    assert "Traceback" not in caplog.text
+
+
+def _cut_jpeg_frame(path, keep: float = 0.5) -> bytes:
+    """The slice with its JPEG-lossless frame cut to ``keep`` of its length (a transfer cut short upstream)."""
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+
+    ds = pydicom.dcmread(path)
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    ds.PixelData = encapsulate([frame[: int(len(frame) * keep)]])
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def test_a_slice_whose_compressed_frame_was_cut_short_is_refused_and_the_series_goes_on(client):
+    """Was: accepted without a word (the JPEG decoder fills the missing half with noise) and analysed."""
+    files = [file_field(p, f"IM{i:04d}.dcm") for i, p in enumerate(CT_SERIES[:4])]
+    files.append(file_field(CT_SERIES[4], "IM0004.dcm", _cut_jpeg_frame(CT_SERIES[4])))
+    response = client.post("/api/studies", files=files)
+    assert response.status_code == 201, response.text
+    study = wait_study(client, response.json()["id"])
+    assert study["status"] == "done" and study["n_files"] == 4
+    (error,) = study["errors"]
+    assert error["file"] == "file-005.dcm" and "frame(s) 1 cut short" in error["reason"]
+
+
+def _database_down(*_args, **_kwargs):
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection to server at 127.0.0.1 failed: refused"))
+
+
+def test_the_database_down_is_503_in_one_line_and_retrying_loops_log_one_line(client, monkeypatch, caplog):
+    """Seen with a real PostgreSQL stopped under the service: 500 'Internal Server Error' to every API call and
+    about 50 tracebacks in the log within 3 s (the job, closer and export loops retrying). It recovered on its own."""
+    import logging
+
+    monkeypatch.setattr(client.app.state.core.db, "session", _database_down)
+    response = client.get("/api/studies")
+    assert response.status_code == 503 and response.json()["detail"].startswith("the service's database is unavailable")
+    from lesiondx.service.storage import log_failure
+
+    loop = logging.getLogger("lesiondx.test-loop")
+    for _ in range(20):  # a loop retrying every 0.5 s
+        try:
+            _database_down()
+        except Exception as exc:
+            log_failure(loop, "cannot claim a job", exc)
+    lines = [r for r in caplog.records if r.name == "lesiondx.test-loop"]
+    assert len(lines) == 1 and not lines[0].exc_info and "database is unavailable" in lines[0].getMessage()
+    assert "Traceback" not in caplog.text

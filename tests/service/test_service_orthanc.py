@@ -14,6 +14,7 @@ has no bind-address setting).
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 import warnings
 
@@ -178,3 +179,55 @@ def test_orthanc_round_trip_partial_then_complete_then_resend(roundtrip, tmp_pat
     if len(studies) != 1:
         pytest.xfail("lesiondx filed the later sends as new studies: needs the reopen of closed studies (integrity)")
     assert studies[0]["export"]["version"] == 2  # partial = v1, complete = v2, identical resend: no new version
+
+
+def _until(check, timeout: float, what) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.3)
+
+
+def _patients(orthanc: Orthanc) -> list[str]:
+    return sorted(orthanc.get(f"/patients/{p}")["MainDicomTags"]["PatientID"] for p in orthanc.get("/patients"))
+
+
+@pytest.mark.parametrize("back_by", ["next study", "study sent again"])
+def test_results_given_up_while_the_pacs_was_down_reach_it_once_it_is_back(make_client, tmp_path, back_by):
+    """PACS (Orthanc) down for longer than the retries: the export gives up. Once Orthanc is back, the next
+    study's export goes through and the given-up one follows; or the study is sent again (storescu) and its
+    results go out. Filed under the study's own original patient and study. Was: given up for good (the study
+    sent again was dropped as duplicates and nothing went out either)."""
+    orthanc_dicom, orthanc_http, node = free_port(), free_port(), free_port()
+    client = make_client(pacs=PacsTarget("ORTHANC", "127.0.0.1", orthanc_dicom), export_retry_seconds=(0.2,),
+                         export_max_attempts=2, dicom_port=node, host="127.0.0.1", study_quiet_seconds=60)
+    (tmp_path / "send").mkdir()
+    first = with_new_uids(CT_SERIES[:4], PatientID="DOWN-1", PatientName="DOWN^ONE")
+    for i, blob in enumerate(first):
+        (tmp_path / "send" / f"a{i}.dcm").write_bytes(blob)
+
+    def storescu() -> None:
+        sent = subprocess.run(["storescu", "-xs", "-aet", "ORTHANC", "-aec", "LESIONDX", "127.0.0.1", str(node),
+                               *map(str, sorted((tmp_path / "send").glob("*.dcm")))], capture_output=True, text=True)
+        assert sent.returncode == 0, sent.stderr
+
+    storescu()
+    exported = lambda: [(s["export"] or {}) for s in (client.get(f"/api/studies/{x['id']}").json()  # noqa: E731
+                                                      for x in client.get("/api/studies").json())]
+    _until(lambda: any("gave up" in str(e.get("reason")) for e in exported()), 60, exported)
+    orthanc = Orthanc(tmp_path / "orthanc", http_port=orthanc_http, dicom_port=orthanc_dicom, lesiondx_aet="LESIONDX",
+                      lesiondx_port=node)
+    try:
+        if back_by == "next study":
+            second = with_new_uids(CT_SERIES[:4], PatientID="UP-2", PatientName="UP^TWO")
+            client.post("/api/studies", files=[("files", (f"b{i}.dcm", b, "application/dicom")) for i, b in enumerate(second)])
+        else:
+            storescu()
+        _until(lambda: "DOWN-1" in _patients(orthanc) and all(e.get("state") == "sent" for e in exported()), 90,
+               exported)
+        uid_one = str(pydicom.dcmread(io.BytesIO(first[0]), stop_before_pixels=True).StudyInstanceUID)
+        (study,) = [s for s in orthanc.get("/studies")
+                    if orthanc.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"] == uid_one]
+        assert {"SR", "OT"} <= set(result_series(orthanc, study))
+    finally:
+        orthanc.stop()

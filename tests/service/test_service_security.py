@@ -300,3 +300,29 @@ def test_host_and_origin_rules_behind_a_proxy_and_with_wildcards():
     assert cross_site_reason({"host": "lesiondx.lan", "origin": "https://lesiondx.lan.evil.example"})
     assert cross_site_reason({"host": "[::1]:8000", "origin": "http://[::1]:8000"}) is None
     assert cross_site_reason({"host": "127.0.0.1:8000", "referer": "http://127.0.0.1:8000/studies/x"}) is None
+
+
+@pytest.mark.parametrize("which", ["--dicom-port", "--port"])
+def test_cli_serve_with_a_port_in_use_says_so_in_one_line(tmp_path, monkeypatch, which):
+    """A port already taken (another PACS tool, a second lesiondx) is refused before anything starts; the DICOM
+    port used to end the start-up with pynetdicom's traceback."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+    from service_helpers import free_port
+
+    monkeypatch.setenv("LESIONDX_PREDICTOR", "lesiondx.service.testing:stub_predictor")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = {"--port": str(free_port()), "--dicom-port": str(free_port()), which: str(busy)}
+        result = CliRunner().invoke(app, ["serve", "--storage", str(tmp_path / "s"), *(x for kv in ports.items() for x in kv)])
+    what = "DICOM" if which == "--dicom-port" else "HTTP"
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: cannot listen for {what} on 127.0.0.1:{busy}: address already in use (another program (or another "
+        f"lesiondx) listens there); choose another {which}" + (" (or --dicom-host)" if what == "DICOM" else "")]
+    assert not (tmp_path / "s" / "lesiondx.sqlite3").exists()  # nothing started

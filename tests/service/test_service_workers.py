@@ -237,3 +237,37 @@ def test_after_job_hook_runs_in_the_service_process_for_successful_jobs_only(tmp
         supervisor.stop()
         db.dispose()
     assert called == [(ok, os.getpid())]  # e.g. the PACS export: here, not in the worker process
+
+
+def test_the_supervisor_outlives_a_database_error_and_settles_the_job_when_the_database_is_back(tmp_path):
+    """Seen with a full disk ('database or disk is full' while settling a crashed job): the supervising thread
+    died, so no job ever ran again and no worker was restarted until the service was restarted."""
+    from sqlalchemy.exc import OperationalError
+
+    from lesiondx.service.supervisor import PoolConfig, Supervisor
+
+    storage = tmp_path / "store"
+    crash, ok = _queue_uploads(storage, ["crash.jpg", "liver.jpg"])
+    db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    real_fail, failures = db.fail_claimed, []
+
+    def fail_claimed(*args, **kwargs):
+        if len(failures) < 2:  # the database refuses writes twice, then is back
+            failures.append(args)
+            raise OperationalError("UPDATE studies", {}, Exception("database or disk is full"))
+        return real_fail(*args, **kwargs)
+
+    db.fail_claimed = fail_claimed
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(storage), predictor_spec=MISBEHAVING, workers=1,
+                                           poll_seconds=0.1))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 90
+        while {_rows(storage)[crash].status, _rows(storage)[ok].status} != {"failed", "done"}:
+            assert supervisor.alive, "the supervising thread died"
+            assert time.monotonic() < deadline, {k: v.status for k, v in _rows(storage).items()}
+            time.sleep(0.2)
+    finally:
+        supervisor.stop()
+        db.dispose()
+    assert len(failures) == 2 and "crashed" in _rows(storage)[crash].failure

@@ -8,6 +8,7 @@ Test hook: ``create_app(settings, predictor=...)`` replaces the real models (whi
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 import fastapi_offline
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from lesiondx import __version__
 from lesiondx.io import AUTO, parse_window_option
@@ -28,9 +30,10 @@ from lesiondx.io import AUTO, parse_window_option
 from .auth import Actor, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
 from .db import AuditEvent, Study
-from .ingest import FileError, Triage, pseudonyms, triage_file
+from .ingest import FileError, Triage, choose_task, pseudonyms, triage_file
 from .pacs.export import export_detail
 from .settings import Settings
+from .storage import storage_problem
 from .websafety import WebSafety, page_csp, scrub_paths
 from .model_cards import render_cards
 from .viewer import list_fields, progress_of, router as viewer_router
@@ -168,6 +171,16 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """507 (storage full) or 503 (not writable) with one line, for errors of the storage folder or database;
+    any other error goes on to the server's 500."""
+    reason = storage_problem(exc)
+    if reason is None:
+        raise exc
+    logging.getLogger("lesiondx.service").error("%s %s refused: %s", request.method, request.url.path, reason)
+    return JSONResponse({"detail": reason}, status_code=507 if "full" in reason else 503)
+
+
 def render_pages() -> dict[str, str]:
     """The web pages, rendered once: each extends ``web/_layout.html`` (header, nav, disclaimer)."""
     env = Environment(loader=FileSystemLoader(WEB), autoescape=True)
@@ -195,6 +208,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     bound = () if settings.host in ("0.0.0.0", "::", "") else (settings.host.lower(),)
     app.add_middleware(WebSafety, allowed_hosts=settings.allowed_hosts + bound)  # outermost: runs first
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    for error in (OSError, OperationalError):
+        app.add_exception_handler(error, storage_error)
     app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
@@ -237,6 +252,11 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             data = upload_file.file.read(settings.max_file_bytes + 1)
             triage.extend(triage_file(name, data, core.salt, policy=core.ingest_policy))
         client = request.client.host if request.client else None
+        if task is not None and triage.accepted:
+            _, misfits, fitting = choose_task(triage.accepted, task)
+            if not fitting:  # e.g. only CT sent to us-liver: refused like junk, nothing queued
+                triage.errors.extend(misfits)
+                triage.accepted.clear()
         if not triage.accepted:
             core.db.audit(who, "upload_rejected", detail=f"{len(files)} file(s), none usable", client=client)
             errors = [_scrubbed_error(e.to_dict()) for e in triage.errors]

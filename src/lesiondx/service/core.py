@@ -21,7 +21,7 @@ from .identity import Sealer, record_for
 from .ingest import Accepted, FileError, Triage, choose_task
 from .integrity import GAP_KIND, InstanceInfo, instance_info, series_gap_warnings
 from .settings import Settings, load_salt
-from .storage import Storage, safe_name
+from .storage import Storage, log_failure, safe_name
 from .supervisor import make_worker
 from .worker import Predictor, load_predictor
 
@@ -97,8 +97,8 @@ class ServiceCore:
         while not self._closer_stop.wait(interval):
             try:
                 self.close_quiet_studies()
-            except Exception:
-                log.exception("closing quiet studies failed")
+            except Exception as exc:
+                log_failure(log, "closing quiet studies failed", exc)
 
     # -- submission ----------------------------------------------------------------------------
     def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload",
@@ -244,7 +244,8 @@ class ServiceCore:
         return closed
 
     def close_studies(self, study_ids: set[str]) -> list[str]:
-        """Queue the given ``receiving`` studies now (their association was released)."""
+        """Queue the given ``receiving`` studies now (their association was released); the others, sent again
+        whole (every instance already held), get their PACS export queued again if it had given up."""
         closed: list[str] = []
         with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving", Study.id.in_(list(study_ids)))):
@@ -252,6 +253,10 @@ class ServiceCore:
                 closed.append(study.id)
         if closed:
             self.worker.wake()
+        if self.settings.pacs is not None and set(study_ids) - set(closed):
+            from .pacs.export import resume_given_up
+
+            resume_given_up(self, set(study_ids) - set(closed))
         return closed
 
     def _queue_received(self, study: Study) -> None:

@@ -27,6 +27,7 @@ from lesiondx.io import ImageReadError
 
 from .ingest import FileError, accept_dataset
 from .pacs.content import AI_MARK
+from .storage import storage_problem
 
 log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
@@ -91,8 +92,12 @@ class DicomNode:
             return STATUS_CANNOT_UNDERSTAND
         try:
             self._record(event, item, calling)
-        except Exception:
-            log.exception("storing a received instance failed")
+        except Exception as exc:
+            reason = storage_problem(exc)
+            if reason is None:
+                log.exception("storing a received instance failed")
+            else:  # one line per instance, no traceback: the sender is told 0xA700 and may resend later
+                log.error("refused an instance from %s (answered 0xA700 out of resources): %s", calling, reason)
             return 0xA700  # out of resources
         return STATUS_OK
 

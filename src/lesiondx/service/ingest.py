@@ -261,6 +261,10 @@ def accept_dataset(name: str, ds: Dataset, salt: str, policy: IngestPolicy | Non
             pixels = ds.pixel_array
     except Exception as exc:  # truncated pixel data, missing decoder, corrupt JPEG stream
         raise ImageReadError(name, f"corrupt DICOM pixel data ({type(exc).__name__}: {exc})"[:500]) from exc
+    cut = cut_frames(ds)
+    if cut:
+        raise ImageReadError(name, f"corrupt DICOM pixel data: compressed frame(s) {cut} cut short (no end-of-image "
+                                   "marker; the decoder would fill the rest of the image with noise)")
     region = _region_from_text(ds) if modality == "CT" else None
     if modality == "CT" and region is None:
         region = _region_from_pixels(ds, pixels)
@@ -281,6 +285,26 @@ def accept_dataset(name: str, ds: Dataset, salt: str, policy: IngestPolicy | Non
                     study_uid=str(ds.get("StudyInstanceUID", "") or "") or None,
                     series_uid=str(ds.get("SeriesInstanceUID", "") or "") or None, region=region,
                     warnings=(warning,) if warning else (), original=original)
+
+
+MARKER_ENDED = ("1.2.840.10008.1.2.4.5", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.8", "1.2.840.10008.1.2.4.9",
+                "1.2.840.10008.1.2.4.20")  # JPEG, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K: streams end with FFD9
+
+
+def cut_frames(ds: Dataset) -> str:
+    """Which compressed frames (1-based, e.g. ``"1"`` or ``"2, 5"``) lack the end-of-image / end-of-codestream
+    marker FFD9 their transfer syntax ends every frame with: a stream cut short, which decoders accept and fill
+    with noise. '' when none, or when the transfer syntax has no such marker (uncompressed, RLE, deflate)."""
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if not syntax.startswith(MARKER_ENDED):
+        return ""
+    from pydicom.encaps import generate_frames
+
+    try:
+        frames = list(generate_frames(ds.PixelData, number_of_frames=_int(ds.get("NumberOfFrames"), 1)))
+    except Exception:
+        return ""  # the decoder read it: leave the layout to it
+    return ", ".join(str(i) for i, frame in enumerate(frames, 1) if not frame.rstrip(b"\x00").endswith(b"\xff\xd9"))
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -322,12 +346,15 @@ def choose_task(accepted: list[Accepted], requested: str | None) -> tuple[str | 
     """The task for a batch and the files that fit it; files of another kind become errors.
 
     US and PNG/JPG → ``us-liver``; CT chest → ``ct-covid``; CT abdomen → ``ct-liver``. A requested
-    task wins for every file (the user knows best), except that CT never goes to us-liver.
+    task wins for every file (the user knows best: a chest CT may go to ct-liver, PNG/JPG slices to a CT
+    task), except that a DICOM image's modality must be the task's: CT never goes to us-liver, US never
+    to a CT task (each such file becomes an error naming it).
     """
     if requested:
         if requested not in TASK_MODULES:
             return None, [FileError("*", f"unknown task {requested!r}; choose one of {', '.join(TASK_MODULES)}")], []
-        return requested, [], list(accepted)
+        reasons = [(item, _modality_mismatch(item, requested)) for item in accepted]
+        return requested, [FileError(i.name, why) for i, why in reasons if why], [i for i, why in reasons if not why]
     ct_region = _majority_region(accepted)
     by_task: dict[str, list[Accepted]] = {}
     for item in accepted:
@@ -338,6 +365,15 @@ def choose_task(accepted: list[Accepted], requested: str | None) -> tuple[str | 
     errors = [FileError(item.name, f"belongs to task {t} but this batch is {task}; upload it separately")
               for t, items in by_task.items() if t != task for item in items]
     return task, errors, by_task[task]
+
+
+def _modality_mismatch(item: Accepted, task: str) -> str:
+    """Why a DICOM image cannot go to the requested ``task`` ('' when it can)."""
+    if item.kind != "dicom" or item.modality not in ("CT", "US") or (item.modality == "US") == (task == "us-liver"):
+        return ""
+    if item.modality == "CT":
+        return f"a CT image, but task {task} reads ultrasound: send CT with task ct-covid or ct-liver, or without a task"
+    return f"an ultrasound (US) image, but task {task} reads CT: send it with task us-liver, or without a task"
 
 
 def _majority_region(accepted: list[Accepted]) -> str | None:

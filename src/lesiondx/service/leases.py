@@ -16,6 +16,7 @@ import socket
 import time
 
 from .db import Database
+from .storage import log_failure
 
 log = logging.getLogger("lesiondx.service.worker")
 HOST = socket.gethostname()[:32].replace(":", "_") or "host"
@@ -73,5 +74,5 @@ class LeaseKeeper:
         try:
             self.db.heartbeat(self.owner)
             self.sweep()
-        except Exception:  # database briefly unreachable: the next tick retries
-            log.exception("cannot renew job leases")
+        except Exception as exc:  # database briefly unreachable: the next tick retries
+            log_failure(log, "cannot renew job leases", exc)

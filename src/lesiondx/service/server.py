@@ -8,9 +8,11 @@ live worker, once their lease expires) re-queues without charging them an attemp
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -27,6 +29,26 @@ def build_settings(*, host: str, port: int, db: str | None, storage: Path, dicom
     return settings
 
 
+def check_can_listen(host: str, port: int, what: str, option: str) -> None:
+    """Raise :class:`SettingsError` (one line) when ``host:port`` cannot be bound: port in use, address not of this
+    machine, privileged port. Checked before anything starts, so a clash is not a traceback from the app's start-up."""
+    if not port:
+        return  # 0: the system picks a free port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no clash
+            probe.bind(address)
+    except OSError as exc:
+        hint = {errno.EADDRINUSE: "another program (or another lesiondx) listens there",
+                errno.EACCES: "ports below 1024 need privileges",
+                errno.EADDRNOTAVAIL: "that address is not one of this machine's"}.get(exc.errno, "")
+        reason = (exc.strerror or str(exc)).lower()
+        raise SettingsError(f"cannot listen for {what} on {host}:{port}: {reason}"
+                            f"{f' ({hint})' if hint else ''}; choose another {option}") from None
+
+
 def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = None,
                storage: Path = Path("lesiondx-data"), dicom_port: int | None = None,
                dicom_aet: str = "LESIONDX", dicom_host: str | None = None) -> None:
@@ -41,6 +63,9 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per association otherwise
     settings = build_settings(host=host, port=port, db=db, storage=storage, dicom_port=dicom_port,
                               dicom_aet=dicom_aet, dicom_host=dicom_host)
+    check_can_listen(host, port, "HTTP", "--port")
+    if settings.dicom_port is not None:
+        check_can_listen(settings.dicom_host, settings.dicom_port, "DICOM", "--dicom-port (or --dicom-host)")
     app = create_app(settings)
     log = logging.getLogger("lesiondx.service")
     log.info("lesiondx service on http://%s:%d (storage %s, database %s)", host, port, settings.storage,
@@ -85,4 +110,4 @@ def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), 
     core.db.dispose()
 
 
-__all__ = ["SettingsError", "build_settings", "run_server", "run_worker"]
+__all__ = ["SettingsError", "build_settings", "check_can_listen", "run_server", "run_worker"]

@@ -11,11 +11,14 @@ Layout::
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -32,6 +35,56 @@ def safe_name(name: str, default: str = "file") -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _SAFE_NAME.sub("_", base).strip("._")
     return cleaned[:120] or default
+
+
+_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_ACCESS = (errno.EACCES, errno.EPERM, errno.EROFS)
+_DB_SPACE = ("database or disk is full", "no space left", "could not extend file", "disk full")
+_DB_ACCESS = ("readonly database", "read-only", "unable to open database file", "permission denied")
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """One line for an error that comes from the storage folder or database running out of space or being
+    unwritable (``OSError`` ENOSPC/EDQUOT/EACCES/EPERM/EROFS, SQLite/PostgreSQL "disk is full", "readonly
+    database"...) or from the database being unreachable (stopped, restarting); None for any other error."""
+    if isinstance(exc, OSError) and exc.errno in _SPACE + _ACCESS:
+        full, where = exc.errno in _SPACE, "the storage folder"
+    else:
+        text = str(getattr(exc, "orig", None) or exc).lower()
+        full = any(marker in text for marker in _DB_SPACE)
+        if not full and not any(marker in text for marker in _DB_ACCESS):
+            return UNREACHABLE if _db_unreachable(exc) else None
+        where = "the database"
+    return ("the service's storage is full (no space left in " + where + "): free space there" if full else
+            "the service cannot write to " + where + " (permission denied or read-only): check its owner and mode")
+
+
+UNREACHABLE = "the service's database is unavailable (stopped, restarting or unreachable): try again shortly"
+
+
+def _db_unreachable(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
+
+    return isinstance(exc, (OperationalError, InvalidatePoolError)) or (
+        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated))
+
+
+_last_logged: dict[str, float] = {}
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failure of a retrying loop at most once a minute per ``what`` and error (loops retry every second or
+    faster): storage or database trouble (:func:`storage_problem`) as one line without traceback, any other
+    error with its traceback (``logger.exception``)."""
+    reason = storage_problem(exc)
+    key, now = f"{what}|{reason or type(exc).__name__ + str(exc)[:200]}", time.monotonic()
+    if now - _last_logged.get(key, -1e9) < 60:
+        return
+    _last_logged[key] = now
+    if reason is None:
+        logger.error(what, exc_info=exc)
+    else:
+        logger.error("%s: %s", what, reason)
 
 
 class Storage:

@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from .db import Database, Study
 from .leases import LeaseKeeper, new_owner, pid_alive
-from .storage import Storage
+from .storage import Storage, log_failure
 from .worker import Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service.worker")
@@ -116,8 +116,8 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
                 break
             try:
                 study_id = db.claim_next(worker_id)
-            except Exception:  # database briefly locked/unreachable
-                log.exception("cannot claim a job")
+            except Exception as exc:  # database briefly locked/unreachable
+                log_failure(log, "cannot claim a job", exc)
                 study_id = None
             if study_id is None:
                 if extra:
@@ -230,29 +230,37 @@ class Supervisor:
         except Exception:
             log.exception("cannot re-queue interrupted jobs")
         while not self._stop.is_set():
-            now = time.monotonic()
-            for slot in self.slots:
-                if slot.process is None:
-                    if now >= slot.not_before:
-                        self._spawn(slot)
-                    continue
-                self._drain(slot)
-                if not slot.process.is_alive():
-                    self._reap(slot)
-                else:
-                    self._enforce_limits(slot, now)
-            self.slots = [s for s in self.slots if not (s.extra and s.process is None)]
-            self._add_extra_if_stuck(now)
-            if self._wake.is_set():
-                self._wake.clear()
-                self._send_all("wake", idle_only=True)
-            leases.tick()
-            handles = [h for s in self.slots if s.process is not None for h in (s.conn, s.process.sentinel)]
-            if handles:
-                wait(handles, timeout=0.1)
-            else:
-                self._stop.wait(0.1)
+            try:
+                self._step(leases)
+            except Exception as exc:  # e.g. the database full or restarting: keep supervising, settle it next round
+                log_failure(log, "supervising the worker processes failed (retrying every second)", exc)
+                self._stop.wait(1.0)
         self._shutdown(timeout=10.0)
+
+    def _step(self, leases: LeaseKeeper) -> None:
+        """One round: start, drain, reap and police the worker processes, renew leases, wait up to 0.1 s."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process is None:
+                if now >= slot.not_before:
+                    self._spawn(slot)
+                continue
+            self._drain(slot)
+            if not slot.process.is_alive():
+                self._reap(slot)
+            else:
+                self._enforce_limits(slot, now)
+        self.slots = [s for s in self.slots if not (s.extra and s.process is None)]
+        self._add_extra_if_stuck(now)
+        if self._wake.is_set():
+            self._wake.clear()
+            self._send_all("wake", idle_only=True)
+        leases.tick()
+        handles = [h for s in self.slots if s.process is not None for h in (s.conn, s.process.sentinel)]
+        if handles:
+            wait(handles, timeout=0.1)
+        else:
+            self._stop.wait(0.1)
 
     def _add_extra_if_stuck(self, now: float) -> None:
         """No study waits behind slow jobs for long: when every worker has been on its job for over
@@ -374,14 +382,14 @@ class Supervisor:
         """Post-processing of a successful job (PACS export) in the service process, off this thread."""
         if self.on_done is None or self._after is None:
             return
-        with self.db.session() as s:
-            study = s.get(Study, study_id)
-            if study is None or study.status != "done":
-                return
         self._after.submit(self._call_on_done, study_id)
 
     def _call_on_done(self, study_id: str) -> None:
         try:
+            with self.db.session() as s:
+                study = s.get(Study, study_id)
+                if study is None or study.status != "done":
+                    return
             self.on_done(study_id)  # type: ignore[misc]
         except Exception:
             log.exception("post-processing (PACS export) failed for %s", study_id)
@@ -402,7 +410,10 @@ class Supervisor:
                 slot.process.join(max(0.0, deadline - time.monotonic()))
                 if slot.process.is_alive():
                     slot.process.kill()
-                self._reap(slot, stopping=True)
+                try:
+                    self._reap(slot, stopping=True)
+                except Exception as exc:  # database unavailable: the job's lease expires and it is re-queued
+                    log_failure(log, "supervising the worker processes failed (retrying every second)", exc)
 
 
 def pool_config(settings: Any) -> PoolConfig:

@@ -28,7 +28,7 @@ from lesiondx.progress import reporting
 from .db import Database, Study, utcnow
 from .leases import LeaseKeeper, new_owner
 from .results import normalize
-from .storage import Storage, safe_name
+from .storage import Storage, log_failure, safe_name, storage_problem
 from .viewer import ProgressFile, store_heatmaps, store_slices
 
 log = logging.getLogger("lesiondx.service.worker")
@@ -181,8 +181,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 study_id = self.db.claim_next(self.worker_id)
-            except Exception:  # database briefly locked/unreachable: retry later
-                log.exception("cannot claim a job")
+            except Exception as exc:  # database briefly locked/unreachable: retry later
+                log_failure(log, "cannot claim a job", exc)
                 study_id = None
             if study_id is None:
                 self._wake.wait(self.poll_seconds)
@@ -198,9 +198,14 @@ class Worker:
         """:meth:`run_job`, turning an unexpected error outside the predictor into the study's failure."""
         try:
             self.run_job(study_id)
-        except Exception:  # never let one job kill the worker
-            log.exception("job %s crashed outside the predictor", study_id)
-            self._finish(study_id, failure="internal error while processing (see service log)")
+        except Exception as exc:  # never let one job kill the worker
+            full = storage_problem(exc)  # not the study's fault: say so in one line, no traceback
+            if full is None:
+                log.exception("job %s crashed outside the predictor", study_id)
+            else:
+                log.error("job %s failed: %s", study_id, full)
+            self._finish(study_id, failure=f"{full}; then send the study again" if full else
+                         "internal error while processing (see service log)")
 
     def run_job(self, study_id: str) -> None:
         """Process one claimed (``running``) study."""
@@ -234,9 +239,9 @@ class Worker:
                     shown[str(path)] = shown[str(path.resolve())] = name
                 entries, raw = normalize(output, results_dir, task=task, inputs=shown)
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+                reason = storage_problem(exc) or f"{type(exc).__name__}: {exc}".strip()[:2000]
                 # bad input: the reason only
-                trace = "" if isinstance(exc, ImageReadError) else "\n" + traceback.format_exc()
+                trace = "" if isinstance(exc, ImageReadError) or storage_problem(exc) else "\n" + traceback.format_exc()
                 log.warning("prediction failed for %s: %s%s", study_id, reason, trace)
                 self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
                 return

@@ -6,7 +6,9 @@ while attempts remain, ``next_try_at``; waits from ``settings.export_retry_secon
 repeating, at most ``settings.export_max_attempts`` attempts). :func:`queue_export` (called after
 every successful job, including a re-run of a reopened study) puts a study back to ``pending``; the
 :class:`Exporter` thread sends due exports, and at start re-queues exports a dead process left
-``sending``. It also deletes expired identity mappings (``settings.retention_days``).
+``sending``. Exports that gave up on an unreachable PACS are queued again once it takes results (the next
+successful send) and at start-up; any given-up export of a study its sender sends again (instances it already
+holds) is queued again when that association ends. It also deletes expired identity mappings (``settings.retention_days``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +30,7 @@ from sqlalchemy import select, update
 from ..db import IdentityRecord, Study, StudyFile, utcnow
 from ..identity import StudyOriginals, originals_for_study, purge_expired
 from ..settings import PacsTarget
+from ..storage import log_failure
 from .build import build_result_objects
 
 log = logging.getLogger("lesiondx.service.pacs")
@@ -157,7 +161,10 @@ def export_once(core: Any, study_id: str) -> str:
         reason = scrub(f"{type(exc).__name__}: {exc}", originals)[:300]
         waits = core.settings.export_retry_seconds or (60.0,)
         if attempts >= core.settings.export_max_attempts:
-            _set_state(core, study_id, "failed", after_send=True, reason=f"{reason} (gave up after {attempts} attempts)")
+            unreachable = isinstance(exc, ConnectionError)  # no association: nothing wrong with the objects
+            _set_state(core, study_id, "failed", after_send=True, resume_when_pacs_back=unreachable,
+                       reason=f"{reason} (gave up after {attempts} attempts" + (
+                           "; sent again once the PACS takes results)" if unreachable else ")"))
         else:
             wait = waits[min(attempts - 1, len(waits) - 1)] if attempts > 0 else waits[0]
             _set_state(core, study_id, "failed", after_send=True, reason=reason, next_at=utcnow() + timedelta(seconds=wait))
@@ -170,7 +177,25 @@ def export_once(core: Any, study_id: str) -> str:
     counts = {"SEG": built.count("SEG"), "SR": built.count("SR"), "SC": built.count("OT")}
     _set_state(core, study_id, "sent", after_send=True, sent_at=_iso(utcnow()), objects=counts,
                skipped=[scrub(text, originals) for text in built.skipped], reason=None)
+    resume_given_up(core)  # the PACS takes results again
     return "sent"
+
+
+def resume_given_up(core: Any, study_ids: Collection[str] | None = None) -> list[str]:
+    """Queue again exports that gave up, returning their ids: without ``study_ids`` those that gave up because
+    the PACS was unreachable (called once the PACS takes results again, and at start-up: a PACS down longer than
+    the retries must not lose results); with ``study_ids`` any of those done studies' (their sender sent them
+    again: the PACS or its configuration may have been mended)."""
+    query = select(Study).where(Study.export_state == "failed", Study.export_next_at.is_(None))
+    if study_ids is not None:
+        query = query.where(Study.id.in_(list(study_ids)), Study.status == "done")
+    with core.db.session() as s:
+        ids = [study.id for study in s.scalars(query)
+               if study_ids is not None or (export_detail(study) or {}).get("resume_when_pacs_back")]
+    resumed = [study_id for study_id in ids if queue_export(core, study_id)]
+    if resumed:
+        log.info("PACS export: %d study(ies) that had given up queued again", len(resumed))
+    return resumed
 
 
 class Exporter(threading.Thread):
@@ -188,6 +213,8 @@ class Exporter(threading.Thread):
         with self.core.db.session() as s, s.begin():
             s.execute(update(Study).where(Study.export_state == "sending")
                       .values(export_state="pending", export_next_at=utcnow()))
+        if self.core.settings.pacs is not None:
+            resume_given_up(self.core)
         super().start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -210,7 +237,7 @@ class Exporter(threading.Thread):
                 if study_id is not None:
                     export_once(self.core, study_id)
                     continue
-            except Exception:  # database briefly unavailable: try again later
-                log.exception("PACS exporter step failed")
+            except Exception as exc:  # database briefly unavailable: try again later
+                log_failure(log, "PACS exporter step failed", exc)
             self._wake.wait(self.poll_seconds)
             self._wake.clear()

@@ -213,8 +213,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
 
 def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:
     """``label`` and ``caveat`` for a negative call on a series that does not cover the lungs: slices missing (a
-    position gap found by the gate) or lungs going on beyond its first or last slice. No pneumonia was found in the
-    slices given, which does not speak for the rest. A positive call stands (a lesion found is found); a complete
+    position gap found by the gate) or lungs going on beyond its first or last slice. The slices given do not meet
+    the positive rule, which does not speak for the rest. A positive call stands (a lesion found is found); a complete
     series gets nothing."""
     if decision:
         return {}
@@ -225,5 +225,5 @@ def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:
     missing = (f"{gap:.0f} mm of the series is missing between two slices" if gap is not None
                else "the lungs go on beyond the first or last slice")
     return {"label": "not assessable (incomplete series)",
-            "caveat": f"no pneumonia pattern in the slices given, but {missing}: a negative call does not cover the "
-                      "lungs outside them; send the whole chest series"}
+            "caveat": f"the slices given do not meet the rule for a positive call, but {missing}: a negative call "
+                      "does not cover the lungs outside them; send the whole chest series"}

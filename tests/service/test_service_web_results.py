@@ -86,7 +86,8 @@ def test_refused_input_is_said_without_the_exception_class(browser, live_server)
 
     server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:refusing_predictor"}).start()
     with server.client() as http:
-        study = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES], data={"task": "us-liver"}).json()["id"])
+        # an ultrasound image (a CT sent to us-liver is now refused at upload, 422): the double refuses it as a reader would
+        study = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])], data={"task": "us-liver"}).json()["id"])
     assert study["status"] == "failed" and study["failure"].startswith("prediction failed: ImageReadError: ")
     browser.get(f"{server.url}/studies/{study['id']}")
     WebDriverWait(browser, 30, poll_frequency=0.2).until(lambda d: d.find_element(By.ID, "failure").text)

@@ -417,6 +417,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             frame, source, peak = frame_for(bundle, item.grey, roi)
         except ImageReadError as exc:
             raise ImageReadError(item.path, "no lesion found by the segmenter; give roi='x,y,w,h'") from exc
+        except ValueError as exc:  # the user's ROI cannot be used on this frame
+            raise ImageReadError(item.path, str(exc)) from exc
         fields = result_fields([item.verdict], item.warnings)
         if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
             overlay = None

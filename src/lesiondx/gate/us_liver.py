@@ -1,6 +1,7 @@
 """us-liver input gate: a greyscale B-mode ultrasound frame (DICOM Modality US, or a raster the modality
-probe calls ultrasound), not a CT slice; colour (Doppler, colour maps) is flagged; an image much smaller
-than the AUL frames the model was fitted on (440–1388 px wide) is flagged below 200 px on its shorter side.
+probe calls ultrasound), not a CT slice; colour (Doppler, colour maps) is flagged; a frame smaller than every
+AUL frame the model was fitted on (the smallest: 440 px wide, 341 px high) is flagged: downscaled or exported
+teaching frames were not validated (300×225 px ones gave AUC ≈ 0.48, models/us-liver/MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from .checks import modality_check, photometric_check
 from .verdict import Check, GateVerdict, combine
 
 TASK = "us-liver"
-MIN_SIDE = 200  # px
+MIN_COLS, MIN_ROWS = 440, 341  # px: the narrowest and the lowest AUL frame of the developer part
 
 
 def size_check(image: MedicalImage) -> Check:
     rows, cols = image.pixels.shape[-2:]
     value = {"rows": int(rows), "cols": int(cols)}
-    if min(rows, cols) < MIN_SIDE:
-        return Check("size", "flagged", value, f"{cols}×{rows} px is smaller than the frames the model was validated on")
+    if cols < MIN_COLS or rows < MIN_ROWS:
+        return Check("size", "flagged", value,
+                     f"{cols}×{rows} px is smaller than every frame the model was trained on (at least "
+                     f"{MIN_COLS}×{MIN_ROWS} px); downscaled or exported frames were not validated")
     return Check("size", "ok", value)
 
 

@@ -54,3 +54,9 @@ def test_unusable_user_roi_is_refused_naming_the_frame(frame: Path, roi: str, re
 def test_a_lesion_box_inside_the_sector_still_scores(frame: Path):
     r = task.predict([frame], "default", None, roi="400,300,120,100", cam=False)["results"][0]
     assert r["roi_source"] == "user" and r["box"] == [400, 300, 520, 400] and 0 <= r["probability"] <= 1
+
+
+def test_one_roi_for_several_files_is_refused(frame: Path):
+    other = frame.with_name("benign_001.jpg")  # another patient's frame: the box would miss its lesion
+    with pytest.raises(ImageReadError, match="lesion box of one image"):
+        task.predict([frame, other], "default", None, roi="400,300,120,100", cam=False)

@@ -11,7 +11,7 @@ import numpy as np
 
 from lesiondx.data import Box
 from lesiondx.io import ImageReadError
-from lesiondx.io.raster import read_raster_array
+from lesiondx.io.raster import RASTER_SUFFIXES, read_raster_array
 from lesiondx.runtime import cam_image, choose_engine  # noqa: F401 (cam_image re-exported)
 
 from .config import UsLiverConfig
@@ -20,7 +20,6 @@ from .user_roi import user_roi_problem
 from .views import Proposal
 
 CHECKPOINT = "us_liver.pt"
-MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 SEGMENTER_ONNX = "segmenter.onnx"
 CLASSIFIER_ONNX = "classifier.onnx"
 DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "us-liver"
@@ -89,7 +88,7 @@ def parse_roi(roi: object, shape: tuple[int, int]) -> np.ndarray | None:
     """User ROI → lesion mask: ``"x,y,w,h"`` (pixels), a 4-sequence, or a mask image path."""
     if roi is None or roi == "":
         return None
-    if isinstance(roi, Path) or (isinstance(roi, str) and roi.lower().endswith(MASK_SUFFIXES)):
+    if isinstance(roi, Path) or (isinstance(roi, str) and roi.lower().endswith(RASTER_SUFFIXES)):
         if not Path(str(roi)).is_file():
             raise ValueError(f"{roi}: ROI mask file not found (give the lesion box 'x,y,w,h' in pixels or a mask file)")
     if isinstance(roi, (str, Path)) and Path(str(roi)).is_file():

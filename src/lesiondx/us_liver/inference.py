@@ -11,11 +11,12 @@ import numpy as np
 
 from lesiondx.data import Box
 from lesiondx.io import ImageReadError
-from lesiondx.io.raster import read_raster_array
+from lesiondx.io.raster import RASTER_SUFFIXES, read_raster_array
 from lesiondx.runtime import cam_image, choose_engine  # noqa: F401 (cam_image re-exported)
 
 from .config import UsLiverConfig
 from .rois import UsFrame, fixed_side, read_frame, sector_box  # noqa: F401 (fixed_side, sector_box re-exported)
+from .user_roi import user_roi_problem
 from .views import Proposal
 
 CHECKPOINT = "us_liver.pt"
@@ -87,6 +88,9 @@ def parse_roi(roi: object, shape: tuple[int, int]) -> np.ndarray | None:
     """User ROI → lesion mask: ``"x,y,w,h"`` (pixels), a 4-sequence, or a mask image path."""
     if roi is None or roi == "":
         return None
+    if isinstance(roi, Path) or (isinstance(roi, str) and roi.lower().endswith(RASTER_SUFFIXES)):
+        if not Path(str(roi)).is_file():
+            raise ValueError(f"{roi}: ROI mask file not found (give the lesion box 'x,y,w,h' in pixels or a mask file)")
     if isinstance(roi, (str, Path)) and Path(str(roi)).is_file():
         mask = read_raster_array(str(roi), grey=True) > 0
         if mask.shape != shape:
@@ -152,6 +156,8 @@ def frame_for(bundle: Bundle, image: str | Path, roi: object = None) -> tuple[Us
     frame = read_frame(image)
     proposal = bundle.propose(frame.grey)
     user = parse_roi(roi, frame.grey.shape)
+    if user is not None and (problem := user_roi_problem(user, proposal.sector)):
+        raise ValueError(f"roi {roi!r}: {problem}")
     lesion, source = (user, "user") if user is not None else (proposal.lesion if proposal.box else None, "proposed")
     if lesion is None:
         raise ImageReadError(image if isinstance(image, (str, Path)) else "frame",

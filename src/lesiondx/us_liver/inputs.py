@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from lesiondx.gate import GateVerdict, require
+from lesiondx.gate.us_liver import blank_reason
 from lesiondx.io import ImageReadError, read_image
+from lesiondx.io.raster import RASTER_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,22 @@ def to_grey_255(pixels: np.ndarray) -> np.ndarray:
 
 def read_us_inputs(paths: list[Path], frame: int | None = None) -> list[UsInput]:
     """Every frame to score; ``frame`` (0-based) picks one frame of each multi-frame file. Raises
-    ``ImageReadError`` (``InputRefused`` when the gate refuses) naming the file."""
+    ``ImageReadError`` (``InputRefused`` when the gate refuses; a blank cine frame) naming the file."""
     items: list[UsInput] = []
     for path in map(Path, paths):
         if path.is_dir():
             raise ImageReadError(path, "us-liver reads single image files (JPEG/PNG or ultrasound DICOM), not folders")
+        if frame not in (None, 0) and path.suffix.lower() in RASTER_SUFFIXES:
+            raise ImageReadError(path, f"frame {frame} does not exist (a {path.suffix} file holds one frame; --frame "
+                                       "picks a frame of a multi-frame ultrasound DICOM)")
         image = read_image(path, frame=frame)
         verdict = require("us-liver", image.slice(0) if image.is_volume else image, path)
         spacing = (float(image.spacing[-2]), float(image.spacing[-1])) if image.spacing is not None else None
         if image.is_volume:
             for i in range(image.n_slices):
+                if i and (blank := blank_reason(image.pixels[i])):  # frame 0 went through the gate above
+                    raise ImageReadError(path, f"refused for task us-liver: frame {i}: {blank}; score the other "
+                                               "frames one at a time with --frame N")
                 items.append(UsInput(path, i, to_grey_255(image.pixels[i]), spacing, verdict, image.warnings))
         else:
             items.append(UsInput(path, frame, to_grey_255(image.pixels), spacing, verdict, image.warnings))

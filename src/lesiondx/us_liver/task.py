@@ -404,6 +404,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     roi, cam = options.get("roi"), bool(options.get("cam", True))
     frame_opt = options.get("frame")
     frame_index = None if frame_opt in (None, "") else int(str(frame_opt))
+    if roi not in (None, "") and len(inputs) > 1:  # one lesion box cannot fit several frames' lesions
+        raise ImageReadError(Path(inputs[0]), f"roi {roi!r} is the lesion box of one image, but {len(inputs)} files "
+                                              "were given; give one file with it")
     items = read_us_inputs([Path(p) for p in inputs], frame_index)  # gated before any model runs
     ood_stats = load_stats(resolve_model(model).parent / "ood_stats.npz")
     out_dir = Path(out) if out is not None else None
@@ -417,6 +420,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             frame, source, peak = frame_for(bundle, item.grey, roi)
         except ImageReadError as exc:
             raise ImageReadError(item.path, "no lesion found by the segmenter; give roi='x,y,w,h'") from exc
+        except ValueError as exc:  # the user's ROI cannot be used on this frame
+            raise ImageReadError(item.path, str(exc)) from exc
         fields = result_fields([item.verdict], item.warnings)
         if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
             overlay = None

@@ -87,3 +87,23 @@ def test_service_ingest_keeps_us_dicom_readable(kinds: dict[str, Path], tmp_path
         assert len(items) == (3 if kind == "cine" else 1)
         assert items[0].spacing_mm == pytest.approx((0.25, 0.25))
         assert items[0].verdict.status == "ok"
+
+
+def test_spacing_is_unknown_when_two_cm_regions_disagree():
+    """A split screen at two depths: which region the lesion lies in is not known to the reader, so no mm spacing
+    (a size from the wrong region would be wrong); regions that agree, or one region, give it."""
+    from pydicom.dataset import Dataset
+
+    from lesiondx.io.dicom import ultrasound_spacing
+
+    def region(delta_cm: float, units: int = 3) -> Dataset:
+        r = Dataset()
+        r.PhysicalUnitsXDirection = r.PhysicalUnitsYDirection = units
+        r.PhysicalDeltaX = r.PhysicalDeltaY = delta_cm
+        return r
+
+    ds = Dataset()
+    ds.SequenceOfUltrasoundRegions = [region(0.025), region(0.04)]
+    assert ultrasound_spacing(ds) is None
+    ds.SequenceOfUltrasoundRegions = [region(0.025), region(0.025), region(0.5, units=4)]  # + a spectral strip (s)
+    assert ultrasound_spacing(ds) == pytest.approx((0.25, 0.25))

@@ -69,7 +69,8 @@ def modality_check(image: MedicalImage, expected: str) -> Check:
             return Check("modality", "flagged", value, f"not clearly a CT slice (P(ultrasound) = {p_us:.2f})")
         return Check("modality", "ok", value)
     if p_us < P_US_REFUSE_US:
-        return Check("modality", "refused", value, f"the image looks like a CT slice (P(ultrasound) = {p_us:.2f}), not a B-mode ultrasound frame")
+        return Check("modality", "refused", value, f"the image does not look like a B-mode ultrasound frame (P(ultrasound) = {p_us:.2f}; "
+                     "it reads as a CT slice or other non-ultrasound image)")
     if p_us < P_US_FLAG_US:
         return Check("modality", "flagged", value, f"not clearly a B-mode ultrasound frame (P(ultrasound) = {p_us:.2f})")
     return Check("modality", "ok", value)

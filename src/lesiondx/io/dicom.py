@@ -113,17 +113,20 @@ def _spacing_2d(ds: Dataset) -> tuple[float, float] | None:
 
 
 def ultrasound_spacing(ds: Dataset) -> tuple[float, float] | None:
-    """(row, col) mm per pixel from the first SequenceOfUltrasoundRegions item whose physical units are
-    cm in both directions (PhysicalUnitsX/YDirection = 3; PhysicalDeltaX/Y are in cm); else ``None``."""
+    """(row, col) mm per pixel from the SequenceOfUltrasoundRegions items whose physical units are cm in both
+    directions (PhysicalUnitsX/YDirection = 3; PhysicalDeltaX/Y are in cm); ``None`` when there is none, or when such
+    regions disagree (a split screen at two depths): which one a lesion lies in is not known here, and a size in mm
+    from the wrong one would be wrong."""
+    found: set[tuple[float, float]] = set()
     for region in ds.get("SequenceOfUltrasoundRegions") or []:
         try:
             if int(region.get("PhysicalUnitsXDirection", 0)) == 3 and int(region.get("PhysicalUnitsYDirection", 0)) == 3:
                 dx, dy = abs(float(region.PhysicalDeltaX)) * 10.0, abs(float(region.PhysicalDeltaY)) * 10.0
                 if dx > 0 and dy > 0:
-                    return dy, dx
+                    found.add((round(dy, 9), round(dx, 9)))
         except (AttributeError, TypeError, ValueError):
             continue
-    return None
+    return found.pop() if len(found) == 1 else None
 
 
 def _metadata(ds: Dataset) -> dict[str, str]:

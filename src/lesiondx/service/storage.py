@@ -133,8 +133,12 @@ class Storage:
     def reset_results(self, study_id: str) -> Path:
         """Empty a study's result folder (a re-run after a crash starts clean) and return it."""
         path = self.root / "results" / safe_name(study_id)
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
+        for _ in range(3):  # a crashed run's worker may still be writing there: try again briefly
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                break
+            time.sleep(0.1)
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     def result_file(self, study_id: str, name: str) -> Path | None:

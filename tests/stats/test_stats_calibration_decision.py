@@ -118,3 +118,18 @@ def test_net_benefit_band_is_the_percentile_of_resampled_curves_by_hand():
     twins = net_benefit_band(np.repeat(y, 2), np.repeat(p, 2), [0.2, 0.5], groups=np.repeat([f"p{i:02d}" for i in range(60)], 2),
                              n_boot=300, seed=7)
     np.testing.assert_allclose(twins.low, band.low, atol=1e-12)  # a patient's two copies drawn together
+
+
+def test_report_runs_hosmer_lemeshow_with_at_least_five_cases_a_group(tmp_path):
+    """12 cases: no test (2 groups of 6 leave no df), was 10 'deciles' of about one case; 40 cases: 8 groups."""
+    from lesiondx.stats.report import write_report
+
+    rng = np.random.default_rng(1)
+    for n, groups in ((12, None), (40, 8), (200, 10)):
+        y = np.tile([0, 1], n // 2)
+        frame = pd.DataFrame({"image_id": [f"i{k}" for k in range(n)], "label": y,
+                              "score": np.clip(0.3 * y + rng.uniform(0, 0.7, n), 0, 1)})
+        metrics = write_report(frame, tmp_path / str(n), positive=1, patient_col=None, n_boot=50).metrics["image"]
+        assert (metrics.get("hosmer_lemeshow") or {}).get("groups") == groups
+        if groups:
+            assert metrics["hosmer_lemeshow"]["df"] == groups - 2

@@ -177,9 +177,10 @@ def _evaluate_level(
         metrics["calibration_bins"] = cal.to_dict()
         metrics["calibration"] = _calibration(y, s)
         figures["calibration"] = fig_to_base64(calibration_figure(cal, title=f"Calibration — {name}"))
-        if y.size >= 10:
-            hl = hosmer_lemeshow(y, s)
-            metrics["hosmer_lemeshow"] = {"statistic": hl.statistic, "df": hl.df, "p": hl.p}
+        hl_groups = min(10, y.size // 5)  # deciles, but at least 5 cases a group (the chi-square approximation)
+        if hl_groups >= 3:
+            hl = hosmer_lemeshow(y, s, n_groups=hl_groups)
+            metrics["hosmer_lemeshow"] = {"statistic": hl.statistic, "df": hl.df, "p": hl.p, "groups": hl_groups}
         dc = net_benefit(y, s)
         nb_band = net_benefit_band(y, s, groups=groups, n_boot=n_boot, seed=seed)
         metrics["decision_curve"] = {"thresholds": dc.thresholds, "model": dc.model, "treat_all": dc.treat_all,

@@ -71,7 +71,8 @@ def metric_rows(m: dict[str, Any]) -> list[dict[str, str]]:
     if "hosmer_lemeshow" in m:
         hl = m["hosmer_lemeshow"]
         rows.append(
-            {"name": "Hosmer–Lemeshow", "value": f"χ²={hl['statistic']:.2f}, df={hl['df']}", "ci": f"p = {hl['p']:.3g}"}
+            {"name": f"Hosmer–Lemeshow ({hl.get('groups', 10)} risk groups)", "value": f"χ²={hl['statistic']:.2f}, df={hl['df']}",
+             "ci": f"p = {hl['p']:.3g}"}
         )
     return rows
 

@@ -108,6 +108,7 @@ def findings(series: Sequence[Series],
         measures = {}
         for s, v in zip(series, volumes):
             name = s.phase or f"unknown ({s.study_id})"
+            name = f"{name} ({s.study_id})" if name in measures else name  # a repeated phase: measured, not judged
             measures[name] = measure_phase(name, v, lesion, ring_liver, ref.spacing_mm)
         feats = features(measures)
         zs = np.nonzero(lesion.any(axis=(1, 2)))[0]

@@ -71,14 +71,19 @@ def phase_from_enhancement(aorta_hu: float | None, portal_vein_hu: float | None)
 
 @dataclass(frozen=True)
 class SeriesTags:
-    """What a series' first DICOM header says about timing (empty strings when absent or not DICOM)."""
+    """What a series' first DICOM header says about timing and whose series it is (empty strings when absent
+    or not DICOM)."""
 
     contrast_agent: str = ""
     acquisition_time: str = ""
+    patient_id: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
 
 
 def series_tags(path: str | Path) -> SeriesTags:
-    """ContrastBolusAgent and AcquisitionTime of the first DICOM file of a series folder (or of one file)."""
+    """ContrastBolusAgent, AcquisitionTime, PatientID, StudyInstanceUID and SeriesInstanceUID of the first
+    DICOM file of a series folder (or of one file)."""
     from lesiondx.io import ImageReadError, is_dicom_file, read_dataset
 
     path = Path(path)
@@ -91,7 +96,8 @@ def series_tags(path: str | Path) -> SeriesTags:
                 ds = read_dataset(f, pixels=False)
             except ImageReadError:
                 continue
-            return SeriesTags(str(ds.get("ContrastBolusAgent", "") or ""), str(ds.get("AcquisitionTime", "") or ""))
+            return SeriesTags(*(str(ds.get(k, "") or "").strip() for k in (
+                "ContrastBolusAgent", "AcquisitionTime", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")))
     return SeriesTags()
 
 

@@ -31,6 +31,7 @@ from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, align, findings
+from .phase_set import admit_series, check_phase_set, repeated_phases
 from .phases import PHASES, PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
                        load_bundle, save_classifier, uses_lilnet, write_json)
@@ -305,7 +306,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     else:
         readers = [(p, lambda p=p: read_study(p) if p.is_dir() else read_image(p)) for p in map(Path, inputs)]
         with clock.stage("phases"):
-            timed = phases_by_time([series_tags(p) for p in inputs])
+            tags = [series_tags(p) for p in inputs]
+            check_phase_set(list(map(Path, inputs)), tags)  # same series twice, other patient / study: refused
+            timed = phases_by_time(tags)
     given_phases = given_phase_list(options.get("phases"), len(readers))
     series: list[Series] = []
     verdicts = []
@@ -315,6 +318,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
             result.setdefault("input_warnings", []).extend(image.warnings)
             study = from_image(image, path.name, window=window)
+            study = replace(study, study_id=admit_series(path, study.study_id, study.hu,
+                                                         [(s.study_id, s.hu) for s in series]))
         read_as = None
         if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with, and why
             w = study.export_window
@@ -346,6 +351,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
         result["location_basis"] = res["location_basis"]
+    result.setdefault("input_warnings", []).extend(repeated_phases([(s.study_id, s.phase) for s in series]))
     result |= result_fields(verdicts, result.get("input_warnings", []))
     with clock.stage("alignment"):
         aligned = align(series)

@@ -284,7 +284,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     The JSON's ``window_assumed`` says which window was used, why, and what the image suggests (``estimate``).
 
     Returns ``{"lesions": [{"slice", "box", "score", "inside_liver", "probabilities", "phase", "study"}],
-    "findings": [{"id", "slices", "box", "phases", "features": [{"name", "present", "hu", "reason"}], "evidence"}],
+    "findings": [{"id", "slices", "box", "size_mm", "location", "phases", "features": [...], "evidence"}],
     "patient": {...}, "overlays": [...], "cams": [...], "detector", "liver_filter", "model_version", ...}``.
     """
     if not inputs:
@@ -341,12 +341,14 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             res = analyse(study, bundle, out, parts=parts)
         flags = [les["inside_liver"] for les in res["lesions"]]
         series.append(Series(study.study_id, study.phase, study.hu, parts.liver, study.spacing_mm or 0.75,
-                             tuple(d for d, f in zip(parts.found, flags) if f)))
+                             tuple(d for d, f in zip(parts.found, flags) if f), study.slice_mm,
+                             study.spacing_mm is not None, study.spacing_estimated, study.orientation))
         result["lesions"] += [{**les, "study": study.study_id} for les in res["lesions"]]
         result["overlays"] += res["overlays"]
         result["cams"] += res["cams"]
         result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
                                   "phase_source": call.source, "phase_reason": call.reason,
+                                  "pixel_spacing_mm": study.spacing_mm, "spacing_estimated": study.spacing_estimated,
                                   "gate": verdicts[-1].to_dict(),
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]

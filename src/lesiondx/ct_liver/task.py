@@ -25,6 +25,7 @@ from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows,
 from lesiondx.gate import require, result_fields
 from lesiondx.io import (EVALUATE_MAX_BYTES, ImageReadError, parse_window_option, read_image, read_series_files, read_study,
                          shared_decodes)
+from lesiondx.progress import track
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
@@ -312,7 +313,9 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     given_phases = given_phase_list(options.get("phases"), len(readers))
     series: list[Series] = []
     verdicts = []
-    for i, (path, read) in enumerate(readers):
+    clock.total = len(readers)
+    for i, (path, read) in enumerate(track(readers, "ct-liver series analysed")):
+        clock.series, clock.done = f"series {i + 1}/{len(readers)} ({path.name})", i
         with clock.stage("decode"):
             image = read()
             verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
@@ -355,6 +358,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         result["location_basis"] = res["location_basis"]
     result.setdefault("input_warnings", []).extend(repeated_phases([(s.study_id, s.phase) for s in series]))
     result |= result_fields(verdicts, result.get("input_warnings", []))
+    clock.series, clock.done = "", len(readers)
     with clock.stage("alignment"):
         aligned = align(series)
     with clock.stage("characterisation"):

@@ -75,6 +75,17 @@ def test_single_portal_venous_phase_says_which_features_need_the_arterial_phase(
     assert ev.pattern is None and "aphe" in ev.verdict
 
 
+def test_a_water_dense_core_on_one_contrast_phase_claims_no_measured_change():
+    """One portal-venous phase (IRCADb p01's fluid finding by the gallbladder fossa read 'change 0 HU (< 10 =
+    non-enhancing)'): no change was measured, the reason must not say one was."""
+    feat = {f.name: f for f in features({"portal-venous": _measure("portal-venous", 5, 3, 8, 120)})}
+    water = feat["water_density_non_enhancing"]
+    assert water.present is True and "change 0 HU" not in water.reason and "not measured (one phase)" in water.reason
+    two = {f.name: f for f in features({"arterial": _measure("arterial", 5, 3, 8, 90),
+                                        "portal-venous": _measure("portal-venous", 6, 4, 9, 120)})}
+    assert "change 1 HU" in two["water_density_non_enhancing"].reason
+
+
 def test_evidence_rule_table_hcc_and_excluded_features():
     feats = features({"arterial": _measure("arterial", 135, 135, 135, 80),
                       "portal-venous": _measure("portal-venous", 80, 80, 80, 110)})

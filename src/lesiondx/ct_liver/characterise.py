@@ -236,6 +236,9 @@ def _water(measures: Mapping[str, PhaseMeasure]) -> Feature:
                        f"{told}: not water density ({WATER_HU[0]:.0f}…{WATER_HU[1]:.0f} HU)")
     if len(known) == 1 and "non-contrast" in known:
         return Feature(name, None, cores[0], f"{told}: water density, enhancement needs a contrast phase")
+    if len(known) == 1:  # no change to measure: a water-dense core on a contrast phase does not enhance
+        return Feature(name, True, cores[0], f"{told}: water density on a contrast phase (enhancing tissue is "
+                                             "brighter); change between phases not measured (one phase)")
     return Feature(name, change < WATER_CHANGE_HU, cores[0],
                    f"{told}: change {change:.0f} HU (< {WATER_CHANGE_HU:.0f} = non-enhancing)")
 

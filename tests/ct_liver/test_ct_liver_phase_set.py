@@ -14,7 +14,7 @@ from lesiondx.ct_liver.candidates import Detection
 from lesiondx.data import Box
 from lesiondx.ct_liver.findings import Series, findings
 from lesiondx.ct_liver.phase_set import check_phase_set, unique_name
-from lesiondx.ct_liver.phases import SeriesTags
+from lesiondx.ct_liver.phases import SeriesTags, shifted
 from lesiondx.ct_liver.synthetic import make_multiphase_folder, phantom_slice
 
 
@@ -85,3 +85,23 @@ def test_a_repeated_phase_keeps_the_first_series_measurements():
     assert set(phases) == {"portal-venous", "portal-venous (second)"}
     assert phases["portal-venous"]["core_hu"] < 30  # the first series (a water-dense cyst), not the bright one
     assert result[0]["evidence"]["pattern"] == "cyst"
+
+
+def test_a_phase_whose_series_does_not_reach_the_lesion_is_not_measured():
+    """IRCADb p01 slices re-tagged as an arterial series (50 slices) and a shorter portal-venous one (47):
+    lesions beyond the shorter series' end were 'measured' on its fill value (liver -86 HU). SYNTHETIC here:
+    a 6-slice reference, a second phase covering only its first 3 slices, the lesion's boxes on slices 3-5."""
+    rng = np.random.default_rng(1)
+    hu, liver, lesion = zip(*[phantom_slice("HCC", "portal-venous", size=96, centre=(40, 35), radius=10, rng=rng)
+                              for _ in range(6)])
+    hu, liver, lesion = np.stack(hu), np.stack(liver), np.stack(lesion)
+    rows, cols = np.nonzero(lesion[3])
+    box = Box(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    ref = Series("ref", "portal-venous", hu, liver, 1.0, tuple(Detection(z, box, 1.0) for z in (3, 4, 5)))
+    short = Series("short", "arterial", hu[:3] + 40, liver[:3], 1.0, ())
+    fill = float(np.median(short.hu))
+    result = findings([ref, short], ([(0, 0, 0), (0, 0, 0)], [hu, shifted(short.hu, (0, 0, 0), hu.shape, fill)]))
+    assert len(result) == 1 and result[0]["slices"][0] >= 3
+    assert set(result[0]["phases"]) == {"portal-venous"} and result[0]["not_covered_by"] == ["short"]
+    feats = {f["name"]: f for f in result[0]["features"]}
+    assert feats["aphe"]["present"] is None

@@ -19,6 +19,7 @@ from .phases import shifted, translation
 from .sizes import lesion_size_mm
 
 JOIN_MM = 4.0  # boxes closer than this are parts of one lesion
+MIN_COVERED = 0.5  # a phase is measured on a lesion only when its series covers at least this share of it
 GROW = 0.25  # a lesion's outline may reach this fraction of its box size beyond the box (rims outside a dark core)
 
 
@@ -110,16 +111,21 @@ def findings(series: Sequence[Series],
     shifts, volumes = aligned if aligned is not None else align(series)
     labels = seeds(series, shifts, shape, ref.spacing_mm)
     frame = liver_frame(ref.liver, ref.orientation, ref.spacing_mm if ref.spacing_known else None)
+    covers = [shifted(np.ones(s.hu.shape, bool), sh, shape, False) for s, sh in zip(series, shifts)]
     out = []
     for k in range(1, int(labels.max()) + 1):
         seed = labels == k
         lesion = outline(seed, volumes, ref.liver)
         ring_liver = ref.liver & ~(labels > 0)
-        measures = {}
-        for s, v in zip(series, volumes):
+        measures, uncovered = {}, []
+        for s, v, cover in zip(series, volumes, covers):
             name = s.phase or f"unknown ({s.study_id})"
             name = f"{name} ({s.study_id})" if name in measures else name  # a repeated phase: measured, not judged
-            measures[name] = measure_phase(name, v, lesion, ring_liver, ref.spacing_mm)
+            seen = lesion & cover
+            if seen.sum() < MIN_COVERED * lesion.sum():  # the series does not reach this lesion: nothing to measure
+                uncovered.append(s.study_id)
+                continue
+            measures[name] = measure_phase(name, v, seen, ring_liver & cover, ref.spacing_mm)
         feats = features(measures)
         zs = np.nonzero(lesion.any(axis=(1, 2)))[0]
         rows, cols = np.nonzero(lesion.any(axis=0))
@@ -132,6 +138,8 @@ def findings(series: Sequence[Series],
             "alignment": {s.study_id: list(sh) for s, sh in zip(series, shifts)},
             "phases": {p: {"lesion_hu": _r(m.lesion_hu), "core_hu": _r(m.core_hu), "rim_hu": _r(m.rim_hu),
                            "liver_hu": _r(m.liver_hu)} for p, m in measures.items()},
+            **({"not_covered_by": uncovered, "not_covered_note": "these series do not reach at least half of this "
+                "lesion after alignment: not measured, their phase's features not judged"} if uncovered else {}),
             "features": [f.as_dict() for f in feats],
             "evidence": evidence(feats).as_dict(),
         })

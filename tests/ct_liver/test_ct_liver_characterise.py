@@ -129,3 +129,15 @@ def test_every_synthetic_enhancement_pattern_is_characterised_through_predict(tm
     for name in ("aphe", "washout", "rim_enhancement", "peripheral_nodular_enhancement"):
         assert feats[name]["present"] is None and "arterial" in feats[name]["reason"]
     assert single["findings"][0]["evidence"]["pattern"] is None
+
+
+def test_aphe_on_an_arterial_phase_alone_is_not_called_benign_fnh():
+    """One arterial series with a bright lesion read 'benign pattern (FNH): aphe' although washout (which would
+    make it HCC) could not be judged without a later phase."""
+    feats = features({"arterial": _measure("arterial", 150, 150, 150, 90)})
+    by = {f.name: f for f in feats}
+    assert by["aphe"].present is True and by["washout"].present is None
+    ev = evidence(feats)
+    assert ev.pattern is None and ev.group is None
+    assert ev.verdict.startswith("indeterminate: FNH features present (aphe) but washout") and "not judged" in ev.verdict
+    assert ev.as_dict()["rules"].startswith("rule-table-")  # the JSON says which rule table judged it

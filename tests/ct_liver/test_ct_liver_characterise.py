@@ -141,3 +141,24 @@ def test_aphe_on_an_arterial_phase_alone_is_not_called_benign_fnh():
     assert ev.pattern is None and ev.group is None
     assert ev.verdict.startswith("indeterminate: FNH features present (aphe) but washout") and "not judged" in ev.verdict
     assert ev.as_dict()["rules"].startswith("rule-table-")  # the JSON says which rule table judged it
+
+
+def test_a_named_phase_the_vessels_contradict_is_warned(ircadb_folder, tmp_path):
+    """Real portal-venous IRCADb slices (copied to a temporary folder only) named arterial (by the user here;
+    a SeriesDescription 'ARTERIAL' did the same) were characterised as arterial without a word."""
+    from ct_liver_helpers import ircadb_rows
+
+    from lesiondx.ct_liver.phases import PhaseCall, contradiction
+
+    rows = ircadb_rows(ircadb_folder, inside=True, n=12, pick="median")
+    (tmp_path / "series").mkdir()
+    for rel in rows["image"]:
+        shutil.copy(ircadb_folder / rel, tmp_path / "series" / rel.split("/")[-1])
+    result = task.predict([tmp_path / "series"], "default", phases=["arterial"])
+    assert result["studies"][0]["phase"] == "arterial"
+    assert any(w.startswith("series: phase arterial (named by the user) but the vessels look portal-venous")
+               for w in result["input_warnings"]), result["input_warnings"]
+    venous = VesselLevels(180.0, 160.0)
+    assert contradiction(PhaseCall("delayed", "dicom-tags", ""), venous) is None  # too soft a line to argue
+    assert contradiction(PhaseCall("portal-venous", "enhancement", ""), venous) is None
+    assert "look non-contrast" in contradiction(PhaseCall("arterial", "dicom-tags", ""), VesselLevels(40.0, 42.0))

@@ -36,6 +36,7 @@ class PhaseCall:
     phase: str | None
     source: str
     reason: str
+    warning: str | None = None  # a named phase (user, tags) that the vessels' enhancement contradicts
 
 
 def phase_from_enhancement(aorta_hu: float | None, portal_vein_hu: float | None) -> PhaseCall:
@@ -165,6 +166,19 @@ def identify_phase(tag_phase: str | None, given: str | None, levels: VesselLevel
     if timed:
         return PhaseCall(timed, "dicom-tags", "AcquisitionTime order of two contrast series")
     return phase_from_enhancement(levels.aorta_hu, levels.portal_vein_hu)
+
+
+def contradiction(call: PhaseCall, levels: VesselLevels) -> str | None:
+    """Why the phase the user or the tags named looks wrong from the vessels (:func:`phase_from_enhancement`:
+    contrast vs none, arterial vs later; portal-venous vs delayed is too soft a line to argue), else ``None``."""
+    if call.source not in ("given", "dicom-tags") or call.phase is None:
+        return None
+    seen = phase_from_enhancement(levels.aorta_hu, levels.portal_vein_hu)
+    if seen.phase is None or seen.phase == call.phase or {seen.phase, call.phase} <= {"portal-venous", "delayed"}:
+        return None
+    named = "named by the user" if call.source == "given" else "from the DICOM tags"
+    return (f"phase {call.phase} ({named}) but the vessels look {seen.phase} ({seen.reason}); characterised as "
+            f"{call.phase}: check the phase")
 
 
 def translation(reference: np.ndarray, moving: np.ndarray, work_px: int = 128) -> tuple[int, int, int]:

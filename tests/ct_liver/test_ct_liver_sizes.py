@@ -5,11 +5,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from skimage.measure import regionprops
 
 from ct_liver_helpers import ircadb_rows
 from lesiondx.ct_liver import task
 from lesiondx.ct_liver.sizes import box_size_mm, lesion_size_mm
+from lesiondx.ct_liver.synthetic import make_multiphase_folder
 from lesiondx.data import Box
 from lesiondx.io import read_raster_array
 
@@ -42,3 +44,19 @@ def test_a_real_tumour_finding_gives_its_size_in_mm_and_its_lobe(ircadb_folder, 
     assert all(f["location"].startswith("liver") for f in result["findings"])
     assert all(f["size_mm"]["craniocaudal"] > 0 for f in result["findings"])
     assert any(0.5 * truth * spacing <= s <= 1.5 * truth * spacing for s in sizes), (sizes, truth * spacing)
+
+
+def test_slices_without_a_pixel_size_give_no_box_size_and_say_the_finding_size_is_estimated(tmp_path):
+    """SYNTHETIC PNG slices: the pixel size is a body-width estimate (±20 %); a box's bare size_mm (shown as is
+    by the service viewer) would hide that, so boxes carry none and the finding's basis says estimated."""
+    data = make_multiphase_folder(tmp_path / "data", kinds=("MET",), patients_per_kind=1, slices=4, size=128, seed=3)
+    rows = pd.read_csv(data / "labels.csv")
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for rec in rows[rows["phase"] == "portal-venous"].itertuples():
+        shutil.copy(data / rec.image, folder / f"slice_{rec.slice_index:02d}.png")
+    result = task.predict([folder], "default", window="abdomen", phases=["portal-venous"])
+    assert result["studies"][0]["spacing_estimated"] and result["lesions"] and result["findings"]
+    assert all(les["size_mm"] is None for les in result["lesions"])
+    size = result["findings"][0]["size_mm"]
+    assert size["long_axis"] > 0 and size["craniocaudal"] is None and "estimated from the body width" in size["basis"]

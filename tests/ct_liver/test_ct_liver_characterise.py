@@ -75,6 +75,17 @@ def test_single_portal_venous_phase_says_which_features_need_the_arterial_phase(
     assert ev.pattern is None and "aphe" in ev.verdict
 
 
+def test_a_water_dense_core_on_one_contrast_phase_claims_no_measured_change():
+    """One portal-venous phase (IRCADb p01's fluid finding by the gallbladder fossa read 'change 0 HU (< 10 =
+    non-enhancing)'): no change was measured, the reason must not say one was."""
+    feat = {f.name: f for f in features({"portal-venous": _measure("portal-venous", 5, 3, 8, 120)})}
+    water = feat["water_density_non_enhancing"]
+    assert water.present is True and "change 0 HU" not in water.reason and "not measured (one phase)" in water.reason
+    two = {f.name: f for f in features({"arterial": _measure("arterial", 5, 3, 8, 90),
+                                        "portal-venous": _measure("portal-venous", 6, 4, 9, 120)})}
+    assert "change 1 HU" in two["water_density_non_enhancing"].reason
+
+
 def test_evidence_rule_table_hcc_and_excluded_features():
     feats = features({"arterial": _measure("arterial", 135, 135, 135, 80),
                       "portal-venous": _measure("portal-venous", 80, 80, 80, 110)})
@@ -118,3 +129,36 @@ def test_every_synthetic_enhancement_pattern_is_characterised_through_predict(tm
     for name in ("aphe", "washout", "rim_enhancement", "peripheral_nodular_enhancement"):
         assert feats[name]["present"] is None and "arterial" in feats[name]["reason"]
     assert single["findings"][0]["evidence"]["pattern"] is None
+
+
+def test_aphe_on_an_arterial_phase_alone_is_not_called_benign_fnh():
+    """One arterial series with a bright lesion read 'benign pattern (FNH): aphe' although washout (which would
+    make it HCC) could not be judged without a later phase."""
+    feats = features({"arterial": _measure("arterial", 150, 150, 150, 90)})
+    by = {f.name: f for f in feats}
+    assert by["aphe"].present is True and by["washout"].present is None
+    ev = evidence(feats)
+    assert ev.pattern is None and ev.group is None
+    assert ev.verdict.startswith("indeterminate: FNH features present (aphe) but washout") and "not judged" in ev.verdict
+    assert ev.as_dict()["rules"].startswith("rule-table-")  # the JSON says which rule table judged it
+
+
+def test_a_named_phase_the_vessels_contradict_is_warned(ircadb_folder, tmp_path):
+    """Real portal-venous IRCADb slices (copied to a temporary folder only) named arterial (by the user here;
+    a SeriesDescription 'ARTERIAL' did the same) were characterised as arterial without a word."""
+    from ct_liver_helpers import ircadb_rows
+
+    from lesiondx.ct_liver.phases import PhaseCall, contradiction
+
+    rows = ircadb_rows(ircadb_folder, inside=True, n=12, pick="median")
+    (tmp_path / "series").mkdir()
+    for rel in rows["image"]:
+        shutil.copy(ircadb_folder / rel, tmp_path / "series" / rel.split("/")[-1])
+    result = task.predict([tmp_path / "series"], "default", phases=["arterial"])
+    assert result["studies"][0]["phase"] == "arterial"
+    assert any(w.startswith("series: phase arterial (named by the user) but the vessels look portal-venous")
+               for w in result["input_warnings"]), result["input_warnings"]
+    venous = VesselLevels(180.0, 160.0)
+    assert contradiction(PhaseCall("delayed", "dicom-tags", ""), venous) is None  # too soft a line to argue
+    assert contradiction(PhaseCall("portal-venous", "enhancement", ""), venous) is None
+    assert "look non-contrast" in contradiction(PhaseCall("arterial", "dicom-tags", ""), VesselLevels(40.0, 42.0))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+RULE_TABLE_VERSION = "rule-table-2026-12-06"  # bump when a feature threshold or rule changes (findings[].evidence.rules)
 MARGIN_HU = 15.0  # smallest difference called brighter / darker (detector margin; ~3× the noise of a region mean)
 NODULAR_SPREAD_HU = 30.0  # rim sectors differ this much (90th − 10th percentile): discontinuous, nodular
 NODULE_ABOVE_LIVER_HU = 15.0  # brightest rim sector this much above liver: blood-pool-like nodules
@@ -67,10 +68,12 @@ class Rule:
     required: tuple[str, ...]
     supporting: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
+    excluded_must_be_judged: bool = True  # False: the required features already rule the excluded ones out
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("cyst", "benign", ("water_density_non_enhancing",), (), ("aphe", "rim_enhancement")),
+    Rule("cyst", "benign", ("water_density_non_enhancing",), (), ("aphe", "rim_enhancement"),
+         excluded_must_be_judged=False),  # a water-dense core on a contrast phase does not enhance
     Rule("HCC", "malignant", ("aphe", "washout"), ("enhancing_capsule",)),
     Rule("HEM", "benign", ("peripheral_nodular_enhancement", "centripetal_fill_in")),
     Rule("FNH", "benign", ("aphe",), ("central_scar",), ("washout", "enhancing_capsule")),
@@ -236,6 +239,9 @@ def _water(measures: Mapping[str, PhaseMeasure]) -> Feature:
                        f"{told}: not water density ({WATER_HU[0]:.0f}…{WATER_HU[1]:.0f} HU)")
     if len(known) == 1 and "non-contrast" in known:
         return Feature(name, None, cores[0], f"{told}: water density, enhancement needs a contrast phase")
+    if len(known) == 1:  # no change to measure: a water-dense core on a contrast phase does not enhance
+        return Feature(name, True, cores[0], f"{told}: water density on a contrast phase (enhancing tissue is "
+                                             "brighter); change between phases not measured (one phase)")
     return Feature(name, change < WATER_CHANGE_HU, cores[0],
                    f"{told}: change {change:.0f} HU (< {WATER_CHANGE_HU:.0f} = non-enhancing)")
 
@@ -255,11 +261,13 @@ class Evidence:
     def as_dict(self) -> dict:
         return {"scores": {k: round(v, 3) for k, v in self.scores.items()}, "matched": self.matched,
                 "not_judged": self.not_judged, "pattern": self.pattern, "benign_malignant": self.group,
-                "verdict": self.verdict, "kind": "rule-table evidence from measured features, not a probability"}
+                "verdict": self.verdict, "kind": "rule-table evidence from measured features, not a probability",
+                "rules": RULE_TABLE_VERSION}
 
 
 def evidence(found: Sequence[Feature], rules: Sequence[Rule] = RULES) -> Evidence:
-    """Score every rule against the features; the pattern is the best full match (all required present)."""
+    """Score every rule against the features; the pattern is the best full match (all required present, and
+    every excluded feature judged absent unless the rule says its required ones rule them out)."""
     by = {f.name: f.present for f in found}
     scores, matched, unjudged = {}, {}, {}
     for r in rules:
@@ -271,6 +279,13 @@ def evidence(found: Sequence[Feature], rules: Sequence[Rule] = RULES) -> Evidenc
         scores[r.subtype], matched[r.subtype] = score, got
         unjudged[r.subtype] = [n for n in r.required + r.supporting + r.excluded if by.get(n) is None]
     full = [r for r in rules if scores[r.subtype] > 0 and all(by.get(n) is True for n in r.required)]
+    open_ = {r.subtype: [n for n in r.excluded if by.get(n) is None] for r in full if r.excluded_must_be_judged}
+    if full and all(open_.get(r.subtype) for r in full):  # e.g. APHE on an arterial phase alone: HCC not excluded
+        r = full[0]
+        return Evidence(scores, matched, unjudged, None, None,
+                        f"indeterminate: {r.subtype} features present ({', '.join(matched[r.subtype])}) but "
+                        f"{', '.join(open_[r.subtype])} not judged, which would exclude {r.subtype}")
+    full = [r for r in full if not open_.get(r.subtype)]
     if not full:
         missing = sorted({n for r in rules for n in unjudged[r.subtype]})
         why = f"; not judged: {', '.join(missing)}" if missing else ""

@@ -10,11 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from lesiondx.data import Box
+
 from .candidates import Detection
 from .characterise import MARGIN_HU, evidence, features, measure_phase
+from .locations import liver_frame
 from .phases import shifted, translation
+from .sizes import lesion_size_mm
 
 JOIN_MM = 4.0  # boxes closer than this are parts of one lesion
+MIN_COVERED = 0.5  # a phase is measured on a lesion only when its series covers at least this share of it
 GROW = 0.25  # a lesion's outline may reach this fraction of its box size beyond the box (rims outside a dark core)
 
 
@@ -28,6 +33,10 @@ class Series:
     liver: np.ndarray
     spacing_mm: float
     found: tuple[Detection, ...]
+    slice_mm: float | None = None  # slice step (DICOM); None: unknown, no craniocaudal size
+    spacing_known: bool = True  # False: ``spacing_mm`` is a stand-in, no size in mm is given
+    spacing_estimated: bool = False  # True: ``spacing_mm`` estimated from the body width
+    orientation: tuple[float, ...] | None = None  # DICOM ImageOrientationPatient, for the lesion's lobe
 
 
 def seeds(series: Sequence[Series], shifts: Sequence[tuple[int, int, int]], shape: tuple[int, int, int],
@@ -92,7 +101,8 @@ def findings(series: Sequence[Series],
              aligned: tuple[list[tuple[int, int, int]], list[np.ndarray]] | None = None) -> list[dict]:
     """One characterised lesion per 3D group of inside-liver boxes over all phases (reference frame = the
     first series; ``aligned``: :func:`align`'s result when already computed): ``{"id", "slices", "box",
-    "phases": {phase: measured HU}, "features": [...], "evidence"}``.
+    "size_mm": {"long_axis", "craniocaudal", "basis"}, "location", "phases": {phase: measured HU},
+    "features": [...], "evidence"}``.
     Series without a known phase are measured but judge no phase-dependent feature."""
     if not series:
         return []
@@ -100,27 +110,51 @@ def findings(series: Sequence[Series],
     shape = ref.hu.shape
     shifts, volumes = aligned if aligned is not None else align(series)
     labels = seeds(series, shifts, shape, ref.spacing_mm)
+    frame = liver_frame(ref.liver, ref.orientation, ref.spacing_mm if ref.spacing_known else None)
+    covers = [shifted(np.ones(s.hu.shape, bool), sh, shape, False) for s, sh in zip(series, shifts)]
     out = []
     for k in range(1, int(labels.max()) + 1):
         seed = labels == k
         lesion = outline(seed, volumes, ref.liver)
         ring_liver = ref.liver & ~(labels > 0)
-        measures = {}
-        for s, v in zip(series, volumes):
+        measures, uncovered = {}, []
+        for s, v, cover in zip(series, volumes, covers):
             name = s.phase or f"unknown ({s.study_id})"
-            measures[name] = measure_phase(name, v, lesion, ring_liver, ref.spacing_mm)
+            name = f"{name} ({s.study_id})" if name in measures else name  # a repeated phase: measured, not judged
+            seen = lesion & cover
+            if seen.sum() < MIN_COVERED * lesion.sum():  # the series does not reach this lesion: nothing to measure
+                uncovered.append(s.study_id)
+                continue
+            measures[name] = measure_phase(name, v, seen, ring_liver & cover, ref.spacing_mm)
         feats = features(measures)
         zs = np.nonzero(lesion.any(axis=(1, 2)))[0]
         rows, cols = np.nonzero(lesion.any(axis=0))
         out.append({
             "id": k, "study": ref.study_id, "slices": [int(zs.min()), int(zs.max())],
             "box": [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1],
+            "size_mm": lesion_size_mm(_boxes_of(k, labels, series, shifts), ref.spacing_mm if ref.spacing_known
+                                      else None, ref.slice_mm, ref.spacing_estimated),
+            "location": frame.point_location(*ndimage.center_of_mass(lesion.any(axis=0))),
             "alignment": {s.study_id: list(sh) for s, sh in zip(series, shifts)},
             "phases": {p: {"lesion_hu": _r(m.lesion_hu), "core_hu": _r(m.core_hu), "rim_hu": _r(m.rim_hu),
                            "liver_hu": _r(m.liver_hu)} for p, m in measures.items()},
+            **({"not_covered_by": uncovered, "not_covered_note": "these series do not reach at least half of this "
+                "lesion after alignment: not measured, their phase's features not judged"} if uncovered else {}),
             "features": [f.as_dict() for f in feats],
             "evidence": evidence(feats).as_dict(),
         })
+    return out
+
+
+def _boxes_of(k: int, labels: np.ndarray, series: Sequence[Series], shifts) -> list[tuple[int, Box]]:
+    """The ``(slice, box)`` detections of every phase whose box centre falls in lesion ``k`` (reference frame)."""
+    out = []
+    for s, (dz, dy, dx) in zip(series, shifts):
+        for d in s.found:
+            z, b = d.slice + dz, d.box
+            r, c = (b.y1 + b.y2) // 2 + dy, (b.x1 + b.x2) // 2 + dx
+            if 0 <= z < labels.shape[0] and 0 <= r < labels.shape[1] and 0 <= c < labels.shape[2] and labels[z, r, c] == k:
+                out.append((z, b))
     return out
 
 

@@ -58,7 +58,11 @@ class LiverFrame:
         if not inside_liver:
             return "outside the liver mask"
         x1, y1, x2, y2 = (box.as_list() if isinstance(box, Box) else list(box))
-        lobe = self.lobe((y1 + y2) / 2, (x1 + x2) / 2)
+        return self.point_location((y1 + y2) / 2, (x1 + x2) / 2)
+
+    def point_location(self, row: float, col: float) -> str | None:
+        """``"liver, right lobe"`` for an inside-liver lesion centred at pixel ``(row, col)``."""
+        lobe = self.lobe(row, col)
         return f"liver, {lobe}" if lobe else None
 
 

@@ -36,6 +36,7 @@ class PhaseCall:
     phase: str | None
     source: str
     reason: str
+    warning: str | None = None  # a named phase (user, tags) that the vessels' enhancement contradicts
 
 
 def phase_from_enhancement(aorta_hu: float | None, portal_vein_hu: float | None) -> PhaseCall:
@@ -71,14 +72,19 @@ def phase_from_enhancement(aorta_hu: float | None, portal_vein_hu: float | None)
 
 @dataclass(frozen=True)
 class SeriesTags:
-    """What a series' first DICOM header says about timing (empty strings when absent or not DICOM)."""
+    """What a series' first DICOM header says about timing and whose series it is (empty strings when absent
+    or not DICOM)."""
 
     contrast_agent: str = ""
     acquisition_time: str = ""
+    patient_id: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
 
 
 def series_tags(path: str | Path) -> SeriesTags:
-    """ContrastBolusAgent and AcquisitionTime of the first DICOM file of a series folder (or of one file)."""
+    """ContrastBolusAgent, AcquisitionTime, PatientID, StudyInstanceUID and SeriesInstanceUID of the first
+    DICOM file of a series folder (or of one file)."""
     from lesiondx.io import ImageReadError, is_dicom_file, read_dataset
 
     path = Path(path)
@@ -91,7 +97,8 @@ def series_tags(path: str | Path) -> SeriesTags:
                 ds = read_dataset(f, pixels=False)
             except ImageReadError:
                 continue
-            return SeriesTags(str(ds.get("ContrastBolusAgent", "") or ""), str(ds.get("AcquisitionTime", "") or ""))
+            return SeriesTags(*(str(ds.get(k, "") or "").strip() for k in (
+                "ContrastBolusAgent", "AcquisitionTime", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")))
     return SeriesTags()
 
 
@@ -159,6 +166,19 @@ def identify_phase(tag_phase: str | None, given: str | None, levels: VesselLevel
     if timed:
         return PhaseCall(timed, "dicom-tags", "AcquisitionTime order of two contrast series")
     return phase_from_enhancement(levels.aorta_hu, levels.portal_vein_hu)
+
+
+def contradiction(call: PhaseCall, levels: VesselLevels) -> str | None:
+    """Why the phase the user or the tags named looks wrong from the vessels (:func:`phase_from_enhancement`:
+    contrast vs none, arterial vs later; portal-venous vs delayed is too soft a line to argue), else ``None``."""
+    if call.source not in ("given", "dicom-tags") or call.phase is None:
+        return None
+    seen = phase_from_enhancement(levels.aorta_hu, levels.portal_vein_hu)
+    if seen.phase is None or seen.phase == call.phase or {seen.phase, call.phase} <= {"portal-venous", "delayed"}:
+        return None
+    named = "named by the user" if call.source == "given" else "from the DICOM tags"
+    return (f"phase {call.phase} ({named}) but the vessels look {seen.phase} ({seen.reason}); characterised as "
+            f"{call.phase}: check the phase")
 
 
 def translation(reference: np.ndarray, moving: np.ndarray, work_px: int = 128) -> tuple[int, int, int]:

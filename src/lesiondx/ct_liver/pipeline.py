@@ -21,6 +21,7 @@ from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .liver import hu_liver_mask, liver_flags
 from .locations import METHOD, liver_frame
+from .sizes import box_size_mm
 from .study import Study
 
 if TYPE_CHECKING:
@@ -270,6 +271,7 @@ def analyse(study: Study, bundle: Bundle, out: Path | None = None, *, max_overla
     frame = liver_frame(liver, study.orientation, study.spacing_mm)
     lesions = [{"slice": int(d.slice), "box": d.box.as_list(), "score": round(float(d.score), 4),
                 "inside_liver": bool(f), "location": frame.box_location(d.box, bool(f)),
+                "size_mm": box_size_mm(d.box, None if study.spacing_estimated else study.spacing_mm),
                 "probabilities": {k: round(v, 4) for k, v in p.items()},
                 "liver_fraction": round(float(d.inside_fraction), 3) if np.isfinite(d.inside_fraction) else None,
                 "liver_envelope_fraction": round(float(d.envelope_fraction), 3) if np.isfinite(d.envelope_fraction) else None,

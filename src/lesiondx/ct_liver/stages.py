@@ -1,4 +1,5 @@
-"""Per-stage wall-clock seconds of one ct-liver ``predict`` call (the JSON's ``stage_seconds``)."""
+"""Per-stage wall-clock seconds of one ct-liver ``predict`` call (the JSON's ``stage_seconds``); each stage
+entered is also a progress report (:func:`lesiondx.progress.report`: the service's progress line)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+
+from lesiondx.progress import report
 
 STAGES = ("decode", "phases", "liver", "candidates", "outputs", "alignment", "characterisation")
 
@@ -30,15 +33,20 @@ class StageTimes:
 
 @dataclass
 class Stopwatch:
-    """Accumulates wall-clock seconds per stage name (one of ``STAGES``)."""
+    """Accumulates wall-clock seconds per stage name (one of ``STAGES``); ``series`` (the input being read) and
+    ``done`` / ``total`` (inputs finished / given) go with each stage's progress report."""
 
     start: float = field(default_factory=time.perf_counter)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    series: str = ""
+    done: int = 0
+    total: int | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if name not in self.seconds:
             raise ValueError(f"unknown stage {name!r}; one of {', '.join(STAGES)}")
+        report(f"{self.series}: {name}" if self.series else name, self.done, self.total)
         t0 = time.perf_counter()
         try:
             yield

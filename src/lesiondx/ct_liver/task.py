@@ -25,13 +25,15 @@ from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows,
 from lesiondx.gate import require, result_fields
 from lesiondx.io import (EVALUATE_MAX_BYTES, ImageReadError, parse_window_option, read_image, read_series_files, read_study,
                          shared_decodes)
+from lesiondx.progress import track
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, align, findings
-from .phases import PHASES, PhaseCall, VesselLevels, identify_phase, phases_by_time, series_tags, vessel_levels
+from .phase_set import admit_series, check_phase_set, repeated_phases
+from .phases import PHASES, PhaseCall, VesselLevels, contradiction, identify_phase, phases_by_time, series_tags, vessel_levels
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
                        load_bundle, save_classifier, uses_lilnet, write_json)
 from .stages import Stopwatch
@@ -283,7 +285,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     The JSON's ``window_assumed`` says which window was used, why, and what the image suggests (``estimate``).
 
     Returns ``{"lesions": [{"slice", "box", "score", "inside_liver", "probabilities", "phase", "study"}],
-    "findings": [{"id", "slices", "box", "phases", "features": [{"name", "present", "hu", "reason"}], "evidence"}],
+    "findings": [{"id", "slices", "box", "size_mm", "location", "phases", "features": [...], "evidence"}],
     "patient": {...}, "overlays": [...], "cams": [...], "detector", "liver_filter", "model_version", ...}``.
     """
     if not inputs:
@@ -305,16 +307,22 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     else:
         readers = [(p, lambda p=p: read_study(p) if p.is_dir() else read_image(p)) for p in map(Path, inputs)]
         with clock.stage("phases"):
-            timed = phases_by_time([series_tags(p) for p in inputs])
+            tags = [series_tags(p) for p in inputs]
+            check_phase_set(list(map(Path, inputs)), tags)  # same series twice, other patient / study: refused
+            timed = phases_by_time(tags)
     given_phases = given_phase_list(options.get("phases"), len(readers))
     series: list[Series] = []
     verdicts = []
-    for i, (path, read) in enumerate(readers):
+    clock.total = len(readers)
+    for i, (path, read) in enumerate(track(readers, "ct-liver series analysed")):
+        clock.series, clock.done = f"series {i + 1}/{len(readers)} ({path.name})", i
         with clock.stage("decode"):
             image = read()
             verdicts.append(require("ct-liver", image, path))  # refuses ultrasound, MR, chest-only... before any model
             result.setdefault("input_warnings", []).extend(image.warnings)
             study = from_image(image, path.name, window=window)
+            study = replace(study, study_id=admit_series(path, study.study_id, study.hu,
+                                                         [(s.study_id, s.hu) for s in series]))
         read_as = None
         if not study.hu_exact:  # 8-bit slices: say which window their HU were recovered with, and why
             w = study.export_window
@@ -330,23 +338,28 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         with clock.stage("phases"):
             call = _phase_call(study, given, timed[i], liver[0])
         study = replace(study, phase=call.phase)
+        result.setdefault("input_warnings", []).extend([f"{path.name}: {call.warning}"] if call.warning else [])
         with clock.stage("candidates"):
             parts = detect_parts(study, bundle, liver)
         with clock.stage("outputs"):
             res = analyse(study, bundle, out, parts=parts)
         flags = [les["inside_liver"] for les in res["lesions"]]
         series.append(Series(study.study_id, study.phase, study.hu, parts.liver, study.spacing_mm or 0.75,
-                             tuple(d for d, f in zip(parts.found, flags) if f)))
+                             tuple(d for d, f in zip(parts.found, flags) if f), study.slice_mm,
+                             study.spacing_mm is not None, study.spacing_estimated, study.orientation))
         result["lesions"] += [{**les, "study": study.study_id} for les in res["lesions"]]
         result["overlays"] += res["overlays"]
         result["cams"] += res["cams"]
         result["studies"].append({"study": study.study_id, "phase": study.phase, "n_slices": study.n_slices,
                                   "phase_source": call.source, "phase_reason": call.reason,
+                                  "pixel_spacing_mm": study.spacing_mm, "spacing_estimated": study.spacing_estimated,
                                   "gate": verdicts[-1].to_dict(),
                                   **({"window_assumed": read_as} if read_as else {})})
         result["detector"], result["liver_filter"] = res["detector"], res["liver_filter"]
         result["location_basis"] = res["location_basis"]
+    result.setdefault("input_warnings", []).extend(repeated_phases([(s.study_id, s.phase) for s in series]))
     result |= result_fields(verdicts, result.get("input_warnings", []))
+    clock.series, clock.done = "", len(readers)
     with clock.stage("alignment"):
         aligned = align(series)
     with clock.stage("characterisation"):
@@ -387,9 +400,9 @@ def _predict_each(inputs: list[Path], model: str, out: Path | None, options: dic
 def _phase_call(study: Study, given: str | None, timed: str | None, liver: np.ndarray) -> PhaseCall:
     """The series' phase: given > DICOM tags > acquisition-time order > aorta / portal-vein HU (exact HU only)."""
     if given or study.phase or timed or study.hu_exact:
-        levels = (VesselLevels(None, None) if given or study.phase or timed
-                  else vessel_levels(study.hu, liver, study.spacing_mm))
-        return identify_phase(study.phase, given, levels, timed)
+        levels = vessel_levels(study.hu, liver, study.spacing_mm) if study.hu_exact else VesselLevels(None, None)
+        call = identify_phase(study.phase, given, levels, timed)
+        return replace(call, warning=contradiction(call, levels))
     # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
     return PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
                                       "name the phase (phases=[...]) to have it characterised")

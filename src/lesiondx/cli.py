@@ -223,7 +223,10 @@ def predict(
     if as_json:
         out.print_json(json.dumps(result))
     else:
-        out.print(result)
+        from lesiondx.predict_summary import summary_lines
+
+        for line in summary_lines(task, result):
+            typer.echo(line)
 
 
 @app.command()

@@ -139,3 +139,11 @@ def test_a_chest_ct_excerpt_is_flagged_as_covering_part_of_the_lungs():
     assert min(result.value["end_lung_fractions"]) >= 0.10
     windowed = replace(excerpt, is_hu=False)  # 8-bit slices: cannot be judged
     assert lung_coverage_check(windowed).status == "ok" and lung_coverage_check(windowed).value["end_lung_fractions"] is None
+
+
+def test_ct_liver_refuses_a_chest_series_that_never_reaches_the_liver():
+    """CT-MD P002 stops above the liver (no slice at liver level): refused; it used to be flagged only and report a
+    'liver, right lobe' finding."""
+    verdict = check("ct-liver", _series("covid_ct_md_sample/series/P002"))
+    assert verdict.status == "refused" and "no slice at liver level" in verdict.reasons[0]
+    assert verdict.checks["body_region"]["value"]["slices_with_liver_tissue"] == 0.0

@@ -1,0 +1,36 @@
+"""lesiondx predict without --json: one screen per task in words (was a Python dict dump of up to ~1,900 lines),
+with the gate's flags and caveats; the bundled examples through the CLI, SYNTHETIC result dicts for the shapes."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from lesiondx.cli import app
+from lesiondx.predict_summary import MAX_FINDINGS, summary_lines
+from lesiondx_testdata import EXAMPLES
+
+
+def test_cli_prints_a_short_summary_per_frame_and_per_patient():
+    us = CliRunner().invoke(app, ["predict", "--task", "us-liver", str(EXAMPLES / "aul_liver_us_mini" / "images" / "benign_001.jpg")])
+    assert us.exit_code == 0 and len(us.output.splitlines()) <= 4, us.output
+    assert "benign_001.jpg: malignant, P(malignant) 0.72" in us.output and "{" not in us.output
+    ct = CliRunner().invoke(app, ["predict", "--task", "ct-covid", str(EXAMPLES / "covid_ct_md_mini" / "series" / "P002")])
+    assert ct.exit_code == 0 and "patient: not assessable (incomplete series)" in ct.output
+    assert "FLAGGED" in ct.output and "caveat:" in ct.output and "{" not in ct.output
+
+
+def test_shapes_of_the_three_tasks():
+    """SYNTHETIC result dicts: a frame without a lesion, a positive patient, a long list of liver findings."""
+    frame = {"results": [{"image": "/x/a.png", "label": "no focal lesion found", "probability": None, "p_lesion": 0.2,
+                          "no_lesion_threshold": 0.94, "out_of_scope_flag": True,
+                          "gate": {"reasons": ["frame smaller than every training frame"]}}]}
+    lines = summary_lines("us-liver", frame)
+    assert lines[1] == "a.png: no focal lesion found (P(lesion) 0.200 < 0.940)"
+    assert "frame smaller than every training frame" in lines[2]
+    covid = {"n_slices": 133, "slices": [{"boxes": [1]}, {"boxes": []}],
+             "patient": {"decision": 1, "score": 0.99, "location": "left lung, lower zone", "rule": {"k_consecutive": 5}}}
+    assert summary_lines("ct-covid", covid)[1].startswith("patient: COVID-19 pneumonia, score 0.990 over 133 slices, left lung")
+    findings = [{"id": i, "slices": [i, i + 2], "evidence": {"pattern": "cyst", "benign_malignant": "benign"}}
+                for i in range(MAX_FINDINGS + 3)]
+    liver = summary_lines("ct-liver", {"findings": findings, "patient": {"n_inside_liver": 30, "phases": ["arterial"]}})
+    assert "benign pattern (cyst)" in liver[2] and liver[-2] == "  … and 3 more (--json)"

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from lesiondx.service.api import create_app
 from lesiondx.service.settings import Settings
 from lesiondx.service.testing import stub_predictor
+from browser_fixtures import browser, offline_browser  # noqa: F401 (the headless Chromium fixtures, for every test here)
 from service_helpers import LiveServer, free_port
 
 @pytest.fixture

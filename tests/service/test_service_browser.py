@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from browser_fixtures import browser, offline_browser, pytestmark  # noqa: F401 (fixtures)
+from browser_fixtures import pytestmark  # noqa: F401 (skip without Chromium)
 from browser_fixtures import upload as _upload
 from service_helpers import ARTIFACTS, CT_SERIES, US_IMAGES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service_helpers import CT_SERIES, file_field, wait_study
-from browser_fixtures import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401 (the headless Chromium fixture)
+from browser_fixtures import CHROMEDRIVER, CHROMIUM
 
 
 def _covid_like(task, inputs, out, model="default", **options):

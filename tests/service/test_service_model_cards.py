@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from lesiondx.service.model_cards import card_path, markdown_html
 
-from browser_fixtures import browser  # noqa: F401 (fixture)
 from browser_fixtures import pytestmark as BROWSER
 
 

@@ -3,7 +3,7 @@ reader answers with arrows, Tab and Enter, also on a CT case whose viewer has ma
 
 from __future__ import annotations
 
-from browser_fixtures import browser, pytestmark  # noqa: F401 (fixtures)
+from browser_fixtures import pytestmark  # noqa: F401 (skip without Chromium)
 from service_helpers import CT_SERIES, US_IMAGES, file_field, wait_study
 
 SERIES_STUB = "lesiondx.service.testing:series_stub_predictor"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from browser_fixtures import browser, pytestmark  # noqa: F401 (fixtures)
+from browser_fixtures import pytestmark  # noqa: F401 (skip without Chromium)
 from service_helpers import ARTIFACTS, CT_SERIES, US_IMAGES, file_field, wait_study
 
 HERE = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@ tasks, and names the user's own files (not the server's pseudonyms) in every pro
 
 from __future__ import annotations
 
-from browser_fixtures import browser, pytestmark, upload  # noqa: F401 (fixtures)
+from browser_fixtures import pytestmark, upload  # noqa: F401 (pytestmark: skip without Chromium)
 from service_helpers import ARTIFACTS, CT_SERIES
 
 

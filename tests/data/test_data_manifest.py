@@ -129,3 +129,23 @@ def test_empty_file_misspelt_mask_column_and_unknown_labels_are_one_clear_line(t
                                             r"not know: 'Malignnat' \(known: benign, malignant, normal\)"):
         require_known_labels(manifest, "us-liver")
     require_known_labels(manifest, "us-liver", extra=("Malignnat",))
+
+
+def test_row_numbers_are_file_lines_with_blank_lines_and_in_subsets(tmp_path):
+    """A blank line above a row used to shift every later row number by one; a subset's rows were numbered
+    from its own first row."""
+    from lesiondx.data import BadRow, load_manifest
+    from lesiondx.data.badrows import bad_row_from
+
+    (tmp_path / "images").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "images" / f"{name}.png").write_bytes(b"x")
+    (tmp_path / "labels.csv").write_text("image_id,patient_id,label,image\n\na,p1,benign,images/a.png\n"
+                                         "b,p2,malignant,images/b.png\n\n\nc,p3,benign,images/c.png\n"
+                                         "d,p4,benign,images/missing.png\n")
+    manifest = load_manifest(tmp_path)
+    assert manifest.lines == (3, 4, 7, 8)
+    assert any("first: row 8, missing.png" in p for p in manifest.problems)
+    later = manifest.subset(manifest.frame["image_id"].isin(["c", "d"]))
+    assert later.lines == (7, 8) and later.line(0) == 7
+    assert bad_row_from(later, 1, ValueError("broken")) == BadRow("d", "images/missing.png", "broken", 8)

@@ -133,7 +133,7 @@ def unreadable_rows(manifest: Manifest, columns: tuple[str, ...] = FILE_COLUMNS)
                 continue
             reason = probe_file(path)
             if reason is not None:
-                bad.append(BadRow(str(image_id), relative_name(manifest.root, path), reason, row + 2))
+                bad.append(BadRow(str(image_id), relative_name(manifest.root, path), reason, manifest.line(row)))
     return bad
 
 
@@ -165,7 +165,7 @@ def bad_row_from(manifest: Manifest, index: int, exc: BaseException) -> BadRow:
     image = Path(row["image"])
     if str(path).startswith(f"{image}: "):  # readers that put "path: reason" into the path argument
         path, reason = image, str(path)[len(str(image)) + 2:]
-    return BadRow(str(row["image_id"]), relative_name(manifest.root, path), reason, index + 2)
+    return BadRow(str(row["image_id"]), relative_name(manifest.root, path), reason, manifest.line(index))
 
 
 def screen_rows(manifest: Manifest, check_row: Callable[[pd.Series], object], *, strict: bool = False,
@@ -221,7 +221,7 @@ def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] =
     labels = manifest.frame["label"].astype(str)
     unknown = sorted(set(labels) - known)
     if unknown:
-        row = int(labels.index[labels.isin(unknown)][0]) + 2
+        row = manifest.line(int(labels.index[labels.isin(unknown)][0]))
         raise ManifestError(manifest.root / "labels.csv", f"label(s) task {task} does not know: "
                             f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))})",
                             row=row, column="label")

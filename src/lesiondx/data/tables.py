@@ -56,7 +56,8 @@ def read_table(path: str | Path, *, as_text: bool = False) -> pd.DataFrame:
     ``as_text``: every cell as a string, empty cells as ``""`` (for ``labels.csv``); otherwise pandas'
     type inference, with decimal commas read as numbers in semicolon-separated files. Header names are
     stripped of surrounding spaces; columns without a name and without a value (trailing separators)
-    are dropped. Raises :class:`TableError` naming the file.
+    are dropped; ``frame.attrs["lines"]`` holds each row's line number in the file (see :func:`data_lines`).
+    Raises :class:`TableError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -72,7 +73,17 @@ def read_table(path: str | Path, *, as_text: bool = False) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     empty = [c for c in frame.columns
              if _UNNAMED.match(c) and frame[c].map(lambda v: pd.isna(v) or str(v).strip() == "").all()]
-    return frame.drop(columns=empty)
+    frame = frame.drop(columns=empty)
+    frame.attrs["lines"] = data_lines(text, len(frame))
+    return frame
+
+
+def data_lines(text: str, n_rows: int) -> tuple[int, ...] | None:
+    """The file line number (header = its own line, 1-based) of each of the ``n_rows`` data rows pandas read
+    with blank lines skipped; ``None`` when they cannot be told (a quoted cell spanning lines)."""
+    numbered = [n for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    lines = tuple(numbered[1:])  # the first non-blank line is the header
+    return lines if len(lines) == n_rows else None
 
 
 __all__ = ["SEPARATORS", "TableError", "detect_separator", "read_table", "separator_name"]

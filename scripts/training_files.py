@@ -10,29 +10,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lesiondx.data import load_manifest, write_training_files
+import pandas as pd
+
+from lesiondx.ct_covid.lopo import list_filter_data
+from lesiondx.data import TRAINING_FILES, image_roles, load_manifest, write_training_files
 from lesiondx.us_liver.task import data_hash
 
 REPO = Path(__file__).resolve().parents[1]
-
-# (model dir, data folder, rows, role): what each model card says the shipped model was trained or tuned on
-SHIPPED = (
-    ("us-liver", "aul_liver_us", "all", "training folder aul_liver_us (segmenter, classifier heads, threshold)"),
-    ("ct-liver", "aul_liver_us", "benign/malignant with lesion_mask", "classifier (lilnet) training: AUL lesion crops"),
-    ("ct-covid", "covid_medseg_semiseg", "split train", "segmenter training; candidate filter"),
-    ("ct-covid", "covid_medseg_semiseg", "split test", "rule settings (MedSeg test lesion recall)"),
-    ("ct-covid", "covid_ct_md_sample", "all", "candidate filter; rule settings"),
-    ("ct-covid", "chest_ct_lung_cancer", "all", "candidate filter; rule settings"),
-)
-
-
-def _rows(frame, which: str):
-    if which == "all":
-        return frame
-    if which.startswith("split "):
-        return frame[frame["split"].astype(str) == which.split()[1]]
-    return frame[frame["label"].isin(["benign", "malignant"]) & frame["lesion_mask"].notna()]
-
 
 def main(shared: Path) -> None:
     us = load_manifest(shared / "aul_liver_us")
@@ -40,14 +24,23 @@ def main(shared: Path) -> None:
     if data_hash(us.root, us.frame) != shipped_hash:
         raise SystemExit(f"{shared / 'aul_liver_us'}: not the folder the shipped us-liver model was trained on "
                          "(data_hash.txt differs); refusing to write its list")
-    written: set[str] = set()
-    for model, folder, which, role in SHIPPED:
-        manifest = load_manifest(shared / folder)
-        rows = _rows(manifest.frame, which)
-        target = write_training_files(REPO / "models" / model, [(p, role) for p in rows["image"]],
-                                      root=manifest.root, append=model in written)
-        written.add(model)
-        print(f"{target.relative_to(REPO)}: {len(rows)} files of {folder} ({which}): {role}")
+    models = REPO / "models"
+    # what each model card says the shipped model was trained or tuned on, with the roles `lesiondx train` and
+    # `python -m lesiondx.ct_covid.lopo --ship` record for a run
+    write_training_files(models / "us-liver", image_roles(
+        us.frame, "training folder aul_liver_us (segmenter, classifier heads, threshold)"), root=us.root)
+    crops = us.frame[us.frame["label"].isin(["benign", "malignant"]) & us.frame["lesion_mask"].notna()]
+    write_training_files(models / "ct-liver", image_roles(crops, "classifier (lilnet) training: AUL lesion crops"),
+                         root=us.root)
+    medseg = load_manifest(shared / "covid_medseg_semiseg")
+    segmenter = medseg.frame[medseg.frame["split"].astype(str) == "train"]  # its 40 train + 10 validation slices
+    write_training_files(models / "ct-covid", image_roles(segmenter, "segmenter training"), root=medseg.root)
+    list_filter_data(models / "ct-covid", [shared / "covid_ct_md_sample", shared / "chest_ct_lung_cancer"],
+                     medseg.root)
+    for model in ("us-liver", "ct-liver", "ct-covid"):
+        listed = pd.read_csv(models / model / TRAINING_FILES)
+        print(f"models/{model}/{TRAINING_FILES}: {listed['sha256'].nunique()} files; "
+              + "; ".join(f"{role}: {n}" for role, n in listed["role"].value_counts().items()))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ def _flags(result: dict[str, Any], indent: str = "  ") -> list[str]:
         if ood.get("out_of_distribution"):
             reasons.append(f"unlike the training images (distance {_num(ood.get('score'), 1)} > {_num(ood.get('threshold'), 1)})")
         lines.append(f"{indent}FLAGGED, outside what the model was validated on: " + ("; ".join(reasons) or "see --json"))
-    for key in ("caveat",):
-        if result.get(key):
-            lines.append(f"{indent}caveat: {result[key]}")
+    if result.get("caveat"):
+        lines.append(f"{indent}caveat: {result['caveat']}")
     lines += [f"{indent}note: {w}" for w in result.get("input_warnings") or []]
     return lines
 

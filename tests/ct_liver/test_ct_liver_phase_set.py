@@ -11,11 +11,19 @@ import pytest
 
 from lesiondx.ct_liver import task
 from lesiondx.ct_liver.candidates import Detection
-from lesiondx.data import Box
+from lesiondx.data import mask_box
 from lesiondx.ct_liver.findings import Series, findings
 from lesiondx.ct_liver.phase_set import check_phase_set, unique_name
 from lesiondx.ct_liver.phases import SeriesTags, shifted
 from lesiondx.ct_liver.synthetic import make_multiphase_folder, phantom_slice
+
+
+def _phantom_stack(kind: str, n_slices: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HU, liver and lesion masks of ``n_slices`` SYNTHETIC portal-venous slices of one ``kind`` of lesion."""
+    rng = np.random.default_rng(seed)
+    hu, liver, lesion = zip(*[phantom_slice(kind, "portal-venous", size=96, centre=(40, 35), radius=10, rng=rng)
+                              for _ in range(n_slices)])
+    return np.stack(hu), np.stack(liver), np.stack(lesion)
 
 
 def _series(ircadb_folder: Path, patient: str) -> Path:
@@ -71,12 +79,8 @@ def test_tags_of_one_study_pass_and_names_are_kept_apart():
 
 def test_a_repeated_phase_keeps_the_first_series_measurements():
     """Two series both called portal-venous: the later one's HU used to replace the first's in the finding."""
-    rng = np.random.default_rng(0)
-    hu, liver, lesion = zip(*[phantom_slice("cyst", "portal-venous", size=96, centre=(40, 35), radius=10, rng=rng)
-                              for _ in range(3)])
-    hu, liver, lesion = np.stack(hu), np.stack(liver), np.stack(lesion)
-    rows, cols = np.nonzero(lesion[1])
-    box = Box(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    hu, liver, lesion = _phantom_stack("cyst", 3, seed=0)
+    box = mask_box(lesion[1])
     found = tuple(Detection(z, box, 1.0) for z in range(3))
     bright = np.where(lesion, 160.0, hu).astype(np.float32)  # another series of the same phase, lesion bright
     result = findings([Series("first", "portal-venous", hu, liver, 1.0, found),
@@ -91,12 +95,8 @@ def test_a_phase_whose_series_does_not_reach_the_lesion_is_not_measured():
     """IRCADb p01 slices re-tagged as an arterial series (50 slices) and a shorter portal-venous one (47):
     lesions beyond the shorter series' end were 'measured' on its fill value (liver -86 HU). SYNTHETIC here:
     a 6-slice reference, a second phase covering only its first 3 slices, the lesion's boxes on slices 3-5."""
-    rng = np.random.default_rng(1)
-    hu, liver, lesion = zip(*[phantom_slice("HCC", "portal-venous", size=96, centre=(40, 35), radius=10, rng=rng)
-                              for _ in range(6)])
-    hu, liver, lesion = np.stack(hu), np.stack(liver), np.stack(lesion)
-    rows, cols = np.nonzero(lesion[3])
-    box = Box(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    hu, liver, lesion = _phantom_stack("HCC", 6, seed=1)
+    box = mask_box(lesion[3])
     ref = Series("ref", "portal-venous", hu, liver, 1.0, tuple(Detection(z, box, 1.0) for z in (3, 4, 5)))
     short = Series("short", "arterial", hu[:3] + 40, liver[:3], 1.0, ())
     fill = float(np.median(short.hu))

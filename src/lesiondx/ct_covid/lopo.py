@@ -311,19 +311,19 @@ def write_cache(path: Path, stamp: dict, outputs: Outputs | dict[str, Outputs]) 
     path.write_bytes(pickle.dumps({"stamp": stamp, "outputs": outputs}))
 
 
-def _list_filter_data(model_dir: Path, series: list[Path], medseg: Path) -> None:
+def list_filter_data(model_dir: Path, series: list[Path], medseg: Path) -> None:
     """Add what the shipped filter and settings were fitted on to ``model_dir``'s training_files.csv (evaluate
     reports overlap with it): every slice of the series folders, MedSeg train (filter) and test (settings)."""
-    from lesiondx.data import load_manifest, write_training_files
+    from lesiondx.data import image_roles, load_manifest, write_training_files
 
     for folder in series:
         manifest = load_manifest(folder)
-        write_training_files(model_dir, [(p, "candidate filter; rule settings") for p in manifest.frame["image"]],
+        write_training_files(model_dir, image_roles(manifest.frame, "candidate filter; rule settings"),
                              root=manifest.root, append=True)
     manifest = load_manifest(medseg)
     for split, role in (("train", "candidate filter"), ("test", "rule settings (MedSeg test lesion recall)")):
         rows = manifest.frame[manifest.frame["split"].astype(str) == split]
-        write_training_files(model_dir, [(p, role) for p in rows["image"]], root=manifest.root, append=True)
+        write_training_files(model_dir, image_roles(rows, role), root=manifest.root, append=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         setting = choose(table, medseg_recall(base_c, np.ones(len(base_c.slice), bool)))
         filt = filt.with_threshold(float(setting["filter_t"]))
         filt.to_json(a.ship / "candidate_filter.json")
-        _list_filter_data(a.ship, a.series, a.medseg)
+        list_filter_data(a.ship, a.series, a.medseg)
         result["final"] = {"setting": setting.to_dict(), "coef": dict(zip(filt.names, filt.coef)),
                            "in_sample": {s.patient: apply(s, filt, setting) for s in patients}}
     (a.out / "lopo.json").write_text(json.dumps(result, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

@@ -16,8 +16,8 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import (Screened, check_training_rows, lead_lines, load_manifest, no_rows_left, screen_rows,
-                           seen_in_training, training_manifest_files, write_training_files)
+from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
+                           report_notes, screen_rows, seen_in_training, write_training_files)
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
@@ -42,7 +42,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     """
     import pandas as pd
 
-    from .train import negative_files, resolve_folders, train_segmenter, training_rows  # torch: training extras only
+    from .train import negative_rows, resolve_folders, train_segmenter, training_rows  # torch: training extras only
 
     cfg = read_config(config)
     manifest = load_manifest(data)
@@ -56,10 +56,10 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
     train_segmenter(manifest, out, cfg, negatives)
-    trained = manifest.subset(manifest.frame["image_id"].isin(pd.read_csv(out / "split.csv", dtype=str)["image_id"]))
-    write_training_files(out, training_manifest_files(trained, "segmenter training"), root=manifest.root)
+    trained = manifest.frame["image_id"].isin(pd.read_csv(out / "split.csv", dtype=str)["image_id"])
+    write_training_files(out, image_roles(manifest.frame[trained], "segmenter training"), root=manifest.root)
     for folder in negatives:  # the slices it trained on as negatives (not those of exclude_patients)
-        write_training_files(out, [(p, f"segmenter negatives ({folder.root.name})") for p in negative_files(folder, cfg)],
+        write_training_files(out, image_roles(negative_rows(folder, cfg), f"segmenter negatives ({folder.root.name})"),
                              root=folder.root, append=True)
     export_model(out)  # model.onnx beside model.pt: what predict/evaluate/serve run on
     return out
@@ -97,7 +97,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     seen = seen_in_training(loaded.path.parent, screened.manifest)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text,
-                                 notes=tuple(note for note in (screened.note(), seen.headline) if note))
+                                 notes=report_notes(seen, screened))
     metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
                     "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),

@@ -125,14 +125,13 @@ def _negative_slices_of(rows: pd.DataFrame, config: CovidConfig, excluded: set[s
     return rows["infection"].to_numpy(int) == 0
 
 
-def negative_files(folder: Manifest, config: CovidConfig) -> list[Path]:
-    """The slice files of a ``negative_data`` folder that :func:`negative_slices` trains on."""
+def negative_rows(folder: Manifest, config: CovidConfig) -> pd.DataFrame:
+    """The rows of a ``negative_data`` folder whose slices :func:`negative_slices` trains on."""
     excluded = {str(p) for p in config.exclude_patients}
-    files: list[Path] = []
-    for _, rows in folder.frame.groupby("patient_id", sort=True):
-        rows = rows.sort_values("slice_index")
-        files += [Path(p) for p in rows["image"][_negative_slices_of(rows, config, excluded)]]
-    return files
+    keep = pd.Series(False, index=folder.frame.index)
+    for _, rows in folder.frame.groupby("patient_id"):
+        keep[rows.index] = _negative_slices_of(rows, config, excluded)
+    return folder.frame[keep]
 
 
 def resolve_folders(names: tuple[str, ...], data: Path) -> list[Path]:

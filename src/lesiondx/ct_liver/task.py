@@ -19,9 +19,9 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, lead_lines, load_manifest,
-                           no_rows_left, require_known_labels, screen_rows, seen_in_training,
-                           training_manifest_files, write_training_files)
+from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, image_roles, lead_lines,
+                           load_manifest, no_rows_left, report_notes, require_known_labels, screen_rows,
+                           seen_in_training, write_training_files)
 from lesiondx.gate import require, result_fields
 from lesiondx.io import (EVALUATE_MAX_BYTES, ImageReadError, parse_window_option, read_image, read_series_files, read_study,
                          shared_decodes)
@@ -134,7 +134,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
 
     torch.set_num_threads(max(1, cfg.threads))
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    write_training_files(run, training_manifest_files(manifest, f"training folder {data.name}"), root=manifest.root)
+    write_training_files(run, image_roles(manifest.frame, f"training folder {data.name}"), root=manifest.root)
     log = _log(run)
     meta: dict[str, Any] = {"data": str(data), "layout": manifest.layout.name, "date": _dt.date.today().isoformat(),
                             "version": f"{run.name}-{_dt.date.today().isoformat()}"}
@@ -225,7 +225,7 @@ def _evaluate_screened(screened: Screened, bundle: Bundle, data: Path, out: Path
         table = crops.table.assign(score=probs[:, bundle.tree.top.index("malignant")])
         settings = EvalSettings(positive=("malignant",), negative=("benign",),
                                 title="ct-liver classifier on AUL lesion crops",
-                                notes=tuple(note for note in (screened.note(), seen.headline) if note))
+                                notes=report_notes(seen, screened))
         try:
             report = report_from_csv(write_predictions(table, out / "predictions.csv", settings), out, settings)
         except ValueError as exc:

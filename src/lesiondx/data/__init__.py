@@ -17,8 +17,8 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys([
         "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "disk_closing", "lesion_roi", "mask_box", "quadrant", "square_crop"
     ], "rois"),
-    **dict.fromkeys(["TRAINING_FILES", "SeenRows", "file_sha256", "lead_lines", "read_training_files",
-                     "seen_in_training", "training_manifest_files", "write_training_files"], "provenance"),
+    **dict.fromkeys(["TRAINING_FILES", "SeenRows", "file_sha256", "image_roles", "lead_lines", "read_training_files",
+                     "report_notes", "seen_in_training", "write_training_files"], "provenance"),
     **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides"], "splits"),
     **dict.fromkeys(["DatasetSummary", "summarise_folder", "summarise_manifest"], "summary"),
     **dict.fromkeys(["TableError", "read_table"], "tables"),

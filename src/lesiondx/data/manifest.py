@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,15 +68,13 @@ class Manifest:
 
     def subset(self, mask: pd.Series | list[bool]) -> "Manifest":
         """A manifest with only the selected rows (index reset)."""
-        keep = (mask.reindex(self.frame.index, fill_value=False) if isinstance(mask, pd.Series)
-                else pd.Series(list(mask), index=self.frame.index)).to_numpy(bool)
-        lines = tuple(n for n, kept in zip(self.lines, keep) if kept) if len(self.lines) == len(keep) else ()
-        return Manifest(self.root, self.frame[keep].reset_index(drop=True), self.layout, self.problems, self.warnings,
-                        lines)
+        kept = self.frame[mask]  # the frame's index is its row positions (always reset)
+        return Manifest(self.root, kept.reset_index(drop=True), self.layout, self.problems, self.warnings,
+                        tuple(self.line(int(i)) for i in kept.index))
 
     def require_files(self) -> None:
         """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing."""
-        missing = _missing_files(self.frame, self.root, self.line)
+        missing = _missing_files(self.frame, self.root, [self.line(i) for i in range(len(self.frame))])
         if missing:
             raise ManifestError(self.root / "labels.csv", "; ".join(missing))
 
@@ -167,8 +165,7 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
         frame = read_table(csv_path, as_text=True)
     except TableError as exc:
         raise ManifestError(csv_path, str(exc).removeprefix(f"{csv_path}: ")) from None
-    found_lines = frame.attrs.get("lines")
-    line = (lambda i: found_lines[i]) if found_lines else (lambda i: i + 2)  # noqa: E731 (row position → file line)
+    lines = frame.attrs.get("lines") or tuple(range(2, len(frame) + 2))  # file line of each row position
     frame = frame.rename(columns=_canonical_columns(list(frame.columns)))
     frame = frame.apply(lambda col: col.str.strip())  # "Malignant " is "Malignant"; spaces inside are kept
     for column in REQUIRED_COLUMNS:
@@ -185,25 +182,25 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
     for column in REQUIRED_COLUMNS:
         empty = frame.index[frame[column].str.strip() == ""]
         if len(empty):
-            raise ManifestError(csv_path, "empty value", row=line(int(empty[0])), column=column)
+            raise ManifestError(csv_path, "empty value", row=lines[int(empty[0])], column=column)
     duplicated = frame.index[frame["image_id"].duplicated()]
     if len(duplicated):
         row = int(duplicated[0])
-        raise ManifestError(csv_path, f"duplicate image_id {frame.at[row, 'image_id']!r}", row=line(row), column="image_id")
+        raise ManifestError(csv_path, f"duplicate image_id {frame.at[row, 'image_id']!r}", row=lines[row], column="image_id")
     if "patient_id" not in frame.columns:
         warnings.append("no patient_id column: each image is treated as its own patient")
         frame["patient_id"] = frame["image_id"]
     else:
         blank = frame["patient_id"].str.strip() == ""
         if blank.any():
-            warnings.append(f"{int(blank.sum())} rows without patient_id (first: row {line(int(frame.index[blank][0]))}); image_id used")
+            warnings.append(f"{int(blank.sum())} rows without patient_id (first: row {lines[int(frame.index[blank][0])]}); image_id used")
             frame.loc[blank, "patient_id"] = frame.loc[blank, "image_id"]
     if "slice_index" in frame.columns:
         numbers = pd.to_numeric(frame["slice_index"].replace("", None), errors="coerce")
         bad = frame.index[(frame["slice_index"] != "") & (numbers.isna() | (numbers % 1 != 0))]
         if len(bad):
             row = int(bad[0])
-            raise ManifestError(csv_path, f"not an integer: {frame.at[row, 'slice_index']!r}", row=line(row), column="slice_index")
+            raise ManifestError(csv_path, f"not an integer: {frame.at[row, 'slice_index']!r}", row=lines[row], column="slice_index")
         frame["slice_index"] = numbers.astype("Int64")
     frame["image"] = [_resolve(root, v) for v in frame["image"]]
     for column in MASK_COLUMNS.values():
@@ -215,23 +212,23 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
         outside = [i for i, p in enumerate(frame[column]) if outside_folder(root, p)]
         if outside and not outside_ok:
             raise ManifestError(csv_path, "path outside the dataset folder (paths are relative, inside the folder)",
-                                row=line(outside[0]), column=column)
+                                row=lines[outside[0]], column=column)
         if outside:
             first = os.path.relpath(os.path.normpath(frame[column].iloc[outside[0]]), root)
             problems.append(f"{len(outside)} {column} path(s) outside the dataset folder, not read "
-                            f"(first: row {line(outside[0])}, {first!r})")
+                            f"(first: row {lines[outside[0]]}, {first!r})")
     for column in frame.columns:
         if frame[column].dtype == object and column not in ("image", *MASK_COLUMNS.values()):
             frame[column] = frame[column].replace("", None)
     if check_files:
-        problems.extend(_missing_files(frame, root, line))
+        problems.extend(_missing_files(frame, root, lines))
     layout = detect_layout(frame, root)
     relabelled = _canonical_labels(frame, layout.task)
     if relabelled:
         warnings.append(relabelled)
     frame = layout.normalise(frame, root)
     return Manifest(root=root, frame=frame.reset_index(drop=True), layout=layout, problems=tuple(problems),
-                    warnings=tuple(warnings), lines=tuple(line(int(i)) for i in frame.index))
+                    warnings=tuple(warnings), lines=tuple(lines[int(i)] for i in frame.index))
 
 
 def as_manifest(source: str | Path | Manifest) -> Manifest:
@@ -240,7 +237,7 @@ def as_manifest(source: str | Path | Manifest) -> Manifest:
     return source if isinstance(source, Manifest) else load_manifest(source)
 
 
-def _missing_files(frame: pd.DataFrame, root: Path, line: Callable[[int], int]) -> list[str]:
+def _missing_files(frame: pd.DataFrame, root: Path, lines: Sequence[int]) -> list[str]:
     problems: list[str] = []
     for column in ("image", *MASK_COLUMNS.values()):
         if column not in frame.columns:
@@ -250,7 +247,7 @@ def _missing_files(frame: pd.DataFrame, root: Path, line: Callable[[int], int]) 
         if missing:
             first_row, first_path = missing[0]
             problems.append(
-                f"{len(missing)} {column} file(s) missing (first: row {line(first_row)}, {Path(first_path).name})"
+                f"{len(missing)} {column} file(s) missing (first: row {lines[first_row]}, {Path(first_path).name})"
             )
     return problems
 

@@ -10,27 +10,20 @@ by their bytes: a copy under another name is found, a re-encoded or re-exported 
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from lesiondx.runtime import file_sha256
+
 from .badrows import Screened
 from .manifest import Manifest
 
 TRAINING_FILES = "training_files.csv"
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_training_files(model_dir: str | Path, files: Iterable[tuple[str | Path, str]], *, root: str | Path | None = None,
@@ -56,9 +49,9 @@ def write_training_files(model_dir: str | Path, files: Iterable[tuple[str | Path
     return target
 
 
-def training_manifest_files(manifest: Manifest, role: str) -> list[tuple[Path, str]]:
-    """``(image file, role)`` for every row of a training manifest (for :func:`write_training_files`)."""
-    return [(Path(p), role) for p in manifest.frame["image"]]
+def image_roles(rows: pd.DataFrame, role: str) -> list[tuple[Path, str]]:
+    """``(image file, role)`` for every row of a manifest's frame (for :func:`write_training_files`)."""
+    return [(Path(p), role) for p in rows["image"]]
 
 
 def read_training_files(model_dir: str | Path) -> dict[str, tuple[str, ...]] | None:
@@ -131,3 +124,8 @@ def lead_lines(seen: SeenRows, screened: Screened, summary: list[str] = ()) -> l
     lead += [screened.headline] if screened.excluded else []
     lead += [f"labels.csv: {warning}" for warning in screened.manifest.warnings]
     return lead + [line for line in summary if not (seen.headline and line == f"note: {seen.headline}")]
+
+
+def report_notes(seen: SeenRows, screened: Screened) -> tuple[str, ...]:
+    """The report's notes on what was scored: the exclusions and the training-overlap warning, when there are."""
+    return tuple(note for note in (screened.note(), seen.headline) if note)

@@ -128,7 +128,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
     import yaml
 
-    from lesiondx.data import (check_training_rows, grouped_kfold, load_manifest, require_known_labels,
+    from lesiondx.data import (check_training_rows, grouped_kfold, image_roles, load_manifest, require_known_labels,
                                write_training_files)
     from lesiondx.stats import auc_delong, youden_threshold
 
@@ -145,8 +145,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     frame = _subsample(manifest.frame, cfg.max_images, cfg.seed)
     digest = data_hash(Path(data), frame)
     (out / "data_hash.txt").write_text(digest + "\n")
-    write_training_files(out, [(Path(p), f"training folder {Path(data).name}") for p in frame["image"]],
-                         root=manifest.root)
+    write_training_files(out, image_roles(frame, f"training folder {Path(data).name}"), root=manifest.root)
     (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     folds = grouped_kfold(frame, cfg.folds, seed=cfg.seed)
     # ROI proposal: trained on every frame outside fold 0 (fold 0 stays unseen by it, for checks)
@@ -322,7 +321,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
     (``ground_truth_roi/``), plus normal frames and the 1024-wide subgroup. ``summary``: terminal lines."""
     from lesiondx.stats.evaluation import EvalSettings, summary_lines
 
-    from lesiondx.data import lead_lines, no_rows_left, screen_rows, seen_in_training
+    from lesiondx.data import lead_lines, no_rows_left, report_notes, screen_rows, seen_in_training
 
     bundle = load_bundle(model)
     out = Path(out)
@@ -339,8 +338,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
     preds = preds.assign(score=preds["score"].fillna(0.0), lesion_found=found)
     notes = ["ROIs proposed by the model: " + (f"outlines given for {outlines} frame(s) are used only for the "
                                                "ground-truth-ROI figures" if outlines else "no outlines given")]
-    notes += [screened.note()] if screened.excluded else []
-    notes += [seen.headline] if seen.headline else []
+    notes += report_notes(seen, screened)
     lesion_rows = preds["label"].isin(["benign", POSITIVE])
     if (~found & lesion_rows).any():
         notes.append(f"{int((~found & lesion_rows).sum())} benign/malignant frame(s) where the segmenter found no "

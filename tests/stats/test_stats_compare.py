@@ -128,3 +128,21 @@ def test_a_spreadsheet_export_with_percentages_compares_like_the_plain_table(tmp
     text.to_csv(tmp_path / "text.csv", index=False)
     bad = _compare(str(tmp_path / "text.csv"), "--score", "model_a", "--score", "model_b", "--out", str(tmp_path / "t"))
     assert bad.exit_code == 2 and "column 'model_b' has 1 value(s) that are not numbers, first on line 4" in bad.output
+
+
+def test_text_in_a_joined_csv_is_named_by_its_own_file_and_line(tmp_path, synthetic):
+    """Several CSVs joined on image_id, rows in another order, a blank line above the bad row: the error names
+    the file it is in and that file's line (was: the joined table's row + 2)."""
+    paths = []
+    for k, m in enumerate(("model_a", "model_b")):
+        part = synthetic.sample(frac=1.0, random_state=k).rename(columns={m: "score"})[["image_id", "label", "score"]]
+        part = part.astype({"score": object}).reset_index(drop=True)
+        paths.append(tmp_path / f"{m}.csv")
+        if m == "model_b":
+            part.loc[9, "score"] = "high"
+        text = part.to_csv(index=False).splitlines()
+        text.insert(3, "")  # a blank line after data line 3: the bad row (data row 9) sits on file line 12
+        paths[-1].write_text("\n".join(text) + "\n")
+    bad = _compare(*map(str, paths), "--out", str(tmp_path / "j"))
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert "not numbers, first on model_b.csv line 12: 'high'" in bad.output

@@ -193,3 +193,14 @@ def test_a_threshold_outside_the_scores_is_questioned(tmp_path):
     result, m = _report(tmp_path / "p.csv", tmp_path / "o2", "--threshold", "0.01")
     said = " ".join(result.output.split())
     assert "every case is called positive" in said and "units" not in said
+
+
+def test_a_blank_line_above_a_text_score_is_counted_in_the_line_named(tmp_path):
+    """Lines are the file's (a blank line above the bad row moved it one down; it used to be named one line too early)."""
+    table = ASAH.astype({"s100b": object})
+    table.loc[4, "s100b"] = "high"
+    text = table.to_csv(index=False).splitlines()
+    text.insert(2, "")
+    (tmp_path / "blank.csv").write_text("\n".join(text) + "\n")
+    result, _ = _report(tmp_path / "blank.csv", tmp_path / "out")
+    assert result.exit_code == 2 and "first on line 7: 'high'" in result.output

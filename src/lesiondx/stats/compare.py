@@ -29,7 +29,10 @@ from .plots import RocSeries, decision_figure_models, fig_to_png, roc_figure
 from .report import ReportResult, need_two_per_class, small_n_warning, to_jsonable
 from .report_html import render_html
 from .roc import roc_curve, youden_threshold
-from .scores import read_scores
+from .scores import read_scores, row_places
+
+
+PLACE_PREFIX = "_place_"  # join_predictions: column "_place_<model>" = where each score came from ("b.csv line 7")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,9 @@ def compare_models(
     missing = [c for c in [label_col, *cols] if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
-    read = [read_scores(table[c], c) for c in cols]  # empty cells missing, 83% read as 0.83, text an error
+    # empty cells missing, 83% read as 0.83, text an error naming the row's file line (PLACE_PREFIX: joined tables)
+    read = [read_scores(table[c], c, table[PLACE_PREFIX + c].tolist() if PLACE_PREFIX + c in table.columns else None)
+            for c in cols]
     sel = select_levels(table[label_col], positive, negative)
     values = {r.name: r.values[sel.keep] for r in read}
     df = table[sel.keep].reset_index(drop=True).assign(**values)
@@ -212,7 +217,8 @@ def join_predictions(
         if t["image_id"].duplicated().any():
             raise ValueError(f"{path}: image_id {t['image_id'][t['image_id'].duplicated()].iloc[0]!r} repeats")
         keep = ["image_id", label_col, col] + (["patient_id"] if joined is None and "patient_id" in t.columns else [])
-        part = t[keep].rename(columns={col: m, label_col: f"_label_{m}"})
+        places = [f"{Path(path).name} {w}" for w in row_places(t[col])]
+        part = t[keep].rename(columns={col: m, label_col: f"_label_{m}"}).assign(**{PLACE_PREFIX + m: places})
         joined = part if joined is None else joined.merge(part, on="image_id", how="inner")
     assert joined is not None
     labels = joined[[f"_label_{m}" for m in model]].astype(str)

@@ -32,7 +32,7 @@ from .delong import auc_delong
 from .levels import select_levels
 from .report_html import metric_rows, render_html, strata_tables
 from .roc import YoudenResult, roc_curve, youden_threshold
-from .scores import missing_note, read_scores
+from .scores import missing_note, read_scores, row_places
 
 SMALL_N = 10  # fewer positives or negatives than this: the CIs are flagged as unreliable
 CHOSEN = "chosen on these data (Youden): optimistic, not a validated operating point"
@@ -233,11 +233,13 @@ def write_report(
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ValueError(f"prediction table lacks column(s) {missing}; has {list(df.columns)}")
-    col = read_scores(df[score_col], score_col)  # before any row is dropped: errors name file lines
+    places = row_places(df[score_col])  # before any row is dropped: errors name file lines
+    col = read_scores(df[score_col], score_col, places)
     sel = select_levels(df[label_col], positive, negative)
     scored = replace(col, values=col.values[sel.keep], n_missing=int((~col.present[sel.keep]).sum()))
     df = df[sel.keep].reset_index(drop=True).assign(**{score_col: scored.values})
-    missing = missing_note(scored, df["image_id"] if "image_id" in df.columns else None)
+    missing = missing_note(scored, df["image_id"] if "image_id" in df.columns else None,
+                           [w for w, k in zip(places, sel.keep) if k])
     df, y = df[scored.present].reset_index(drop=True), sel.y[scored.present]
     pos_name, neg_name = " or ".join(sel.positive), " or ".join(sel.negative)
     class_names = (neg_name, pos_name)

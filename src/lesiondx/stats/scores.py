@@ -8,6 +8,7 @@ all end in ``%`` (``83.5%``) is read as probabilities (÷ 100) and says so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,14 +30,20 @@ class ScoreColumn:
         return ~np.isnan(self.values)
 
 
-def _line(index: int) -> int:
-    """File line of data row ``index`` (0-based; the header is line 1)."""
-    return index + 2
+def row_places(column: pd.Series) -> list[str]:
+    """Where each row of ``column`` sits in its file: ``"line N"`` from the ``lines`` that
+    :func:`lesiondx.data.tables.read_table` records (blank lines counted), else data row ``i`` on line ``i + 2``."""
+    lines = column.attrs.get("lines")
+    if lines is None or len(lines) != len(column):
+        lines = range(2, len(column) + 2)
+    return [f"line {n}" for n in lines]
 
 
-def read_scores(column: pd.Series, name: str) -> ScoreColumn:
+def read_scores(column: pd.Series, name: str, places: Sequence[str] | None = None) -> ScoreColumn:
     """``column`` as a :class:`ScoreColumn`; ``ValueError`` naming ``name`` and the first line with text
-    that is not a number (or with an infinite value)."""
+    that is not a number (or with an infinite value). ``places``: where each row comes from (e.g.
+    ``"b.csv line 7"`` for a table joined from several files); default :func:`row_places`."""
+    where = list(places) if places is not None else row_places(column)
     raw = column.reset_index(drop=True)
     text = raw.astype("string").str.strip()
     empty = raw.isna().to_numpy() | (text == "").fillna(True).to_numpy()
@@ -45,7 +52,7 @@ def read_scores(column: pd.Series, name: str) -> ScoreColumn:
     if percent.any():
         if not (percent | empty).all():
             first = int(np.flatnonzero(~(percent | empty))[0])
-            raise ValueError(f"column {name!r} mixes percentages and plain numbers (line {_line(first)}: "
+            raise ValueError(f"column {name!r} mixes percentages and plain numbers ({where[first]}: "
                              f"{raw.iloc[first]!r}); use one of them")
         raw = text.str.rstrip("%")
         note = f"scores in column {name!r} given as percentages: read as probabilities (value / 100)"
@@ -53,23 +60,25 @@ def read_scores(column: pd.Series, name: str) -> ScoreColumn:
     bad = np.isnan(values) & ~empty
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {name!r} has {int(bad.sum())} value(s) that are not numbers, first on line "
-                         f"{_line(first)}: {column.iloc[first]!r}")
+        raise ValueError(f"column {name!r} has {int(bad.sum())} value(s) that are not numbers, first on "
+                         f"{where[first]}: {column.iloc[first]!r}")
     if np.isinf(values).any():
         first = int(np.flatnonzero(np.isinf(values))[0])
-        raise ValueError(f"column {name!r} has an infinite score on line {_line(first)}")
+        raise ValueError(f"column {name!r} has an infinite score on {where[first]}")
     if note:
         values = values / 100.0
     return ScoreColumn(name=name, values=values, n_missing=int(empty.sum()), note=note)
 
 
-def missing_note(col: ScoreColumn, ids: pd.Series | None = None) -> str | None:
-    """``"3 rows without a score in column 'score' left out (first: image_id i3)"``, or None."""
+def missing_note(col: ScoreColumn, ids: pd.Series | None = None, places: Sequence[str] | None = None) -> str | None:
+    """``"3 rows without a score in column 'score' left out (first: image_id i3)"`` (or the first one's
+    ``places`` entry, e.g. ``line 9``, without ``ids``), or None."""
     if not col.n_missing:
         return None
     first = int(np.flatnonzero(~col.present)[0])
-    where = f"image_id {ids.iloc[first]}" if ids is not None else f"line {_line(first)}"
+    where = f"image_id {ids.iloc[first]}" if ids is not None else (places[first] if places is not None
+                                                                    else f"row {first + 1}")
     return f"{col.n_missing} row(s) without a score in column {col.name!r} left out (first: {where})"
 
 
-__all__ = ["ScoreColumn", "missing_note", "read_scores"]
+__all__ = ["ScoreColumn", "missing_note", "read_scores", "row_places"]

@@ -9,6 +9,12 @@
 * A study is closed and queued when the association that sent it is released, or after
   ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
+* Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
+  non-image objects (dose SR, presentation states, key objects, PDFs: no pixel data, a Modality other
+  than CT/US), CT localizers (ImageType LOCALIZER) and CT secondary captures (dose screens, often with
+  the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
+  transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
+  association's ignored objects are counted in one ``dicom_ignored`` audit entry (no identifiers).
 * Unusable instances are answered with a failure status (0xC000) and listed on the study their
   association sends; when the association never sends a usable instance, they are reported in the
   audit log (``dicom_refused``: counts and reasons, no identifiers).
@@ -32,6 +38,7 @@ from .storage import storage_problem
 log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # SC image storage and its multi-frame variants (.7.x)
 
 
 class DicomNode:
@@ -52,6 +59,7 @@ class DicomNode:
         self._server: Any = None
         self._assoc_studies: dict[int, list[str]] = {}  # association → studies it sent (in order)
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
+        self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -80,6 +88,11 @@ class DicomNode:
             ds.file_meta = event.file_meta
             if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
                 log.info("ignored one of lesiondx's own result objects sent back by %s", calling)
+                return STATUS_OK
+            ignored = not_analysed(ds)
+            if ignored:
+                with self._lock:
+                    self._assoc_ignored.setdefault(id(event.assoc), []).append(ignored)
                 return STATUS_OK
             if not str(ds.get("SOPInstanceUID", "") or "").strip():
                 ds.SOPInstanceUID = ""  # deidentify() assigns a deterministic UID
@@ -138,12 +151,31 @@ class DicomNode:
         except Exception:
             log.exception("could not record refused instances in the audit log")
 
+    def _report_ignored(self, event: Any) -> None:
+        """One audit entry per association for the objects it sent that are not analysed (counts by kind)."""
+        with self._lock:
+            ignored = self._assoc_ignored.pop(id(event.assoc), [])
+        if not ignored:
+            return
+        counts: dict[str, int] = {}
+        for reason in ignored:
+            counts[reason] = counts.get(reason, 0) + 1
+        detail = f"{len(ignored)} instance(s) accepted and not analysed: " + "; ".join(
+            f"{reason} ×{n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        calling = _calling_aet(event)
+        log.info("ignored %d instance(s) from %s that are not analysed (%s)", len(ignored), calling, detail)
+        try:
+            self.core.db.audit(f"dicom:{calling}", "dicom_ignored", None, detail)
+        except Exception:
+            log.exception("could not record ignored instances in the audit log")
+
     def handle_release(self, event: Any) -> None:
         """Association released: the studies it sent are complete; queue them."""
         with self._lock:
             study_ids = set(self._assoc_studies.pop(id(event.assoc), []))
             refused = self._assoc_refused.pop(id(event.assoc), [])
         self._report_unfiled(event, refused)
+        self._report_ignored(event)
         if study_ids:
             for study_id in self.core.close_studies(study_ids):
                 self.core.db.audit(f"dicom:{_calling_aet(event)}", "dicom_receive", study_id, "association released")
@@ -154,6 +186,7 @@ class DicomNode:
             self._assoc_studies.pop(id(event.assoc), None)
             refused = self._assoc_refused.pop(id(event.assoc), [])
         self._report_unfiled(event, refused)
+        self._report_ignored(event)
 
 
 def _calling_aet(event: Any) -> str:
@@ -174,3 +207,22 @@ def is_own_result(ds: Any) -> bool:
     """True for the SEG / SR / SC objects lesiondx itself sent to the PACS (their SeriesDescription starts
     with the AI mark): re-reading them would make a study of AI overlays."""
     return str(ds.get("SeriesDescription", "") or "").startswith(AI_MARK)
+
+
+def not_analysed(ds: Any) -> str:
+    """Why ``ds`` is part of a study but never analysed ('' when it may be): a non-image object, a CT
+    localizer, a CT secondary capture (dose screen). Unknown modalities with pixels stay refusals."""
+    modality = str(ds.get("Modality", "") or "").upper()
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    if not has_pixels and modality and modality not in ("CT", "US"):
+        return f"non-image object ({modality[:16]})"
+    if modality != "CT":
+        return ""
+    value = ds.get("ImageType") or []
+    image_type = [str(v).strip().upper() for v in ([value] if isinstance(value, str) else value)]
+    if "LOCALIZER" in image_type[2:3]:
+        return "CT localizer"
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if sop_class == SECONDARY_CAPTURE_PREFIX or sop_class.startswith(SECONDARY_CAPTURE_PREFIX + "."):
+        return "CT secondary capture (e.g. dose screen)"
+    return ""

@@ -214,15 +214,17 @@ def test_a_rerun_queued_during_a_send_is_not_overwritten_by_its_outcome(done_stu
 
 
 @contextlib.contextmanager
-def fake_pacs(core: ServiceCore):
-    """A pynetdicom storage SCP taking SEG / SR / SC, made ``core``'s PACS; yields the datasets it receives."""
+def fake_pacs(core: ServiceCore, contexts: tuple[str, ...] | None = None):
+    """A pynetdicom storage SCP taking SEG / SR / SC (or only the SOP classes ``contexts``), made ``core``'s PACS;
+    yields the datasets it receives."""
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import (ComprehensiveSRStorage, Comprehensive3DSRStorage,
                                       SecondaryCaptureImageStorage, SegmentationStorage)
 
     received: list[pydicom.Dataset] = []
     ae = AE(ae_title="FAKEPACS")
-    for context in (ComprehensiveSRStorage, Comprehensive3DSRStorage, SecondaryCaptureImageStorage, SegmentationStorage):
+    for context in contexts or (ComprehensiveSRStorage, Comprehensive3DSRStorage, SecondaryCaptureImageStorage,
+                                SegmentationStorage):
         ae.add_supported_context(context)
 
     def on_store(event):
@@ -250,6 +252,51 @@ def test_export_sends_seg_sr_sc_to_a_storage_scp(done_study):
     with core.db.session() as s:
         detail = export_detail(s.get(Study, study_id))
     assert detail["state"] == "sent" and detail["version"] == 1 and detail["objects"] == {"SEG": 1, "SR": 1, "SC": 1}
+
+
+def test_a_pacs_without_seg_and_3d_sr_gets_a_comprehensive_sr_and_the_sc(done_study):
+    """Was: a PACS that does not negotiate Segmentation / Comprehensive 3D SR storage (common in older PACS) got
+    nothing: the SEG went first, pynetdicom raised, the whole export failed and was retried until it gave up.
+    Now: the SR goes as Comprehensive SR (it holds no 3D coordinates), the SC goes, the SEG is listed as skipped."""
+    from pynetdicom.sop_class import ComprehensiveSRStorage, SecondaryCaptureImageStorage
+
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, study_uid, _ = done_study
+    with fake_pacs(core, (ComprehensiveSRStorage, SecondaryCaptureImageStorage)) as received:
+        assert queue_export(core, study_id)
+        assert _claim(core) == study_id and export_once(core, study_id) == "sent"
+    assert sorted(ds.Modality for ds in received) == ["OT", "SR"]
+    sr = next(ds for ds in received if ds.Modality == "SR")
+    assert sr.SOPClassUID == ComprehensiveSRStorage and str(sr.StudyInstanceUID) == study_uid
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sr.file_meta = pydicom.dataset.FileMetaDataset()
+        sr.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        buffer = io.BytesIO()
+        sr.save_as(buffer, enforce_file_format=True)
+        path = Path(core.settings.storage) / "sr.dcm"
+        path.write_bytes(buffer.getvalue())
+        assert isinstance(hd.sr.srread(path).content, hd.sr.MeasurementReport)
+    with core.db.session() as s:
+        detail = export_detail(s.get(Study, study_id))
+    assert detail["objects"] == {"SEG": 0, "SR": 1, "SC": 1}
+    assert any("Segmentation Storage" in text and "not sent" in text for text in detail["skipped"])
+
+
+def test_a_pacs_taking_none_of_the_objects_fails_with_the_reason(done_study):
+    from pynetdicom.sop_class import CTImageStorage
+
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, _, _ = done_study
+    with fake_pacs(core, (CTImageStorage,)) as received:
+        assert queue_export(core, study_id)
+        assert _claim(core) == study_id and export_once(core, study_id) == "failed"
+    assert received == []
+    with core.db.session() as s:
+        detail = export_detail(s.get(Study, study_id))
+    assert "accepts none of" in detail["reason"] and "Segmentation Storage" in detail["reason"]
 
 
 def test_an_export_given_up_on_an_unreachable_pacs_is_resent_at_the_next_start(done_study):

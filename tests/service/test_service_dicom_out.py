@@ -65,8 +65,12 @@ def _identified_series() -> tuple[list[bytes], str]:
 @pytest.fixture
 def done_study(tmp_path):
     """A ServiceCore (not started) with one finished ct-covid study from DICOM; yields (core, study_id, originals)."""
+    yield from _done(tmp_path, fake_ct_covid)
+
+
+def _done(tmp_path: Path, predictor: Any):
     core = ServiceCore(Settings(storage=tmp_path / "store", pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()),
-                                export_retry_seconds=(0.0,), export_max_attempts=2), predictor=fake_ct_covid)
+                                export_retry_seconds=(0.0,), export_max_attempts=2), predictor=predictor)
     blobs, study_uid = _identified_series()
     triage = Triage()
     for i, data in enumerate(blobs):
@@ -158,6 +162,36 @@ def test_measurement_report_parses_with_highdicom_and_references_the_seg_and_ima
     evidence = {str(i.ReferencedSOPInstanceUID) for s in objects["SR"][0].CurrentRequestedProcedureEvidenceSequence
                 for series in s.ReferencedSeriesSequence for i in series.ReferencedSOPSequence}
     assert objects["SEG"][0].SOPInstanceUID in evidence and original_sops <= evidence
+
+
+def _finding_types(sr: pydicom.Dataset) -> list[str]:
+    return [item.ConceptCodeSequence[0].CodeMeaning for item in _walk(sr)
+            if item.get("ValueType") == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "121071"]
+
+
+def fake_ct_covid_negative(task: str, inputs: list[Path], out: Path, model: str, **kw: Any) -> dict[str, Any]:
+    """ct-covid's output shape for a negative study (a sub-threshold candidate box on slice 4 only)."""
+    result = fake_ct_covid(task, inputs, out, model, **kw)
+    result["patient"] |= {"decision": 0, "score": 0.1}
+    result["slices"] = [s if s["slice"] == 4 else {**s, "boxes": []} for s in result["slices"]]
+    return result
+
+
+def test_a_negative_result_is_not_reported_as_a_lesion_finding(tmp_path, done_study):
+    """Was: every measurement group said Finding = Lesion (SCT 52988006), so a 'normal' ct-covid study's SR
+    read "Finding: Lesion / AI classification: normal" in the PACS. Now: only a positive result names a lesion."""
+    core, study_id, _, _ = done_study
+    assert _finding_types(_objects(core, study_id)["SR"][0]) == ["Lesion"]
+    gen = _done(tmp_path / "negative", fake_ct_covid_negative)
+    try:
+        core, study_id, _, _ = next(gen)
+        sr = _objects(core, study_id)["SR"][0]
+    finally:
+        gen.close()
+    assert _finding_types(sr) == []
+    classification = [item.ConceptCodeSequence[0].CodeMeaning for item in _walk(sr) if item.get("ValueType") == "CODE"
+                      and item.ConceptNameCodeSequence[0].CodeMeaning == "AI classification"]
+    assert classification == ["normal"]
 
 
 def _walk(ds: pydicom.Dataset):

@@ -246,3 +246,33 @@ def test_a_forwarded_study_s_dose_report_localizer_and_dose_screen_are_accepted_
     assert len(audit) == 1 and "3 instance(s)" in audit[0]["detail"]
     for words in ("non-image object (SR)", "CT localizer", "secondary capture"):
         assert words in audit[0]["detail"]
+
+
+def test_a_study_sent_over_two_parallel_associations_is_closed_when_the_last_one_ends(make_client):
+    """PACS and routers send one study over several associations at once. Was: the first association to be
+    released closed and queued the study while the other was still sending, so a partial study was analysed
+    (and its result exported) before the late instances reopened it. Now it stays receiving until the last
+    association that sent it is released, and is analysed once, whole."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+    study_uid = generate_uid()
+    slices = []
+    for path in CT_SERIES[:6]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
+        slices.append(ds)
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    first, second = (ae.associate("127.0.0.1", port, ae_title="LESIONDX") for _ in range(2))
+    assert [first.send_c_store(ds).Status for ds in slices[:3]] == [0] * 3
+    assert second.send_c_store(slices[3]).Status == 0
+    first.release()
+    time.sleep(0.5)
+    (study,) = client.get("/api/studies").json()
+    assert study["stage"] == "receiving", study
+    assert [second.send_c_store(ds).Status for ds in slices[4:]] == [0, 0]
+    second.release()
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 6 and study["result_version"] == 1

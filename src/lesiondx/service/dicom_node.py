@@ -6,7 +6,8 @@
   empty SOPInstanceUID get one assigned) and filed by :meth:`ServiceCore.add_dicom_instance` into the
   study with its (remapped) StudyInstanceUID, keyed by its (remapped) SOP Instance UID: a copy of an
   instance already held is dropped and counted, a late instance reopens a closed study.
-* A study is closed and queued when the association that sent it is released, or after
+* A study is closed and queued when the last open association that sent it is released (a sender may use
+  several associations at once), or after
   ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
 * Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
@@ -170,10 +171,13 @@ class DicomNode:
             log.exception("could not record ignored instances in the audit log")
 
     def handle_release(self, event: Any) -> None:
-        """Association released: the studies it sent are complete; queue them."""
+        """Association released: the studies it sent are complete, unless another open association is still
+        sending to them; queue them."""
         with self._lock:
             study_ids = set(self._assoc_studies.pop(id(event.assoc), []))
             refused = self._assoc_refused.pop(id(event.assoc), [])
+            # another association still sending the same study (senders use several at once): its release closes it
+            study_ids -= {study for studies in self._assoc_studies.values() for study in studies}
         self._report_unfiled(event, refused)
         self._report_ignored(event)
         if study_ids:

@@ -48,14 +48,16 @@ def fake_ct_covid(task: str, inputs: list[Path], out: Path, model: str, **_: Any
             "slices": slices, "overlays": [str(out / "slice_0004.png")]}
 
 
-def _identified_series() -> tuple[list[bytes], str]:
-    """The CT-MD slices as one identified study (valid UIDs, markers in the patient attributes)."""
+def _identified_series(**attributes: str) -> tuple[list[bytes], str]:
+    """The CT-MD slices as one identified study (valid UIDs, markers in the patient attributes, ``attributes`` set)."""
     study_uid, series_uid = generate_uid(), generate_uid()
     blobs = []
     for path in CT_SERIES:
         ds = pydicom.dcmread(path)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, generate_uid()
         ds.PatientName, ds.PatientID, ds.AccessionNumber, ds.PatientBirthDate = NAME, PID, ACCESSION, BIRTH
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
         buffer = io.BytesIO()
         ds.save_as(buffer)
         blobs.append(buffer.getvalue())
@@ -68,10 +70,10 @@ def done_study(tmp_path):
     yield from _done(tmp_path, fake_ct_covid)
 
 
-def _done(tmp_path: Path, predictor: Any):
+def _done(tmp_path: Path, predictor: Any, **attributes: str):
     core = ServiceCore(Settings(storage=tmp_path / "store", pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()),
                                 export_retry_seconds=(0.0,), export_max_attempts=2), predictor=predictor)
-    blobs, study_uid = _identified_series()
+    blobs, study_uid = _identified_series(**attributes)
     triage = Triage()
     for i, data in enumerate(blobs):
         triage.extend(triage_file(f"slice{i}.dcm", data, core.salt, max_file_bytes=10**8))
@@ -198,6 +200,27 @@ def _walk(ds: pydicom.Dataset):
     for item in ds.get("ContentSequence", []):
         yield item
         yield from _walk(item)
+
+
+@pytest.mark.parametrize(("charset", "name"), [
+    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # Japanese as sent: empty first value
+    ("\\ISO 2022 IR 149", "Hong^Gildong=洪^吉洞"),  # Korean, the same form
+    ("ISO_IR 6", "DOE^JOHN"),  # a common misspelling of the default repertoire
+    ("ISO_IR 100", "Müller^Jürgen"),
+])
+def test_results_keep_the_patient_name_in_the_original_character_set(tmp_path, charset, name):
+    """Was: highdicom refused SpecificCharacterSet '\\ISO 2022 IR 87' (the usual Japanese value, first value empty)
+    and 'ISO_IR 6': building the SR raised, so no result of such a hospital ever reached the PACS (retried, then
+    given up). Now the value is normalised (empty → ISO 2022 IR 6; unknown → ISO_IR 192) and the name survives."""
+    gen = _done(tmp_path, fake_ct_covid, SpecificCharacterSet=charset, PatientName=name, StudyDescription=name[:8])
+    try:
+        core, study_id, _, _ = next(gen)
+        objects = _objects(core, study_id)
+    finally:
+        gen.close()
+    assert sorted(objects) == ["OT", "SEG", "SR"]
+    for ds in (objects["SEG"][0], objects["SR"][0], objects["OT"][0]):
+        assert str(ds.PatientName) == name and ds.PatientID == PID
 
 
 def test_rebuilt_results_keep_their_uids_and_say_their_version(done_study):

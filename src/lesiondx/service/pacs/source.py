@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from highdicom.enum import SpecificCharacterSetValues
 from pydicom.dataset import Dataset
 
 from lesiondx.io.dicom import dicom_files_in, superior_to_inferior_keys
@@ -28,6 +29,23 @@ from ..worker import materialise
 # Attributes de-identification leaves empty that objects derived from the images must carry (type 2).
 TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
          "AccessionNumber", "ReferringPhysicianName")
+
+
+KNOWN_CHARSETS = frozenset(v.value for v in SpecificCharacterSetValues)
+DEFAULT_REPERTOIRE = ("", "ISO_IR 6", "ISO 2022 IR 6")
+
+
+def character_set(value: Any) -> list[str] | None:
+    """SpecificCharacterSet as highdicom takes it: an empty first value of a multi-valued one (the usual Japanese /
+    Korean ``\\ISO 2022 IR 87``) is the default repertoire ``ISO 2022 IR 6``; the default alone (also the common
+    misspelling ``ISO_IR 6``) is no value (None); a value highdicom does not know gives ``ISO_IR 192`` (UTF-8:
+    every decoded text can be written in it)."""
+    values = [str(v).strip().upper() for v in ([value] if isinstance(value, str) else (value or []))]
+    if all(v in DEFAULT_REPERTOIRE for v in values):
+        return None
+    if len(values) > 1:
+        values = ["ISO 2022 IR 6" if v in DEFAULT_REPERTOIRE else v for v in values]
+    return values if all(v in KNOWN_CHARSETS for v in values) else ["ISO_IR 192"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,14 @@ def restore(ds: Dataset, originals: StudyOriginals) -> Dataset:
     for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
         if keyword in ds:
             delattr(ds, keyword)
+    if "SpecificCharacterSet" in ds:
+        for _ in ds.iterall():  # decode every text with the received character set before it changes
+            pass
+        charset = character_set(ds.SpecificCharacterSet)
+        if charset is None:
+            del ds.SpecificCharacterSet
+        else:
+            ds.SpecificCharacterSet = charset if len(charset) > 1 else charset[0]
     if getattr(ds, "file_meta", None) is not None:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return ds

@@ -223,6 +223,25 @@ def test_results_keep_the_patient_name_in_the_original_character_set(tmp_path, c
         assert str(ds.PatientName) == name and ds.PatientID == PID
 
 
+@pytest.mark.parametrize(("keyword", "sent", "sent_back"), [
+    ("PatientSex", "U", ""), ("PatientSex", "m", "M"), ("PatientSex", "FEMALE", "F"),
+    ("StudyTime", "12:30:00", "123000"), ("StudyDate", "2020.01.31", "20200131"), ("PatientBirthDate", "19710230", ""),
+])
+def test_values_highdicom_refuses_are_mended_or_left_empty(tmp_path, keyword, sent, sent_back):
+    """Was: PatientSex 'U' (HL7's unknown, common), lower-case or spelled out, a StudyTime with colons or an
+    impossible birth date made highdicom raise: none of the study's results reached the PACS. Now the value is
+    mended (case, separators, M/F) or, when it cannot be, left empty (all are type 2 in the result objects)."""
+    gen = _done(tmp_path, fake_ct_covid, **{keyword: sent})
+    try:
+        core, study_id, study_uid, _ = next(gen)
+        objects = _objects(core, study_id)
+    finally:
+        gen.close()
+    assert sorted(objects) == ["OT", "SEG", "SR"]
+    for ds in (objects["SEG"][0], objects["SR"][0], objects["OT"][0]):
+        assert str(ds.get(keyword, "")) == sent_back and ds.StudyInstanceUID == study_uid
+
+
 def test_rebuilt_results_keep_their_uids_and_say_their_version(done_study):
     core, study_id, _, _ = done_study
     first, second = _objects(core, study_id, 1), _objects(core, study_id, 2)

@@ -19,6 +19,7 @@ import numpy as np
 import pydicom
 from highdicom.enum import SpecificCharacterSetValues
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DA, TM
 
 from lesiondx.io.dicom import dicom_files_in, superior_to_inferior_keys
 
@@ -48,6 +49,31 @@ def character_set(value: Any) -> list[str] | None:
     return values if all(v in KNOWN_CHARSETS for v in values) else ["ISO_IR 192"]
 
 
+SEXES = {"M": "M", "F": "F", "O": "O", "MALE": "M", "FEMALE": "F", "OTHER": "O"}
+
+
+def conformant(keyword: str, value: str) -> str:
+    """``value`` as highdicom takes it for the patient/study attributes it checks: PatientSex one of M/F/O (case and
+    spelled-out forms mended), dates and times without the separators of the retired ACR-NEMA form ('2020.01.31',
+    '12:30:00'); '' when it cannot
+    be mended (all are type 2 in SEG / SR / SC). Other attributes are returned unchanged."""
+    text = str(value).strip()
+    if keyword == "PatientSex":
+        return SEXES.get(text.upper(), "")
+    if keyword not in ("PatientBirthDate", "StudyDate", "StudyTime") or not text:
+        return text
+    parse = TM if keyword == "StudyTime" else DA
+    for candidate in (text.replace(".", "").replace(":", "").replace("-", ""), text):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parse(candidate)
+            return candidate
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return ""
+
+
 @dataclass(frozen=True)
 class SourceSeries:
     """One input the task saw (in the worker's input order): its folder or file name (``series_01``,
@@ -65,9 +91,11 @@ def restore(ds: Dataset, originals: StudyOriginals) -> Dataset:
         warnings.simplefilter("ignore")
         for keyword in STUDY_KEYWORDS + INSTANCE_KEYWORDS:
             if keyword in values:
-                setattr(ds, keyword, values[keyword])
+                setattr(ds, keyword, conformant(keyword, values[keyword]))
             elif keyword in TYPE2:
                 setattr(ds, keyword, "")
+        if "PatientSex" in ds:  # not a kept identifier, but de-identification may keep it (patient characteristics)
+            ds.PatientSex = conformant("PatientSex", str(ds.PatientSex or ""))
     for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
         if keyword in ds:
             delattr(ds, keyword)

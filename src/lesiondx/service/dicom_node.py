@@ -12,7 +12,8 @@
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
 * Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
   non-image objects (dose SR, presentation states, key objects, PDFs: no pixel data, a Modality other
-  than CT/US), CT localizers (ImageType LOCALIZER) and CT secondary captures (dose screens, often with
+  than CT/US), objects of private SOP classes (Siemens CSA Non-Image, vendor 3D models...: their
+  presentation contexts are accepted too, else Orthanc's store job of the whole study fails), CT localizers (ImageType LOCALIZER) and CT secondary captures (dose screens, often with
   the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
   transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
   association's ignored objects are counted in one ``dicom_ignored`` audit entry (no identifiers).
@@ -27,8 +28,10 @@ import logging
 import threading
 from typing import Any
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification
+from pydicom.uid import UID
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_context, evt
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
 
 from lesiondx.io import ImageReadError
 
@@ -65,8 +68,8 @@ class DicomNode:
 
     def start(self) -> None:
         """Start listening (non-blocking)."""
-        handlers = [(evt.EVT_C_STORE, self.handle_store), (evt.EVT_RELEASED, self.handle_release),
-                    (evt.EVT_ABORTED, self.handle_abort)]
+        handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
+                    (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort)]
         host = self.core.settings.dicom_host
         self._server = self.ae.start_server((host, self.port), block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
@@ -213,9 +216,36 @@ def is_own_result(ds: Any) -> bool:
     return str(ds.get("SeriesDescription", "") or "").startswith(AI_MARK)
 
 
+_REGISTER_LOCK = threading.Lock()
+
+
+def accept_private_storage(event: Any) -> None:
+    """Before negotiation: also support the private and unknown SOP classes the sender proposes (a PACS forwarding
+    a study proposes every class it holds; one it cannot use fails its whole transfer). Received, they are ignored
+    (:func:`not_analysed`)."""
+    try:
+        acceptor = event.assoc.acceptor
+        known = {str(context.abstract_syntax) for context in acceptor.supported_contexts}
+        extra = []
+        for context in event.assoc.requestor.primitive.presentation_context_definition_list:
+            uid = UID(str(context.abstract_syntax))
+            if str(uid) not in known and (uid.is_private or not uid.keyword):
+                with _REGISTER_LOCK:  # pynetdicom dispatches a C-STORE by the SOP class's registered service
+                    if uid_to_service_class(uid) is not StorageServiceClass:
+                        register_uid(uid, "LesiondxStorage_" + str(uid).replace(".", "_"), StorageServiceClass)
+                extra.append(build_context(uid, ALL_TRANSFER_SYNTAXES))
+                known.add(str(uid))
+        if extra:
+            acceptor.supported_contexts = [*acceptor.supported_contexts, *extra]
+    except Exception:  # never stop an association over this: it is then negotiated as before
+        log.exception("could not add the proposed private SOP classes")
+
+
 def not_analysed(ds: Any) -> str:
-    """Why ``ds`` is part of a study but never analysed ('' when it may be): a non-image object, a CT
-    localizer, a CT secondary capture (dose screen). Unknown modalities with pixels stay refusals."""
+    """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class, a non-image
+    object, a CT localizer, a CT secondary capture (dose screen). Unknown modalities with pixels stay refusals."""
+    if UID(str(ds.get("SOPClassUID", "") or "1.2.840.10008")).is_private:
+        return "private SOP class (vendor object)"
     modality = str(ds.get("Modality", "") or "").upper()
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if not has_pixels and modality and modality not in ("CT", "US"):

@@ -70,15 +70,19 @@ def done_study(tmp_path):
     yield from _done(tmp_path, fake_ct_covid)
 
 
-def _done(tmp_path: Path, predictor: Any, **attributes: str):
-    core = ServiceCore(Settings(storage=tmp_path / "store", pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()),
-                                export_retry_seconds=(0.0,), export_max_attempts=2), predictor=predictor)
-    blobs, study_uid = _identified_series(**attributes)
+def _triage(core: ServiceCore, blobs: list[bytes]) -> Triage:
     triage = Triage()
     for i, data in enumerate(blobs):
         triage.extend(triage_file(f"slice{i}.dcm", data, core.salt, max_file_bytes=10**8))
     assert not triage.errors
-    study = core.submit(triage, requested_task=None, uploader="test")
+    return triage
+
+
+def _done(tmp_path: Path, predictor: Any, **attributes: str):
+    core = ServiceCore(Settings(storage=tmp_path / "store", pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()),
+                                export_retry_seconds=(0.0,), export_max_attempts=2), predictor=predictor)
+    blobs, study_uid = _identified_series(**attributes)
+    study = core.submit(_triage(core, blobs), requested_task=None, uploader="test")
     core.worker.run_job(core.db.claim_next())
     core.sent_headers = [pydicom.dcmread(io.BytesIO(b), stop_before_pixels=True) for b in blobs]
     yield core, study.id, study_uid, {str(ds.SOPInstanceUID) for ds in core.sent_headers}
@@ -194,6 +198,29 @@ def test_a_negative_result_is_not_reported_as_a_lesion_finding(tmp_path, done_st
     classification = [item.ConceptCodeSequence[0].CodeMeaning for item in _walk(sr) if item.get("ValueType") == "CODE"
                       and item.ConceptNameCodeSequence[0].CodeMeaning == "AI classification"]
     assert classification == ["normal"]
+
+
+def _device_uid(sr: pydicom.Dataset) -> str:
+    (uid,) = [str(item.UID) for item in _walk(sr) if item.get("ValueType") == "UIDREF"
+              and item.ConceptNameCodeSequence[0].CodeValue == "121012"]  # Device Observer UID
+    return uid
+
+
+def test_the_device_observer_uid_names_the_installation_not_the_study(tmp_path, done_study):
+    """Was: the SR's Device Observer UID was derived from the study, so every report named a different 'device'
+    and a PACS or registry grouping AI results by observer saw one device per study. Now it is one per
+    installation (storage salt) and task: equal for two studies, different for another installation."""
+    core, study_id, _, _ = done_study
+    first = _device_uid(_objects(core, study_id)["SR"][0])
+    study = core.submit(_triage(core, _identified_series()[0]), requested_task=None, uploader="test")
+    core.worker.run_job(core.db.claim_next())
+    assert _device_uid(_objects(core, study.id)["SR"][0]) == first
+    gen = _done(tmp_path / "elsewhere", fake_ct_covid)
+    try:
+        other_core, other_id, _, _ = next(gen)
+        assert _device_uid(_objects(other_core, other_id)["SR"][0]) != first
+    finally:
+        gen.close()
 
 
 def _walk(ds: pydicom.Dataset):

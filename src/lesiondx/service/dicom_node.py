@@ -217,6 +217,8 @@ def is_own_result(ds: Any) -> bool:
 
 
 _REGISTER_LOCK = threading.Lock()
+_REGISTERED: set[str] = set()
+MAX_REGISTERED = 500  # private SOP classes registered per process (vendors use a few dozen)
 
 
 def accept_private_storage(event: Any) -> None:
@@ -224,15 +226,22 @@ def accept_private_storage(event: Any) -> None:
     a study proposes every class it holds; one it cannot use fails its whole transfer). Received, they are ignored
     (:func:`not_analysed`)."""
     try:
+        allowed = [str(aet).strip() for aet in event.assoc.ae.require_calling_aet]
+        primitive = event.assoc.requestor.primitive
+        if allowed and str(primitive.calling_ae_title).strip() not in allowed:
+            return  # to be rejected: it registers nothing
         acceptor = event.assoc.acceptor
         known = {str(context.abstract_syntax) for context in acceptor.supported_contexts}
         extra = []
-        for context in event.assoc.requestor.primitive.presentation_context_definition_list:
+        for context in primitive.presentation_context_definition_list:
             uid = UID(str(context.abstract_syntax))
-            if str(uid) not in known and (uid.is_private or not uid.keyword):
+            if str(uid) not in known and (uid.is_private or not uid.keyword) and uid.is_valid:
                 with _REGISTER_LOCK:  # pynetdicom dispatches a C-STORE by the SOP class's registered service
                     if uid_to_service_class(uid) is not StorageServiceClass:
+                        if len(_REGISTERED) >= MAX_REGISTERED:
+                            continue  # bounded: pynetdicom keeps every registered class for the process's life
                         register_uid(uid, "LesiondxStorage_" + str(uid).replace(".", "_"), StorageServiceClass)
+                        _REGISTERED.add(str(uid))
                 extra.append(build_context(uid, ALL_TRANSFER_SYNTAXES))
                 known.add(str(uid))
         if extra:

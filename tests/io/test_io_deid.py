@@ -172,3 +172,34 @@ def test_pseudonyms_follow_natural_name_order_and_keep_only_a_common_suffix():
     out = pseudonyms(names)
     assert out == ["file-005.jpg", "file-004.jpg", "file-003.jpg", "file-006.bin", "file-001", "file-002.dcm"]
     assert not any("DOE" in p or "PHIMK" in p or "IM1" in p for p in out)
+
+
+def test_issuer_sequences_and_source_instance_uids_do_not_survive():
+    """Was: IssuerOfPatientIDQualifiersSequence / IssuerOfAccessionNumberSequence / order identifier sequences
+    (the hospital's OID and name as issuer of the MRN and accession number) kept, and the instance UIDs
+    Table E.1-1 does not list (MultiFrameSourceSOPInstanceUID of legacy-converted enhanced CT, the
+    concatenation source, table / volume frames of reference) kept in clear: a link back to the original
+    instances. Now the sequences are removed and those UIDs remapped like every other instance UID."""
+    ds = pydicom.dcmread(CT[0])
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    issuer = pydicom.Dataset()
+    issuer.UniversalEntityID, issuer.UniversalEntityIDType, issuer.LocalNamespaceEntityID = (
+        "1.2.3.4.HOSPITALOID", "ISO", "MARKERHOSPITAL")
+    for keyword in ("IssuerOfPatientIDQualifiersSequence", "IssuerOfAccessionNumberSequence",
+                    "OrderPlacerIdentifierSequence", "OrderFillerIdentifierSequence"):
+        setattr(ds, keyword, [issuer])
+    originals = {keyword: pydicom.uid.generate_uid() for keyword in (
+        "MultiFrameSourceSOPInstanceUID", "SOPInstanceUIDOfConcatenationSource", "TableFrameOfReferenceUID",
+        "VolumeFrameOfReferenceUID", "RadiopharmaceuticalAdministrationEventUID")}
+    for keyword, uid in originals.items():
+        setattr(ds, keyword, uid)
+    ds.ReferencedImageSequence = [pydicom.Dataset()]
+    ds.ReferencedImageSequence[0].MultiFrameSourceSOPInstanceUID = originals["MultiFrameSourceSOPInstanceUID"]
+    ds.ReferencedImageSequence[0].ReferencedSOPClassUID = ds.SOPClassUID  # a well-known UID stays
+    data = to_bytes(deidentify(ds, SALT))
+    assert b"HOSPITAL" not in data
+    assert not [k for k, uid in originals.items() if uid.encode() in data]
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.MultiFrameSourceSOPInstanceUID == remap_uid(originals["MultiFrameSourceSOPInstanceUID"], SALT)
+    assert out.ReferencedImageSequence[0].MultiFrameSourceSOPInstanceUID == out.MultiFrameSourceSOPInstanceUID
+    assert out.ReferencedImageSequence[0].ReferencedSOPClassUID == ds.SOPClassUID

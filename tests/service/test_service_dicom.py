@@ -192,3 +192,87 @@ def test_a_full_storage_folder_refuses_instances_with_one_log_line_each(make_cli
     lines = [r for r in caplog.records if r.name == "lesiondx.service.dicom_node" and r.levelname == "ERROR"]
     assert len(lines) == 3 and all("storage is full" in r.getMessage() and not r.exc_info for r in lines)
     assert "Traceback" not in caplog.text
+
+
+def _non_image_objects(study: pydicom.Dataset) -> list[pydicom.Dataset]:
+    """What a PACS forwarding a whole CT study also sends: a dose SR, a localizer, a dose screen (SC, Modality CT)."""
+    from pydicom.dataset import Dataset
+    from pynetdicom.sop_class import SecondaryCaptureImageStorage, XRayRadiationDoseSRStorage
+
+    sr = Dataset()
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyTime"):
+        setattr(sr, keyword, study.get(keyword, ""))
+    sr.SOPClassUID, sr.SOPInstanceUID, sr.SeriesInstanceUID = XRayRadiationDoseSRStorage, generate_uid(), generate_uid()
+    sr.Modality, sr.ValueType, sr.ContinuityOfContent = "SR", "CONTAINER", "SEPARATE"
+    sr.file_meta = pydicom.dataset.FileMetaDataset()
+    sr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    localizer = pydicom.dcmread(CT_SERIES[0])
+    localizer.SOPInstanceUID, localizer.SeriesInstanceUID = generate_uid(), generate_uid()
+    localizer.StudyInstanceUID = study.StudyInstanceUID
+    localizer.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    screen = pydicom.dcmread(CT_SERIES[1])
+    screen.SOPInstanceUID, screen.SeriesInstanceUID = generate_uid(), generate_uid()
+    screen.StudyInstanceUID, screen.SOPClassUID = study.StudyInstanceUID, SecondaryCaptureImageStorage
+    screen.ImageType = ["DERIVED", "SECONDARY", "SCREEN SAVE"]
+    return [sr, localizer, screen]
+
+
+def test_a_forwarded_study_s_dose_report_localizer_and_dose_screen_are_accepted_and_ignored(make_client):
+    """Was: 0xC000 for the dose SR (a PACS forwarding the whole study marks the transfer failed and retries it,
+    Orthanc's store job ends in 'Failure') and the localizer and dose screen (burned-in patient name) were stored
+    as two more CT series, which ct-covid refuses ('give one series folder'). Now: success, not stored, counted."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, XRayRadiationDoseSRStorage
+
+    client, port = _dicom_client(make_client)
+    study_uid = generate_uid()
+    slices = []
+    for path in CT_SERIES[:3]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
+        slices.append(ds)
+    extras = _non_image_objects(slices[0])
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(XRayRadiationDoseSRStorage, [ExplicitVRLittleEndian])
+    for sop_class in (CTImageStorage, SecondaryCaptureImageStorage):
+        ae.add_requested_context(sop_class, [JPEG_LOSSLESS])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    statuses = [assoc.send_c_store(ds).Status for ds in [extras[0], extras[1], *slices, extras[2]]]
+    assoc.release()
+    assert statuses == [0] * 6
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 3 and study["errors"] == []
+    audit = [e for e in client.get("/api/audit").json() if e["action"] == "dicom_ignored"]
+    assert len(audit) == 1 and "3 instance(s)" in audit[0]["detail"]
+    for words in ("non-image object (SR)", "CT localizer", "secondary capture"):
+        assert words in audit[0]["detail"]
+
+
+def test_a_study_sent_over_two_parallel_associations_is_closed_when_the_last_one_ends(make_client):
+    """PACS and routers send one study over several associations at once. Was: the first association to be
+    released closed and queued the study while the other was still sending, so a partial study was analysed
+    (and its result exported) before the late instances reopened it. Now it stays receiving until the last
+    association that sent it is released, and is analysed once, whole."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+    study_uid = generate_uid()
+    slices = []
+    for path in CT_SERIES[:6]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
+        slices.append(ds)
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    first, second = (ae.associate("127.0.0.1", port, ae_title="LESIONDX") for _ in range(2))
+    assert [first.send_c_store(ds).Status for ds in slices[:3]] == [0] * 3
+    assert second.send_c_store(slices[3]).Status == 0
+    first.release()
+    time.sleep(0.5)
+    (study,) = client.get("/api/studies").json()
+    assert study["stage"] == "receiving", study
+    assert [second.send_c_store(ds).Status for ds in slices[4:]] == [0, 0]
+    second.release()
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 6 and study["result_version"] == 1

@@ -48,14 +48,16 @@ def fake_ct_covid(task: str, inputs: list[Path], out: Path, model: str, **_: Any
             "slices": slices, "overlays": [str(out / "slice_0004.png")]}
 
 
-def _identified_series() -> tuple[list[bytes], str]:
-    """The CT-MD slices as one identified study (valid UIDs, markers in the patient attributes)."""
+def _identified_series(**attributes: str) -> tuple[list[bytes], str]:
+    """The CT-MD slices as one identified study (valid UIDs, markers in the patient attributes, ``attributes`` set)."""
     study_uid, series_uid = generate_uid(), generate_uid()
     blobs = []
     for path in CT_SERIES:
         ds = pydicom.dcmread(path)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, generate_uid()
         ds.PatientName, ds.PatientID, ds.AccessionNumber, ds.PatientBirthDate = NAME, PID, ACCESSION, BIRTH
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
         buffer = io.BytesIO()
         ds.save_as(buffer)
         blobs.append(buffer.getvalue())
@@ -65,14 +67,22 @@ def _identified_series() -> tuple[list[bytes], str]:
 @pytest.fixture
 def done_study(tmp_path):
     """A ServiceCore (not started) with one finished ct-covid study from DICOM; yields (core, study_id, originals)."""
-    core = ServiceCore(Settings(storage=tmp_path / "store", pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()),
-                                export_retry_seconds=(0.0,), export_max_attempts=2), predictor=fake_ct_covid)
-    blobs, study_uid = _identified_series()
+    yield from _done(tmp_path, fake_ct_covid)
+
+
+def _triage(core: ServiceCore, blobs: list[bytes]) -> Triage:
     triage = Triage()
     for i, data in enumerate(blobs):
         triage.extend(triage_file(f"slice{i}.dcm", data, core.salt, max_file_bytes=10**8))
     assert not triage.errors
-    study = core.submit(triage, requested_task=None, uploader="test")
+    return triage
+
+
+def _done(tmp_path: Path, predictor: Any, **attributes: str):
+    core = ServiceCore(Settings(storage=tmp_path / "store", pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()),
+                                export_retry_seconds=(0.0,), export_max_attempts=2), predictor=predictor)
+    blobs, study_uid = _identified_series(**attributes)
+    study = core.submit(_triage(core, blobs), requested_task=None, uploader="test")
     core.worker.run_job(core.db.claim_next())
     core.sent_headers = [pydicom.dcmread(io.BytesIO(b), stop_before_pixels=True) for b in blobs]
     yield core, study.id, study_uid, {str(ds.SOPInstanceUID) for ds in core.sent_headers}
@@ -160,10 +170,103 @@ def test_measurement_report_parses_with_highdicom_and_references_the_seg_and_ima
     assert objects["SEG"][0].SOPInstanceUID in evidence and original_sops <= evidence
 
 
+def _finding_types(sr: pydicom.Dataset) -> list[str]:
+    return [item.ConceptCodeSequence[0].CodeMeaning for item in _walk(sr)
+            if item.get("ValueType") == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "121071"]
+
+
+def fake_ct_covid_negative(task: str, inputs: list[Path], out: Path, model: str, **kw: Any) -> dict[str, Any]:
+    """ct-covid's output shape for a negative study (a sub-threshold candidate box on slice 4 only)."""
+    result = fake_ct_covid(task, inputs, out, model, **kw)
+    result["patient"] |= {"decision": 0, "score": 0.1}
+    result["slices"] = [s if s["slice"] == 4 else {**s, "boxes": []} for s in result["slices"]]
+    return result
+
+
+def test_a_negative_result_is_not_reported_as_a_lesion_finding(tmp_path, done_study):
+    """Was: every measurement group said Finding = Lesion (SCT 52988006), so a 'normal' ct-covid study's SR
+    read "Finding: Lesion / AI classification: normal" in the PACS. Now: only a positive result names a lesion."""
+    core, study_id, _, _ = done_study
+    assert _finding_types(_objects(core, study_id)["SR"][0]) == ["Lesion"]
+    gen = _done(tmp_path / "negative", fake_ct_covid_negative)
+    try:
+        core, study_id, _, _ = next(gen)
+        sr = _objects(core, study_id)["SR"][0]
+    finally:
+        gen.close()
+    assert _finding_types(sr) == []
+    classification = [item.ConceptCodeSequence[0].CodeMeaning for item in _walk(sr) if item.get("ValueType") == "CODE"
+                      and item.ConceptNameCodeSequence[0].CodeMeaning == "AI classification"]
+    assert classification == ["normal"]
+
+
+def _device_uid(sr: pydicom.Dataset) -> str:
+    (uid,) = [str(item.UID) for item in _walk(sr) if item.get("ValueType") == "UIDREF"
+              and item.ConceptNameCodeSequence[0].CodeValue == "121012"]  # Device Observer UID
+    return uid
+
+
+def test_the_device_observer_uid_names_the_installation_not_the_study(tmp_path, done_study):
+    """Was: the SR's Device Observer UID was derived from the study, so every report named a different 'device'
+    and a PACS or registry grouping AI results by observer saw one device per study. Now it is one per
+    installation (storage salt) and task: equal for two studies, different for another installation."""
+    core, study_id, _, _ = done_study
+    first = _device_uid(_objects(core, study_id)["SR"][0])
+    study = core.submit(_triage(core, _identified_series()[0]), requested_task=None, uploader="test")
+    core.worker.run_job(core.db.claim_next())
+    assert _device_uid(_objects(core, study.id)["SR"][0]) == first
+    gen = _done(tmp_path / "elsewhere", fake_ct_covid)
+    try:
+        other_core, other_id, _, _ = next(gen)
+        assert _device_uid(_objects(other_core, other_id)["SR"][0]) != first
+    finally:
+        gen.close()
+
+
 def _walk(ds: pydicom.Dataset):
     for item in ds.get("ContentSequence", []):
         yield item
         yield from _walk(item)
+
+
+@pytest.mark.parametrize(("charset", "name"), [
+    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # Japanese as sent: empty first value
+    ("\\ISO 2022 IR 149", "Hong^Gildong=洪^吉洞"),  # Korean, the same form
+    ("ISO_IR 6", "DOE^JOHN"),  # a common misspelling of the default repertoire
+    ("ISO_IR 100", "Müller^Jürgen"),
+])
+def test_results_keep_the_patient_name_in_the_original_character_set(tmp_path, charset, name):
+    """Was: highdicom refused SpecificCharacterSet '\\ISO 2022 IR 87' (the usual Japanese value, first value empty)
+    and 'ISO_IR 6': building the SR raised, so no result of such a hospital ever reached the PACS (retried, then
+    given up). Now the value is normalised (empty → ISO 2022 IR 6; unknown → ISO_IR 192) and the name survives."""
+    gen = _done(tmp_path, fake_ct_covid, SpecificCharacterSet=charset, PatientName=name, StudyDescription=name[:8])
+    try:
+        core, study_id, _, _ = next(gen)
+        objects = _objects(core, study_id)
+    finally:
+        gen.close()
+    assert sorted(objects) == ["OT", "SEG", "SR"]
+    for ds in (objects["SEG"][0], objects["SR"][0], objects["OT"][0]):
+        assert str(ds.PatientName) == name and ds.PatientID == PID
+
+
+@pytest.mark.parametrize(("keyword", "sent", "sent_back"), [
+    ("PatientSex", "U", ""), ("PatientSex", "m", "M"), ("PatientSex", "FEMALE", "F"),
+    ("StudyTime", "12:30:00", "123000"), ("StudyDate", "2020.01.31", "20200131"), ("PatientBirthDate", "19710230", ""),
+])
+def test_values_highdicom_refuses_are_mended_or_left_empty(tmp_path, keyword, sent, sent_back):
+    """Was: PatientSex 'U' (HL7's unknown, common), lower-case or spelled out, a StudyTime with colons or an
+    impossible birth date made highdicom raise: none of the study's results reached the PACS. Now the value is
+    mended (case, separators, M/F) or, when it cannot be, left empty (all are type 2 in the result objects)."""
+    gen = _done(tmp_path, fake_ct_covid, **{keyword: sent})
+    try:
+        core, study_id, study_uid, _ = next(gen)
+        objects = _objects(core, study_id)
+    finally:
+        gen.close()
+    assert sorted(objects) == ["OT", "SEG", "SR"]
+    for ds in (objects["SEG"][0], objects["SR"][0], objects["OT"][0]):
+        assert str(ds.get(keyword, "")) == sent_back and ds.StudyInstanceUID == study_uid
 
 
 def test_rebuilt_results_keep_their_uids_and_say_their_version(done_study):
@@ -214,15 +317,17 @@ def test_a_rerun_queued_during_a_send_is_not_overwritten_by_its_outcome(done_stu
 
 
 @contextlib.contextmanager
-def fake_pacs(core: ServiceCore):
-    """A pynetdicom storage SCP taking SEG / SR / SC, made ``core``'s PACS; yields the datasets it receives."""
+def fake_pacs(core: ServiceCore, contexts: tuple[str, ...] | None = None):
+    """A pynetdicom storage SCP taking SEG / SR / SC (or only the SOP classes ``contexts``), made ``core``'s PACS;
+    yields the datasets it receives."""
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import (ComprehensiveSRStorage, Comprehensive3DSRStorage,
                                       SecondaryCaptureImageStorage, SegmentationStorage)
 
     received: list[pydicom.Dataset] = []
     ae = AE(ae_title="FAKEPACS")
-    for context in (ComprehensiveSRStorage, Comprehensive3DSRStorage, SecondaryCaptureImageStorage, SegmentationStorage):
+    for context in contexts or (ComprehensiveSRStorage, Comprehensive3DSRStorage, SecondaryCaptureImageStorage,
+                                SegmentationStorage):
         ae.add_supported_context(context)
 
     def on_store(event):
@@ -250,6 +355,51 @@ def test_export_sends_seg_sr_sc_to_a_storage_scp(done_study):
     with core.db.session() as s:
         detail = export_detail(s.get(Study, study_id))
     assert detail["state"] == "sent" and detail["version"] == 1 and detail["objects"] == {"SEG": 1, "SR": 1, "SC": 1}
+
+
+def test_a_pacs_without_seg_and_3d_sr_gets_a_comprehensive_sr_and_the_sc(done_study):
+    """Was: a PACS that does not negotiate Segmentation / Comprehensive 3D SR storage (common in older PACS) got
+    nothing: the SEG went first, pynetdicom raised, the whole export failed and was retried until it gave up.
+    Now: the SR goes as Comprehensive SR (it holds no 3D coordinates), the SC goes, the SEG is listed as skipped."""
+    from pynetdicom.sop_class import ComprehensiveSRStorage, SecondaryCaptureImageStorage
+
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, study_uid, _ = done_study
+    with fake_pacs(core, (ComprehensiveSRStorage, SecondaryCaptureImageStorage)) as received:
+        assert queue_export(core, study_id)
+        assert _claim(core) == study_id and export_once(core, study_id) == "sent"
+    assert sorted(ds.Modality for ds in received) == ["OT", "SR"]
+    sr = next(ds for ds in received if ds.Modality == "SR")
+    assert sr.SOPClassUID == ComprehensiveSRStorage and str(sr.StudyInstanceUID) == study_uid
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sr.file_meta = pydicom.dataset.FileMetaDataset()
+        sr.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        buffer = io.BytesIO()
+        sr.save_as(buffer, enforce_file_format=True)
+        path = Path(core.settings.storage) / "sr.dcm"
+        path.write_bytes(buffer.getvalue())
+        assert isinstance(hd.sr.srread(path).content, hd.sr.MeasurementReport)
+    with core.db.session() as s:
+        detail = export_detail(s.get(Study, study_id))
+    assert detail["objects"] == {"SEG": 0, "SR": 1, "SC": 1}
+    assert any("Segmentation Storage" in text and "not sent" in text for text in detail["skipped"])
+
+
+def test_a_pacs_taking_none_of_the_objects_fails_with_the_reason(done_study):
+    from pynetdicom.sop_class import CTImageStorage
+
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, _, _ = done_study
+    with fake_pacs(core, (CTImageStorage,)) as received:
+        assert queue_export(core, study_id)
+        assert _claim(core) == study_id and export_once(core, study_id) == "failed"
+    assert received == []
+    with core.db.session() as s:
+        detail = export_detail(s.get(Study, study_id))
+    assert "accepts none of" in detail["reason"] and "Segmentation Storage" in detail["reason"]
 
 
 def test_an_export_given_up_on_an_unreachable_pacs_is_resent_at_the_next_start(done_study):

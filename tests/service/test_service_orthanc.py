@@ -231,3 +231,55 @@ def test_results_given_up_while_the_pacs_was_down_reach_it_once_it_is_back(make_
         assert {"SR", "OT"} <= set(result_series(orthanc, study))
     finally:
         orthanc.stop()
+
+
+def _vendor_objects(first: bytes) -> list[bytes]:
+    """What else a PACS holds in a CT study: a dose SR, a localizer, a Siemens CSA Non-Image object (private SOP
+    class 1.3.12.2.1107.5.9.1, no pixel data)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ct = pydicom.dcmread(io.BytesIO(first))
+    out = []
+    for sop_class, modality in (("1.2.840.10008.5.1.4.1.1.88.67", "SR"), ("1.3.12.2.1107.5.9.1", "CT")):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
+            setattr(ds, keyword, ct.get(keyword))
+        ds.SeriesInstanceUID, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = generate_uid(), modality, 99, 1
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        out.append(buffer.getvalue())
+    ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ct.SeriesInstanceUID, ct.ImageType = generate_uid(), ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    buffer = io.BytesIO()
+    ct.save_as(buffer)
+    return [*out, buffer.getvalue()]
+
+
+def test_orthanc_forwarding_a_whole_ct_study_succeeds_and_only_the_axial_series_is_analysed(make_client, tmp_path):
+    """Was: Orthanc's store job of a CT study holding a Siemens CSA Non-Image object ended in 'Failure' with nothing
+    received (lesiondx negotiated no presentation context for the private SOP class: 'Cannot transcode ... to one
+    of []'); one holding a dose SR failed on its 0xC000; the localizer became a second CT series. Now the job
+    succeeds and the lesiondx study holds the axial slices only."""
+    lesiondx_port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=free_port(), lesiondx_aet="LESIONDX",
+                      lesiondx_port=lesiondx_port)
+    try:
+        client = make_client(dicom_port=lesiondx_port, host="127.0.0.1", study_quiet_seconds=60)
+        blobs = with_new_uids(CT_SERIES[:4], PatientID="FWD-1", PatientName="FORWARD^ALL")
+        answers = [orthanc.upload(b) for b in [*_vendor_objects(blobs[0]), *blobs]]
+        orthanc.send_to_lesiondx(answers[0]["ParentStudy"])  # raises on a failed store job
+        _until(lambda: [s for s in client.get("/api/studies").json() if s["status"] == "done"], 30,
+               lambda: client.get("/api/studies").json())
+        (listed,) = client.get("/api/studies").json()
+        study = client.get(f"/api/studies/{listed['id']}").json()
+        assert study["n_files"] == 4 and study["task"] == "ct-covid" and study["errors"] == []
+        ignored = " ".join(e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_ignored")
+        for kind in ("private SOP class", "non-image object (SR)", "CT localizer"):  # Orthanc: one association each
+            assert kind in ignored
+    finally:
+        orthanc.stop()

@@ -6,9 +6,17 @@
   empty SOPInstanceUID get one assigned) and filed by :meth:`ServiceCore.add_dicom_instance` into the
   study with its (remapped) StudyInstanceUID, keyed by its (remapped) SOP Instance UID: a copy of an
   instance already held is dropped and counted, a late instance reopens a closed study.
-* A study is closed and queued when the association that sent it is released, or after
+* A study is closed and queued when the last open association that sent it is released (a sender may use
+  several associations at once), or after
   ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
+* Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
+  non-image objects (dose SR, presentation states, key objects, PDFs: no pixel data, a Modality other
+  than CT/US), objects of private SOP classes (Siemens CSA Non-Image, vendor 3D models...: their
+  presentation contexts are accepted too, else Orthanc's store job of the whole study fails), CT localizers (ImageType LOCALIZER) and CT secondary captures (dose screens, often with
+  the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
+  transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
+  association's ignored objects are counted in one ``dicom_ignored`` audit entry (no identifiers).
 * Unusable instances are answered with a failure status (0xC000) and listed on the study their
   association sends; when the association never sends a usable instance, they are reported in the
   audit log (``dicom_refused``: counts and reasons, no identifiers).
@@ -20,8 +28,10 @@ import logging
 import threading
 from typing import Any
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification
+from pydicom.uid import UID
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_context, evt
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
 
 from lesiondx.io import ImageReadError
 
@@ -32,6 +42,7 @@ from .storage import storage_problem
 log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # SC image storage and its multi-frame variants (.7.x)
 
 
 class DicomNode:
@@ -52,12 +63,13 @@ class DicomNode:
         self._server: Any = None
         self._assoc_studies: dict[int, list[str]] = {}  # association → studies it sent (in order)
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
+        self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
         self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start listening (non-blocking)."""
-        handlers = [(evt.EVT_C_STORE, self.handle_store), (evt.EVT_RELEASED, self.handle_release),
-                    (evt.EVT_ABORTED, self.handle_abort)]
+        handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
+                    (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort)]
         host = self.core.settings.dicom_host
         self._server = self.ae.start_server((host, self.port), block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
@@ -80,6 +92,11 @@ class DicomNode:
             ds.file_meta = event.file_meta
             if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
                 log.info("ignored one of lesiondx's own result objects sent back by %s", calling)
+                return STATUS_OK
+            ignored = not_analysed(ds)
+            if ignored:
+                with self._lock:
+                    self._assoc_ignored.setdefault(id(event.assoc), []).append(ignored)
                 return STATUS_OK
             if not str(ds.get("SOPInstanceUID", "") or "").strip():
                 ds.SOPInstanceUID = ""  # deidentify() assigns a deterministic UID
@@ -138,12 +155,34 @@ class DicomNode:
         except Exception:
             log.exception("could not record refused instances in the audit log")
 
+    def _report_ignored(self, event: Any) -> None:
+        """One audit entry per association for the objects it sent that are not analysed (counts by kind)."""
+        with self._lock:
+            ignored = self._assoc_ignored.pop(id(event.assoc), [])
+        if not ignored:
+            return
+        counts: dict[str, int] = {}
+        for reason in ignored:
+            counts[reason] = counts.get(reason, 0) + 1
+        detail = f"{len(ignored)} instance(s) accepted and not analysed: " + "; ".join(
+            f"{reason} ×{n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        calling = _calling_aet(event)
+        log.info("ignored %d instance(s) from %s that are not analysed (%s)", len(ignored), calling, detail)
+        try:
+            self.core.db.audit(f"dicom:{calling}", "dicom_ignored", None, detail)
+        except Exception:
+            log.exception("could not record ignored instances in the audit log")
+
     def handle_release(self, event: Any) -> None:
-        """Association released: the studies it sent are complete; queue them."""
+        """Association released: the studies it sent are complete, unless another open association is still
+        sending to them; queue them."""
         with self._lock:
             study_ids = set(self._assoc_studies.pop(id(event.assoc), []))
             refused = self._assoc_refused.pop(id(event.assoc), [])
+            # another association still sending the same study (senders use several at once): its release closes it
+            study_ids -= {study for studies in self._assoc_studies.values() for study in studies}
         self._report_unfiled(event, refused)
+        self._report_ignored(event)
         if study_ids:
             for study_id in self.core.close_studies(study_ids):
                 self.core.db.audit(f"dicom:{_calling_aet(event)}", "dicom_receive", study_id, "association released")
@@ -154,6 +193,7 @@ class DicomNode:
             self._assoc_studies.pop(id(event.assoc), None)
             refused = self._assoc_refused.pop(id(event.assoc), [])
         self._report_unfiled(event, refused)
+        self._report_ignored(event)
 
 
 def _calling_aet(event: Any) -> str:
@@ -174,3 +214,58 @@ def is_own_result(ds: Any) -> bool:
     """True for the SEG / SR / SC objects lesiondx itself sent to the PACS (their SeriesDescription starts
     with the AI mark): re-reading them would make a study of AI overlays."""
     return str(ds.get("SeriesDescription", "") or "").startswith(AI_MARK)
+
+
+_REGISTER_LOCK = threading.Lock()
+_REGISTERED: set[str] = set()
+MAX_REGISTERED = 500  # private SOP classes registered per process (vendors use a few dozen)
+
+
+def accept_private_storage(event: Any) -> None:
+    """Before negotiation: also support the private and unknown SOP classes the sender proposes (a PACS forwarding
+    a study proposes every class it holds; one it cannot use fails its whole transfer). Received, they are ignored
+    (:func:`not_analysed`)."""
+    try:
+        allowed = [str(aet).strip() for aet in event.assoc.ae.require_calling_aet]
+        primitive = event.assoc.requestor.primitive
+        if allowed and str(primitive.calling_ae_title).strip() not in allowed:
+            return  # to be rejected: it registers nothing
+        acceptor = event.assoc.acceptor
+        known = {str(context.abstract_syntax) for context in acceptor.supported_contexts}
+        extra = []
+        for context in primitive.presentation_context_definition_list:
+            uid = UID(str(context.abstract_syntax))
+            if str(uid) not in known and (uid.is_private or not uid.keyword) and uid.is_valid:
+                with _REGISTER_LOCK:  # pynetdicom dispatches a C-STORE by the SOP class's registered service
+                    if uid_to_service_class(uid) is not StorageServiceClass:
+                        if len(_REGISTERED) >= MAX_REGISTERED:
+                            continue  # bounded: pynetdicom keeps every registered class for the process's life
+                        register_uid(uid, "LesiondxStorage_" + str(uid).replace(".", "_"), StorageServiceClass)
+                        _REGISTERED.add(str(uid))
+                extra.append(build_context(uid, ALL_TRANSFER_SYNTAXES))
+                known.add(str(uid))
+        if extra:
+            acceptor.supported_contexts = [*acceptor.supported_contexts, *extra]
+    except Exception:  # never stop an association over this: it is then negotiated as before
+        log.exception("could not add the proposed private SOP classes")
+
+
+def not_analysed(ds: Any) -> str:
+    """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class, a non-image
+    object, a CT localizer, a CT secondary capture (dose screen). Unknown modalities with pixels stay refusals."""
+    if UID(str(ds.get("SOPClassUID", "") or "1.2.840.10008")).is_private:
+        return "private SOP class (vendor object)"
+    modality = str(ds.get("Modality", "") or "").upper()
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    if not has_pixels and modality and modality not in ("CT", "US"):
+        return f"non-image object ({modality[:16]})"
+    if modality != "CT":
+        return ""
+    value = ds.get("ImageType") or []
+    image_type = [str(v).strip().upper() for v in ([value] if isinstance(value, str) else value)]
+    if "LOCALIZER" in image_type[2:3]:
+        return "CT localizer"
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if sop_class == SECONDARY_CAPTURE_PREFIX or sop_class.startswith(SECONDARY_CAPTURE_PREFIX + "."):
+        return "CT secondary capture (e.g. dose screen)"
+    return ""

@@ -25,9 +25,18 @@ PATIENT_CHARACTERISTICS = frozenset(Tag(k) for k in (
 # Never kept by the longitudinal option (birth date/time identify; age is a patient characteristic).
 # Coded sequences the Basic Profile keeps whose CodeMeaning is site-defined text ("CT CHEST DOE JANE MRN..."):
 # removed, as the Clean Descriptors Option would clean them; the models do not read them.
+# Issuer sequences the table does not list name the hospital (its OID and name as issuer of the MRN, the
+# accession number, the orders) next to the removed identifiers they qualify: removed with them.
 EXTRA_REMOVED = frozenset(Tag(k) for k in (
     "ProcedureCodeSequence", "RequestedProcedureCodeSequence", "PerformedProtocolCodeSequence",
-    "ScheduledProtocolCodeSequence"))
+    "ScheduledProtocolCodeSequence", "IssuerOfPatientIDQualifiersSequence", "IssuerOfAccessionNumberSequence",
+    "OrderPlacerIdentifierSequence", "OrderFillerIdentifierSequence"))
+# Instance UIDs the table does not list (legacy-converted enhanced CT's source instances, concatenation
+# source, other frames of reference): remapped ("U") like the listed ones, so none links back in clear.
+EXTRA_REMAPPED = frozenset(Tag(k) for k in (
+    "MultiFrameSourceSOPInstanceUID", "SOPInstanceUIDOfConcatenationSource", "TableFrameOfReferenceUID",
+    "VolumeFrameOfReferenceUID", "TargetFrameOfReferenceUID", "EquipmentFrameOfReferenceUID",
+    "RadiopharmaceuticalAdministrationEventUID", "ReferencedFiducialUID"))
 BIRTH = frozenset(Tag(k) for k in ("PatientBirthDate", "PatientBirthTime"))
 TEMPORAL_VRS = ("DA", "DT", "TM")
 
@@ -55,6 +64,8 @@ def action_for(tag: BaseTag) -> str | None:
     exact, masked = basic_profile()
     if tag in EXTRA_REMOVED:
         return "X"
+    if tag in EXTRA_REMAPPED:
+        return "U"
     code = exact.get(int(tag))
     if code is not None:
         return code

@@ -4,7 +4,8 @@ series with lesion boxes, one TID 1500 SR, one SC per overlay.
 UIDs are derived from the keyed hash of the original StudyInstanceUID, the task and the object's
 kind and index (:func:`~lesiondx.service.pacs.content.derived_uid`): a re-run of the same study
 produces the same Series/SOP Instance UIDs, so a PACS that overwrites instances (Orthanc:
-``"OverwriteInstances": true``) keeps one current version; SeriesDescription says which version.
+``"OverwriteInstances": true``) keeps one current version; SeriesDescription says which version. The SR's
+Device Observer UID is one per installation (keyed with the storage salt) and task, the same in every study.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
     images = [ds for series in inputs for ds in series.images]
     by_series = {series.name: list(series.images) for series in inputs}
     objects.append(measurement_report(task, all_findings, images, segs, by_series, series_uid=uid("sr"),
-                                      sop_uid=uid("sr", "1"), device_uid=uid("device"),
+                                      sop_uid=uid("sr", "1"),
+                                      device_uid=derived_uid(core.sealer.study_key("lesiondx device"), task, "device"),
                                       series_number=SERIES_NUMBERS["sr"], result_version=result_version))
     number = 0
     for entry_index, entry in enumerate(entries):

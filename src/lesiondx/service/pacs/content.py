@@ -47,6 +47,7 @@ class Finding:
     algorithm: str
     version: str
     series: str | None  # input name; None = the whole study (first input)
+    lesion: bool = True  # the result says a lesion is present (False: normal, no lesion, not assessable)
 
 
 def _box(value: Any) -> tuple[int, int, int, int] | None:
@@ -107,6 +108,19 @@ def box_findings(task: str, entries: list[dict[str, Any]], inputs: list[SourceSe
     return out
 
 
+NEGATIVE_LABELS = ("normal", "no ", "not assessable", "negative")
+
+
+def says_lesion(task: str, entry: dict[str, Any]) -> bool:
+    """Whether a result entry reports a lesion: the CT tasks' 0/1 ``decision`` when given (us-liver's decision is
+    benign/malignant, both lesions), else a label that is not a negative one ('normal', 'no liver lesion'...)."""
+    decision = (entry.get("details") or {}).get("decision")
+    if task != "us-liver" and isinstance(decision, (bool, int)) and int(decision) in (0, 1):
+        return bool(decision)
+    label = str(entry.get("label") or "").strip().lower()
+    return bool(label) and not label.startswith(NEGATIVE_LABELS)
+
+
 def findings(task: str, entries: list[dict[str, Any]], inputs: list[SourceSeries]) -> list[Finding]:
     """One :class:`Finding` per result entry (us-liver: per image; CT: the whole study)."""
     out = []
@@ -116,7 +130,8 @@ def findings(task: str, entries: list[dict[str, Any]], inputs: list[SourceSeries
         rule = details.get("rule") if isinstance(details.get("rule"), dict) else {}
         out.append(Finding(label=str(entry.get("label") or "no label"), probability=entry.get("probability"),
                            location=_location(entry, details, rule), algorithm=f"lesiondx {task}",
-                           version=str(entry.get("model_version") or "unknown")[:64], series=series))
+                           version=str(entry.get("model_version") or "unknown")[:64], series=series,
+                           lesion=says_lesion(task, entry)))
     return out
 
 

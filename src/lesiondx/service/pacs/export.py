@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.sop_class import Comprehensive3DSRStorage, ComprehensiveSRStorage
 from sqlalchemy import select, update
 
 from ..db import IdentityRecord, Study, StudyFile, utcnow
@@ -47,23 +48,49 @@ def scrub(text: str, originals: StudyOriginals | None) -> str:
     return UID_LIKE.sub("[uid]", text)
 
 
-def send(objects: list[Dataset], target: PacsTarget, *, calling_aet: str = "LESIONDX", timeout: float = 30) -> list[int]:
-    """C-STORE every object to ``target``; the DIMSE status of each (raises ConnectionError without association)."""
+# A PACS that does not take Comprehensive 3D SR often takes Comprehensive SR: the report holds no 3D coordinates,
+# so the same content is a valid Comprehensive SR and goes as one.
+SOP_FALLBACK = {Comprehensive3DSRStorage: ComprehensiveSRStorage}
+
+
+def send(objects: list[Dataset], target: PacsTarget, *, calling_aet: str = "LESIONDX", timeout: float = 30
+         ) -> list[int | None]:
+    """C-STORE every object to ``target``; the DIMSE status of each, None for an object whose SOP class (nor its
+    fallback, :data:`SOP_FALLBACK`, set on the object when used) the PACS accepted (raises ConnectionError
+    without association)."""
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    for sop_class in dict.fromkeys(str(ds.SOPClassUID) for ds in objects):
+    classes = list(dict.fromkeys(str(ds.SOPClassUID) for ds in objects))
+    for sop_class in dict.fromkeys(classes + [SOP_FALLBACK[c] for c in classes if c in SOP_FALLBACK]):
         ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     assoc = ae.associate(target.host, target.port, ae_title=target.aet)
+    if not assoc.is_established and assoc.rejected_contexts and not assoc.accepted_contexts:
+        return [None] * len(objects)  # associated, but none of the SOP classes is taken (pynetdicom aborts)
     if not assoc.is_established:
         raise ConnectionError(f"PACS {target} refused the association or is unreachable")
-    statuses: list[int] = []
+    accepted = {str(context.abstract_syntax) for context in assoc.accepted_contexts}
+    statuses: list[int | None] = []
     try:
         for ds in objects:
+            sop_class = str(ds.SOPClassUID)
+            if sop_class not in accepted and SOP_FALLBACK.get(sop_class) in accepted:
+                ds.SOPClassUID = SOP_FALLBACK[sop_class]
+                if getattr(ds, "file_meta", None) is not None:
+                    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+            elif sop_class not in accepted:
+                statuses.append(None)
+                continue
             status = assoc.send_c_store(ds)
             statuses.append(int(status.Status) if status and "Status" in status else -1)
     finally:
         assoc.release()
     return statuses
+
+
+def _not_taken(objects: list[Dataset], statuses: list[int | None]) -> list[str]:
+    """The SOP class names of the objects the PACS accepted no presentation context for."""
+    names = [UID(str(ds.SOPClassUID)).name for ds, status in zip(objects, statuses) if status is None]
+    return list(dict.fromkeys(names))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -153,8 +180,12 @@ def export_once(core: Any, study_id: str) -> str:
         if not built.objects:
             _set_state(core, study_id, "failed", after_send=True, reason="nothing to send (study not done or without DICOM images)")
             return "failed"
-        statuses = send(list(built.objects), target, calling_aet=core.settings.dicom_aet)
-        bad = [f"0x{st:04X}" for st in statuses if st not in (0x0000, 0xB000, 0xB007, 0xB006)]
+        objects = list(built.objects)
+        statuses = send(objects, target, calling_aet=core.settings.dicom_aet)
+        not_taken = _not_taken(objects, statuses)
+        if all(st is None for st in statuses):
+            raise RuntimeError(f"the PACS accepts none of {', '.join(not_taken)} (allow them for lesiondx's AE title)")
+        bad = [f"0x{st:04X}" for st in statuses if st is not None and st not in (0x0000, 0xB000, 0xB007, 0xB006)]
         if bad:
             raise RuntimeError(f"PACS answered {len(bad)} of {len(statuses)} C-STORE(s) with failure status {', '.join(sorted(set(bad)))}")
     except Exception as exc:  # PACS down, refused, bad object: retry later
@@ -174,9 +205,12 @@ def export_once(core: Any, study_id: str) -> str:
         study = s.get(Study, study_id)
         if study is not None:
             study.export_version = max(study.export_version or 0, version)
-    counts = {"SEG": built.count("SEG"), "SR": built.count("SR"), "SC": built.count("OT")}
-    _set_state(core, study_id, "sent", after_send=True, sent_at=_iso(utcnow()), objects=counts,
-               skipped=[scrub(text, originals) for text in built.skipped], reason=None)
+    sent = [ds.get("Modality") for ds, st in zip(objects, statuses) if st is not None]
+    counts = {"SEG": sent.count("SEG"), "SR": sent.count("SR"), "SC": sent.count("OT")}
+    skipped = [scrub(text, originals) for text in built.skipped] + [
+        f"{name}: not sent (the PACS does not accept this SOP class from lesiondx)" for name in not_taken]
+    _set_state(core, study_id, "sent", after_send=True, sent_at=_iso(utcnow()), objects=counts, skipped=skipped,
+               reason=None)
     resume_given_up(core)  # the PACS takes results again
     return "sent"
 

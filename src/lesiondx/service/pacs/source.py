@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from highdicom.enum import SpecificCharacterSetValues
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DA, TM
 
 from lesiondx.io.dicom import dicom_files_in, superior_to_inferior_keys
 
@@ -28,6 +30,48 @@ from ..worker import materialise
 # Attributes de-identification leaves empty that objects derived from the images must carry (type 2).
 TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
          "AccessionNumber", "ReferringPhysicianName")
+
+
+KNOWN_CHARSETS = frozenset(v.value for v in SpecificCharacterSetValues)
+DEFAULT_REPERTOIRE = ("", "ISO_IR 6", "ISO 2022 IR 6")
+
+
+def character_set(value: Any) -> list[str] | None:
+    """SpecificCharacterSet as highdicom takes it: an empty first value of a multi-valued one (the usual Japanese /
+    Korean ``\\ISO 2022 IR 87``) is the default repertoire ``ISO 2022 IR 6``; the default alone (also the common
+    misspelling ``ISO_IR 6``) is no value (None); a value highdicom does not know gives ``ISO_IR 192`` (UTF-8:
+    every decoded text can be written in it)."""
+    values = [str(v).strip().upper() for v in ([value] if isinstance(value, str) else (value or []))]
+    if all(v in DEFAULT_REPERTOIRE for v in values):
+        return None
+    if len(values) > 1:
+        values = ["ISO 2022 IR 6" if v in DEFAULT_REPERTOIRE else v for v in values]
+    return values if all(v in KNOWN_CHARSETS for v in values) else ["ISO_IR 192"]
+
+
+SEXES = {"M": "M", "F": "F", "O": "O", "MALE": "M", "FEMALE": "F", "OTHER": "O"}
+
+
+def conformant(keyword: str, value: str) -> str:
+    """``value`` as highdicom takes it for the patient/study attributes it checks: PatientSex one of M/F/O (case and
+    spelled-out forms mended), dates and times without the separators of the retired ACR-NEMA form ('2020.01.31',
+    '12:30:00'); '' when it cannot
+    be mended (all are type 2 in SEG / SR / SC). Other attributes are returned unchanged."""
+    text = str(value).strip()
+    if keyword == "PatientSex":
+        return SEXES.get(text.upper(), "")
+    if keyword not in ("PatientBirthDate", "StudyDate", "StudyTime") or not text:
+        return text
+    parse = TM if keyword == "StudyTime" else DA
+    for candidate in (text.replace(".", "").replace(":", "").replace("-", ""), text):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parse(candidate)
+            return candidate
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return ""
 
 
 @dataclass(frozen=True)
@@ -47,12 +91,22 @@ def restore(ds: Dataset, originals: StudyOriginals) -> Dataset:
         warnings.simplefilter("ignore")
         for keyword in STUDY_KEYWORDS + INSTANCE_KEYWORDS:
             if keyword in values:
-                setattr(ds, keyword, values[keyword])
+                setattr(ds, keyword, conformant(keyword, values[keyword]))
             elif keyword in TYPE2:
                 setattr(ds, keyword, "")
+        if "PatientSex" in ds:  # not a kept identifier, but de-identification may keep it (patient characteristics)
+            ds.PatientSex = conformant("PatientSex", str(ds.PatientSex or ""))
     for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
         if keyword in ds:
             delattr(ds, keyword)
+    if "SpecificCharacterSet" in ds:
+        for _ in ds.iterall():  # decode every text with the received character set before it changes
+            pass
+        charset = character_set(ds.SpecificCharacterSet)
+        if charset is None:
+            del ds.SpecificCharacterSet
+        else:
+            ds.SpecificCharacterSet = charset if len(charset) > 1 else charset[0]
     if getattr(ds, "file_meta", None) is not None:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return ds

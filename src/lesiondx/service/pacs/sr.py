@@ -1,5 +1,6 @@
 """TID 1500 Measurement Report (highdicom.sr) of a study's findings: label, AI probability,
-location, algorithm name/version, references to the images (image library) and to the SEG segment."""
+location, algorithm name/version, references to the images (image library) and to the SEG segment. Only a
+positive result's group names a finding (Lesion, SCT 52988006); a negative one carries its classification only."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _group(index: int, finding: Finding, seg: tuple[Dataset, str] | None, images
         measurements.append(hd.sr.Measurement(name=PROBABILITY, value=float(finding.probability), unit=NO_UNITS,
                                               algorithm_id=algorithm))
     common = dict(tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid, identifier=f"lesiondx finding {index}"),
-                  finding_type=codes.SCT.Lesion, algorithm_id=algorithm, measurements=measurements or None,
+                  finding_type=codes.SCT.Lesion if finding.lesion else None, algorithm_id=algorithm, measurements=measurements or None,
                   qualitative_evaluations=[hd.sr.QualitativeEvaluation(CLASSIFICATION, _label_code(finding.label))])
     if seg is not None:
         seg_ds, source_series_uid = seg

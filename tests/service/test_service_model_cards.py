@@ -19,6 +19,15 @@ def test_markdown_subset_is_escaped_and_rendered():
     assert "<ul><li>one</li><li>two\n  continued</li></ul>" in out
 
 
+def test_fenced_code_is_a_code_block_not_a_paragraph():
+    """The us-liver card's training command (a ```bash fence) read ``<p>``<code>bash OMP_…`` on one line."""
+    out = markdown_html("Run:\n\n```bash\nlesiondx train --task us-liver \\\n    --out <run>\n```\n\nDone.")
+    assert out == ("<p>Run:</p>\n<pre><code>lesiondx train --task us-liver \\\n    --out &lt;run&gt;</code></pre>\n"
+                   "<p>Done.</p>")
+    shipped = markdown_html(card_path("us-liver").read_text(encoding="utf-8"))
+    assert "```" not in shipped and "<pre><code>OMP_NUM_THREADS=2" in shipped
+
+
 def test_shipped_model_cards_are_served(make_client):
     client = make_client()
     for task in ("us-liver", "ct-covid", "ct-liver"):

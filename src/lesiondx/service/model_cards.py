@@ -1,6 +1,6 @@
 """The shipped models' cards (``models/<task>/MODEL_CARD.md``) as web pages (``/models/<task>``), so the study page
 can say what a model was trained and validated on. A small Markdown subset is rendered (headings, paragraphs,
-lists, tables, ``code``, **bold**; links become their text: no page here points off the machine)."""
+lists, tables, fenced code blocks, ``code``, **bold**; links become their text: no page here points off the machine)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from jinja2 import Environment
 
 TASKS = ("us-liver", "ct-covid", "ct-liver")
 ITEM = re.compile(r"^\s*([-*]|\d+\.)\s+")  # a list item's marker
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)  # a fenced code block (its lines kept as written)
 
 
 def card_path(task: str, model: str = "default") -> Path | None:
@@ -41,7 +42,14 @@ def _table(rows: list[str]) -> str:
 
 
 def markdown_html(text: str) -> str:
-    """HTML for the Markdown subset of the model cards (every text escaped)."""
+    """HTML for the Markdown subset of the model cards (every text escaped); a fenced code block becomes
+    ``<pre><code>`` with its line breaks, not a paragraph."""
+    pieces = FENCE.split(text.strip())  # even: Markdown, odd: code
+    return "\n".join(_blocks_html(piece) if i % 2 == 0 else f"<pre><code>{html.escape(piece.rstrip(), quote=False)}</code></pre>"
+                     for i, piece in enumerate(pieces) if piece.strip())
+
+
+def _blocks_html(text: str) -> str:
     blocks: list[str] = []
     for block in re.split(r"\n\s*\n", text.strip()):
         lines = block.splitlines()

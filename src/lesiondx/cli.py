@@ -130,7 +130,9 @@ def train(
     if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
         err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
                   soft_wrap=True)
-    out.print(f"run written to {result}")
+    from lesiondx.predict_summary import train_lines
+
+    typer.echo("\n".join(train_lines(task, Path(result))))
 
 
 @app.command()
@@ -162,8 +164,9 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps(metrics))
         return
-    typer.echo("\n".join(metrics.get("summary") or [f"evaluated {data}"]))
-    typer.echo(f"wrote {out_dir}/ (metrics.json; --json prints it)")
+    from lesiondx.predict_summary import evaluate_lines
+
+    typer.echo("\n".join([*(metrics.get("summary") or [f"evaluated {data}"]), *evaluate_lines(out_dir)]))
 
 
 ClassifierOption = Annotated[Optional[str], typer.Option(

@@ -69,7 +69,7 @@ def test_train_and_evaluate_say_what_they_wrote_and_what_comes_next(tmp_path, mo
     assert trained.exit_code == 0, trained.output
     lines = trained.output.splitlines()
     assert lines[0] == f"run written to {run}/: summary.json, us_liver.pt"
-    assert "out-of-fold AUC on the training folder 0.750 (95% CI 0.600 – 0.900, n 24)" in lines[1] and "not a test" in lines[1]
+    assert "out-of-fold AUC on the training folder 0.750 (95% CI 0.600 – 0.900, n 24;" in lines[1] and "not a test" in lines[1]
     assert lines[2].startswith(f"next: lesiondx evaluate --task us-liver --model {run} --data FOLDER --out DIR")
     evaluated = CliRunner().invoke(app, ["evaluate", "--task", "us-liver", "--model", str(run), "--data", str(tmp_path),
                                          "--out", str(tmp_path / "ev")])

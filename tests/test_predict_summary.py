@@ -76,3 +76,15 @@ def test_train_and_evaluate_say_what_they_wrote_and_what_comes_next(tmp_path, mo
     assert evaluated.exit_code == 0, evaluated.output
     assert f"wrote {tmp_path / 'ev'}/: metrics.json, predictions.csv, report.html" in evaluated.output
     assert f"open {tmp_path / 'ev' / 'report.html'} in a browser" in evaluated.output
+
+
+def test_evaluate_points_at_the_report_where_it_was_written(tmp_path):
+    """ct-covid writes its per-slice report to report/report.html: 'open DIR/report.html' named a file that is not there."""
+    from lesiondx.predict_summary import evaluate_lines
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.html").write_text("")
+    (tmp_path / "predictions.csv").write_text("")
+    lines = evaluate_lines(tmp_path)
+    assert lines[0] == f"wrote {tmp_path}/: predictions.csv, report/"
+    assert lines[1].startswith(f"open {tmp_path / 'report' / 'report.html'} in a browser")

@@ -124,13 +124,16 @@ def train_lines(task: str, run_dir: Path) -> list[str]:
                      f"n {summary.get('n', '?')}; each image scored by a fold model not trained on it): an estimate from the "
                      "training data, not a test")
     lines.append(f"next: lesiondx evaluate --task {task} --model {run_dir} --data FOLDER --out DIR  (FOLDER: labelled "
-                 f"images this run never saw), then lesiondx predict --task {task} --model {run_dir} IMAGE")
+                 f"images this run never saw), then lesiondx predict --task {task} --model {run_dir} INPUT")
     return lines
 
 
 def evaluate_lines(out_dir: Path) -> list[str]:
-    """What ``lesiondx evaluate`` wrote to ``out_dir`` and how to read it."""
+    """What ``lesiondx evaluate`` wrote to ``out_dir`` and how to read it (the report where it was written:
+    ``report.html``, or ``report/report.html`` for ct-covid's per-slice report)."""
     out_dir = Path(out_dir)
+    reports = sorted(out_dir.glob("report.html")) + sorted(out_dir.glob("*/report.html"))
+    opened = f"open {reports[0]} in a browser; " if reports else ""
     return [f"wrote {out_dir}/: {_listing(out_dir)}",
-            f"open {out_dir / 'report.html'} in a browser; --json prints metrics.json; "
+            f"{opened}--json prints metrics.json; "
             f"lesiondx report {out_dir / 'predictions.csv'} --out DIR redoes the figures (e.g. --threshold T)"]

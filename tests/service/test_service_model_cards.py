@@ -103,3 +103,14 @@ def test_card_figures_agree_with_the_shipped_metrics_files():
         with open(models / task / "training_files.csv", newline="") as handle:
             n = len({row["sha256"] for row in csv.DictReader(handle)})
         assert f"the sha256 of the {n} image files" in _card(task), task
+
+
+def test_the_gate_card_is_served_and_the_task_cards_link_to_it(make_client):
+    """The task cards send the reader to `models/gate/MODEL_CARD.md` (the modality probe behind the input gate) and
+    its thresholds, but /models/gate answered 404 and the mention was plain text."""
+    client = make_client()
+    gate = client.get("/models/gate")
+    assert gate.status_code == 200 and "raster modality probe" in gate.text
+    page = client.get("/models/us-liver").text
+    assert '<a href="/models/gate"><code>models/gate/MODEL_CARD.md</code></a>' in page
+    assert client.get("/models/gates").status_code == 404

@@ -12,6 +12,8 @@ from pathlib import Path
 from jinja2 import Environment
 
 TASKS = ("us-liver", "ct-covid", "ct-liver")
+CARDS = (*TASKS, "gate")  # the input gate's raster modality probe has a card too (the task cards point to it)
+CARD_MENTION = re.compile(r"<code>models/(" + "|".join(map(re.escape, CARDS)) + r")/MODEL_CARD\.md</code>")
 ITEM = re.compile(r"^\s*([-*]|\d+\.)\s+")  # a list item's marker
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)  # a fenced code block (its lines kept as written)
 
@@ -19,7 +21,7 @@ FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)  # a fenced cod
 def card_path(task: str, model: str = "default") -> Path | None:
     """The card of the shipped model of ``task`` (``$LESIONDX_MODELS/<task>`` or ``<repo>/models/<task>``); None for
     another model (``LESIONDX_MODEL``), whose card this service does not know, or when the file is missing."""
-    if task not in TASKS or model != "default":
+    if task not in CARDS or model != "default":
         return None
     root = os.environ.get("LESIONDX_MODELS")
     path = (Path(root) if root else Path(__file__).resolve().parents[3] / "models") / task / "MODEL_CARD.md"
@@ -30,6 +32,7 @@ def _inline(text: str) -> str:
     out = html.escape(text, quote=False)
     out = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", out)  # links: their text only
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = CARD_MENTION.sub(r'<a href="/models/\1">\g<0></a>', out)  # another card: its page here
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
@@ -70,10 +73,11 @@ def _blocks_html(text: str) -> str:
 
 
 def render_cards(env: Environment, model: str = "default") -> dict[str, str]:
-    """``{"card-<task>": page}`` for every task whose card is known (template ``model_card.html``)."""
+    """``{"card-<task>": page}`` for every card that is known (the tasks' and the gate's; template
+    ``model_card.html``)."""
     template = env.get_template("model_card.html")
     pages = {}
-    for task in TASKS:
+    for task in CARDS:
         path = card_path(task, model)
         if path is not None:
             pages[f"card-{task}"] = template.render(task=task, body=markdown_html(path.read_text(encoding="utf-8")))

@@ -61,6 +61,18 @@ def test_every_lesiondx_command_in_the_readme_takes_the_options_it_shows():
     assert wrong == []
 
 
+def test_the_python_api_example_runs_from_the_repository_root(monkeypatch):
+    """README's "Python API at a glance" read ``read_study("series/P002")``, a folder that is not there."""
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    assert blocks
+    monkeypatch.chdir(REPO)
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (the README's own example)
+    assert namespace["volume"].pixels.shape[0] == 10 and 0 <= namespace["grey"].min() <= namespace["grey"].max() <= 255
+    assert set(namespace["split"]) <= {"train", "test"}
+
+
 @pytest.mark.slow
 def test_the_first_research_loop_runs_as_written(tmp_path, monkeypatch):
     """About 1 minute on one core: split → summary → train (tiny config) → evaluate → report → predict, each

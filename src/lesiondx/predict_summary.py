@@ -121,8 +121,8 @@ def train_lines(task: str, run_dir: Path) -> list[str]:
     auc, ci = summary.get("oof_auc"), summary.get("oof_auc_ci") or [None, None]
     if isinstance(auc, (int, float)):
         lines.append(f"out-of-fold AUC on the training folder {_num(auc)} (95% CI {_num(ci[0])} – {_num(ci[1])}, "
-                     f"n {summary.get('n', '?')}; each image scored by a fold model not trained on it): an estimate from the "
-                     "training data, not a test")
+                     f"n {summary.get('n', '?')}; each image scored by a fold model not trained on it): an estimate "
+                     "from the training data, not a test")
     lines.append(f"next: lesiondx evaluate --task {task} --model {run_dir} --data FOLDER --out DIR  (FOLDER: labelled "
                  f"images this run never saw), then lesiondx predict --task {task} --model {run_dir} INPUT")
     return lines

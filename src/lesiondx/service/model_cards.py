@@ -48,8 +48,12 @@ def markdown_html(text: str) -> str:
     """HTML for the Markdown subset of the model cards (every text escaped); a fenced code block becomes
     ``<pre><code>`` with its line breaks, not a paragraph."""
     pieces = FENCE.split(text.strip())  # even: Markdown, odd: code
-    return "\n".join(_blocks_html(piece) if i % 2 == 0 else f"<pre><code>{html.escape(piece.rstrip(), quote=False)}</code></pre>"
+    return "\n".join(_blocks_html(piece) if i % 2 == 0 else _code_html(piece)
                      for i, piece in enumerate(pieces) if piece.strip())
+
+
+def _code_html(code: str) -> str:
+    return f"<pre><code>{html.escape(code.rstrip(), quote=False)}</code></pre>"
 
 
 def _blocks_html(text: str) -> str:

@@ -136,3 +136,18 @@ def test_predict_ct_liver_on_a_folder_of_unrelated_slices_is_one_line_naming_the
     assert "separate files" in line
     result, output = _invoke("predict", "--task", "us-liver", "--series", str(folder / "1.png"))
     assert result.exit_code == 2 and "--series" in output
+
+
+def test_a_message_that_names_its_file_is_not_prefixed_and_every_argument_path_is_named(tmp_path):
+    """A model directory of another task was reported as "DATA_FOLDER: RUN: no model.pt" (the data folder, which
+    is fine, first); a bad config value as "DATA (+1 more): folds must be …" (the config file hidden)."""
+    covid = EXAMPLES / "covid_ct_md_mini"
+    us_model = Path(__file__).resolve().parents[1] / "models" / "us-liver"
+    line = _assert_one_line_error(*_invoke("evaluate", "--task", "ct-covid", "--model", str(us_model), "--data", str(covid),
+                                           "--out", str(tmp_path / "ev")), 2, "no model.pt")
+    assert line.startswith(f"error: {us_model}: ") and str(covid) not in line
+    config = tmp_path / "tiny.yaml"
+    config.write_text("folds: 2\n")
+    line = _assert_one_line_error(*_invoke("train", "--task", "us-liver", "--data", str(EXAMPLES / "aul_liver_us_mini"),
+                                           "--out", str(tmp_path / "run"), "--config", str(config)), 2, "folds must be")
+    assert str(config) in line and "more)" not in line

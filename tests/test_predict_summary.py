@@ -34,3 +34,57 @@ def test_shapes_of_the_three_tasks():
                 for i in range(MAX_FINDINGS + 3)]
     liver = summary_lines("ct-liver", {"findings": findings, "patient": {"n_inside_liver": 30, "phases": ["arterial"]}})
     assert "benign pattern (cyst)" in liver[2] and liver[-2] == "  … and 3 more (--json)"
+
+
+def test_predict_names_the_folder_its_overlays_went_to(tmp_path):
+    """'1 overlay image(s) written' did not say where."""
+    image = EXAMPLES / "aul_liver_us_mini" / "images" / "benign_001.jpg"
+    result = CliRunner().invoke(app, ["predict", "--task", "us-liver", str(image), "--out", str(tmp_path / "ov")])
+    assert result.exit_code == 0, result.output
+    assert f"1 overlay image(s) written to {tmp_path / 'ov'}/" in result.output
+
+
+def test_train_and_evaluate_say_what_they_wrote_and_what_comes_next(tmp_path, monkeypatch):
+    """train said only 'run written to RUN' (no files, no cross-validated AUC, no next step); evaluate 'wrote DIR/
+    (metrics.json; …)' without predictions.csv or report.html. The run here is a SYNTHETIC stand-in."""
+    from lesiondx import tasks
+
+    run = tmp_path / "run"
+
+    class FakeTask:
+        def train(self, data, out, config, skip_bad=False):
+            out.mkdir()
+            (out / "us_liver.pt").write_bytes(b"")
+            (out / "summary.json").write_text('{"oof_auc": 0.75, "oof_auc_ci": [0.6, 0.9], "n": 24}')
+            return out
+
+        def evaluate(self, model, data, out, strict=False):
+            out.mkdir()
+            for name in ("predictions.csv", "metrics.json", "report.html"):
+                (out / name).write_text("")
+            return {"summary": ["per image: n 20"]}
+
+    monkeypatch.setattr(tasks, "load_task", lambda task: FakeTask())
+    trained = CliRunner().invoke(app, ["train", "--task", "us-liver", "--data", str(tmp_path), "--out", str(run)])
+    assert trained.exit_code == 0, trained.output
+    lines = trained.output.splitlines()
+    assert lines[0] == f"run written to {run}/: summary.json, us_liver.pt"
+    assert "out-of-fold AUC on the training folder 0.750 (95% CI 0.600 – 0.900, n 24;" in lines[1] and "not a test" in lines[1]
+    assert lines[2].startswith(f"next: lesiondx evaluate --task us-liver --model {run} --data FOLDER --out DIR")
+    evaluated = CliRunner().invoke(app, ["evaluate", "--task", "us-liver", "--model", str(run), "--data", str(tmp_path),
+                                         "--out", str(tmp_path / "ev")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"wrote {tmp_path / 'ev'}/: metrics.json, predictions.csv, report.html" in evaluated.output
+    assert f"open {tmp_path / 'ev' / 'report.html'} in a browser" in evaluated.output
+
+
+def test_evaluate_points_at_the_report_where_it_was_written(tmp_path):
+    """ct-covid writes its per-slice report to report/report.html: 'open DIR/report.html' named a file that is not there."""
+    from lesiondx.predict_summary import evaluate_lines
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.html").write_text("")
+    (tmp_path / "predictions.csv").write_text("")
+    lines = evaluate_lines(tmp_path)
+    assert lines[0] == f"wrote {tmp_path}/: predictions.csv, report/"
+    assert lines[1].startswith(f"open {tmp_path / 'report' / 'report.html'} in a browser")

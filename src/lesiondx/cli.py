@@ -65,15 +65,16 @@ def main(version: Annotated[bool, typer.Option("--version", help="Print the vers
         raise typer.Exit()
 
 
-@data_app.command("summary")
+@data_app.command("summary", help=(
+    "Images, patients, labels, masks, problems and warnings of dataset folder(s).\n\n"
+    "Every image and mask file is opened. Exit code 2 when any folder has a problem."))
 def data_summary(
     folders: Annotated[list[Path], typer.Argument(help="Dataset folder(s) holding labels.csv")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     task: Annotated[Optional[str], typer.Option(
         "--task", help="Warn on labels this task does not know (default: the task of the folder's layout)")] = None,
 ) -> None:
-    """Images, patients, labels, masks, problems and warnings of dataset folder(s); every image and
-    mask file is opened. Exit code 2 when any folder has a problem."""
+    """Counts, problems and warnings of dataset folders (help text: the decorator's, one paragraph a line)."""
     from lesiondx.data import summarise_folder
 
     summaries = [summarise_folder(folder, task).to_dict() for folder in folders]
@@ -104,7 +105,12 @@ def data_summary(
         _fail(f"{first['folder']}: {len(first['problems'])} problem(s), first: {first['problems'][0]}{more}")
 
 
-@app.command()
+@app.command(help=(
+    "Train a task's model into a run directory (checkpoint, ONNX exports, config, data hash, curves).\n\n"
+    "Every listed file is opened first: unreadable ones stop it before anything is trained, all of them named.\n\n"
+    "--config keys are the fields of the task's config class (lesiondx.us_liver.config.UsLiverConfig, "
+    "lesiondx.ct_covid.config.CovidConfig, lesiondx.ct_liver.config.CtLiverConfig); the shipped values are in "
+    "models/TASK/config.yaml, a quick us-liver run in examples/tiny_us_liver.yaml."))
 def train(
     task: TaskOption,
     data: Annotated[Path, typer.Option("--data", help="Dataset folder (labels.csv + images)")],
@@ -114,8 +120,7 @@ def train(
         "--skip-bad", help="Train on the rows whose files can be read; the others are listed in "
                            "RUN_DIR/skipped_rows.csv (default: stop before training and list them)")] = False,
 ) -> None:
-    """Train a task's model; the run directory gets checkpoint, config, data hash and curves. Every listed
-    file is opened first: unreadable ones stop it before anything is trained, all of them named."""
+    """Train a task's model (help text: the decorator's, one paragraph a line)."""
     from lesiondx.data import BadRowsError
     from lesiondx.data.badrows import LIST_LIMIT
     from lesiondx.tasks import load_task
@@ -130,10 +135,15 @@ def train(
     if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
         err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
                   soft_wrap=True)
-    out.print(f"run written to {result}")
+    from lesiondx.predict_summary import train_lines
+
+    typer.echo("\n".join(train_lines(task, Path(result))))
 
 
-@app.command()
+@app.command(help=(
+    "Score a labelled folder: predictions.csv, metrics.json and report.html, and a one-screen summary.\n\n"
+    "lesiondx report on the same predictions.csv gives the same figures. Rows whose files cannot be read or are "
+    "refused by the input gate are excluded, each named in a warning."))
 def evaluate(
     task: TaskOption,
     data: Annotated[Path, typer.Option("--data", help="Dataset folder (labels.csv + images)")],
@@ -146,9 +156,7 @@ def evaluate(
         "--strict", help="Stop at the first row whose file cannot be read or is refused (default: exclude it, "
                          "list it in metrics.json 'excluded' and count it in the summary)")] = False,
 ) -> None:
-    """Predict a labelled folder and write predictions.csv, metrics.json and report.html; prints a
-    one-screen summary (``lesiondx report`` on the same predictions.csv gives the same figures). Rows whose
-    files cannot be read or are refused by the input gate are excluded, each named in a warning."""
+    """Score a labelled folder (help text: the decorator's, one paragraph a line)."""
     from lesiondx.tasks import load_task
 
     _use_engine(engine)
@@ -162,8 +170,9 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps(metrics))
         return
-    typer.echo("\n".join(metrics.get("summary") or [f"evaluated {data}"]))
-    typer.echo(f"wrote {out_dir}/ (metrics.json; --json prints it)")
+    from lesiondx.predict_summary import evaluate_lines
+
+    typer.echo("\n".join([*(metrics.get("summary") or [f"evaluated {data}"]), *evaluate_lines(out_dir)]))
 
 
 ClassifierOption = Annotated[Optional[str], typer.Option(

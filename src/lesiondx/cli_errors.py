@@ -5,9 +5,10 @@ stderr and an exit code: 2 for bad input (unreadable or oversized image, bad tab
 file...), 1 for anything else ("internal error ..., rerun with --debug"). ``lesiondx --debug CMD`` (or
 ``LESIONDX_DEBUG=1``) lets the traceback through instead.
 
-When the message does not already name a file, the line starts with the command's own path
-arguments (read from the command function's frame), so ``predict a.png`` failing inside PIL still
-says ``a.png: ...``.
+When the message does not already name a file (one of the arguments, or any path it opens with), the line
+starts with the command's own path arguments, all of them (read from the command function's frame), so
+``predict a.png`` failing inside PIL still says ``a.png: ...`` and ``train --data D --config C`` failing on a
+config value says ``D, C: ...``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 MAX_MESSAGE = 400
+OPENS_WITH_A_FILE = re.compile(r"^(?=[^\s:]*(?:[/\\]|\.[A-Za-z]\w*:))[^\s:]+: ")  # "runs/x: …", "labels.csv: …"
 BAD_INPUT_EXIT, INTERNAL_EXIT = 2, 1
 
 
@@ -96,8 +98,9 @@ def describe(exc: BaseException, command: str | None) -> tuple[str, int]:
     paths = command_paths(exc) if about_a_file else []
     bad_input = isinstance(exc, bad_input_types())
     reason = _reason(exc) if bad_input else f"internal error ({type(exc).__name__}: {exc})"
-    named = any(p in reason or re.search(rf"(?<![\w.-]){re.escape(Path(p).name)}(?![\w-])", reason) for p in paths)
-    where = "" if named or not paths else (paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more)")
+    named = bool(OPENS_WITH_A_FILE.match(reason)) or \
+        any(p in reason or re.search(rf"(?<![\w.-]){re.escape(Path(p).name)}(?![\w-])", reason) for p in paths)
+    where = "" if named else ", ".join(paths)
     message = f"{where}: {reason}" if where else reason
     if not bad_input:
         message += f" in 'lesiondx {command or ''}'".rstrip() + "; rerun with --debug for the traceback"

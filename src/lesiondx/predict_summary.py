@@ -1,8 +1,11 @@
 """One screen of text for ``lesiondx predict`` (the whole result is ``--json``): per frame (us-liver), per patient
-(ct-covid) or per finding (ct-liver), with the input gate's flags and caveats in words."""
+(ct-covid) or per finding (ct-liver), with the input gate's flags and caveats in words; and the closing lines of
+``train`` and ``evaluate`` (what was written where, and the next step)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,48 @@ def summary_lines(task: str, result: dict[str, Any]) -> list[str]:
         lines += _liver_findings(result)
     written = [p for p in (result.get("overlays") or []) if p] + [r.get("overlay") for r in result.get("results") or []
                                                                     if isinstance(r, dict) and r.get("overlay")]
-    lines.append(f"{len(written)} overlay image(s) written; the whole result: --json" if written else
-                 "the whole result: --json")
+    lines.append(f"{len(written)} overlay image(s) written to {_common_folder([str(p) for p in written])}; the whole "
+                 "result: --json" if written else "the whole result: --json")
     return lines
+
+
+def _common_folder(paths: list[str]) -> str:
+    try:
+        return os.path.commonpath([str(Path(p).parent) for p in paths]) + "/"
+    except ValueError:  # relative and absolute mixed
+        return str(Path(paths[0]).parent) + "/"
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir()) if folder.is_dir() else []
+    return ", ".join(names) or "nothing"
+
+
+def train_lines(task: str, run_dir: Path) -> list[str]:
+    """What ``lesiondx train`` wrote to ``run_dir``, its cross-validated AUC when the run records one
+    (``summary.json``: ``oof_auc``), and the next step (evaluate on a folder the run never saw)."""
+    run_dir = Path(run_dir)
+    lines = [f"run written to {run_dir}/: {_listing(run_dir)}"]
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    auc, ci = summary.get("oof_auc"), summary.get("oof_auc_ci") or [None, None]
+    if isinstance(auc, (int, float)):
+        lines.append(f"out-of-fold AUC on the training folder {_num(auc)} (95% CI {_num(ci[0])} – {_num(ci[1])}, "
+                     f"n {summary.get('n', '?')}; each image scored by a fold model not trained on it): an estimate "
+                     "from the training data, not a test")
+    lines.append(f"next: lesiondx evaluate --task {task} --model {run_dir} --data FOLDER --out DIR  (FOLDER: labelled "
+                 f"images this run never saw), then lesiondx predict --task {task} --model {run_dir} INPUT")
+    return lines
+
+
+def evaluate_lines(out_dir: Path) -> list[str]:
+    """What ``lesiondx evaluate`` wrote to ``out_dir`` and how to read it (the report where it was written:
+    ``report.html``, or ``report/report.html`` for ct-covid's per-slice report)."""
+    out_dir = Path(out_dir)
+    reports = sorted(out_dir.glob("report.html")) + sorted(out_dir.glob("*/report.html"))
+    opened = f"open {reports[0]} in a browser; " if reports else ""
+    return [f"wrote {out_dir}/: {_listing(out_dir)}",
+            f"{opened}--json prints metrics.json; "
+            f"lesiondx report {out_dir / 'predictions.csv'} --out DIR redoes the figures (e.g. --threshold T)"]

@@ -286,3 +286,22 @@ def test_summary_gives_reader_and_model_auc_with_cis(client):
     assert row["model_ci_low"] <= row["model_auc"] <= row["model_ci_high"]
     assert row["diff_ci_low"] < row["diff"] < row["diff_ci_high"] and 0 <= row["p"] <= 1
     assert "1-10" in s["auc_rating"] and "unreliable" in row["note"]  # 3 cases per class
+
+
+def test_readme_steps_name_the_export_and_its_columns_as_served():
+    """The README said only "its CSV export feeds lesiondx stats readers": no route, no columns, and a 1–10 scale
+    (the summary's derived rating) where readers answer a confidence of 1–5."""
+    import re
+
+    from lesiondx.service.readers import CSV_COLUMNS, ReadIn
+
+    from service_helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    steps = readme[readme.index("A two-reader study, end to end:"):]
+    steps = steps[: steps.index("\n\n", steps.index("5. "))]
+    assert "`GET /api/reader/export.csv`" in steps and "lesiondx stats readers --csv" in steps
+    named = re.findall(r"`(\w+)`(?: \([^)]*\))?(?:,|\.| and)", steps[steps.index("One row per read:"):])
+    assert tuple(named[: len(CSV_COLUMNS)]) == CSV_COLUMNS
+    bounds = {m.__class__.__name__: getattr(m, "ge", getattr(m, "le", None)) for m in ReadIn.model_fields["confidence"].metadata}
+    assert bounds == {"Ge": 1, "Le": 5} and "`confidence` (1–5)" in steps and "5 (certain)" in steps

@@ -67,17 +67,30 @@ def test_ct_liver_findings_and_features_not_judged(browser, live_server):
     browser.save_screenshot(str(ARTIFACTS / "service-study-ct-liver-findings.png"))
 
 
-def test_rule_decided_study_names_the_rule_not_a_dash(browser, live_server):
-    """ct-covid's patient call is the consecutive-slice rule: the threshold row says so (a bare "–" before)."""
+def test_rule_decided_study_names_the_rule_and_its_score_not_a_probability(browser, live_server):
+    """ct-covid's patient call is the consecutive-slice rule: the threshold row says so (a bare "–" before), and its
+    number is the rule's score (positive at or above the rule's slice threshold), which the study page, the study
+    list and the reader page called "P(COVID-19 pneumonia)", "probability of COVID-19 pneumonia for the patient"."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     server = live_server(env=DOUBLES).start()
     with server.client() as http:
         study = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
-    assert study["task"] == "ct-covid" and study["results"][0]["threshold"] is None
+    result = study["results"][0]
+    assert study["task"] == "ct-covid" and result["threshold"] is None
     verdict = _open(browser, server, study["id"])
-    assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == "none for this probability: the call comes from the slice rule below"
+    assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == \
+        "positive when the rule score is 0.70 or more, i.e. when the slice rule below holds"
     assert "5 consecutive slices" in verdict.find_element(By.CSS_SELECTOR, ".rule").text
+    assert verdict.find_element(By.CSS_SELECTOR, ".pname").text == "rule score"
+    assert verdict.find_element(By.CSS_SELECTOR, ".probability").text == f"{result['probability']:.2f}"
+    assert "not a calibrated probability" in verdict.find_element(By.CSS_SELECTOR, ".pmeans").text
+    assert "P(" not in verdict.text and "probability of COVID-19" not in verdict.text
+    browser.get(server.url + "/")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]"))
+    row = browser.find_element(By.CSS_SELECTOR, "#studies tbody tr[data-id]").text
+    assert f"rule score {result['probability']:.2f}" in row and "P(COVID" not in row
 
 
 def test_refused_input_is_said_without_the_exception_class(browser, live_server):

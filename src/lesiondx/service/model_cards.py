@@ -1,6 +1,6 @@
 """The shipped models' cards (``models/<task>/MODEL_CARD.md``) as web pages (``/models/<task>``), so the study page
 can say what a model was trained and validated on. A small Markdown subset is rendered (headings, paragraphs,
-lists, tables, ``code``, **bold**; links become their text: no page here points off the machine)."""
+lists, tables, fenced code blocks, ``code``, **bold**; links become their text: no page here points off the machine)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from pathlib import Path
 from jinja2 import Environment
 
 TASKS = ("us-liver", "ct-covid", "ct-liver")
+CARDS = (*TASKS, "gate")  # the input gate's raster modality probe has a card too (the task cards point to it)
+CARD_MENTION = re.compile(r"<code>models/(" + "|".join(map(re.escape, CARDS)) + r")/MODEL_CARD\.md</code>")
 ITEM = re.compile(r"^\s*([-*]|\d+\.)\s+")  # a list item's marker
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)  # a fenced code block (its lines kept as written)
 
 
 def card_path(task: str, model: str = "default") -> Path | None:
     """The card of the shipped model of ``task`` (``$LESIONDX_MODELS/<task>`` or ``<repo>/models/<task>``); None for
     another model (``LESIONDX_MODEL``), whose card this service does not know, or when the file is missing."""
-    if task not in TASKS or model != "default":
+    if task not in CARDS or model != "default":
         return None
     root = os.environ.get("LESIONDX_MODELS")
     path = (Path(root) if root else Path(__file__).resolve().parents[3] / "models") / task / "MODEL_CARD.md"
@@ -29,6 +32,7 @@ def _inline(text: str) -> str:
     out = html.escape(text, quote=False)
     out = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", out)  # links: their text only
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = CARD_MENTION.sub(r'<a href="/models/\1">\g<0></a>', out)  # another card: its page here
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
@@ -41,7 +45,18 @@ def _table(rows: list[str]) -> str:
 
 
 def markdown_html(text: str) -> str:
-    """HTML for the Markdown subset of the model cards (every text escaped)."""
+    """HTML for the Markdown subset of the model cards (every text escaped); a fenced code block becomes
+    ``<pre><code>`` with its line breaks, not a paragraph."""
+    pieces = FENCE.split(text.strip())  # even: Markdown, odd: code
+    return "\n".join(_blocks_html(piece) if i % 2 == 0 else _code_html(piece)
+                     for i, piece in enumerate(pieces) if piece.strip())
+
+
+def _code_html(code: str) -> str:
+    return f"<pre><code>{html.escape(code.rstrip(), quote=False)}</code></pre>"
+
+
+def _blocks_html(text: str) -> str:
     blocks: list[str] = []
     for block in re.split(r"\n\s*\n", text.strip()):
         lines = block.splitlines()
@@ -62,10 +77,11 @@ def markdown_html(text: str) -> str:
 
 
 def render_cards(env: Environment, model: str = "default") -> dict[str, str]:
-    """``{"card-<task>": page}`` for every task whose card is known (template ``model_card.html``)."""
+    """``{"card-<task>": page}`` for every card that is known (the tasks' and the gate's; template
+    ``model_card.html``)."""
     template = env.get_template("model_card.html")
     pages = {}
-    for task in TASKS:
+    for task in CARDS:
         path = card_path(task, model)
         if path is not None:
             pages[f"card-{task}"] = template.render(task=task, body=markdown_html(path.read_text(encoding="utf-8")))

@@ -33,6 +33,20 @@ const LX = {
   OF: { "us-liver": "that the focal liver lesion is malignant (vs benign)", "ct-covid": "of COVID-19 pneumonia for the patient (whole series)",
         "ct-liver": "of a focal liver lesion in the series" },
   pOf(task) { return "P(" + (LX.POSITIVE[task] || "positive") + ")"; },
+  // a call made by a slice rule (ct-covid: >= k consecutive slices): its number is the rule's score, the highest
+  // slice-probability threshold at which the rule still holds (positive at or above the rule's slice threshold),
+  // not a calibrated probability of the disease. Without the details (a list row, a reader case): ct-covid without
+  // a probability threshold.
+  isRuleScore(task, r) {
+    const d = r && r.details;
+    if (d) return !!(d.rule && d.rule.k_consecutive);
+    return task === "ct-covid" && (!r || r.threshold === null || r.threshold === undefined);
+  },
+  RULE_SCORE: "rule score",
+  RULE_SCORE_MEANS: "the highest slice-probability threshold at which the consecutive-slice rule still holds — not a calibrated probability",
+  // the name and the shown value of a result's number: "P(malignant) 72.0 %" or "rule score 0.84"
+  pName(task, r) { return LX.isRuleScore(task, r) ? LX.RULE_SCORE : LX.pOf(task); },
+  pText(task, r, p) { return LX.isRuleScore(task, r) ? LX.num(p) : LX.pct(p); },
   num(x, d) { return x === null || x === undefined || x === "" || isNaN(x) ? "–" : Number(x).toFixed(d === undefined ? 2 : d); },
   noLesion(task, r) {  // the task found no focal lesion: say so instead of a class of a lesion that is not there
     const d = r.details || {};

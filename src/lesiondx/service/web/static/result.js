@@ -32,7 +32,8 @@ const LXR = {
   threshold(r) {
     const t = r.threshold, d = LXR.details(r);
     if (t !== null && t !== undefined) return LX.num(t) + " (positive at or above)";
-    if (d.rule && d.rule.k_consecutive) return "none for this probability: the call comes from the slice rule below";
+    if (d.rule && d.rule.k_consecutive) return (d.rule.prob_threshold !== undefined && d.rule.prob_threshold !== null ?
+      "positive when the rule score is " + LX.num(d.rule.prob_threshold) + " or more, i.e. " : "") + "when the slice rule below holds";
     if (r.probability === null || r.probability === undefined) return "none: this result gives no probability";
     return "not reported";
   },

@@ -41,7 +41,7 @@ def test_help_paragraphs_of_cli_commands_are_not_broken_mid_sentence():
     """train/evaluate/data summary took their help from docstrings whose source line breaks showed as breaks
     ("the run directory gets checkpoint, config,\\n data hash and curves. Every listed\\n file is opened")."""
     broken = [" ".join(path) for path, command in _commands(typer.main.get_command(app))
-              if getattr(command, "callback", None) is not None and command.callback.__module__ == "lesiondx.cli"
+              if getattr(command, "callback", None) is not None and command.callback.__module__ in ("lesiondx.cli", "lesiondx.stats.cli")
               and any("\n" in paragraph.strip() for paragraph in (command.help or "").split("\n\n"))]
     assert broken == []
 

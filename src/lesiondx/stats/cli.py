@@ -252,10 +252,9 @@ def report_command(
     seed: Annotated[Optional[int], typer.Option(help="bootstrap seed [0]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
 ) -> Any:  # a ReportResult: typer resolves every annotation when the CLI starts
-    """Write report.html and metrics.json for a prediction table (``lesiondx report``).
+    """Write report.html and metrics.json for a prediction table (also 'lesiondx report').
 
-    Settings written by ``lesiondx evaluate`` beside the CSV (PREDICTIONS.settings.json) are the
-    defaults, so report and evaluate give the same figures; options override them."""
+    Settings written by 'lesiondx evaluate' beside the CSV (PREDICTIONS.settings.json) are the defaults, so report and evaluate give the same figures; options override them."""  # noqa: E501  (one paragraph a line: the help text)
     from .evaluation import merge_settings, read_settings, report_from_csv, settings_path, summary_lines
 
     if patient_rule not in (None, "mean", "max"):
@@ -308,8 +307,7 @@ def compare_command(
     title: Annotated[str, typer.Option(help="report title")] = "lesiondx model comparison",
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json instead of the summary")] = False,
 ) -> Any:  # a CompareResult (see report_command)
-    """Several models on one ROC and one decision curve, paired DeLong test for every pair, per image and
-    per patient (``lesiondx compare``)."""
+    """Several models on one ROC and one decision curve, paired DeLong test for every pair, per image and per patient (also 'lesiondx compare')."""  # noqa: E501  (one paragraph a line: the help text)
     from .compare import compare_models, comparison_lines, join_predictions
 
     if patient_rule not in ("mean", "max"):

@@ -23,7 +23,8 @@ from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, score_frame
 from .inputs import lesion_size_mm, read_us_inputs
 from .ood import ood_result
-from .outputs import NO_LESION, lesion_present, no_lesion_below, no_lesion_result
+from .outputs import (CANDIDATE_BASIS, NO_LESION, PEAK_OUTSIDE, heatmap_peak, lesion_present, no_lesion_below,
+                      no_lesion_result)
 from .rois import UsFrame, read_frame
 
 if TYPE_CHECKING:
@@ -422,34 +423,40 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             raise ImageReadError(item.path, str(exc)) from exc
         fields = result_fields([item.verdict], item.warnings)
         if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
+            ood = ood_result(bundle, frame, ood_stats) | {"basis": CANDIDATE_BASIS}  # is "no lesion" in-distribution?
+            if ood["out_of_distribution"]:
+                fields |= {"out_of_scope_flag": True, "validated_on_input": False}
             overlay = None
             if out_dir is not None:
                 suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
                 overlay = str(save_overlay(out_dir / f"{item.path.stem}{suffix}_us_liver.png", frame.grey, caption=(
+                    ("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "") +
                     f"{NO_LESION.upper()} (segmenter lesion probability {peak:.2f} < {cut:.2f}); give an ROI if you "
                     "see one - research use, not a diagnosis")))
-            results.append({**no_lesion_result(item.path, peak, cut, overlay, bundle.version, time.perf_counter() - t),
-                            "frame": item.frame, **fields})
+            results.append({**no_lesion_result(item.path, peak, cut, overlay, bundle.version, time.perf_counter() - t,
+                                               ood), "frame": item.frame, **fields})
             continue
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
         ood = ood_result(bundle, frame, ood_stats)
         if ood["out_of_distribution"]:  # far from every training frame in the heads' feature space
             fields |= {"out_of_scope_flag": True, "validated_on_input": False}
-        overlay = None
+        overlay, cam_peak = None, heatmap_peak(scored.heatmap, scored.box)
         if out_dir is not None:
             suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
             overlay = str(out_dir / f"{item.path.stem}{suffix}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
                          caption=("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
-                                 f"heat map: {bundle.heatmap_method} evidence for '{label}' - research use, not a diagnosis")
+                                 f"heat map: {bundle.heatmap_method} evidence for '{label}'"
+                                 + (f" (its {PEAK_OUTSIDE})" if cam_peak and not cam_peak["inside_roi"] else "")
+                                 + " - research use, not a diagnosis")
         results.append({"image": str(item.path), "frame": item.frame, "box": scored.box.as_list(), "roi_source": source,
                         "p_lesion": peak, "lesion_probability": peak, "lesion_found": True, "no_lesion_threshold": cut,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
                         "pixel_spacing_mm": list(item.spacing_mm) if item.spacing_mm else None,
                         "lesion_size_mm": lesion_size_mm(scored.box.width, scored.box.height, item.spacing_mm),
-                        "ood": ood, **fields,
+                        "ood": ood, "heatmap_peak": cam_peak, **fields,
                         "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
     return {"task": "us-liver", "model_version": bundle.version, "results": results,
             "out_of_scope_flag": any(r["out_of_scope_flag"] for r in results)}

@@ -249,7 +249,7 @@ def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Per image: score with the proposed ROI (as in practice) and with the ground-truth ROI."""
     records = []
     for row in track(list(frame.itertuples(index=False)), "scoring images"):
-        truth = read_frame(row.image, *(getattr(row, c, None) for c in ("lesion_mask", "liver_mask", "sector_mask")))
+        truth = read_frame(_row_grey(row.image), *(getattr(row, c, None) for c in ("lesion_mask", "liver_mask", "sector_mask")))
         prop = bundle.propose(truth.grey)
         rec = {"image_id": row.image_id, "patient_id": row.patient_id, "label": row.label,
                "width": truth.grey.shape[1], "height": truth.grey.shape[0], "score": np.nan,
@@ -295,6 +295,17 @@ def _labelled_manifest(data: Path) -> Manifest:
     return manifest
 
 
+def _row_grey(path: str | Path) -> np.ndarray:
+    """A row's frame in grey 0..255 through :func:`lesiondx.io.read_image`: inside ``evaluate``'s
+    ``shared_decodes`` block the decode the screen made (the first frame of a multi-frame file)."""
+    from lesiondx.io import read_image
+
+    from .inputs import to_grey_255
+
+    image = read_image(path)
+    return to_grey_255(image.pixels[0] if image.is_volume else image.pixels)
+
+
 def _usable_row(row: pd.Series) -> None:
     """Raise ``ImageReadError`` (``InputRefused`` from the us-liver gate) when a row's frame or masks cannot
     be used: what ``evaluate`` excludes."""
@@ -303,7 +314,7 @@ def _usable_row(row: pd.Series) -> None:
 
     image = read_image(row["image"])
     require("us-liver", image.slice(0) if image.is_volume else image, row["image"])
-    read_frame(row["image"], *(row.get(c) for c in ("lesion_mask", "liver_mask", "sector_mask")))
+    read_frame(_row_grey(row["image"]), *(row.get(c) for c in ("lesion_mask", "liver_mask", "sector_mask")))
 
 
 def _report(preds: pd.DataFrame, out: Path, settings: EvalSettings) -> dict:
@@ -324,16 +335,19 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
 
     from lesiondx.data import lead_lines, no_rows_left, report_notes, screen_rows, seen_in_training
 
+    from lesiondx.io import EVALUATE_MAX_BYTES, shared_decodes
+
     bundle = load_bundle(model)
     out = Path(out)
-    screened = screen_rows(_labelled_manifest(Path(data)), _usable_row, strict=strict)
-    if no_rows_left(screened):
-        raise ValueError(no_rows_left(screened))
+    with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a frame read by the screen is not decoded again to score it
+        screened = screen_rows(_labelled_manifest(Path(data)), _usable_row, strict=strict)
+        if no_rows_left(screened):
+            raise ValueError(no_rows_left(screened))
+        preds = _score_rows(bundle, screened.manifest.frame)
     seen = seen_in_training(resolve_model(model).parent, screened.manifest)
     frame = screened.manifest.frame
     out.mkdir(parents=True, exist_ok=True)
     outlines = int(frame["lesion_mask"].notna().sum()) if "lesion_mask" in frame.columns else 0
-    preds = _score_rows(bundle, frame)
     found = preds["score"].notna()
     # a frame where the segmenter found nothing gets score 0 (called benign): counted, not dropped
     preds = preds.assign(score=preds["score"].fillna(0.0), lesion_found=found)

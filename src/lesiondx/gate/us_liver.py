@@ -4,7 +4,8 @@ AUL frame the model was fitted on (the smallest: 440 px wide, 341 px high) is fl
 teaching frames were not validated (300×225 px ones gave AUC ≈ 0.48, models/us-liver/MODEL_CARD.md); a blank
 frame (black, or one flat grey level: no echoes) is refused, not answered "no focal lesion found"; a frame whose
 scan sector does not narrow towards the top (rotated by 90°, or upside down: transducer at the bottom) is flagged
-(left-right mirroring is a legitimate display choice and passes); a file tagged US whose pixels the modality probe
+(left-right mirroring is a legitimate display choice and passes); '+' caliper crosses inside the sector are flagged
+(drawn marks change the call); a file tagged US whose pixels the modality probe
 does not read as ultrasound is refused or flagged as a raster would be.
 """
 
@@ -52,17 +53,25 @@ def blank_reason(pixels: np.ndarray) -> str | None:
 UPSIDE_DOWN_RATIO, SIDEWAYS_MARGIN = 1.15, 0.4
 
 
-def sector_narrowing(grey: np.ndarray) -> tuple[float, float] | None:
-    """``(vertical, sideways)`` narrowing of the echo area (natural log of width ratios): vertical > 0 when it is
-    narrower at the top than at the bottom (transducer at the top); sideways > 0 when narrower at the left than at
-    the right (< 0: at the right). ``None`` when there is no echo area to measure."""
+def echo_area(grey: np.ndarray) -> np.ndarray | None:
+    """The scan sector's echo area on a half-size copy (every 2nd row and column): grey > 4 after a 5-px mean,
+    opened, its largest part, holes filled; ``None`` when nothing is above that level."""
     small = ndimage.uniform_filter(np.asarray(grey, np.float32)[::2, ::2], 5)
     mask = ndimage.binary_opening(small > 4.0, iterations=2)
     labels, n = ndimage.label(mask)
     if n == 0:
         return None
     sizes = ndimage.sum(mask, labels, range(1, n + 1))
-    mask = ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+    return ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+
+
+def sector_narrowing(grey: np.ndarray) -> tuple[float, float] | None:
+    """``(vertical, sideways)`` narrowing of the echo area (natural log of width ratios): vertical > 0 when it is
+    narrower at the top than at the bottom (transducer at the top); sideways > 0 when narrower at the left than at
+    the right (< 0: at the right). ``None`` when there is no echo area to measure."""
+    mask = echo_area(grey)
+    if mask is None:
+        return None
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     sub = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = sub.shape
@@ -96,6 +105,72 @@ def orientation_check(image: MedicalImage) -> Check:
     return Check("orientation", "flagged", value,
                  f"the scan sector narrows towards the {side} of the frame, not the top: the frame looks {looks}; the "
                  "model reads B-mode frames with the transducer at the top (left-right mirroring is fine): rotate it back")
+
+
+# caliper crosses: '+' marks of saturated grey (>= 245 of 255) with arms of at least 6 px in all four directions, at most 3 px
+# thick, a bright part under 60 px across, on darker tissue (median 3-4 px beside the arms below 145), inside the echo
+# area. 2026-12-06, on AUL frames (all seen in training): no hit on the 562 frames as they are, found on 470 of the 487
+# lesion frames with two synthetic 17-px white crosses at the lesion's ends; x-shaped, dotted or coloured marks and
+# real scanners' calipers (AUL has none this finds) not tested
+MARK_LEVEL, MARK_ARM, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP = 245.0, 6, 3, 60, 100.0
+
+
+def _thin_on_dark(grey: np.ndarray, cy: int, cx: int) -> bool:
+    """Whether the pixels 3-4 px beside a cross's arms (both sides) are much darker than the mark."""
+    side = [grey[y, x] for d in (3, 4) for sgn in (-1, 1) for a in range(2, MARK_ARM + 1)
+            for y, x in ((cy + sgn * d, cx + a), (cy + sgn * d, cx - a), (cy + a, cx + sgn * d), (cy - a, cx + sgn * d))
+            if 0 <= y < grey.shape[0] and 0 <= x < grey.shape[1]]
+    return bool(side) and float(np.median(side)) <= MARK_LEVEL - MARK_SIDE_GAP
+
+
+def _four_arms(bright: np.ndarray, cy: int, cx: int) -> bool:
+    """Whether bright arms leave the centre in all four directions (a '+', not a 'T' or an 'L')."""
+    h, w = bright.shape
+    reach = range(2, MARK_ARM + 1)
+    arms = ([(cy, cx + a) for a in reach], [(cy, cx - a) for a in reach], [(cy + a, cx) for a in reach],
+            [(cy - a, cx) for a in reach])
+    return all(sum(bright[y, x] for y, x in arm if 0 <= y < h and 0 <= x < w) >= len(reach) - 1 for arm in arms)
+
+
+def caliper_crosses(grey: np.ndarray) -> list[tuple[int, int]]:
+    """``(x, y)`` (px) of the '+' caliper marks inside the echo area of a grey frame (0..255)."""
+    grey = np.asarray(grey, np.float32)
+    bright = grey >= MARK_LEVEL
+    area = echo_area(grey)
+    if area is None or not bright.any():
+        return []
+    k = 2 * MARK_ARM + 1
+
+    def thin(shape: tuple[int, int], thick: tuple[int, int]) -> np.ndarray:
+        return ndimage.binary_opening(bright, np.ones(shape, bool)) & ~ndimage.binary_opening(bright, np.ones(thick, bool))
+
+    centres = thin((1, k), (MARK_THICK + 2, k)) & thin((k, 1), (k, MARK_THICK + 2))
+    labels, _ = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
+    found = []
+    for rows, cols in ndimage.find_objects(labels):
+        cy, cx = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
+        y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
+        part, _ = ndimage.label(bright[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
+        own = part[cy - y0, cx - x0]
+        if own == 0 or not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
+            continue
+        ys, xs = np.nonzero(part == own)
+        if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT and _four_arms(bright, cy, cx)
+                and _thin_on_dark(grey, cy, cx)):
+            found.append((int(cx), int(cy)))
+    return found
+
+
+def marks_check(image: MedicalImage) -> Check:
+    """Flag caliper crosses drawn inside the scan sector: measurement marks on or beside a lesion change the call
+    (two synthetic crosses at the lesion's ends changed it on 12 % of AUL frames, 2026-12-06)."""
+    crosses = caliper_crosses(_grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0]))
+    if not crosses:
+        return Check("marks", "ok", {"caliper_crosses": []})
+    where = ", ".join(f"({x}, {y})" for x, y in crosses[:4]) + (" …" if len(crosses) > 4 else "")
+    return Check("marks", "flagged", {"caliper_crosses": [list(c) for c in crosses]},
+                 f"{len(crosses)} caliper / measurement cross(es) inside the scan sector at x, y = {where} px: drawn "
+                 "marks can change the answer; send the frame exported without measurements")
 
 
 def content_check(image: MedicalImage) -> Check:
@@ -135,9 +210,10 @@ def gate(image: MedicalImage) -> GateVerdict:
     modality = modality_check(image, "US")
     if modality.status == "refused":
         return combine(TASK, [modality])
-    checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content_check(image)]
-    if (image.modality or "").upper() == "US" and checks[-1].status == "ok":
-        checks.append(tagged_content_check(image))
-    if checks[-1].status == "ok":
-        checks.append(orientation_check(image))
+    content = content_check(image)
+    checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
+    if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
+        checks += [orientation_check(image), marks_check(image)]
+        if (image.modality or "").upper() == "US":
+            checks.append(tagged_content_check(image))
     return combine(TASK, checks)

@@ -1,5 +1,6 @@
 """The us-liver gate flags caliper crosses drawn inside the scan sector (two white '+' marks at a real AUL lesion's
-ends: synthetic copies) and passes the same real frames without them, or with a cross outside the sector."""
+ends: synthetic copies) and passes the same real frames without them, or with a cross outside the sector; and flags
+two real frames put side by side (a synthetic split screen)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,19 @@ def test_synthetic_caliper_crosses_on_the_lesion_are_flagged(tmp_path: Path, mar
             assert any("caliper" in r and "without measurements" in r for r in verdict.reasons)
         else:
             assert verdict.checks["marks"]["status"] == "ok" and found == [], (stem, found)
+
+
+def test_synthetic_split_screen_frame_is_flagged_single_views_pass(tmp_path: Path):
+    """Two real AUL frames side by side (a synthetic dual-view screen) are flagged; each alone passes."""
+    frames = sorted((MINI / "images").glob("*.jpg"))
+    if len(frames) < 2:
+        pytest.skip("examples/aul_liver_us_mini missing")
+    for left, right in zip(frames, frames[1:]):
+        with Image.open(left) as a, Image.open(right) as b:
+            grey_a, grey_b = np.asarray(a.convert("L")), np.asarray(b.convert("L").resize(a.size))
+        dual = tmp_path / f"{left.stem}_{right.stem}_dual_synthetic.png"
+        Image.fromarray(np.concatenate([grey_a, grey_b], axis=1)).save(dual)
+        verdict = check("us-liver", read_image(dual))
+        assert verdict.checks["layout"]["status"] == "flagged", (left.name, right.name, verdict.checks["layout"])
+        assert any("side by side" in r for r in verdict.reasons)
+        assert check("us-liver", read_image(left)).checks["layout"]["status"] == "ok", left.name

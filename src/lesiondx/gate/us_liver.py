@@ -2,16 +2,22 @@
 probe calls ultrasound), not a CT slice; colour (Doppler, colour maps) is flagged; a frame smaller than every
 AUL frame the model was fitted on (the smallest: 440 px wide, 341 px high) is flagged: downscaled or exported
 teaching frames were not validated (300×225 px ones gave AUC ≈ 0.48, models/us-liver/MODEL_CARD.md); a blank
-frame (black, or one flat grey level: no echoes) is refused, not answered "no focal lesion found".
+frame (black, or one flat grey level: no echoes) is refused, not answered "no focal lesion found"; a frame whose
+scan sector does not narrow towards the top (rotated by 90°, or upside down: transducer at the bottom) is flagged
+(left-right mirroring is a legitimate display choice and passes); '+' caliper crosses inside the sector are flagged
+(drawn marks change the call), and so is a split screen (two views side by side); a file tagged US whose pixels the modality probe
+does not read as ultrasound is refused or flagged as a raster would be.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from scipy import ndimage
+
 from lesiondx.io import MedicalImage
 
-from .checks import modality_check, photometric_check
+from .checks import P_US_FLAG_US, P_US_REFUSE_US, modality_check, p_ultrasound_of, photometric_check
 from .verdict import Check, GateVerdict, combine
 
 TASK = "us-liver"
@@ -21,18 +27,178 @@ MIN_COLS, MIN_ROWS = 440, 341  # px: the narrowest and the lowest AUL frame of t
 BLANK_SD, ECHO_LEVEL, MIN_ECHO_SHARE = 2.0, 10.0, 0.01
 
 
+def _grey_255(pixels: np.ndarray) -> np.ndarray:
+    """Grey float32; data wider than 8 bits stretched min..max to 0..255."""
+    grey = np.asarray(pixels, dtype=np.float32)
+    low, high = float(grey.min()), float(grey.max())
+    return (grey - low) * (255.0 / max(high - low, 1e-6)) if high > 255 or low < 0 else grey
+
+
 def blank_reason(pixels: np.ndarray) -> str | None:
     """Why a grey frame holds no ultrasound image (black, or one flat level), or ``None``. Data wider than 8 bits
     is stretched min..max to 0..255 first."""
-    grey = np.asarray(pixels, dtype=np.float32)
-    low, high = float(grey.min()), float(grey.max())
-    if high > 255 or low < 0:
-        grey = (grey - low) * (255.0 / max(high - low, 1e-6))
+    grey = _grey_255(pixels)
     sd, share = float(grey.std()), float((grey > ECHO_LEVEL).mean())
     if sd < BLANK_SD or share < MIN_ECHO_SHARE:
         return (f"the frame is blank (grey SD {sd:.1f}, {share:.0%} of the pixels above {ECHO_LEVEL:.0f} of 255): "
                 "no ultrasound image to assess")
     return None
+
+
+# orientation: the echo area (grey > 4 after a 5-px mean on a half-size copy, opened, largest part, holes filled);
+# ``narrowing`` = ln(width at 75 % of its height / width at 25 %), the same across its columns. Measured on the 562
+# AUL frames (all seen in training) and their synthetic rotations (2026-12-06, every 3rd frame): upright frames'
+# top/bottom width ratio <= 0.98 (median 0.54), upside-down copies >= 1.02 (5th percentile 1.35); the sideways
+# narrowing exceeds the vertical one by > 0.4 in 0.5 % of upright frames and 85 % of rotated copies (97 % by > 0)
+UPSIDE_DOWN_RATIO, SIDEWAYS_MARGIN = 1.15, 0.4
+
+
+def echo_parts(grey: np.ndarray, n: int = 2) -> list[np.ndarray]:
+    """The ``n`` largest echo areas on a half-size copy (every 2nd row and column), largest first: grey > 4 after a
+    5-px mean, opened, holes filled; empty when nothing is above that level."""
+    small = ndimage.uniform_filter(np.asarray(grey, np.float32)[::2, ::2], 5)
+    mask = ndimage.binary_opening(small > 4.0, iterations=2)
+    labels, count = ndimage.label(mask)
+    sizes = ndimage.sum(mask, labels, range(1, count + 1)) if count else np.zeros(0)
+    return [ndimage.binary_fill_holes(labels == 1 + int(i)) for i in np.argsort(sizes)[::-1][:n]]
+
+
+def echo_area(grey: np.ndarray) -> np.ndarray | None:
+    """The scan sector's echo area (the largest of :func:`echo_parts`, half size); ``None`` when there is none."""
+    parts = echo_parts(grey, 1)
+    return parts[0] if parts else None
+
+
+def sector_narrowing(grey: np.ndarray) -> tuple[float, float] | None:
+    """``(vertical, sideways)`` narrowing of the echo area (natural log of width ratios): vertical > 0 when it is
+    narrower at the top than at the bottom (transducer at the top); sideways > 0 when narrower at the left than at
+    the right (< 0: at the right). ``None`` when there is no echo area to measure."""
+    mask = echo_area(grey)
+    if mask is None:
+        return None
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    sub = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = sub.shape
+    if h < 8 or w < 8:
+        return None
+    widths, heights = sub.sum(1), sub.sum(0)
+    vertical = float(np.log(max(widths[int(0.75 * h)], 1) / max(widths[int(0.25 * h)], 1)))
+    sideways = float(np.log(max(heights[int(0.75 * w)], 1) / max(heights[int(0.25 * w)], 1)))
+    return vertical, sideways
+
+
+def orientation_check(image: MedicalImage) -> Check:
+    """Flag a frame whose scan sector does not narrow towards the top: upside down (top wider than the bottom by
+    more than :data:`UPSIDE_DOWN_RATIO`) or rotated (the sector narrows more sideways than downwards, by
+    :data:`SIDEWAYS_MARGIN`, or at all on a portrait frame). A linear-probe rectangle narrows nowhere and passes.
+    The reason names the side the sector narrows towards (where the transducer is)."""
+    grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
+    measured = sector_narrowing(grey)
+    if measured is None:
+        return Check("orientation", "ok", None)
+    vertical, sideways = measured
+    value = {"top_to_bottom_width_ratio": round(float(np.exp(-vertical)), 3), "vertical_narrowing": round(vertical, 3),
+             "sideways_narrowing": round(sideways, 3)}
+    portrait = grey.shape[-2] > grey.shape[-1]
+    upside_down = np.exp(-vertical) > UPSIDE_DOWN_RATIO
+    rotated = abs(sideways) - vertical > SIDEWAYS_MARGIN or (portrait and abs(sideways) > vertical)
+    if not (upside_down or rotated):
+        return Check("orientation", "ok", value)
+    side = max((-vertical, "bottom"), (sideways, "left"), (-sideways, "right"))[1]
+    looks = "upside down" if side == "bottom" else "rotated by 90°"
+    return Check("orientation", "flagged", value,
+                 f"the scan sector narrows towards the {side} of the frame, not the top: the frame looks {looks}; the "
+                 "model reads B-mode frames with the transducer at the top (left-right mirroring is fine): rotate it back")
+
+
+# caliper crosses: '+' marks of saturated grey (>= 245 of 255) with arms of at least 6 px in all four directions, at most 3 px
+# thick, a bright part under 60 px across, on darker tissue (median 3-4 px beside the arms below 145), inside the echo
+# area. 2026-12-06, on AUL frames (all seen in training): no hit on the 562 frames as they are, found on 470 of the 487
+# lesion frames with two synthetic 17-px white crosses at the lesion's ends; x-shaped, dotted or coloured marks and
+# real scanners' calipers (AUL has none this finds) not tested
+MARK_LEVEL, MARK_ARM, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP = 245.0, 6, 3, 60, 100.0
+
+
+def _thin_on_dark(grey: np.ndarray, cy: int, cx: int) -> bool:
+    """Whether the pixels 3-4 px beside a cross's arms (both sides) are much darker than the mark."""
+    side = [grey[y, x] for d in (3, 4) for sgn in (-1, 1) for a in range(2, MARK_ARM + 1)
+            for y, x in ((cy + sgn * d, cx + a), (cy + sgn * d, cx - a), (cy + a, cx + sgn * d), (cy - a, cx + sgn * d))
+            if 0 <= y < grey.shape[0] and 0 <= x < grey.shape[1]]
+    return bool(side) and float(np.median(side)) <= MARK_LEVEL - MARK_SIDE_GAP
+
+
+def _four_arms(bright: np.ndarray, cy: int, cx: int) -> bool:
+    """Whether bright arms leave the centre in all four directions (a '+', not a 'T' or an 'L')."""
+    h, w = bright.shape
+    reach = range(2, MARK_ARM + 1)
+    arms = ([(cy, cx + a) for a in reach], [(cy, cx - a) for a in reach], [(cy + a, cx) for a in reach],
+            [(cy - a, cx) for a in reach])
+    return all(sum(bright[y, x] for y, x in arm if 0 <= y < h and 0 <= x < w) >= len(reach) - 1 for arm in arms)
+
+
+def caliper_crosses(grey: np.ndarray) -> list[tuple[int, int]]:
+    """``(x, y)`` (px) of the '+' caliper marks inside the echo area of a grey frame (0..255)."""
+    grey = np.asarray(grey, np.float32)
+    bright = grey >= MARK_LEVEL
+    area = echo_area(grey)
+    if area is None or not bright.any():
+        return []
+    k = 2 * MARK_ARM + 1
+
+    def thin(shape: tuple[int, int], thick: tuple[int, int]) -> np.ndarray:
+        return ndimage.binary_opening(bright, np.ones(shape, bool)) & ~ndimage.binary_opening(bright, np.ones(thick, bool))
+
+    centres = thin((1, k), (MARK_THICK + 2, k)) & thin((k, 1), (k, MARK_THICK + 2))
+    labels, _ = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
+    found = []
+    for rows, cols in ndimage.find_objects(labels):
+        cy, cx = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
+        y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
+        part, _ = ndimage.label(bright[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
+        own = part[cy - y0, cx - x0]
+        if own == 0 or not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
+            continue
+        ys, xs = np.nonzero(part == own)
+        if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT and _four_arms(bright, cy, cx)
+                and _thin_on_dark(grey, cy, cx)):
+            found.append((int(cx), int(cy)))
+    return found
+
+
+def marks_check(image: MedicalImage) -> Check:
+    """Flag caliper crosses drawn inside the scan sector: measurement marks on or beside a lesion change the call
+    (two synthetic crosses at the lesion's ends changed it on 12 % of AUL frames, 2026-12-06)."""
+    crosses = caliper_crosses(_grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0]))
+    if not crosses:
+        return Check("marks", "ok", {"caliper_crosses": []})
+    where = ", ".join(f"({x}, {y})" for x, y in crosses[:4]) + (" …" if len(crosses) > 4 else "")
+    return Check("marks", "flagged", {"caliper_crosses": [list(c) for c in crosses]},
+                 f"{len(crosses)} caliper / measurement cross(es) inside the scan sector at x, y = {where} px: drawn "
+                 "marks can change the answer; send the frame exported without measurements")
+
+
+# dual view: a second echo area at least half the size of the largest, beside it (their column ranges overlap by
+# under 10 % of the narrower); 2026-12-06 on the 562 AUL frames (all seen in training): none flagged (the second
+# largest echo area at most 0.17 of the largest); 541 of 562 flagged when put beside their own mirror image
+DUAL_SHARE, DUAL_OVERLAP = 0.5, 0.1
+
+
+def layout_check(image: MedicalImage) -> Check:
+    """Flag a split-screen frame (two views side by side: dual B-mode, or B-mode beside an elastography or
+    contrast view): the model was trained on single views, and two AUL frames put side by side changed the call on
+    44 % of them (synthetic, 2026-12-06)."""
+    parts = echo_parts(_grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0]), 2)
+    if len(parts) < 2:
+        return Check("layout", "ok", {"views": len(parts)})
+    share = float(parts[1].sum() / max(parts[0].sum(), 1))
+    cols = [np.flatnonzero(p.any(0)) for p in parts]
+    overlap = max(0, min(cols[0][-1], cols[1][-1]) - max(cols[0][0], cols[1][0]) + 1)
+    narrower = min(len(c) for c in cols)
+    value = {"second_view_share": round(share, 3), "column_overlap": round(overlap / max(narrower, 1), 3)}
+    if share >= DUAL_SHARE and overlap < DUAL_OVERLAP * narrower:
+        return Check("layout", "flagged", value, "two ultrasound views side by side (split screen): the model reads one "
+                     "view a frame; crop the view with the lesion, or give its ROI")
+    return Check("layout", "ok", value)
 
 
 def content_check(image: MedicalImage) -> Check:
@@ -50,10 +216,32 @@ def size_check(image: MedicalImage) -> Check:
     return Check("size", "ok", value)
 
 
+def tagged_content_check(image: MedicalImage) -> Check:
+    """A file whose DICOM Modality says US is judged by its pixels too (the raster modality probe, with the raster
+    thresholds): a CT slice or an X-ray-like image in a file tagged US (a mis-tagged secondary capture) was scored
+    as ultrasound, and the out-of-distribution score does not catch it (2026-12-06: three abdomen-window Lung-PET-CT-Dx
+    slices wrapped in US DICOM scored 6.7-11.4 without an ROI and 8.2-8.8 with a central one, threshold 10.1:
+    1 of 6 flagged; all refused here at P(ultrasound) = 0.00)."""
+    p_us = round(p_ultrasound_of(image), 4)
+    value = {"dicom_modality": "US", "inferred_p_ultrasound": p_us}
+    if p_us < P_US_REFUSE_US:
+        return Check("content_modality", "refused", value, f"the file is tagged US but its pixels do not look like a "
+                     f"B-mode ultrasound frame (P(ultrasound) = {p_us:.2f}; they read as a CT slice or other image)")
+    if p_us < P_US_FLAG_US:
+        return Check("content_modality", "flagged", value, f"the file is tagged US but its pixels are not clearly a "
+                     f"B-mode ultrasound frame (P(ultrasound) = {p_us:.2f})")
+    return Check("content_modality", "ok", value)
+
+
 def gate(image: MedicalImage) -> GateVerdict:
     """The us-liver verdict for one frame read by :mod:`lesiondx.io`."""
     modality = modality_check(image, "US")
     if modality.status == "refused":
         return combine(TASK, [modality])
-    checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content_check(image)]
+    content = content_check(image)
+    checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
+    if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
+        checks += [orientation_check(image), marks_check(image), layout_check(image)]
+        if (image.modality or "").upper() == "US":
+            checks.append(tagged_content_check(image))
     return combine(TASK, checks)

@@ -23,7 +23,8 @@ from .config import UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, score_frame
 from .inputs import lesion_size_mm, read_us_inputs
 from .ood import ood_result
-from .outputs import NO_LESION, lesion_present, no_lesion_below, no_lesion_result
+from .outputs import (CANDIDATE_BASIS, NO_LESION, PEAK_OUTSIDE, heatmap_peak, lesion_present, no_lesion_below,
+                      no_lesion_result)
 from .rois import UsFrame, read_frame
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def _score_rows(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Per image: score with the proposed ROI (as in practice) and with the ground-truth ROI."""
     records = []
     for row in track(list(frame.itertuples(index=False)), "scoring images"):
-        truth = read_frame(row.image, *(getattr(row, c, None) for c in ("lesion_mask", "liver_mask", "sector_mask")))
+        truth = read_frame(_row_grey(row.image), *(getattr(row, c, None) for c in ("lesion_mask", "liver_mask", "sector_mask")))
         prop = bundle.propose(truth.grey)
         rec = {"image_id": row.image_id, "patient_id": row.patient_id, "label": row.label,
                "width": truth.grey.shape[1], "height": truth.grey.shape[0], "score": np.nan,
@@ -294,6 +295,17 @@ def _labelled_manifest(data: Path) -> Manifest:
     return manifest
 
 
+def _row_grey(path: str | Path) -> np.ndarray:
+    """A row's frame in grey 0..255 through :func:`lesiondx.io.read_image`: inside ``evaluate``'s
+    ``shared_decodes`` block the decode the screen made (the first frame of a multi-frame file)."""
+    from lesiondx.io import read_image
+
+    from .inputs import to_grey_255
+
+    image = read_image(path)
+    return to_grey_255(image.pixels[0] if image.is_volume else image.pixels)
+
+
 def _usable_row(row: pd.Series) -> None:
     """Raise ``ImageReadError`` (``InputRefused`` from the us-liver gate) when a row's frame or masks cannot
     be used: what ``evaluate`` excludes."""
@@ -302,7 +314,7 @@ def _usable_row(row: pd.Series) -> None:
 
     image = read_image(row["image"])
     require("us-liver", image.slice(0) if image.is_volume else image, row["image"])
-    read_frame(row["image"], *(row.get(c) for c in ("lesion_mask", "liver_mask", "sector_mask")))
+    read_frame(_row_grey(row["image"]), *(row.get(c) for c in ("lesion_mask", "liver_mask", "sector_mask")))
 
 
 def _report(preds: pd.DataFrame, out: Path, settings: EvalSettings) -> dict:
@@ -323,16 +335,19 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict:
 
     from lesiondx.data import lead_lines, no_rows_left, report_notes, screen_rows, seen_in_training
 
+    from lesiondx.io import EVALUATE_MAX_BYTES, shared_decodes
+
     bundle = load_bundle(model)
     out = Path(out)
-    screened = screen_rows(_labelled_manifest(Path(data)), _usable_row, strict=strict)
-    if no_rows_left(screened):
-        raise ValueError(no_rows_left(screened))
+    with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a frame read by the screen is not decoded again to score it
+        screened = screen_rows(_labelled_manifest(Path(data)), _usable_row, strict=strict)
+        if no_rows_left(screened):
+            raise ValueError(no_rows_left(screened))
+        preds = _score_rows(bundle, screened.manifest.frame)
     seen = seen_in_training(resolve_model(model).parent, screened.manifest)
     frame = screened.manifest.frame
     out.mkdir(parents=True, exist_ok=True)
     outlines = int(frame["lesion_mask"].notna().sum()) if "lesion_mask" in frame.columns else 0
-    preds = _score_rows(bundle, frame)
     found = preds["score"].notna()
     # a frame where the segmenter found nothing gets score 0 (called benign): counted, not dropped
     preds = preds.assign(score=preds["score"].fillna(0.0), lesion_found=found)
@@ -422,34 +437,40 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             raise ImageReadError(item.path, str(exc)) from exc
         fields = result_fields([item.verdict], item.warnings)
         if not lesion_present(peak, cut, source):  # its own output: no box, no malignancy probability
+            ood = ood_result(bundle, frame, ood_stats) | {"basis": CANDIDATE_BASIS}  # is "no lesion" in-distribution?
+            if ood["out_of_distribution"]:
+                fields |= {"out_of_scope_flag": True, "validated_on_input": False}
             overlay = None
             if out_dir is not None:
                 suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
                 overlay = str(save_overlay(out_dir / f"{item.path.stem}{suffix}_us_liver.png", frame.grey, caption=(
+                    ("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "") +
                     f"{NO_LESION.upper()} (segmenter lesion probability {peak:.2f} < {cut:.2f}); give an ROI if you "
                     "see one - research use, not a diagnosis")))
-            results.append({**no_lesion_result(item.path, peak, cut, overlay, bundle.version, time.perf_counter() - t),
-                            "frame": item.frame, **fields})
+            results.append({**no_lesion_result(item.path, peak, cut, overlay, bundle.version, time.perf_counter() - t,
+                                               ood), "frame": item.frame, **fields})
             continue
         scored = score_frame(bundle, frame, cam=cam and out_dir is not None, roi_source=source)
         label = POSITIVE if scored.probability >= bundle.threshold else "benign"
         ood = ood_result(bundle, frame, ood_stats)
         if ood["out_of_distribution"]:  # far from every training frame in the heads' feature space
             fields |= {"out_of_scope_flag": True, "validated_on_input": False}
-        overlay = None
+        overlay, cam_peak = None, heatmap_peak(scored.heatmap, scored.box)
         if out_dir is not None:
             suffix = f"_frame{item.frame:03d}" if item.frame is not None else ""
             overlay = str(out_dir / f"{item.path.stem}{suffix}_us_liver.png")
             save_overlay(overlay, scored.grey, heatmap=scored.heatmap, boxes=[scored.box], box_labels=[f"{source} ROI"],
                          caption=("OUTSIDE VALIDATED INPUTS; " if fields["out_of_scope_flag"] else "")
                                  + f"P(malignant) = {scored.probability:.2f} ({label}, threshold {bundle.threshold:.2f}); "
-                                 f"heat map: {bundle.heatmap_method} evidence for '{label}' - research use, not a diagnosis")
+                                 f"heat map: {bundle.heatmap_method} evidence for '{label}'"
+                                 + (f" (its {PEAK_OUTSIDE})" if cam_peak and not cam_peak["inside_roi"] else "")
+                                 + " - research use, not a diagnosis")
         results.append({"image": str(item.path), "frame": item.frame, "box": scored.box.as_list(), "roi_source": source,
                         "p_lesion": peak, "lesion_probability": peak, "lesion_found": True, "no_lesion_threshold": cut,
                         "probability": scored.probability, "label": label, "threshold": bundle.threshold,
                         "pixel_spacing_mm": list(item.spacing_mm) if item.spacing_mm else None,
                         "lesion_size_mm": lesion_size_mm(scored.box.width, scored.box.height, item.spacing_mm),
-                        "ood": ood, **fields,
+                        "ood": ood, "heatmap_peak": cam_peak, **fields,
                         "overlay": overlay, "model_version": bundle.version, "seconds": time.perf_counter() - t})
     return {"task": "us-liver", "model_version": bundle.version, "results": results,
             "out_of_scope_flag": any(r["out_of_scope_flag"] for r in results)}

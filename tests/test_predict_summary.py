@@ -88,3 +88,19 @@ def test_evaluate_points_at_the_report_where_it_was_written(tmp_path):
     lines = evaluate_lines(tmp_path)
     assert lines[0] == f"wrote {tmp_path}/: predictions.csv, report/"
     assert lines[1].startswith(f"open {tmp_path / 'report' / 'report.html'} in a browser")
+
+
+def test_us_frame_says_size_distance_and_an_off_lesion_heat_map():
+    """SYNTHETIC entries: the size dict us-liver writes (was expected as a list, so never printed), the OOD distance of
+    an in-distribution frame (also on 'no focal lesion', measured on the best candidate region), the heat map's peak
+    outside the ROI."""
+    scored = {"image": "a.dcm", "label": "benign", "probability": 0.2, "threshold": 0.5, "roi_source": "proposed",
+              "lesion_size_mm": {"width_mm": 21.0, "height_mm": 14.5}, "ood": {"score": 4.2, "threshold": 10.12},
+              "heatmap_peak": {"x": 3, "y": 4, "inside_roi": False, "note": "heat map's peak lies outside the ROI"}}
+    lines = summary_lines("us-liver", {"results": [scored]})
+    assert lines[1].endswith(", lesion 21 × 14 mm") or lines[1].endswith(", lesion 21 × 15 mm")
+    assert lines[2] == "  distance to the training frames 4.2 (flagged above 10.1)"
+    assert lines[3] == "  note: the heat map's peak lies outside the ROI"
+    empty = {"image": "n.png", "label": "no focal lesion found", "probability": None, "p_lesion": 0.1,
+             "no_lesion_threshold": 0.9, "ood": {"score": 5.0, "threshold": 10.12}}
+    assert "best candidate region" in summary_lines("us-liver", {"results": [empty]})[2]

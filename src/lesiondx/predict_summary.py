@@ -38,10 +38,18 @@ def _us_frame(entry: dict[str, Any]) -> list[str]:
     else:
         line = (f"{name}: {entry.get('label')}, P(malignant) {_num(entry.get('probability'))} "
                 f"(threshold {_num(entry.get('threshold'))}; ROI {entry.get('roi_source', '?')})")
-        size = entry.get("lesion_size_mm")
-        if isinstance(size, (list, tuple)) and len(size) == 2:
-            line += f", lesion {size[0]:.0f} × {size[1]:.0f} mm"
-    return [line, *_flags(entry)]
+        size = entry.get("lesion_size_mm") or {}
+        if isinstance(size.get("width_mm"), (int, float)) and isinstance(size.get("height_mm"), (int, float)):
+            line += f", lesion {size['width_mm']:.0f} × {size['height_mm']:.0f} mm"
+    lines = [line]
+    ood = entry.get("ood") or {}
+    if isinstance(ood.get("score"), (int, float)) and not ood.get("out_of_distribution"):
+        lines.append(f"  distance to the training frames {_num(ood['score'], 1)} (flagged above {_num(ood.get('threshold'), 1)})"
+                     + (" on the segmenter's best candidate region" if entry.get("probability") is None else ""))
+    peak = entry.get("heatmap_peak") or {}
+    if peak.get("inside_roi") is False:
+        lines.append(f"  note: the {peak.get('note') or 'heat map peaks outside the analysed ROI'}")
+    return lines + _flags(entry)
 
 
 def _covid_patient(result: dict[str, Any]) -> list[str]:

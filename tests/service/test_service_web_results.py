@@ -37,6 +37,7 @@ def test_out_of_scope_and_out_of_distribution_are_said_in_words(browser, live_se
     banner = verdict.find_element(By.CSS_SELECTOR, ".scope.flag").text
     assert "OUTSIDE what the model was validated on" in banner and "colour fraction 0.31" in banner
     assert "Unlike the training data" in banner and "14.2" in banner and "10.1" in banner
+    assert "Heat map: its peak lies outside the analysed region" in banner
     assert "OUTSIDE" in verdict.find_element(By.CSS_SELECTOR, "dd.scope-text").text
     assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text.startswith("0.50 (positive at or above)")
     assert browser.execute_script("return document.querySelector('.scope.flag').getBoundingClientRect().bottom") < 768

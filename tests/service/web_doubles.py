@@ -33,7 +33,8 @@ def flagged_predictor(task: str, inputs: list[Path], out: Path, model: str = "de
         gate = {"status": "flag", "out_of_scope_flag": True, "validated_on_input": False, "reasons": [REASON]}
         for r in result["results"]:
             r.update(out_of_scope_flag=True, validated_on_input=False, gate=gate,
-                     ood={"score": 14.2, "threshold": 10.1, "out_of_distribution": True})
+                     ood={"score": 14.2, "threshold": 10.1, "out_of_distribution": True},
+                     heatmap_peak={"x": 3, "y": 4, "inside_roi": False})
         return result
     if task == "ct-covid":  # the patient call comes from the consecutive-slice rule, not a probability threshold
         result["patient"].update(threshold=None, rule={"k_consecutive": 5, "prob_threshold": 0.7, "min_lesion_diameter_mm": 5.0})

@@ -25,6 +25,8 @@ const LXR = {
                            " — the model has not seen images like this."
                          : "Like the training data: distance " + LX.num(ood.score, 1) + " (limit " + LX.num(ood.threshold, 1) + ").");
     }
+    const peak = d.heatmap_peak || null;  // us-liver: where the heat map peaks (not a flag: often off the lesion)
+    if (peak && peak.inside_roi === false) parts.push("Heat map: its peak lies outside the analysed region, so it does not point at the lesion.");
     if (d.caveat) parts.push("Caveat: " + d.caveat + ".");  // e.g. ct-covid: a negative call on a series with missing slices
     return { flagged: flagged || oodFlag || !!d.caveat, html: parts.map(LX.esc).join(" ") };
   },

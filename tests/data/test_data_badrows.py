@@ -74,3 +74,29 @@ def test_screen_rows_excludes_failing_rows_and_whole_refused_groups(bad_folder):
     assert no_rows_left(screened) is None
     nothing = screen_rows(manifest.subset(manifest.frame["image_id"] == "benign_010"), lambda row: read_image(row["image"]))
     assert "all 1 rows excluded (unreadable/refused)" in no_rows_left(nothing)
+
+
+def test_a_folder_of_another_tasks_layout_is_refused_by_train_and_evaluate_in_one_line(tmp_path):
+    """A chest-CT (CT-MD) folder given to us-liver used to get as far as 'cannot make 5 folds from 2 patients' (with
+    more patients it would have trained an ultrasound model on CT slices); an AUL folder given to ct-covid evaluate
+    said 'column slice_index is required'. ct-liver still reads AUL (its classifier learns from ultrasound crops)."""
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+    from lesiondx.data import require_task_layout
+
+    ct_md, aul = EXAMPLES / "covid_ct_md_mini", MINI
+    for folder in (ct_md, aul):
+        if not (folder / "labels.csv").is_file():
+            pytest.skip(f"example folder {folder} missing")
+    with pytest.raises(ManifestError, match=r"labels.csv: this is a covid_ct_md folder \(CT, read by task ct-covid\), "
+                                            r"not one task us-liver reads; use --task ct-covid"):
+        require_task_layout(load_manifest(ct_md), "us-liver")
+    require_task_layout(load_manifest(aul), "ct-liver", also=("us-liver",))
+    require_task_layout(load_manifest(aul), "us-liver")
+    runs = [CliRunner().invoke(app, ["train", "--task", "us-liver", "--data", str(ct_md), "--out", str(tmp_path / "r")]),
+            CliRunner().invoke(app, ["evaluate", "--task", "ct-covid", "--data", str(aul), "--out", str(tmp_path / "e")])]
+    for run, owner in zip(runs, ("ct-covid", "us-liver")):
+        assert run.exit_code == 2 and len(run.output.strip().splitlines()) == 1, run.output
+        assert f"use --task {owner}" in run.output and "Traceback" not in run.output
+    assert not (tmp_path / "r").exists()

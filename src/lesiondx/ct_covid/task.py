@@ -17,7 +17,7 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
-                           report_notes, screen_rows, seen_in_training, write_training_files)
+                           report_notes, require_task_layout, screen_rows, seen_in_training, write_training_files)
 from lesiondx.gate import require, result_fields
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
@@ -46,6 +46,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
 
     cfg = read_config(config)
     manifest = load_manifest(data)
+    require_task_layout(manifest, "ct-covid")
     used = manifest.subset(manifest.frame["image_id"].isin(training_rows(manifest)["image_id"]))
     manifest = check_training_rows(used, skip_bad=skip_bad, run_dir=Path(out))
     negatives = [check_training_rows(load_manifest(folder), skip_bad=skip_bad, run_dir=Path(out),
@@ -76,6 +77,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     """
     loaded = load_model(model)
     manifest = load_manifest(data)
+    require_task_layout(manifest, "ct-covid")
     manifest.require_files()
     out = Path(out)
     started = time.perf_counter()

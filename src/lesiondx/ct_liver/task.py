@@ -20,8 +20,8 @@ import yaml
 
 from lesiondx.config import config_to_dict
 from lesiondx.data import (Manifest, Screened, as_manifest, check_training_rows, image_roles, lead_lines,
-                           load_manifest, no_rows_left, report_notes, require_known_labels, screen_rows,
-                           seen_in_training, write_training_files)
+                           load_manifest, no_rows_left, report_notes, require_known_labels, require_task_layout,
+                           screen_rows, seen_in_training, write_training_files)
 from lesiondx.gate import require, result_fields
 from lesiondx.io import (EVALUATE_MAX_BYTES, ImageReadError, parse_window_option, read_image, read_series_files, read_study,
                          shared_decodes)
@@ -127,6 +127,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     cfg = load(config, **overrides)
     data, run = Path(data), Path(out)
     manifest = load_manifest(data)
+    require_task_layout(manifest, "ct-liver", also=("us-liver",))  # the classifier learns from ultrasound crops
     require_known_labels(manifest, "ct-liver", _tree_labels(cfg))
     manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=run)
     run.mkdir(parents=True, exist_ok=True)
@@ -193,6 +194,7 @@ def evaluate(model: str, data: Path, out: Path, classifier: str | None = None, s
     csv = manifest.root / "labels.csv"
     if manifest.frame.empty:
         raise ValueError(f"{csv}: labels.csv has no rows")
+    require_task_layout(manifest, "ct-liver", also=("us-liver",))
     require_known_labels(manifest, "ct-liver", _tree_labels(bundle.cfg))
     manifest.require_files()
     aul = manifest.layout.name == "aul_liver_us"

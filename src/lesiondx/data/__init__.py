@@ -12,7 +12,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["LAYOUTS", "DatasetLayout", "detect_layout", "read_lesion_table"], "layouts"),
     **dict.fromkeys(["MASK_COLUMNS", "Manifest", "ManifestError", "as_manifest", "load_manifest"], "manifest"),
     **dict.fromkeys(["BadRow", "BadRowsError", "Screened", "check_training_rows", "no_rows_left",
-                     "require_known_labels", "screen_rows"],
+                     "require_known_labels", "require_task_layout", "screen_rows"],
                     "badrows"),
     **dict.fromkeys([
         "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "disk_closing", "lesion_roi", "mask_box", "quadrant", "square_crop"

@@ -227,6 +227,21 @@ def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] =
                             row=row, column="label")
 
 
+def require_task_layout(manifest: Manifest, task: str, also: tuple[str, ...] = ()) -> None:
+    """:class:`~lesiondx.data.ManifestError` naming labels.csv when the folder's layout is one another task reads
+    (an AUL ultrasound folder given to ct-covid, a CT-MD chest-CT folder to us-liver): ``also`` = tasks whose
+    folders ``task`` reads too (ct-liver's lesion-type classifier learns from ultrasound lesion crops). A folder of
+    no known layout passes (its labels and files are checked on their own)."""
+    from .manifest import ManifestError
+
+    owner = manifest.layout.task
+    if owner is None or owner == task or owner in also:
+        return
+    raise ManifestError(manifest.root / "labels.csv", f"this is a {manifest.layout.name} folder "
+                        f"({manifest.layout.modality}, read by task {owner}), not one task {task} reads; "
+                        f"use --task {owner}, or give a {task} folder")
+
+
 def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: Path | None = None,
                         skipped_name: str = SKIPPED_FILE) -> Manifest:
     """Before training: every listed file must exist (else :class:`~lesiondx.data.ManifestError`) and open

@@ -130,7 +130,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     import yaml
 
     from lesiondx.data import (check_training_rows, grouped_kfold, image_roles, load_manifest, require_known_labels,
-                               write_training_files)
+                               require_task_layout, write_training_files)
     from lesiondx.stats import auc_delong, youden_threshold
 
     from .benchmark import classifier_rows
@@ -138,6 +138,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
 
     cfg = load_us_config(config)
     manifest = load_manifest(data)
+    require_task_layout(manifest, "us-liver")
     require_known_labels(manifest, "us-liver")
     manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=Path(out))
     out = Path(out)
@@ -279,9 +280,10 @@ def _auc(frame: pd.DataFrame, col: str) -> dict | None:
 def _labelled_manifest(data: Path) -> Manifest:
     """The folder's rows (every listed file present); a clear error when it has none or no benign /
     malignant row."""
-    from lesiondx.data import load_manifest, require_known_labels
+    from lesiondx.data import load_manifest, require_known_labels, require_task_layout
 
     manifest = load_manifest(data)
+    require_task_layout(manifest, "us-liver")
     csv = manifest.root / "labels.csv"
     frame = manifest.frame
     if frame.empty:

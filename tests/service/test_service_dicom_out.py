@@ -269,15 +269,6 @@ def test_values_highdicom_refuses_are_mended_or_left_empty(tmp_path, keyword, se
         assert str(ds.get(keyword, "")) == sent_back and ds.StudyInstanceUID == study_uid
 
 
-def test_rebuilt_results_keep_their_uids_and_say_their_version(done_study):
-    core, study_id, _, _ = done_study
-    first, second = _objects(core, study_id, 1), _objects(core, study_id, 2)
-    for modality in ("SEG", "SR", "OT"):
-        assert [d.SOPInstanceUID for d in first[modality]] == [d.SOPInstanceUID for d in second[modality]]
-        assert [d.SeriesInstanceUID for d in first[modality]] == [d.SeriesInstanceUID for d in second[modality]]
-        assert " v2 " in second[modality][0].SeriesDescription and " v1 " in first[modality][0].SeriesDescription
-
-
 def test_patient_orientation_follows_the_image_orientation():
     sagittal = pydicom.Dataset()
     sagittal.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]

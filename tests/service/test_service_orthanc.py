@@ -1,8 +1,10 @@
 """A real PACS round trip: Orthanc (Debian package) on loopback ports sends a CT study to lesiondx's
 DICOM node; lesiondx's results (SEG + TID 1500 SR + SC) must come back inside the SAME patient and
 study in Orthanc, the SR must parse with highdicom and reference the SEG and the images, and a
-partial-then-complete send and an identical resend must each leave one current result version in
-Orthanc (and, with the reopen of closed studies, one lesiondx study).
+partial-then-complete send must leave both result versions in Orthanc, started with its default
+``"OverwriteInstances": false`` (it keeps the first copy of a re-sent SOP Instance UID, as most PACS do): v2 with
+its own UIDs, its SR naming v1's SR as predecessor; an identical resend and a re-export of v2 add nothing (and, with
+the reopen of closed studies, there is one lesiondx study).
 
 Predictor: the real ct-covid model on the bundled CT-MD P002 slices (a COVID-19 patient), given
 valid UIDs and identifying patient attributes first (the bundled files have an empty
@@ -35,7 +37,7 @@ def roundtrip(make_client, tmp_path):
     """Orthanc + an in-process lesiondx (real ct-covid model) wired both ways; yields (orthanc, client, study ids)."""
     lesiondx_port, orthanc_dicom = free_port(), free_port()
     orthanc = Orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=orthanc_dicom, lesiondx_aet="LESIONDX",
-                      lesiondx_port=lesiondx_port)
+                      lesiondx_port=lesiondx_port, overwrite_instances=False)
     try:
         client = make_client(predictor=None, dicom_port=lesiondx_port, host="127.0.0.1",
                              pacs=PacsTarget("ORTHANC", "127.0.0.1", orthanc_dicom), export_retry_seconds=(1.0,),
@@ -155,23 +157,39 @@ def test_orthanc_round_trip_partial_then_complete_then_resend(roundtrip, tmp_pat
         sc = pydicom.dcmread(io.BytesIO(orthanc.file(sc_id)), stop_before_pixels=True)
         assert {str(i.ReferencedSOPInstanceUID) for i in sc.SourceImageSequence} <= sent_sops
 
-    # 2. the complete series: the new result REPLACES the first one (same UIDs, Orthanc overwrites)
+    # 2. the complete series: a NEW version (v2) with new Series/SOP Instance UIDs. Orthanc keeps the first copy of a
+    # re-sent UID ("OverwriteInstances": false, its default, like most PACS), so reusing v1's UIDs left v1 there
+    # while lesiondx said "sent v2". Now Orthanc holds both versions; v2's SR names v1's SR as its predecessor.
+    v1_sops = {m: {i for s in found for i in s["instances"]} for m, found in series.items() if m != "CT"}
+    v1_sr = pydicom.dcmread(io.BytesIO(orthanc.file(series["SR"][0]["instances"][0])), stop_before_pixels=True)
     complete = time.time()
     orthanc.send_to_lesiondx(ct_series["ID"])
     studies = wait_exported(client, complete)
     now = latest(studies)
+    assert now["export"]["version"] == 2 and now["export"]["state"] == "sent"
     after_complete = counts(orthanc, study)
     overlays = {o["name"] for r in now["results"] for o in r["overlays"]}
-    assert after_complete["SEG"] == [1] and after_complete["SR"] == [1] and after_complete["OT"] == [len(overlays)]
     assert orthanc.get("/studies") == [study] and len(orthanc.get("/patients")) == 1
-    sr = read_sr(orthanc, result_series(orthanc, study), tmp_path)
+    current = {m: [s for s in found if " v2 " in s["description"]] for m, found in result_series(orthanc, study).items()}
+    old = {m: [s for s in found if " v1 " in s["description"]] for m, found in result_series(orthanc, study).items()}
+    for modality in ("SEG", "SR", "OT"):
+        assert len(current[modality]) == 1 and len(old[modality]) == 1, after_complete
+        assert {i for s in old[modality] for i in s["instances"]} == v1_sops[modality]  # v1 kept as it was
+        assert not v1_sops[modality] & set(current[modality][0]["instances"])
+    assert len(current["OT"][0]["instances"]) == len(overlays)
+    sr = read_sr(orthanc, current, tmp_path)
     (group,) = sr.content.get_volumetric_roi_measurement_groups()
     assert abs(group.get_measurements()[0].value - now["results"][0]["probability"]) < 1e-6
     evidence = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence
                 for r in s.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}
     assert set(sop_of.values()) <= evidence  # the current version is the complete series'
+    (predecessor,) = sr.PredecessorDocumentsSequence
+    (pre_series,) = predecessor.ReferencedSeriesSequence
+    (pre_sop,) = pre_series.ReferencedSOPSequence
+    assert (predecessor.StudyInstanceUID, pre_series.SeriesInstanceUID, pre_sop.ReferencedSOPInstanceUID,
+            pre_sop.ReferencedSOPClassUID) == (study_uid, v1_sr.SeriesInstanceUID, v1_sr.SOPInstanceUID, v1_sr.SOPClassUID)
 
-    # 3. the same series again: still one current version in Orthanc
+    # 3. the same series again: no new version; v2 sent again (e.g. queued again by hand): Orthanc keeps one copy
     resend = time.time()
     orthanc.send_to_lesiondx(ct_series["ID"])
     studies = wait_resend_handled(client, resend, len(instances))
@@ -179,6 +197,12 @@ def test_orthanc_round_trip_partial_then_complete_then_resend(roundtrip, tmp_pat
     if len(studies) != 1:
         pytest.xfail("lesiondx filed the later sends as new studies: needs the reopen of closed studies (integrity)")
     assert studies[0]["export"]["version"] == 2  # partial = v1, complete = v2, identical resend: no new version
+    again = time.time()
+    assert client.app.state.core.queue_export(studies[0]["id"])
+    studies = wait_exported(client, again)
+    assert latest(studies)["export"]["version"] == 2 and counts(orthanc, study) == after_complete
+    sr_again = read_sr(orthanc, current, tmp_path)
+    assert sr_again.SOPInstanceUID == sr.SOPInstanceUID and sr_again.PredecessorDocumentsSequence == sr.PredecessorDocumentsSequence
 
 
 def _until(check, timeout: float, what) -> None:

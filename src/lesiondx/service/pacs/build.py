@@ -1,11 +1,14 @@
 """All result objects of one finished study, in the patient's original study: one SEG per input
 series with lesion boxes, one TID 1500 SR, one SC per overlay.
 
-UIDs are derived from the keyed hash of the original StudyInstanceUID, the task and the object's
-kind and index (:func:`~lesiondx.service.pacs.content.derived_uid`): a re-run of the same study
-produces the same Series/SOP Instance UIDs, so a PACS that overwrites instances (Orthanc:
-``"OverwriteInstances": true``) keeps one current version; SeriesDescription says which version. The SR's
-Device Observer UID is one per installation (keyed with the storage salt) and task, the same in every study.
+UIDs are derived from the keyed hash of the original StudyInstanceUID, the task, the result version and the
+object's kind and index (:func:`result_uid`): each result version (a reopened study's re-run) has its own
+Series/SOP Instance UIDs, and sending the same version again sends the same UIDs (a PACS keeps one copy).
+Most PACS (Orthanc by default) keep the first copy of a re-sent UID and answer Success, so a new version under
+old UIDs would never have replaced the old one. Version 1 keeps the UIDs lesiondx gave results before versions
+were part of them. The SR of a later version names the previous SR the PACS got in PredecessorDocumentsSequence;
+SeriesDescription says which version each object is. The SR's Device Observer UID is one per installation
+(keyed with the storage salt) and task, the same in every study.
 """
 
 from __future__ import annotations
@@ -27,19 +30,46 @@ SERIES_NUMBERS = {"seg": 9901, "sr": 9902, "sc": 9903}
 
 
 @dataclass(frozen=True)
+class SentSR:
+    """The SR of an earlier result version as the PACS got it: version, task and the SOP class it was sent as."""
+
+    version: int
+    task: str
+    sop_class_uid: str
+
+
+def result_uid(study_key: str, task: str, version: int, *parts: str) -> str:
+    """The UID of a result object of ``version`` (1, 2, ...); version 1 has no version part (the UIDs of results
+    sent before versions were part of them)."""
+    return derived_uid(study_key, task, *(() if version <= 1 else (f"v{version}",)), *parts)
+
+
+def _predecessor(study_key: str, study_uid: str, sent: SentSR) -> Dataset:
+    """What highdicom needs of a previous SR version to reference it (PredecessorDocumentsSequence)."""
+    ds = Dataset()
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = result_uid(study_key, sent.task, sent.version, "sr")
+    ds.SOPInstanceUID = result_uid(study_key, sent.task, sent.version, "sr", "1")
+    ds.SOPClassUID = sent.sop_class_uid
+    return ds
+
+
+@dataclass(frozen=True)
 class ResultObjects:
-    """What goes to the PACS for one study, and what could not be built (reasons, no PHI)."""
+    """What goes to the PACS for one study (of ``task``), and what could not be built (reasons, no PHI)."""
 
     objects: tuple[Dataset, ...]
     skipped: tuple[str, ...] = ()
+    task: str = "unknown"
 
     def count(self, modality: str) -> int:
         return sum(1 for ds in self.objects if ds.get("Modality") == modality)
 
 
 def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, study_key: str,
-                         result_version: int) -> ResultObjects:
-    """SEG(s) + SR + SC(s) for a ``done`` study; empty when it has no DICOM source of its own."""
+                         result_version: int, predecessor: SentSR | None = None) -> ResultObjects:
+    """SEG(s) + SR + SC(s) of ``result_version`` for a ``done`` study; empty when it has no DICOM source of its own.
+    ``predecessor``: the earlier version's SR the PACS holds, which this version's SR replaces."""
     with core.db.session() as s:
         study = s.get(Study, study_id)
         if study is None or study.status != "done":
@@ -50,7 +80,7 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
         return ResultObjects(())
 
     def uid(*parts: str) -> str:
-        return derived_uid(study_key, task, *parts)
+        return result_uid(study_key, task, result_version, *parts)
 
     skipped: list[str] = []
     boxes = box_findings(task, entries, inputs)
@@ -74,11 +104,15 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
         segs[series.name] = (seg, str(series.images[0].SeriesInstanceUID))
         objects.append(seg)
     images = [ds for series in inputs for ds in series.images]
+    previous = None
+    if predecessor is not None and predecessor.version < result_version:
+        previous = (_predecessor(study_key, str(images[0].StudyInstanceUID), predecessor), predecessor.version)
     by_series = {series.name: list(series.images) for series in inputs}
     objects.append(measurement_report(task, all_findings, images, segs, by_series, series_uid=uid("sr"),
                                       sop_uid=uid("sr", "1"),
                                       device_uid=derived_uid(core.sealer.study_key("lesiondx device"), task, "device"),
-                                      series_number=SERIES_NUMBERS["sr"], result_version=result_version))
+                                      series_number=SERIES_NUMBERS["sr"], result_version=result_version,
+                                      predecessor=previous))
     number = 0
     for entry_index, entry in enumerate(entries):
         for name in entry.get("overlays") or []:
@@ -90,4 +124,4 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
             objects.append(secondary_capture(sources[len(sources) // 2], sources, path, series_uid=uid("sc"),
                                              sop_uid=uid("sc", str(number)), instance_number=number,
                                              series_number=SERIES_NUMBERS["sc"], result_version=result_version))
-    return ResultObjects(tuple(objects), tuple(skipped))
+    return ResultObjects(tuple(objects), tuple(skipped), task)

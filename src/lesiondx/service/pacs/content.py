@@ -22,8 +22,8 @@ NOT_A_DIAGNOSIS = "AI-generated second opinion, not verified by a clinician; not
 
 
 def derived_uid(*parts: str) -> str:
-    """A deterministic UID (``2.25.…``) from ``parts``: the same study and object kind give the same UID,
-    so a re-sent result replaces the previous one in a PACS that overwrites instances."""
+    """A deterministic UID (``2.25.…``) from ``parts``: the same study, result version and object kind give the same
+    UID, so a re-sent version is one copy in the PACS (see :func:`~lesiondx.service.pacs.build.result_uid`)."""
     return remap_uid("|".join(parts), "lesiondx result")
 
 

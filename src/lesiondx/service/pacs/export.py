@@ -9,6 +9,10 @@ every successful job, including a re-run of a reopened study) puts a study back 
 ``sending``. Exports that gave up on an unreachable PACS are queued again once it takes results (the next
 successful send) and at start-up; any given-up export of a study its sender sends again (instances it already
 holds) is queued again when that association ends. It also deletes expired identity mappings (``settings.retention_days``).
+
+Each result version goes with its own UIDs (:mod:`.build`); ``sent_versions`` in the detail lists the versions the
+PACS took (version, task, the SOP class the SR went as), so the next version's SR names the last SR the PACS got
+as its predecessor and a re-send of a version sends the same objects. Earlier versions stay in the PACS.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom import sop_class as sop_classes
 from pynetdicom.sop_class import Comprehensive3DSRStorage, ComprehensiveSRStorage
 from sqlalchemy import select, update
 
@@ -32,7 +37,7 @@ from ..db import IdentityRecord, Study, StudyFile, utcnow
 from ..identity import StudyOriginals, originals_for_study, purge_expired
 from ..settings import PacsTarget
 from ..storage import log_failure
-from .build import build_result_objects
+from .build import SentSR, build_result_objects
 
 log = logging.getLogger("lesiondx.service.pacs")
 PURGE_EVERY_S = 3600.0
@@ -106,6 +111,7 @@ def _set_state(core: Any, study_id: str, state: str, *, after_send: bool = False
         study.export_state = state
         study.export_next_at = detail.pop("next_at", None)
         payload = {"state": state, "attempts": study.export_attempts, "version": study.export_version,
+                   "sent_versions": sent_versions(study),
                    "target": str(core.settings.pacs) if core.settings.pacs else None, **detail,
                    "next_try_at": _iso(study.export_next_at), "updated_at": _iso(utcnow())}
         study.export_status = json.dumps(payload)
@@ -120,6 +126,39 @@ def export_detail(study: Study) -> dict[str, Any] | None:
     except ValueError:  # written by an older lesiondx: plain text
         return {"state": "sent" if study.export_status.startswith("sent") else "failed", "reason": study.export_status}
     return value if isinstance(value, dict) else None
+
+
+def sent_versions(study: Study) -> list[dict[str, Any]]:
+    """The result versions the PACS took, oldest first: ``{"version", "task", "sr", "sent_at"}`` (``sr``: the SOP class
+    keyword the SR went as, None when the PACS took no SR)."""
+    value = (export_detail(study) or {}).get("sent_versions")
+    return [v for v in value if isinstance(v, dict) and isinstance(v.get("version"), int)] if isinstance(value, list) else []
+
+
+def _record_sent(study: Study, version: int, task: str, sr_class: str | None) -> None:
+    """Add (or renew, for a re-send) ``version`` in the study's ``sent_versions``."""
+    history = [v for v in sent_versions(study) if v["version"] != version]
+    before = next((v for v in sent_versions(study) if v["version"] == version), {})
+    history.append({"version": version, "task": task, "sent_at": _iso(utcnow()),
+                    "sr": UID(sr_class).keyword if sr_class else before.get("sr")})
+    payload = export_detail(study) or {}
+    payload["sent_versions"] = sorted(history, key=lambda v: v["version"])
+    study.export_status = json.dumps(payload)
+
+
+def predecessor_sr(study: Study, version: int) -> SentSR | None:
+    """The SR of the latest version before ``version`` that the PACS took; for a study last sent by a lesiondx
+    that kept no ``sent_versions`` (UIDs without version), that SR under its version-1 UIDs."""
+    history = sent_versions(study)
+    earlier = [v for v in history if v["version"] < version and v.get("sr")]
+    if earlier:
+        last = max(earlier, key=lambda v: v["version"])
+        sop_class = getattr(sop_classes, str(last["sr"]), None)
+        return SentSR(last["version"], str(last.get("task") or study.task or "unknown"),
+                      str(sop_class) if isinstance(sop_class, str) else Comprehensive3DSRStorage)
+    if not history and 0 < (study.export_version or 0) and version > 1:
+        return SentSR(1, study.task or "unknown", Comprehensive3DSRStorage)
+    return None
 
 
 def has_dicom_identity(core: Any, study_id: str) -> bool:
@@ -168,6 +207,7 @@ def export_once(core: Any, study_id: str) -> str:
         attempts = study.export_attempts if study else 0
         # the result's own version when the study tracks one (reopened studies), else one more than last sent
         version = (getattr(study, "result_version", 0) or (study.export_version or 0) + 1) if study else 1
+        predecessor = predecessor_sr(study, version) if study else None
     _set_state(core, study_id, "sending", after_send=True)
     originals = originals_for_study(core.db, study_id, core.sealer)
     if target is None or originals is None:
@@ -176,7 +216,7 @@ def export_once(core: Any, study_id: str) -> str:
         return "failed"
     try:
         study_key = core.sealer.study_key(originals.study.get("StudyInstanceUID", ""))
-        built = build_result_objects(core, study_id, originals, study_key, version)
+        built = build_result_objects(core, study_id, originals, study_key, version, predecessor)
         if not built.objects:
             _set_state(core, study_id, "failed", after_send=True, reason="nothing to send (study not done or without DICOM images)")
             return "failed"
@@ -201,10 +241,13 @@ def export_once(core: Any, study_id: str) -> str:
             _set_state(core, study_id, "failed", after_send=True, reason=reason, next_at=utcnow() + timedelta(seconds=wait))
         log.warning("PACS export of study %s failed (attempt %d): %s", study_id, attempts, type(exc).__name__)
         return "failed"
+    sr_class = next((str(ds.SOPClassUID) for ds, st in zip(objects, statuses) if ds.get("Modality") == "SR" and st is not None),
+                    None)
     with core.db.session() as s, s.begin():
         study = s.get(Study, study_id)
         if study is not None:
             study.export_version = max(study.export_version or 0, version)
+            _record_sent(study, version, built.task, sr_class)
     sent = [ds.get("Modality") for ds, st in zip(objects, statuses) if st is not None]
     counts = {"SEG": sent.count("SEG"), "SR": sent.count("SR"), "SC": sent.count("OT")}
     skipped = [scrub(text, originals) for text in built.skipped] + [

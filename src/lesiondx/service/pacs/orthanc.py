@@ -5,7 +5,8 @@ as a DICOM modality, and wraps the few REST calls the round trip needs.
 Configuration written (see README "For hospital IT" for a production snippet): ``RemoteAccessAllowed``
 false (REST from localhost only), ``DicomAlwaysAllowStore`` / ``DicomAlwaysAllowEcho`` false and
 ``DicomCheckModalityHost`` true (only the lesiondx modality at 127.0.0.1 may talk DICOM), and
-``OverwriteInstances`` true so that lesiondx's re-sent results (same UIDs) replace the old ones.
+``OverwriteInstances`` false by default (Orthanc's default, like most PACS: a re-sent SOP Instance UID is answered
+Success and the first copy kept); lesiondx gives every result version its own UIDs, so it needs no overwriting.
 """
 
 from __future__ import annotations
@@ -50,28 +51,30 @@ def find_orthanc() -> Path | None:
     return Path("/usr/sbin/Orthanc") if Path("/usr/sbin/Orthanc").exists() else None
 
 
-def orthanc_config(root: Path, *, http_port: int, dicom_port: int, lesiondx_aet: str, lesiondx_port: int) -> dict[str, Any]:
+def orthanc_config(root: Path, *, http_port: int, dicom_port: int, lesiondx_aet: str, lesiondx_port: int,
+                   overwrite_instances: bool = False) -> dict[str, Any]:
     """The JSON configuration of a local Orthanc that sends to and receives from lesiondx."""
     return {"Name": "lesiondx-roundtrip", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
             "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False, "Plugins": [], "DicomCheckCalledAet": True,
             "DicomAlwaysAllowStore": False, "DicomAlwaysAllowEcho": False, "DicomCheckModalityHost": True,
             "DicomModalities": {"lesiondx": [lesiondx_aet, "127.0.0.1", lesiondx_port]},
-            "OverwriteInstances": True, "StableAge": 1, "ConcurrentJobs": 1, "HttpThreadsCount": 4}
+            "OverwriteInstances": overwrite_instances, "StableAge": 1, "ConcurrentJobs": 1, "HttpThreadsCount": 4}
 
 
 class Orthanc:
     """A started Orthanc process (:meth:`stop` it) with REST helpers."""
 
     def __init__(self, root: Path, *, http_port: int, dicom_port: int, lesiondx_aet: str, lesiondx_port: int,
-                 executable: Path | None = None) -> None:
+                 executable: Path | None = None, overwrite_instances: bool = False) -> None:
         exe = executable or find_orthanc()
         if exe is None:
             raise FileNotFoundError("Orthanc is not installed (Debian/Ubuntu: apt-get install orthanc)")
         (root / "db").mkdir(parents=True, exist_ok=True)
         config = root / "orthanc.json"
         config.write_text(json.dumps(orthanc_config(root, http_port=http_port, dicom_port=dicom_port,
-                                                    lesiondx_aet=lesiondx_aet, lesiondx_port=lesiondx_port), indent=1))
+                                                    lesiondx_aet=lesiondx_aet, lesiondx_port=lesiondx_port,
+                                                    overwrite_instances=overwrite_instances), indent=1))
         self.root, self.dicom_port = root, dicom_port
         self.url = f"http://127.0.0.1:{http_port}"
         self._log = open(root / "orthanc.log", "wb")

@@ -34,7 +34,7 @@ def _text(name: hd.sr.CodedConcept, value: str) -> hd.sr.TextContentItem:
 
 
 def _group(index: int, finding: Finding, seg: tuple[Dataset, str] | None, images: list[Dataset],
-           tracking_uid: str) -> hd.sr.MeasurementsAndQualitativeEvaluations | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+           tracking_uid: str, version_text: str) -> hd.sr.MeasurementsAndQualitativeEvaluations | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
     algorithm = hd.sr.AlgorithmIdentification(name=finding.algorithm, version=finding.version)
     measurements = []
     if isinstance(finding.probability, (int, float)):
@@ -56,28 +56,35 @@ def _group(index: int, finding: Finding, seg: tuple[Dataset, str] | None, images
     if finding.location:
         items.append(_text(LOCATION, finding.location))
     items.append(_text(codes.DCM.Comment, NOT_A_DIAGNOSIS))
+    items.append(_text(codes.DCM.Comment, version_text))
     return group
 
 
 def measurement_report(task: str, findings: list[Finding], images: list[Dataset], segs: dict[str, tuple[Dataset, str]],
                        images_by_series: dict[str, list[Dataset]], *, series_uid: str, sop_uid: str, device_uid: str,
-                       series_number: int, result_version: int) -> Dataset:
+                       series_number: int, result_version: int, predecessor: tuple[Dataset, int] | None = None
+                       ) -> Dataset:
     """A Comprehensive 3D SR holding a TID 1500 Measurement Report, one measurement group per finding.
 
     ``segs`` maps an input name to ``(SEG dataset, source SeriesInstanceUID)``; a finding about the
     whole study uses the first input's SEG. ``images`` go into the image library and the evidence.
+    ``predecessor``: ``(previous SR's Study/Series/SOP Instance UID and SOP class, its version)``, referenced in
+    PredecessorDocumentsSequence; each group's comment says which version this is and which it replaces.
     """
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=device_uid, name="lesiondx", manufacturer_name="lesiondx",
                                                        model_name=f"lesiondx {task}")
     context = hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
         observer_type=codes.cid270.Device, observer_identifying_attributes=device))
+    version_text = f"lesiondx result version {result_version}" + (
+        f"; replaces version {predecessor[1]} (Predecessor Documents)" if predecessor else "")
     groups = []
     first = next(iter(segs), None)
     for index, finding in enumerate(findings, start=1):
         key = finding.series or first
         seg = segs.get(key) if key else None
         source = images_by_series.get(finding.series or "", []) if finding.series else images
-        groups.append(_group(index, finding, seg, source, derived_uid(sop_uid, "tracking", str(index))))
+        groups.append(_group(index, finding, seg, source, derived_uid(sop_uid, "tracking", str(index)),
+                             version_text))
     report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=PROCEDURES.get(task, PROCEDURES["ct-liver"]),
                                      imaging_measurements=groups, referenced_images=images or None)
     with warnings.catch_warnings():
@@ -85,7 +92,8 @@ def measurement_report(task: str, findings: list[Finding], images: list[Dataset]
         sr = hd.sr.Comprehensive3DSR(
             evidence=images + [seg for seg, _ in segs.values()], content=report[0], series_instance_uid=series_uid,
             series_number=series_number, sop_instance_uid=sop_uid, instance_number=1, manufacturer="lesiondx",
-            is_complete=True, is_final=False, is_verified=False, transfer_syntax_uid=ExplicitVRLittleEndian)
+            is_complete=True, is_final=False, is_verified=False, transfer_syntax_uid=ExplicitVRLittleEndian,
+            previous_versions=[predecessor[0]] if predecessor else None)
     sr.SeriesDescription = f"{AI_MARK} v{result_version} (findings)"[:64]
     return sr
 

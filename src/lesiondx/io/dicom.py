@@ -15,9 +15,10 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from .decodes import decoded
-from .errors import ImageReadError, require_nonempty_file
+from .errors import ImageReadError, NotAnImage, require_nonempty_file
 from .image import MedicalImage
 from .raster import check_pixel_count, colour_fraction
+from .series import pick_series
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
 # read them as they are instead of warning on every access.
@@ -57,11 +58,28 @@ def read_dataset(path: str | Path, *, pixels: bool = True) -> Dataset:
         raise ImageReadError(path, f"truncated DICOM file ({truncated[0]})")
     if len(ds) == 0 and is_dicom_file(path):
         raise ImageReadError(path, "corrupt DICOM file (no data elements could be read)")
+    if "DirectoryRecordSequence" in ds or "FileSetID" in ds:
+        raise NotAnImage(path, "a DICOMDIR (the index of a DICOM export), not an image")
     if "SOPClassUID" not in ds and "Modality" not in ds and "PixelData" not in ds:
         raise ImageReadError(path, "not a DICOM file (no DICOM image attributes found)")
     if pixels and "PixelData" not in ds:
-        raise ImageReadError(path, "DICOM file holds no pixel data (not an image)")
+        if is_non_image_object(ds):
+            raise NotAnImage(path, f"a DICOM {ds.get('Modality') or 'non-image'} object with no pixel data (a report "
+                                   "or other non-image object, not an image)")
+        raise ImageReadError(path, "DICOM file holds no pixel data (not an image, or a cut-off image file)")
     return ds
+
+
+_NON_IMAGE_MODALITIES = frozenset({"SR", "KO", "PR", "DOC", "RTSTRUCT", "RTPLAN", "RTRECORD", "REG", "FID", "PLAN"})
+_NON_IMAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.11.", "1.2.840.10008.5.1.4.1.1.104.",
+                      "1.2.840.10008.5.1.4.1.1.481.")  # structured reports, presentation states, documents, RT
+
+
+def is_non_image_object(ds: Dataset) -> bool:
+    """A DICOM object that never holds an image (dose / structured report, key object, presentation state, PDF,
+    RT plan): by Modality or SOP class. An image object without pixels is damaged, not one of these."""
+    sop = str(ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    return str(ds.get("Modality") or "").upper() in _NON_IMAGE_MODALITIES or sop.startswith(_NON_IMAGE_CLASSES)
 
 
 def guess_phase(ds: Dataset) -> str | None:
@@ -213,6 +231,26 @@ def dicom_files_in(folder: Path) -> list[Path]:
     return [p for p in files if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
 
 
+MAX_NESTED_FILES = 20_000  # files looked at below an export folder (a whole CT study is ~100–3,000 images)
+
+
+def nested_dicom_files(folder: Path) -> list[Path]:
+    """DICOM files in the subfolders of an export folder whose own files are at most a DICOMDIR (the PACS / CD
+    layout ``DICOMDIR`` + ``DICOM/ST000/SE000/IM0000``), sorted by path; empty when ``folder`` holds image files
+    itself. Refused (``ImageReadError``) above :data:`MAX_NESTED_FILES` files."""
+    if any(p.name.upper() != "DICOMDIR" for p in dicom_files_in(folder)):
+        return []
+    found: list[Path] = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts) \
+                and path.name.upper() != "DICOMDIR" and path.parent != folder:
+            found.append(path)
+            if len(found) > MAX_NESTED_FILES:
+                raise ImageReadError(folder, f"more than {MAX_NESTED_FILES} files in its subfolders: give the "
+                                             "folder of one series or study")
+    return [p for p in found if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
+
+
 def _read_headers(paths: list[Path]) -> tuple[list[Path], list[Dataset], list[str]]:
     """Read every candidate file; files that are not DICOM at all (a LICENSE, a README, a thumbnail)
     are skipped and named; a DICOM file that is corrupt still fails the series."""
@@ -221,6 +259,8 @@ def _read_headers(paths: list[Path]) -> tuple[list[Path], list[Dataset], list[st
         try:
             headers.append(read_dataset(p))
             kept.append(p)
+        except NotAnImage as exc:  # a dose report, a DICOMDIR: part of an export, not of the series
+            skipped.append(f"{p.name} ({exc.reason})")
         except ImageReadError as exc:
             if is_dicom_file(p) or p.suffix.lower() in (".dcm", ".dicom", ".ima"):
                 raise
@@ -231,34 +271,36 @@ def _read_headers(paths: list[Path]) -> tuple[list[Path], list[Dataset], list[st
 def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage:
     """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
 
-    Files that are not DICOM are skipped and listed in ``warnings``. A folder holding several series
-    is read as its largest series, the others named in ``warnings``. Refused (``ImageReadError``):
-    slices of different sizes or orientations. Repeated slice positions are warned about.
+    Files that are not DICOM images (a README, a dose report, a DICOMDIR) are skipped and listed in ``warnings``.
+    A folder holding only a DICOMDIR is read through its subfolders (a PACS / CD export). Of several series the one
+    :func:`lesiondx.io.series.pick_series` picks is read (localizers, reformats and secondary captures skipped), and
+    ``warnings`` name it and the others. Refused (``ImageReadError``): files of several patients, slices of different
+    sizes or orientations. Repeated slice positions are warned about.
     """
     if isinstance(source, (str, Path)):
         folder = Path(source)
         if not folder.is_dir():
             raise ImageReadError(folder, "not a folder")
         paths = dicom_files_in(folder)
+        nested = nested_dicom_files(folder)
+        paths = nested or paths
         if not paths:
             raise ImageReadError(folder, "folder holds no DICOM files")
     else:
-        paths = [Path(p) for p in source]
+        paths, nested = [Path(p) for p in source], []
         folder = paths[0].parent if paths else Path(".")
         if not paths:
             raise ImageReadError(folder, "no DICOM files given")
     paths, headers, skipped = _read_headers(paths)  # one read per file; pixels decode lazily
-    notes = [f"skipped {len(skipped)} non-DICOM file(s): {', '.join(skipped)}"] if skipped else []
+    notes = [f"skipped {len(skipped)} file(s) that are not DICOM images: {', '.join(skipped)}"] if skipped else []
     if not headers:
-        raise ImageReadError(folder, "folder holds no DICOM files" + (f" ({notes[0]})" if notes else ""))
-    by_series: dict[str, list[int]] = {}
-    for index, ds in enumerate(headers):
-        by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
-    chosen = max(by_series.values(), key=len)
-    if len(by_series) > 1:
-        others = sorted(len(v) for v in by_series.values() if v is not chosen)
-        notes.append(f"the folder holds {len(by_series)} series; read the largest ({len(chosen)} files) and "
-                     f"ignored {len(others)} other(s) of {', '.join(map(str, others))} file(s): give one series per folder")
+        raise ImageReadError(folder, "folder holds no DICOM images" + (f" ({notes[0]})" if notes else ""))
+    patients = {str(d.get("PatientID")) for d in headers if d.get("PatientID") not in (None, "")}
+    if len(patients) > 1:
+        raise ImageReadError(folder, f"the files belong to {len(patients)} patients (PatientID): give one patient's series")
+    pick = pick_series(headers)
+    chosen = list(pick.indices)
+    notes = [*pick.notes, *notes]
     orientations = {tuple(round(float(v), 3) for v in headers[i].ImageOrientationPatient)
                     for i in chosen if "ImageOrientationPatient" in headers[i]}
     if len(orientations) > 1:
@@ -284,6 +326,8 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
         else:
             step = float(headers[order[0]].get("SliceThickness") or 1.0)
         spacing = (step, *first.spacing)
+    if nested:
+        notes.insert(0, f"read from the subfolders of {folder.name} ({len(nested)} files under it)")
     return MedicalImage(
         pixels=np.stack([s.pixels for s in slices]).astype(np.float32, copy=False),  # a new array already
         spacing=spacing,

@@ -44,14 +44,14 @@ def read_study(folder: str | Path) -> MedicalImage:
 
 
 def _read_study(folder: Path) -> MedicalImage:
-    from .dicom import dicom_files_in, is_dicom_file, read_dicom_series
+    from .dicom import dicom_files_in, is_dicom_file, nested_dicom_files, read_dicom_series
 
     if not folder.is_dir():
         return read_image(folder)
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     if any(p.suffix.lower() in RASTER_SUFFIXES for p in files) and not any(is_dicom_file(p) for p in files[:50]):
         return read_slice_folder(folder)
-    if dicom_files_in(folder):
+    if dicom_files_in(folder) or nested_dicom_files(folder):
         return read_dicom_series(folder)
     raise ImageReadError(folder, "folder holds neither DICOM files nor PNG/JPG slices")
 

@@ -55,8 +55,10 @@ def lung_fractions(image: MedicalImage, max_slices: int = 40) -> np.ndarray:
     return np.array([measure(pixels[i]) for i in idx])
 
 
-def body_region_check(image: MedicalImage) -> Check:
-    fractions = lung_fractions(image)
+def body_region_check(image: MedicalImage, fractions: np.ndarray | None = None) -> Check:
+    """Share of the sampled slices that show lungs (``fractions``: :func:`lung_fractions` of ``image`` when
+    already measured)."""
+    fractions = lung_fractions(image) if fractions is None else fractions
     cut = LUNG_SLICE_HU if image.is_hu else LUNG_SLICE_GREY
     share = float((fractions >= cut).mean())
     value = {"slices_with_lungs": round(share, 3), "max_lung_fraction": round(float(fractions.max()), 3),
@@ -87,15 +89,18 @@ def slice_step_check(image: MedicalImage) -> Check:
     return Check("slice_step", "ok", value)
 
 
-def lung_coverage_check(image: MedicalImage) -> Check:
+def lung_coverage_check(image: MedicalImage, fractions: np.ndarray | None = None) -> Check:
     """Flags a HU series whose first or last slice still shows lungs (lung share ≥ ``LUNG_SLICE_HU``): the lungs go
     on beyond it, so the series covers only part of them and a negative call cannot speak for the rest. The four
     shared whole chest CTs end at 0.01–0.06 on both sides; the bundled 10-slice excerpt at 0.13 and 0.23. Windowed
-    slices (no HU) and series under ``FEW_SLICES`` slices cannot be judged and pass with the value unknown."""
+    slices (no HU) and series under ``FEW_SLICES`` slices cannot be judged and pass with the value unknown.
+    ``fractions``: :func:`lung_fractions` of ``image`` when already measured (its samples include both ends)."""
     pixels = image.pixels if image.is_volume else image.pixels[None]
     if not image.is_hu or len(pixels) < FEW_SLICES:
         return Check("lung_coverage", "ok", {"end_lung_fractions": None})
-    ends = [lung_fraction_hu(pixels[0]), lung_fraction_hu(pixels[-1])]
+    if fractions is None:
+        fractions = lung_fractions(image, max_slices=2)  # the first and the last slice
+    ends = [fractions[0], fractions[-1]]
     value = {"end_lung_fractions": [round(float(f), 3) for f in ends], "lungs_end_below": LUNG_SLICE_HU}
     open_ends = [name for name, f in zip(("first", "last"), ends) if f >= LUNG_SLICE_HU]
     if open_ends:
@@ -105,7 +110,31 @@ def lung_coverage_check(image: MedicalImage) -> Check:
     return Check("lung_coverage", "ok", value)
 
 
+def pixel_value_check(image: MedicalImage) -> Check:
+    """Refuses slices that are neither Hounsfield units nor display grey 0..255: a CT DICOM without RescaleSlope /
+    RescaleIntercept (stored values, e.g. 0..2500) or a 16-bit raster. Scaled by their maximum they would reach the
+    model in an unknown, far too wide window instead of the lung window it was trained on."""
+    if image.is_hu:
+        return Check("pixel_values", "ok", {"is_hu": True})
+    top = float(np.max(image.pixels)) if image.pixels.size else 0.0
+    value = {"is_hu": False, "max_value": round(top, 1)}
+    if top > 255.5:
+        return Check("pixel_values", "refused", value,
+                     f"pixel values up to {top:.0f} are neither Hounsfield units (no RescaleSlope/RescaleIntercept) "
+                     "nor 8-bit display grey: the lung window cannot be applied; export the series with its "
+                     "rescale tags, or as lung-window slices")
+    return Check("pixel_values", "ok", value)
+
+
 def gate(image: MedicalImage) -> GateVerdict:
-    """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`."""
-    return ct_gate(TASK, image, body_region_check, min_slices=FEW_SLICES,
-                   task_checks=(slice_step_check, lung_coverage_check))
+    """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`; the slices' lung shares are measured
+    once, for the body-region and the lung-coverage checks."""
+    measured: list[np.ndarray] = []
+
+    def fractions(of: MedicalImage) -> np.ndarray:
+        if not measured:
+            measured.append(lung_fractions(of))
+        return measured[0]
+
+    return ct_gate(TASK, image, lambda im: body_region_check(im, fractions(im)), min_slices=FEW_SLICES,
+                   task_checks=(pixel_value_check, slice_step_check, lambda im: lung_coverage_check(im, fractions(im))))

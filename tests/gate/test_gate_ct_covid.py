@@ -1,0 +1,38 @@
+"""ct-covid gate on real CT-MD slices (the bundled 10-slice P002 excerpt) and altered copies of them (synthetic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+
+from lesiondx.gate import check
+from lesiondx.gate import ct_covid as gate_module
+from lesiondx.io import read_study
+
+EXCERPT = Path(__file__).resolve().parents[2] / "examples" / "covid_ct_md_mini" / "series" / "P002"
+
+
+def test_lung_shares_are_measured_once_for_body_region_and_coverage(monkeypatch):
+    excerpt = read_study(EXCERPT)
+    standalone = gate_module.lung_coverage_check(excerpt).value
+    calls: list[int] = []
+    measure = gate_module.lung_fraction_hu
+    monkeypatch.setattr(gate_module, "lung_fraction_hu", lambda s: calls.append(1) or measure(s))
+    verdict = gate_module.gate(excerpt)
+    assert len(calls) == excerpt.n_slices  # was 12: the two end slices measured again for the coverage check
+    assert verdict.checks["lung_coverage"]["value"] == standalone
+    assert verdict.checks["lung_coverage"]["status"] == "flagged"  # the excerpt stops inside the lungs at both ends
+
+
+def test_a_ct_without_rescale_tags_is_refused_not_scaled_by_its_maximum(tmp_path):
+    for source in sorted(EXCERPT.glob("*.dcm"))[:4]:
+        ds = pydicom.dcmread(source)
+        del ds.RescaleSlope, ds.RescaleIntercept  # altered copy: stored values 0..~2500, no HU
+        ds.save_as(tmp_path / source.name)
+    image = read_study(tmp_path)
+    assert not image.is_hu and image.pixels.max() > 255
+    verdict = check("ct-covid", image)  # was: every check ok; the model saw the stored values scaled by their maximum
+    assert verdict.status == "refused" and verdict.checks["pixel_values"]["status"] == "refused"
+    assert "RescaleSlope/RescaleIntercept" in verdict.checks["pixel_values"]["note"]
+    assert check("ct-covid", read_study(EXCERPT)).checks["pixel_values"]["status"] == "ok"

@@ -40,8 +40,6 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv`` (a ``negative_data`` folder's in
     ``skipped_rows_<folder>.csv``).
     """
-    import pandas as pd
-
     from .train import negative_rows, resolve_folders, train_segmenter, training_rows  # torch: training extras only
 
     cfg = read_config(config)
@@ -55,8 +53,8 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
-    train_segmenter(manifest, out, cfg, negatives)
-    trained = manifest.frame["image_id"].isin(pd.read_csv(out / "split.csv", dtype=str)["image_id"])
+    run = train_segmenter(manifest, out, cfg, negatives)
+    trained = manifest.frame["image_id"].astype(str).isin(run.image_ids)
     write_training_files(out, image_roles(manifest.frame[trained], "segmenter training"), root=manifest.root)
     for folder in negatives:  # the slices it trained on as negatives (not those of exclude_patients)
         write_training_files(out, image_roles(negative_rows(folder, cfg), f"segmenter negatives ({folder.root.name})"),

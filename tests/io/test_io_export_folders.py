@@ -116,3 +116,14 @@ def test_pick_series_reads_scouts_only_when_nothing_else(ctmd_folder):
     scout = _slices(ctmd_folder, 1)[0]
     scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
     assert pick_series([scout]).indices == (0,)
+
+
+def test_a_file_exported_twice_is_read_once(tmp_path, ctmd_folder):
+    """A slice counted twice would let the patient rule's k consecutive slices be made of fewer real ones."""
+    paths = _stack(ctmd_folder, tmp_path)
+    for path in paths[1:3]:
+        (tmp_path / f"{path.stem} (1){path.suffix}").write_bytes(path.read_bytes())  # a download repeated
+    image = read_study(tmp_path)
+    assert image.n_slices == 4, image.warnings  # was 6 with "2 slice position(s) repeat"
+    assert any("dropped 2 duplicate file(s)" in w for w in image.warnings), image.warnings
+    assert not any("repeat" in w for w in image.warnings)

@@ -268,6 +268,26 @@ def _read_headers(paths: list[Path]) -> tuple[list[Path], list[Dataset], list[st
     return kept, headers, skipped
 
 
+def _without_copies(headers: Sequence[Dataset], indices: list[int]) -> tuple[list[int], list[int]]:
+    """``indices`` without files that repeat an earlier one: the same non-empty SOPInstanceUID, or the same
+    ImagePositionPatient and the same pixel bytes (a file exported or copied twice); and the dropped ones. A slice
+    counted twice would make k consecutive slices of the patient rule out of fewer."""
+    seen: set[tuple] = set()
+    kept, dropped = [], []
+    for i in indices:
+        ds = headers[i]
+        uid = str(ds.get("SOPInstanceUID") or "")
+        position = tuple(round(float(v), 3) for v in ds.get("ImagePositionPatient") or ())
+        keys = {("uid", uid)} if uid else set()
+        keys.add(("pixels", position, hash(ds.get("PixelData", b"")), len(ds.get("PixelData", b"") or b"")))
+        if keys & seen:
+            dropped.append(i)
+        else:
+            kept.append(i)
+            seen |= keys
+    return kept, dropped
+
+
 def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage:
     """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
 
@@ -305,6 +325,10 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
                     for i in chosen if "ImageOrientationPatient" in headers[i]}
     if len(orientations) > 1:
         raise ImageReadError(folder, f"slices of one series have {len(orientations)} different orientations: not one stack")
+    chosen, copies = _without_copies(headers, chosen)
+    if copies:
+        notes.append(f"dropped {len(copies)} duplicate file(s) ({', '.join(paths[i].name for i in copies[:5])}"
+                     f"{', ...' if len(copies) > 5 else ''}): the same image as another file (exported twice)")
     keys = superior_to_inferior_keys([headers[i] for i in chosen])
     order = [chosen[i] for i in np.argsort(keys, kind="stable")]
     check_pixel_count(folder, sum(_pixel_count(headers[i]) for i in order), "DICOM series")

@@ -43,7 +43,7 @@ def test_pixel_limit_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyP
         read_raster_array(path)
 
 
-def _ct_slice(path: Path, z: float, *, series: str, size: int = 32, orientation=(1, 0, 0, 0, 1, 0)) -> None:
+def _ct_slice(path: Path, z: float, *, series: str, size: int = 32, orientation=(1, 0, 0, 0, 1, 0), value: int = 1000) -> None:
     """A synthetic CT slice (labelled synthetic) at table position ``z`` mm."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -56,7 +56,7 @@ def _ct_slice(path: Path, z: float, *, series: str, size: int = 32, orientation=
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
     ds.PixelSpacing = [0.7, 0.7]
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, z], list(orientation)
-    ds.PixelData = np.full((size, size), 1000, np.int16).tobytes()
+    ds.PixelData = np.full((size, size), value, np.int16).tobytes()
     ds.save_as(path, enforce_file_format=True)
 
 
@@ -113,6 +113,6 @@ def test_slices_that_cannot_be_one_series_are_refused(tmp_path: Path):
 
 def test_repeated_positions_are_warned_about(tmp_path: Path):
     series = generate_uid()
-    for i, z in enumerate((0.0, -2.0, -2.0, -4.0)):
-        _ct_slice(tmp_path / f"s{i}.dcm", z, series=series)
+    for i, z in enumerate((0.0, -2.0, -2.0, -4.0)):  # two different images at -2 mm (a copy of one is dropped)
+        _ct_slice(tmp_path / f"s{i}.dcm", z, series=series, value=1000 + i)
     assert any("repeat" in w for w in read_study(tmp_path).warnings)

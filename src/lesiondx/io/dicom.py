@@ -17,7 +17,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from .decodes import decoded
 from .errors import ImageReadError, NotAnImage, require_nonempty_file
 from .image import MedicalImage
-from .raster import check_pixel_count, colour_fraction
+from .raster import check_pixel_count, check_series_pixel_count, colour_fraction
 from .series import pick_series
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
@@ -331,7 +331,7 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
                      f"{', ...' if len(copies) > 5 else ''}): the same image as another file (exported twice)")
     keys = superior_to_inferior_keys([headers[i] for i in chosen])
     order = [chosen[i] for i in np.argsort(keys, kind="stable")]
-    check_pixel_count(folder, sum(_pixel_count(headers[i]) for i in order), "DICOM series")
+    check_series_pixel_count(folder, [_pixel_count(headers[i]) for i in order])
     slices = [decoded("image", paths[i], None, lambda i=i: image_from_dataset(headers[i], paths[i]), keep=False)
               for i in order]  # a slice already decoded in a shared_decodes block is not decoded again
     shapes = {s.pixels.shape for s in slices}

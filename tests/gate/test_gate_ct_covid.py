@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -36,3 +37,14 @@ def test_a_ct_without_rescale_tags_is_refused_not_scaled_by_its_maximum(tmp_path
     assert verdict.status == "refused" and verdict.checks["pixel_values"]["status"] == "refused"
     assert "RescaleSlope/RescaleIntercept" in verdict.checks["pixel_values"]["note"]
     assert check("ct-covid", read_study(EXCERPT)).checks["pixel_values"]["status"] == "ok"
+
+
+def test_a_thin_slice_series_is_flagged_as_outside_the_validated_steps():
+    """Real excerpt slices given the positions of a 0.6 mm reconstruction (altered): k consecutive slices span a few
+    mm there (was: ok; only steps above 5 mm were flagged)."""
+    excerpt = read_study(EXCERPT)
+    thin = replace(excerpt, positions=tuple(-0.6 * i for i in range(excerpt.n_slices)))
+    result = gate_module.slice_step_check(thin)
+    assert result.status == "flagged" and "0.6 mm apart" in result.reason and "2–5 mm" in result.reason
+    assert gate_module.slice_step_check(excerpt).status == "ok"  # CT-MD's own 2 mm
+    assert check("ct-covid", thin).checks["slice_step"]["status"] == "flagged"

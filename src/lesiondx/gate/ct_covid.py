@@ -12,7 +12,9 @@ Lung coverage: a HU series whose first or last slice still shows lungs covers on
 :func:`lung_coverage_check`).
 
 Slice step (validated range, not plausibility): the patient rule (k consecutive slices) was chosen and checked on
-series of 2 mm (CT-MD) and 5 mm (A0001) slices; a DICOM series whose slices are further apart is flagged. Added
+series of 2 mm (CT-MD) and 5 mm (A0001) slices; a DICOM series whose slices are further apart, or closer than
+1.8 mm (thin-slice reconstructions: k slices of 0.6 mm span 3 mm of lung, not the 10 mm k = 5 spans on CT-MD), is
+flagged (the thin-slice flag added 2026-12-06 from the geometry alone, no result looked at). Added
 2026-12-06 after the one 8 mm series checked (A0002, lung cancer) was a false positive in leave-one-patient-out:
 on thick slices a solid mass blurs into ground-glass-like density and a few slices span centimetres.
 """
@@ -34,6 +36,7 @@ CROPPED_MAX_DARK = 0.85  # 8-bit slice whose un-pruned dark share is below this 
 REFUSE_CHEST_SHARE, FLAG_CHEST_SHARE = 0.40, 0.55
 FEW_SLICES = 3  # the patient rule needs k consecutive slices (3 at least in every configuration shipped so far)
 VALIDATED_STEP_MM = 5.0  # thickest slice step the patient rule was validated on (module docstring)
+VALIDATED_MIN_STEP_MM = 2.0  # thinnest (CT-MD); a step below 90 % of it is flagged
 
 
 def _grey_lung_fraction(grey: np.ndarray) -> float:
@@ -76,12 +79,20 @@ def body_region_check(image: MedicalImage, fractions: np.ndarray | None = None) 
 
 
 def slice_step_check(image: MedicalImage) -> Check:
-    """Flags a DICOM series whose median slice step (mm) is above ``VALIDATED_STEP_MM``; slices without
+    """Flags a DICOM series whose median slice step (mm) is above ``VALIDATED_STEP_MM`` or below 90 % of
+    ``VALIDATED_MIN_STEP_MM`` (a 0.6–1.25 mm thin-slice series: k consecutive slices are a few mm); slices without
     positions (PNG/JPG, a single slice) cannot be judged and pass with the step unknown."""
     step = median_slice_step(image)
     if step is None:
         return Check("slice_step", "ok", {"slice_step_mm": None})
-    value = {"slice_step_mm": round(step, 2), "validated_max_mm": VALIDATED_STEP_MM}
+    value = {"slice_step_mm": round(step, 2), "validated_min_mm": VALIDATED_MIN_STEP_MM,
+             "validated_max_mm": VALIDATED_STEP_MM}
+    if step < 0.9 * VALIDATED_MIN_STEP_MM:
+        return Check("slice_step", "flagged", value,
+                     f"slices {step:.1f} mm apart: the patient rule (a lesion on k consecutive slices) was validated on "
+                     f"series of {VALIDATED_MIN_STEP_MM:.0f}–{VALIDATED_STEP_MM:.0f} mm, where k slices span "
+                     f"{VALIDATED_MIN_STEP_MM / step:.1f}× the length they span here; give a "
+                     f"{VALIDATED_MIN_STEP_MM:.0f}–{VALIDATED_STEP_MM:.0f} mm reconstruction if the study has one")
     if step > VALIDATED_STEP_MM:
         return Check("slice_step", "flagged", value,
                      f"slices {step:.1f} mm apart: the patient rule was validated on series of "

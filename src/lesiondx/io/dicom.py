@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from .decodes import decoded
+from .enhanced import frame_geometry, frame_rescale, is_enhanced
 from .errors import ImageReadError, NotAnImage, require_nonempty_file
 from .image import MedicalImage
 from .raster import check_pixel_count, check_series_pixel_count, colour_fraction
@@ -117,6 +119,9 @@ def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, float]:
         return grey.astype(np.float32), False, colour_fraction(rgb)
     has_lut = "RescaleSlope" in ds or "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
     values = apply_modality_lut(raw, ds) if has_lut else raw
+    rescale = frame_rescale(ds) if not has_lut and is_enhanced(ds) and raw.ndim == 3 else None
+    if rescale is not None:  # an Enhanced CT: slope and intercept per frame in the functional groups
+        values, has_lut = raw * rescale[:, 0, None, None] + rescale[:, 1, None, None], True
     modality = str(ds.get("Modality", "OT"))
     if photometric == "MONOCHROME1":
         values = values.max() - values
@@ -170,21 +175,42 @@ def image_from_dataset(ds: Dataset, path: Path, *, frame: int | None = None) -> 
             raise ImageReadError(path, f"frame {frame} does not exist (the file has {n_frames} frame(s), 0-based)")
         pixels = pixels[frame] if n_frames > 1 else pixels
     spacing = _spacing_2d(ds)
-    if pixels.ndim == 3 and spacing is not None:
+    iop = ds.get("ImageOrientationPatient")
+    orientation = tuple(float(v) for v in iop) if iop else None
+    positions = None
+    if is_enhanced(ds):  # geometry in the functional groups; frames ordered superior → inferior like a series
+        orientation, spacing, pixels, positions = _enhanced_geometry(ds, pixels, frame, orientation, spacing)
+    if pixels.ndim == 3 and spacing is not None and len(spacing) == 2:
         thickness = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 1.0)
         spacing = (thickness, *spacing)
-    iop = ds.get("ImageOrientationPatient")
     metadata = _metadata(ds) | ({"ColourFraction": f"{colour:.4f}"} if colour else {})
     return MedicalImage(
         pixels=pixels,
         spacing=spacing,
         modality=str(ds.get("Modality") or "OT"),
-        orientation=tuple(float(v) for v in iop) if iop else None,
+        orientation=orientation,
         phase=guess_phase(ds),
         sources=(path,),
+        positions=positions,
         is_hu=is_hu,
         metadata=metadata,
     )
+
+
+def _enhanced_geometry(ds: Dataset, pixels: np.ndarray, frame: int | None, orientation, spacing):
+    """Orientation, spacing (2-D, or slice step + 2-D for the whole volume), pixels and head-pointing positions of an
+    enhanced multi-frame file; the volume is reordered superior → inferior when every frame has a position."""
+    iop, in_plane, frame_positions = frame_geometry(ds)
+    orientation, spacing = iop or orientation, in_plane or spacing
+    if frame is not None or pixels.ndim != 3 or frame_positions is None or orientation is None:
+        return orientation, spacing, pixels, None
+    normal = slice_normal(orientation)
+    along = np.array([float(np.dot(p, normal)) for p in frame_positions])
+    order = np.argsort(-along, kind="stable")
+    positions = tuple(float(v) for v in along[order])
+    if spacing is not None and len(positions) > 1:
+        spacing = (float(np.median(np.abs(np.diff(positions)))), *spacing)
+    return orientation, spacing, pixels[order], positions
 
 
 def slice_normal(orientation: Sequence[float]) -> np.ndarray:
@@ -334,6 +360,11 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
     check_series_pixel_count(folder, [_pixel_count(headers[i]) for i in order])
     slices = [decoded("image", paths[i], None, lambda i=i: image_from_dataset(headers[i], paths[i]), keep=False)
               for i in order]  # a slice already decoded in a shared_decodes block is not decoded again
+    if any(s.is_volume for s in slices):
+        if len(slices) > 1:
+            raise ImageReadError(folder, f"{len(slices)} files of one series and a multi-frame file among them: give "
+                                         "the multi-frame file on its own")
+        return replace(slices[0], warnings=tuple(notes) + slices[0].warnings)  # one Enhanced CT file: the volume
     shapes = {s.pixels.shape for s in slices}
     if len(shapes) != 1:
         raise ImageReadError(folder, f"slices have different sizes {sorted(shapes)}: not one series")

@@ -127,3 +127,15 @@ def test_a_file_exported_twice_is_read_once(tmp_path, ctmd_folder):
     assert image.n_slices == 4, image.warnings  # was 6 with "2 slice position(s) repeat"
     assert any("dropped 2 duplicate file(s)" in w for w in image.warnings), image.warnings
     assert not any("repeat" in w for w in image.warnings)
+
+
+def test_a_zipped_export_gets_a_reason_a_user_can_act_on(tmp_path, ctmd_folder):
+    import zipfile
+
+    paths = _stack(ctmd_folder, tmp_path / "export", n=2)
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in paths:
+            handle.write(path, path.name)
+    with pytest.raises(ImageReadError, match="export.zip: an archive .*unpack it and give the series folder"):
+        read_image(archive)  # was: "unsupported file type '.zip' (expected DICOM, NIfTI, PNG or JPG)"

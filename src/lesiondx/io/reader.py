@@ -10,6 +10,9 @@ from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_files, read_slice_folder
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".7z", ".rar")
+
+
 def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
     """Read one file: DICOM (by preamble or .dcm), NIfTI, or PNG/JPG/BMP/TIFF; ``frame`` picks one frame
     (0-based) of a multi-frame DICOM file. A folder is read with :func:`read_study`.
@@ -34,6 +37,9 @@ def _read_image(path: Path, frame: int | None) -> MedicalImage:
 
     if is_dicom_file(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", ""):
         return read_dicom(path, frame=frame)
+    if name.endswith(ARCHIVE_SUFFIXES):
+        raise ImageReadError(path, "an archive (zip / tar / 7z): unpack it and give the series folder, or the "
+                                   "export folder holding a DICOMDIR")
     raise ImageReadError(path, f"unsupported file type {path.suffix!r} (expected DICOM, NIfTI, PNG or JPG)")
 
 

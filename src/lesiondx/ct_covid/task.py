@@ -19,6 +19,7 @@ from lesiondx.config import config_to_dict
 from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
                            report_notes, screen_rows, seen_in_training, write_training_files)
 from lesiondx.gate import require, result_fields
+from lesiondx.gate.ct_covid import VALIDATED_STEPS_MM
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
                          shared_decodes)
@@ -138,8 +139,8 @@ def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> di
 def _read_series(inputs: list[Path]) -> tuple[Any, str]:
     """One series from a folder, or from several slice files of one series (DICOM ordered by position,
     PNG/JPG in the order given; see :func:`lesiondx.io.read_series_files`)."""
-    if len(inputs) == 1:
-        return read_study(inputs[0]), str(inputs[0])
+    if len(inputs) == 1:  # of several reconstructions in a folder, one in the patient rule's validated step range
+        return read_study(inputs[0], prefer_step_mm=VALIDATED_STEPS_MM), str(inputs[0])
     if any(Path(p).is_dir() for p in inputs):
         raise ValueError("give one series folder, or several slice files of one series in order")
     return read_series_files(inputs), ", ".join(map(str, inputs))

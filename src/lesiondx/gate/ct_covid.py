@@ -37,6 +37,7 @@ REFUSE_CHEST_SHARE, FLAG_CHEST_SHARE = 0.40, 0.55
 FEW_SLICES = 3  # the patient rule needs k consecutive slices (3 at least in every configuration shipped so far)
 VALIDATED_STEP_MM = 5.0  # thickest slice step the patient rule was validated on (module docstring)
 VALIDATED_MIN_STEP_MM = 2.0  # thinnest (CT-MD); a step below 90 % of it is flagged
+VALIDATED_STEPS_MM = (0.9 * VALIDATED_MIN_STEP_MM, VALIDATED_STEP_MM)  # slice steps (mm) not flagged
 
 
 def _grey_lung_fraction(grey: np.ndarray) -> float:
@@ -87,7 +88,7 @@ def slice_step_check(image: MedicalImage) -> Check:
         return Check("slice_step", "ok", {"slice_step_mm": None})
     value = {"slice_step_mm": round(step, 2), "validated_min_mm": VALIDATED_MIN_STEP_MM,
              "validated_max_mm": VALIDATED_STEP_MM}
-    if step < 0.9 * VALIDATED_MIN_STEP_MM:
+    if step < VALIDATED_STEPS_MM[0]:
         return Check("slice_step", "flagged", value,
                      f"slices {step:.1f} mm apart: the patient rule (a lesion on k consecutive slices) was validated on "
                      f"series of {VALIDATED_MIN_STEP_MM:.0f}–{VALIDATED_STEP_MM:.0f} mm, where k slices span "

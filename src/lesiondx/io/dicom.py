@@ -314,14 +314,15 @@ def _without_copies(headers: Sequence[Dataset], indices: list[int]) -> tuple[lis
     return kept, dropped
 
 
-def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage:
+def read_dicom_series(source: str | Path | Iterable[str | Path], *,
+                      prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
     """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
 
     Files that are not DICOM images (a README, a dose report, a DICOMDIR) are skipped and listed in ``warnings``.
     A folder holding only a DICOMDIR is read through its subfolders (a PACS / CD export). Of several series the one
     :func:`lesiondx.io.series.pick_series` picks is read (localizers, reformats and secondary captures skipped), and
     ``warnings`` name it and the others. Refused (``ImageReadError``): files of several patients, slices of different
-    sizes or orientations. Repeated slice positions are warned about.
+    sizes or orientations. Repeated slice positions are warned about. ``prefer_step_mm``: see ``pick_series``.
     """
     if isinstance(source, (str, Path)):
         folder = Path(source)
@@ -344,7 +345,7 @@ def read_dicom_series(source: str | Path | Iterable[str | Path]) -> MedicalImage
     patients = {str(d.get("PatientID")) for d in headers if d.get("PatientID") not in (None, "")}
     if len(patients) > 1:
         raise ImageReadError(folder, f"the files belong to {len(patients)} patients (PatientID): give one patient's series")
-    pick = pick_series(headers)
+    pick = pick_series(headers, prefer_step_mm)
     chosen = list(pick.indices)
     notes = [*pick.notes, *notes]
     orientations = {tuple(round(float(v), 3) for v in headers[i].ImageOrientationPatient)

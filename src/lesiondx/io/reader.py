@@ -43,13 +43,15 @@ def _read_image(path: Path, frame: int | None) -> MedicalImage:
     raise ImageReadError(path, f"unsupported file type {path.suffix!r} (expected DICOM, NIfTI, PNG or JPG)")
 
 
-def read_study(folder: str | Path) -> MedicalImage:
-    """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack."""
+def read_study(folder: str | Path, *, prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
+    """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack.
+    ``prefer_step_mm``: of several axial DICOM series, one with slices that far apart (mm) goes first."""
     folder = Path(folder)
-    return decoded("study", folder, None, lambda: _read_study(folder))
+    kind = "study" if prefer_step_mm is None else f"study@{prefer_step_mm[0]:g}-{prefer_step_mm[1]:g}"
+    return decoded(kind, folder, None, lambda: _read_study(folder, prefer_step_mm))
 
 
-def _read_study(folder: Path) -> MedicalImage:
+def _read_study(folder: Path, prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
     from .dicom import dicom_files_in, is_dicom_file, nested_dicom_files, read_dicom_series
 
     if not folder.is_dir():
@@ -58,7 +60,7 @@ def _read_study(folder: Path) -> MedicalImage:
     if any(p.suffix.lower() in RASTER_SUFFIXES for p in files) and not any(is_dicom_file(p) for p in files[:50]):
         return read_slice_folder(folder)
     if dicom_files_in(folder) or nested_dicom_files(folder):
-        return read_dicom_series(folder)
+        return read_dicom_series(folder, prefer_step_mm=prefer_step_mm)
     raise ImageReadError(folder, "folder holds neither DICOM files nor PNG/JPG slices")
 
 

@@ -78,10 +78,24 @@ def _why_not(headers: Sequence[Dataset], indices: list[int]) -> str | None:
     return None
 
 
-def pick_series(headers: Sequence[Dataset]) -> SeriesPick:
+def median_step(headers: Sequence[Dataset], indices: Sequence[int]) -> float | None:
+    """Median distance (mm) between neighbouring slices of a series along its slice normal; ``None`` without
+    positions and orientation or with fewer than 3 slices."""
+    chosen = [headers[i] for i in indices]
+    if len(chosen) < 3 or not all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in chosen):
+        return None
+    iop = np.asarray(chosen[0].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    along = np.sort([float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in chosen])
+    return float(np.median(np.diff(along)))
+
+
+def pick_series(headers: Sequence[Dataset], prefer_step_mm: tuple[float, float] | None = None) -> SeriesPick:
     """The series to read from image headers of one folder: localizer images dropped (also from inside a series),
     then the axial, non-secondary-capture series with the most images; when none is axial, the largest series (the
-    gates judge its orientation). Notes name the series read, why, and every series or image skipped."""
+    gates judge its orientation). ``prefer_step_mm`` (lo, hi): among axial series, one whose slice step lies in that
+    range (what a task was validated on) goes before a larger one outside it (a 1 mm beside a 5 mm reconstruction).
+    Notes name the series read, why, and every series or image skipped."""
     by_series: dict[str, list[int]] = {}
     for index, ds in enumerate(headers):
         by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
@@ -100,13 +114,20 @@ def pick_series(headers: Sequence[Dataset]) -> SeriesPick:
         stacks = {uid: list(v) for uid, v in by_series.items()}
     reasons = {uid: _why_not(headers, v) for uid, v in stacks.items()}
     pool = [uid for uid in stacks if reasons[uid] is None] or list(stacks)
-    chosen = max(pool, key=lambda uid: len(stacks[uid]))
+    steps = {uid: median_step(headers, stacks[uid]) for uid in pool}
+    in_range = [uid for uid in pool if prefer_step_mm is not None and steps[uid] is not None
+                and prefer_step_mm[0] <= steps[uid] <= prefer_step_mm[1]]
+    chosen = max(in_range or pool, key=lambda uid: len(stacks[uid]))
     others = [uid for uid in stacks if uid != chosen]
     if others:
         why = "the axial series with the most images" if reasons[chosen] is None else "the series with the most images"
+        if in_range and len(in_range) < len(pool):
+            why += (f" among those with slices {prefer_step_mm[0]:g}–{prefer_step_mm[1]:g} mm apart (the range this "
+                    f"task was validated on; slices {steps[chosen]:.2g} mm apart)")
         notes.insert(0, f"read {series_label(headers[stacks[chosen][0]], len(stacks[chosen]))}: {why} of "
                         f"{len(stacks)} series in the folder (give one series per folder to choose)")
         for uid in others:
-            reason = reasons[uid] or "fewer images (another reconstruction or series of the study)"
+            reason = reasons[uid] or ("slices outside that range" if uid in pool and in_range and uid not in in_range
+                                      else "fewer images (another reconstruction or series of the study)")
             notes.append(f"skipped {series_label(headers[stacks[uid][0]], len(stacks[uid]))}: {reason}")
     return SeriesPick(tuple(stacks[chosen]), tuple(notes))

@@ -139,3 +139,20 @@ def test_a_zipped_export_gets_a_reason_a_user_can_act_on(tmp_path, ctmd_folder):
             handle.write(path, path.name)
     with pytest.raises(ImageReadError, match="export.zip: an archive .*unpack it and give the series folder"):
         read_image(archive)  # was: "unsupported file type '.zip' (expected DICOM, NIfTI, PNG or JPG)"
+
+
+def test_series_order_on_headers_alone_names_the_files_the_reader_reads(tmp_path, ctmd_folder):
+    """For code that maps results back to instances from headers read without pixels (the service's DICOM output)."""
+    from lesiondx.io.dicom import dicom_files_in, series_order
+
+    _stack(ctmd_folder, tmp_path, n=3)
+    _scout(ctmd_folder, tmp_path / "SCOUT_IN.dcm", same_series=True)
+    _scout(ctmd_folder, tmp_path / "SCOUT_OWN.dcm", same_series=False)
+    for i, ds in enumerate(_slices(ctmd_folder, 5)):
+        ds.SeriesInstanceUID, ds.ImageOrientationPatient = "1.2.3.4", [1, 0, 0, 0, 0, -1]
+        ds.save_as(tmp_path / f"COR{i:04d}.dcm")
+    files = dicom_files_in(tmp_path)
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    order, notes, copies = series_order(headers)
+    assert [files[i] for i in order] == list(read_study(tmp_path).sources) and not copies
+    assert any("coronal" in n for n in notes)

@@ -305,13 +305,33 @@ def _without_copies(headers: Sequence[Dataset], indices: list[int]) -> tuple[lis
         uid = str(ds.get("SOPInstanceUID") or "")
         position = tuple(round(float(v), 3) for v in ds.get("ImagePositionPatient") or ())
         keys = {("uid", uid)} if uid else set()
-        keys.add(("pixels", position, hash(ds.get("PixelData", b"")), len(ds.get("PixelData", b"") or b"")))
+        if "PixelData" in ds:  # headers read without pixels: the UID alone
+            keys.add(("pixels", position, hash(ds.PixelData), len(ds.PixelData or b"")))
         if keys & seen:
             dropped.append(i)
         else:
             kept.append(i)
             seen |= keys
     return kept, dropped
+
+
+def series_order(headers: Sequence[Dataset], prefer_step_mm: tuple[float, float] | None = None, *,
+                 where: Path = Path(".")) -> tuple[list[int], tuple[str, ...], list[int]]:
+    """What :func:`read_dicom_series` reads from the headers of one folder: the indices of its images, superior →
+    inferior; the notes on the series read and skipped; the indices dropped as copies of another file. Headers read
+    without pixels are told apart by SOPInstanceUID only. Refused (``ImageReadError`` naming ``where``): files of
+    several patients, one series with slices in several orientations."""
+    patients = {str(d.get("PatientID")) for d in headers if d.get("PatientID") not in (None, "")}
+    if len(patients) > 1:
+        raise ImageReadError(where, f"the files belong to {len(patients)} patients (PatientID): give one patient's series")
+    pick = pick_series(headers, prefer_step_mm)
+    orientations = {tuple(round(float(v), 3) for v in headers[i].ImageOrientationPatient)
+                    for i in pick.indices if "ImageOrientationPatient" in headers[i]}
+    if len(orientations) > 1:
+        raise ImageReadError(where, f"slices of one series have {len(orientations)} different orientations: not one stack")
+    chosen, copies = _without_copies(headers, list(pick.indices))
+    keys = superior_to_inferior_keys([headers[i] for i in chosen])
+    return [chosen[i] for i in np.argsort(keys, kind="stable")], pick.notes, copies
 
 
 def read_dicom_series(source: str | Path | Iterable[str | Path], *,
@@ -342,22 +362,11 @@ def read_dicom_series(source: str | Path | Iterable[str | Path], *,
     notes = [f"skipped {len(skipped)} file(s) that are not DICOM images: {', '.join(skipped)}"] if skipped else []
     if not headers:
         raise ImageReadError(folder, "folder holds no DICOM images" + (f" ({notes[0]})" if notes else ""))
-    patients = {str(d.get("PatientID")) for d in headers if d.get("PatientID") not in (None, "")}
-    if len(patients) > 1:
-        raise ImageReadError(folder, f"the files belong to {len(patients)} patients (PatientID): give one patient's series")
-    pick = pick_series(headers, prefer_step_mm)
-    chosen = list(pick.indices)
-    notes = [*pick.notes, *notes]
-    orientations = {tuple(round(float(v), 3) for v in headers[i].ImageOrientationPatient)
-                    for i in chosen if "ImageOrientationPatient" in headers[i]}
-    if len(orientations) > 1:
-        raise ImageReadError(folder, f"slices of one series have {len(orientations)} different orientations: not one stack")
-    chosen, copies = _without_copies(headers, chosen)
+    order, picked, copies = series_order(headers, prefer_step_mm, where=folder)
+    notes = [*picked, *notes]
     if copies:
         notes.append(f"dropped {len(copies)} duplicate file(s) ({', '.join(paths[i].name for i in copies[:5])}"
                      f"{', ...' if len(copies) > 5 else ''}): the same image as another file (exported twice)")
-    keys = superior_to_inferior_keys([headers[i] for i in chosen])
-    order = [chosen[i] for i in np.argsort(keys, kind="stable")]
     check_series_pixel_count(folder, [_pixel_count(headers[i]) for i in order])
     slices = [decoded("image", paths[i], None, lambda i=i: image_from_dataset(headers[i], paths[i]), keep=False)
               for i in order]  # a slice already decoded in a shared_decodes block is not decoded again

@@ -156,3 +156,12 @@ def test_series_order_on_headers_alone_names_the_files_the_reader_reads(tmp_path
     order, notes, copies = series_order(headers)
     assert [files[i] for i in order] == list(read_study(tmp_path).sources) and not copies
     assert any("coronal" in n for n in notes)
+
+
+def test_a_dose_report_in_a_subfolder_of_an_export_is_named_by_its_path(tmp_path, ctmd_folder):
+    _stack(ctmd_folder, tmp_path / "DICOM" / "SE1", suffix="")
+    (tmp_path / "DICOM" / "SE9").mkdir()
+    _dose_report(tmp_path / "DICOM" / "SE9" / "IM0")
+    image = read_study(tmp_path)
+    assert image.n_slices == 4
+    assert any("DICOM/SE9/IM0 (a DICOM SR object with no pixel data: a report" in w for w in image.warnings), image.warnings

@@ -66,8 +66,8 @@ def read_dataset(path: str | Path, *, pixels: bool = True) -> Dataset:
         raise ImageReadError(path, "not a DICOM file (no DICOM image attributes found)")
     if pixels and "PixelData" not in ds:
         if is_non_image_object(ds):
-            raise NotAnImage(path, f"a DICOM {ds.get('Modality') or 'non-image'} object with no pixel data (a report "
-                                   "or other non-image object, not an image)")
+            raise NotAnImage(path, f"a DICOM {ds.get('Modality') or 'non-image'} object with no pixel data: a report "
+                                   "or other non-image object")
         raise ImageReadError(path, "DICOM file holds no pixel data (not an image, or a cut-off image file)")
     return ds
 
@@ -277,20 +277,22 @@ def nested_dicom_files(folder: Path) -> list[Path]:
     return [p for p in found if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
 
 
-def _read_headers(paths: list[Path]) -> tuple[list[Path], list[Dataset], list[str]]:
+def _read_headers(paths: list[Path], root: Path | None = None) -> tuple[list[Path], list[Dataset], list[str]]:
     """Read every candidate file; files that are not DICOM at all (a LICENSE, a README, a thumbnail)
-    are skipped and named; a DICOM file that is corrupt still fails the series."""
+    are skipped and named (relative to ``root`` when given, else by file name); a DICOM file that is corrupt still
+    fails the series."""
     kept, headers, skipped = [], [], []
     for p in paths:
+        shown = str(p.relative_to(root)) if root is not None else p.name
         try:
             headers.append(read_dataset(p))
             kept.append(p)
         except NotAnImage as exc:  # a dose report, a DICOMDIR: part of an export, not of the series
-            skipped.append(f"{p.name} ({exc.reason})")
+            skipped.append(f"{shown} ({exc.reason})")
         except ImageReadError as exc:
             if is_dicom_file(p) or p.suffix.lower() in (".dcm", ".dicom", ".ima"):
                 raise
-            skipped.append(f"{p.name} ({exc.reason})")
+            skipped.append(f"{shown} ({exc.reason})")
     return kept, headers, skipped
 
 
@@ -358,7 +360,7 @@ def read_dicom_series(source: str | Path | Iterable[str | Path], *,
         folder = paths[0].parent if paths else Path(".")
         if not paths:
             raise ImageReadError(folder, "no DICOM files given")
-    paths, headers, skipped = _read_headers(paths)  # one read per file; pixels decode lazily
+    paths, headers, skipped = _read_headers(paths, folder if nested else None)  # one read per file; pixels lazily
     notes = [f"skipped {len(skipped)} file(s) that are not DICOM images: {', '.join(skipped)}"] if skipped else []
     if not headers:
         raise ImageReadError(folder, "folder holds no DICOM images" + (f" ({notes[0]})" if notes else ""))

@@ -48,3 +48,16 @@ def test_a_thin_slice_series_is_flagged_as_outside_the_validated_steps():
     assert result.status == "flagged" and "0.6 mm apart" in result.reason and "2–5 mm" in result.reason
     assert gate_module.slice_step_check(excerpt).status == "ok"  # CT-MD's own 2 mm
     assert check("ct-covid", thin).checks["slice_step"]["status"] == "flagged"
+
+
+def test_a_coronal_reformat_is_refused(ctmd_folder):
+    """Coronal slices resliced from the real P002 series (altered): was flagged only, and the model ran with axial
+    lung zones and quadrants."""
+    series = read_study(ctmd_folder / "series" / "P002")
+    coronal = replace(series, pixels=series.pixels[:, 96:416:8, :].transpose(1, 0, 2).copy(),
+                      orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0), positions=tuple(-4.8 * i for i in range(40)),
+                      spacing=(4.8, 2.0, series.spacing[2]))
+    verdict = check("ct-covid", coronal)
+    assert verdict.status == "refused" and verdict.checks["plane"]["status"] == "refused"
+    assert "coronal slices" in verdict.checks["plane"]["note"]
+    assert check("ct-covid", read_study(EXCERPT)).checks["plane"]["status"] == "ok"

@@ -138,6 +138,26 @@ def pixel_value_check(image: MedicalImage) -> Check:
     return Check("pixel_values", "ok", value)
 
 
+MIN_AXIAL_COS = 0.5  # slice normal more than 60° from the body axis: a coronal or sagittal plane
+
+
+def plane_check(image: MedicalImage) -> Check:
+    """Refuses coronal and sagittal slices (ImageOrientationPatient; a reformat given instead of the axial series):
+    the segmenter was trained on axial slices, and the patient rule's consecutive slices, its image quadrants and the
+    lung zones of the locations are axial. Tilts up to 60° are left to the geometry check (flagged beyond 30°);
+    slices without orientation (PNG/JPG) pass."""
+    if image.orientation is None or len(image.orientation) != 6:
+        return Check("plane", "ok", {"axial_cos": None})
+    normal = np.cross(np.asarray(image.orientation[:3], float), np.asarray(image.orientation[3:], float))
+    cos = abs(float(normal[2])) / max(1e-9, float(np.linalg.norm(normal)))
+    value = {"axial_cos": round(cos, 3)}
+    if cos < MIN_AXIAL_COS:
+        plane = "sagittal" if abs(normal[0]) >= abs(normal[1]) else "coronal"
+        return Check("plane", "refused", value, f"{plane} slices (a reformat): this model reads axial chest CT slices; "
+                                                "give the axial series")
+    return Check("plane", "ok", value)
+
+
 def gate(image: MedicalImage) -> GateVerdict:
     """The ct-covid verdict for a series (or slice) read by :mod:`lesiondx.io`; the slices' lung shares are measured
     once, for the body-region and the lung-coverage checks."""
@@ -149,4 +169,4 @@ def gate(image: MedicalImage) -> GateVerdict:
         return measured[0]
 
     return ct_gate(TASK, image, lambda im: body_region_check(im, fractions(im)), min_slices=FEW_SLICES,
-                   task_checks=(pixel_value_check, slice_step_check, lambda im: lung_coverage_check(im, fractions(im))))
+                   task_checks=(plane_check, pixel_value_check, slice_step_check, lambda im: lung_coverage_check(im, fractions(im))))

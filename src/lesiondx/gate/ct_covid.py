@@ -11,6 +11,9 @@ lungs on < 5 % of the body is flagged.
 Lung coverage: a HU series whose first or last slice still shows lungs covers only part of them (flagged; see
 :func:`lung_coverage_check`).
 
+Refused besides: coronal or sagittal slices (:func:`plane_check`) and values that are neither HU nor 8-bit grey (a
+CT without rescale tags, :func:`pixel_value_check`).
+
 Slice step (validated range, not plausibility): the patient rule (k consecutive slices) was chosen and checked on
 series of 2 mm (CT-MD) and 5 mm (A0001) slices; a DICOM series whose slices are further apart, or closer than
 1.8 mm (thin-slice reconstructions: k slices of 0.6 mm span 3 mm of lung, not the 10 mm k = 5 spans on CT-MD), is

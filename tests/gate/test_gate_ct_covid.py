@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from lesiondx.gate import check
@@ -61,3 +62,34 @@ def test_a_coronal_reformat_is_refused(ctmd_folder):
     assert verdict.status == "refused" and verdict.checks["plane"]["status"] == "refused"
     assert "coronal slices" in verdict.checks["plane"]["note"]
     assert check("ct-covid", read_study(EXCERPT)).checks["plane"]["status"] == "ok"
+
+
+def _png_slices(folder: Path, window) -> Path:
+    from PIL import Image
+
+    from lesiondx.io import display_grey
+
+    folder.mkdir()
+    for i, hu in enumerate(read_study(EXCERPT).pixels):
+        Image.fromarray(np.clip(display_grey(hu, True, window), 0, 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_png_slices_in_a_soft_tissue_window_are_refused(tmp_path):
+    """The excerpt exported as 8-bit PNGs (altered copies): in the mediastinal window the lungs are black and ground
+    glass cannot be seen (was: not refused, the model ran on them); in a lung window they pass."""
+    soft = check("ct-covid", read_study(_png_slices(tmp_path / "mediastinum", "mediastinum")))
+    assert soft.status == "refused" and soft.checks["window"]["status"] == "refused"
+    assert "soft-tissue window" in soft.checks["window"]["note"]
+    lung = check("ct-covid", read_study(_png_slices(tmp_path / "lung", "lung")))
+    assert lung.checks["window"]["status"] == "ok" and lung.checks["window"]["value"]["lung_black_share"] == 0.0
+
+
+def test_medseg_lung_window_slices_pass_the_window_check(medseg_folder):
+    import pandas as pd
+
+    from lesiondx.io import read_image
+
+    rows = pd.read_csv(medseg_folder / "labels.csv").head(5)
+    for image in rows["image"]:
+        assert gate_module.window_check(read_image(medseg_folder / image)).status == "ok", image

@@ -11,8 +11,8 @@ lungs on < 5 % of the body is flagged.
 Lung coverage: a HU series whose first or last slice still shows lungs covers only part of them (flagged; see
 :func:`lung_coverage_check`).
 
-Refused besides: coronal or sagittal slices (:func:`plane_check`) and values that are neither HU nor 8-bit grey (a
-CT without rescale tags, :func:`pixel_value_check`).
+Refused besides: coronal or sagittal slices (:func:`plane_check`), values that are neither HU nor 8-bit grey (a
+CT without rescale tags, :func:`pixel_value_check`) and 8-bit slices in a soft-tissue window (:func:`window_check`).
 
 Slice step (validated range, not plausibility): the patient rule (k consecutive slices) was chosen and checked on
 series of 2 mm (CT-MD) and 5 mm (A0001) slices; a DICOM series whose slices are further apart, or closer than
@@ -141,6 +141,48 @@ def pixel_value_check(image: MedicalImage) -> Check:
     return Check("pixel_values", "ok", value)
 
 
+SOFT_WINDOW_DARK = 0.25  # median share of the lung field at black (grey ≤ 3) above which 8-bit slices are refused
+
+
+def lung_black_share(grey: np.ndarray) -> float | None:
+    """Share of an 8-bit slice's lung field (as the model finds it, at the gate's working size) that is black (grey
+    ≤ 3); ``None`` when the slice shows no lung field (< 1 % of the slice)."""
+    from lesiondx.ct_covid.config import read_config
+    from lesiondx.ct_covid.lung import lung_field
+
+    from .features import shrink
+
+    g = shrink(np.asarray(grey, np.float32))
+    threshold = read_config(None).lung_threshold_grey
+    field = lung_field(g, threshold, remove_border_air=True)
+    if field.mean() < LUNG_SLICE_GREY:
+        field = lung_field(g, threshold, remove_border_air=False)  # slices cropped to the chest
+    return None if field.mean() < 0.01 else float((g[field] <= 3).mean())
+
+
+def window_check(image: MedicalImage, max_slices: int = 15) -> Check:
+    """Refuses 8-bit slices rendered in a soft-tissue window, whose lungs are black: a mediastinal window (W350 L50)
+    starts at −125 HU, so ground glass (about −700 to −300 HU) is as black as air and cannot be seen. Measured with
+    this function (2026-12-06, 15 slices a series): the 98 MedSeg lung-window slices 0–0.064 (median 0); the four
+    shared chest CTs rendered 8-bit in the model's or the 'lung' window 0 on every slice, in the mediastinum window
+    series medians 0.55–0.76 (slices ≥ 0.45), abdomen window 0.45–0.75 (slices ≥ 0.31). HU series are windowed by
+    the model itself and pass."""
+    if image.is_hu:
+        return Check("window", "ok", {"lung_black_share": None})
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    idx = np.unique(np.linspace(0, len(pixels) - 1, min(len(pixels), max_slices)).astype(int))
+    shares = [v for v in (lung_black_share(pixels[i]) for i in idx) if v is not None]
+    if not shares:
+        return Check("window", "ok", {"lung_black_share": None})
+    share = float(np.median(shares))
+    value = {"lung_black_share": round(share, 3), "refused_above": SOFT_WINDOW_DARK}
+    if share > SOFT_WINDOW_DARK:
+        return Check("window", "refused", value,
+                     f"{share:.0%} of the lung field is black: the slices are in a soft-tissue window, where ground-glass "
+                     "opacities are as black as air; give lung-window slices or the DICOM series")
+    return Check("window", "ok", value)
+
+
 MIN_AXIAL_COS = 0.5  # slice normal more than 60° from the body axis: a coronal or sagittal plane
 
 
@@ -172,4 +214,4 @@ def gate(image: MedicalImage) -> GateVerdict:
         return measured[0]
 
     return ct_gate(TASK, image, lambda im: body_region_check(im, fractions(im)), min_slices=FEW_SLICES,
-                   task_checks=(plane_check, pixel_value_check, slice_step_check, lambda im: lung_coverage_check(im, fractions(im))))
+                   task_checks=(plane_check, pixel_value_check, window_check, slice_step_check, lambda im: lung_coverage_check(im, fractions(im))))

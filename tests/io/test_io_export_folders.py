@@ -165,3 +165,19 @@ def test_a_dose_report_in_a_subfolder_of_an_export_is_named_by_its_path(tmp_path
     image = read_study(tmp_path)
     assert image.n_slices == 4
     assert any("DICOM/SE9/IM0 (a DICOM SR object with no pixel data: a report" in w for w in image.warnings), image.warnings
+
+
+def test_a_huge_tree_under_a_folder_is_refused_without_walking_all_of_it(tmp_path, monkeypatch):
+    from lesiondx.io import dicom
+
+    monkeypatch.setattr(dicom, "MAX_NESTED_FILES", 5)
+    for i in range(3):
+        (tmp_path / f"sub{i}").mkdir()
+        for k in range(4):
+            (tmp_path / f"sub{i}" / f"f{k}.txt").write_text("x")
+    seen: list[Path] = []
+    walk = Path.rglob
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: (seen.append(p) or p for p in walk(self, pattern)))
+    with pytest.raises(ImageReadError, match="more than 5 files in its subfolders"):
+        read_study(tmp_path)
+    assert len(seen) < 15  # was: the whole tree listed and sorted before the cap was looked at

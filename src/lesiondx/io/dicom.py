@@ -267,14 +267,14 @@ def nested_dicom_files(folder: Path) -> list[Path]:
     if any(p.name.upper() != "DICOMDIR" for p in dicom_files_in(folder)):
         return []
     found: list[Path] = []
-    for path in sorted(folder.rglob("*")):
+    for path in folder.rglob("*"):  # unsorted: the cap stops the walk of a huge tree early
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts) \
                 and path.name.upper() != "DICOMDIR" and path.parent != folder:
             found.append(path)
             if len(found) > MAX_NESTED_FILES:
                 raise ImageReadError(folder, f"more than {MAX_NESTED_FILES} files in its subfolders: give the "
                                              "folder of one series or study")
-    return [p for p in found if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
+    return [p for p in sorted(found) if p.suffix.lower() in (".dcm", ".dicom", ".ima", "") or is_dicom_file(p)]
 
 
 def _read_headers(paths: list[Path], root: Path | None = None) -> tuple[list[Path], list[Dataset], list[str]]:

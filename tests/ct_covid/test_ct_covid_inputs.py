@@ -38,3 +38,46 @@ def test_predict_reads_the_reconstruction_in_the_validated_step_range(tmp_path, 
     text = " | ".join(image.warnings)
     assert "read series 3 'Thorax 2.0 D40s'" in text and "1.8–5 mm apart" in text, text
     assert "skipped series 2 'Thorax 0.6 B70f' (6 images, 0.6 mm, kernel D40s): slices outside that range" in text, text
+
+
+def _chest_abdomen(ctmd_folder: Path):
+    """SYNTHETIC chest–abdomen scan: the real P002 chest series (133 slices) with 200 lung-free slices below it
+    (copies of its own lung-free lowest slice at 2 mm steps): lungs on ~27 % of the slices, whole lungs inside."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    chest = read_study(ctmd_folder / "series" / "P002")
+    below = np.repeat(chest.pixels[-1:], 200, axis=0)
+    last = chest.positions[-1]
+    return replace(chest, pixels=np.concatenate([chest.pixels, below]),
+                   positions=tuple(chest.positions) + tuple(last - 2.0 * (i + 1) for i in range(200)),
+                   sources=chest.sources[:1])
+
+
+def test_the_chest_part_of_a_longer_scan_is_analysed_not_refused(tmp_path, ctmd_folder, tiny_run, monkeypatch):
+    from lesiondx.ct_covid import task
+    from lesiondx.gate import check
+
+    scan = _chest_abdomen(ctmd_folder)
+    verdict = check("ct-covid", scan)  # was: refused, "lungs on only 27% of the slices: not a chest CT"
+    body = verdict.checks["body_region"]
+    assert verdict.status == "flagged" and body["status"] == "flagged" and "chest–abdomen–pelvis" in body["note"]
+    first, last = body["value"]["chest_slices"]
+    assert first < 20 and 100 < last < 160  # P002's lungs lie in its slices ~10–120
+    monkeypatch.setattr(task, "_read_series", lambda inputs: (scan, "synthetic chest-abdomen"))
+    result = task.predict([tmp_path], str(tiny_run), None)
+    assert result["analysed_slices"] == [first, last] and result["series_slices"] == 333
+    assert [s["slice"] for s in result["slices"]] == list(range(first, last + 1))
+    assert "label" not in result["patient"] or "incomplete" not in result["patient"]["label"]
+
+
+def test_an_abdominal_scan_with_the_lung_bases_is_still_refused(ctmd_folder):
+    """Lungs at the first slice (the bases of an abdominal scan): no whole chest inside, refused as before."""
+    from dataclasses import replace
+
+    from lesiondx.gate import check
+
+    scan = _chest_abdomen(ctmd_folder)
+    bases = replace(scan, pixels=scan.pixels[90:], positions=scan.positions[90:])
+    assert check("ct-covid", bases).status == "refused"

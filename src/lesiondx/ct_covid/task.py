@@ -168,9 +168,12 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     verdict = require("ct-covid", image, source)  # refuses ultrasound, MR, abdominal series... before any model
     loaded = load_model(model)
     pixels = image.pixels if image.is_volume else image.pixels[None]
+    first, last = _chest_slices(verdict, len(pixels))  # a chest–abdomen–pelvis scan: its chest part
+    pixels = pixels[first : last + 1]
     result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
                             remove_border_air=options.get("remove_border_air"), orientation=image.orientation,
-                            slice_positions_mm=image.positions)
+                            positions=range(first, last + 1),
+                            slice_positions_mm=image.positions[first : last + 1] if image.positions else None)
     cfg = loaded.config
     ood = series_ood(loaded, pixels, image.is_hu, result, load_stats(loaded.path.parent / "ood_stats.npz"))
     fields = result_fields([verdict], image.warnings)
@@ -199,6 +202,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                **_incomplete_negative(verdict, result.patient.decision)}
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
+        **({"analysed_slices": [first, last], "series_slices": image.n_slices} if len(pixels) < image.n_slices else {}),
         **fields, "ood": ood,
         "patient": patient,
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
@@ -208,6 +212,13 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }
+
+
+def _chest_slices(verdict: Any, n_slices: int) -> tuple[int, int]:
+    """First and last slice to analyse: the chest part the gate found in a longer scan (``chest_slices`` of its
+    body-region check), else the whole series."""
+    chest = ((verdict.checks.get("body_region") or {}).get("value") or {}).get("chest_slices")
+    return (int(chest[0]), int(chest[1])) if chest else (0, n_slices - 1)
 
 
 def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:

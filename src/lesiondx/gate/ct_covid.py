@@ -3,7 +3,9 @@
 Body region (measured on the shared data): lung share of the body cross-section (< −400 HU inside the
 filled body outline) ≥ 0.10 on 64–73 % of the slices of the four shared chest-CT series (P002,
 normal001, A0001, A0002) and on 19–32 % of the two abdominal IRCADb series (which include the lung
-bases). HU series: refused below 0.40, flagged below 0.55. Windowed 8-bit slices (no HU): the ct-covid
+bases). HU series: refused below 0.40, flagged below 0.55. A longer HU scan that holds the whole chest (the slices
+with lungs form one run with lung-free slices before and after it: chest–abdomen–pelvis) is flagged instead, and
+predict analyses its chest part (:func:`chest_part`); an abdominal scan whose first slice shows the lung bases is not. Windowed 8-bit slices (no HU): the ct-covid
 lung field covers ≥ 5 % of 97 of 98 MedSeg slices; a series with lungs on fewer than 40 % of its slices
 is flagged (the window is unknown, so never refused on this alone). One or two slices: a slice with
 lungs on < 5 % of the body is flagged.
@@ -54,10 +56,15 @@ def _grey_lung_fraction(grey: np.ndarray) -> float:
     return dark if dark <= CROPPED_MAX_DARK else inside
 
 
+def sampled_slices(n_slices: int, max_slices: int = 40) -> np.ndarray:
+    """Indices of up to ``max_slices`` evenly spaced slices of ``n_slices``, first and last included."""
+    return np.unique(np.linspace(0, n_slices - 1, min(n_slices, max_slices)).astype(int))
+
+
 def lung_fractions(image: MedicalImage, max_slices: int = 40) -> np.ndarray:
-    """Per-slice lung fraction of up to ``max_slices`` evenly spaced slices."""
+    """Per-slice lung fraction of up to ``max_slices`` evenly spaced slices (:func:`sampled_slices`)."""
     pixels = image.pixels if image.is_volume else image.pixels[None]
-    idx = np.unique(np.linspace(0, len(pixels) - 1, min(len(pixels), max_slices)).astype(int))
+    idx = sampled_slices(len(pixels), max_slices)
     measure = lung_fraction_hu if image.is_hu else _grey_lung_fraction
     return np.array([measure(pixels[i]) for i in idx])
 
@@ -74,12 +81,31 @@ def body_region_check(image: MedicalImage, fractions: np.ndarray | None = None) 
         if share == 0:
             return Check("body_region", "flagged", value, "no lung field on the slice(s): not a chest CT slice at lung level")
         return Check("body_region", "ok", value)
+    chest = chest_part(fractions, len(image.pixels) if image.is_volume else 1) if image.is_hu else None
+    if share < FLAG_CHEST_SHARE and chest is not None:
+        return Check("body_region", "flagged", value | {"chest_slices": list(chest)},
+                     f"lungs on {share:.0%} of the slices, all within slices {chest[0]}–{chest[1]}: a longer scan that "
+                     "holds the whole chest (e.g. chest–abdomen–pelvis); those slices are analysed (validated on chest "
+                     "CTs only)")
     if image.is_hu and share < REFUSE_CHEST_SHARE:
         return Check("body_region", "refused", value,
                      f"lungs on only {share:.0%} of the slices: not a chest CT (abdominal or other region)")
     if share < (FLAG_CHEST_SHARE if image.is_hu else REFUSE_CHEST_SHARE):
         return Check("body_region", "flagged", value, f"lungs on only {share:.0%} of the slices: partly outside the chest")
     return Check("body_region", "ok", value)
+
+
+def chest_part(fractions: np.ndarray, n_slices: int) -> tuple[int, int] | None:
+    """First and last slice (indices of the series) of the chest in a longer HU scan: the sampled slices showing
+    lungs form one run with a lung-free sample before and after it; the range reaches to those lung-free samples,
+    since the lungs end somewhere between two samples. ``None`` when the lungs touch an end of the series (an
+    abdominal scan with the lung bases) or lie in several runs."""
+    lungs = np.asarray(fractions) >= LUNG_SLICE_HU
+    where = np.flatnonzero(lungs)
+    if len(where) < FEW_SLICES or lungs[0] or lungs[-1] or where[-1] - where[0] + 1 != len(where):
+        return None
+    idx = sampled_slices(n_slices, len(fractions))
+    return int(idx[where[0] - 1]), int(idx[where[-1] + 1])
 
 
 def slice_step_check(image: MedicalImage) -> Check:
@@ -170,7 +196,7 @@ def window_check(image: MedicalImage, max_slices: int = 15) -> Check:
     if image.is_hu:
         return Check("window", "ok", {"lung_black_share": None})
     pixels = image.pixels if image.is_volume else image.pixels[None]
-    idx = np.unique(np.linspace(0, len(pixels) - 1, min(len(pixels), max_slices)).astype(int))
+    idx = sampled_slices(len(pixels), max_slices)
     shares = [v for v in (lung_black_share(pixels[i]) for i in idx) if v is not None]
     if not shares:
         return Check("window", "ok", {"lung_black_share": None})

@@ -4,6 +4,7 @@ model folder; left-out patients are never trained on."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -49,3 +50,22 @@ def test_fine_tune_with_negatives_from_a_model_folder(medseg_folder, mini_folder
     changed = [k for k, v in states["model"].items() if v.is_floating_point() and not torch.allclose(v, start["model"][k])]
     assert changed, "fine-tuning changed no weight"
     assert np.isfinite(pd.read_csv(run / "history.csv")["loss"]).all()
+
+
+def test_train_lists_the_slices_the_segmenter_reports_without_reading_split_csv_back(medseg_folder, tmp_path, monkeypatch):
+    """The training list comes from what train_segmenter returns (split.csv was read back from disk: a second
+    source of truth, and a failure when it was not written)."""
+    from lesiondx.ct_covid import train as train_module
+
+    used: list[str] = []
+
+    def stub(manifest, run_dir, config, negatives):  # stands in for the (slow) UNet++ training
+        used.extend(manifest.frame["image_id"].astype(str)[:3])
+        return SimpleNamespace(checkpoint=run_dir / CHECKPOINT, image_ids=tuple(used))  # as SegmenterRun
+
+    monkeypatch.setattr(train_module, "train_segmenter", stub)
+    monkeypatch.setattr(task, "export_model", lambda out: None)
+    run = task.train(medseg_folder, tmp_path / "run")
+    assert not (run / "split.csv").exists()
+    listed = pd.read_csv(run / "training_files.csv", dtype=str)
+    assert len(used) == 3 and len(listed) == 3 and (listed["role"] == "segmenter training").all()

@@ -43,7 +43,7 @@ def test_pixel_limit_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyP
         read_raster_array(path)
 
 
-def _ct_slice(path: Path, z: float, *, series: str, size: int = 32, orientation=(1, 0, 0, 0, 1, 0)) -> None:
+def _ct_slice(path: Path, z: float, *, series: str, size: int = 32, orientation=(1, 0, 0, 0, 1, 0), value: int = 1000) -> None:
     """A synthetic CT slice (labelled synthetic) at table position ``z`` mm."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -56,7 +56,7 @@ def _ct_slice(path: Path, z: float, *, series: str, size: int = 32, orientation=
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
     ds.PixelSpacing = [0.7, 0.7]
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, z], list(orientation)
-    ds.PixelData = np.full((size, size), 1000, np.int16).tobytes()
+    ds.PixelData = np.full((size, size), value, np.int16).tobytes()
     ds.save_as(path, enforce_file_format=True)
 
 
@@ -113,6 +113,22 @@ def test_slices_that_cannot_be_one_series_are_refused(tmp_path: Path):
 
 def test_repeated_positions_are_warned_about(tmp_path: Path):
     series = generate_uid()
-    for i, z in enumerate((0.0, -2.0, -2.0, -4.0)):
-        _ct_slice(tmp_path / f"s{i}.dcm", z, series=series)
+    for i, z in enumerate((0.0, -2.0, -2.0, -4.0)):  # two different images at -2 mm (a copy of one is dropped)
+        _ct_slice(tmp_path / f"s{i}.dcm", z, series=series, value=1000 + i)
     assert any("repeat" in w for w in read_study(tmp_path).warnings)
+
+
+def test_series_pixel_limit_is_for_the_whole_series_and_the_image_limit_for_each_image(tmp_path: Path, monkeypatch):
+    """LESIONDX_MAX_PIXELS is the largest image; a series is held to LESIONDX_MAX_SERIES_PIXELS (was: a whole series
+    to the one-image limit, so a 1 mm chest CT of 300 slices of 512² = 79 Mpx was refused at the default 50 Mpx)."""
+    series = generate_uid()
+    for i in range(5):
+        _ct_slice(tmp_path / f"s{i}.dcm", -2.0 * i, series=series, value=1000 + i)  # 5 × 32² = 5,120 px
+    monkeypatch.setenv("LESIONDX_MAX_PIXELS", "2000")  # each image (1,024 px) fits, the series would not
+    assert read_study(tmp_path).n_slices == 5
+    monkeypatch.setenv("LESIONDX_MAX_SERIES_PIXELS", "4000")
+    with pytest.raises(ImageReadError, match="LESIONDX_MAX_SERIES_PIXELS"):
+        read_study(tmp_path)
+    monkeypatch.setenv("LESIONDX_MAX_PIXELS", "1000")  # one image over the per-image limit
+    with pytest.raises(ImageReadError, match="LESIONDX_MAX_PIXELS"):
+        read_study(tmp_path)

@@ -19,6 +19,7 @@ from lesiondx.config import config_to_dict
 from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
                            report_notes, require_task_layout, screen_rows, seen_in_training, write_training_files)
 from lesiondx.gate import require, result_fields
+from lesiondx.gate.ct_covid import VALIDATED_STEPS_MM
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
                          shared_decodes)
@@ -40,8 +41,6 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv`` (a ``negative_data`` folder's in
     ``skipped_rows_<folder>.csv``).
     """
-    import pandas as pd
-
     from .train import negative_rows, resolve_folders, train_segmenter, training_rows  # torch: training extras only
 
     cfg = read_config(config)
@@ -56,8 +55,8 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
-    train_segmenter(manifest, out, cfg, negatives)
-    trained = manifest.frame["image_id"].isin(pd.read_csv(out / "split.csv", dtype=str)["image_id"])
+    run = train_segmenter(manifest, out, cfg, negatives)
+    trained = manifest.frame["image_id"].astype(str).isin(run.image_ids)
     write_training_files(out, image_roles(manifest.frame[trained], "segmenter training"), root=manifest.root)
     for folder in negatives:  # the slices it trained on as negatives (not those of exclude_patients)
         write_training_files(out, image_roles(negative_rows(folder, cfg), f"segmenter negatives ({folder.root.name})"),
@@ -142,8 +141,8 @@ def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> di
 def _read_series(inputs: list[Path]) -> tuple[Any, str]:
     """One series from a folder, or from several slice files of one series (DICOM ordered by position,
     PNG/JPG in the order given; see :func:`lesiondx.io.read_series_files`)."""
-    if len(inputs) == 1:
-        return read_study(inputs[0]), str(inputs[0])
+    if len(inputs) == 1:  # of several reconstructions in a folder, one in the patient rule's validated step range
+        return read_study(inputs[0], prefer_step_mm=VALIDATED_STEPS_MM), str(inputs[0])
     if any(Path(p).is_dir() for p in inputs):
         raise ValueError("give one series folder, or several slice files of one series in order")
     return read_series_files(inputs), ", ".join(map(str, inputs))
@@ -171,9 +170,12 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     verdict = require("ct-covid", image, source)  # refuses ultrasound, MR, abdominal series... before any model
     loaded = load_model(model)
     pixels = image.pixels if image.is_volume else image.pixels[None]
+    first, last = _chest_slices(verdict, len(pixels))  # a chest–abdomen–pelvis scan: its chest part
+    pixels = pixels[first : last + 1]
     result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
                             remove_border_air=options.get("remove_border_air"), orientation=image.orientation,
-                            slice_positions_mm=image.positions)
+                            positions=range(first, last + 1),
+                            slice_positions_mm=image.positions[first : last + 1] if image.positions else None)
     cfg = loaded.config
     ood = series_ood(loaded, pixels, image.is_hu, result, load_stats(loaded.path.parent / "ood_stats.npz"))
     fields = result_fields([verdict], image.warnings)
@@ -202,6 +204,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                **_incomplete_negative(verdict, result.patient.decision)}
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
+        **({"analysed_slices": [first, last], "series_slices": image.n_slices} if len(pixels) < image.n_slices else {}),
         **fields, "ood": ood,
         "patient": patient,
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
@@ -211,6 +214,13 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }
+
+
+def _chest_slices(verdict: Any, n_slices: int) -> tuple[int, int]:
+    """First and last slice to analyse: the chest part the gate found in a longer scan (``chest_slices`` of its
+    body-region check), else the whole series."""
+    chest = ((verdict.checks.get("body_region") or {}).get("value") or {}).get("chest_slices")
+    return (int(chest[0]), int(chest[1])) if chest else (0, n_slices - 1)
 
 
 def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:

@@ -165,9 +165,19 @@ def mean_dice(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> f
     return float(np.mean(np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))))
 
 
+@dataclass(frozen=True)
+class SegmenterRun:
+    """A finished training: the checkpoint written and the ``image_id`` of every slice it used (train and
+    validation rows, as in ``split.csv``)."""
+
+    checkpoint: Path
+    image_ids: tuple[str, ...]
+
+
 def train_segmenter(data: Path | Manifest, run_dir: Path, config: CovidConfig,
-                    negatives: list[Path | Manifest] | None = None) -> Path:
-    """Train on ``data`` (MedSeg layout folder, or its manifest), keep the best validation-Dice epoch; return the checkpoint path.
+                    negatives: list[Path | Manifest] | None = None) -> SegmenterRun:
+    """Train on ``data`` (MedSeg layout folder, or its manifest), keep the best validation-Dice epoch; return the
+    checkpoint path and the slices used.
 
     ``negatives``: the ``negative_data`` folders (or their checked manifests); default: resolved from the config.
     Writes ``run_dir/model.pt``, ``history.csv`` and ``split.csv``. MedSeg has no patient ids, so the
@@ -231,4 +241,4 @@ def train_segmenter(data: Path | Manifest, run_dir: Path, config: CovidConfig,
     path = save_checkpoint(run_dir / CHECKPOINT, {"model": model}, meta)
     if size_mb(path) > 25:
         print(f"warning: {path} is {size_mb(path):.1f} MB, over the 25 MB limit for shipped models")
-    return path
+    return SegmenterRun(path, tuple(frame["image_id"].astype(str)))

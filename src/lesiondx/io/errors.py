@@ -25,3 +25,8 @@ def require_nonempty_file(path: str | Path) -> Path:
     if path.stat().st_size == 0:
         raise ImageReadError(path, "file is empty")
     return path
+
+
+class NotAnImage(ImageReadError):
+    """A readable DICOM file that holds no image: a dose or structured report (SR), a DICOMDIR, a presentation
+    state. A folder read as a series skips and names it; asked for on its own, it is an error like any other."""

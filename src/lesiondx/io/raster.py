@@ -35,6 +35,31 @@ def max_pixels() -> int:
         return DEFAULT_MAX_PIXELS
 
 
+DEFAULT_MAX_SERIES_PIXELS = 170_000_000  # a whole DICOM series; LESIONDX_MAX_SERIES_PIXELS overrides
+
+
+def max_series_pixels() -> int:
+    """The most pixels a DICOM series may hold in all (``LESIONDX_MAX_SERIES_PIXELS`` or 170 Mpx: about 650 slices of
+    512², a 0.625 mm chest CT; ct-covid predict on 532 such slices peaked at 2.4 GB, benchmarks/ct_covid.md).
+    Each image of it is held to :func:`max_pixels` as well."""
+    value = os.environ.get("LESIONDX_MAX_SERIES_PIXELS", "")
+    try:
+        return int(float(value)) if value.strip() else DEFAULT_MAX_SERIES_PIXELS
+    except ValueError:
+        return DEFAULT_MAX_SERIES_PIXELS
+
+
+def check_series_pixel_count(path: str | Path, counts: list[int]) -> None:
+    """Refuse (``ImageReadError``) a series with an image above :func:`max_pixels` or, in all, above
+    :func:`max_series_pixels` pixels, before anything is decoded."""
+    if counts:
+        check_pixel_count(path, max(counts), "an image of the DICOM series")
+    total, limit = sum(counts), max_series_pixels()
+    if total > limit:
+        raise ImageReadError(path, f"DICOM series has {total / 1e6:.1f} million pixels in all, more than the limit of "
+                                   f"{limit / 1e6:.0f} million (LESIONDX_MAX_SERIES_PIXELS)")
+
+
 def check_pixel_count(path: str | Path, count: int, what: str = "image") -> None:
     """Refuse (``ImageReadError``) an image of more than :func:`max_pixels` pixels before it is decoded."""
     limit = max_pixels()

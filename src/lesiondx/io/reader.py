@@ -10,6 +10,9 @@ from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_files, read_slice_folder
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".7z", ".rar")
+
+
 def read_image(path: str | Path, *, frame: int | None = None) -> MedicalImage:
     """Read one file: DICOM (by preamble or .dcm), NIfTI, or PNG/JPG/BMP/TIFF; ``frame`` picks one frame
     (0-based) of a multi-frame DICOM file. A folder is read with :func:`read_study`.
@@ -34,25 +37,30 @@ def _read_image(path: Path, frame: int | None) -> MedicalImage:
 
     if is_dicom_file(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", ""):
         return read_dicom(path, frame=frame)
+    if name.endswith(ARCHIVE_SUFFIXES):
+        raise ImageReadError(path, "an archive (zip / tar / 7z): unpack it and give the series folder, or the "
+                                   "export folder holding a DICOMDIR")
     raise ImageReadError(path, f"unsupported file type {path.suffix!r} (expected DICOM, NIfTI, PNG or JPG)")
 
 
-def read_study(folder: str | Path) -> MedicalImage:
-    """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack."""
+def read_study(folder: str | Path, *, prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
+    """A folder as a volume: a DICOM series if it holds DICOM files, else a natural-sorted slice stack.
+    ``prefer_step_mm``: of several axial DICOM series, one with slices that far apart (mm) goes first."""
     folder = Path(folder)
-    return decoded("study", folder, None, lambda: _read_study(folder))
+    kind = "study" if prefer_step_mm is None else f"study@{prefer_step_mm[0]:g}-{prefer_step_mm[1]:g}"
+    return decoded(kind, folder, None, lambda: _read_study(folder, prefer_step_mm))
 
 
-def _read_study(folder: Path) -> MedicalImage:
-    from .dicom import dicom_files_in, is_dicom_file, read_dicom_series
+def _read_study(folder: Path, prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
+    from .dicom import dicom_files_in, is_dicom_file, nested_dicom_files, read_dicom_series
 
     if not folder.is_dir():
         return read_image(folder)
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     if any(p.suffix.lower() in RASTER_SUFFIXES for p in files) and not any(is_dicom_file(p) for p in files[:50]):
         return read_slice_folder(folder)
-    if dicom_files_in(folder):
-        return read_dicom_series(folder)
+    if dicom_files_in(folder) or nested_dicom_files(folder):
+        return read_dicom_series(folder, prefer_step_mm=prefer_step_mm)
     raise ImageReadError(folder, "folder holds neither DICOM files nor PNG/JPG slices")
 
 

@@ -29,7 +29,7 @@ from lesiondx.service.identity import Sealer, originals_for_study, purge_expired
 from lesiondx.service.ingest import Triage, triage_file
 from lesiondx.service.pacs import build_result_objects, export_detail, export_once, queue_export
 from lesiondx.service.pacs.sc import patient_orientation
-from lesiondx.service.pacs.source import series_order
+from lesiondx.io.dicom import series_order
 from lesiondx.service.settings import PacsTarget, Settings
 from service_helpers import CT_SERIES, free_port
 
@@ -129,7 +129,7 @@ def test_result_objects_land_in_the_original_study_and_reference_the_original_im
         assert "not verified" in ds.SeriesDescription
     # the slice order the task saw (superior → inferior) decides which original instance slice 4 is
     headers = core.sent_headers
-    ordered = [headers[i] for i in series_order(headers)]
+    ordered = [headers[i] for i in series_order(headers)[0]]
     seg = hd.seg.Segmentation.from_dataset(objects["SEG"][0])
     referenced = {str(item.ReferencedSOPInstanceUID) for series in seg.ReferencedSeriesSequence
                   for item in series.ReferencedInstanceSequence}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -336,16 +336,21 @@ def series_order(headers: Sequence[Dataset], prefer_step_mm: tuple[float, float]
     return [chosen[i] for i in np.argsort(keys, kind="stable")], pick.notes, copies
 
 
-def read_dicom_series(source: str | Path | Iterable[str | Path], *,
-                      prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
-    """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
+@dataclass(frozen=True)
+class SeriesFiles:
+    """The files :func:`read_dicom_series` reads from a folder, superior → inferior, with their headers and the notes
+    on what was skipped or chosen (code that maps results back to instances, e.g. the PACS export, uses this)."""
 
-    Files that are not DICOM images (a README, a dose report, a DICOMDIR) are skipped and listed in ``warnings``.
-    A folder holding only a DICOMDIR is read through its subfolders (a PACS / CD export). Of several series the one
-    :func:`lesiondx.io.series.pick_series` picks is read (localizers, reformats and secondary captures skipped), and
-    ``warnings`` name it and the others. Refused (``ImageReadError``): files of several patients, slices of different
-    sizes or orientations. Repeated slice positions are warned about. ``prefer_step_mm``: see ``pick_series``.
-    """
+    folder: Path
+    paths: tuple[Path, ...]
+    headers: tuple[Dataset, ...]
+    notes: tuple[str, ...]
+
+
+def series_files(source: str | Path | Iterable[str | Path], *,
+                 prefer_step_mm: tuple[float, float] | None = None) -> SeriesFiles:
+    """The series :func:`read_dicom_series` reads (same choices, refusals and notes), headers only: pixels are not
+    decoded."""
     if isinstance(source, (str, Path)):
         folder = Path(source)
         if not folder.is_dir():
@@ -369,6 +374,24 @@ def read_dicom_series(source: str | Path | Iterable[str | Path], *,
     if copies:
         notes.append(f"dropped {len(copies)} duplicate file(s) ({', '.join(paths[i].name for i in copies[:5])}"
                      f"{', ...' if len(copies) > 5 else ''}): the same image as another file (exported twice)")
+    if nested:
+        notes.insert(0, f"read from the subfolders of {folder.name} ({len(nested)} files under it)")
+    return SeriesFiles(folder, tuple(paths[i] for i in order), tuple(headers[i] for i in order), tuple(notes))
+
+
+def read_dicom_series(source: str | Path | Iterable[str | Path], *,
+                      prefer_step_mm: tuple[float, float] | None = None) -> MedicalImage:
+    """A DICOM series (a folder or a list of files) as a volume ordered superior → inferior.
+
+    Files that are not DICOM images (a README, a dose report, a DICOMDIR) are skipped and listed in ``warnings``.
+    A folder holding only a DICOMDIR is read through its subfolders (a PACS / CD export). Of several series the one
+    :func:`lesiondx.io.series.pick_series` picks is read (localizers, reformats and secondary captures skipped), and
+    ``warnings`` name it and the others. Refused (``ImageReadError``): files of several patients, slices of different
+    sizes or orientations. Repeated slice positions are warned about. ``prefer_step_mm``: see ``pick_series``.
+    """
+    series = series_files(source, prefer_step_mm=prefer_step_mm)
+    folder, paths, headers, notes = series.folder, series.paths, series.headers, list(series.notes)
+    order = range(len(paths))
     check_series_pixel_count(folder, [_pixel_count(headers[i]) for i in order])
     slices = [decoded("image", paths[i], None, lambda i=i: image_from_dataset(headers[i], paths[i]), keep=False)
               for i in order]  # a slice already decoded in a shared_decodes block is not decoded again
@@ -393,8 +416,6 @@ def read_dicom_series(source: str | Path | Iterable[str | Path], *,
         else:
             step = float(headers[order[0]].get("SliceThickness") or 1.0)
         spacing = (step, *first.spacing)
-    if nested:
-        notes.insert(0, f"read from the subfolders of {folder.name} ({len(nested)} files under it)")
     return MedicalImage(
         pixels=np.stack([s.pixels for s in slices]).astype(np.float32, copy=False),  # a new array already
         spacing=spacing,

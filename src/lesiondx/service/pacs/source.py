@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pydicom
 from highdicom.enum import SpecificCharacterSetValues
 from pydicom.dataset import Dataset
 from pydicom.valuerep import DA, TM
 
-from lesiondx.io.dicom import dicom_files_in, superior_to_inferior_keys
+from lesiondx.io.dicom import series_files
 
 from ..db import Study
 from ..identity import INSTANCE_KEYWORDS, STUDY_KEYWORDS, StudyOriginals
@@ -118,14 +117,22 @@ def _headers(paths: list[Path]) -> list[Dataset]:
         return [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
 
 
-def series_order(headers: list[Dataset]) -> list[int]:
-    """Indices of the series a task reads from a folder, superior → inferior (as ``read_dicom_series``)."""
-    by_series: dict[str, list[int]] = {}
-    for index, ds in enumerate(headers):
-        by_series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
-    chosen = max(by_series.values(), key=len)
-    keys = superior_to_inferior_keys([headers[i] for i in chosen])
-    return [chosen[i] for i in np.argsort(keys, kind="stable")]
+def input_images(path: Path, task: str) -> list[Dataset]:
+    """Headers of the images ``task`` read from one materialised input, in its order: a folder's series exactly as
+    :func:`lesiondx.io.dicom.series_files` chooses it (localizers, reformats, copies and other reconstructions
+    left out, as the reader left them out), a ``.dcm`` file itself, nothing for other files."""
+    if path.is_dir():
+        return list(series_files(path, prefer_step_mm=preferred_step_mm(task)).headers)
+    return _headers([path]) if path.suffix.lower() == ".dcm" else []
+
+
+def preferred_step_mm(task: str) -> tuple[float, float] | None:
+    """The slice steps (mm) ``task`` prefers when a folder holds several reconstructions (as its reader does)."""
+    if task == "ct-covid":
+        from lesiondx.gate.ct_covid import VALIDATED_STEPS_MM
+
+        return VALIDATED_STEPS_MM
+    return None
 
 
 def load_sources(core: Any, study_id: str, originals: StudyOriginals) -> list[SourceSeries]:
@@ -137,13 +144,7 @@ def load_sources(core: Any, study_id: str, originals: StudyOriginals) -> list[So
         inputs, _ = materialise(study, core.storage, Path(tmp), study.task)
         out: list[SourceSeries] = []
         for path in inputs:
-            if path.is_dir():
-                headers = _headers(dicom_files_in(path))
-                images = [headers[i] for i in series_order(headers)] if headers else []
-            elif path.suffix.lower() == ".dcm":
-                images = _headers([path])
-            else:
-                images = []
-            images = [restore(ds, originals) for ds in images if str(ds.get("SOPInstanceUID", "")) in originals.instances]
+            images = [restore(ds, originals) for ds in input_images(path, study.task)
+                      if str(ds.get("SOPInstanceUID", "")) in originals.instances]
             out.append(SourceSeries(path.name, tuple(images)))
         return out

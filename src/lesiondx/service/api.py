@@ -297,6 +297,22 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         core.db.audit(who, "read_file", study_id[:32], name, request.client.host if request.client else None)
         return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
+    @app.delete("/api/studies/{study_id}", tags=["studies"], status_code=204)
+    def delete_study(study_id: str, request: Request, who: Actor) -> Response:
+        """Delete a finished study with its files and results (409 while it runs, is being sent to the PACS or
+        is a reader-study case). The audit log keeps the event."""
+        from .retention import StudyBusy, delete_study as remove
+
+        try:
+            done = remove(core.db, core.storage, study_id[:32])
+        except KeyError:
+            raise HTTPException(404, f"no study {study_id!r}") from None
+        except StudyBusy as exc:
+            raise HTTPException(409, str(exc)) from None
+        core.db.audit(who, "delete", study_id[:32], f"{done.blobs} stored file(s), {done.bytes_freed} bytes freed",
+                      request.client.host if request.client else None)
+        return Response(status_code=204)
+
     @app.get("/api/audit", tags=["service"])
     def audit_log(who: Actor, limit: int = 200) -> list[dict[str, Any]]:
         """The latest audit events (ids, actions, counts; no PHI)."""

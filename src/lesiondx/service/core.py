@@ -26,6 +26,7 @@ from .supervisor import make_worker
 from .worker import Predictor, load_predictor
 
 log = logging.getLogger("lesiondx.service")
+HOUSEKEEPING_S = 3600.0  # seconds between housekeeping passes
 INTERRUPTED_KIND = "interrupted"
 INTERRUPTED = ("the service stopped while this study was being received and nothing arrived after it restarted: "
                "the series may be incomplete")
@@ -50,6 +51,7 @@ class ServiceCore:
         self._intake_lock = threading.Lock()  # one instance filed at a time: no twin studies or twin instances
         self._closer_stop = threading.Event()
         self._closer: threading.Thread | None = None
+        self._housekeeper: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, dicom: bool = True) -> None:
@@ -65,6 +67,8 @@ class ServiceCore:
         self.worker.start()
         self._closer = threading.Thread(target=self._close_loop, name="lesiondx-study-closer", daemon=True)
         self._closer.start()
+        self._housekeeper = threading.Thread(target=self._housekeeping_loop, name="lesiondx-housekeeping", daemon=True)
+        self._housekeeper.start()
         from .pacs import Exporter
 
         self.exporter = Exporter(self)
@@ -82,9 +86,10 @@ class ServiceCore:
             self.dicom_node.stop()
             self.dicom_node = None
         self._closer_stop.set()
-        if self._closer is not None:
-            self._closer.join(5)
-            self._closer = None
+        for thread in (self._closer, self._housekeeper):
+            if thread is not None:
+                thread.join(5)
+        self._closer = self._housekeeper = None
         self.worker.stop()
         if self.exporter is not None:
             self.exporter.stop()
@@ -99,6 +104,18 @@ class ServiceCore:
                 self.close_quiet_studies()
             except Exception as exc:
                 log_failure(log, "closing quiet studies failed", exc)
+
+    def _housekeeping_loop(self) -> None:
+        """Study retention and orphan cleanup at start and every :data:`HOUSEKEEPING_S` (see ``retention.py``)."""
+        from .retention import housekeeping
+
+        while True:
+            try:
+                housekeeping(self.db, self.storage, self.settings.study_retention_days)
+            except Exception as exc:
+                log_failure(log, "housekeeping (retention, orphan cleanup) failed", exc)
+            if self._closer_stop.wait(HOUSEKEEPING_S):
+                return
 
     # -- submission ----------------------------------------------------------------------------
     def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload",

@@ -51,6 +51,11 @@ Environment variables (all optional):
 ``LESIONDX_RETENTION_DAYS``
     Days after which a study's original ↔ pseudonym mapping is deleted (default 30; 0 = keep).
     Its results can no longer be sent to the PACS after that.
+``LESIONDX_STUDY_RETENTION_DAYS``
+    Days after which a finished study is deleted with its files and results (default 0 = kept until deleted
+    with ``DELETE /api/studies/{id}``). Studies still running, being sent to the PACS or in the reader study are
+    kept. Housekeeping runs at start and hourly; it also removes stored files no study refers to (a kill -9
+    mid-upload leaves such files) and logs one line with what it removed. See :mod:`lesiondx.service.retention`.
 ``LESIONDX_EXPORT_RETRY_S``
     Comma-separated waits in seconds between PACS export attempts (default ``30,120,600,1800,3600``;
     the last wait repeats).
@@ -194,6 +199,7 @@ class Settings:
     deid_patient_characteristics: bool = False
     refuse_burned_in: bool = False
     retention_days: float = 30.0
+    study_retention_days: float = 0.0
     export_retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
     export_max_attempts: int = 8
     workers: int = 2
@@ -314,6 +320,7 @@ _NUMBERS: tuple[tuple[str, str, type, float, float], ...] = (
     ("lease_seconds", "LESIONDX_LEASE_S", float, 1e-3, 1.0),
     ("slow_job_s", "LESIONDX_SLOW_JOB_S", float, 0.0, 1.0),
     ("retention_days", "LESIONDX_RETENTION_DAYS", float, 0.0, 1.0),
+    ("study_retention_days", "LESIONDX_STUDY_RETENTION_DAYS", float, 0.0, 1.0),
     ("export_max_attempts", "LESIONDX_EXPORT_MAX_ATTEMPTS", int, 1.0, 1.0),
 )
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from lesiondx import __version__
 from lesiondx.io import AUTO, parse_window_option
 
-from .auth import Actor, require_token  # noqa: F401 (require_token: re-exported for routers)
+from .auth import Actor, FailedTokens, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
 from .db import AuditEvent, Study
 from .ingest import FileError, Triage, choose_task, pseudonyms, triage_file
@@ -204,6 +204,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     app = FastAPI(title="lesiondx second-opinion service", version=__version__, lifespan=lifespan,
                   description=DISCLAIMER, docs_url=None, redoc_url=None)
     app.state.core = core
+    app.state.failed_tokens = FailedTokens()
     app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
     bound = () if settings.host in ("0.0.0.0", "::", "") else (settings.host.lower(),)
     app.add_middleware(WebSafety, allowed_hosts=settings.allowed_hosts + bound)  # outermost: runs first

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from lesiondx import __version__
 from lesiondx.io import AUTO, parse_window_option
 
+from .admission import UploadGate
 from .auth import Actor, FailedTokens, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
 from .db import AuditEvent, Study
@@ -206,6 +207,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     app.state.core = core
     app.state.failed_tokens = FailedTokens()
     app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(UploadGate, max_uploads=settings.max_uploads, wait_s=settings.upload_wait_s,
+                       idle_s=settings.upload_idle_s)  # outside the size limit: a refused upload reads nothing
     bound = () if settings.host in ("0.0.0.0", "::", "") else (settings.host.lower(),)
     app.add_middleware(WebSafety, allowed_hosts=settings.allowed_hosts + bound)  # outermost: runs first
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]

@@ -25,6 +25,10 @@ Environment variables (all optional):
     Largest accepted upload request in MB (default 200); larger requests get HTTP 413.
 ``LESIONDX_MAX_FILE_MB``
     Largest single file (also inside a zip) in MB (default 100); larger files are a per-file error.
+``LESIONDX_MAX_UPLOADS`` / ``LESIONDX_UPLOAD_WAIT_S`` / ``LESIONDX_UPLOAD_IDLE_S``
+    Uploads read and checked at once (default 4; each holds its files in memory), seconds a further upload
+    waits for a place before HTTP 503 with ``Retry-After`` (default 30), and seconds without any bytes after
+    which an upload is dropped with HTTP 408 (default 60). See :mod:`lesiondx.service.admission`.
 ``LESIONDX_STUDY_QUIET_S``
     Seconds without new DICOM instances after which a received study is closed (default 10).
 ``LESIONDX_PREDICTOR``
@@ -207,6 +211,9 @@ class Settings:
     job_memory_mb: int = 3072
     lease_seconds: float = 30.0
     slow_job_s: float = 30.0
+    max_uploads: int = 4
+    upload_wait_s: float = 30.0
+    upload_idle_s: float = 60.0
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -292,6 +299,8 @@ class Settings:
                     or set(self.reader_identities) & set(self.identities)):
                 raise SettingsError("every reader needs exactly one reader-study token, shared with nobody (staff "
                                     "included)")
+        if self.max_uploads < 1 or self.upload_wait_s < 0 or self.upload_idle_s <= 0:
+            raise SettingsError("LESIONDX_MAX_UPLOADS must be at least 1, the upload waits >= 0 s (idle > 0 s)")
         if self.max_request_bytes <= 0 or self.max_file_bytes <= 0:
             raise SettingsError("size limits must be positive")
         if self.dicom_port is not None and not 0 < self.dicom_port < 65536:
@@ -319,6 +328,9 @@ _NUMBERS: tuple[tuple[str, str, type, float, float], ...] = (
     ("job_memory_mb", "LESIONDX_JOB_MEMORY_MB", int, 1.0, 1.0),
     ("lease_seconds", "LESIONDX_LEASE_S", float, 1e-3, 1.0),
     ("slow_job_s", "LESIONDX_SLOW_JOB_S", float, 0.0, 1.0),
+    ("max_uploads", "LESIONDX_MAX_UPLOADS", int, 1.0, 1.0),
+    ("upload_wait_s", "LESIONDX_UPLOAD_WAIT_S", float, 0.0, 1.0),
+    ("upload_idle_s", "LESIONDX_UPLOAD_IDLE_S", float, 1e-3, 1.0),
     ("retention_days", "LESIONDX_RETENTION_DAYS", float, 0.0, 1.0),
     ("study_retention_days", "LESIONDX_STUDY_RETENTION_DAYS", float, 0.0, 1.0),
     ("export_max_attempts", "LESIONDX_EXPORT_MAX_ATTEMPTS", int, 1.0, 1.0),

@@ -9,6 +9,7 @@ Test hook: ``create_app(settings, predictor=...)`` replaces the real models (whi
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,7 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI + R
 DISCLAIMER = ("lesiondx gives a second opinion to support a qualified clinician. It is not a diagnosis and "
               "must not be used as the sole basis for clinical decisions.")
 MB = 1024 * 1024
+LOW_SPACE = 1024 * MB  # /api/ready answers 503 below this much free space in storage (or twice the request limit)
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
            'fill="#1d4e89"/><circle cx="16" cy="16" r="8" fill="none" stroke="#fff" stroke-width="3"/>'
            '<circle cx="16" cy="16" r="3" fill="#f4a259"/></svg>')
@@ -219,13 +221,31 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
 
     @app.get("/api/health", tags=["service"])
     def health(request: Request) -> dict[str, Any]:
-        """Liveness plus queue counts; needs no token."""
+        """Liveness plus queue counts, age of the oldest queued study (s), free space in storage (MB) and the
+        problems that make :func:`ready` answer 503; needs no token. 503 when the database is unreachable."""
         with core.db.session() as s:
             counts = dict(s.execute(select(Study.status, func.count()).group_by(Study.status)).all())
+            oldest = s.scalar(select(func.min(Study.created_at)).where(Study.status == "queued"))
         node = core.dicom_node
+        free_mb = shutil.disk_usage(core.storage.root).free / MB
+        problems = [] if core.worker.alive else ["the job workers are not running (see the service log)"]
+        if free_mb * MB < max(LOW_SPACE, 2 * settings.max_request_bytes):
+            problems.append(f"storage almost full: {free_mb:.0f} MB free in the storage folder")
+        age = None if oldest is None else (datetime.now(timezone.utc) - (oldest if oldest.tzinfo else
+                                                                         oldest.replace(tzinfo=timezone.utc)))
         return {"status": "ok", "version": __version__, "worker_alive": core.worker.alive, "queue": counts,
+                "oldest_queued_s": None if age is None else round(age.total_seconds(), 1),
+                "storage_free_mb": round(free_mb), "problems": problems,
                 "dicom": {"aet": settings.dicom_aet, "port": node.port} if node else None,
                 "pacs": str(settings.pacs) if settings.pacs else None, "disclaimer": DISCLAIMER}
+
+    @app.get("/api/ready", tags=["service"])
+    def ready(request: Request) -> JSONResponse:
+        """Readiness for a load balancer or monitor: 200 when studies can be taken and processed, else 503 with the
+        problems (workers not running, storage almost full, database unreachable); needs no token."""
+        body = health(request)
+        return JSONResponse({"ready": not body["problems"], "problems": body["problems"]},
+                            status_code=503 if body["problems"] else 200)
 
     @app.post("/api/studies", tags=["studies"], status_code=201)
     def upload(request: Request, who: Actor, files: Annotated[list[UploadFile], File(description="DICOM, zip of DICOM, PNG or JPG")],

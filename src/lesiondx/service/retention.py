@@ -1,6 +1,6 @@
 """Housekeeping: delete a study, delete studies older than ``LESIONDX_STUDY_RETENTION_DAYS``, and remove what a
-hard kill can leave behind in storage (blobs no study refers to, result/work folders of no study or of a study not
-running, half-written ``.tmp-*`` files).
+hard kill can leave behind in storage (blobs no study refers to, result folders of no study, work folders of finished
+studies, half-written ``.tmp-*`` files).
 
 A study is never deleted while it is receiving, queued or running, while its PACS export is pending or still
 retrying, or while it is a reader-study case. Blobs are content-addressed and shared between studies: one is
@@ -93,10 +93,13 @@ def _remove_unreferenced(db: Database, storage: Storage, hashes: set[str], grace
     """Remove the blobs among ``hashes`` that no study refers to; (count, bytes)."""
     if not hashes:
         return 0, 0
+    ordered, used = sorted(hashes), set()
     with db.session() as s:
-        used = set(s.scalars(select(StudyFile.sha256).where(StudyFile.sha256.in_(sorted(hashes)))))
+        for start in range(0, len(ordered), 500):  # old SQLite builds allow 999 variables per statement
+            chunk = ordered[start:start + 500]
+            used.update(s.scalars(select(StudyFile.sha256).where(StudyFile.sha256.in_(chunk))))
     count = size = 0
-    for sha in sorted(hashes - used):
+    for sha in sorted(set(ordered) - used):
         freed = storage.remove_blob(sha, grace_s)
         if freed is not None:
             count, size = count + 1, size + freed
@@ -145,15 +148,15 @@ def purge_old_studies(db: Database, storage: Storage, retention_days: float, *, 
 
 def sweep_orphans(db: Database, storage: Storage, *, grace_s: float = GRACE_S) -> Cleanup:
     """Remove what no study accounts for (a kill mid-upload or mid-job leaves these): blobs no study refers to,
-    result folders of no study, work folders of studies not running, ``.tmp-*`` files; all older than ``grace_s``."""
+    result folders of no study, work folders of finished studies, ``.tmp-*`` files; all older than ``grace_s``."""
     old = time.time() - grace_s
     with db.session() as s:
         studies = dict(s.execute(select(Study.id, Study.status)).all())
     folders = freed = temp = 0
     for where in ("results", "work"):
         for path in (storage.root / where).iterdir():
-            status = studies.get(path.name)
-            orphan = status is None or (where == "work" and status != "running")
+            status = studies.get(path.name)  # a queued study's work folder is left: a worker may claim it now
+            orphan = status is None or (where == "work" and status in ("done", "failed"))
             if orphan and path.is_dir() and path.stat().st_mtime < old:
                 folders, freed = folders + 1, freed + _remove_folder(path)
     blobs = blob_bytes = 0

@@ -1,4 +1,5 @@
-"""Housekeeping: deleting a study, study retention, and what a kill -9 mid-upload / mid-job leaves in storage."""
+"""Housekeeping: deleting a study, study retention, what a kill -9 mid-upload / mid-job leaves in storage, and
+results a kill -9 right after a job left unqueued for the PACS."""
 
 from __future__ import annotations
 
@@ -107,3 +108,29 @@ def test_a_blob_stored_again_while_it_is_being_removed_survives(tmp_path):
     os.utime(storage.blob_path(sha), (past, past))
     assert storage.remove_blob(sha, grace_s=3600) == len(b"same content") and not storage.has(sha)
     assert storage.put(b"same content") == sha and storage.has(sha)  # and it can be stored again
+
+
+def test_results_a_killed_service_never_queued_for_the_pacs_are_queued_at_the_next_start(make_client):
+    """The job ends in a worker process; the service queues the export afterwards. A kill -9 in between left the
+    result unsent for good (export_state never set, or still 'sent' for the previous version)."""
+    from lesiondx.service.settings import PacsTarget
+
+    from service_helpers import CT_SERIES, free_port
+
+    client = make_client(pacs=PacsTarget("NOBODY", "127.0.0.1", free_port()), export_retry_seconds=(3600.0,))
+    core = client.app.state.core
+    core.exporter.stop()  # nothing is sent in this test: only what is queued matters
+    dicom = wait_study(client, client.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+    png = _upload(client, US_IMAGES[0])
+    with core.db.session() as s, s.begin():
+        s.get(Study, dicom).export_state = None  # as if the service died right after the job
+    assert core.resume_unqueued_exports() == [dicom]  # the PNG upload (done too, never queued) has nothing to send
+    with core.db.session() as s, s.begin():
+        assert s.get(Study, png).export_state is None
+        study = s.get(Study, dicom)
+        assert study.export_state == "pending"
+        study.export_state, study.export_version, study.result_version = "sent", 1, 2  # re-run, never queued
+    assert core.resume_unqueued_exports() == [dicom]
+    with core.db.session() as s, s.begin():
+        s.get(Study, dicom).export_state, s.get(Study, dicom).export_version = "sent", 2
+    assert core.resume_unqueued_exports() == []  # the current version was sent: nothing to do

@@ -13,7 +13,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from .db import Database, Study, StudyFile, utcnow
 from .bounds import IngestPolicy
@@ -27,6 +27,7 @@ from .worker import Predictor, load_predictor
 
 log = logging.getLogger("lesiondx.service")
 HOUSEKEEPING_S = 3600.0  # seconds between housekeeping passes
+UNQUEUED_EXPORT_WINDOW = timedelta(days=1)  # at start, results done this recently but never queued go to the PACS
 INTERRUPTED_KIND = "interrupted"
 INTERRUPTED = ("the service stopped while this study was being received and nothing arrived after it restarted: "
                "the series may be incomplete")
@@ -64,6 +65,14 @@ class ServiceCore:
         restarted = self.restart_quiet_timers()
         if restarted:
             log.info("%d DICOM study(ies) were receiving at the last shutdown: their quiet timer restarts", restarted)
+        try:
+            resent = self.resume_unqueued_exports()
+        except Exception as exc:  # database briefly unavailable: the service still starts
+            log_failure(log, "cannot look for results never queued for the PACS", exc)
+            resent = []
+        if resent:
+            log.warning("%d finished study(ies) had not been queued for the PACS (the service stopped right after "
+                        "their job): queued now", len(resent))
         self.worker.start()
         self._closer = threading.Thread(target=self._close_loop, name="lesiondx-study-closer", daemon=True)
         self._closer.start()
@@ -297,6 +306,19 @@ class ServiceCore:
     def _after_job(self, study_id: str) -> None:
         """After a successful job: queue the results for the PACS when configured and the study came as DICOM."""
         self.queue_export(study_id)
+
+    def resume_unqueued_exports(self, within: timedelta = UNQUEUED_EXPORT_WINDOW) -> list[str]:
+        """Queue for the PACS the studies done within ``within`` whose current result version was never queued:
+        the job ends in a worker process and the export is queued after it by the service (:meth:`_after_job`), so
+        a service killed in between left the result unsent for good. Their ids (none without a PACS)."""
+        if self.settings.pacs is None:
+            return []
+        with self.db.session() as s:
+            ids = list(s.scalars(select(Study.id).where(
+                Study.status == "done", Study.finished_at >= utcnow() - within,
+                or_(Study.export_state.is_(None), Study.export_state == "sent"),
+                func.coalesce(Study.export_version, 0) < func.coalesce(Study.result_version, 1))))
+        return [study_id for study_id in ids if self.queue_export(study_id)]
 
     def queue_export(self, study_id: str) -> bool:
         """(Re-)send a study's results to the PACS as its current version (see :mod:`lesiondx.service.pacs`)."""

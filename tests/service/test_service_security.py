@@ -359,3 +359,27 @@ def test_the_wrong_token_count_forgets_old_failures_and_stays_bounded(monkeypatc
     for client in ("a", "b", "c"):
         throttle.failed(client)
     assert list(throttle._seen) == ["b", "c"]
+
+
+def test_json_logs_are_one_object_per_line(live_server, tmp_path):
+    import json
+    import signal
+
+    server = live_server(env={"LESIONDX_LOG_FORMAT": "json", "LESIONDX_LOG_LEVEL": "INFO"}).start(timeout=120)
+    with server.client() as http:
+        study = http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+        assert wait_study(http, study, timeout=60)["status"] == "done"
+    server.kill(signal.SIGTERM)
+    lines = [line for line in next(tmp_path.glob("server-*.log")).read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "logger", "process", "message"} <= set(entries[0])
+    assert any("lesiondx service on" in e["message"] for e in entries)
+    assert any("worker process" in e["message"] and e["logger"] == "lesiondx.service.worker" for e in entries)
+
+
+def test_an_unknown_log_format_is_refused_in_one_line(monkeypatch):
+    from lesiondx.service.logs import configure_logging
+
+    monkeypatch.setenv("LESIONDX_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="LESIONDX_LOG_FORMAT='xml' is not text or json"):
+        configure_logging()

@@ -60,6 +60,9 @@ Environment variables (all optional):
     with ``DELETE /api/studies/{id}``). Studies still running, being sent to the PACS or in the reader study are
     kept. Housekeeping runs at start and hourly; it also removes stored files no study refers to (a kill -9
     mid-upload leaves such files) and logs one line with what it removed. See :mod:`lesiondx.service.retention`.
+``LESIONDX_LOG_LEVEL`` / ``LESIONDX_LOG_FORMAT``
+    Log level (default INFO) and ``text`` (default) or ``json`` (one object per line, for a log collector); see
+    :mod:`lesiondx.service.logs`.
 ``LESIONDX_EXPORT_RETRY_S``
     Comma-separated waits in seconds between PACS export attempts (default ``30,120,600,1800,3600``;
     the last wait repeats).

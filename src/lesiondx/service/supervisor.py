@@ -37,12 +37,12 @@ from typing import Any
 from sqlalchemy import select
 
 from .db import Database, Study
+from .logs import configure_logging
 from .leases import LeaseKeeper, new_owner, pid_alive
 from .storage import Storage, log_failure
 from .worker import Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service.worker")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # a stop, not the job's fault
 RECYCLE_AT = 0.75  # a worker still this full after a job is replaced, so the next job gets the headroom
 LOST = 255  # multiprocessing's exit code for a worker whose forkserver died (its real fate is unknown)
@@ -116,7 +116,7 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
     _exit_with(supervisor)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))  # N processes share the cores instead of N x all of them
-    logging.basicConfig(level=os.environ.get("LESIONDX_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
+    configure_logging()
     db = Database(cfg.db_url)
     worker = Worker(db, Storage(Path(cfg.storage)), load_predictor(cfg.predictor_spec), model=cfg.model,
                     worker_id=worker_id)

@@ -298,3 +298,17 @@ def test_sigterm_to_the_whole_group_lets_the_running_job_finish_and_claims_nothi
     assert _gone(worker)
     log = next(tmp_path.glob("server-*.log")).read_text()
     assert "interrupted" not in log and "Traceback" not in log, log
+
+
+def test_a_longer_stop_grace_lets_a_long_job_finish_at_sigterm(live_server, tmp_path):
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1", "LESIONDX_STUB_DELAY_S": "12",
+                              "LESIONDX_STOP_GRACE_S": "40"}).start(timeout=120)
+    with server.client() as http:
+        study = _upload(http, "liver.jpg")
+        _job_pid(storage, study)
+    proc = server.proc
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(90)
+    row = _rows(storage)[study]
+    assert row.status == "done" and (row.attempts, row.interruptions) == (1, 0)  # the default 10 s would cut it

@@ -99,7 +99,7 @@ class ServiceCore:
             if thread is not None:
                 thread.join(5)
         self._closer = self._housekeeper = None
-        self.worker.stop()
+        self.worker.stop(self.settings.stop_grace_s)
         if self.exporter is not None:
             self.exporter.stop()
             self.exporter = None

@@ -104,7 +104,7 @@ def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), 
                                                settings.workers, settings.storage,
                                                "SQLite in storage" if settings.db_url is None else "external")
     stop.wait()
-    core.worker.stop()
+    core.worker.stop(settings.stop_grace_s)
     core.db.dispose()
 
 

@@ -74,6 +74,10 @@ Environment variables (all optional):
 ``LESIONDX_JOB_TIMEOUT_S`` / ``LESIONDX_JOB_MEMORY_MB``
     Per-job wall-time limit (default 600 s) and resident-memory limit of the worker process running it
     (default 3072 MB, models included); ``0`` = no limit. A job over a limit fails with that reason.
+``LESIONDX_STOP_GRACE_S``
+    Seconds running jobs get to finish when the service (or ``lesiondx worker``) stops (default 10); a job still
+    running then goes back in the queue and is re-run from the start. A ct-liver study can take minutes: raise it
+    (and systemd's ``TimeoutStopSec``) to let such jobs finish.
 ``LESIONDX_LEASE_S``
     Seconds without a heartbeat after which a running job whose worker vanished is re-queued (default 30).
 ``LESIONDX_SLOW_JOB_S``
@@ -217,6 +221,7 @@ class Settings:
     max_uploads: int = 4
     upload_wait_s: float = 30.0
     upload_idle_s: float = 60.0
+    stop_grace_s: float = 10.0
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -334,6 +339,7 @@ _NUMBERS: tuple[tuple[str, str, type, float, float], ...] = (
     ("max_uploads", "LESIONDX_MAX_UPLOADS", int, 1.0, 1.0),
     ("upload_wait_s", "LESIONDX_UPLOAD_WAIT_S", float, 0.0, 1.0),
     ("upload_idle_s", "LESIONDX_UPLOAD_IDLE_S", float, 1e-3, 1.0),
+    ("stop_grace_s", "LESIONDX_STOP_GRACE_S", float, 0.0, 1.0),
     ("retention_days", "LESIONDX_RETENTION_DAYS", float, 0.0, 1.0),
     ("study_retention_days", "LESIONDX_STUDY_RETENTION_DAYS", float, 0.0, 1.0),
     ("export_max_attempts", "LESIONDX_EXPORT_MAX_ATTEMPTS", int, 1.0, 1.0),

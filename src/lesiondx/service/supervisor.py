@@ -211,6 +211,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._after: ThreadPoolExecutor | None = None
+        self._grace = 10.0  # seconds running jobs get to finish at stop (stop()'s timeout)
 
     # -- interface shared with Worker ----------------------------------------------------------
     def start(self) -> None:
@@ -223,6 +224,7 @@ class Supervisor:
     def stop(self, timeout: float = 10.0) -> None:
         """Let running jobs finish for up to ``timeout`` s, then kill the processes; their jobs are re-queued
         (interrupted, not failed)."""
+        self._grace = timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout + 10)
@@ -255,7 +257,7 @@ class Supervisor:
             except Exception as exc:  # e.g. the database full or restarting: keep supervising, settle it next round
                 log_failure(log, "supervising the worker processes failed (retrying every second)", exc)
                 self._stop.wait(1.0)
-        self._shutdown(timeout=10.0)
+        self._shutdown(timeout=self._grace)
 
     def _step(self, leases: LeaseKeeper) -> None:
         """One round: start, drain, reap and police the worker processes, renew leases, wait up to 0.1 s."""

@@ -52,3 +52,8 @@ def test_uploads_beyond_the_limit_get_503_and_a_stalled_one_408_while_status_sta
             assert wait_study(http, after.json()["id"], timeout=60)["status"] == "done"
     finally:
         stalled.close()
+
+
+def test_no_waiting_allowed_still_takes_uploads_while_a_place_is_free(make_client):
+    client = make_client(upload_wait_s=0.0, max_uploads=1)
+    assert client.post("/api/studies", files=[file_field(US_IMAGES[0])]).status_code == 201

@@ -37,7 +37,10 @@ class UploadGate:
         if self._places is None:
             self._places = asyncio.Semaphore(self.max_uploads)
         try:
-            await asyncio.wait_for(self._places.acquire(), self.wait_s)
+            if self._places.locked():  # (a free place is taken at once: wait_for(..., 0) would refuse even that)
+                await asyncio.wait_for(self._places.acquire(), self.wait_s)
+            else:
+                await self._places.acquire()
         except asyncio.TimeoutError:
             log.warning("upload refused (503): %d uploads in progress for over %g s", self.max_uploads, self.wait_s)
             await JSONResponse({"detail": f"the service is busy with {self.max_uploads} other uploads: try again "

@@ -232,3 +232,21 @@ def test_postgresql_backend(make_client, postgres_url):
     client = make_client(db_url=postgres_url)
     study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
     assert study["status"] == "done" and study["results"][0]["overlays"]
+
+
+def test_readiness_says_503_with_the_reason_when_workers_are_down_or_storage_is_almost_full(client, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    assert client.get("/api/ready").json() == {"ready": True, "problems": []}
+    health = client.get("/api/health").json()
+    assert health["storage_free_mb"] > 0 and health["oldest_queued_s"] is None and health["problems"] == []
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - 50 * 2**20, 50 * 2**20))
+    full = client.get("/api/ready")
+    assert full.status_code == 503 and full.json()["problems"] == ["storage almost full: 50 MB free in the storage folder"]
+    monkeypatch.undo()
+    client.app.state.core.worker.stop()
+    down = client.get("/api/ready")
+    assert down.status_code == 503 and "job workers are not running" in down.json()["problems"][0]
+    assert client.get("/api/health").status_code == 200  # liveness: the process answers

@@ -29,10 +29,11 @@ def test_kill_mid_job_and_restart_finishes_every_job(live_server, tmp_path):
     restarted = live_server(env={"LESIONDX_STUB_DELAY_S": "0.2"}).start(timeout=120)
     with restarted.client() as http:
         finished = [wait_study(http, i, timeout=60) for i in ids]
-    assert [f["status"] for f in finished] == ["done"] * 3, [f["failure"] for f in finished]
+    logs = "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp_path.glob("server-*.log")))
+    assert [f["status"] for f in finished] == ["done"] * 3, ([f["failure"] for f in finished], logs)
     assert [f["results"][0]["image"] for f in finished] == ["file-001.png"] * 3  # one-file uploads: pseudonyms
     interrupted = [f for f in finished if states[f["id"]] == "running"]
-    assert interrupted and all(f["attempts"] == 1 for f in interrupted)  # the lost run is not charged
+    assert interrupted and all(f["attempts"] == 1 for f in interrupted), logs  # the lost run is not charged
 
 
 def test_jobs_whose_worker_keeps_vanishing_are_given_up_and_others_resume_uncharged(tmp_path):

@@ -326,3 +326,60 @@ def test_cli_serve_with_a_port_in_use_says_so_in_one_line(tmp_path, monkeypatch,
         f"error: cannot listen for {what} on 127.0.0.1:{busy}: address already in use (another program (or another "
         f"lesiondx) listens there); choose another {which}" + (" (or --dicom-host)" if what == "DICOM" else "")]
     assert not (tmp_path / "s" / "lesiondx.sqlite3").exists()  # nothing started
+
+
+def test_wrong_tokens_from_one_address_are_answered_429_for_a_while_missing_ones_are_not_counted(make_client, caplog):
+    from lesiondx.service.auth import FailedTokens
+
+    client = make_client(token="t0ken-abc-0123456789")
+    right, wrong = ({"Authorization": f"Bearer {t}"} for t in ("t0ken-abc-0123456789", "guess-0000000000000"))
+    limit = FailedTokens().limit
+    assert all(client.get("/api/studies").status_code == 401 for _ in range(limit + 5))  # e.g. the page before login
+    assert client.get("/api/studies", headers=right).status_code == 200
+    caplog.set_level("WARNING", logger="lesiondx.service")
+    assert [client.get("/api/studies", headers=wrong).status_code for _ in range(limit)] == [401] * limit
+    paused = client.get("/api/studies", headers=wrong)
+    assert paused.status_code == 429 and 1 <= int(paused.headers["Retry-After"]) <= 60
+    assert client.get("/api/studies", headers=right).status_code == 429  # no answer tells a right guess from a wrong one
+    assert client.get("/api/health").status_code == 200  # liveness stays open
+    assert "wrong API tokens from testclient" in caplog.text and "guess-0000" not in caplog.text
+
+
+def test_the_wrong_token_count_forgets_old_failures_and_stays_bounded(monkeypatch):
+    from lesiondx.service import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    throttle = auth.FailedTokens(limit=3, window_s=60, max_clients=2)
+    for _ in range(3):
+        throttle.failed("10.0.0.1")
+    assert throttle.wait_s("10.0.0.1") == 60 and throttle.wait_s("10.0.0.2") == 0
+    now[0] += 61
+    assert throttle.wait_s("10.0.0.1") == 0
+    for client in ("a", "b", "c"):
+        throttle.failed(client)
+    assert list(throttle._seen) == ["b", "c"]
+
+
+def test_json_logs_are_one_object_per_line(live_server, tmp_path):
+    import json
+    import signal
+
+    server = live_server(env={"LESIONDX_LOG_FORMAT": "json", "LESIONDX_LOG_LEVEL": "INFO"}).start(timeout=120)
+    with server.client() as http:
+        study = http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"]
+        assert wait_study(http, study, timeout=60)["status"] == "done"
+    server.kill(signal.SIGTERM)
+    lines = [line for line in next(tmp_path.glob("server-*.log")).read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "logger", "process", "message"} <= set(entries[0])
+    assert any("lesiondx service on" in e["message"] for e in entries)
+    assert any("worker process" in e["message"] and e["logger"] == "lesiondx.service.worker" for e in entries)
+
+
+def test_an_unknown_log_format_is_refused_in_one_line(monkeypatch):
+    from lesiondx.service.logs import configure_logging
+
+    monkeypatch.setenv("LESIONDX_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="LESIONDX_LOG_FORMAT='xml' is not text or json"):
+        configure_logging()

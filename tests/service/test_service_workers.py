@@ -271,3 +271,44 @@ def test_the_supervisor_outlives_a_database_error_and_settles_the_job_when_the_d
         supervisor.stop()
         db.dispose()
     assert len(failures) == 2 and "crashed" in _rows(storage)[crash].failure
+
+
+def test_sigterm_to_the_whole_group_lets_the_running_job_finish_and_claims_nothing_new(live_server, tmp_path,
+                                                                                      monkeypatch):
+    """``systemctl stop`` / ``kill -TERM -PGID`` signal the workers and their forkserver with the service: the job
+    must get its grace period, not die at once, be re-queued and be claimed again by a fresh worker mid-shutdown."""
+    import functools
+
+    import service_helpers
+
+    monkeypatch.setattr(service_helpers.subprocess, "Popen",
+                        functools.partial(subprocess.Popen, start_new_session=True))  # its own process group
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1",
+                              "LESIONDX_STUB_DELAY_S": "3"}).start(timeout=120)
+    with server.client() as http:
+        running, waiting = _upload(http, "liver.jpg"), _upload(http, "next.jpg")
+        worker = _job_pid(storage, running)
+    proc = server.proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(60)
+    rows = _rows(storage)
+    assert rows[running].status == "done" and (rows[running].attempts, rows[running].interruptions) == (1, 0)
+    assert rows[waiting].status == "queued" and (rows[waiting].attempts, rows[waiting].interruptions) == (0, 0)
+    assert _gone(worker)
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert "interrupted" not in log and "Traceback" not in log, log
+
+
+def test_a_longer_stop_grace_lets_a_long_job_finish_at_sigterm(live_server, tmp_path):
+    storage = tmp_path / "store"
+    server = live_server(env={"LESIONDX_PREDICTOR": MISBEHAVING, "LESIONDX_WORKERS": "1", "LESIONDX_STUB_DELAY_S": "12",
+                              "LESIONDX_STOP_GRACE_S": "40"}).start(timeout=120)
+    with server.client() as http:
+        study = _upload(http, "liver.jpg")
+        _job_pid(storage, study)
+    proc = server.proc
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(90)
+    row = _rows(storage)[study]
+    assert row.status == "done" and (row.attempts, row.interruptions) == (1, 0)  # the default 10 s would cut it

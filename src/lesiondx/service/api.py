@@ -9,6 +9,7 @@ Test hook: ``create_app(settings, predictor=...)`` replaces the real models (whi
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,8 @@ from sqlalchemy.exc import OperationalError
 from lesiondx import __version__
 from lesiondx.io import AUTO, parse_window_option
 
-from .auth import Actor, require_token  # noqa: F401 (require_token: re-exported for routers)
+from .admission import UploadGate
+from .auth import Actor, FailedTokens, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
 from .db import AuditEvent, Study
 from .ingest import FileError, Triage, choose_task, pseudonyms, triage_file
@@ -44,6 +46,7 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI + R
 DISCLAIMER = ("lesiondx gives a second opinion to support a qualified clinician. It is not a diagnosis and "
               "must not be used as the sole basis for clinical decisions.")
 MB = 1024 * 1024
+LOW_SPACE = 1024 * MB  # /api/ready answers 503 below this much free space in storage (or twice the request limit)
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
            'fill="#1d4e89"/><circle cx="16" cy="16" r="8" fill="none" stroke="#fff" stroke-width="3"/>'
            '<circle cx="16" cy="16" r="3" fill="#f4a259"/></svg>')
@@ -204,7 +207,10 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     app = FastAPI(title="lesiondx second-opinion service", version=__version__, lifespan=lifespan,
                   description=DISCLAIMER, docs_url=None, redoc_url=None)
     app.state.core = core
+    app.state.failed_tokens = FailedTokens()
     app.add_middleware(RequestSizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(UploadGate, max_uploads=settings.max_uploads, wait_s=settings.upload_wait_s,
+                       idle_s=settings.upload_idle_s)  # outside the size limit: a refused upload reads nothing
     bound = () if settings.host in ("0.0.0.0", "::", "") else (settings.host.lower(),)
     app.add_middleware(WebSafety, allowed_hosts=settings.allowed_hosts + bound)  # outermost: runs first
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
@@ -215,13 +221,31 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
 
     @app.get("/api/health", tags=["service"])
     def health(request: Request) -> dict[str, Any]:
-        """Liveness plus queue counts; needs no token."""
+        """Liveness plus queue counts, age of the oldest queued study (s), free space in storage (MB) and the
+        problems that make :func:`ready` answer 503; needs no token. 503 when the database is unreachable."""
         with core.db.session() as s:
             counts = dict(s.execute(select(Study.status, func.count()).group_by(Study.status)).all())
+            oldest = s.scalar(select(func.min(Study.created_at)).where(Study.status == "queued"))
         node = core.dicom_node
+        free_mb = shutil.disk_usage(core.storage.root).free / MB
+        problems = [] if core.worker.alive else ["the job workers are not running (see the service log)"]
+        if free_mb * MB < max(LOW_SPACE, 2 * settings.max_request_bytes):
+            problems.append(f"storage almost full: {free_mb:.0f} MB free in the storage folder")
+        age = None if oldest is None else (datetime.now(timezone.utc) - (oldest if oldest.tzinfo else
+                                                                         oldest.replace(tzinfo=timezone.utc)))
         return {"status": "ok", "version": __version__, "worker_alive": core.worker.alive, "queue": counts,
+                "oldest_queued_s": None if age is None else round(age.total_seconds(), 1),
+                "storage_free_mb": round(free_mb), "problems": problems,
                 "dicom": {"aet": settings.dicom_aet, "port": node.port} if node else None,
                 "pacs": str(settings.pacs) if settings.pacs else None, "disclaimer": DISCLAIMER}
+
+    @app.get("/api/ready", tags=["service"])
+    def ready(request: Request) -> JSONResponse:
+        """Readiness for a load balancer or monitor: 200 when studies can be taken and processed, else 503 with the
+        problems (workers not running, storage almost full, database unreachable); needs no token."""
+        body = health(request)
+        return JSONResponse({"ready": not body["problems"], "problems": body["problems"]},
+                            status_code=503 if body["problems"] else 200)
 
     @app.post("/api/studies", tags=["studies"], status_code=201)
     def upload(request: Request, who: Actor, files: Annotated[list[UploadFile], File(description="DICOM, zip of DICOM, PNG or JPG")],
@@ -296,6 +320,22 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
             raise HTTPException(404, f"no file {name!r} for study {study_id!r}")
         core.db.audit(who, "read_file", study_id[:32], name, request.client.host if request.client else None)
         return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.delete("/api/studies/{study_id}", tags=["studies"], status_code=204)
+    def delete_study(study_id: str, request: Request, who: Actor) -> Response:
+        """Delete a finished study with its files and results (409 while it runs, is being sent to the PACS or
+        is a reader-study case). The audit log keeps the event."""
+        from .retention import StudyBusy, delete_study as remove
+
+        try:
+            done = remove(core.db, core.storage, study_id[:32])
+        except KeyError:
+            raise HTTPException(404, f"no study {study_id!r}") from None
+        except StudyBusy as exc:
+            raise HTTPException(409, str(exc)) from None
+        core.db.audit(who, "delete", study_id[:32], f"{done.blobs} stored file(s), {done.bytes_freed} bytes freed",
+                      request.client.host if request.client else None)
+        return Response(status_code=204)
 
     @app.get("/api/audit", tags=["service"])
     def audit_log(who: Actor, limit: int = 200) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from .db import Database, Study, StudyFile, utcnow
 from .bounds import IngestPolicy
@@ -26,6 +26,8 @@ from .supervisor import make_worker
 from .worker import Predictor, load_predictor
 
 log = logging.getLogger("lesiondx.service")
+HOUSEKEEPING_S = 3600.0  # seconds between housekeeping passes
+UNQUEUED_EXPORT_WINDOW = timedelta(days=1)  # at start, results done this recently but never queued go to the PACS
 INTERRUPTED_KIND = "interrupted"
 INTERRUPTED = ("the service stopped while this study was being received and nothing arrived after it restarted: "
                "the series may be incomplete")
@@ -50,6 +52,7 @@ class ServiceCore:
         self._intake_lock = threading.Lock()  # one instance filed at a time: no twin studies or twin instances
         self._closer_stop = threading.Event()
         self._closer: threading.Thread | None = None
+        self._housekeeper: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, dicom: bool = True) -> None:
@@ -62,9 +65,19 @@ class ServiceCore:
         restarted = self.restart_quiet_timers()
         if restarted:
             log.info("%d DICOM study(ies) were receiving at the last shutdown: their quiet timer restarts", restarted)
+        try:
+            resent = self.resume_unqueued_exports()
+        except Exception as exc:  # database briefly unavailable: the service still starts
+            log_failure(log, "cannot look for results never queued for the PACS", exc)
+            resent = []
+        if resent:
+            log.warning("%d finished study(ies) had not been queued for the PACS (the service stopped right after "
+                        "their job): queued now", len(resent))
         self.worker.start()
         self._closer = threading.Thread(target=self._close_loop, name="lesiondx-study-closer", daemon=True)
         self._closer.start()
+        self._housekeeper = threading.Thread(target=self._housekeeping_loop, name="lesiondx-housekeeping", daemon=True)
+        self._housekeeper.start()
         from .pacs import Exporter
 
         self.exporter = Exporter(self)
@@ -82,10 +95,11 @@ class ServiceCore:
             self.dicom_node.stop()
             self.dicom_node = None
         self._closer_stop.set()
-        if self._closer is not None:
-            self._closer.join(5)
-            self._closer = None
-        self.worker.stop()
+        for thread in (self._closer, self._housekeeper):
+            if thread is not None:
+                thread.join(5)
+        self._closer = self._housekeeper = None
+        self.worker.stop(self.settings.stop_grace_s)
         if self.exporter is not None:
             self.exporter.stop()
             self.exporter = None
@@ -99,6 +113,18 @@ class ServiceCore:
                 self.close_quiet_studies()
             except Exception as exc:
                 log_failure(log, "closing quiet studies failed", exc)
+
+    def _housekeeping_loop(self) -> None:
+        """Study retention and orphan cleanup at start and every :data:`HOUSEKEEPING_S` (see ``retention.py``)."""
+        from .retention import housekeeping
+
+        while True:
+            try:
+                housekeeping(self.db, self.storage, self.settings.study_retention_days)
+            except Exception as exc:
+                log_failure(log, "housekeeping (retention, orphan cleanup) failed", exc)
+            if self._closer_stop.wait(HOUSEKEEPING_S):
+                return
 
     # -- submission ----------------------------------------------------------------------------
     def submit(self, triage: Triage, *, requested_task: str | None, uploader: str, source: str = "upload",
@@ -280,6 +306,19 @@ class ServiceCore:
     def _after_job(self, study_id: str) -> None:
         """After a successful job: queue the results for the PACS when configured and the study came as DICOM."""
         self.queue_export(study_id)
+
+    def resume_unqueued_exports(self, within: timedelta = UNQUEUED_EXPORT_WINDOW) -> list[str]:
+        """Queue for the PACS the studies done within ``within`` whose current result version was never queued:
+        the job ends in a worker process and the export is queued after it by the service (:meth:`_after_job`), so
+        a service killed in between left the result unsent for good. Their ids (none without a PACS)."""
+        if self.settings.pacs is None:
+            return []
+        with self.db.session() as s:
+            ids = list(s.scalars(select(Study.id).where(
+                Study.status == "done", Study.finished_at >= utcnow() - within,
+                or_(Study.export_state.is_(None), Study.export_state == "sent"),
+                func.coalesce(Study.export_version, 0) < func.coalesce(Study.result_version, 1))))
+        return [study_id for study_id in ids if self.queue_export(study_id)]
 
     def queue_export(self, study_id: str) -> bool:
         """(Re-)send a study's results to the PACS as its current version (see :mod:`lesiondx.service.pacs`)."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import socket
 import threading
 from pathlib import Path
 
+from .logs import configure_logging
 from .settings import Settings, SettingsError, is_loopback
 
 
@@ -58,8 +58,7 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
 
     from .api import create_app
 
-    logging.basicConfig(level=os.environ.get("LESIONDX_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per association otherwise
     settings = build_settings(host=host, port=port, db=db, storage=storage, dicom_port=dicom_port,
                               dicom_aet=dicom_aet, dicom_host=dicom_host)
@@ -89,8 +88,7 @@ def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), 
     finish; unfinished ones go back in the queue). ``storage`` must be the service's (shared) folder."""
     from .core import ServiceCore
 
-    logging.basicConfig(level=os.environ.get("LESIONDX_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     if not (Path(storage) / "secret.key").is_file():
         raise SettingsError(f"{storage} is not a lesiondx storage folder (no secret.key): point --storage at the "
                             "folder the service uses (shared storage when on another machine)")
@@ -106,7 +104,7 @@ def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), 
                                                settings.workers, settings.storage,
                                                "SQLite in storage" if settings.db_url is None else "external")
     stop.wait()
-    core.worker.stop()
+    core.worker.stop(settings.stop_grace_s)
     core.db.dispose()
 
 

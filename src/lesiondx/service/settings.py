@@ -25,6 +25,10 @@ Environment variables (all optional):
     Largest accepted upload request in MB (default 200); larger requests get HTTP 413.
 ``LESIONDX_MAX_FILE_MB``
     Largest single file (also inside a zip) in MB (default 100); larger files are a per-file error.
+``LESIONDX_MAX_UPLOADS`` / ``LESIONDX_UPLOAD_WAIT_S`` / ``LESIONDX_UPLOAD_IDLE_S``
+    Uploads read and checked at once (default 4; each holds its files in memory), seconds a further upload
+    waits for a place before HTTP 503 with ``Retry-After`` (default 30), and seconds without any bytes after
+    which an upload is dropped with HTTP 408 (default 60). See :mod:`lesiondx.service.admission`.
 ``LESIONDX_STUDY_QUIET_S``
     Seconds without new DICOM instances after which a received study is closed (default 10).
 ``LESIONDX_PREDICTOR``
@@ -51,6 +55,14 @@ Environment variables (all optional):
 ``LESIONDX_RETENTION_DAYS``
     Days after which a study's original ↔ pseudonym mapping is deleted (default 30; 0 = keep).
     Its results can no longer be sent to the PACS after that.
+``LESIONDX_STUDY_RETENTION_DAYS``
+    Days after which a finished study is deleted with its files and results (default 0 = kept until deleted
+    with ``DELETE /api/studies/{id}``). Studies still running, being sent to the PACS or in the reader study are
+    kept. Housekeeping runs at start and hourly; it also removes stored files no study refers to (a kill -9
+    mid-upload leaves such files) and logs one line with what it removed. See :mod:`lesiondx.service.retention`.
+``LESIONDX_LOG_LEVEL`` / ``LESIONDX_LOG_FORMAT``
+    Log level (default INFO) and ``text`` (default) or ``json`` (one object per line, for a log collector); see
+    :mod:`lesiondx.service.logs`.
 ``LESIONDX_EXPORT_RETRY_S``
     Comma-separated waits in seconds between PACS export attempts (default ``30,120,600,1800,3600``;
     the last wait repeats).
@@ -62,6 +74,10 @@ Environment variables (all optional):
 ``LESIONDX_JOB_TIMEOUT_S`` / ``LESIONDX_JOB_MEMORY_MB``
     Per-job wall-time limit (default 600 s) and resident-memory limit of the worker process running it
     (default 3072 MB, models included); ``0`` = no limit. A job over a limit fails with that reason.
+``LESIONDX_STOP_GRACE_S``
+    Seconds running jobs get to finish when the service (or ``lesiondx worker``) stops (default 10); a job still
+    running then goes back in the queue and is re-run from the start. A ct-liver study can take minutes: raise it
+    (and systemd's ``TimeoutStopSec``) to let such jobs finish.
 ``LESIONDX_LEASE_S``
     Seconds without a heartbeat after which a running job whose worker vanished is re-queued (default 30).
 ``LESIONDX_SLOW_JOB_S``
@@ -194,6 +210,7 @@ class Settings:
     deid_patient_characteristics: bool = False
     refuse_burned_in: bool = False
     retention_days: float = 30.0
+    study_retention_days: float = 0.0
     export_retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
     export_max_attempts: int = 8
     workers: int = 2
@@ -201,6 +218,10 @@ class Settings:
     job_memory_mb: int = 3072
     lease_seconds: float = 30.0
     slow_job_s: float = 30.0
+    max_uploads: int = 4
+    upload_wait_s: float = 30.0
+    upload_idle_s: float = 60.0
+    stop_grace_s: float = 10.0
 
     @classmethod
     def from_env(cls, storage: Path, **overrides: object) -> "Settings":
@@ -286,6 +307,8 @@ class Settings:
                     or set(self.reader_identities) & set(self.identities)):
                 raise SettingsError("every reader needs exactly one reader-study token, shared with nobody (staff "
                                     "included)")
+        if self.max_uploads < 1 or self.upload_wait_s < 0 or self.upload_idle_s <= 0:
+            raise SettingsError("LESIONDX_MAX_UPLOADS must be at least 1, the upload waits >= 0 s (idle > 0 s)")
         if self.max_request_bytes <= 0 or self.max_file_bytes <= 0:
             raise SettingsError("size limits must be positive")
         if self.dicom_port is not None and not 0 < self.dicom_port < 65536:
@@ -313,7 +336,12 @@ _NUMBERS: tuple[tuple[str, str, type, float, float], ...] = (
     ("job_memory_mb", "LESIONDX_JOB_MEMORY_MB", int, 1.0, 1.0),
     ("lease_seconds", "LESIONDX_LEASE_S", float, 1e-3, 1.0),
     ("slow_job_s", "LESIONDX_SLOW_JOB_S", float, 0.0, 1.0),
+    ("max_uploads", "LESIONDX_MAX_UPLOADS", int, 1.0, 1.0),
+    ("upload_wait_s", "LESIONDX_UPLOAD_WAIT_S", float, 0.0, 1.0),
+    ("upload_idle_s", "LESIONDX_UPLOAD_IDLE_S", float, 1e-3, 1.0),
+    ("stop_grace_s", "LESIONDX_STOP_GRACE_S", float, 0.0, 1.0),
     ("retention_days", "LESIONDX_RETENTION_DAYS", float, 0.0, 1.0),
+    ("study_retention_days", "LESIONDX_STUDY_RETENTION_DAYS", float, 0.0, 1.0),
     ("export_max_attempts", "LESIONDX_EXPORT_MAX_ATTEMPTS", int, 1.0, 1.0),
 )
 

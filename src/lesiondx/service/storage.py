@@ -106,7 +106,11 @@ class Storage:
         sha = sha256_bytes(data)
         target = self.blob_path(sha)
         if target.exists() and target.stat().st_size == len(data):
-            return sha
+            try:
+                os.utime(target)  # stored again: a housekeeping pass racing this upload keeps it (remove_blob)
+                return sha
+            except FileNotFoundError:  # removed just now: write it again
+                pass
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
@@ -119,6 +123,26 @@ class Storage:
             Path(tmp).unlink(missing_ok=True)
             raise
         return sha
+
+    def remove_blob(self, sha: str, grace_s: float) -> int | None:
+        """Remove a blob no study refers to (the caller checked); its size in bytes, or None when it is missing or
+        was stored again within ``grace_s`` s. Renamed aside first: an upload of the same content from now on
+        finds no blob and writes it again, and one that refreshed its time just before is seen and kept."""
+        target = self.blob_path(sha)
+        aside = target.with_name(f".del-{sha}")
+        try:
+            os.replace(target, aside)
+        except FileNotFoundError:
+            return None
+        info = aside.stat()
+        if info.st_mtime > time.time() - grace_s:
+            if not target.exists():
+                os.replace(aside, target)
+            else:
+                aside.unlink(missing_ok=True)
+            return None
+        aside.unlink(missing_ok=True)
+        return info.st_size
 
     def has(self, sha: str) -> bool:
         """True when the blob exists."""

@@ -37,15 +37,16 @@ from typing import Any
 from sqlalchemy import select
 
 from .db import Database, Study
+from .logs import configure_logging
 from .leases import LeaseKeeper, new_owner, pid_alive
 from .storage import Storage, log_failure
 from .worker import Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service.worker")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # a stop, not the job's fault
 RECYCLE_AT = 0.75  # a worker still this full after a job is replaced, so the next job gets the headroom
 LOST = 255  # multiprocessing's exit code for a worker whose forkserver died (its real fate is unknown)
+TERM_PAUSE_S = 15.0  # a worker that ended on SIGTERM is replaced after this long (the service stops within it)
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -103,36 +104,54 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
     is gone, to be recycled when a finished job left it holding over :data:`RECYCLE_AT` of the memory limit,
     and (an ``extra`` process) as soon as the queue is empty."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
+    busy, termed = [False], [False]
+
+    def on_term(*_: Any) -> None:
+        """SIGTERM (often sent to the whole group with the service's): finish the running job, then exit."""
+        termed[0] = True
+        if not busy[0]:
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     _exit_with(supervisor)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))  # N processes share the cores instead of N x all of them
-    logging.basicConfig(level=os.environ.get("LESIONDX_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
+    configure_logging()
     db = Database(cfg.db_url)
     worker = Worker(db, Storage(Path(cfg.storage)), load_predictor(cfg.predictor_spec), model=cfg.model,
                     worker_id=worker_id)
     try:
-        while True:
+        while not termed[0]:
             if conn.poll() and conn.recv() == "stop":
                 break
+            busy[0] = True  # from here to the end of a job SIGTERM only asks to stop afterwards
             try:
                 study_id = db.claim_next(worker_id)
             except Exception as exc:  # database briefly locked/unreachable
                 log_failure(log, "cannot claim a job", exc)
                 study_id = None
             if study_id is None:
-                if extra:
+                busy[0] = False
+                if extra or termed[0]:
                     break
                 conn.poll(cfg.poll_seconds)  # a "wake" (or "stop") ends the wait early
                 continue
             conn.send(("start", study_id))
             worker.process(study_id)
             conn.send(("end", study_id))
+            busy[0] = False
             _release_free_memory()
             resident = rss_mb(os.getpid())
             if cfg.job_memory_mb and resident is not None and resident > RECYCLE_AT * cfg.job_memory_mb:
                 log.info("worker %s recycled (%.0f MB resident after a job)", worker_id, resident)
                 break
     finally:
+        busy[0] = True
+        if termed[0]:
+            try:
+                conn.send(("term", None))  # the supervisor waits before replacing it: the service may be stopping
+            except OSError:
+                pass
         db.dispose()
 
 
@@ -142,7 +161,7 @@ def _context() -> Any:
     where there is no forkserver."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["lesiondx.service.supervisor"])
+        ctx.set_forkserver_preload(["lesiondx.service.forkserver_preload", "lesiondx.service.supervisor"])
         return ctx
     return mp.get_context("spawn")
 
@@ -163,6 +182,7 @@ class _Slot:
     not_before: float = 0.0
     quick_deaths: int = 0
     extra: bool = False  # added while every worker was stuck on a slow job; removed when it exits
+    termed: bool = False  # it got SIGTERM (e.g. with the whole service): replaced only after TERM_PAUSE_S
     done: list[str] = field(default_factory=list)
 
 
@@ -191,6 +211,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._after: ThreadPoolExecutor | None = None
+        self._grace = 10.0  # seconds running jobs get to finish at stop (stop()'s timeout)
 
     # -- interface shared with Worker ----------------------------------------------------------
     def start(self) -> None:
@@ -203,6 +224,7 @@ class Supervisor:
     def stop(self, timeout: float = 10.0) -> None:
         """Let running jobs finish for up to ``timeout`` s, then kill the processes; their jobs are re-queued
         (interrupted, not failed)."""
+        self._grace = timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout + 10)
@@ -235,7 +257,7 @@ class Supervisor:
             except Exception as exc:  # e.g. the database full or restarting: keep supervising, settle it next round
                 log_failure(log, "supervising the worker processes failed (retrying every second)", exc)
                 self._stop.wait(1.0)
-        self._shutdown(timeout=10.0)
+        self._shutdown(timeout=self._grace)
 
     def _step(self, leases: LeaseKeeper) -> None:
         """One round: start, drain, reap and police the worker processes, renew leases, wait up to 0.1 s."""
@@ -310,6 +332,8 @@ class Supervisor:
                 kind, study_id = slot.conn.recv()
                 if kind == "start":
                     slot.job, slot.job_started = study_id, time.monotonic()
+                elif kind == "term":
+                    slot.termed = True
                 elif kind == "end":
                     slot.job = None
                     slot.quick_deaths = 0
@@ -363,6 +387,9 @@ class Supervisor:
         startup_failure = code != 0 and not held and not slot.kill_reason and lived < 5  # e.g. cannot import
         slot.quick_deaths = slot.quick_deaths + 1 if startup_failure else 0
         slot.not_before = time.monotonic() + min(30.0, 0.5 * 2 ** slot.quick_deaths) if slot.quick_deaths else 0.0
+        if slot.termed:  # a stop of the whole service reaches us soon: no fresh worker to claim a job meanwhile
+            slot.not_before, slot.termed = time.monotonic() + TERM_PAUSE_S, False
+            log.info("worker process %s stopped on SIGTERM after its job", slot.worker_id)
         if not stopping and (code != 0 or slot.quick_deaths):
             log.warning("worker process %s ended (%s)", slot.worker_id, describe_exit(code))
         slot.process, slot.conn, slot.job, slot.kill_reason = None, None, None, None

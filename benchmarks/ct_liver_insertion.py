@@ -3,7 +3,7 @@
 The shared IRCADb patients hold no lesion brighter than its liver by the detector's 15 HU floor (p01's tumours
 are hypodense on its portal-venous CT; p07 has no liver lesion), so hyperdense detection cannot be shown on them
 as they are. This script inserts **SYNTHETIC** spherical lesions into the **real** CT (in memory: nothing is
-written, IRCADb is CC BY-NC-ND) and runs the shipped default detector + liver filter unchanged:
+written, IRCADb is CC BY-NC-ND; :mod:`lesiondx.ct_liver.insertion`) and runs the shipped default detector + liver filter unchanged:
 
 * a lesion of diameter D mm is added as ``HU + delta`` over a sphere (1-voxel linear edge), so the patient's own
   noise and texture stay inside it; delta > 0 (hyperdense) studies are declared ``arterial`` (the default searches
@@ -31,65 +31,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
-from lesiondx.ct_liver.evaluation import lesion_recall
 from lesiondx.ct_liver.detector import lesion_boxes
+from lesiondx.ct_liver.evaluation import lesion_recall
+from lesiondx.ct_liver.insertion import insertion_centres, with_inserted_lesions
 from lesiondx.ct_liver.liver import liver_flags
 from lesiondx.ct_liver.pipeline import detect_parts, load_bundle
-from lesiondx.ct_liver.study import WINDOW, Study, labelled_studies
-from lesiondx.io import apply_window
+from lesiondx.ct_liver.study import labelled_studies
 from lesiondx.stats import wilson_ci
 
 DIAMETERS_MM = (10.0, 20.0, 30.0)
 DELTAS_HU = (-50.0, -25.0, 25.0, 50.0)
 SEEDS = (0, 1)
 PER_RUN = 3
-MIN_GAP_TO_LESION_MM = 10.0
-
-
-def sphere_profile(shape: tuple[int, int, int], centre: tuple[float, float, float], radius_mm: float,
-                   voxel_mm: tuple[float, float, float]) -> np.ndarray:
-    """Weight in [0, 1] per voxel: 1 inside a sphere of ``radius_mm``, falling linearly to 0 over one in-plane voxel."""
-    zz, yy, xx = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    dist = np.sqrt(((zz - centre[0]) * voxel_mm[0]) ** 2 + ((yy - centre[1]) * voxel_mm[1]) ** 2
-                   + ((xx - centre[2]) * voxel_mm[2]) ** 2)
-    return np.clip((radius_mm + voxel_mm[1] - dist) / voxel_mm[1], 0.0, 1.0).astype(np.float32)
-
-
-def draw_centres(study: Study, radius_mm: float, n: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
-    """``n`` voxel centres inside the reference liver, away from its edge, reference lesions and each other."""
-    slice_mm, mm = float(study.slice_mm or 1.0), float(study.spacing_mm)
-    margin = radius_mm + 5.0
-    allowed = ndimage.binary_erosion(study.liver, iterations=1)
-    allowed = ndimage.distance_transform_edt(allowed, sampling=(slice_mm, mm, mm)) > margin
-    if study.lesion is not None and study.lesion.any():
-        allowed &= ndimage.distance_transform_edt(study.lesion == 0, sampling=(slice_mm, mm, mm)) > (
-            radius_mm + MIN_GAP_TO_LESION_MM)
-    candidates = np.argwhere(allowed)
-    chosen: list[tuple[int, int, int]] = []
-    for idx in rng.permutation(len(candidates)):
-        c = candidates[idx]
-        far = all(np.sqrt(((c[0] - o[0]) * slice_mm) ** 2 + ((c[1] - o[1]) * mm) ** 2 + ((c[2] - o[2]) * mm) ** 2)
-                  > 4 * radius_mm for o in chosen)
-        if far:
-            chosen.append(tuple(int(v) for v in c))
-        if len(chosen) == n:
-            break
-    return chosen
-
-
-def with_lesions(study: Study, centres: list[tuple[int, int, int]], radius_mm: float, delta_hu: float,
-                 phase: str) -> Study:
-    """The study with SYNTHETIC spheres added to its HU (label map: value k = inserted lesion k)."""
-    voxel = (float(study.slice_mm or 1.0), float(study.spacing_mm), float(study.spacing_mm))
-    hu = study.hu.copy()
-    labels = np.zeros(hu.shape, np.int32)
-    for k, centre in enumerate(centres, start=1):
-        weight = sphere_profile(hu.shape, centre, radius_mm, voxel)
-        hu += delta_hu * weight
-        labels[weight >= 0.5] = k
-    return replace(study, hu=hu, grey=apply_window(hu, WINDOW), lesion=labels, phase=phase)
 
 
 def kept_detections(study: Study, bundle) -> list:
@@ -120,8 +74,8 @@ def run(folder: Path) -> dict:
             for study in studies:
                 for seed in SEEDS:
                     rng = np.random.default_rng([seed, int(diameter), int(delta) + 1000, len(study.study_id)])
-                    centres = draw_centres(study, diameter / 2, PER_RUN, rng)
-                    inserted = with_lesions(study, centres, diameter / 2, delta, phase)
+                    centres = insertion_centres(study, diameter / 2, PER_RUN, rng)
+                    inserted = with_inserted_lesions(study, centres, diameter / 2, delta, phase)
                     kept = kept_detections(inserted, bundle)
                     values = sorted(int(v) for v in np.unique(inserted.lesion) if v > 0)
                     hit = lesion_recall(kept, inserted.lesion, values, iou=0.3)

@@ -34,6 +34,8 @@ from .viewer import ProgressFile, store_heatmaps, store_slices
 log = logging.getLogger("lesiondx.service.worker")
 RASTER_SERIES = " png/jpg slices"  # key of the PNG/JPG slice folder among series UIDs (no UID has a space)
 SLICE_SERIES_TASKS = ("ct-liver", "ct-covid")  # tasks whose PNG/JPG uploads are the slices of one series
+ONE_SERIES_TASKS = ("ct-covid",)  # tasks that read one series: a study's CT series share one folder and the task's
+# reader picks among them as from a scanner export (lesiondx.io.series.pick_series; ct-liver reads each as a phase)
 
 
 class Predictor(Protocol):
@@ -63,7 +65,7 @@ def load_predictor(spec: str | None) -> Predictor:
 def materialise(study: Study, storage: Storage, work: Path, task: str | None = None
                 ) -> tuple[list[Path], list[dict[str, str]]]:
     """Copy a study's blobs into ``work`` as the task expects them: CT series as one folder per
-    series, US DICOM and PNG/JPG as single files, except that for the CT tasks the PNG/JPG slices are one
+    series (one folder for all of them for a task reading one series, ``ONE_SERIES_TASKS``), US DICOM and PNG/JPG as single files, except that for the CT tasks the PNG/JPG slices are one
     series too (one folder in natural order of the uploaded file names, like ``predict SLICES/``: upload
     order is often "1, 10, 11, 2", and ct-liver would read single files as one-slice phases). Returns the
     inputs and per-file problems."""
@@ -88,7 +90,8 @@ def materialise(study: Study, storage: Storage, work: Path, task: str | None = N
             continue
         data = storage.blob_path(f.sha256).read_bytes()
         if f.kind == "dicom" and f.modality == "CT":
-            folder = series_dir(f.series_uid or "series", f"series_{len(series_dirs) + 1:02d}")
+            key = "ct" if task in ONE_SERIES_TASKS else (f.series_uid or "series")
+            folder = series_dir(key, f"series_{len(series_dirs) + 1:02d}")
             (folder / f"{f.position:05d}.dcm").write_bytes(data)
         elif f.kind == "raster" and task in SLICE_SERIES_TASKS:
             (series_dir(RASTER_SERIES, "slices") / f"{rank:05d}{f.suffix or '.png'}").write_bytes(data)
@@ -120,10 +123,14 @@ def write_previews(inputs: list[Path], results_dir: Path, window: str = "abdomen
 def _input_names(study: Study, inputs: list[Path]) -> list[str]:
     """Display names of the materialised inputs (original file name, or the series' file count)."""
     by_prefix = {f"{f.position:05d}": f.name for f in study.files}
+    series = {f.series_uid for f in study.files if f.kind == "dicom" and f.modality == "CT"}
+    shared = len(series) > 1 and sum(1 for p in inputs if p.is_dir()) == 1  # ONE_SERIES_TASKS: the task picks one
     names = []
     for path in inputs:
         if path.is_dir():
-            names.append(f"series of {sum(1 for _ in path.iterdir())} slices")
+            n = sum(1 for _ in path.iterdir())
+            names.append(f"{n} CT files of {len(series)} series (the one read is named in the notes)" if shared
+                         else f"series of {n} slices")
         else:
             names.append(by_prefix.get(path.name[:5], path.name))
     return names

@@ -37,7 +37,7 @@ from lesiondx.ct_liver.evaluation import lesion_recall
 from lesiondx.ct_liver.insertion import insertion_centres, with_inserted_lesions
 from lesiondx.ct_liver.liver import liver_flags
 from lesiondx.ct_liver.pipeline import detect_parts, load_bundle
-from lesiondx.ct_liver.study import labelled_studies
+from lesiondx.ct_liver.study import Study, labelled_studies
 from lesiondx.stats import wilson_ci
 
 DIAMETERS_MM = (10.0, 20.0, 30.0)

@@ -6,7 +6,6 @@ and another description)."""
 from __future__ import annotations
 
 import io
-import json
 
 import pydicom
 from pydicom.uid import generate_uid

@@ -13,7 +13,13 @@ from lesiondx.service.core import ServiceCore
 from lesiondx.service.db import Study
 from lesiondx.service.identity import originals_for_study
 from lesiondx.service.pacs import export_detail, export_once, queue_export
-from test_service_dicom_out import _objects, _walk, done_study, fake_pacs  # noqa: F401 (done_study: fixture)
+from test_service_dicom_out import _done, _objects, _walk, fake_ct_covid, fake_pacs
+
+
+@pytest.fixture
+def done_study(tmp_path):
+    """test_service_dicom_out's finished ct-covid study (its fake predictor), one per test."""
+    yield from _done(tmp_path, fake_ct_covid)
 
 
 def _uids(objects: dict[str, list[pydicom.Dataset]]) -> set[str]:

@@ -229,6 +229,16 @@ def _walk(ds: pydicom.Dataset):
         yield from _walk(item)
 
 
+def _objects_of_one_study(tmp_path: Path, **attributes: str) -> tuple[dict[str, list[pydicom.Dataset]], str]:
+    """The result objects of one finished study sent with ``attributes`` set, and its StudyInstanceUID."""
+    gen = _done(tmp_path, fake_ct_covid, **attributes)
+    try:
+        core, study_id, study_uid, _ = next(gen)
+        return _objects(core, study_id), study_uid
+    finally:
+        gen.close()
+
+
 @pytest.mark.parametrize(("charset", "name"), [
     ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # Japanese as sent: empty first value
     ("\\ISO 2022 IR 149", "Hong^Gildong=洪^吉洞"),  # Korean, the same form
@@ -239,12 +249,8 @@ def test_results_keep_the_patient_name_in_the_original_character_set(tmp_path, c
     """Was: highdicom refused SpecificCharacterSet '\\ISO 2022 IR 87' (the usual Japanese value, first value empty)
     and 'ISO_IR 6': building the SR raised, so no result of such a hospital ever reached the PACS (retried, then
     given up). Now the value is normalised (empty → ISO 2022 IR 6; unknown → ISO_IR 192) and the name survives."""
-    gen = _done(tmp_path, fake_ct_covid, SpecificCharacterSet=charset, PatientName=name, StudyDescription=name[:8])
-    try:
-        core, study_id, _, _ = next(gen)
-        objects = _objects(core, study_id)
-    finally:
-        gen.close()
+    objects, _ = _objects_of_one_study(tmp_path, SpecificCharacterSet=charset, PatientName=name,
+                                       StudyDescription=name[:8])
     assert sorted(objects) == ["OT", "SEG", "SR"]
     for ds in (objects["SEG"][0], objects["SR"][0], objects["OT"][0]):
         assert str(ds.PatientName) == name and ds.PatientID == PID
@@ -258,12 +264,7 @@ def test_values_highdicom_refuses_are_mended_or_left_empty(tmp_path, keyword, se
     """Was: PatientSex 'U' (HL7's unknown, common), lower-case or spelled out, a StudyTime with colons or an
     impossible birth date made highdicom raise: none of the study's results reached the PACS. Now the value is
     mended (case, separators, M/F) or, when it cannot be, left empty (all are type 2 in the result objects)."""
-    gen = _done(tmp_path, fake_ct_covid, **{keyword: sent})
-    try:
-        core, study_id, study_uid, _ = next(gen)
-        objects = _objects(core, study_id)
-    finally:
-        gen.close()
+    objects, study_uid = _objects_of_one_study(tmp_path, **{keyword: sent})
     assert sorted(objects) == ["OT", "SEG", "SR"]
     for ds in (objects["SEG"][0], objects["SR"][0], objects["OT"][0]):
         assert str(ds.get(keyword, "")) == sent_back and ds.StudyInstanceUID == study_uid

@@ -81,9 +81,16 @@ const LX = {
   },
   remember(id, sent) { try { sessionStorage.setItem("lesiondx-sent-" + id, JSON.stringify(sent)); } catch (e) { /* storage full or off */ } },
   sentNames(id) { try { return JSON.parse(sessionStorage.getItem("lesiondx-sent-" + id) || "null"); } catch (e) { return null; } },
+  // Polling pages stop after a 401 until the token changes (the header field, or another tab): a wrong stored token
+  // polled every few seconds would reach the service's wrong-token limit (20 in 60 s -> 429) and lock this address out.
+  tokenListeners: [],
+  onTokenChange(fn) { LX.tokenListeners.push(fn); },
+  tokenChanged() { LX.tokenListeners.forEach(fn => fn()); },
+  REFUSED: "the API token was refused: enter the right token in the field above (not retried until it changes)",
   header() {
     const t = document.getElementById("token");
-    if (t) { t.value = LX.token(); t.addEventListener("change", () => localStorage.setItem("lesiondx-token", t.value.trim())); }
+    if (t) { t.value = LX.token(); t.addEventListener("change", () => { localStorage.setItem("lesiondx-token", t.value.trim()); LX.tokenChanged(); }); }
+    window.addEventListener("storage", e => { if (e.key === "lesiondx-token") { if (t) t.value = LX.token(); LX.tokenChanged(); } });
   },
 };
 document.addEventListener("DOMContentLoaded", LX.header);

@@ -23,12 +23,21 @@ import numpy as np
 ENGINES = ("auto", "onnx", "torch")
 ENGINE_ENV = "LESIONDX_ENGINE"
 THREADS_ENV = "LESIONDX_THREADS"
+MODELS_ENV = "LESIONDX_MODELS"
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 META_KEY = "lesiondx"  # ONNX metadata_props key holding the JSON metadata written at export time
 
 
 class EngineError(RuntimeError, ValueError):
     """The requested engine cannot run this model (missing package or export); a ValueError too, so the CLI
     and the service report it as a one-line user error."""
+
+
+def shipped_model_dir(task: str) -> Path:
+    """The folder of ``task``'s shipped model (``--model default``): ``$LESIONDX_MODELS/<task>`` when set (a site's
+    own copy of the models folder), else the repository's ``models/<task>``."""
+    root = os.environ.get(MODELS_ENV)
+    return (Path(root) if root else REPO_MODELS) / task
 
 
 def requested_engine(engine: str | None = None) -> str:

@@ -109,3 +109,23 @@ def test_an_export_over_the_shipping_limit_is_kept_with_a_warning(tmp_path: Path
     x = torch.randn(3, side)
     got = OnnxNet.load(path).run(x=x.numpy())["y"]
     assert got.shape == (3, side) and abs(got - net(x).detach().numpy()).max() < 1e-3
+
+
+def test_lesiondx_models_moves_every_tasks_shipped_model(tmp_path, monkeypatch):
+    """$LESIONDX_MODELS (a site's own copy of models/) was honoured by ct-covid and the model-card pages only:
+    us-liver and ct-liver still loaded the repository's models. Now every task's 'default' resolves there."""
+    import pytest
+
+    from lesiondx.ct_covid.model import default_model_dir
+    from lesiondx.ct_liver.pipeline import load_bundle
+    from lesiondx.runtime import REPO_MODELS, shipped_model_dir
+    from lesiondx.service.model_cards import card_path
+    from lesiondx.us_liver.inference import resolve_model
+
+    assert shipped_model_dir("us-liver") == REPO_MODELS / "us-liver"
+    monkeypatch.setenv("LESIONDX_MODELS", str(tmp_path))
+    assert default_model_dir() == tmp_path / "ct-covid" and card_path("us-liver") is None
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "us-liver")):
+        resolve_model("default")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "ct-liver")):
+        load_bundle("default")

@@ -70,6 +70,15 @@ def test_every_service_and_io_variable_has_a_settings_row():
     assert sorted(read - set(rows)) == []
 
 
+def test_every_variable_the_sources_read_is_in_the_readme():
+    """$LESIONDX_MODELS, _THREADS and the weight-file variables were read but written nowhere a user would look."""
+    not_settings = {"LESIONDX_AI",  # the SEG's content label, not a variable
+                    "LESIONDX_STUB_DELAY_S", "LESIONDX_STUB_SLICE_DELAY_S"}  # test doubles (service/testing.py)
+    read = _variables_read(".") - not_settings
+    assert {"LESIONDX_MODELS", "LESIONDX_THREADS", "LESIONDX_RESNET"} <= read  # the scan sees them
+    assert sorted(name for name in read if name not in README) == []
+
+
 NUMBER = r"\d+(?:\.\d+)?(?:e\d+)?"
 NUMBERS = rf"{NUMBER}(?: ?[a-zA-Z]+)?(?: / {NUMBER}(?: ?[a-zA-Z]+)?)*"  # "200 / 100 MB", "600 s / 3072 MB"
 

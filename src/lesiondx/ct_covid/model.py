@@ -3,7 +3,6 @@ inference and ONNX export. torch is imported only for the torch engine and for t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +27,9 @@ CONFIG = "config.yaml"
 
 def default_model_dir() -> Path:
     """The shipped model folder: ``$LESIONDX_MODELS/ct-covid`` or ``<repo>/models/ct-covid``."""
-    root = os.environ.get("LESIONDX_MODELS")
-    return (Path(root) if root else Path(__file__).resolve().parents[3] / "models") / "ct-covid"
+    from lesiondx.runtime import shipped_model_dir
+
+    return shipped_model_dir("ct-covid")
 
 
 def build_model(config: CovidConfig, *, pretrained: bool = True) -> nn.Module:

@@ -14,7 +14,7 @@ from lesiondx.config import config_to_dict
 from lesiondx.data import Box, lesion_roi
 from lesiondx.io import resize
 from lesiondx.overlay import save_overlay
-from lesiondx.runtime import OnnxNet, cam_image, choose_engine, set_torch_threads
+from lesiondx.runtime import OnnxNet, cam_image, choose_engine, set_torch_threads, shipped_model_dir
 
 from .candidates import RULES_VERSION, Detection, detect_candidates
 from .config import CtLiverConfig, load
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     from .classifier import LiLNet
 
-REPO_MODELS = Path(__file__).resolve().parents[3] / "models" / "ct-liver"
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def load_bundle(model: str | Path = "default", engine: str | None = None) -> Bun
     The classifier runs on ONNX Runtime (``classifier.onnx``) or torch as :func:`lesiondx.runtime.choose_engine`
     decides; a run dir's learned liver U-Net / detector (``liver_net.pt``, ``detector.pt``, never shipped) are
     torch-only, so their presence means the torch engine."""
-    root = REPO_MODELS if str(model) == "default" else Path(model)
+    root = shipped_model_dir("ct-liver") if str(model) == "default" else Path(model)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: model folder not found (give a run dir from `lesiondx train --task ct-liver` or 'default')")
     cfg = load(root / "config.yaml") if (root / "config.yaml").is_file() else CtLiverConfig()

@@ -5,7 +5,6 @@ lists, tables, fenced code blocks, ``code``, **bold**; links become their text: 
 from __future__ import annotations
 
 import html
-import os
 import re
 from pathlib import Path
 
@@ -23,8 +22,9 @@ def card_path(task: str, model: str = "default") -> Path | None:
     another model (``LESIONDX_MODEL``), whose card this service does not know, or when the file is missing."""
     if task not in CARDS or model != "default":
         return None
-    root = os.environ.get("LESIONDX_MODELS")
-    path = (Path(root) if root else Path(__file__).resolve().parents[3] / "models") / task / "MODEL_CARD.md"
+    from lesiondx.runtime import shipped_model_dir
+
+    path = shipped_model_dir(task) / "MODEL_CARD.md"
     return path if path.is_file() else None
 
 

@@ -20,7 +20,7 @@ Environment variables (all optional):
 ``LESIONDX_DICOM_HOST``
     Address the DICOM node binds to (default ``127.0.0.1``, also when HTTP listens elsewhere).
 ``LESIONDX_PACS``
-    ``AET@HOST:PORT`` of the PACS that receives results as DICOM (Secondary Capture + SR).
+    ``AET@HOST:PORT`` of the PACS that receives results as DICOM (SEG + TID 1500 SR + Secondary Capture).
 ``LESIONDX_MAX_REQUEST_MB``
     Largest accepted upload request in MB (default 200); larger requests get HTTP 413.
 ``LESIONDX_MAX_FILE_MB``

@@ -12,7 +12,7 @@ import numpy as np
 from lesiondx.data import Box
 from lesiondx.io import ImageReadError
 from lesiondx.io.raster import RASTER_SUFFIXES, read_raster_array
-from lesiondx.runtime import cam_image, choose_engine  # noqa: F401 (cam_image re-exported)
+from lesiondx.runtime import cam_image, choose_engine, shipped_model_dir  # noqa: F401 (cam_image re-exported)
 
 from .config import UsLiverConfig
 from .rois import UsFrame, fixed_side, read_frame, sector_box  # noqa: F401 (fixed_side, sector_box re-exported)
@@ -52,7 +52,7 @@ class BundleInfo:
 
 def resolve_model(model: str | Path) -> Path:
     """``"default"`` → the shipped ``models/us-liver``; a run dir or a checkpoint file otherwise."""
-    path = DEFAULT_MODEL if str(model) == "default" else Path(model)
+    path = shipped_model_dir("us-liver") if str(model) == "default" else Path(model)
     path = path / CHECKPOINT if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no us-liver model checkpoint (train one with `lesiondx train --task us-liver`)")

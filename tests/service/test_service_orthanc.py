@@ -307,3 +307,45 @@ def test_orthanc_forwarding_a_whole_ct_study_succeeds_and_only_the_axial_series_
             assert kind in ignored
     finally:
         orthanc.stop()
+
+
+def _two_transfer_syntaxes(blobs: list[bytes]) -> list[bytes]:
+    """The even slices as sent (JPEG lossless), the odd ones decompressed (explicit VR little endian): Orthanc then
+    needs a presentation context it did not propose first and opens a second association for them."""
+    out = []
+    for i, blob in enumerate(blobs):
+        if i % 2:
+            ds = pydicom.dcmread(io.BytesIO(blob))
+            ds.decompress()
+            buffer = io.BytesIO()
+            ds.save_as(buffer)
+            blob = buffer.getvalue()
+        out.append(blob)
+    return out
+
+
+def test_orthanc_sending_one_study_over_two_associations_gets_it_analysed_once_whole(make_client, tmp_path):
+    """Orthanc opens a new association when a transfer syntax it has not negotiated appears. Was: the first
+    association's release closed the study, a partial study (the JPEG slices) was analysed, then the second
+    association reopened it (result_version 2, two exports). Now a short grace after the last release lets the
+    next association join: one analysis of all 10 slices."""
+    lesiondx_port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=free_port(), lesiondx_aet="LESIONDX",
+                      lesiondx_port=lesiondx_port)
+    try:
+        client = make_client(dicom_port=lesiondx_port, host="127.0.0.1", study_quiet_seconds=60)
+        blobs = _two_transfer_syntaxes(with_new_uids(CT_SERIES, PatientID="MIX-1", PatientName="MIXED^TS"))
+        answers = [orthanc.upload(b) for b in blobs]
+        orthanc.send_to_lesiondx(answers[0]["ParentStudy"])
+        _until(lambda: [s for s in client.get("/api/studies").json() if s["status"] == "done"], 30,
+               lambda: client.get("/api/studies").json())
+        time.sleep(1.0)  # a reopen, if any, would show now
+        (listed,) = client.get("/api/studies").json()
+        study = client.get(f"/api/studies/{listed['id']}").json()
+        assert study["n_files"] == 10 and study["result_version"] == 1 and study["status"] == "done", study
+        assert not [e for e in client.get("/api/audit").json() if e["action"] == "dicom_reopen"]
+        log = (tmp_path / "orthanc" / "orthanc.log").read_text(errors="replace")
+        assert client.get("/api/studies").json()[0]["status"] == "done", log[-3000:]
+    finally:
+        orthanc.stop()
+

@@ -6,8 +6,9 @@
   empty SOPInstanceUID get one assigned) and filed by :meth:`ServiceCore.add_dicom_instance` into the
   study with its (remapped) StudyInstanceUID, keyed by its (remapped) SOP Instance UID: a copy of an
   instance already held is dropped and counted, a late instance reopens a closed study.
-* A study is closed and queued when the last open association that sent it is released (a sender may use
-  several associations at once), or after
+* A study is closed and queued ``study_release_grace_s`` (default 2 s) after the last open association that sent
+  it is released, unless another association sent it meanwhile (a sender may use several associations at once;
+  Orthanc opens a new one for each SOP class / transfer syntax not yet negotiated), or after
   ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
 * Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
@@ -183,9 +184,13 @@ class DicomNode:
             study_ids -= {study for studies in self._assoc_studies.values() for study in studies}
         self._report_unfiled(event, refused)
         self._report_ignored(event)
-        if study_ids:
-            for study_id in self.core.close_studies(study_ids):
-                self.core.db.audit(f"dicom:{_calling_aet(event)}", "dicom_receive", study_id, "association released")
+        if study_ids:  # closed after a short grace: Orthanc sends a study mixing SOP classes in several associations
+            self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies)
+
+    def _held_studies(self) -> set[str]:
+        """The studies an open association has sent (its release closes them)."""
+        with self._lock:
+            return {study for studies in self._assoc_studies.values() for study in studies}
 
     def handle_abort(self, event: Any) -> None:
         """Association aborted: keep what arrived; the quiet-period closer queues it later."""

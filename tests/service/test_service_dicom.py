@@ -276,3 +276,42 @@ def test_a_study_sent_over_two_parallel_associations_is_closed_when_the_last_one
     second.release()
     study = _single_study(client)
     assert study["status"] == "done" and study["n_files"] == 6 and study["result_version"] == 1
+
+
+def _enhanced_ct(paths) -> pydicom.Dataset:
+    """The bundled CT-MD chest slices as one highdicom Legacy Converted Enhanced CT (rescale only in its
+    functional groups, no BodyPartExamined, series description '(enhanced conversion)')."""
+    import warnings
+
+    import highdicom as hd
+
+    study_uid, series_uid, legacy = generate_uid(), generate_uid(), []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.decompress()
+        ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), study_uid, series_uid
+        legacy.append(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+            legacy, series_instance_uid=generate_uid(), series_number=9, sop_instance_uid=generate_uid(),
+            instance_number=1)
+    assert "RescaleIntercept" not in enhanced and int(enhanced.NumberOfFrames) == len(paths)
+    return enhanced
+
+
+def test_a_multiframe_enhanced_chest_ct_is_routed_to_ct_covid(make_client):
+    """Was: the region was judged on one frame with the top-level rescale (absent in Enhanced CT: raw values,
+    no air), so the chest scan was called 'abdomen' and queued for ct-liver. Now each judged frame uses its
+    functional groups' rescale and the frames vote: ct-covid."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import LegacyConvertedEnhancedCTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60, study_release_grace_s=0)
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(LegacyConvertedEnhancedCTImageStorage, [ExplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert assoc.send_c_store(_enhanced_ct(CT_SERIES)).Status == 0
+    assoc.release()
+    study = _single_study(client)
+    assert study["task"] == "ct-covid" and study["n_files"] == 1, study

@@ -133,11 +133,13 @@ def test_unusable_instances_are_refused_and_the_node_keeps_running(make_client):
     assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
     statuses = [assoc.send_c_store(ds).Status for ds in (good, mr, broken)]
     assoc.release()
-    assert statuses[0] == 0 and statuses[1] == 0xC000 and statuses[2] == 0xC000
+    assert statuses[0] == 0 and statuses[1] == 0 and statuses[2] == 0xC000  # MR: accepted, ignored (not analysed)
     study = _single_study(client)
     assert study["status"] == "done" and study["n_files"] == 1
     reasons = " ".join(e["reason"] for e in study["errors"])
-    assert "unsupported modality 'MR'" in reasons and "corrupt DICOM pixel data" in reasons
+    assert "corrupt DICOM pixel data" in reasons and "MR" not in reasons
+    ignored = [e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_ignored"]
+    assert len(ignored) == 1 and "image of another modality (MR) ×1" in ignored[0]
     assert client.get("/api/health").json()["dicom"]["port"] == port
 
 
@@ -315,3 +317,4 @@ def test_a_multiframe_enhanced_chest_ct_is_routed_to_ct_covid(make_client):
     assoc.release()
     study = _single_study(client)
     assert study["task"] == "ct-covid" and study["n_files"] == 1, study
+

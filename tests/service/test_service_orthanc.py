@@ -349,3 +349,45 @@ def test_orthanc_sending_one_study_over_two_associations_gets_it_analysed_once_w
     finally:
         orthanc.stop()
 
+
+def _other_modalities(first: bytes) -> list[bytes]:
+    """Images of the same study from other modalities, as a PACS holds them: a PET (of a PET/CT), an MR and another
+    vendor's SEG (pixel data, not lesiondx's AI mark). Built from a CT slice with the SOP class / modality changed."""
+    from pydicom.uid import generate_uid
+
+    out = []
+    for sop_class, modality in (("1.2.840.10008.5.1.4.1.1.128", "PT"), ("1.2.840.10008.5.1.4.1.1.4", "MR"),
+                                ("1.2.840.10008.5.1.4.1.1.66.4", "SEG")):
+        ds = pydicom.dcmread(io.BytesIO(first))
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID, ds.Modality, ds.SeriesDescription = generate_uid(), modality, f"vendor {modality}"
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out.append(buffer.getvalue())
+    return out
+
+
+def test_orthanc_forwarding_a_study_with_pet_mr_and_a_vendor_seg_succeeds(make_client, tmp_path):
+    """Was: the PET, MR and SEG images were answered 0xC000 ('unsupported modality'), so Orthanc's store job of the
+    whole study ended in failure (a hospital reads it as the AI node being down) and was retried. Now they are
+    accepted, not stored, and counted in one ``dicom_ignored`` audit entry each association; the CT is analysed."""
+    lesiondx_port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=free_port(), lesiondx_aet="LESIONDX",
+                      lesiondx_port=lesiondx_port)
+    try:
+        client = make_client(dicom_port=lesiondx_port, host="127.0.0.1", study_quiet_seconds=60)
+        blobs = with_new_uids(CT_SERIES[:4], PatientID="PETCT-1", PatientName="PET^CT")
+        answers = [orthanc.upload(b) for b in [*_other_modalities(blobs[0]), *blobs]]
+        orthanc.send_to_lesiondx(answers[0]["ParentStudy"])  # raises on a failed store job
+        _until(lambda: [s for s in client.get("/api/studies").json() if s["status"] == "done"], 30,
+               lambda: client.get("/api/studies").json())
+        (listed,) = client.get("/api/studies").json()
+        study = client.get(f"/api/studies/{listed['id']}").json()
+        assert study["n_files"] == 4 and study["errors"] == [], study
+        ignored = " ".join(e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_ignored")
+        for modality in ("PT", "MR", "SEG"):
+            assert f"image of another modality ({modality})" in ignored, ignored
+        assert "PET^CT" not in ignored
+    finally:
+        orthanc.stop()

@@ -13,7 +13,7 @@
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
 * Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
   non-image objects (dose SR, presentation states, key objects, PDFs: no pixel data, a Modality other
-  than CT/US), objects of private SOP classes (Siemens CSA Non-Image, vendor 3D models...: their
+  than CT/US), images of other modalities (the PET of a PET/CT, an MR, another vendor's SEG), objects of private SOP classes (Siemens CSA Non-Image, vendor 3D models...: their
   presentation contexts are accepted too, else Orthanc's store job of the whole study fails), CT localizers (ImageType LOCALIZER) and CT secondary captures (dose screens, often with
   the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
   transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
@@ -257,13 +257,14 @@ def accept_private_storage(event: Any) -> None:
 
 def not_analysed(ds: Any) -> str:
     """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class, a non-image
-    object, a CT localizer, a CT secondary capture (dose screen). Unknown modalities with pixels stay refusals."""
+    object, an image of another modality than CT/US (PT, MR, SEG...), a CT localizer, a CT secondary capture
+    (dose screen). An image without a Modality stays a refusal (an instance cut short)."""
     if UID(str(ds.get("SOPClassUID", "") or "1.2.840.10008")).is_private:
         return "private SOP class (vendor object)"
     modality = str(ds.get("Modality", "") or "").upper()
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    if not has_pixels and modality and modality not in ("CT", "US"):
-        return f"non-image object ({modality[:16]})"
+    if modality and modality not in ("CT", "US"):  # a PET of a PET/CT, an MR, another vendor's SEG...
+        return f"{'image of another modality' if has_pixels else 'non-image object'} ({modality[:16]})"
     if modality != "CT":
         return ""
     value = ds.get("ImageType") or []

@@ -318,3 +318,37 @@ def test_a_multiframe_enhanced_chest_ct_is_routed_to_ct_covid(make_client):
     study = _single_study(client)
     assert study["task"] == "ct-covid" and study["n_files"] == 1, study
 
+
+@needs_storescu
+def test_an_oversized_instance_is_received_to_a_temporary_file_and_refused_from_its_header(make_client, tmp_path):
+    """Was: pynetdicom gathered the whole instance (here 63 MB of pixels) in memory before the pixel limit was
+    checked, so a few large instances at once could exhaust the service's memory. Now it is received to a temporary
+    file, the header is read without the pixel data and the instance is refused: Python's peak allocation during
+    the send stays far below its size (storescu, a separate process, sends it)."""
+    import tracemalloc
+
+    import numpy as np
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60, max_pixels=1_000_000)
+    ds = pydicom.dcmread(CT_SERIES[0])
+    ds.decompress()
+    frames = 120
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.NumberOfFrames, ds.PixelData = frames, np.zeros((frames, 512, 512), np.uint16).tobytes()
+    path = tmp_path / "big.dcm"
+    ds.save_as(path)
+    size = path.stat().st_size
+    del ds
+    tracemalloc.start()
+    try:
+        result = _storescu(port, [path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "0xc000" in (result.stdout + result.stderr).lower() or result.returncode != 0, result.stderr
+    assert peak < size / 4, f"peak {peak / 1e6:.0f} MB while receiving a {size / 1e6:.0f} MB instance"
+    deadline = time.monotonic() + 10
+    while not (refused := [e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_refused"]):
+        assert time.monotonic() < deadline, "no dicom_refused audit entry"
+        time.sleep(0.1)
+    assert "image too large to decode" in refused[0], refused

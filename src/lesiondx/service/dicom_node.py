@@ -29,7 +29,9 @@ import logging
 import threading
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.uid import UID
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_context, evt
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
@@ -44,6 +46,7 @@ log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # SC image storage and its multi-frame variants (.7.x)
+DEFER_BYTES = 1 << 20  # element values over 1 MiB (pixel data) stay in the temporary file until read
 
 
 class DicomNode:
@@ -68,7 +71,10 @@ class DicomNode:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start listening (non-blocking)."""
+        """Start listening (non-blocking). Instances are received to temporary files (pynetdicom's process-wide
+        ``STORE_RECV_CHUNKED_DATASET``), so one too large for the pixel limit is refused from its header without
+        ever being held whole in memory."""
+        pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
         handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
                     (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort)]
         host = self.core.settings.dicom_host
@@ -89,8 +95,7 @@ class DicomNode:
         calling = _calling_aet(event)
         name = f"{calling} message {_message_id(event)}"  # never the original UIDs (quasi-identifiers)
         try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
+            ds = _received(event)
             if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
                 log.info("ignored one of lesiondx's own result objects sent back by %s", calling)
                 return STATUS_OK
@@ -199,6 +204,21 @@ class DicomNode:
             refused = self._assoc_refused.pop(id(event.assoc), [])
         self._report_unfiled(event, refused)
         self._report_ignored(event)
+
+
+def _received(event: Any) -> Any:
+    """The received dataset: read from pynetdicom's temporary file with large values (pixel data) deferred, read only
+    when decoded (the file lives until the handler returns), else decoded from memory."""
+    try:
+        path = event.dataset_path
+    except AttributeError:
+        path = None
+    if path is not None and not isinstance(path, tuple):
+        ds = dcmread(path, defer_size=DEFER_BYTES, force=True)
+    else:
+        ds = event.dataset
+    ds.file_meta = event.file_meta
+    return ds
 
 
 def _calling_aet(event: Any) -> str:

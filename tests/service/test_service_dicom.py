@@ -352,3 +352,41 @@ def test_an_oversized_instance_is_received_to_a_temporary_file_and_refused_from_
         assert time.monotonic() < deadline, "no dicom_refused audit entry"
         time.sleep(0.1)
     assert "image too large to decode" in refused[0], refused
+
+
+def test_a_study_waits_for_the_next_association_s_slow_first_instance(make_client, monkeypatch):
+    """The next association's first instance may take longer to decode and de-identify than the release grace (a
+    multi-frame ultrasound cine on a loaded server). Was: the grace ran out while it was being stored, the first
+    association's part was analysed, then reopened. Now the close waits while an association is storing the instance
+    that tells its study: one analysis of all 6 slices."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    import lesiondx.service.dicom_node as node
+
+    slow = generate_uid()
+    real_accept = node.accept_dataset
+
+    def accept(name, ds, *args, **kwargs):
+        if str(ds.SOPInstanceUID) == slow:
+            time.sleep(1.5)
+        return real_accept(name, ds, *args, **kwargs)
+
+    monkeypatch.setattr(node, "accept_dataset", accept)
+    client, port = _dicom_client(make_client, study_quiet_seconds=60, study_release_grace_s=0.5)
+    study_uid, slices = generate_uid(), []
+    for path in CT_SERIES[:6]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
+        slices.append(ds)
+    slices[3].SOPInstanceUID = slow
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    first = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert [first.send_c_store(ds).Status for ds in slices[:3]] == [0] * 3
+    first.release()
+    second = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert [second.send_c_store(ds).Status for ds in slices[3:]] == [0] * 3
+    second.release()
+    study = _single_study(client)
+    assert study["n_files"] == 6 and study["result_version"] == 1 and study["reopened"] == 0, study

@@ -290,31 +290,45 @@ class ServiceCore:
             resume_given_up(self, set(study_ids) - set(closed))
         return closed
 
-    def close_released(self, study_ids: set[str], *, calling_aet: str,
-                       held: Callable[[], set[str]] = set) -> None:
+    def close_released(self, study_ids: set[str], *, calling_aet: str, held: Callable[[], set[str]] = set,
+                       storing: Callable[[], bool] = bool) -> None:
         """The last association sending ``study_ids`` was released: close them after
         ``study_release_grace_s`` seconds (at once when 0), unless meanwhile another association sent one of
-        them (an instance after the release) or holds it open (``held()``): its release closes it. Orthanc opens
-        a new association for each SOP class / transfer syntax it did not negotiate; without the grace, a study
-        mixing them was analysed partially, then reopened."""
+        them (an instance after the release) or holds it open (``held()``): its release closes it. While an
+        association is still storing its first instance (``storing()``: its study is not known yet) the close
+        waits on, at most ``study_quiet_seconds`` after the release. Orthanc opens a new association for each SOP
+        class / transfer syntax it did not negotiate; without the grace, a study mixing them was analysed
+        partially, then reopened."""
         grace = self.settings.study_release_grace_s
         if grace <= 0:
             self._close_now(set(study_ids), calling_aet)
             return
         released = utcnow()
-        timer: threading.Timer
+        patience = timedelta(seconds=max(grace, self.settings.study_quiet_seconds))
 
         def fire() -> None:
-            with self._intake_lock:
-                self._release_timers.discard(timer)
             try:
+                if storing() and utcnow() - released < patience:
+                    self._arm(max(0.2, grace / 4), fire)  # its first instance may belong to these studies
+                    return
                 self._close_now(set(study_ids) - held() - self._sent_since(study_ids, released), calling_aet)
             except Exception as exc:  # the quiet-period closer queues them later
                 log_failure(log, "closing released studies failed", exc)
 
-        timer = threading.Timer(grace, fire)
+        self._arm(grace, fire)
+
+    def _arm(self, delay: float, action: Callable[[], None]) -> None:
+        """Run ``action`` in ``delay`` seconds (cancelled by :meth:`stop`)."""
+        def run() -> None:
+            with self._intake_lock:
+                self._release_timers.discard(timer)
+            action()
+
+        timer = threading.Timer(delay, run)
         timer.daemon = True
         with self._intake_lock:
+            if self._closer_stop.is_set():  # stopping: the study stays receiving (quiet timer at the next start)
+                return
             self._release_timers.add(timer)
         timer.start()
 

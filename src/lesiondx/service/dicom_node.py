@@ -8,7 +8,8 @@
   instance already held is dropped and counted, a late instance reopens a closed study.
 * A study is closed and queued ``study_release_grace_s`` (default 2 s) after the last open association that sent
   it is released, unless another association sent it meanwhile (a sender may use several associations at once;
-  Orthanc opens a new one for each SOP class / transfer syntax not yet negotiated), or after
+  Orthanc opens a new one for each SOP class / transfer syntax not yet negotiated; the grace also waits while a new
+  association stores its first instance), or after
   ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
 * Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
@@ -68,6 +69,7 @@ class DicomNode:
         self._assoc_studies: dict[int, list[str]] = {}  # association → studies it sent (in order)
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
         self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
+        self._storing_first: dict[int, int] = {}  # association → C-STOREs in progress before it filed a study
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -92,6 +94,21 @@ class DicomNode:
     # -- event handlers (run in the association's thread) ---------------------------------------
     def handle_store(self, event: Any) -> int | tuple[int, str]:
         """Check, de-identify, store and file one instance."""
+        key = id(event.assoc)
+        with self._lock:
+            first = key not in self._assoc_studies
+            if first:
+                self._storing_first[key] = self._storing_first.get(key, 0) + 1
+        try:
+            return self._store(event)
+        finally:
+            if first:
+                with self._lock:
+                    left = self._storing_first.pop(key, 1) - 1
+                    if left > 0:
+                        self._storing_first[key] = left
+
+    def _store(self, event: Any) -> int | tuple[int, str]:
         calling = _calling_aet(event)
         name = f"{calling} message {_message_id(event)}"  # never the original UIDs (quasi-identifiers)
         try:
@@ -190,7 +207,13 @@ class DicomNode:
         self._report_unfiled(event, refused)
         self._report_ignored(event)
         if study_ids:  # closed after a short grace: Orthanc sends a study mixing SOP classes in several associations
-            self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies)
+            self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies,
+                                     storing=self._storing)
+
+    def _storing(self) -> bool:
+        """True while an association that has filed no study yet is storing an instance (its study is unknown)."""
+        with self._lock:
+            return bool(self._storing_first)
 
     def _held_studies(self) -> set[str]:
         """The studies an open association has sent (its release closes them)."""

@@ -133,11 +133,13 @@ def test_unusable_instances_are_refused_and_the_node_keeps_running(make_client):
     assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
     statuses = [assoc.send_c_store(ds).Status for ds in (good, mr, broken)]
     assoc.release()
-    assert statuses[0] == 0 and statuses[1] == 0xC000 and statuses[2] == 0xC000
+    assert statuses[0] == 0 and statuses[1] == 0 and statuses[2] == 0xC000  # MR: accepted, ignored (not analysed)
     study = _single_study(client)
     assert study["status"] == "done" and study["n_files"] == 1
     reasons = " ".join(e["reason"] for e in study["errors"])
-    assert "unsupported modality 'MR'" in reasons and "corrupt DICOM pixel data" in reasons
+    assert "corrupt DICOM pixel data" in reasons and "MR" not in reasons
+    ignored = [e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_ignored"]
+    assert len(ignored) == 1 and "image of another modality (MR) ×1" in ignored[0]
     assert client.get("/api/health").json()["dicom"]["port"] == port
 
 
@@ -276,3 +278,115 @@ def test_a_study_sent_over_two_parallel_associations_is_closed_when_the_last_one
     second.release()
     study = _single_study(client)
     assert study["status"] == "done" and study["n_files"] == 6 and study["result_version"] == 1
+
+
+def _enhanced_ct(paths) -> pydicom.Dataset:
+    """The bundled CT-MD chest slices as one highdicom Legacy Converted Enhanced CT (rescale only in its
+    functional groups, no BodyPartExamined, series description '(enhanced conversion)')."""
+    import warnings
+
+    import highdicom as hd
+
+    study_uid, series_uid, legacy = generate_uid(), generate_uid(), []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.decompress()
+        ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), study_uid, series_uid
+        legacy.append(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+            legacy, series_instance_uid=generate_uid(), series_number=9, sop_instance_uid=generate_uid(),
+            instance_number=1)
+    assert "RescaleIntercept" not in enhanced and int(enhanced.NumberOfFrames) == len(paths)
+    return enhanced
+
+
+def test_a_multiframe_enhanced_chest_ct_is_routed_to_ct_covid(make_client):
+    """Was: the region was judged on one frame with the top-level rescale (absent in Enhanced CT: raw values,
+    no air), so the chest scan was called 'abdomen' and queued for ct-liver. Now each judged frame uses its
+    functional groups' rescale and the frames vote: ct-covid."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import LegacyConvertedEnhancedCTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60, study_release_grace_s=0)
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(LegacyConvertedEnhancedCTImageStorage, [ExplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert assoc.send_c_store(_enhanced_ct(CT_SERIES)).Status == 0
+    assoc.release()
+    study = _single_study(client)
+    assert study["task"] == "ct-covid" and study["n_files"] == 1, study
+
+
+@needs_storescu
+def test_an_oversized_instance_is_received_to_a_temporary_file_and_refused_from_its_header(make_client, tmp_path):
+    """Was: pynetdicom gathered the whole instance (here 63 MB of pixels) in memory before the pixel limit was
+    checked, so a few large instances at once could exhaust the service's memory. Now it is received to a temporary
+    file, the header is read without the pixel data and the instance is refused: Python's peak allocation during
+    the send stays far below its size (storescu, a separate process, sends it)."""
+    import tracemalloc
+
+    import numpy as np
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60, max_pixels=1_000_000)
+    ds = pydicom.dcmread(CT_SERIES[0])
+    ds.decompress()
+    frames = 120
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.NumberOfFrames, ds.PixelData = frames, np.zeros((frames, 512, 512), np.uint16).tobytes()
+    path = tmp_path / "big.dcm"
+    ds.save_as(path)
+    size = path.stat().st_size
+    del ds
+    tracemalloc.start()
+    try:
+        result = _storescu(port, [path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "0xc000" in (result.stdout + result.stderr).lower() or result.returncode != 0, result.stderr
+    assert peak < size / 4, f"peak {peak / 1e6:.0f} MB while receiving a {size / 1e6:.0f} MB instance"
+    deadline = time.monotonic() + 10
+    while not (refused := [e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_refused"]):
+        assert time.monotonic() < deadline, "no dicom_refused audit entry"
+        time.sleep(0.1)
+    assert "image too large to decode" in refused[0], refused
+
+
+def test_a_study_waits_for_the_next_association_s_slow_first_instance(make_client, monkeypatch):
+    """The next association's first instance may take longer to decode and de-identify than the release grace (a
+    multi-frame ultrasound cine on a loaded server). Was: the grace ran out while it was being stored, the first
+    association's part was analysed, then reopened. Now the close waits while an association is storing the instance
+    that tells its study: one analysis of all 6 slices."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    import lesiondx.service.dicom_node as node
+
+    slow = generate_uid()
+    real_accept = node.accept_dataset
+
+    def accept(name, ds, *args, **kwargs):
+        if str(ds.SOPInstanceUID) == slow:
+            time.sleep(1.5)
+        return real_accept(name, ds, *args, **kwargs)
+
+    monkeypatch.setattr(node, "accept_dataset", accept)
+    client, port = _dicom_client(make_client, study_quiet_seconds=60, study_release_grace_s=0.5)
+    study_uid, slices = generate_uid(), []
+    for path in CT_SERIES[:6]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
+        slices.append(ds)
+    slices[3].SOPInstanceUID = slow
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    first = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert [first.send_c_store(ds).Status for ds in slices[:3]] == [0] * 3
+    first.release()
+    second = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert [second.send_c_store(ds).Status for ds in slices[3:]] == [0] * 3
+    second.release()
+    study = _single_study(client)
+    assert study["n_files"] == 6 and study["result_version"] == 1 and study["reopened"] == 0, study

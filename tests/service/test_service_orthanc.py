@@ -284,26 +284,92 @@ def _vendor_objects(first: bytes) -> list[bytes]:
     return [*out, buffer.getvalue()]
 
 
-def test_orthanc_forwarding_a_whole_ct_study_succeeds_and_only_the_axial_series_is_analysed(make_client, tmp_path):
-    """Was: Orthanc's store job of a CT study holding a Siemens CSA Non-Image object ended in 'Failure' with nothing
-    received (lesiondx negotiated no presentation context for the private SOP class: 'Cannot transcode ... to one
-    of []'); one holding a dose SR failed on its 0xC000; the localizer became a second CT series. Now the job
-    succeeds and the lesiondx study holds the axial slices only."""
+def forwarded(make_client, tmp_path, objects: list[bytes]) -> tuple[dict, list[dict]]:
+    """Upload ``objects`` (one study) to a fresh Orthanc, have Orthanc send the study to lesiondx (raises when its store
+    job fails) and wait until lesiondx analysed it; (the only lesiondx study's detail, the audit log)."""
     lesiondx_port = free_port()
     orthanc = Orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=free_port(), lesiondx_aet="LESIONDX",
                       lesiondx_port=lesiondx_port)
     try:
         client = make_client(dicom_port=lesiondx_port, host="127.0.0.1", study_quiet_seconds=60)
-        blobs = with_new_uids(CT_SERIES[:4], PatientID="FWD-1", PatientName="FORWARD^ALL")
-        answers = [orthanc.upload(b) for b in [*_vendor_objects(blobs[0]), *blobs]]
+        answers = [orthanc.upload(b) for b in objects]
         orthanc.send_to_lesiondx(answers[0]["ParentStudy"])  # raises on a failed store job
         _until(lambda: [s for s in client.get("/api/studies").json() if s["status"] == "done"], 30,
                lambda: client.get("/api/studies").json())
+        time.sleep(1.0)  # a late association reopening the study would show now
         (listed,) = client.get("/api/studies").json()
-        study = client.get(f"/api/studies/{listed['id']}").json()
-        assert study["n_files"] == 4 and study["task"] == "ct-covid" and study["errors"] == []
-        ignored = " ".join(e["detail"] for e in client.get("/api/audit").json() if e["action"] == "dicom_ignored")
-        for kind in ("private SOP class", "non-image object (SR)", "CT localizer"):  # Orthanc: one association each
-            assert kind in ignored
+        return client.get(f"/api/studies/{listed['id']}").json(), client.get("/api/audit").json()
     finally:
         orthanc.stop()
+
+
+def _ignored(audit: list[dict]) -> str:
+    return " ".join(e["detail"] for e in audit if e["action"] == "dicom_ignored")
+
+
+def test_orthanc_forwarding_a_whole_ct_study_succeeds_and_only_the_axial_series_is_analysed(make_client, tmp_path):
+    """Was: Orthanc's store job of a CT study holding a Siemens CSA Non-Image object ended in 'Failure' with nothing
+    received (lesiondx negotiated no presentation context for the private SOP class: 'Cannot transcode ... to one
+    of []'); one holding a dose SR failed on its 0xC000; the localizer became a second CT series. Now the job
+    succeeds and the lesiondx study holds the axial slices only."""
+    blobs = with_new_uids(CT_SERIES[:4], PatientID="FWD-1", PatientName="FORWARD^ALL")
+    study, audit = forwarded(make_client, tmp_path, [*_vendor_objects(blobs[0]), *blobs])
+    assert study["n_files"] == 4 and study["task"] == "ct-covid" and study["errors"] == []
+    for kind in ("private SOP class", "non-image object (SR)", "CT localizer"):  # Orthanc: one association each
+        assert kind in _ignored(audit)
+
+
+def _two_transfer_syntaxes(blobs: list[bytes]) -> list[bytes]:
+    """The even slices as sent (JPEG lossless), the odd ones decompressed (explicit VR little endian): Orthanc then
+    needs a presentation context it did not propose first and opens a second association for them."""
+    out = []
+    for i, blob in enumerate(blobs):
+        if i % 2:
+            ds = pydicom.dcmread(io.BytesIO(blob))
+            ds.decompress()
+            buffer = io.BytesIO()
+            ds.save_as(buffer)
+            blob = buffer.getvalue()
+        out.append(blob)
+    return out
+
+
+def test_orthanc_sending_one_study_over_two_associations_gets_it_analysed_once_whole(make_client, tmp_path):
+    """Orthanc opens a new association when a transfer syntax it has not negotiated appears. Was: the first
+    association's release closed the study, a partial study (the JPEG slices) was analysed, then the second
+    association reopened it (result_version 2, two exports). Now a short grace after the last release lets the
+    next association join: one analysis of all 10 slices."""
+    blobs = _two_transfer_syntaxes(with_new_uids(CT_SERIES, PatientID="MIX-1", PatientName="MIXED^TS"))
+    study, audit = forwarded(make_client, tmp_path, blobs)
+    assert study["n_files"] == 10 and study["result_version"] == 1 and study["status"] == "done", study
+    assert not [e for e in audit if e["action"] == "dicom_reopen"]
+
+
+def _other_modalities(first: bytes) -> list[bytes]:
+    """Images of the same study from other modalities, as a PACS holds them: a PET (of a PET/CT), an MR and another
+    vendor's SEG (pixel data, not lesiondx's AI mark). Built from a CT slice with the SOP class / modality changed."""
+    from pydicom.uid import generate_uid
+
+    out = []
+    for sop_class, modality in (("1.2.840.10008.5.1.4.1.1.128", "PT"), ("1.2.840.10008.5.1.4.1.1.4", "MR"),
+                                ("1.2.840.10008.5.1.4.1.1.66.4", "SEG")):
+        ds = pydicom.dcmread(io.BytesIO(first))
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID, ds.Modality, ds.SeriesDescription = generate_uid(), modality, f"vendor {modality}"
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out.append(buffer.getvalue())
+    return out
+
+
+def test_orthanc_forwarding_a_study_with_pet_mr_and_a_vendor_seg_succeeds(make_client, tmp_path):
+    """Was: the PET, MR and SEG images were answered 0xC000 ('unsupported modality'), so Orthanc's store job of the
+    whole study ended in failure (a hospital reads it as the AI node being down) and was retried. Now they are
+    accepted, not stored, and counted in one ``dicom_ignored`` audit entry each association; the CT is analysed."""
+    blobs = with_new_uids(CT_SERIES[:4], PatientID="PETCT-1", PatientName="PET^CT")
+    study, audit = forwarded(make_client, tmp_path, [*_other_modalities(blobs[0]), *blobs])
+    assert study["n_files"] == 4 and study["errors"] == [], study
+    for modality in ("PT", "MR", "SEG"):
+        assert f"image of another modality ({modality})" in _ignored(audit), _ignored(audit)
+    assert "PET^CT" not in _ignored(audit)

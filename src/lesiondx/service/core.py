@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import func, or_, select
 
@@ -53,6 +53,7 @@ class ServiceCore:
         self._closer_stop = threading.Event()
         self._closer: threading.Thread | None = None
         self._housekeeper: threading.Thread | None = None
+        self._release_timers: set[threading.Timer] = set()  # studies waiting out their release grace
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, dicom: bool = True) -> None:
@@ -95,6 +96,10 @@ class ServiceCore:
             self.dicom_node.stop()
             self.dicom_node = None
         self._closer_stop.set()
+        with self._intake_lock:
+            timers, self._release_timers = self._release_timers, set()
+        for timer in timers:  # studies in their release grace stay receiving (the quiet timer restarts next start)
+            timer.cancel()
         for thread in (self._closer, self._housekeeper):
             if thread is not None:
                 thread.join(5)
@@ -284,6 +289,65 @@ class ServiceCore:
 
             resume_given_up(self, set(study_ids) - set(closed))
         return closed
+
+    def close_released(self, study_ids: set[str], *, calling_aet: str, held: Callable[[], set[str]] = set,
+                       storing: Callable[[], bool] = bool) -> None:
+        """The last association sending ``study_ids`` was released: close them after
+        ``study_release_grace_s`` seconds (at once when 0), unless meanwhile another association sent one of
+        them (an instance after the release) or holds it open (``held()``): its release closes it. While an
+        association is still storing its first instance (``storing()``: its study is not known yet) the close
+        waits on, at most ``study_quiet_seconds`` after the release. Orthanc opens a new association for each SOP
+        class / transfer syntax it did not negotiate; without the grace, a study mixing them was analysed
+        partially, then reopened."""
+        grace = self.settings.study_release_grace_s
+        if grace <= 0:
+            self._close_now(set(study_ids), calling_aet)
+            return
+        released = utcnow()
+        patience = timedelta(seconds=max(grace, self.settings.study_quiet_seconds))
+
+        def fire() -> None:
+            try:
+                if storing() and utcnow() - released < patience:
+                    self._arm(max(0.2, grace / 4), fire)  # its first instance may belong to these studies
+                    return
+                self._close_now(set(study_ids) - held() - self._sent_since(study_ids, released), calling_aet)
+            except Exception as exc:  # the quiet-period closer queues them later
+                log_failure(log, "closing released studies failed", exc)
+
+        self._arm(grace, fire)
+
+    def _arm(self, delay: float, action: Callable[[], None]) -> None:
+        """Run ``action`` in ``delay`` seconds (cancelled by :meth:`stop`)."""
+        def run() -> None:
+            with self._intake_lock:
+                self._release_timers.discard(timer)
+            action()
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        with self._intake_lock:
+            if self._closer_stop.is_set():  # stopping: the study stays receiving (quiet timer at the next start)
+                return
+            self._release_timers.add(timer)
+        timer.start()
+
+    def _sent_since(self, study_ids: set[str], when: Any) -> set[str]:
+        """The studies among ``study_ids`` that received an instance after ``when`` (UTC)."""
+        with self.db.session() as s:
+            later = set()
+            for study in s.scalars(select(Study).where(Study.id.in_(list(study_ids)))):
+                last = study.last_instance_at
+                if last is not None and last.tzinfo is None:
+                    last = last.replace(tzinfo=when.tzinfo)
+                if last is not None and last > when:
+                    later.add(study.id)
+            return later
+
+    def _close_now(self, study_ids: set[str], calling_aet: str) -> None:
+        if study_ids:
+            for study_id in self.close_studies(study_ids):
+                self.db.audit(f"dicom:{calling_aet}", "dicom_receive", study_id, "association released")
 
     def _queue_received(self, study: Study) -> None:
         """Close a received study: choose its task, warn about gaps in its series, queue the next result version."""

@@ -6,13 +6,15 @@
   empty SOPInstanceUID get one assigned) and filed by :meth:`ServiceCore.add_dicom_instance` into the
   study with its (remapped) StudyInstanceUID, keyed by its (remapped) SOP Instance UID: a copy of an
   instance already held is dropped and counted, a late instance reopens a closed study.
-* A study is closed and queued when the last open association that sent it is released (a sender may use
-  several associations at once), or after
+* A study is closed and queued ``study_release_grace_s`` (default 2 s) after the last open association that sent
+  it is released, unless another association sent it meanwhile (a sender may use several associations at once;
+  Orthanc opens a new one for each SOP class / transfer syntax not yet negotiated; the grace also waits while a new
+  association stores its first instance), or after
   ``study_quiet_seconds`` without new instances (aborted associations, restarts: the service's
   closer thread, see :meth:`ServiceCore.start`). Stopping the node never closes a study.
 * Objects of a forwarded study that are never analysed are answered with success and dropped (not stored):
   non-image objects (dose SR, presentation states, key objects, PDFs: no pixel data, a Modality other
-  than CT/US), objects of private SOP classes (Siemens CSA Non-Image, vendor 3D models...: their
+  than CT/US), images of other modalities (the PET of a PET/CT, an MR, another vendor's SEG), objects of private SOP classes (Siemens CSA Non-Image, vendor 3D models...: their
   presentation contexts are accepted too, else Orthanc's store job of the whole study fails), CT localizers (ImageType LOCALIZER) and CT secondary captures (dose screens, often with
   the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
   transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
@@ -28,7 +30,9 @@ import logging
 import threading
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.uid import UID
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_context, evt
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
@@ -43,6 +47,7 @@ log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # SC image storage and its multi-frame variants (.7.x)
+DEFER_BYTES = 1 << 20  # element values over 1 MiB (pixel data) stay in the temporary file until read
 
 
 class DicomNode:
@@ -64,10 +69,14 @@ class DicomNode:
         self._assoc_studies: dict[int, list[str]] = {}  # association → studies it sent (in order)
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
         self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
+        self._storing_first: dict[int, int] = {}  # association → C-STOREs in progress before it filed a study
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start listening (non-blocking)."""
+        """Start listening (non-blocking). Instances are received to temporary files (pynetdicom's process-wide
+        ``STORE_RECV_CHUNKED_DATASET``), so one too large for the pixel limit is refused from its header without
+        ever being held whole in memory."""
+        pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
         handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
                     (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort)]
         host = self.core.settings.dicom_host
@@ -85,11 +94,25 @@ class DicomNode:
     # -- event handlers (run in the association's thread) ---------------------------------------
     def handle_store(self, event: Any) -> int | tuple[int, str]:
         """Check, de-identify, store and file one instance."""
+        key = id(event.assoc)
+        with self._lock:
+            first = key not in self._assoc_studies
+            if first:
+                self._storing_first[key] = self._storing_first.get(key, 0) + 1
+        try:
+            return self._store(event)
+        finally:
+            if first:
+                with self._lock:
+                    left = self._storing_first.pop(key, 1) - 1
+                    if left > 0:
+                        self._storing_first[key] = left
+
+    def _store(self, event: Any) -> int | tuple[int, str]:
         calling = _calling_aet(event)
         name = f"{calling} message {_message_id(event)}"  # never the original UIDs (quasi-identifiers)
         try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
+            ds = _received(event)
             if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
                 log.info("ignored one of lesiondx's own result objects sent back by %s", calling)
                 return STATUS_OK
@@ -183,9 +206,19 @@ class DicomNode:
             study_ids -= {study for studies in self._assoc_studies.values() for study in studies}
         self._report_unfiled(event, refused)
         self._report_ignored(event)
-        if study_ids:
-            for study_id in self.core.close_studies(study_ids):
-                self.core.db.audit(f"dicom:{_calling_aet(event)}", "dicom_receive", study_id, "association released")
+        if study_ids:  # closed after a short grace: Orthanc sends a study mixing SOP classes in several associations
+            self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies,
+                                     storing=self._storing)
+
+    def _storing(self) -> bool:
+        """True while an association that has filed no study yet is storing an instance (its study is unknown)."""
+        with self._lock:
+            return bool(self._storing_first)
+
+    def _held_studies(self) -> set[str]:
+        """The studies an open association has sent (its release closes them)."""
+        with self._lock:
+            return {study for studies in self._assoc_studies.values() for study in studies}
 
     def handle_abort(self, event: Any) -> None:
         """Association aborted: keep what arrived; the quiet-period closer queues it later."""
@@ -194,6 +227,21 @@ class DicomNode:
             refused = self._assoc_refused.pop(id(event.assoc), [])
         self._report_unfiled(event, refused)
         self._report_ignored(event)
+
+
+def _received(event: Any) -> Any:
+    """The received dataset: read from pynetdicom's temporary file with large values (pixel data) deferred, read only
+    when decoded (the file lives until the handler returns), else decoded from memory."""
+    try:
+        path = event.dataset_path
+    except AttributeError:
+        path = None
+    if path is not None and not isinstance(path, tuple):
+        ds = dcmread(path, defer_size=DEFER_BYTES, force=True)
+    else:
+        ds = event.dataset
+    ds.file_meta = event.file_meta
+    return ds
 
 
 def _calling_aet(event: Any) -> str:
@@ -252,13 +300,14 @@ def accept_private_storage(event: Any) -> None:
 
 def not_analysed(ds: Any) -> str:
     """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class, a non-image
-    object, a CT localizer, a CT secondary capture (dose screen). Unknown modalities with pixels stay refusals."""
+    object, an image of another modality than CT/US (PT, MR, SEG...), a CT localizer, a CT secondary capture
+    (dose screen). An image without a Modality stays a refusal (an instance cut short)."""
     if UID(str(ds.get("SOPClassUID", "") or "1.2.840.10008")).is_private:
         return "private SOP class (vendor object)"
     modality = str(ds.get("Modality", "") or "").upper()
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    if not has_pixels and modality and modality not in ("CT", "US"):
-        return f"non-image object ({modality[:16]})"
+    if modality and modality not in ("CT", "US"):  # a PET of a PET/CT, an MR, another vendor's SEG...
+        return f"{'image of another modality' if has_pixels else 'non-image object'} ({modality[:16]})"
     if modality != "CT":
         return ""
     value = ds.get("ImageType") or []

@@ -325,20 +325,54 @@ def _region_from_text(ds: Dataset) -> str | None:
 
 
 def _region_from_pixels(ds: Dataset, pixels: np.ndarray) -> str | None:
-    """Chest when air (< -400 HU) fills a large share of the body outline (the lungs), else abdomen."""
+    """Chest when air (< -400 HU) fills a large share of the body outline (the lungs), else abdomen. A multi-frame
+    image (Enhanced CT) is judged on up to :data:`REGION_FRAMES` frames spread over its length, each rescaled with
+    its own functional groups' slope and intercept, by majority (ties: chest, as for a batch of slices)."""
     try:
-        if pixels.ndim == 3:
-            pixels = pixels[pixels.shape[0] // 2]
-        hu = pixels.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
-        from scipy import ndimage
-
-        tissue = hu > -400
-        body = ndimage.binary_fill_holes(tissue)
-        if body.sum() < 0.05 * hu.size:
-            return None
-        share = float((body & ~tissue).sum()) / float(body.sum())
+        if pixels.ndim == 2:
+            votes = [_frame_region(pixels, *_rescale(ds, 0))]
+        else:
+            votes = [_frame_region(pixels[i], *_rescale(ds, i)) for i in _spread(pixels.shape[0], REGION_FRAMES)]
     except Exception:  # geometry heuristics must never break ingest
         return None
+    found = [v for v in votes if v]
+    if not found:
+        return None
+    return "chest" if found.count("chest") >= found.count("abdomen") else "abdomen"
+
+
+REGION_FRAMES = 5  # frames of a multi-frame CT judged for its body region
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """Up to ``k`` frame indices spread evenly over ``n`` frames (the middle one when k == 1)."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round((i + 0.5) * n / k - 0.5) for i in range(k)})
+
+
+def _rescale(ds: Dataset, frame: int) -> tuple[float, float]:
+    """(slope, intercept) to HU of one frame: top level, else the per-frame, else the shared functional groups."""
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        try:
+            item = ds[groups][index].PixelValueTransformationSequence[0]
+            return float(item.get("RescaleSlope", 1) or 1), float(item.get("RescaleIntercept", 0) or 0)
+        except (KeyError, IndexError, AttributeError):
+            continue
+    return 1.0, 0.0
+
+
+def _frame_region(pixels: np.ndarray, slope: float, intercept: float) -> str | None:
+    from scipy import ndimage
+
+    hu = pixels.astype(np.float32) * slope + intercept
+    tissue = hu > -400
+    body = ndimage.binary_fill_holes(tissue)
+    if body.sum() < 0.05 * hu.size:
+        return None
+    share = float((body & ~tissue).sum()) / float(body.sum())
     return "chest" if share > LUNG_FRACTION_CHEST else "abdomen"
 
 

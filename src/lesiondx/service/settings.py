@@ -31,6 +31,10 @@ Environment variables (all optional):
     which an upload is dropped with HTTP 408 (default 60). See :mod:`lesiondx.service.admission`.
 ``LESIONDX_STUDY_QUIET_S``
     Seconds without new DICOM instances after which a received study is closed (default 10).
+``LESIONDX_STUDY_RELEASE_GRACE_S``
+    Seconds a DICOM study waits, after the last association sending it is released, for another association
+    carrying it (Orthanc opens one per new SOP class / transfer syntax) before it is closed (default 2; 0 closes
+    at once).
 ``LESIONDX_PREDICTOR``
     ``module:callable`` replacing the real predictor (tests and benchmarks only; see
     :mod:`lesiondx.service.testing`). The default calls ``lesiondx.tasks.load_task(task).predict``.
@@ -199,6 +203,7 @@ class Settings:
     dicom_allowed_aets: tuple[str, ...] = ()
     pacs: PacsTarget | None = None
     study_quiet_seconds: float = 10.0
+    study_release_grace_s: float = 2.0
     worker_poll_seconds: float = 0.5
     model: str = "default"
     predictor_spec: str | None = None
@@ -327,6 +332,7 @@ _NUMBERS: tuple[tuple[str, str, type, float, float], ...] = (
     ("max_request_bytes", "LESIONDX_MAX_REQUEST_MB", int, 1e-6, MB),
     ("max_file_bytes", "LESIONDX_MAX_FILE_MB", int, 1e-6, MB),
     ("study_quiet_seconds", "LESIONDX_STUDY_QUIET_S", float, 0.0, 1.0),
+    ("study_release_grace_s", "LESIONDX_STUDY_RELEASE_GRACE_S", float, 0.0, 1.0),
     ("max_pixels", "LESIONDX_MAX_PIXELS", int, 1.0, 1.0),
     ("zip_max_members", "LESIONDX_ZIP_MAX_MEMBERS", int, 1.0, 1.0),
     ("zip_max_total_bytes", "LESIONDX_ZIP_MAX_TOTAL_MB", int, 1e-6, MB),

@@ -243,8 +243,8 @@ def test_refused_instances_are_reported_on_the_study_or_in_the_audit_log(make_cl
     port = free_port()
     client = make_client(dicom_port=port, host="127.0.0.1", study_quiet_seconds=60)
     series = _series("refused")
-    mr = pydicom.dcmread(CT_SERIES[0])
-    mr.SOPInstanceUID, mr.Modality, mr.SOPClassUID = generate_uid(), "MR", MRImageStorage
+    mr = pydicom.dcmread(CT_SERIES[0])  # an image without a Modality: refused (an MR is accepted and ignored)
+    mr.SOPInstanceUID, mr.Modality, mr.SOPClassUID = generate_uid(), "", MRImageStorage
     mr.PatientName = "DOE^JANE"
     assert _send(port, [mr], title="SCANNER") == [0xC000]  # no study can be told
     deadline = time.monotonic() + 10
@@ -252,13 +252,13 @@ def test_refused_instances_are_reported_on_the_study_or_in_the_audit_log(make_cl
         assert time.monotonic() < deadline, client.get("/api/audit").json()
         time.sleep(0.1)
     entry = [e for e in client.get("/api/audit").json() if e["action"] == "dicom_refused"][0]
-    assert entry["actor"] == "dicom:SCANNER" and "unsupported modality 'MR'" in entry["detail"]
+    assert entry["actor"] == "dicom:SCANNER" and "unsupported modality 'none'" in entry["detail"]
     assert "DOE" not in str(entry) and str(mr.SOPInstanceUID) not in str(entry)
     assert _studies(client) == []
 
     assert _send(port, [mr] + series[:3]) == [0xC000, 0, 0, 0]  # refused first, then a study opens
     study = _only_study(client)
-    assert study["n_files"] == 3 and any("unsupported modality 'MR'" in e["reason"] for e in study["errors"])
+    assert study["n_files"] == 3 and any("unsupported modality 'none'" in e["reason"] for e in study["errors"])
 
 
 @pytest.mark.parametrize("numbers, expected", [([1, 2, 3], None), ([1, 2, 5, 9], "3–4, 6–8")])

@@ -26,8 +26,9 @@ log = logging.getLogger("lesiondx.service")
 class FailedTokens:
     """Wrong tokens per client address: after ``limit`` within ``window_s`` seconds, every request from
     that address gets 429 (``Retry-After``) until the window has passed, whatever token it sends: a token cannot be
-    guessed at network speed. Bounded to ``max_clients`` addresses (the oldest forgotten first). Behind a reverse
-    proxy every client shares the proxy's address: one client sending wrong tokens then pauses all of them."""
+    guessed at network speed. Bounded to ``max_clients`` addresses (the oldest forgotten first). The address is
+    uvicorn's ``request.client``: behind a proxy on 127.0.0.1 the ``X-Forwarded-For`` client; a proxy on another host
+    must be listed in ``FORWARDED_ALLOW_IPS``, or its clients share its address (and one limit)."""
 
     def __init__(self, limit: int = 20, window_s: float = 60.0, max_clients: int = 10_000) -> None:
         self.limit, self.window_s, self.max_clients = limit, window_s, max_clients

@@ -196,6 +196,16 @@ def test_a_full_storage_folder_refuses_instances_with_one_log_line_each(make_cli
     assert "Traceback" not in caplog.text
 
 
+def _one_study(n: int) -> list[pydicom.Dataset]:
+    """The first ``n`` bundled CT-MD slices as one study with fresh Study and SOP Instance UIDs."""
+    study_uid, slices = generate_uid(), []
+    for path in CT_SERIES[:n]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
+        slices.append(ds)
+    return slices
+
+
 def _non_image_objects(study: pydicom.Dataset) -> list[pydicom.Dataset]:
     """What a PACS forwarding a whole CT study also sends: a dose SR, a localizer, a dose screen (SC, Modality CT)."""
     from pydicom.dataset import Dataset
@@ -227,12 +237,7 @@ def test_a_forwarded_study_s_dose_report_localizer_and_dose_screen_are_accepted_
     from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, XRayRadiationDoseSRStorage
 
     client, port = _dicom_client(make_client)
-    study_uid = generate_uid()
-    slices = []
-    for path in CT_SERIES[:3]:
-        ds = pydicom.dcmread(path)
-        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
-        slices.append(ds)
+    slices = _one_study(3)
     extras = _non_image_objects(slices[0])
     ae = AE(ae_title="PACS")
     ae.add_requested_context(XRayRadiationDoseSRStorage, [ExplicitVRLittleEndian])
@@ -259,12 +264,7 @@ def test_a_study_sent_over_two_parallel_associations_is_closed_when_the_last_one
     from pynetdicom.sop_class import CTImageStorage
 
     client, port = _dicom_client(make_client, study_quiet_seconds=60)
-    study_uid = generate_uid()
-    slices = []
-    for path in CT_SERIES[:6]:
-        ds = pydicom.dcmread(path)
-        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
-        slices.append(ds)
+    slices = _one_study(6)
     ae = AE(ae_title="PACS")
     ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
     first, second = (ae.associate("127.0.0.1", port, ae_title="LESIONDX") for _ in range(2))
@@ -374,11 +374,7 @@ def test_a_study_waits_for_the_next_association_s_slow_first_instance(make_clien
 
     monkeypatch.setattr(node, "accept_dataset", accept)
     client, port = _dicom_client(make_client, study_quiet_seconds=60, study_release_grace_s=0.5)
-    study_uid, slices = generate_uid(), []
-    for path in CT_SERIES[:6]:
-        ds = pydicom.dcmread(path)
-        ds.SOPInstanceUID, ds.StudyInstanceUID = generate_uid(), study_uid
-        slices.append(ds)
+    slices = _one_study(6)
     slices[3].SOPInstanceUID = slow
     ae = AE(ae_title="PACS")
     ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])

@@ -88,6 +88,9 @@ def test_evaluate_points_at_the_report_where_it_was_written(tmp_path):
     lines = evaluate_lines(tmp_path)
     assert lines[0] == f"wrote {tmp_path}/: predictions.csv, report/"
     assert lines[1].startswith(f"open {tmp_path / 'report' / 'report.html'} in a browser")
+    assert "redoes the figures" in lines[1]
+    (tmp_path / "predictions.csv").unlink()  # ct-liver detection on IRCADb writes metrics.json only
+    assert "predictions.csv" not in evaluate_lines(tmp_path)[1]
 
 
 def test_us_frame_says_size_distance_and_an_off_lesion_heat_map():

@@ -142,6 +142,6 @@ def evaluate_lines(out_dir: Path) -> list[str]:
     out_dir = Path(out_dir)
     reports = sorted(out_dir.glob("report.html")) + sorted(out_dir.glob("*/report.html"))
     opened = f"open {reports[0]} in a browser; " if reports else ""
-    return [f"wrote {out_dir}/: {_listing(out_dir)}",
-            f"{opened}--json prints metrics.json; "
-            f"lesiondx report {out_dir / 'predictions.csv'} --out DIR redoes the figures (e.g. --threshold T)"]
+    redo = (f"; lesiondx report {out_dir / 'predictions.csv'} --out DIR redoes the figures (e.g. --threshold T)"
+            if (out_dir / "predictions.csv").is_file() else "")  # a detection-only evaluation writes none
+    return [f"wrote {out_dir}/: {_listing(out_dir)}", f"{opened}--json prints metrics.json{redo}"]

@@ -20,6 +20,7 @@ from .candidates import Detection
 from .detector import lesion_boxes
 from .liver import chains, hu_liver_mask, liver_flags
 from .multiphase import multiphase_metrics
+from .phases import series_phase
 from .pipeline import Bundle, box_crop, classify, liver_mask, rule_candidates
 from .study import Study, as_windowed
 
@@ -129,9 +130,15 @@ def evaluate_ct(folder: Path, studies: list[Study], bundle: Bundle) -> dict[str,
         from .detector import detect
 
         detectors["faster-rcnn-lite0"] = lambda study, liver: detect(bundle.detector, study.grey)
-    liver_of = lambda s: liver_mask(s, bundle)[0]  # noqa: E731
+    livers = {s.study_id: liver_mask(s, bundle)[0] for s in studies}
+    calls = {s.study_id: series_phase(s, None, None, livers[s.study_id]) for s in studies}
+    # a study whose labels.csv names no phase gets the phase predict identifies (aorta / portal-vein HU), so
+    # evaluate searches what predict searches (hyperdense lesions in an arterial series)
+    studies = [replace(s, phase=calls[s.study_id].phase) for s in studies]
+    liver_of = lambda s: livers[s.study_id] if s.hu_exact else liver_mask(s, bundle)[0]  # noqa: E731 (windowed: its own HU)
     windowed = [as_windowed(s) for s in studies]
-    return {"liver_dice": evaluate_liver(studies, bundle),
+    return {"phases": {k: {"phase": c.phase, "source": c.source, "reason": c.reason} for k, c in calls.items()},
+            "liver_dice": evaluate_liver(studies, bundle),
             "detection": evaluate_detection(folder, studies, detectors, liver_of, cfg.score_threshold,
                                             cfg.inside_liver_fraction, cfg.edge_claw),
             "detection_windowed_slices": {

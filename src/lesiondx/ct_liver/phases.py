@@ -8,11 +8,15 @@ SeriesDescription, and many keep nothing, so the enhancement of the vessels is t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from .study import Study
 
 PHASES = ("non-contrast", "arterial", "portal-venous", "delayed")
 BONE_HU = 400.0  # cortical bone; the vertebral body is the filled-in hull of it
@@ -214,3 +218,14 @@ def shifted(volume: np.ndarray, shift: tuple[int, int, int], shape: tuple[int, i
     if all(a.stop > a.start for a in src):
         out[tuple(dst)] = volume[tuple(src)]
     return out
+
+
+def series_phase(study: Study, given: str | None, timed: str | None, liver: np.ndarray) -> PhaseCall:
+    """The series' phase: given > DICOM tags > acquisition-time order > aorta / portal-vein HU (exact HU only)."""
+    if given or study.phase or timed or study.hu_exact:
+        levels = vessel_levels(study.hu, liver, study.spacing_mm) if study.hu_exact else VesselLevels(None, None)
+        call = identify_phase(study.phase, given, levels, timed)
+        return replace(call, warning=contradiction(call, levels))
+    # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
+    return PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
+                                      "name the phase (phases=[...]) to have it characterised")

@@ -33,7 +33,7 @@ from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, align, findings
 from .phase_set import admit_series, check_phase_set, repeated_phases
-from .phases import PHASES, PhaseCall, VesselLevels, contradiction, identify_phase, phases_by_time, series_tags, vessel_levels
+from .phases import PHASES, phases_by_time, series_phase, series_tags
 from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_probabilities, detect_parts, liver_mask,
                        load_bundle, save_classifier, uses_lilnet, write_json)
 from .stages import Stopwatch
@@ -338,7 +338,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             liver = liver_mask(study, bundle)
         given = given_phases[i] if i < len(given_phases) else None
         with clock.stage("phases"):
-            call = _phase_call(study, given, timed[i], liver[0])
+            call = series_phase(study, given, timed[i], liver[0])
         study = replace(study, phase=call.phase)
         result.setdefault("input_warnings", []).extend([f"{path.name}: {call.warning}"] if call.warning else [])
         with clock.stage("candidates"):
@@ -397,17 +397,6 @@ def _predict_each(inputs: list[Path], model: str, out: Path | None, options: dic
     if out is not None:
         write_json(out / "predictions.json", result)
     return result
-
-
-def _phase_call(study: Study, given: str | None, timed: str | None, liver: np.ndarray) -> PhaseCall:
-    """The series' phase: given > DICOM tags > acquisition-time order > aorta / portal-vein HU (exact HU only)."""
-    if given or study.phase or timed or study.hu_exact:
-        levels = vessel_levels(study.hu, liver, study.spacing_mm) if study.hu_exact else VesselLevels(None, None)
-        call = identify_phase(study.phase, given, levels, timed)
-        return replace(call, warning=contradiction(call, levels))
-    # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate
-    return PhaseCall(None, "unknown", "8-bit slices: vessel HU are clipped by the export window; "
-                                      "name the phase (phases=[...]) to have it characterised")
 
 
 def with_classifier(bundle: Bundle, classifier: str | None) -> Bundle:

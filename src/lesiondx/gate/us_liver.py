@@ -11,8 +11,9 @@ does not read as ultrasound is refused or flagged as a raster would be.
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
+import numpy as np
 from scipy import ndimage
 
 from lesiondx.io import MedicalImage
@@ -69,11 +70,29 @@ def echo_area(grey: np.ndarray) -> np.ndarray | None:
     return parts[0] if parts else None
 
 
-def sector_narrowing(grey: np.ndarray) -> tuple[float, float] | None:
+@dataclass(frozen=True)
+class EchoFrame:
+    """One frame as the sector checks read it, measured once: grey 0..255 and its two largest echo areas."""
+
+    grey: np.ndarray
+    parts: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, image: MedicalImage) -> EchoFrame:
+        grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
+        return cls(grey, tuple(echo_parts(grey, 2)))
+
+    @property
+    def area(self) -> np.ndarray | None:
+        return self.parts[0] if self.parts else None
+
+
+def sector_narrowing(grey: np.ndarray, area: np.ndarray | None = None) -> tuple[float, float] | None:
     """``(vertical, sideways)`` narrowing of the echo area (natural log of width ratios): vertical > 0 when it is
     narrower at the top than at the bottom (transducer at the top); sideways > 0 when narrower at the left than at
-    the right (< 0: at the right). ``None`` when there is no echo area to measure."""
-    mask = echo_area(grey)
+    the right (< 0: at the right). ``None`` when there is no echo area to measure. ``area``: the echo area when
+    already measured."""
+    mask = area if area is not None else echo_area(grey)
     if mask is None:
         return None
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
@@ -87,13 +106,14 @@ def sector_narrowing(grey: np.ndarray) -> tuple[float, float] | None:
     return vertical, sideways
 
 
-def orientation_check(image: MedicalImage) -> Check:
+def orientation_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     """Flag a frame whose scan sector does not narrow towards the top: upside down (top wider than the bottom by
     more than :data:`UPSIDE_DOWN_RATIO`) or rotated (the sector narrows more sideways than downwards, by
     :data:`SIDEWAYS_MARGIN`, or at all on a portrait frame). A linear-probe rectangle narrows nowhere and passes.
     The reason names the side the sector narrows towards (where the transducer is)."""
-    grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
-    measured = sector_narrowing(grey)
+    frame = frame or EchoFrame.of(image)
+    grey = frame.grey
+    measured = sector_narrowing(grey, frame.area)
     if measured is None:
         return Check("orientation", "ok", None)
     vertical, sideways = measured
@@ -136,11 +156,12 @@ def _four_arms(bright: np.ndarray, cy: int, cx: int) -> bool:
     return all(sum(bright[y, x] for y, x in arm if 0 <= y < h and 0 <= x < w) >= len(reach) - 1 for arm in arms)
 
 
-def caliper_crosses(grey: np.ndarray) -> list[tuple[int, int]]:
-    """``(x, y)`` (px) of the '+' caliper marks inside the echo area of a grey frame (0..255)."""
+def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``(x, y)`` (px) of the '+' caliper marks inside the echo area of a grey frame (0..255); ``area``: the echo
+    area when already measured."""
     grey = np.asarray(grey, np.float32)
     bright = grey >= MARK_LEVEL
-    area = echo_area(grey)
+    area = area if area is not None else echo_area(grey)
     if area is None or not bright.any():
         return []
     k = 2 * MARK_ARM + 1
@@ -165,10 +186,11 @@ def caliper_crosses(grey: np.ndarray) -> list[tuple[int, int]]:
     return found
 
 
-def marks_check(image: MedicalImage) -> Check:
+def marks_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     """Flag caliper crosses drawn inside the scan sector: measurement marks on or beside a lesion change the call
     (two synthetic crosses at the lesion's ends changed it on 12 % of AUL frames, 2026-12-06)."""
-    crosses = caliper_crosses(_grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0]))
+    frame = frame or EchoFrame.of(image)
+    crosses = caliper_crosses(frame.grey, frame.area)
     if not crosses:
         return Check("marks", "ok", {"caliper_crosses": []})
     where = ", ".join(f"({x}, {y})" for x, y in crosses[:4]) + (" …" if len(crosses) > 4 else "")
@@ -183,11 +205,11 @@ def marks_check(image: MedicalImage) -> Check:
 DUAL_SHARE, DUAL_OVERLAP = 0.5, 0.1
 
 
-def layout_check(image: MedicalImage) -> Check:
+def layout_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     """Flag a split-screen frame (two views side by side: dual B-mode, or B-mode beside an elastography or
     contrast view): the model was trained on single views, and two AUL frames put side by side changed the call on
     44 % of them (synthetic, 2026-12-06)."""
-    parts = echo_parts(_grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0]), 2)
+    parts = (frame or EchoFrame.of(image)).parts
     if len(parts) < 2:
         return Check("layout", "ok", {"views": len(parts)})
     share = float(parts[1].sum() / max(parts[0].sum(), 1))
@@ -241,7 +263,8 @@ def gate(image: MedicalImage) -> GateVerdict:
     content = content_check(image)
     checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
     if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
-        checks += [orientation_check(image), marks_check(image), layout_check(image)]
+        frame = EchoFrame.of(image)  # grey and echo areas measured once for the three sector checks
+        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame)]
         if (image.modality or "").upper() == "US":
             checks.append(tagged_content_check(image))
     return combine(TASK, checks)

@@ -20,7 +20,7 @@ from .enhanced import frame_geometry, frame_rescale, is_enhanced
 from .errors import ImageReadError, NotAnImage, require_nonempty_file
 from .image import MedicalImage
 from .raster import check_pixel_count, check_series_pixel_count, colour_fraction
-from .series import pick_series
+from .series import normal_positions, pick_series, slice_normal
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
 # read them as they are instead of warning on every access.
@@ -211,26 +211,6 @@ def _enhanced_geometry(ds: Dataset, pixels: np.ndarray, frame: int | None, orien
     if spacing is not None and len(positions) > 1:
         spacing = (float(np.median(np.abs(np.diff(positions)))), *spacing)
     return orientation, spacing, pixels[order], positions
-
-
-def slice_normal(orientation: Sequence[float]) -> np.ndarray:
-    """Unit normal of the slice plane from ImageOrientationPatient, pointing towards the head (+z)."""
-    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)
-    normal = np.cross(row, col)
-    norm = np.linalg.norm(normal)
-    if norm == 0:
-        raise ValueError("degenerate ImageOrientationPatient")
-    normal /= norm
-    return -normal if normal[2] < 0 else normal
-
-
-def normal_positions(datasets: Sequence[Dataset]) -> list[float] | None:
-    """Each slice's ImagePositionPatient along the head-pointing slice normal of the first slice, in mm;
-    ``None`` when any slice lacks ImagePositionPatient or ImageOrientationPatient."""
-    if not all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in datasets):
-        return None
-    normal = slice_normal(datasets[0].ImageOrientationPatient)
-    return [float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in datasets]
 
 
 def superior_to_inferior_keys(datasets: Sequence[Dataset]) -> list[float]:

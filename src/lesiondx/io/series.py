@@ -1,4 +1,5 @@
-"""Which series of a scanner export folder to read: image series only, localizers and reformats named and skipped.
+"""Which series of a scanner export folder to read (image series only, localizers and reformats named and skipped),
+and the series geometry the readers share: the head-pointing slice normal and positions along it.
 
 A PACS export of one chest-CT study holds more than the axial stack: a scout (ImageType LOCALIZER, a coronal or
 sagittal projection, often two), a dose report (an SR without pixels, or a Secondary Capture screenshot), other
@@ -32,14 +33,34 @@ def plane(ds: Dataset) -> str | None:
     iop = ds.get("ImageOrientationPatient")
     if iop is None or len(iop) != 6:
         return None
-    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
-    norm = float(np.linalg.norm(normal))
-    if norm == 0:
+    try:
+        normal = np.abs(slice_normal(iop))
+    except ValueError:  # degenerate orientation
         return None
-    axis = int(np.argmax(np.abs(normal)))
-    if abs(normal[2]) / norm >= MAX_AXIAL_TILT_COS:
+    if normal[2] >= MAX_AXIAL_TILT_COS:
         return "axial"
-    return ("sagittal", "coronal", "axial")[axis] if abs(normal[axis]) / norm >= MAX_AXIAL_TILT_COS else "oblique"
+    axis = int(np.argmax(normal))
+    return ("sagittal", "coronal", "axial")[axis] if normal[axis] >= MAX_AXIAL_TILT_COS else "oblique"
+
+
+def slice_normal(orientation: Sequence[float]) -> np.ndarray:
+    """Unit normal of the slice plane from ImageOrientationPatient, pointing towards the head (+z)."""
+    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)
+    normal = np.cross(row, col)
+    norm = np.linalg.norm(normal)
+    if norm == 0:
+        raise ValueError("degenerate ImageOrientationPatient")
+    normal /= norm
+    return -normal if normal[2] < 0 else normal
+
+
+def normal_positions(datasets: Sequence[Dataset]) -> list[float] | None:
+    """Each slice's ImagePositionPatient along the head-pointing slice normal of the first slice, in mm;
+    ``None`` when any slice lacks ImagePositionPatient or ImageOrientationPatient."""
+    if not all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in datasets):
+        return None
+    normal = slice_normal(datasets[0].ImageOrientationPatient)
+    return [float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in datasets]
 
 
 def series_label(ds: Dataset, n_images: int) -> str:
@@ -80,14 +101,15 @@ def _why_not(headers: Sequence[Dataset], indices: list[int]) -> str | None:
 
 def median_step(headers: Sequence[Dataset], indices: Sequence[int]) -> float | None:
     """Median distance (mm) between neighbouring slices of a series along its slice normal; ``None`` without
-    positions and orientation or with fewer than 3 slices."""
+    positions and orientation (or with a degenerate one) or with fewer than 3 slices."""
     chosen = [headers[i] for i in indices]
-    if len(chosen) < 3 or not all("ImagePositionPatient" in d and "ImageOrientationPatient" in d for d in chosen):
+    if len(chosen) < 3:
         return None
-    iop = np.asarray(chosen[0].ImageOrientationPatient, float)
-    normal = np.cross(iop[:3], iop[3:])
-    along = np.sort([float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)) for d in chosen])
-    return float(np.median(np.diff(along)))
+    try:
+        positions = normal_positions(chosen)
+    except ValueError:  # degenerate orientation
+        return None
+    return None if positions is None else float(np.median(np.diff(np.sort(positions))))
 
 
 def pick_series(headers: Sequence[Dataset], prefer_step_mm: tuple[float, float] | None = None) -> SeriesPick:

@@ -15,7 +15,7 @@ Thresholds (measured on the shared data, ``/work/shared/data``, 2026-12-04):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -113,6 +113,13 @@ def median_slice_step(image: MedicalImage) -> float | None:
     return float(np.median(np.abs(np.diff(np.asarray(image.positions, float)))))
 
 
+def normal_cosines(orientation: Sequence[float]) -> np.ndarray:
+    """|cos| of the slice normal (ImageOrientationPatient) with the patient's x (left), y (posterior) and z (head)
+    axes; all 0 for a degenerate orientation."""
+    normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float))
+    return np.abs(normal) / max(1e-9, float(np.linalg.norm(normal)))
+
+
 def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
     """Slice count, spacing and orientation of a CT series (flags, never refuses)."""
     problems: list[str] = []
@@ -134,8 +141,7 @@ def geometry_check(image: MedicalImage, *, min_slices: int = 1) -> Check:
             value["largest_gap_mm"] = round(float(steps.max()), 1)  # slices missing: a negative call cannot cover them
             problems.append(f"a gap of {steps.max():.1f} mm between slices (median step {median:.1f} mm)")
     if image.orientation is not None and len(image.orientation) == 6:
-        normal = np.cross(np.asarray(image.orientation[:3], float), np.asarray(image.orientation[3:], float))
-        cos = abs(float(normal[2])) / max(1e-9, float(np.linalg.norm(normal)))
+        cos = float(normal_cosines(image.orientation)[2])
         value["axial_cos"] = round(cos, 3)
         if cos < MAX_TILT_COS:
             problems.append("slices are not axial (sagittal, coronal or strongly tilted)")

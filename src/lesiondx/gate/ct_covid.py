@@ -30,7 +30,7 @@ import numpy as np
 
 from lesiondx.io import MedicalImage
 
-from .checks import ct_gate, median_slice_step
+from .checks import ct_gate, median_slice_step, normal_cosines
 from .features import lung_fraction_grey, lung_fraction_hu
 from .verdict import Check, GateVerdict
 
@@ -219,11 +219,11 @@ def plane_check(image: MedicalImage) -> Check:
     slices without orientation (PNG/JPG) pass."""
     if image.orientation is None or len(image.orientation) != 6:
         return Check("plane", "ok", {"axial_cos": None})
-    normal = np.cross(np.asarray(image.orientation[:3], float), np.asarray(image.orientation[3:], float))
-    cos = abs(float(normal[2])) / max(1e-9, float(np.linalg.norm(normal)))
+    normal = normal_cosines(image.orientation)
+    cos = float(normal[2])
     value = {"axial_cos": round(cos, 3)}
     if cos < MIN_AXIAL_COS:
-        plane = "sagittal" if abs(normal[0]) >= abs(normal[1]) else "coronal"
+        plane = "sagittal" if normal[0] >= normal[1] else "coronal"
         return Check("plane", "refused", value, f"{plane} slices (a reformat): this model reads axial chest CT slices; "
                                                 "give the axial series")
     return Check("plane", "ok", value)

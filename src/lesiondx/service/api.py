@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,7 +31,7 @@ from lesiondx.io import AUTO, parse_window_option
 from .admission import UploadGate
 from .auth import Actor, FailedTokens, require_token  # noqa: F401 (require_token: re-exported for routers)
 from .core import ServiceCore
-from .db import AuditEvent, Study
+from .db import AuditEvent, Study, as_utc, utcnow
 from .ingest import FileError, Triage, choose_task, pseudonyms, triage_file
 from .pacs.export import export_detail
 from .settings import Settings
@@ -109,7 +109,7 @@ def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with an explicit offset (SQLite returns naive UTC datetimes)."""
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return as_utc(value).isoformat()
 
 
 def study_summary(study: Study) -> dict[str, Any]:
@@ -231,8 +231,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         problems = [] if core.worker.alive else ["the job workers are not running (see the service log)"]
         if free_mb * MB < max(LOW_SPACE, 2 * settings.max_request_bytes):
             problems.append(f"storage almost full: {free_mb:.0f} MB free in the storage folder")
-        age = None if oldest is None else (datetime.now(timezone.utc) - (oldest if oldest.tzinfo else
-                                                                         oldest.replace(tzinfo=timezone.utc)))
+        age = None if oldest is None else utcnow() - as_utc(oldest)
         return {"status": "ok", "version": __version__, "worker_alive": core.worker.alive, "queue": counts,
                 "oldest_queued_s": None if age is None else round(age.total_seconds(), 1),
                 "storage_free_mb": round(free_mb), "problems": problems,

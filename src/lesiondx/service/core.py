@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from sqlalchemy import func, or_, select
 
-from .db import Database, Study, StudyFile, utcnow
+from .db import Database, Study, StudyFile, as_utc, utcnow
 from .bounds import IngestPolicy
 from .identity import Sealer, record_for
 from .ingest import Accepted, FileError, Triage, choose_task
@@ -265,9 +265,7 @@ class ServiceCore:
         with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving")):
                 last = study.last_instance_at
-                if last is not None and last.tzinfo is None:
-                    last = last.replace(tzinfo=cutoff.tzinfo)
-                if force or last is None or last < cutoff:
+                if force or last is None or as_utc(last) < cutoff:
                     self._queue_received(study)
                     closed.append(study.id)
         if closed:
@@ -335,14 +333,8 @@ class ServiceCore:
     def _sent_since(self, study_ids: set[str], when: Any) -> set[str]:
         """The studies among ``study_ids`` that received an instance after ``when`` (UTC)."""
         with self.db.session() as s:
-            later = set()
-            for study in s.scalars(select(Study).where(Study.id.in_(list(study_ids)))):
-                last = study.last_instance_at
-                if last is not None and last.tzinfo is None:
-                    last = last.replace(tzinfo=when.tzinfo)
-                if last is not None and last > when:
-                    later.add(study.id)
-            return later
+            rows = s.execute(select(Study.id, Study.last_instance_at).where(Study.id.in_(list(study_ids)))).all()
+        return {study_id for study_id, last in rows if last is not None and as_utc(last) > when}
 
     def _close_now(self, study_ids: set[str], calling_aet: str) -> None:
         if study_ids:

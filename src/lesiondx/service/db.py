@@ -328,11 +328,11 @@ class Database:
             rows = s.execute(select(Study.id, Study.claimed_by, Study.heartbeat_at)
                              .where(Study.status == "running")).all()
         stale = [(study_id, claim) for study_id, claim, beat in rows
-                 if beat is None or _as_utc(beat) < cutoff or (claim is not None and dead(claim))]
+                 if beat is None or as_utc(beat) < cutoff or (claim is not None and dead(claim))]
         return [study_id for study_id, claim in stale if self.interrupt(study_id, claim) is not None]
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes (stored as UTC)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from .auth import Caller, require_reader_access, require_token
-from .db import ReaderCase, ReaderRead, Study, utcnow
+from .db import ReaderCase, ReaderRead, Study, as_utc, utcnow
 from .viewer import heat_map, raw_slice, slices_listing, stack_info
 
 CSV_COLUMNS = ("reader", "case_id", "truth", "answer", "confidence", "seconds", "with_ai")
@@ -308,7 +308,7 @@ def submit_read(body: ReadIn, request: Request, caller: Caller = Depends(require
         if read.answer is not None:
             raise HTTPException(409, "this case is already answered by this reader in this mode")
         now = utcnow()
-        started = read.started_at if read.started_at.tzinfo else read.started_at.replace(tzinfo=now.tzinfo)
+        started = as_utc(read.started_at)
         read.answer, read.confidence, read.answered_at = body.answer, body.confidence, now
         read.seconds = round(max(0.0, (now - started).total_seconds()), 3)
         seconds = read.seconds

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # SOP class prefix of every Secondary Capture storage class
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture image storage; its multi-frame variants are .7.x
 _LOCALIZER_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM", "PILOT")
 MAX_AXIAL_TILT_COS = float(np.cos(np.radians(30)))  # as the CT gates' geometry check
 
@@ -26,6 +26,12 @@ def is_localizer(ds: Dataset) -> bool:
     image_type = " ".join(str(v) for v in (ds.get("ImageType") or [])).upper()
     description = str(ds.get("SeriesDescription") or "").upper()
     return any(word in image_type for word in _LOCALIZER_WORDS) or any(w in description for w in _LOCALIZER_WORDS)
+
+
+def is_secondary_capture(sop_class_uid: str) -> bool:
+    """A Secondary Capture storage class (single- or multi-frame), not e.g. the VL classes under ``...1.1.77``."""
+    uid = str(sop_class_uid or "")
+    return uid == SECONDARY_CAPTURE or uid.startswith(SECONDARY_CAPTURE + ".")
 
 
 def plane(ds: Dataset) -> str | None:
@@ -91,7 +97,7 @@ class SeriesPick:
 def _why_not(headers: Sequence[Dataset], indices: list[int]) -> str | None:
     """Why a whole series is not a candidate stack (``None`` when it is one)."""
     first = headers[indices[0]]
-    if str(first.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE) or str(first.get("Modality", "")) == "SC":
+    if is_secondary_capture(first.get("SOPClassUID", "")) or str(first.get("Modality", "")) == "SC":
         return "secondary capture (a screenshot, e.g. a dose sheet)"
     where = plane(first)
     if where not in (None, "axial"):

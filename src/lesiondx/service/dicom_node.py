@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from typing import Any
 
 from pydicom import dcmread
@@ -38,6 +39,7 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
 
 from lesiondx.io import ImageReadError
+from lesiondx.io.series import is_secondary_capture
 
 from .ingest import FileError, accept_dataset
 from .pacs.content import AI_MARK
@@ -46,7 +48,6 @@ from .storage import storage_problem
 log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
-SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # SC image storage and its multi-frame variants (.7.x)
 DEFER_BYTES = 1 << 20  # element values over 1 MiB (pixel data) stay in the temporary file until read
 
 
@@ -184,11 +185,8 @@ class DicomNode:
             ignored = self._assoc_ignored.pop(id(event.assoc), [])
         if not ignored:
             return
-        counts: dict[str, int] = {}
-        for reason in ignored:
-            counts[reason] = counts.get(reason, 0) + 1
         detail = f"{len(ignored)} instance(s) accepted and not analysed: " + "; ".join(
-            f"{reason} ×{n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            f"{reason} ×{n}" for reason, n in Counter(ignored).most_common())
         calling = _calling_aet(event)
         log.info("ignored %d instance(s) from %s that are not analysed (%s)", len(ignored), calling, detail)
         try:
@@ -314,7 +312,6 @@ def not_analysed(ds: Any) -> str:
     image_type = [str(v).strip().upper() for v in ([value] if isinstance(value, str) else value)]
     if "LOCALIZER" in image_type[2:3]:
         return "CT localizer"
-    sop_class = str(ds.get("SOPClassUID", "") or "")
-    if sop_class == SECONDARY_CAPTURE_PREFIX or sop_class.startswith(SECONDARY_CAPTURE_PREFIX + "."):
+    if is_secondary_capture(ds.get("SOPClassUID", "")):
         return "CT secondary capture (e.g. dose screen)"
     return ""

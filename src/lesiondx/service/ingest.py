@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from lesiondx.io import ImageReadError, guess_phase, natural_key, read_dataset
 from lesiondx.io.deid import deidentify
 from lesiondx.io.deid.raster import STORED_SUFFIX, scrub_raster
+from lesiondx.io.enhanced import group_value
 from lesiondx.tasks import TASK_MODULES
 
 from .bounds import IngestPolicy, ZipRefused, burned_in_reason, iter_zip, pixel_limit_reason
@@ -352,16 +353,12 @@ def _spread(n: int, k: int) -> list[int]:
 
 
 def _rescale(ds: Dataset, frame: int) -> tuple[float, float]:
-    """(slope, intercept) to HU of one frame: top level, else the per-frame, else the shared functional groups."""
+    """(slope, intercept) to HU of one frame: top level, else its functional groups (per-frame, else shared)."""
     if "RescaleSlope" in ds or "RescaleIntercept" in ds:
         return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
-        try:
-            item = ds[groups][index].PixelValueTransformationSequence[0]
-            return float(item.get("RescaleSlope", 1) or 1), float(item.get("RescaleIntercept", 0) or 0)
-        except (KeyError, IndexError, AttributeError):
-            continue
-    return 1.0, 0.0
+    slope, intercept = (group_value(ds, "PixelValueTransformationSequence", keyword, frame)
+                        for keyword in ("RescaleSlope", "RescaleIntercept"))
+    return float(slope or 1), float(intercept or 0)
 
 
 def _frame_region(pixels: np.ndarray, slope: float, intercept: float) -> str | None:

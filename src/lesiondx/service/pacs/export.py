@@ -137,8 +137,9 @@ def sent_versions(study: Study) -> list[dict[str, Any]]:
 
 def _record_sent(study: Study, version: int, task: str, sr_class: str | None) -> None:
     """Add (or renew, for a re-send) ``version`` in the study's ``sent_versions``."""
-    history = [v for v in sent_versions(study) if v["version"] != version]
-    before = next((v for v in sent_versions(study) if v["version"] == version), {})
+    recorded = sent_versions(study)
+    history = [v for v in recorded if v["version"] != version]
+    before = next((v for v in recorded if v["version"] == version), {})
     history.append({"version": version, "task": task, "sent_at": _iso(utcnow()),
                     "sr": UID(sr_class).keyword if sr_class else before.get("sr")})
     payload = export_detail(study) or {}

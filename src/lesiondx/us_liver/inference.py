@@ -12,7 +12,7 @@ import numpy as np
 from lesiondx.data import Box
 from lesiondx.io import ImageReadError
 from lesiondx.io.raster import RASTER_SUFFIXES, read_raster_array
-from lesiondx.runtime import cam_image, choose_engine, shipped_model_dir  # noqa: F401 (cam_image re-exported)
+from lesiondx.runtime import REPO_MODELS, cam_image, choose_engine, shipped_model_dir  # noqa: F401 (cam_image re-exported)
 
 from .config import UsLiverConfig
 from .rois import UsFrame, fixed_side, read_frame, sector_box  # noqa: F401 (fixed_side, sector_box re-exported)
@@ -22,7 +22,7 @@ from .views import Proposal
 CHECKPOINT = "us_liver.pt"
 SEGMENTER_ONNX = "segmenter.onnx"
 CLASSIFIER_ONNX = "classifier.onnx"
-DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "us-liver"
+DEFAULT_MODEL = REPO_MODELS / "us-liver"  # the repository's shipped model; "default" resolves via shipped_model_dir
 
 
 class Bundle(Protocol):

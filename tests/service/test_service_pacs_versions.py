@@ -44,6 +44,35 @@ def test_each_result_version_has_its_own_uids_and_says_its_version(done_study):
     assert first["SR"][0].SeriesNumber == SERIES_NUMBERS["sr"]
 
 
+def test_each_result_version_has_its_own_series_numbers(done_study):
+    """Was: v1 and v2 both went out as series 9901 / 9902 / 9903, so a PACS viewer listed two series with one number
+    (told apart only by the description). Now each version has its own numbers (v1 keeps 9901-9903, v2 10901-10903...),
+    the same ones when a version is sent again, and the description says the version."""
+    core, study_id, _, _ = done_study
+    by_version = {v: _objects(core, study_id, v) for v in (1, 2, 3)}
+    numbers = {v: {int(ds.SeriesNumber) for found in objects.values() for ds in found}
+               for v, objects in by_version.items()}
+    assert numbers[1] == {9901, 9902, 9903} and numbers[2] == {10901, 10902, 10903}
+    assert not numbers[1] & numbers[2] and not numbers[2] & numbers[3] and not numbers[1] & numbers[3]
+    again = _objects(core, study_id, 2)
+    assert {int(ds.SeriesNumber) for found in again.values() for ds in found} == numbers[2]
+    for version, objects in by_version.items():
+        assert all(f" v{version} " in ds.SeriesDescription for found in objects.values() for ds in found)
+
+
+def test_series_numbers_of_versions_and_input_series_never_collide():
+    """One SEG per input series (9901 + 10 per series) and one step per version: no two objects of any two versions
+    share a number, for as many input series as :data:`MAX_SEG_SERIES`."""
+    from lesiondx.service.pacs.build import MAX_SEG_SERIES, series_number
+
+    seen: set[int] = set()
+    for version in range(1, 6):
+        numbers = [series_number("sr", version), series_number("sc", version)] + [
+            series_number("seg", version, index) for index in range(MAX_SEG_SERIES)]
+        assert len(set(numbers)) == len(numbers) and not seen & set(numbers)
+        seen |= set(numbers)
+
+
 def _predecessors(sr: pydicom.Dataset) -> list[tuple[str, str, str, str]]:
     return [(str(study.StudyInstanceUID), str(series.SeriesInstanceUID), str(ref.ReferencedSOPClassUID),
              str(ref.ReferencedSOPInstanceUID)) for study in sr.get("PredecessorDocumentsSequence", [])

@@ -7,8 +7,8 @@ Series/SOP Instance UIDs, and sending the same version again sends the same UIDs
 Most PACS (Orthanc by default) keep the first copy of a re-sent UID and answer Success, so a new version under
 old UIDs would never have replaced the old one. Version 1 keeps the UIDs lesiondx gave results before versions
 were part of them. The SR of a later version names the previous SR the PACS got in PredecessorDocumentsSequence;
-SeriesDescription says which version each object is. The SR's Device Observer UID is one per installation
-(keyed with the storage salt) and task, the same in every study.
+SeriesDescription and SeriesNumber (:func:`series_number`) say which version each object is. The SR's Device
+Observer UID is one per installation (keyed with the storage salt) and task, the same in every study.
 """
 
 from __future__ import annotations
@@ -26,7 +26,17 @@ from .seg import box_mask, segmentation
 from .source import load_sources
 from .sr import measurement_report
 
-SERIES_NUMBERS = {"seg": 9901, "sr": 9902, "sc": 9903}
+SERIES_NUMBERS = {"seg": 9901, "sr": 9902, "sc": 9903}  # version 1's (those of results sent before versions)
+SEG_SERIES_STEP = 10  # one SEG per input series: 9901, 9911, 9921...
+VERSION_STEP = 1000  # each later result version: 10901 / 10902 / 10903 for v2, 11901... for v3
+MAX_SEG_SERIES = VERSION_STEP // SEG_SERIES_STEP - 10  # SEG numbers of one version stay below the next version's
+
+
+def series_number(kind: str, version: int, index: int = 0) -> int:
+    """The SeriesNumber of a result object: ``kind`` ("seg", "sr", "sc") of result ``version`` (1, 2...), for a SEG
+    the ``index`` of its input series (0-based, below :data:`MAX_SEG_SERIES`). Deterministic and distinct across
+    versions, so a PACS viewer lists v1 and v2 as different series numbers (version 1 keeps 9901 / 9902 / 9903)."""
+    return SERIES_NUMBERS[kind] + SEG_SERIES_STEP * index + VERSION_STEP * (max(version, 1) - 1)
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,8 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
             continue
         try:
             seg = segmentation(series, mask, task=task, version=version, series_uid=uid("seg", str(index)),
-                               sop_uid=uid("seg", str(index), "1"), series_number=SERIES_NUMBERS["seg"] + 10 * index,
+                               sop_uid=uid("seg", str(index), "1"),
+                               series_number=series_number("seg", result_version, index),
                                result_version=result_version)
         except Exception as exc:  # e.g. source images highdicom cannot place (no geometry): the rest still goes
             skipped.append(f"SEG of input {index + 1}: {type(exc).__name__}: {str(exc)[:200]}")
@@ -111,7 +122,7 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
     objects.append(measurement_report(task, all_findings, images, segs, by_series, series_uid=uid("sr"),
                                       sop_uid=uid("sr", "1"),
                                       device_uid=derived_uid(core.sealer.study_key("lesiondx device"), task, "device"),
-                                      series_number=SERIES_NUMBERS["sr"], result_version=result_version,
+                                      series_number=series_number("sr", result_version), result_version=result_version,
                                       predecessor=previous))
     number = 0
     for entry_index, entry in enumerate(entries):
@@ -123,5 +134,6 @@ def build_result_objects(core: Any, study_id: str, originals: StudyOriginals, st
             number += 1
             objects.append(secondary_capture(sources[len(sources) // 2], sources, path, series_uid=uid("sc"),
                                              sop_uid=uid("sc", str(number)), instance_number=number,
-                                             series_number=SERIES_NUMBERS["sc"], result_version=result_version))
+                                             series_number=series_number("sc", result_version),
+                                             result_version=result_version))
     return ResultObjects(tuple(objects), tuple(skipped), task)

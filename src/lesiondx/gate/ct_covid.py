@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from lesiondx.io import MedicalImage
+from lesiondx.io.series import spread_indices
 
 from .checks import ct_gate, median_slice_step, normal_cosines
 from .features import lung_fraction_grey, lung_fraction_hu
@@ -56,15 +57,11 @@ def _grey_lung_fraction(grey: np.ndarray) -> float:
     return dark if dark <= CROPPED_MAX_DARK else inside
 
 
-def sampled_slices(n_slices: int, max_slices: int = 40) -> np.ndarray:
-    """Indices of up to ``max_slices`` evenly spaced slices of ``n_slices``, first and last included."""
-    return np.unique(np.linspace(0, n_slices - 1, min(n_slices, max_slices)).astype(int))
-
-
 def lung_fractions(image: MedicalImage, max_slices: int = 40) -> np.ndarray:
-    """Per-slice lung fraction of up to ``max_slices`` evenly spaced slices (:func:`sampled_slices`)."""
+    """Per-slice lung fraction of up to ``max_slices`` evenly spaced slices, first and last included
+    (:func:`~lesiondx.io.series.spread_indices`)."""
     pixels = image.pixels if image.is_volume else image.pixels[None]
-    idx = sampled_slices(len(pixels), max_slices)
+    idx = spread_indices(len(pixels), max_slices)
     measure = lung_fraction_hu if image.is_hu else _grey_lung_fraction
     return np.array([measure(pixels[i]) for i in idx])
 
@@ -104,7 +101,7 @@ def chest_part(fractions: np.ndarray, n_slices: int) -> tuple[int, int] | None:
     where = np.flatnonzero(lungs)
     if len(where) < FEW_SLICES or lungs[0] or lungs[-1] or where[-1] - where[0] + 1 != len(where):
         return None
-    idx = sampled_slices(n_slices, len(fractions))
+    idx = spread_indices(n_slices, len(fractions))
     return int(idx[where[0] - 1]), int(idx[where[-1] + 1])
 
 
@@ -196,7 +193,7 @@ def window_check(image: MedicalImage, max_slices: int = 15) -> Check:
     if image.is_hu:
         return Check("window", "ok", {"lung_black_share": None})
     pixels = image.pixels if image.is_volume else image.pixels[None]
-    idx = sampled_slices(len(pixels), max_slices)
+    idx = spread_indices(len(pixels), max_slices)
     shares = [v for v in (lung_black_share(pixels[i]) for i in idx) if v is not None]
     if not shares:
         return Check("window", "ok", {"lung_black_share": None})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from lesiondx.io import MedicalImage
+from lesiondx.io.series import spread_indices
 
 from .checks import ct_gate
 from .ct_covid import LUNG_SLICE_HU, lung_fractions
@@ -32,7 +33,7 @@ def body_region_check(image: MedicalImage, max_slices: int = 40) -> Check:
     if not image.is_hu:
         return Check("body_region", "ok", {"judged": False, "note": "windowed slices: liver density not judged"})
     pixels = image.pixels if image.is_volume else image.pixels[None]
-    idx = np.unique(np.linspace(0, len(pixels) - 1, min(len(pixels), max_slices)).astype(int))
+    idx = spread_indices(len(pixels), max_slices)
     liver = np.array([liver_tissue_fraction_hu(pixels[i]) for i in idx])
     chest = float((lung_fractions(image, max_slices) >= LUNG_SLICE_HU).mean())
     liver_share = float((liver >= LIVER_SLICE).mean())

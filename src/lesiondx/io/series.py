@@ -49,6 +49,18 @@ def plane(ds: Dataset) -> str | None:
     return ("sagittal", "coronal", "axial")[axis] if normal[axis] >= MAX_AXIAL_TILT_COS else "oblique"
 
 
+def spread_indices(n: int, k: int, *, ends: bool = True) -> list[int]:
+    """Up to ``k`` indices spread evenly over ``n`` slices or frames (all of them when ``n <= k``), ascending.
+
+    ``ends=True``: the first and last included (a gate that must see where a scan starts and stops). ``ends=False``:
+    the inner points of a ``k + 2`` spread, off both ends (a vote on what a scan shows: a chest CT's first and last
+    slices are often neck or upper abdomen)."""
+    if n <= k:
+        return list(range(max(n, 0)))
+    points = np.linspace(0, n - 1, k) if ends else np.linspace(0, n - 1, k + 2)[1:-1]
+    return [int(i) for i in np.unique(points.astype(int))]
+
+
 def slice_normal(orientation: Sequence[float]) -> np.ndarray:
     """Unit normal of the slice plane from ImageOrientationPatient, pointing towards the head (+z)."""
     row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)

@@ -27,6 +27,7 @@ from lesiondx.io import ImageReadError, guess_phase, natural_key, read_dataset
 from lesiondx.io.deid import deidentify
 from lesiondx.io.deid.raster import STORED_SUFFIX, scrub_raster
 from lesiondx.io.enhanced import group_value
+from lesiondx.io.series import spread_indices
 from lesiondx.tasks import TASK_MODULES
 
 from .bounds import IngestPolicy, ZipRefused, burned_in_reason, iter_zip, pixel_limit_reason
@@ -333,7 +334,8 @@ def _region_from_pixels(ds: Dataset, pixels: np.ndarray) -> str | None:
         if pixels.ndim == 2:
             votes = [_frame_region(pixels, *_rescale(ds, 0))]
         else:
-            votes = [_frame_region(pixels[i], *_rescale(ds, i)) for i in _spread(pixels.shape[0], REGION_FRAMES)]
+            frames = spread_indices(pixels.shape[0], REGION_FRAMES, ends=False)  # off the neck and upper abdomen
+            votes = [_frame_region(pixels[i], *_rescale(ds, i)) for i in frames]
     except Exception:  # geometry heuristics must never break ingest
         return None
     found = [v for v in votes if v]
@@ -343,13 +345,6 @@ def _region_from_pixels(ds: Dataset, pixels: np.ndarray) -> str | None:
 
 
 REGION_FRAMES = 5  # frames of a multi-frame CT judged for its body region
-
-
-def _spread(n: int, k: int) -> list[int]:
-    """Up to ``k`` frame indices spread evenly over ``n`` frames (the middle one when k == 1)."""
-    if n <= k:
-        return list(range(n))
-    return sorted({round((i + 0.5) * n / k - 0.5) for i in range(k)})
 
 
 def _rescale(ds: Dataset, frame: int) -> tuple[float, float]:

@@ -114,6 +114,79 @@ def test_instances_with_empty_sop_instance_uid_get_one_assigned(make_client, tmp
     assert len({str(ds.SOPInstanceUID) for ds in stored}) == 3 and all(str(ds.SOPInstanceUID) for ds in stored)
 
 
+def _send_files_as_they_are(port: int, paths, title: str = "MODALITY") -> list[int]:
+    """C-STORE each file's bytes as they are (pynetdicom's chunked send: a file cut short goes cut short)."""
+    from pynetdicom import AE, _config
+    from pynetdicom.sop_class import CTImageStorage
+
+    ae = AE(ae_title=title)
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    old = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        assert assoc.is_established
+        statuses = [int(assoc.send_c_store(p).Status) for p in paths]
+        assoc.release()
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = old
+    return statuses
+
+
+def test_a_truncated_instance_in_a_series_is_refused_with_its_reason_and_the_rest_analysed(make_client, tmp_path):
+    """ALTERED input: the 3rd of 6 real CT-MD slices cut to two thirds of its bytes (a transfer cut short). Was:
+    pydicom read it as an empty dataset, which counted as a 'private SOP class (vendor object)': answered success
+    (the sender never resent it) and dropped without a word. Now it is refused (0xC000) as truncated, listed on the
+    study, and the association's refusals are in the audit log (counts and reasons, no identifiers); 5 analysed."""
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+    files = _with_sop_uids(CT_SERIES[:6], tmp_path / "altered-truncated")
+    data = files[2].read_bytes()
+    files[2].write_bytes(data[: len(data) * 2 // 3])
+    assert _send_files_as_they_are(port, files) == [0, 0, 0xC000, 0, 0, 0]
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 5, study
+    assert len(study["errors"]) == 1 and study["errors"][0]["file"].startswith("MODALITY message ")
+    assert "truncated" in study["errors"][0]["reason"]
+    audit = client.get("/api/audit").json()
+    deadline = time.monotonic() + 10
+    while not (refused := [e for e in audit if e["action"] == "dicom_refused"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        audit = client.get("/api/audit").json()
+    assert len(refused) == 1 and refused[0]["study_id"] == study["id"], audit
+    assert refused[0]["detail"].startswith("1 instance(s) refused:") and "truncated" in refused[0]["detail"]
+    assert not [e for e in audit if e["action"] == "dicom_ignored"], audit
+
+
+def test_an_association_from_an_unknown_ae_title_is_rejected_and_said_so_once_a_minute(make_client, caplog):
+    """C-ECHO from a calling AE title LESIONDX_DICOM_ALLOWED_AETS does not list. Was: rejected ('Calling AE Title Not
+    Recognized') with no line in the service log or audit (pynetdicom logs it at INFO, which the service mutes), so an
+    admin could not tell why a modality could not connect. Now one warning line and one ``dicom_rejected`` audit entry
+    name the AE title, the address and the setting, at most once a minute per AE title and address."""
+    import logging
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    client, port = _dicom_client(make_client, dicom_allowed_aets=("MODALITY",))
+    caplog.set_level(logging.WARNING, logger="lesiondx.service.dicom_node")
+    for title, accepted in (("STRANGER", False), ("STRANGER", False), ("MODALITY", True)):
+        ae = AE(ae_title=title)
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        assert assoc.is_established == accepted and assoc.is_rejected != accepted
+        if accepted:
+            assert assoc.send_c_echo().Status == 0
+            assoc.release()
+    deadline = time.monotonic() + 10
+    while not (rejected := [e for e in client.get("/api/audit").json() if e["action"] == "dicom_rejected"]):
+        assert time.monotonic() < deadline, "no dicom_rejected audit entry"
+        time.sleep(0.1)
+    assert len(rejected) == 1 and rejected[0]["actor"] == "dicom:STRANGER" and rejected[0]["client"] == "127.0.0.1"
+    assert "LESIONDX_DICOM_ALLOWED_AETS" in rejected[0]["detail"]
+    lines = [r.getMessage() for r in caplog.records if "rejected an association" in r.getMessage()]
+    assert len(lines) == 1 and "'STRANGER'" in lines[0] and "127.0.0.1" in lines[0], lines
+
+
 def test_unusable_instances_are_refused_and_the_node_keeps_running(make_client):
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage, MRImageStorage
@@ -405,5 +478,30 @@ def test_a_study_waits_for_the_next_association_s_slow_first_instance(make_clien
     second = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
     assert [second.send_c_store(ds).Status for ds in slices[3:]] == [0] * 3
     second.release()
+    study = _single_study(client)
+    assert study["n_files"] == 6 and study["result_version"] == 1 and study["reopened"] == 0, study
+
+
+def test_a_release_grace_longer_than_the_quiet_period_is_waited_out(make_client):
+    """A PACS sending one study over associations minutes apart: the admin raises LESIONDX_STUDY_RELEASE_GRACE_S
+    above LESIONDX_STUDY_QUIET_S (here 8 s over 0.5 s; the second association comes 3 s after the first is released).
+    Was: the quiet-period closer queued the study 0.5 s after its last instance anyway, so the first association's 3
+    slices were analysed, then reopened (result_version 2). Now a study is not closed as quiet before the grace has
+    passed either: one analysis of all 6 slices."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=0.5, study_release_grace_s=8)
+    slices = _one_study(6)
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    for first in (True, False):
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        assert [assoc.send_c_store(ds).Status for ds in (slices[:3] if first else slices[3:])] == [0] * 3
+        assoc.release()
+        if first:
+            time.sleep(3)
+            (waiting,) = client.get("/api/studies").json()
+            assert waiting["stage"] == "receiving", waiting  # still waiting for the next association
     study = _single_study(client)
     assert study["n_files"] == 6 and study["result_version"] == 1 and study["reopened"] == 0, study

@@ -259,9 +259,11 @@ class ServiceCore:
             return len(studies)
 
     def close_quiet_studies(self, *, force: bool = False) -> list[str]:
-        """Queue ``receiving`` studies quiet for ``study_quiet_seconds`` (all of them with ``force``)."""
+        """Queue ``receiving`` studies quiet for ``study_quiet_seconds``, and at least ``study_release_grace_s`` (a
+        grace set longer waits for a sender's next association minutes later; all of them with ``force``)."""
         closed: list[str] = []
-        cutoff = utcnow() - timedelta(seconds=self.settings.study_quiet_seconds)
+        quiet = max(self.settings.study_quiet_seconds, self.settings.study_release_grace_s)
+        cutoff = utcnow() - timedelta(seconds=quiet)
         with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving")):
                 last = study.last_instance_at

@@ -19,15 +19,17 @@
   the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
   transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
   association's ignored objects are counted in one ``dicom_ignored`` audit entry (no identifiers).
-* Unusable instances are answered with a failure status (0xC000) and listed on the study their
-  association sends; when the association never sends a usable instance, they are reported in the
-  audit log (``dicom_refused``: counts and reasons, no identifiers).
+* Unusable instances (no Modality, undecodable, cut short: pydicom reads a truncated transfer as an empty
+  dataset) are answered with a failure status (0xC000) and listed on the study their association sends; each
+  association's refusals are also in one ``dicom_refused`` audit entry (counts and reasons, no identifiers) on
+  that study, or on none when the association never sent a usable instance.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -49,6 +51,7 @@ log = logging.getLogger("lesiondx.service.dicom_node")
 STATUS_OK = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
 DEFER_BYTES = 1 << 20  # element values over 1 MiB (pixel data) stay in the temporary file until read
+REJECTED_REPORT_S = 60.0  # a rejected association is logged and audited at most once a minute per AE title and address
 
 
 class DicomNode:
@@ -69,8 +72,10 @@ class DicomNode:
         self._server: Any = None
         self._assoc_studies: dict[int, list[str]] = {}  # association → studies it sent (in order)
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
+        self._assoc_refusals: dict[int, list[str]] = {}  # every refusal's reason (one audit entry at the end)
         self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
         self._storing_first: dict[int, int] = {}  # association → C-STOREs in progress before it filed a study
+        self._rejected_reported: dict[tuple[str, str, str], float] = {}  # (AE title, address, why) → monotonic s
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -79,7 +84,8 @@ class DicomNode:
         ever being held whole in memory."""
         pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
         handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
-                    (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort)]
+                    (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort),
+                    (evt.EVT_REJECTED, self.handle_rejected)]
         host = self.core.settings.dicom_host
         self._server = self.ae.start_server((host, self.port), block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
@@ -117,7 +123,7 @@ class DicomNode:
             if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
                 log.info("ignored one of lesiondx's own result objects sent back by %s", calling)
                 return STATUS_OK
-            ignored = not_analysed(ds)
+            ignored = not_analysed(ds, _affected_class(event))
             if ignored:
                 with self._lock:
                     self._assoc_ignored.setdefault(id(event.assoc), []).append(ignored)
@@ -147,6 +153,8 @@ class DicomNode:
         with self._lock:
             current = (self._assoc_studies.get(key) or [None])[-1]
         if isinstance(item, FileError):
+            with self._lock:
+                self._assoc_refusals.setdefault(key, []).append(item.reason)
             if self.core.add_dicom_instance(item, calling_aet=calling, study_id=current) is None:
                 with self._lock:  # no study yet: file it on the first one this association sends, or audit it
                     self._assoc_refused.setdefault(key, []).append(item)
@@ -162,20 +170,23 @@ class DicomNode:
         for refused in pending:
             self.core.add_dicom_instance(refused, calling_aet=calling, study_id=study_id)
 
-    def _report_unfiled(self, event: Any, refused: list[FileError]) -> None:
-        """Refusals of an association that never sent a usable instance: one audit entry (no identifiers)."""
-        if not refused:
+    def _report_refused(self, event: Any, study_id: str | None) -> None:
+        """The association's refused instances: one ``dicom_refused`` audit entry (counts and reasons, no identifiers)
+        on ``study_id``, the last study it sent (they are listed on it too), or on none when it sent no usable
+        instance."""
+        with self._lock:
+            reasons = self._assoc_refusals.pop(id(event.assoc), [])
+        if not reasons:
             return
-        counts: dict[str, int] = {}
-        for item in refused:
-            head = item.reason.split(" (")[0][:80]
-            counts[head] = counts.get(head, 0) + 1
-        detail = f"{len(refused)} instance(s) refused, no study opened: " + "; ".join(
-            f"{reason} ×{n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        counts = Counter(reason.split(" (")[0][:80] for reason in reasons)
+        where = "" if study_id else ", no study opened"
+        detail = f"{len(reasons)} instance(s) refused{where}: " + "; ".join(
+            f"{reason} ×{n}" for reason, n in counts.most_common())
         calling = _calling_aet(event)
-        log.warning("refused %d instance(s) from %s before any study opened", len(refused), calling)
+        log.warning("refused %d instance(s) from %s%s (%s)", len(reasons), calling,
+                    " before any study opened" if not study_id else "", detail)
         try:
-            self.core.db.audit(f"dicom:{calling}", "dicom_refused", None, detail)
+            self.core.db.audit(f"dicom:{calling}", "dicom_refused", study_id, detail)
         except Exception:
             log.exception("could not record refused instances in the audit log")
 
@@ -198,11 +209,11 @@ class DicomNode:
         """Association released: the studies it sent are complete, unless another open association is still
         sending to them; queue them."""
         with self._lock:
-            study_ids = set(self._assoc_studies.pop(id(event.assoc), []))
-            refused = self._assoc_refused.pop(id(event.assoc), [])
+            sent = self._assoc_studies.pop(id(event.assoc), [])
+            self._assoc_refused.pop(id(event.assoc), None)  # never filed: counted in the audit entry below
             # another association still sending the same study (senders use several at once): its release closes it
-            study_ids -= {study for studies in self._assoc_studies.values() for study in studies}
-        self._report_unfiled(event, refused)
+            study_ids = set(sent) - {study for studies in self._assoc_studies.values() for study in studies}
+        self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
         if study_ids:  # closed after a short grace: Orthanc sends a study mixing SOP classes in several associations
             self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies,
@@ -218,12 +229,38 @@ class DicomNode:
         with self._lock:
             return {study for studies in self._assoc_studies.values() for study in studies}
 
+    def handle_rejected(self, event: Any) -> None:
+        """Association rejected (a calling AE title not allowed, too many associations at once): one warning line and
+        one ``dicom_rejected`` audit entry naming the AE title, address and reason, at most once a minute for each
+        (a sender retrying every few seconds would flood both). pynetdicom says it only at INFO, muted."""
+        calling = _calling_aet(event)
+        try:
+            address = str(event.assoc.requestor.address)
+        except Exception:
+            address = "?"
+        allowed = self.core.settings.dicom_allowed_aets
+        if allowed and calling not in allowed:
+            why = "calling AE title not in LESIONDX_DICOM_ALLOWED_AETS"
+        else:
+            why = f"more than {self.ae.maximum_associations} associations at once (answered: try later)"
+        now, key = time.monotonic(), (calling, address, why)
+        with self._lock:
+            if now - self._rejected_reported.get(key, -REJECTED_REPORT_S) < REJECTED_REPORT_S:
+                return
+            self._rejected_reported = {k: t for k, t in self._rejected_reported.items() if now - t < REJECTED_REPORT_S}
+            self._rejected_reported[key] = now
+        log.warning("rejected an association from AE title %r at %s: %s", calling, address, why)
+        try:
+            self.core.db.audit(f"dicom:{calling}", "dicom_rejected", None, why, address)
+        except Exception:
+            log.exception("could not record a rejected association in the audit log")
+
     def handle_abort(self, event: Any) -> None:
         """Association aborted: keep what arrived; the quiet-period closer queues it later."""
         with self._lock:
-            self._assoc_studies.pop(id(event.assoc), None)
-            refused = self._assoc_refused.pop(id(event.assoc), [])
-        self._report_unfiled(event, refused)
+            sent = self._assoc_studies.pop(id(event.assoc), [])
+            self._assoc_refused.pop(id(event.assoc), None)  # never filed: counted in the audit entry below
+        self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
 
 
@@ -247,6 +284,14 @@ def _calling_aet(event: Any) -> str:
         return str(event.assoc.requestor.ae_title).strip() or "UNKNOWN"
     except Exception:
         return "UNKNOWN"
+
+
+def _affected_class(event: Any) -> str:
+    """The C-STORE request's Affected SOP Class UID ('' when it cannot be read)."""
+    try:
+        return str(event.request.AffectedSOPClassUID or "").strip()
+    except Exception:
+        return ""
 
 
 def _message_id(event: Any) -> str:
@@ -296,11 +341,13 @@ def accept_private_storage(event: Any) -> None:
         log.exception("could not add the proposed private SOP classes")
 
 
-def not_analysed(ds: Any) -> str:
-    """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class, a non-image
-    object, an image of another modality than CT/US (PT, MR, SEG...), a CT localizer, a CT secondary capture
-    (dose screen). An image without a Modality stays a refusal (an instance cut short)."""
-    if UID(str(ds.get("SOPClassUID", "") or "1.2.840.10008")).is_private:
+def not_analysed(ds: Any, command_class: str = "") -> str:
+    """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class (the dataset's, else
+    ``command_class``, the C-STORE's Affected SOP Class), a non-image object, an image of another modality than
+    CT/US (PT, MR, SEG...), a CT localizer, a CT secondary capture (dose screen). An image without a Modality stays a
+    refusal, and so does an instance cut short (pydicom reads a truncated one as an empty dataset)."""
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip() or command_class
+    if sop_class and UID(sop_class).is_private:
         return "private SOP class (vendor object)"
     modality = str(ds.get("Modality", "") or "").upper()
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))

@@ -505,3 +505,26 @@ def test_a_release_grace_longer_than_the_quiet_period_is_waited_out(make_client)
             assert waiting["stage"] == "receiving", waiting  # still waiting for the next association
     study = _single_study(client)
     assert study["n_files"] == 6 and study["result_version"] == 1 and study["reopened"] == 0, study
+
+
+def test_each_instance_is_on_disk_when_its_c_store_is_answered(make_client, tmp_path):
+    """Memory stays bounded whatever the study's size: each accepted instance is de-identified, written (fsync) to the
+    storage folder and filed on its study before its C-STORE is answered, never gathered until the association is
+    released (a 1,064-instance, 538 MB study kept the service under 175 MB resident, README "For hospital IT")."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    try:
+        for n, ds in enumerate(_one_study(4), start=1):
+            assert assoc.send_c_store(ds).Status == 0
+            stored = [p for p in (tmp_path / "store/blobs").rglob("*") if p.is_file() and not p.name.startswith(".")]
+            assert len(stored) == n  # on disk before the association ends
+            (study,) = client.get("/api/studies").json()
+            assert study["stage"] == "receiving" and client.get(study["url"]).json()["n_files"] == n
+    finally:
+        assoc.release()
+    assert _single_study(client)["n_files"] == 4

@@ -75,6 +75,7 @@ class DicomNode:
         self._assoc_refusals: dict[int, list[str]] = {}  # every refusal's reason (one audit entry at the end)
         self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
         self._storing_first: dict[int, int] = {}  # association → C-STOREs in progress before it filed a study
+        self._assoc_count: dict[int, int] = {}  # association → C-STOREs it has sent (names a refused one)
         self._rejected_reported: dict[tuple[str, str, str], float] = {}  # (AE title, address, why) → monotonic s
         self._lock = threading.Lock()
 
@@ -106,8 +107,9 @@ class DicomNode:
             first = key not in self._assoc_studies
             if first:
                 self._storing_first[key] = self._storing_first.get(key, 0) + 1
+            number = self._assoc_count[key] = self._assoc_count.get(key, 0) + 1
         try:
-            return self._store(event)
+            return self._store(event, number)
         finally:
             if first:
                 with self._lock:
@@ -115,9 +117,11 @@ class DicomNode:
                     if left > 0:
                         self._storing_first[key] = left
 
-    def _store(self, event: Any) -> int | tuple[int, str]:
+    def _store(self, event: Any, number: int) -> int | tuple[int, str]:
+        """``number``: the instance's place in its association (1 = the first C-STORE), which names it when refused
+        (SCUs such as pynetdicom send every C-STORE as message 1); never by its original UIDs (quasi-identifiers)."""
         calling = _calling_aet(event)
-        name = f"{calling} message {_message_id(event)}"  # never the original UIDs (quasi-identifiers)
+        name = f"{calling} instance {number} (message {_message_id(event)})"
         try:
             ds = _received(event)
             if is_own_result(ds):  # a PACS forwarding the whole study sends our SEG/SR/SC back: accept, ignore
@@ -211,6 +215,7 @@ class DicomNode:
         with self._lock:
             sent = self._assoc_studies.pop(id(event.assoc), [])
             self._assoc_refused.pop(id(event.assoc), None)  # never filed: counted in the audit entry below
+            self._assoc_count.pop(id(event.assoc), None)
             # another association still sending the same study (senders use several at once): its release closes it
             study_ids = set(sent) - {study for studies in self._assoc_studies.values() for study in studies}
         self._report_refused(event, sent[-1] if sent else None)
@@ -260,6 +265,7 @@ class DicomNode:
         with self._lock:
             sent = self._assoc_studies.pop(id(event.assoc), [])
             self._assoc_refused.pop(id(event.assoc), None)  # never filed: counted in the audit entry below
+            self._assoc_count.pop(id(event.assoc), None)
         self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, utcnow
+from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, StudyFile, utcnow
 from lesiondx.service.leases import HOST, claim_is_dead, new_owner
 from lesiondx.service.worker import Worker
 
@@ -115,3 +115,51 @@ def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(t
     with db.session() as s:
         study = s.get(Study, "o" * 32)
     assert (study.interruptions, study.claimed_by, study.heartbeat_at is not None) == (0, "x:1:a:w0", True)
+
+
+def test_a_run_that_lost_its_claim_cannot_break_the_run_that_took_the_study_over(tmp_path):
+    """Race behind the kill-mid-job test's one failure under load: a run goes on after its claim is gone (its worker
+    outlived the killed service for a moment, or paused past the lease on another machine) while another worker
+    has claimed the study again. Its result is fenced off, but both runs used ``work/<study>``: the stale run's
+    clean-up deleted the new run's inputs and the study failed ('prediction failed: ...')."""
+    import threading
+
+    from lesiondx.service.storage import Storage
+    from lesiondx.service.testing import stub_predictor
+
+    db, storage = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}"), Storage(tmp_path / "store")
+    sha = storage.put(US_IMAGES[0].read_bytes())
+    with db.session() as s, s.begin():
+        s.add(Study(id="s" * 32, status="queued", task="us-liver"))
+        s.add(StudyFile(study_id="s" * 32, position=0, sha256=sha, name="file-001.jpg", kind="raster", suffix=".jpg"))
+    gates = {name: threading.Event() for name in ("stale_in", "stale_go", "new_in", "new_go")}
+
+    def held(name: str):
+        def predictor(*args, **kwargs):
+            gates[f"{name}_in"].set()
+            assert gates[f"{name}_go"].wait(60)
+            return stub_predictor(*args, **kwargs)
+        return predictor
+
+    stale_id, new_id = "elsewhere:1:aaaaaa:w0.1", "here:1:bbbbbb:w0.1"
+    stale = Worker(db, storage, held("stale"), worker_id=stale_id)
+    new = Worker(db, storage, held("new"), worker_id=new_id)
+    assert db.claim_next(stale_id) == "s" * 32
+    runs = [threading.Thread(target=stale.process, args=("s" * 32,))]
+    runs[0].start()
+    assert gates["stale_in"].wait(60)
+    assert db.interrupt("s" * 32, stale_id) == "queued"  # its lease expired: another owner re-queued the study
+    assert db.claim_next(new_id) == "s" * 32
+    runs.append(threading.Thread(target=new.process, args=("s" * 32,)))
+    runs[1].start()
+    assert gates["new_in"].wait(60)
+    gates["stale_go"].set()  # the stale run ends first: its result is dropped and it cleans up after itself
+    runs[0].join(60)
+    gates["new_go"].set()
+    runs[1].join(60)
+    with db.session() as s:
+        study = s.get(Study, "s" * 32)
+    db.dispose()
+    assert (study.status, study.failure, study.attempts) == ("done", None, 1)
+    assert study.results and not any((tmp_path / "store" / "work").iterdir())  # both runs' folders cleared
+

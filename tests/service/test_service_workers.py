@@ -33,15 +33,15 @@ def _upload(http, name: str) -> str:
 
 def _job_pid(storage: Path, study_id: str, timeout: float = 60.0) -> int:
     """The pid of the process running the study's predictor (the double writes it when it starts)."""
-    path = storage / "work" / study_id / "out" / "worker.pid"
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            text = path.read_text()
-            if text:
-                return int(text)
-        except OSError:
-            pass
+        for path in (storage / "work" / study_id).glob("run-*/out/worker.pid"):
+            try:
+                text = path.read_text()
+                if text:
+                    return int(text)
+            except OSError:
+                pass
         assert time.monotonic() < deadline, f"job {study_id} did not start"
         time.sleep(0.05)
 
@@ -132,7 +132,8 @@ def test_service_restarted_three_times_during_a_job_does_not_give_it_up(live_ser
     for _ in range(3):
         pids.append(_job_pid(storage, study))
         server.kill()  # SIGKILL of the whole service mid-job; its worker process dies with it
-        (storage / "work" / study / "out" / "worker.pid").unlink(missing_ok=True)
+        for path in (storage / "work" / study).glob("run-*/out/worker.pid"):
+            path.unlink(missing_ok=True)
         server = live_server(env=env if len(pids) < 3 else {**env, "LESIONDX_STUB_DELAY_S": "0"}).start(timeout=120)
     with server.client() as http:
         finished = wait_study(http, study, timeout=90)
@@ -312,3 +313,4 @@ def test_a_longer_stop_grace_lets_a_long_job_finish_at_sigterm(live_server, tmp_
     proc.wait(90)
     row = _rows(storage)[study]
     assert row.status == "done" and (row.attempts, row.interruptions) == (1, 0)  # the default 10 s would cut it
+

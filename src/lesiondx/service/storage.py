@@ -6,7 +6,7 @@ Layout::
     <root>/lesiondx.sqlite3           default database
     <root>/blobs/ab/abcdef...         uploaded files by sha256 (DICOM already de-identified)
     <root>/results/<study_id>/...     overlays and DICOM results of a study
-    <root>/work/<study_id>/...        inputs materialised for a running job (removed after)
+    <root>/work/<study_id>/run-*/...  inputs materialised for a running job (removed after)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -173,12 +174,19 @@ class Storage:
         return path if path.is_file() else None
 
     def work_dir(self, study_id: str) -> Path:
-        """A fresh, empty work folder for a job."""
-        path = self.root / "work" / safe_name(study_id)
-        shutil.rmtree(path, ignore_errors=True)
+        """A fresh, empty work folder for one run of a job, ``work/<study>/run-<random>``, after removing what earlier
+        runs of the study left. A run that has lost its claim but goes on (its worker outlived a killed service for
+        a moment, or paused past its lease) has a folder of its own: its clean-up cannot delete this run's inputs."""
+        study = self.root / "work" / safe_name(study_id)
+        shutil.rmtree(study, ignore_errors=True)
+        path = study / f"run-{secrets.token_hex(4)}"
         path.mkdir(parents=True)
         return path
 
-    def clear_work(self, study_id: str) -> None:
-        """Remove a job's work folder."""
-        shutil.rmtree(self.root / "work" / safe_name(study_id), ignore_errors=True)
+    def clear_work(self, work: Path) -> None:
+        """Remove one run's work folder (from :meth:`work_dir`), and its study's folder when no other run uses it."""
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            work.parent.rmdir()
+        except OSError:  # another run's folder is there (or it is gone already)
+            pass

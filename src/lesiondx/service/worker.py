@@ -253,7 +253,7 @@ class Worker:
                 self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
                 return
             finally:
-                self.storage.clear_work(study_id)
+                self.storage.clear_work(work)
         originals = {p.name: name for p, name in zip(inputs, input_names)}
         for index, entry in enumerate(entries):
             if isinstance(entry.get("image"), str) and entry["image"] in originals:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from lesiondx.service.db import Database, Study
 
@@ -314,3 +315,52 @@ def test_a_longer_stop_grace_lets_a_long_job_finish_at_sigterm(live_server, tmp_
     row = _rows(storage)[study]
     assert row.status == "done" and (row.attempts, row.interruptions) == (1, 0)  # the default 10 s would cut it
 
+
+class _EndedWorker:
+    """Stand-in for a worker process whose end was reported with ``exitcode`` (LOST: its forkserver died)."""
+
+    def __init__(self, pid: int, exitcode: int) -> None:
+        self.pid, self.exitcode = pid, exitcode
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "pid-and-start-time"])
+def test_a_pid_handed_to_another_process_after_a_worker_ended_is_neither_signalled_nor_taken_for_it(
+        tmp_path, monkeypatch, pidfd):
+    """Issue: the supervisor knew its workers by pid only. A worker lost with its forkserver is killed by pid; had
+    it ended already and the system given its pid to an unrelated process, that process was SIGKILLed."""
+    import multiprocessing
+
+    from lesiondx.service import leases
+    from lesiondx.service.supervisor import LOST, PoolConfig, Supervisor, _Slot, rss_mb
+
+    if not pidfd:  # no pidfd_open (older kernel, a container's seccomp filter): pid plus start time from /proc
+        monkeypatch.setattr(leases.os, "pidfd_open", lambda pid: (_ for _ in ()).throw(PermissionError(1, "no")),
+                            raising=False)
+    worker = subprocess.Popen(["sleep", "60"])
+    ref, started = leases.ProcessRef(worker.pid), leases.start_ticks(worker.pid)  # what the supervisor keeps
+    worker.kill()
+    worker.wait()
+    unrelated = subprocess.Popen(["sleep", "60"])
+    while leases.start_ticks(unrelated.pid) == started:  # a pid is handed on later than in the same 1/100 s tick
+        unrelated.kill()
+        unrelated.wait()
+        unrelated = subprocess.Popen(["sleep", "60"])
+    ref.pid = unrelated.pid  # what the system does when it hands the ended worker's number on
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(tmp_path)))
+    ours, _ = multiprocessing.Pipe()
+    slot = _Slot(0, process=_EndedWorker(unrelated.pid, LOST), conn=ours, worker_id="h:1:abc:w0.1")
+    slot.ref = ref
+    try:
+        supervisor._reap(slot)
+        assert unrelated.poll() is None  # still running: nobody signalled it
+        assert rss_mb(unrelated.pid, ref) is None and not ref.alive() and not ref.send(signal.SIGTERM)
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+        db.dispose()
+    own = leases.ProcessRef(os.getpid())
+    assert own.alive() and rss_mb(os.getpid(), own) > 0

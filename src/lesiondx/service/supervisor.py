@@ -23,7 +23,6 @@ import ctypes
 import logging
 import multiprocessing as mp
 import os
-import select as io_select  # the stdlib module; sqlalchemy's select() is imported below
 import signal
 import threading
 import time
@@ -38,7 +37,7 @@ from sqlalchemy import select
 
 from .db import Database, Study
 from .logs import configure_logging
-from .leases import LeaseKeeper, new_owner, pid_alive
+from .leases import LeaseKeeper, ProcessRef, new_owner
 from .storage import Storage, log_failure
 from .worker import Worker, load_predictor
 
@@ -66,26 +65,24 @@ class PoolConfig:
     slow_job_s: float = 30.0  # every worker busy this long and studies waiting: one extra process (0: never)
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of process ``pid`` in MB from ``/proc`` (None where unavailable)."""
+def rss_mb(pid: int, ref: ProcessRef | None = None) -> float | None:
+    """Resident memory of process ``pid`` in MB from ``/proc`` (None where unavailable, or when ``ref``, the
+    process meant, has ended: the number may belong to another process by now)."""
     try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
     except (OSError, ValueError, IndexError):
         return None
+    return resident if ref is None or ref.alive() else None  # alive after the read: the read was of it
 
 
 def _exit_with(pid: int) -> None:
     """Kill this process as soon as process ``pid`` (the supervisor) ends: no orphan goes on running a job
     that the next service start re-queues. (A worker's parent is the forkserver, which outlives the
     service while workers live, so PR_SET_PDEATHSIG would not do.)"""
+    supervisor = ProcessRef(pid)  # not the bare pid: once the service ended, another process may get its number
 
     def watch() -> None:
-        try:
-            fd = os.pidfd_open(pid)  # Linux >= 5.3: readable when the process has ended
-            io_select.select([fd], [], [])
-        except (AttributeError, OSError):  # no pidfd (or already gone): poll
-            while pid_alive(pid):
-                time.sleep(0.5)
+        supervisor.wait()
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="lesiondx-lifeline", daemon=True).start()
@@ -172,6 +169,7 @@ class _Slot:
 
     index: int
     process: Any = None
+    ref: ProcessRef | None = None  # the process itself, not its pid (which another process may get once it ended)
     conn: Connection | None = None
     worker_id: str = ""
     job: str | None = None
@@ -321,6 +319,7 @@ class Supervisor:
         finally:
             child_end.close()
         slot.process, slot.conn, slot.job, slot.kill_reason = process, parent_end, None, None
+        slot.ref = ProcessRef(process.pid)  # made while the process surely lives: it has not reported an end yet
         slot.spawned_at = time.monotonic()
         log.info("worker process %s started (pid %d)", slot.worker_id, process.pid)
 
@@ -348,7 +347,7 @@ class Supervisor:
         if timeout and now - slot.job_started > timeout:
             self._kill(slot, f"exceeded the wall-time limit of {timeout:g} s (LESIONDX_JOB_TIMEOUT_S)")
             return
-        resident = rss_mb(slot.process.pid) if memory else None
+        resident = rss_mb(slot.process.pid, slot.ref) if memory else None
         if resident is not None and resident > memory:
             self._kill(slot, f"exceeded the memory limit of {memory} MB ({resident:.0f} MB resident; "
                              "LESIONDX_JOB_MEMORY_MB)")
@@ -356,7 +355,7 @@ class Supervisor:
     def _kill(self, slot: _Slot, reason: str) -> None:
         log.warning("job %s: %s; stopping its worker process", slot.job, reason)
         slot.kill_reason, slot.kill_job = reason, slot.job
-        slot.process.kill()
+        self._signal(slot, signal.SIGKILL)
         slot.process.join(5)
 
     def _reap(self, slot: _Slot, *, stopping: bool = False) -> None:
@@ -368,8 +367,7 @@ class Supervisor:
         outside = code is not None and code < 0 and -code in OUTSIDE_SIGNALS
         if code == LOST and not slot.kill_reason:  # the forkserver was killed: its workers may live on, unseen
             outside = True
-            if pid_alive(process.pid):
-                os.kill(process.pid, signal.SIGKILL)
+            self._signal(slot, signal.SIGKILL)
         held = self._held(slot)
         for study_id in held:
             if slot.kill_reason and study_id == slot.kill_job:
@@ -383,6 +381,8 @@ class Supervisor:
                                            "this job")
         if slot.conn is not None:
             slot.conn.close()
+        if slot.ref is not None:
+            slot.ref.close()
         lived = time.monotonic() - slot.spawned_at
         startup_failure = code != 0 and not held and not slot.kill_reason and lived < 5  # e.g. cannot import
         slot.quick_deaths = slot.quick_deaths + 1 if startup_failure else 0
@@ -392,7 +392,13 @@ class Supervisor:
             log.info("worker process %s stopped on SIGTERM after its job", slot.worker_id)
         if not stopping and (code != 0 or slot.quick_deaths):
             log.warning("worker process %s ended (%s)", slot.worker_id, describe_exit(code))
-        slot.process, slot.conn, slot.job, slot.kill_reason = None, None, None, None
+        slot.process, slot.conn, slot.job, slot.kill_reason, slot.ref = None, None, None, None, None
+
+    @staticmethod
+    def _signal(slot: _Slot, sig: int) -> None:
+        """Signal the slot's process, never another one that got its pid after it ended."""
+        if slot.ref is not None:
+            slot.ref.send(sig)
 
     def _held(self, slot: _Slot) -> list[str]:
         try:
@@ -436,7 +442,7 @@ class Supervisor:
             if slot.process is not None:
                 slot.process.join(max(0.0, deadline - time.monotonic()))
                 if slot.process.is_alive():
-                    slot.process.kill()
+                    self._signal(slot, signal.SIGKILL)
                 try:
                     self._reap(slot, stopping=True)
                 except Exception as exc:  # database unavailable: the job's lease expires and it is re-queued

@@ -163,3 +163,44 @@ def test_a_run_that_lost_its_claim_cannot_break_the_run_that_took_the_study_over
     assert (study.status, study.failure, study.attempts) == ("done", None, 1)
     assert study.results and not any((tmp_path / "store" / "work").iterdir())  # both runs' folders cleared
 
+
+HOLD_LOCK = """import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_database_locked_by_another_process_or_damaged_stops_the_start_with_one_line(tmp_path, monkeypatch):
+    """Was: a locked SQLite file passed the start (reads work in WAL mode) and the service died 30 s later in its
+    start-up with a 70-line traceback; a damaged file gave 'internal error (DatabaseError ...)'."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from lesiondx.service import db as db_module
+    from lesiondx.service.db import DatabaseUnusable
+
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_S", 0.5)
+    path = tmp_path / "store" / "lesiondx.sqlite3"
+    path.parent.mkdir()
+    Database(f"sqlite:///{path}").dispose()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        with pytest.raises(DatabaseUnusable, match=rf"^cannot use the database {path} \(database is locked\): "
+                                                   "another process holds it"):
+            Database(f"sqlite:///{path}")
+    finally:
+        holder.kill()
+        holder.wait()
+    Database(f"sqlite:///{path}").dispose()  # the lock is gone: it opens again
+    path.write_bytes(b"SYNTHETIC damaged database " * 400)
+    result = subprocess.run([sys.executable, "-m", "lesiondx.cli", "serve", "--storage", str(path.parent),
+                             "--port", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot use the database {path} (file is not a database): the file is damaged or not a database: "
+        "restore it from a backup, or move it aside"]

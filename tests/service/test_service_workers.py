@@ -364,3 +364,48 @@ def test_a_pid_handed_to_another_process_after_a_worker_ended_is_neither_signall
         db.dispose()
     own = leases.ProcessRef(os.getpid())
     assert own.alive() and rss_mb(os.getpid(), own) > 0
+
+
+def database_full_once_when_the_job_ends(task, inputs, out, model="default", **options):
+    """TEST DOUBLE (``test_service_workers:database_full_once_when_the_job_ends``): the stub predictor, but while the
+    storage holds a ``database-full-once`` file (removed here) this worker process's database refuses the job's
+    outcome from now on, as a full disk does ('database or disk is full')."""
+    from sqlalchemy.exc import OperationalError
+
+    from lesiondx.service.testing import stub_predictor
+    from lesiondx.service.worker import Worker
+
+    flag = Path(out).parents[3] / "database-full-once"  # out = STORAGE/work/<study>/run-*/out
+    if flag.exists():
+        flag.unlink()
+
+        def full(*_args, **_kwargs):
+            raise OperationalError("UPDATE studies", {}, Exception("database or disk is full"))
+
+        Worker._finish = full
+    return stub_predictor(task, inputs, out, model, **options)
+
+
+def test_a_job_whose_outcome_the_full_database_refuses_goes_back_in_the_queue_instead_of_crashing(tmp_path):
+    """Seen on a full tmpfs: the job failed on the full disk, recording that failed too, the worker process died with
+    a traceback and the study was marked 'the worker process crashed (exit code 1)' once the disk had room again."""
+    from lesiondx.service.supervisor import PoolConfig, Supervisor
+
+    storage = tmp_path / "store"
+    study = _queue_uploads(storage, ["liver.jpg"])[0]
+    (storage / "database-full-once").touch()
+    db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(storage), workers=1, poll_seconds=0.1,
+                                           predictor_spec="test_service_workers:database_full_once_when_the_job_ends"))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 90
+        while _rows(storage)[study].status not in ("done", "failed"):
+            assert time.monotonic() < deadline and supervisor.alive
+            time.sleep(0.2)
+    finally:
+        supervisor.stop()
+        db.dispose()
+    row = _rows(storage)[study]
+    assert (row.status, row.failure, row.attempts, row.interruptions) == ("done", None, 1, 1)
+    assert not (storage / "database-full-once").exists()  # the double did refuse the first outcome

@@ -38,7 +38,7 @@ from sqlalchemy import select
 from .db import Database, Study
 from .logs import configure_logging
 from .leases import LeaseKeeper, ProcessRef, new_owner
-from .storage import Storage, log_failure
+from .storage import Storage, log_failure, storage_problem
 from .worker import Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service.worker")
@@ -134,7 +134,15 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
                 conn.poll(cfg.poll_seconds)  # a "wake" (or "stop") ends the wait early
                 continue
             conn.send(("start", study_id))
-            worker.process(study_id)
+            try:
+                worker.process(study_id)
+            except Exception as exc:  # its outcome could not be recorded: the database is full, read-only or gone
+                reason = storage_problem(exc)
+                if reason is None:
+                    raise
+                log.error("job %s: its outcome cannot be recorded (%s); it goes back in the queue", study_id, reason)
+                conn.send(("unrecorded", study_id))
+                break
             conn.send(("end", study_id))
             busy[0] = False
             _release_free_memory()
@@ -181,6 +189,7 @@ class _Slot:
     quick_deaths: int = 0
     extra: bool = False  # added while every worker was stuck on a slow job; removed when it exits
     termed: bool = False  # it got SIGTERM (e.g. with the whole service): replaced only after TERM_PAUSE_S
+    unrecorded: bool = False  # it ended because the database refused its job's outcome: the job is re-queued
     done: list[str] = field(default_factory=list)
 
 
@@ -333,6 +342,8 @@ class Supervisor:
                     slot.job, slot.job_started = study_id, time.monotonic()
                 elif kind == "term":
                     slot.termed = True
+                elif kind == "unrecorded":
+                    slot.unrecorded = True
                 elif kind == "end":
                     slot.job = None
                     slot.quick_deaths = 0
@@ -372,7 +383,7 @@ class Supervisor:
         for study_id in held:
             if slot.kill_reason and study_id == slot.kill_job:
                 self._fail(study_id, slot, slot.kill_reason)
-            elif stopping or outside:
+            elif stopping or outside or slot.unrecorded:  # raises while the database refuses: retried next round
                 status = self.db.interrupt(study_id, slot.worker_id)
                 log.warning("job %s interrupted (worker %s, %s): %s", study_id, slot.worker_id,
                             describe_exit(code), status)
@@ -393,6 +404,7 @@ class Supervisor:
         if not stopping and (code != 0 or slot.quick_deaths):
             log.warning("worker process %s ended (%s)", slot.worker_id, describe_exit(code))
         slot.process, slot.conn, slot.job, slot.kill_reason, slot.ref = None, None, None, None, None
+        slot.unrecorded = False
 
     @staticmethod
     def _signal(slot: _Slot, sig: int) -> None:

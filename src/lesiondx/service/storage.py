@@ -145,6 +145,15 @@ class Storage:
         aside.unlink(missing_ok=True)
         return info.st_size
 
+    def write_problem(self) -> str | None:
+        """Why files cannot be written in the storage folder now (read-only, permission denied, full), or None:
+        one unnamed file is created there and dropped at once (nothing is left behind, even at a kill)."""
+        try:
+            with tempfile.TemporaryFile(dir=self.root):
+                return None
+        except OSError as exc:
+            return storage_problem(exc) or f"cannot write to the storage folder ({exc.strerror or exc})"
+
     def has(self, sha: str) -> bool:
         """True when the blob exists."""
         return self.blob_path(sha).is_file()

@@ -409,3 +409,14 @@ def test_a_job_whose_outcome_the_full_database_refuses_goes_back_in_the_queue_in
     row = _rows(storage)[study]
     assert (row.status, row.failure, row.attempts, row.interruptions) == ("done", None, 1, 1)
     assert not (storage / "database-full-once").exists()  # the double did refuse the first outcome
+
+
+def test_a_service_killed_by_a_fatal_signal_leaves_its_stacks_in_the_log(live_server, tmp_path):
+    """Seen with the storage turned immutable under a running service: SQLite's shared-memory file could not be
+    written, the service died of SIGBUS and its log ended without a word. (Stacks name code, never data.)"""
+    server = live_server().start(timeout=120)
+    proc = server.proc
+    os.kill(proc.pid, signal.SIGBUS)
+    assert proc.wait(60) == -signal.SIGBUS
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert "Fatal Python error: Bus error" in log and "lesiondx/service" in log, log[-2000:]

@@ -204,3 +204,16 @@ def test_a_database_locked_by_another_process_or_damaged_stops_the_start_with_on
     assert result.stderr.strip().splitlines() == [
         f"error: cannot use the database {path} (file is not a database): the file is damaged or not a database: "
         "restore it from a backup, or move it aside"]
+
+
+def test_a_lease_renewed_just_before_the_clock_went_back_an_hour_still_expires(tmp_path):
+    """Was: a heartbeat written before the system clock was set back an hour lay an hour in the future, so the job of
+    a worker that vanished right after (on another machine: no pid to look at) stayed 'running' for that hour."""
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with db.session() as s, s.begin():
+        s.add(Study(id="g" * 32, status="running", attempts=1, claimed_by="elsewhere:7:abcdef:w0.1",
+                    heartbeat_at=utcnow() + timedelta(hours=1)))  # the clock has just gone back an hour
+        s.add(Study(id="h" * 32, status="running", attempts=1, claimed_by="elsewhere:7:abcdef:w1.1",
+                    heartbeat_at=utcnow() + timedelta(seconds=5)))  # clocks a few seconds apart: a live lease
+    assert db.release_interrupted(30) == ["g" * 32]
+    db.dispose()

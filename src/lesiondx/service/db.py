@@ -358,14 +358,15 @@ class Database:
 
     def release_interrupted(self, lease_seconds: float, dead: Callable[[str], bool] = lambda claim: False
                             ) -> list[str]:
-        """Re-queue running studies whose lease expired (no heartbeat for ``lease_seconds``) or whose claim
-        ``dead(claimed_by)`` says belongs to a worker known to be gone. Returns their ids."""
-        cutoff = utcnow() - timedelta(seconds=lease_seconds)
+        """Re-queue running studies whose lease expired (no heartbeat for ``lease_seconds``; also a heartbeat over
+        ``lease_seconds`` in the future: written before the clock was set back, it says nothing of now) or whose
+        claim ``dead(claimed_by)`` says belongs to a worker known to be gone. Returns their ids."""
+        now, lease = utcnow(), timedelta(seconds=lease_seconds)
         with self.session() as s:
             rows = s.execute(select(Study.id, Study.claimed_by, Study.heartbeat_at)
                              .where(Study.status == "running")).all()
         stale = [(study_id, claim) for study_id, claim, beat in rows
-                 if beat is None or as_utc(beat) < cutoff or (claim is not None and dead(claim))]
+                 if beat is None or abs(now - as_utc(beat)) > lease or (claim is not None and dead(claim))]
         return [study_id for study_id, claim in stale if self.interrupt(study_id, claim) is not None]
 
 

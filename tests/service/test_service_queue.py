@@ -217,3 +217,16 @@ def test_a_lease_renewed_just_before_the_clock_went_back_an_hour_still_expires(t
                     heartbeat_at=utcnow() + timedelta(seconds=5)))  # clocks a few seconds apart: a live lease
     assert db.release_interrupted(30) == ["g" * 32]
     db.dispose()
+
+
+def test_a_database_locked_by_another_process_is_told_as_locked_not_as_stopped():
+    """Was: an upload while another process held the SQLite file got 503 'the service's database is unavailable
+    (stopped, restarting or unreachable)', sending the operator to look for a stopped database."""
+    from sqlalchemy.exc import OperationalError
+
+    from lesiondx.service.storage import storage_problem
+
+    locked = OperationalError("INSERT INTO studies", {}, Exception("database is locked"))
+    assert storage_problem(locked).startswith("the service's database is locked by another process")
+    stopped = OperationalError("SELECT 1", {}, Exception("connection refused"))
+    assert storage_problem(stopped).startswith("the service's database is unavailable (stopped")

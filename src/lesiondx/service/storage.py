@@ -47,13 +47,16 @@ _DB_ACCESS = ("readonly database", "read-only", "unable to open database file", 
 def storage_problem(exc: BaseException) -> str | None:
     """One line for an error that comes from the storage folder or database running out of space or being
     unwritable (``OSError`` ENOSPC/EDQUOT/EACCES/EPERM/EROFS, SQLite/PostgreSQL "disk is full", "readonly
-    database"...) or from the database being unreachable (stopped, restarting); None for any other error."""
+    database"...) or from the database being unreachable (stopped, restarting) or locked by another process (SQLite);
+    None for any other error."""
     if isinstance(exc, OSError) and exc.errno in _SPACE + _ACCESS:
         full, where = exc.errno in _SPACE, "the storage folder"
     else:
         text = str(getattr(exc, "orig", None) or exc).lower()
         full = any(marker in text for marker in _DB_SPACE)
         if not full and not any(marker in text for marker in _DB_ACCESS):
+            if "database is locked" in text and _db_unreachable(exc):
+                return LOCKED
             return UNREACHABLE if _db_unreachable(exc) else None
         where = "the database"
     return ("the service's storage is full (no space left in " + where + "): free space there" if full else
@@ -61,6 +64,8 @@ def storage_problem(exc: BaseException) -> str | None:
 
 
 UNREACHABLE = "the service's database is unavailable (stopped, restarting or unreachable): try again shortly"
+LOCKED = ("the service's database is locked by another process for over 30 s (a backup, an sqlite3 shell, a second "
+          "lesiondx on the same storage?): try again shortly")
 
 
 def _db_unreachable(exc: BaseException) -> bool:

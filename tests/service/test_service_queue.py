@@ -230,3 +230,25 @@ def test_a_database_locked_by_another_process_is_told_as_locked_not_as_stopped()
     assert storage_problem(locked).startswith("the service's database is locked by another process")
     stopped = OperationalError("SELECT 1", {}, Exception("connection refused"))
     assert storage_problem(stopped).startswith("the service's database is unavailable (stopped")
+
+
+def test_the_in_process_worker_outlives_a_database_that_refuses_a_job_outcome(make_client, monkeypatch):
+    """The in-process worker (``workers = 0``, tests and embedding): was, its thread died when the full database
+    refused a job's outcome, the study stayed 'running' and no job ran again until a restart."""
+    from sqlalchemy.exc import OperationalError
+
+    from service_helpers import US_IMAGES, file_field
+
+    real_finish, refused = Worker._finish, []
+
+    def finish(self, *args, **kwargs):
+        if len(refused) < 2:  # the job's outcome, then the failure saying so: the database is full
+            refused.append(args)
+            raise OperationalError("UPDATE studies", {}, Exception("database or disk is full"))
+        return real_finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Worker, "_finish", finish)
+    client = make_client()
+    study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+    assert (study["status"], study["attempts"]) == ("done", 1) and len(refused) == 2  # run twice, charged once
+    assert client.get("/api/health").json()["worker_alive"] is True

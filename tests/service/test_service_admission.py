@@ -3,6 +3,7 @@ requests stay quick), 408 for a stalled body, whose place is then free again."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -57,3 +58,32 @@ def test_uploads_beyond_the_limit_get_503_and_a_stalled_one_408_while_status_sta
 def test_no_waiting_allowed_still_takes_uploads_while_a_place_is_free(make_client):
     client = make_client(upload_wait_s=0.0, max_uploads=1)
     assert client.post("/api/studies", files=[file_field(US_IMAGES[0])]).status_code == 201
+
+
+def test_readiness_fails_while_the_storage_folder_cannot_be_written(make_client, tmp_path):
+    """Was: with the storage folder turned read-only every upload got 503 and every job failed, while /api/ready
+    kept answering 200 ``{"ready": true, "problems": []}``, so no monitor noticed."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    client = make_client()
+    root = tmp_path / "store"
+    assert client.get("/api/ready").json() == {"ready": True, "problems": []}
+    if os.geteuid() != 0:  # the mode bits bind every user but root
+        root.chmod(0o555)
+    elif not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(root)], capture_output=True).returncode:
+        pytest.skip("running as root on a file system without chattr +i: cannot make the folder read-only")
+    try:
+        ready = client.get("/api/ready")
+        health = client.get("/api/health")
+    finally:
+        if os.geteuid() != 0:
+            root.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(root)], check=True)
+    assert ready.status_code == 503 and ready.json()["problems"] == [
+        "the service cannot write to the storage folder (permission denied or read-only): check its owner and mode"]
+    assert health.status_code == 200 and health.json()["problems"] == ready.json()["problems"]  # liveness stays
+    assert client.get("/api/ready").json() == {"ready": True, "problems": []}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, utcnow
+from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, StudyFile, utcnow
 from lesiondx.service.leases import HOST, claim_is_dead, new_owner
 from lesiondx.service.worker import Worker
 
@@ -115,3 +115,140 @@ def test_a_database_from_an_older_release_gains_new_columns_and_keeps_its_jobs(t
     with db.session() as s:
         study = s.get(Study, "o" * 32)
     assert (study.interruptions, study.claimed_by, study.heartbeat_at is not None) == (0, "x:1:a:w0", True)
+
+
+def test_a_run_that_lost_its_claim_cannot_break_the_run_that_took_the_study_over(tmp_path):
+    """Race behind the kill-mid-job test's one failure under load: a run goes on after its claim is gone (its worker
+    outlived the killed service for a moment, or paused past the lease on another machine) while another worker
+    has claimed the study again. Its result is fenced off, but both runs used ``work/<study>``: the stale run's
+    clean-up deleted the new run's inputs and the study failed ('prediction failed: ...')."""
+    import threading
+
+    from lesiondx.service.storage import Storage
+    from lesiondx.service.testing import stub_predictor
+
+    db, storage = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}"), Storage(tmp_path / "store")
+    sha = storage.put(US_IMAGES[0].read_bytes())
+    with db.session() as s, s.begin():
+        s.add(Study(id="s" * 32, status="queued", task="us-liver"))
+        s.add(StudyFile(study_id="s" * 32, position=0, sha256=sha, name="file-001.jpg", kind="raster", suffix=".jpg"))
+    gates = {name: threading.Event() for name in ("stale_in", "stale_go", "new_in", "new_go")}
+
+    def held(name: str):
+        def predictor(*args, **kwargs):
+            gates[f"{name}_in"].set()
+            assert gates[f"{name}_go"].wait(60)
+            return stub_predictor(*args, **kwargs)
+        return predictor
+
+    stale_id, new_id = "elsewhere:1:aaaaaa:w0.1", "here:1:bbbbbb:w0.1"
+    stale = Worker(db, storage, held("stale"), worker_id=stale_id)
+    new = Worker(db, storage, held("new"), worker_id=new_id)
+    assert db.claim_next(stale_id) == "s" * 32
+    runs = [threading.Thread(target=stale.process, args=("s" * 32,))]
+    runs[0].start()
+    assert gates["stale_in"].wait(60)
+    assert db.interrupt("s" * 32, stale_id) == "queued"  # its lease expired: another owner re-queued the study
+    assert db.claim_next(new_id) == "s" * 32
+    runs.append(threading.Thread(target=new.process, args=("s" * 32,)))
+    runs[1].start()
+    assert gates["new_in"].wait(60)
+    gates["stale_go"].set()  # the stale run ends first: its result is dropped and it cleans up after itself
+    runs[0].join(60)
+    gates["new_go"].set()
+    runs[1].join(60)
+    with db.session() as s:
+        study = s.get(Study, "s" * 32)
+    db.dispose()
+    assert (study.status, study.failure, study.attempts) == ("done", None, 1)
+    assert study.results and not any((tmp_path / "store" / "work").iterdir())  # both runs' folders cleared
+
+
+HOLD_LOCK = """import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_database_locked_by_another_process_or_damaged_stops_the_start_with_one_line(tmp_path, monkeypatch):
+    """Was: a locked SQLite file passed the start (reads work in WAL mode) and the service died 30 s later in its
+    start-up with a 70-line traceback; a damaged file gave 'internal error (DatabaseError ...)'."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from lesiondx.service import db as db_module
+    from lesiondx.service.db import DatabaseUnusable
+
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_S", 0.5)
+    path = tmp_path / "store" / "lesiondx.sqlite3"
+    path.parent.mkdir()
+    Database(f"sqlite:///{path}").dispose()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        with pytest.raises(DatabaseUnusable, match=rf"^cannot use the database {path} \(database is locked\): "
+                                                   "another process holds it"):
+            Database(f"sqlite:///{path}")
+    finally:
+        holder.kill()
+        holder.wait()
+    Database(f"sqlite:///{path}").dispose()  # the lock is gone: it opens again
+    path.write_bytes(b"SYNTHETIC damaged database " * 400)
+    result = subprocess.run([sys.executable, "-m", "lesiondx.cli", "serve", "--storage", str(path.parent),
+                             "--port", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot use the database {path} (file is not a database): the file is damaged or not a database: "
+        "restore it from a backup, or move it aside"]
+
+
+def test_a_lease_renewed_just_before_the_clock_went_back_an_hour_still_expires(tmp_path):
+    """Was: a heartbeat written before the system clock was set back an hour lay an hour in the future, so the job of
+    a worker that vanished right after (on another machine: no pid to look at) stayed 'running' for that hour."""
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with db.session() as s, s.begin():
+        s.add(Study(id="g" * 32, status="running", attempts=1, claimed_by="elsewhere:7:abcdef:w0.1",
+                    heartbeat_at=utcnow() + timedelta(hours=1)))  # the clock has just gone back an hour
+        s.add(Study(id="h" * 32, status="running", attempts=1, claimed_by="elsewhere:7:abcdef:w1.1",
+                    heartbeat_at=utcnow() + timedelta(seconds=5)))  # clocks a few seconds apart: a live lease
+    assert db.release_interrupted(30) == ["g" * 32]
+    db.dispose()
+
+
+def test_a_database_locked_by_another_process_is_told_as_locked_not_as_stopped():
+    """Was: an upload while another process held the SQLite file got 503 'the service's database is unavailable
+    (stopped, restarting or unreachable)', sending the operator to look for a stopped database."""
+    from sqlalchemy.exc import OperationalError
+
+    from lesiondx.service.storage import storage_problem
+
+    locked = OperationalError("INSERT INTO studies", {}, Exception("database is locked"))
+    assert storage_problem(locked).startswith("the service's database is locked by another process")
+    stopped = OperationalError("SELECT 1", {}, Exception("connection refused"))
+    assert storage_problem(stopped).startswith("the service's database is unavailable (stopped")
+
+
+def test_the_in_process_worker_outlives_a_database_that_refuses_a_job_outcome(make_client, monkeypatch):
+    """The in-process worker (``workers = 0``, tests and embedding): was, its thread died when the full database
+    refused a job's outcome, the study stayed 'running' and no job ran again until a restart."""
+    from sqlalchemy.exc import OperationalError
+
+    from service_helpers import US_IMAGES, file_field
+
+    real_finish, refused = Worker._finish, []
+
+    def finish(self, *args, **kwargs):
+        if len(refused) < 2:  # the job's outcome, then the failure saying so: the database is full
+            refused.append(args)
+            raise OperationalError("UPDATE studies", {}, Exception("database or disk is full"))
+        return real_finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Worker, "_finish", finish)
+    client = make_client()
+    study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+    assert (study["status"], study["attempts"]) == ("done", 1) and len(refused) == 2  # run twice, charged once
+    assert client.get("/api/health").json()["worker_alive"] is True

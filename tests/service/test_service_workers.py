@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from lesiondx.service.db import Database, Study
 
@@ -33,15 +34,15 @@ def _upload(http, name: str) -> str:
 
 def _job_pid(storage: Path, study_id: str, timeout: float = 60.0) -> int:
     """The pid of the process running the study's predictor (the double writes it when it starts)."""
-    path = storage / "work" / study_id / "out" / "worker.pid"
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            text = path.read_text()
-            if text:
-                return int(text)
-        except OSError:
-            pass
+        for path in (storage / "work" / study_id).glob("run-*/out/worker.pid"):
+            try:
+                text = path.read_text()
+                if text:
+                    return int(text)
+            except OSError:
+                pass
         assert time.monotonic() < deadline, f"job {study_id} did not start"
         time.sleep(0.05)
 
@@ -132,7 +133,8 @@ def test_service_restarted_three_times_during_a_job_does_not_give_it_up(live_ser
     for _ in range(3):
         pids.append(_job_pid(storage, study))
         server.kill()  # SIGKILL of the whole service mid-job; its worker process dies with it
-        (storage / "work" / study / "out" / "worker.pid").unlink(missing_ok=True)
+        for path in (storage / "work" / study).glob("run-*/out/worker.pid"):
+            path.unlink(missing_ok=True)
         server = live_server(env=env if len(pids) < 3 else {**env, "LESIONDX_STUB_DELAY_S": "0"}).start(timeout=120)
     with server.client() as http:
         finished = wait_study(http, study, timeout=90)
@@ -312,3 +314,109 @@ def test_a_longer_stop_grace_lets_a_long_job_finish_at_sigterm(live_server, tmp_
     proc.wait(90)
     row = _rows(storage)[study]
     assert row.status == "done" and (row.attempts, row.interruptions) == (1, 0)  # the default 10 s would cut it
+
+
+class _EndedWorker:
+    """Stand-in for a worker process whose end was reported with ``exitcode`` (LOST: its forkserver died)."""
+
+    def __init__(self, pid: int, exitcode: int) -> None:
+        self.pid, self.exitcode = pid, exitcode
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "pid-and-start-time"])
+def test_a_pid_handed_to_another_process_after_a_worker_ended_is_neither_signalled_nor_taken_for_it(
+        tmp_path, monkeypatch, pidfd):
+    """Issue: the supervisor knew its workers by pid only. A worker lost with its forkserver is killed by pid; had
+    it ended already and the system given its pid to an unrelated process, that process was SIGKILLed."""
+    import multiprocessing
+
+    from lesiondx.service import leases
+    from lesiondx.service.supervisor import LOST, PoolConfig, Supervisor, _Slot, rss_mb
+
+    if not pidfd:  # no pidfd_open (older kernel, a container's seccomp filter): pid plus start time from /proc
+        monkeypatch.setattr(leases.os, "pidfd_open", lambda pid: (_ for _ in ()).throw(PermissionError(1, "no")),
+                            raising=False)
+    worker = subprocess.Popen(["sleep", "60"])
+    ref, started = leases.ProcessRef(worker.pid), leases.start_ticks(worker.pid)  # what the supervisor keeps
+    worker.kill()
+    worker.wait()
+    unrelated = subprocess.Popen(["sleep", "60"])
+    while leases.start_ticks(unrelated.pid) == started:  # a pid is handed on later than in the same 1/100 s tick
+        unrelated.kill()
+        unrelated.wait()
+        unrelated = subprocess.Popen(["sleep", "60"])
+    ref.pid = unrelated.pid  # what the system does when it hands the ended worker's number on
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(tmp_path)))
+    ours, _ = multiprocessing.Pipe()
+    slot = _Slot(0, process=_EndedWorker(unrelated.pid, LOST), conn=ours, worker_id="h:1:abc:w0.1")
+    slot.ref = ref
+    try:
+        supervisor._reap(slot)
+        assert unrelated.poll() is None  # still running: nobody signalled it
+        assert rss_mb(unrelated.pid, ref) is None and not ref.alive() and not ref.send(signal.SIGTERM)
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+        db.dispose()
+    own = leases.ProcessRef(os.getpid())
+    assert own.alive() and rss_mb(os.getpid(), own) > 0
+
+
+def database_full_once_when_the_job_ends(task, inputs, out, model="default", **options):
+    """TEST DOUBLE (``test_service_workers:database_full_once_when_the_job_ends``): the stub predictor, but while the
+    storage holds a ``database-full-once`` file (removed here) this worker process's database refuses the job's
+    outcome from now on, as a full disk does ('database or disk is full')."""
+    from sqlalchemy.exc import OperationalError
+
+    from lesiondx.service.testing import stub_predictor
+    from lesiondx.service.worker import Worker
+
+    flag = Path(out).parents[3] / "database-full-once"  # out = STORAGE/work/<study>/run-*/out
+    if flag.exists():
+        flag.unlink()
+
+        def full(*_args, **_kwargs):
+            raise OperationalError("UPDATE studies", {}, Exception("database or disk is full"))
+
+        Worker._finish = full
+    return stub_predictor(task, inputs, out, model, **options)
+
+
+def test_a_job_whose_outcome_the_full_database_refuses_goes_back_in_the_queue_instead_of_crashing(tmp_path):
+    """Seen on a full tmpfs: the job failed on the full disk, recording that failed too, the worker process died with
+    a traceback and the study was marked 'the worker process crashed (exit code 1)' once the disk had room again."""
+    from lesiondx.service.supervisor import PoolConfig, Supervisor
+
+    storage = tmp_path / "store"
+    study = _queue_uploads(storage, ["liver.jpg"])[0]
+    (storage / "database-full-once").touch()
+    db = Database(f"sqlite:///{storage / 'lesiondx.sqlite3'}")
+    supervisor = Supervisor(db, PoolConfig(db_url=db.url, storage=str(storage), workers=1, poll_seconds=0.1,
+                                           predictor_spec="test_service_workers:database_full_once_when_the_job_ends"))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 90
+        while _rows(storage)[study].status not in ("done", "failed"):
+            assert time.monotonic() < deadline and supervisor.alive
+            time.sleep(0.2)
+    finally:
+        supervisor.stop()
+        db.dispose()
+    row = _rows(storage)[study]
+    assert (row.status, row.failure, row.attempts, row.interruptions) == ("done", None, 1, 1)
+    assert not (storage / "database-full-once").exists()  # the double did refuse the first outcome
+
+
+def test_a_service_killed_by_a_fatal_signal_leaves_its_stacks_in_the_log(live_server, tmp_path):
+    """Seen with the storage turned immutable under a running service: SQLite's shared-memory file could not be
+    written, the service died of SIGBUS and its log ended without a word. (Stacks name code, never data.)"""
+    server = live_server().start(timeout=120)
+    proc = server.proc
+    os.kill(proc.pid, signal.SIGBUS)
+    assert proc.wait(60) == -signal.SIGBUS
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert "Fatal Python error: Bus error" in log and "lesiondx/service" in log, log[-2000:]

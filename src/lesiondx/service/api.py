@@ -231,6 +231,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         problems = [] if core.worker.alive else ["the job workers are not running (see the service log)"]
         if free_mb * MB < max(LOW_SPACE, 2 * settings.max_request_bytes):
             problems.append(f"storage almost full: {free_mb:.0f} MB free in the storage folder")
+        problems += [unwritable] if (unwritable := core.storage.write_problem()) else []
         age = None if oldest is None else utcnow() - as_utc(oldest)
         return {"status": "ok", "version": __version__, "worker_alive": core.worker.alive, "queue": counts,
                 "oldest_queued_s": None if age is None else round(age.total_seconds(), 1),
@@ -241,7 +242,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
     @app.get("/api/ready", tags=["service"])
     def ready(request: Request) -> JSONResponse:
         """Readiness for a load balancer or monitor: 200 when studies can be taken and processed, else 503 with the
-        problems (workers not running, storage almost full, database unreachable); needs no token."""
+        problems (workers not running, storage almost full or not writable, database unreachable); needs no token."""
         body = health(request)
         return JSONResponse({"ready": not body["problems"], "problems": body["problems"]},
                             status_code=503 if body["problems"] else 200)

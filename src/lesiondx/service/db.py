@@ -21,10 +21,14 @@ from typing import Any
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, case,
                         create_engine, event, func, select, update)
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from .settings import SettingsError
+
 STATUSES = ("receiving", "queued", "running", "done", "failed")
+SQLITE_BUSY_S = 30.0  # seconds a SQLite statement waits for another connection's write lock before giving up
 MAX_INTERRUPTIONS = 10  # a job whose worker vanished this often is given up (a poison pill killing workers)
 
 
@@ -232,14 +236,47 @@ def _add_missing_columns(engine: Engine) -> None:
                     conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
+class DatabaseUnusable(SettingsError):
+    """The database cannot be used at start (locked by another process, damaged, read-only, unreachable): one line
+    saying which database and what to do, instead of a traceback (or a start-up that fails 30 s later)."""
+
+
+_UNUSABLE_HINTS = (
+    ("locked", "another process holds it (a second lesiondx on the same storage, a backup, an sqlite3 shell?)"),
+    ("not a database", "the file is damaged or not a database: restore it from a backup, or move it aside"),
+    ("malformed", "the file is damaged: restore it from a backup, or move it aside"),
+    ("readonly", "it is read-only: check the owner and mode of the file and its folder"),
+    ("unable to open", "check that its folder exists and that the service may write there"),
+    ("full", "no space left: free space there"),
+)
+
+
+def unusable_reason(url: str, exc: BaseException) -> str:
+    """``cannot use the database WHERE (error): hint`` (WHERE: the SQLite file, or the URL without its password)."""
+    parsed = make_url(url)
+    where = parsed.database if parsed.get_backend_name() == "sqlite" else parsed.render_as_string(hide_password=True)
+    text = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    hint = next((h for marker, h in _UNUSABLE_HINTS if marker in text.lower()), "check that it runs and is reachable")
+    return f"cannot use the database {where} ({text}): {hint}"
+
+
 class Database:
-    """Engine + session factory for one URL; creates the tables on first use."""
+    """Engine + session factory for one URL; creates the tables on first use (:class:`DatabaseUnusable` when it
+    cannot: a SQLite file must also take a write now, so a lock held elsewhere is told at start)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = _make_engine(url)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
+            if self.engine.dialect.name == "sqlite":
+                with self.engine.connect() as conn:  # waits the busy timeout (30 s) for another writer's lock
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    conn.exec_driver_sql("ROLLBACK")
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise DatabaseUnusable(unusable_reason(url, exc)) from None
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
@@ -321,14 +358,15 @@ class Database:
 
     def release_interrupted(self, lease_seconds: float, dead: Callable[[str], bool] = lambda claim: False
                             ) -> list[str]:
-        """Re-queue running studies whose lease expired (no heartbeat for ``lease_seconds``) or whose claim
-        ``dead(claimed_by)`` says belongs to a worker known to be gone. Returns their ids."""
-        cutoff = utcnow() - timedelta(seconds=lease_seconds)
+        """Re-queue running studies whose lease expired (no heartbeat for ``lease_seconds``; also a heartbeat over
+        ``lease_seconds`` in the future: written before the clock was set back, it says nothing of now) or whose
+        claim ``dead(claimed_by)`` says belongs to a worker known to be gone. Returns their ids."""
+        now, lease = utcnow(), timedelta(seconds=lease_seconds)
         with self.session() as s:
             rows = s.execute(select(Study.id, Study.claimed_by, Study.heartbeat_at)
                              .where(Study.status == "running")).all()
         stale = [(study_id, claim) for study_id, claim, beat in rows
-                 if beat is None or as_utc(beat) < cutoff or (claim is not None and dead(claim))]
+                 if beat is None or abs(now - as_utc(beat)) > lease or (claim is not None and dead(claim))]
         return [study_id for study_id, claim in stale if self.interrupt(study_id, claim) is not None]
 
 
@@ -339,7 +377,7 @@ def as_utc(value: datetime) -> datetime:
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_S})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial

@@ -9,6 +9,7 @@ live worker, once their lease expires) re-queues without charging them an attemp
 from __future__ import annotations
 
 import errno
+import faulthandler
 import logging
 import signal
 import socket
@@ -59,6 +60,7 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
     from .api import create_app
 
     configure_logging()
+    faulthandler.enable()  # a fatal signal (SIGBUS from a storage turned read-only under SQLite) leaves its stacks
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per association otherwise
     settings = build_settings(host=host, port=port, db=db, storage=storage, dicom_port=dicom_port,
                               dicom_aet=dicom_aet, dicom_host=dicom_host)
@@ -89,6 +91,7 @@ def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), 
     from .core import ServiceCore
 
     configure_logging()
+    faulthandler.enable()
     if not (Path(storage) / "secret.key").is_file():
         raise SettingsError(f"{storage} is not a lesiondx storage folder (no secret.key): point --storage at the "
                             "folder the service uses (shared storage when on another machine)")

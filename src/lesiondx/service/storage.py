@@ -6,7 +6,7 @@ Layout::
     <root>/lesiondx.sqlite3           default database
     <root>/blobs/ab/abcdef...         uploaded files by sha256 (DICOM already de-identified)
     <root>/results/<study_id>/...     overlays and DICOM results of a study
-    <root>/work/<study_id>/...        inputs materialised for a running job (removed after)
+    <root>/work/<study_id>/run-*/...  inputs materialised for a running job (removed after)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -46,13 +47,16 @@ _DB_ACCESS = ("readonly database", "read-only", "unable to open database file", 
 def storage_problem(exc: BaseException) -> str | None:
     """One line for an error that comes from the storage folder or database running out of space or being
     unwritable (``OSError`` ENOSPC/EDQUOT/EACCES/EPERM/EROFS, SQLite/PostgreSQL "disk is full", "readonly
-    database"...) or from the database being unreachable (stopped, restarting); None for any other error."""
+    database"...) or from the database being unreachable (stopped, restarting) or locked by another process (SQLite);
+    None for any other error."""
     if isinstance(exc, OSError) and exc.errno in _SPACE + _ACCESS:
         full, where = exc.errno in _SPACE, "the storage folder"
     else:
         text = str(getattr(exc, "orig", None) or exc).lower()
         full = any(marker in text for marker in _DB_SPACE)
         if not full and not any(marker in text for marker in _DB_ACCESS):
+            if "database is locked" in text and _db_unreachable(exc):
+                return LOCKED
             return UNREACHABLE if _db_unreachable(exc) else None
         where = "the database"
     return ("the service's storage is full (no space left in " + where + "): free space there" if full else
@@ -60,6 +64,8 @@ def storage_problem(exc: BaseException) -> str | None:
 
 
 UNREACHABLE = "the service's database is unavailable (stopped, restarting or unreachable): try again shortly"
+LOCKED = ("the service's database is locked by another process for over 30 s (a backup, an sqlite3 shell, a second "
+          "lesiondx on the same storage?): try again shortly")
 
 
 def _db_unreachable(exc: BaseException) -> bool:
@@ -144,6 +150,15 @@ class Storage:
         aside.unlink(missing_ok=True)
         return info.st_size
 
+    def write_problem(self) -> str | None:
+        """Why files cannot be written in the storage folder now (read-only, permission denied, full), or None:
+        one unnamed file is created there and dropped at once (nothing is left behind, even at a kill)."""
+        try:
+            with tempfile.TemporaryFile(dir=self.root):
+                return None
+        except OSError as exc:
+            return storage_problem(exc) or f"cannot write to the storage folder ({exc.strerror or exc})"
+
     def has(self, sha: str) -> bool:
         """True when the blob exists."""
         return self.blob_path(sha).is_file()
@@ -173,12 +188,19 @@ class Storage:
         return path if path.is_file() else None
 
     def work_dir(self, study_id: str) -> Path:
-        """A fresh, empty work folder for a job."""
-        path = self.root / "work" / safe_name(study_id)
-        shutil.rmtree(path, ignore_errors=True)
+        """A fresh, empty work folder for one run of a job, ``work/<study>/run-<random>``, after removing what earlier
+        runs of the study left. A run that has lost its claim but goes on (its worker outlived a killed service for
+        a moment, or paused past its lease) has a folder of its own: its clean-up cannot delete this run's inputs."""
+        study = self.root / "work" / safe_name(study_id)
+        shutil.rmtree(study, ignore_errors=True)
+        path = study / f"run-{secrets.token_hex(4)}"
         path.mkdir(parents=True)
         return path
 
-    def clear_work(self, study_id: str) -> None:
-        """Remove a job's work folder."""
-        shutil.rmtree(self.root / "work" / safe_name(study_id), ignore_errors=True)
+    def clear_work(self, work: Path) -> None:
+        """Remove one run's work folder (from :meth:`work_dir`), and its study's folder when no other run uses it."""
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            work.parent.rmdir()
+        except OSError:  # another run's folder is there (or it is gone already)
+            pass

@@ -23,7 +23,6 @@ import ctypes
 import logging
 import multiprocessing as mp
 import os
-import select as io_select  # the stdlib module; sqlalchemy's select() is imported below
 import signal
 import threading
 import time
@@ -38,8 +37,8 @@ from sqlalchemy import select
 
 from .db import Database, Study
 from .logs import configure_logging
-from .leases import LeaseKeeper, new_owner, pid_alive
-from .storage import Storage, log_failure
+from .leases import LeaseKeeper, ProcessRef, new_owner
+from .storage import Storage, log_failure, storage_problem
 from .worker import Worker, load_predictor
 
 log = logging.getLogger("lesiondx.service.worker")
@@ -66,26 +65,24 @@ class PoolConfig:
     slow_job_s: float = 30.0  # every worker busy this long and studies waiting: one extra process (0: never)
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of process ``pid`` in MB from ``/proc`` (None where unavailable)."""
+def rss_mb(pid: int, ref: ProcessRef | None = None) -> float | None:
+    """Resident memory of process ``pid`` in MB from ``/proc`` (None where unavailable, or when ``ref``, the
+    process meant, has ended: the number may belong to another process by now)."""
     try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
     except (OSError, ValueError, IndexError):
         return None
+    return resident if ref is None or ref.alive() else None  # alive after the read: the read was of it
 
 
 def _exit_with(pid: int) -> None:
     """Kill this process as soon as process ``pid`` (the supervisor) ends: no orphan goes on running a job
     that the next service start re-queues. (A worker's parent is the forkserver, which outlives the
     service while workers live, so PR_SET_PDEATHSIG would not do.)"""
+    supervisor = ProcessRef(pid)  # not the bare pid: once the service ended, another process may get its number
 
     def watch() -> None:
-        try:
-            fd = os.pidfd_open(pid)  # Linux >= 5.3: readable when the process has ended
-            io_select.select([fd], [], [])
-        except (AttributeError, OSError):  # no pidfd (or already gone): poll
-            while pid_alive(pid):
-                time.sleep(0.5)
+        supervisor.wait()
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="lesiondx-lifeline", daemon=True).start()
@@ -137,7 +134,15 @@ def worker_process_main(cfg: PoolConfig, worker_id: str, conn: Connection, threa
                 conn.poll(cfg.poll_seconds)  # a "wake" (or "stop") ends the wait early
                 continue
             conn.send(("start", study_id))
-            worker.process(study_id)
+            try:
+                worker.process(study_id)
+            except Exception as exc:  # its outcome could not be recorded: the database is full, read-only or gone
+                reason = storage_problem(exc)
+                if reason is None:
+                    raise
+                log.error("job %s: its outcome cannot be recorded (%s); it goes back in the queue", study_id, reason)
+                conn.send(("unrecorded", study_id))
+                break
             conn.send(("end", study_id))
             busy[0] = False
             _release_free_memory()
@@ -172,6 +177,7 @@ class _Slot:
 
     index: int
     process: Any = None
+    ref: ProcessRef | None = None  # the process itself, not its pid (which another process may get once it ended)
     conn: Connection | None = None
     worker_id: str = ""
     job: str | None = None
@@ -183,6 +189,7 @@ class _Slot:
     quick_deaths: int = 0
     extra: bool = False  # added while every worker was stuck on a slow job; removed when it exits
     termed: bool = False  # it got SIGTERM (e.g. with the whole service): replaced only after TERM_PAUSE_S
+    unrecorded: bool = False  # it ended because the database refused its job's outcome: the job is re-queued
     done: list[str] = field(default_factory=list)
 
 
@@ -321,6 +328,7 @@ class Supervisor:
         finally:
             child_end.close()
         slot.process, slot.conn, slot.job, slot.kill_reason = process, parent_end, None, None
+        slot.ref = ProcessRef(process.pid)  # made while the process surely lives: it has not reported an end yet
         slot.spawned_at = time.monotonic()
         log.info("worker process %s started (pid %d)", slot.worker_id, process.pid)
 
@@ -334,6 +342,8 @@ class Supervisor:
                     slot.job, slot.job_started = study_id, time.monotonic()
                 elif kind == "term":
                     slot.termed = True
+                elif kind == "unrecorded":
+                    slot.unrecorded = True
                 elif kind == "end":
                     slot.job = None
                     slot.quick_deaths = 0
@@ -348,7 +358,7 @@ class Supervisor:
         if timeout and now - slot.job_started > timeout:
             self._kill(slot, f"exceeded the wall-time limit of {timeout:g} s (LESIONDX_JOB_TIMEOUT_S)")
             return
-        resident = rss_mb(slot.process.pid) if memory else None
+        resident = rss_mb(slot.process.pid, slot.ref) if memory else None
         if resident is not None and resident > memory:
             self._kill(slot, f"exceeded the memory limit of {memory} MB ({resident:.0f} MB resident; "
                              "LESIONDX_JOB_MEMORY_MB)")
@@ -356,7 +366,7 @@ class Supervisor:
     def _kill(self, slot: _Slot, reason: str) -> None:
         log.warning("job %s: %s; stopping its worker process", slot.job, reason)
         slot.kill_reason, slot.kill_job = reason, slot.job
-        slot.process.kill()
+        self._signal(slot, signal.SIGKILL)
         slot.process.join(5)
 
     def _reap(self, slot: _Slot, *, stopping: bool = False) -> None:
@@ -368,13 +378,12 @@ class Supervisor:
         outside = code is not None and code < 0 and -code in OUTSIDE_SIGNALS
         if code == LOST and not slot.kill_reason:  # the forkserver was killed: its workers may live on, unseen
             outside = True
-            if pid_alive(process.pid):
-                os.kill(process.pid, signal.SIGKILL)
+            self._signal(slot, signal.SIGKILL)
         held = self._held(slot)
         for study_id in held:
             if slot.kill_reason and study_id == slot.kill_job:
                 self._fail(study_id, slot, slot.kill_reason)
-            elif stopping or outside:
+            elif stopping or outside or slot.unrecorded:  # raises while the database refuses: retried next round
                 status = self.db.interrupt(study_id, slot.worker_id)
                 log.warning("job %s interrupted (worker %s, %s): %s", study_id, slot.worker_id,
                             describe_exit(code), status)
@@ -383,6 +392,8 @@ class Supervisor:
                                            "this job")
         if slot.conn is not None:
             slot.conn.close()
+        if slot.ref is not None:
+            slot.ref.close()
         lived = time.monotonic() - slot.spawned_at
         startup_failure = code != 0 and not held and not slot.kill_reason and lived < 5  # e.g. cannot import
         slot.quick_deaths = slot.quick_deaths + 1 if startup_failure else 0
@@ -392,7 +403,14 @@ class Supervisor:
             log.info("worker process %s stopped on SIGTERM after its job", slot.worker_id)
         if not stopping and (code != 0 or slot.quick_deaths):
             log.warning("worker process %s ended (%s)", slot.worker_id, describe_exit(code))
-        slot.process, slot.conn, slot.job, slot.kill_reason = None, None, None, None
+        slot.process, slot.conn, slot.job, slot.kill_reason, slot.ref = None, None, None, None, None
+        slot.unrecorded = False
+
+    @staticmethod
+    def _signal(slot: _Slot, sig: int) -> None:
+        """Signal the slot's process, never another one that got its pid after it ended."""
+        if slot.ref is not None:
+            slot.ref.send(sig)
 
     def _held(self, slot: _Slot) -> list[str]:
         try:
@@ -436,7 +454,7 @@ class Supervisor:
             if slot.process is not None:
                 slot.process.join(max(0.0, deadline - time.monotonic()))
                 if slot.process.is_alive():
-                    slot.process.kill()
+                    self._signal(slot, signal.SIGKILL)
                 try:
                     self._reap(slot, stopping=True)
                 except Exception as exc:  # database unavailable: the job's lease expires and it is re-queued

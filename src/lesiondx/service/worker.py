@@ -198,8 +198,21 @@ class Worker:
             self.current = study_id
             try:
                 self.process(study_id)
+            except Exception as exc:  # its outcome could not be recorded (database full, read-only, stopped)
+                log_failure(log, f"job {study_id}: its outcome cannot be recorded; it goes back in the queue", exc)
+                self._requeue(study_id)
             finally:
                 self.current = None
+
+    def _requeue(self, study_id: str) -> None:
+        """Put a job whose outcome the database refused back in the queue (uncharged), retrying every second."""
+        while not self._stop.is_set():
+            try:
+                self.db.interrupt(study_id, self.worker_id)
+                return
+            except Exception as exc:
+                log_failure(log, "cannot put a job back in the queue", exc)
+                self._stop.wait(1.0)
 
     def process(self, study_id: str) -> None:
         """:meth:`run_job`, turning an unexpected error outside the predictor into the study's failure."""
@@ -253,7 +266,7 @@ class Worker:
                 self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
                 return
             finally:
-                self.storage.clear_work(study_id)
+                self.storage.clear_work(work)
         originals = {p.name: name for p, name in zip(inputs, input_names)}
         for index, entry in enumerate(entries):
             if isinstance(entry.get("image"), str) and entry["image"] in originals:

@@ -3,10 +3,15 @@ reader answers with arrows, Tab and Enter, also on a CT case whose viewer has ma
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from browser_fixtures import pytestmark  # noqa: F401 (skip without Chromium)
 from service_helpers import CT_SERIES, US_IMAGES, file_field, wait_study
 
 SERIES_STUB = "lesiondx.service.testing:series_stub_predictor"
+DOUBLES = {"LESIONDX_PREDICTOR": "web_doubles:flagged_predictor",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_a_reader_answers_every_case_by_keyboard(browser, live_server):
@@ -37,3 +42,30 @@ def test_a_reader_answers_every_case_by_keyboard(browser, live_server):
     with server.client() as http:
         lines = http.get("/api/reader/export.csv").text.strip().splitlines()[1:]
     assert sorted((x.split(",")[1], x.split(",")[6]) for x in lines) == [("ct", "0"), ("ct", "1"), ("us", "0"), ("us", "1")]
+
+
+def test_with_ai_the_ai_call_comes_with_its_input_check(browser, live_server):
+    """A flagged AI result (SYNTHETIC, web_doubles: out of scope, out of distribution) carries its banner into the
+    with-AI arm as on the study page; the own-call step shows no AI at all."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server = live_server(env=DOUBLES).start()
+    with server.client() as http:
+        us = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])["id"]
+        assert http.post("/api/reader/cases", json={"cases": [{"case_id": "us", "study_id": us, "truth": "benign"}]}).status_code == 200
+    browser.get(server.url + "/reader")
+    browser.find_element(By.ID, "reader").send_keys("flag1")
+    Select(browser.find_element(By.ID, "mode")).select_by_value("1")
+    browser.find_element(By.ID, "start").click()
+    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1"))
+    assert browser.find_element(By.ID, "ai").text == "" and "(1 of 1, read without AI)" in browser.find_element(By.ID, "progress").text
+    browser.find_element(By.CSS_SELECTOR, "input[name=answer]").click()
+    browser.find_element(By.ID, "submit").click()
+    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 2"))
+    banner = browser.find_element(By.CSS_SELECTOR, "#ai .scope.flag").text
+    assert "OUTSIDE what the model was validated on" in banner and "Unlike the training data" in banner
+    assert browser.find_element(By.CSS_SELECTOR, "#ai .threshold").text == "0.50 (positive at or above)"
+    top = browser.execute_script("return document.querySelector('#ai .scope.flag').getBoundingClientRect().top")
+    assert top < browser.execute_script("return document.querySelector('#ai .label').getBoundingClientRect().top")

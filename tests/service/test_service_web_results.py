@@ -147,3 +147,26 @@ def test_study_list_says_why_a_study_failed_and_counts_findings(browser, live_se
              for r in browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")}
     assert cells[liver["id"]] == "2 lesion finding(s) evidence, not a probability"
     assert cells[failed["id"]].startswith("Not analysed — the input does not fit this task: series_01")
+
+
+def test_a_call_the_model_did_not_make_is_not_shown_as_a_reassuring_negative(browser, live_server):
+    """us-liver "no focal lesion found" names the lesion threshold it fell under (not "no probability"); ct-covid's
+    "not assessable" is not green like a normal result (SYNTHETIC results, web_doubles.no_call_predictor)."""
+    from selenium.webdriver.common.by import By
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:no_call_predictor"}).start()
+    with server.client() as http:
+        us = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
+    verdict = _open(browser, server, us["id"])
+    assert verdict.find_element(By.CSS_SELECTOR, ".label").text == "no focal lesion found"
+    assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == (
+        "no focal lesion: lesion probability 0.01 is below the lesion threshold 0.94")
+    verdict = _open(browser, server, ct["id"])
+    label = verdict.find_element(By.CSS_SELECTOR, ".label")
+    assert label.text == "not assessable (incomplete series)"
+    assert "negative" not in label.get_attribute("class").split()
+    green = browser.execute_script("return getComputedStyle(document.querySelector('.result-card .label.negative, "
+                                   ".result-card .label')).color")
+    assert green != "rgb(42, 122, 59)"  # var(--ok), the colour of a normal result
+    assert "covers only part of the lungs" in verdict.find_element(By.CSS_SELECTOR, ".scope.flag").text

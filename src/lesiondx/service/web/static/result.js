@@ -36,6 +36,9 @@ const LXR = {
     if (t !== null && t !== undefined) return LX.num(t) + " (positive at or above)";
     if (d.rule && d.rule.k_consecutive) return (d.rule.prob_threshold !== undefined && d.rule.prob_threshold !== null ?
       "positive when the rule score is " + LX.num(d.rule.prob_threshold) + " or more, i.e. " : "") + "when the slice rule below holds";
+    const pLesion = r.p_lesion !== undefined && r.p_lesion !== null ? r.p_lesion : d.p_lesion;  // us-liver: no lesion found
+    if (d.no_lesion_threshold !== undefined && d.no_lesion_threshold !== null && (r.probability === null || r.probability === undefined))
+      return "no focal lesion: lesion probability " + LX.num(pLesion) + " is below the lesion threshold " + LX.num(d.no_lesion_threshold);
     if (r.probability === null || r.probability === undefined) return "none: this result gives no probability";
     return "not reported";
   },

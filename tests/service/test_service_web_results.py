@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from browser_fixtures import low_contrast
 from browser_fixtures import pytestmark  # noqa: F401 (skip without Chromium)
 from service_helpers import ARTIFACTS, CT_SERIES, US_IMAGES, file_field, wait_study
 
@@ -41,6 +42,7 @@ def test_out_of_scope_and_out_of_distribution_are_said_in_words(browser, live_se
     assert "OUTSIDE" in verdict.find_element(By.CSS_SELECTOR, "dd.scope-text").text
     assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text.startswith("0.50 (positive at or above)")
     assert browser.execute_script("return document.querySelector('.scope.flag').getBoundingClientRect().bottom") < 768
+    assert low_contrast(browser) == []  # the flag and warning texts too (WCAG AA)
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "service-study-flagged.png"))
 

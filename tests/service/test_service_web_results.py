@@ -172,3 +172,24 @@ def test_a_call_the_model_did_not_make_is_not_shown_as_a_reassuring_negative(bro
                                    ".result-card .label')).color")
     assert green != "rgb(42, 122, 59)"  # var(--ok), the colour of a normal result
     assert "covers only part of the lungs" in verdict.find_element(By.CSS_SELECTOR, ".scope.flag").text
+
+
+def test_the_result_says_what_the_model_was_not_validated_for(browser, live_server):
+    """Beside the call: the shipped model card's "Not for" and "Never saw" (models/ct-covid/MODEL_CARD.md), not only a
+    link to the card (SYNTHETIC result under a non-test-double model version, web_doubles.card_predictor)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:card_predictor"}).start()
+    with server.client() as http:
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
+    card = (HERE.parents[1] / "models" / "ct-covid" / "MODEL_CARD.md").read_text()
+    assert "**Not for:** diagnosing COVID-19" in card
+    browser.set_window_size(1366, 768)
+    verdict = _open(browser, server, ct["id"])
+    WebDriverWait(browser, 10).until(lambda d: verdict.find_element(By.CSS_SELECTOR, ".limits").text)
+    limits = verdict.find_element(By.CSS_SELECTOR, ".limits").text
+    assert limits.startswith("Not validated for: diagnosing COVID-19 (CT findings are not specific;")
+    assert "CAP, was never tested" in limits and "Never saw: any chest series beyond" in limits
+    assert "Data and licences" not in limits
+    assert browser.execute_script("return document.querySelector('.limits').getBoundingClientRect().top") < 768

@@ -69,3 +69,12 @@ def no_call_predictor(task: str, inputs: list[Path], out: Path, model: str = "de
                                  out_of_scope_flag=True, validated_on_input=False,
                                  caveat="SYNTHETIC: a negative call does not cover the lungs outside the series")
     return result
+
+
+def card_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
+    """The stub's result under a model version other than "test-double", so the page treats it as the shipped model
+    and links its card (SYNTHETIC: the numbers are still the stub's)."""
+    result = stub_predictor(task, inputs, out, model, **options)
+    for r in result.get("results") or [result.get("patient") or {}]:
+        r["model_version"] = "SYNTHETIC-stands-for-the-shipped-model"
+    return result

@@ -30,6 +30,22 @@ const LXR = {
     if (d.caveat) parts.push("Caveat: " + d.caveat + ".");  // e.g. ct-covid: a negative call on a series with missing slices
     return { flagged: flagged || oodFlag || !!d.caveat, html: parts.map(LX.esc).join(" ") };
   },
+  // the shipped model's limits from its card page (/models/TASK): the text after **Not for:** and **Never saw:**
+  cardLimits(html) {
+    const doc = new DOMParser().parseFromString(html || "", "text/html"), out = {};
+    doc.querySelectorAll("strong").forEach(b => {
+      const key = { "Not for:": "notFor", "Never saw:": "neverSaw" }[b.textContent.trim()];
+      if (!key || out[key]) return;
+      let text = "";
+      for (let n = b.nextSibling; n && !(n.nodeName === "STRONG" && /:$/.test(n.textContent.trim())); n = n.nextSibling) text += n.textContent;
+      out[key] = text.trim().replace(/\s+/g, " ");
+    });
+    return out.notFor || out.neverSaw ? out : null;
+  },
+  limitsHtml(l) {
+    return !l ? "" : (l.notFor ? "<div><strong>Not validated for:</strong> " + LX.esc(l.notFor) + "</div>" : "") +
+      (l.neverSaw ? "<div><strong>Never saw:</strong> " + LX.esc(l.neverSaw) + "</div>" : "");
+  },
   // what the shown probability was compared to; a study decided by a rule says so instead of a bare dash
   threshold(r) {
     const t = r.threshold, d = LXR.details(r);

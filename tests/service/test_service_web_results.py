@@ -193,3 +193,30 @@ def test_the_result_says_what_the_model_was_not_validated_for(browser, live_serv
     assert "CAP, was never tested" in limits and "Never saw: any chest series beyond" in limits
     assert "Data and licences" not in limits
     assert browser.execute_script("return document.querySelector('.limits').getBoundingClientRect().top") < 768
+
+
+def test_study_list_marks_a_result_whose_input_was_flagged(browser, live_server):
+    """A worklist reader sees, before opening the study, that its input was outside what the model was validated on
+    or unlike its training data (SYNTHETIC flagged us-liver result, web_doubles); an unflagged study shows none."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:no_call_predictor"}).start()
+    with server.client() as http:
+        plain = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])["id"]
+        partial = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+    flagging = live_server(storage=server.storage, env=DOUBLES)
+    server.kill()  # the same storage, now with the predictor that flags us-liver inputs
+    flagging.start()
+    with flagging.client() as http:
+        flagged = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[1])]).json()["id"])["id"]
+        listed = {s["id"]: s for s in http.get("/api/studies").json()}
+    assert listed[flagged]["input_flags"] == ["outside what the model was validated on", "unlike the training data"]
+    assert listed[partial]["input_flags"] == ["outside what the model was validated on", "caveat"]
+    assert listed[plain]["input_flags"] == []
+    browser.get(flagging.url + "/")
+    WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")) == 3)
+    problems = {r.get_attribute("data-id"): r.find_elements(By.TAG_NAME, "td")[6].text
+                for r in browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")}
+    assert problems[flagged] == "input: outside what the model was validated on; unlike the training data"
+    assert problems[partial] == "input: outside what the model was validated on; caveat" and problems[plain] == ""

@@ -72,3 +72,22 @@ def test_n_and_p_step_through_the_slices_with_findings(browser, live_server):
     viewer.send_keys("p")  # none before the first: stays
     assert viewer.get_attribute("data-slice") == str(marked[0])
     assert "n / p: next / previous finding" in viewer.find_element(By.CSS_SELECTOR, ".vhelp").text
+
+
+def test_trackpad_scroll_does_not_fly_through_the_stack(browser, live_server):
+    """A mouse notch (deltaY 100 px) is one slice; ten small trackpad deltas of 5 px (50 px in all) are one slice too,
+    not ten. The slider tells assistive technology which image it is on."""
+    viewer, wait = _open_viewer(browser, live_server)
+    browser.execute_script("arguments[0].lxviewer.go(3)", viewer)
+    wait.until(lambda d: viewer.get_attribute("data-slice") == "3")
+    wheel = "const s = arguments[0].querySelector('.vstage'); for (let i = 0; i < arguments[2]; i++) " \
+            "s.dispatchEvent(new WheelEvent('wheel', {deltaY: arguments[1], deltaMode: 0, bubbles: true, cancelable: true}));"
+    browser.execute_script(wheel, viewer, 100, 1)
+    wait.until(lambda d: viewer.get_attribute("data-slice") == "4")
+    browser.execute_script(wheel, viewer, 5, 10)
+    wait.until(lambda d: viewer.get_attribute("data-slice") == "5")
+    browser.execute_script(wheel, viewer, 5, 4)  # 20 px: not yet a slice
+    browser.execute_script(wheel, viewer, -100, 1)
+    wait.until(lambda d: viewer.get_attribute("data-slice") == "4")
+    slider = viewer.find_element("css selector", ".v-slider")
+    assert slider.get_attribute("aria-valuetext").startswith("Im ") and ", slice 5 of 10, z " in slider.get_attribute("aria-valuetext")

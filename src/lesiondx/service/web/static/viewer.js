@@ -5,6 +5,7 @@
 "use strict";
 const LXViewer = {
   CACHE: 96,  // slices kept in memory (0.5 MB each at 512²)
+  WHEEL_PX: 50,  // wheel scroll (px) per slice step when it comes in small trackpad deltas
   PRESET_NAMES: { abdomen: "soft tissue" },  // lesiondx.io.windows' abdomen window (40/400) is the soft-tissue window
   // "W 1500 L −600 HU": a window's width and level (centre), in HU on a CT stack
   wl(w, hu) { return "W " + Math.round(w.width) + " L " + String(Math.round(w.center)).replace("-", "−") + (hu ? " HU" : ""); },
@@ -131,6 +132,7 @@ const LXViewer = {
         '<text x="' + x.toFixed(1) + '" y="' + ty.toFixed(1) + '">' + label + "</text></g>";
     }).join("");
     const inst = v.info.instance_numbers[v.n], pos = v.info.positions_mm ? v.info.positions_mm[v.n] : null;
+    v.slider.setAttribute("aria-valuetext", "Im " + inst + ", slice " + (v.n + 1) + " of " + v.info.n + (pos !== null ? ", z " + pos.toFixed(1) + " mm" : ""));
     v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "");
     const preset = Object.keys(v.info.presets || {}).find(k => v.info.presets[k].center === v.wc && v.info.presets[k].width === v.ww);
     v.root.querySelector(".vcorner.tr").textContent = LXViewer.wl({ width: v.ww, center: v.wc }, v.info.is_hu) +
@@ -167,10 +169,15 @@ const LXViewer = {
     if (op) op.addEventListener("input", () => {
       v.opacity = +op.value; root.querySelector(".v-opacity-value").textContent = Math.round(100 * v.opacity) + " %"; LXViewer.draw(v);
     });
+    let wheel = 0;  // trackpad scroll not yet turned into a slice step, in px
     stage.addEventListener("wheel", e => {
       e.preventDefault();
       if (e.ctrlKey || e.metaKey) LXViewer.zoomBy(v, e.deltaY < 0 ? 1.1 : 1 / 1.1);
-      else v.go(v.n + (e.deltaY > 0 ? 1 : -1));
+      else {  // a mouse notch (≥ 50 px) is one slice; a trackpad's small deltas add up to one slice per 50 px
+        wheel = Math.abs(e.deltaY) >= LXViewer.WHEEL_PX || e.deltaMode !== 0 ? 0 : wheel + e.deltaY;
+        if (Math.abs(e.deltaY) >= LXViewer.WHEEL_PX || e.deltaMode !== 0) v.go(v.n + Math.sign(e.deltaY));
+        else if (Math.abs(wheel) >= LXViewer.WHEEL_PX) { v.go(v.n + Math.sign(wheel)); wheel = 0; }
+      }
     }, { passive: false });
     root.addEventListener("keydown", e => {
       const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 }[e.key];

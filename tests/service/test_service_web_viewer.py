@@ -25,6 +25,7 @@ def _open_viewer(browser, live_server):
 
 
 def test_presets_show_their_window_in_hu_and_keys_pick_them(browser, live_server):
+    """Presets with their W/L, the one that is on, keys 1-5; the corner gives the slice spacing and pixel size in mm."""
     from selenium.webdriver.common.by import By
 
     viewer, wait = _open_viewer(browser, live_server)
@@ -39,6 +40,9 @@ def test_presets_show_their_window_in_hu_and_keys_pick_them(browser, live_server
     viewer.send_keys("2")  # the second preset, by keyboard
     assert corner.text == "W 400 L 40 HU soft tissue" and buttons["abdomen"].get_attribute("aria-pressed") == "true"
     assert "1–5: presets" in viewer.find_element(By.CSS_SELECTOR, ".vhelp").text
+    spacing = browser.execute_script("return arguments[0].lxviewer.info.spacing_mm", viewer)  # [between slices, row, col] mm
+    corner = viewer.find_element(By.CSS_SELECTOR, ".vcorner.tl").text.splitlines()
+    assert corner[1] == f"spacing {spacing[0]:.1f} mm · pixel {spacing[2]:.2f} mm" and corner[0].startswith("Im ")
 
 
 def test_the_value_under_the_pointer_is_read_in_hu(browser, live_server):

@@ -57,6 +57,11 @@ const LXViewer = {
     if (f.inside_liver === false) parts.push("outside liver");
     return parts.join(" · ");
   },
+  // "\nspacing 2.0 mm · pixel 0.60 mm": between slices and within a slice (from the series' geometry)
+  spacingText(s) {
+    if (!s || s.length < 3) return "";
+    return "\nspacing " + Number(s[0]).toFixed(1) + " mm · pixel " + Number(s[2]).toFixed(2) + (s[1] !== s[2] ? " × " + Number(s[1]).toFixed(2) : "") + " mm";
+  },
   sizeMm(v, f) {
     if (f.size_mm) return Number(f.size_mm).toFixed(0) + " mm";
     const s = v.spacing; if (!s || s.length < 2) return "";
@@ -133,7 +138,8 @@ const LXViewer = {
     }).join("");
     const inst = v.info.instance_numbers[v.n], pos = v.info.positions_mm ? v.info.positions_mm[v.n] : null;
     v.slider.setAttribute("aria-valuetext", "Im " + inst + ", slice " + (v.n + 1) + " of " + v.info.n + (pos !== null ? ", z " + pos.toFixed(1) + " mm" : ""));
-    v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "");
+    v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "") +
+      LXViewer.spacingText(v.spacing);
     const preset = Object.keys(v.info.presets || {}).find(k => v.info.presets[k].center === v.wc && v.info.presets[k].width === v.ww);
     v.root.querySelector(".vcorner.tr").textContent = LXViewer.wl({ width: v.ww, center: v.wc }, v.info.is_hu) +
       (preset ? "  " + (LXViewer.PRESET_NAMES[preset] || preset) : "") + (v.zoom !== 1 ? "  ×" + v.zoom.toFixed(1) : "");

@@ -69,3 +69,27 @@ def test_with_ai_the_ai_call_comes_with_its_input_check(browser, live_server):
     assert browser.find_element(By.CSS_SELECTOR, "#ai .threshold").text == "0.50 (positive at or above)"
     top = browser.execute_script("return document.querySelector('#ai .scope.flag').getBoundingClientRect().top")
     assert top < browser.execute_script("return document.querySelector('#ai .label').getBoundingClientRect().top")
+
+
+def test_with_ai_a_rule_decided_call_says_its_rule_in_the_reader_arm(browser, live_server):
+    """ct-covid's call in the with-AI arm: its threshold names the rule itself (the reader page has no rule row
+    "below" to point to) and its number is said to be a rule score, not a probability (SYNTHETIC, web_doubles)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server = live_server(env=DOUBLES).start()
+    with server.client() as http:
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+        assert http.post("/api/reader/cases", json={"cases": [{"case_id": "ct", "study_id": ct, "truth": "normal"}]}).status_code == 200
+    browser.get(server.url + "/reader")
+    browser.find_element(By.ID, "reader").send_keys("rule1")
+    Select(browser.find_element(By.ID, "mode")).select_by_value("1")
+    browser.find_element(By.ID, "start").click()
+    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1") and d.find_elements(By.NAME, "answer"))
+    browser.find_element(By.CSS_SELECTOR, "input[name=answer]").click()
+    browser.find_element(By.ID, "submit").click()
+    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 2"))
+    assert browser.find_element(By.CSS_SELECTOR, "#ai .threshold").text == (
+        "positive when the rule score is 0.70 or more, i.e. when ≥ 5 consecutive slices show a lesion in the same quadrant")
+    assert "not a calibrated probability" in browser.find_element(By.CSS_SELECTOR, "#ai .pmeans").text

@@ -84,7 +84,7 @@ def test_rule_decided_study_names_the_rule_and_its_score_not_a_probability(brows
     assert study["task"] == "ct-covid" and result["threshold"] is None
     verdict = _open(browser, server, study["id"])
     assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == \
-        "positive when the rule score is 0.70 or more, i.e. when the slice rule below holds"
+        "positive when the rule score is 0.70 or more, i.e. when ≥ 5 consecutive slices show a lesion in the same quadrant"
     assert "5 consecutive slices" in verdict.find_element(By.CSS_SELECTOR, ".rule").text
     assert verdict.find_element(By.CSS_SELECTOR, ".pname").text == "rule score"
     assert verdict.find_element(By.CSS_SELECTOR, ".probability").text == f"{result['probability']:.2f}"

@@ -51,7 +51,8 @@ const LXR = {
     const t = r.threshold, d = LXR.details(r);
     if (t !== null && t !== undefined) return LX.num(t) + " (positive at or above)";
     if (d.rule && d.rule.k_consecutive) return (d.rule.prob_threshold !== undefined && d.rule.prob_threshold !== null ?
-      "positive when the rule score is " + LX.num(d.rule.prob_threshold) + " or more, i.e. " : "") + "when the slice rule below holds";
+      "positive when the rule score is " + LX.num(d.rule.prob_threshold) + " or more, i.e. " : "") +
+      "when ≥ " + d.rule.k_consecutive + " consecutive slices show a lesion in the same quadrant";
     const pLesion = r.p_lesion !== undefined && r.p_lesion !== null ? r.p_lesion : d.p_lesion;  // us-liver: no lesion found
     if (d.no_lesion_threshold !== undefined && d.no_lesion_threshold !== null && (r.probability === null || r.probability === undefined))
       return "no focal lesion: lesion probability " + LX.num(pLesion) + " is below the lesion threshold " + LX.num(d.no_lesion_threshold);

@@ -33,6 +33,9 @@ def test_a_reader_answers_every_case_by_keyboard(browser, live_server):
     wait = WebDriverWait(browser, 30, poll_frequency=0.2)
     for step in range(4):  # two cases, each: own call, then with AI
         wait.until(lambda d: d.switch_to.active_element.get_attribute("name") == "answer")
+        assert browser.execute_script(  # the answer choices and the confidence are named for a screen reader
+            "return [document.getElementById('choices-list').getAttribute('role'), "
+            "document.getElementById('confidence').labels[0].textContent]") == ["radiogroup", "Confidence"]
         assert ("Step 2 of 2" if step % 2 else "Step 1 of 2") in browser.find_element(By.ID, "step").text
         assert ("TEST DOUBLE" in browser.find_element(By.ID, "ai").text) == bool(step % 2)  # the stub says what it is
         ActionChains(browser).send_keys(Keys.SPACE, Keys.TAB, Keys.TAB, Keys.ENTER).perform()  # pick, confidence, submit

@@ -47,26 +47,39 @@ def test_a_reader_answers_every_case_by_keyboard(browser, live_server):
     assert sorted((x.split(",")[1], x.split(",")[6]) for x in lines) == [("ct", "0"), ("ct", "1"), ("us", "0"), ("us", "1")]
 
 
-def test_with_ai_the_ai_call_comes_with_its_input_check(browser, live_server):
-    """A flagged AI result (SYNTHETIC, web_doubles: out of scope, out of distribution) carries its banner into the
-    with-AI arm as on the study page; the own-call step shows no AI at all."""
+def _own_call_then_ai(browser, live_server, study_files, truth: str, reader: str, check_step_1=None) -> None:
+    """One case (SYNTHETIC flagged double) read in the with-AI session: the own call, then the page with the AI."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     server = live_server(env=DOUBLES).start()
     with server.client() as http:
-        us = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])["id"]
-        assert http.post("/api/reader/cases", json={"cases": [{"case_id": "us", "study_id": us, "truth": "benign"}]}).status_code == 200
+        study = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in study_files]).json()["id"])["id"]
+        cases = [{"case_id": "c1", "study_id": study, "truth": truth}]
+        assert http.post("/api/reader/cases", json={"cases": cases}).status_code == 200
     browser.get(server.url + "/reader")
-    browser.find_element(By.ID, "reader").send_keys("flag1")
+    browser.find_element(By.ID, "reader").send_keys(reader)
     Select(browser.find_element(By.ID, "mode")).select_by_value("1")
     browser.find_element(By.ID, "start").click()
     wait = WebDriverWait(browser, 30, poll_frequency=0.2)
-    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1"))
-    assert browser.find_element(By.ID, "ai").text == "" and "(1 of 1, read without AI)" in browser.find_element(By.ID, "progress").text
+    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1") and d.find_elements(By.NAME, "answer"))
+    if check_step_1:
+        check_step_1()
     browser.find_element(By.CSS_SELECTOR, "input[name=answer]").click()
     browser.find_element(By.ID, "submit").click()
     wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 2"))
+
+
+def test_with_ai_the_ai_call_comes_with_its_input_check(browser, live_server):
+    """A flagged AI result (SYNTHETIC, web_doubles: out of scope, out of distribution) carries its banner into the
+    with-AI arm as on the study page; the own-call step shows no AI at all."""
+    from selenium.webdriver.common.by import By
+
+    def no_ai_yet():
+        assert browser.find_element(By.ID, "ai").text == ""
+        assert "(1 of 1, read without AI)" in browser.find_element(By.ID, "progress").text
+
+    _own_call_then_ai(browser, live_server, [US_IMAGES[0]], "benign", "flag1", no_ai_yet)
     banner = browser.find_element(By.CSS_SELECTOR, "#ai .scope.flag").text
     assert "OUTSIDE what the model was validated on" in banner and "Unlike the training data" in banner
     assert browser.find_element(By.CSS_SELECTOR, "#ai .threshold").text == "0.50 (positive at or above)"
@@ -78,21 +91,8 @@ def test_with_ai_a_rule_decided_call_says_its_rule_in_the_reader_arm(browser, li
     """ct-covid's call in the with-AI arm: its threshold names the rule itself (the reader page has no rule row
     "below" to point to) and its number is said to be a rule score, not a probability (SYNTHETIC, web_doubles)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    server = live_server(env=DOUBLES).start()
-    with server.client() as http:
-        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
-        assert http.post("/api/reader/cases", json={"cases": [{"case_id": "ct", "study_id": ct, "truth": "normal"}]}).status_code == 200
-    browser.get(server.url + "/reader")
-    browser.find_element(By.ID, "reader").send_keys("rule1")
-    Select(browser.find_element(By.ID, "mode")).select_by_value("1")
-    browser.find_element(By.ID, "start").click()
-    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
-    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 1") and d.find_elements(By.NAME, "answer"))
-    browser.find_element(By.CSS_SELECTOR, "input[name=answer]").click()
-    browser.find_element(By.ID, "submit").click()
-    wait.until(lambda d: d.find_element(By.ID, "step").text.startswith("Step 2"))
+    _own_call_then_ai(browser, live_server, CT_SERIES, "normal", "rule1")
     assert browser.find_element(By.CSS_SELECTOR, "#ai .threshold").text == (
         "positive when the rule score is 0.70 or more, i.e. when ≥ 5 consecutive slices show a lesion in the same quadrant")
     assert "not a calibrated probability" in browser.find_element(By.CSS_SELECTOR, "#ai .pmeans").text

@@ -95,3 +95,33 @@ def test_trackpad_scroll_does_not_fly_through_the_stack(browser, live_server):
     wait.until(lambda d: viewer.get_attribute("data-slice") == "4")
     slider = viewer.find_element("css selector", ".v-slider")
     assert slider.get_attribute("aria-valuetext").startswith("Im ") and ", slice 5 of 10, z " in slider.get_attribute("aria-valuetext")
+
+
+def test_a_missing_slice_is_shown_as_a_gap_where_it_is(browser, live_server, tmp_path):
+    """The P002 example without its instance 25 (an ALTERED copy in tmp): scrolling past the hole, the slices either
+    side say how far their neighbour is, so a reader does not take 4 mm for the series' 2 mm."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    altered = tmp_path / "ALTERED_P002_without_IM0025"
+    altered.mkdir()
+    for path in CT_SERIES:
+        if path.name != "IM0025.dcm":
+            shutil.copy(path, altered / path.name)
+    server = live_server(env={"LESIONDX_PREDICTOR": SERIES_STUB}).start()
+    with server.client() as http:
+        study = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in sorted(altered.iterdir())]).json()["id"])
+    browser.get(f"{server.url}/studies/{study['id']}")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.1)
+    wait.until(lambda d: d.execute_script("const v = document.querySelector('.viewer'); return v && v.dataset.slice"))
+    viewer = browser.find_element(By.CSS_SELECTOR, ".viewer")
+    instances = browser.execute_script("return arguments[0].lxviewer.info.instance_numbers", viewer)
+    corner = {}
+    for n, instance in enumerate(instances):
+        browser.execute_script("arguments[0].lxviewer.go(arguments[1])", viewer, n)
+        wait.until(lambda d: viewer.get_attribute("data-slice") == str(n))
+        corner[instance] = viewer.find_element(By.CSS_SELECTOR, ".vcorner.tl").text
+    assert [i for i, text in corner.items() if "gap" in text] == [24, 26]
+    assert "gap: 4.0 mm to the next slice" in corner[24] and "gap: 4.0 mm to the previous slice" in corner[26]

@@ -62,6 +62,14 @@ const LXViewer = {
     if (!s || s.length < 3) return "";
     return "\nspacing " + Number(s[0]).toFixed(1) + " mm · pixel " + Number(s[2]).toFixed(2) + (s[1] !== s[2] ? " × " + Number(s[1]).toFixed(2) : "") + " mm";
   },
+  // "\ngap: 4.0 mm to the previous slice": a slice farther from a neighbour than 1.5 × the series' spacing (missing slices)
+  gapText(v) {
+    const p = v.info.positions_mm, s = v.spacing, n = v.n;
+    if (!p || !s || !(s[0] > 0)) return "";
+    const gap = k => k >= 0 && k + 1 < p.length && Math.abs(p[k + 1] - p[k]) > 1.5 * s[0] ? Math.abs(p[k + 1] - p[k]) : 0;
+    const before = gap(n - 1), after = gap(n);
+    return (before ? "\ngap: " + before.toFixed(1) + " mm to the previous slice" : "") + (after ? "\ngap: " + after.toFixed(1) + " mm to the next slice" : "");
+  },
   sizeMm(v, f) {
     if (f.size_mm) return Number(f.size_mm).toFixed(0) + " mm";
     const s = v.spacing; if (!s || s.length < 2) return "";
@@ -139,7 +147,7 @@ const LXViewer = {
     const inst = v.info.instance_numbers[v.n], pos = v.info.positions_mm ? v.info.positions_mm[v.n] : null;
     v.slider.setAttribute("aria-valuetext", "Im " + inst + ", slice " + (v.n + 1) + " of " + v.info.n + (pos !== null ? ", z " + pos.toFixed(1) + " mm" : ""));
     v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "") +
-      LXViewer.spacingText(v.spacing);
+      LXViewer.spacingText(v.spacing) + LXViewer.gapText(v);
     const preset = Object.keys(v.info.presets || {}).find(k => v.info.presets[k].center === v.wc && v.info.presets[k].width === v.ww);
     v.root.querySelector(".vcorner.tr").textContent = LXViewer.wl({ width: v.ww, center: v.wc }, v.info.is_hu) +
       (preset ? "  " + (LXViewer.PRESET_NAMES[preset] || preset) : "") + (v.zoom !== 1 ? "  ×" + v.zoom.toFixed(1) : "");

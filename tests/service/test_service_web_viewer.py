@@ -76,6 +76,8 @@ def test_n_and_p_step_through_the_slices_with_findings(browser, live_server):
     viewer.send_keys("p")  # none before the first: stays
     assert viewer.get_attribute("data-slice") == str(marked[0])
     assert "n / p: next / previous finding" in viewer.find_element(By.CSS_SELECTOR, ".vhelp").text
+    legend = viewer.find_element(By.CSS_SELECTOR, ".vlegend")  # what the heat map's colours mean
+    assert " ".join(legend.text.split()) == "heat map: probability 0 1" and "transparent at 0" in legend.get_attribute("title")
 
 
 def test_trackpad_scroll_does_not_fly_through_the_stack(browser, live_server):

@@ -28,7 +28,8 @@ const LXViewer = {
     root.innerHTML =
       '<div class="vtools">' + (presets ? '<span class="grp">Window ' + presets + "</span>" : "") +
       '<span class="grp"><button type="button" data-act="zoomin" title="zoom in (+)">+</button><button type="button" data-act="zoomout" title="zoom out (−)">−</button><button type="button" data-act="reset" title="reset zoom, pan and window (R)">reset</button></span>' +
-      (ai ? '<span class="grp"><label><input type="checkbox" class="v-overlay"' + (v.overlay ? " checked" : "") + '> AI overlay</label> <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"> <output class="v-opacity-value">100 %</output></label></span>' : "") +
+      (ai ? '<span class="grp"><label><input type="checkbox" class="v-overlay"' + (v.overlay ? " checked" : "") + '> AI overlay</label> <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"> <output class="v-opacity-value">100 %</output></label>' +
+        (info.heatmaps.length ? '<span class="vlegend" title="the model\'s lesion probability per pixel: transparent at 0, more opaque and brighter towards 1">heat map: probability 0 <i class="magma"></i> 1</span>' : "") + "</span>" : "") +
       "</div>" +
       '<div class="vstage"><canvas class="vcanvas"></canvas><svg class="vsvg" xmlns="http://www.w3.org/2000/svg"></svg>' +
       '<div class="vcorner tl"></div><div class="vcorner tr"></div><div class="vcorner br"></div></div>' +

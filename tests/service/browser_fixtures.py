@@ -61,3 +61,33 @@ def upload(driver, paths, task=""):
     if task:
         Select(driver.find_element(By.ID, "task")).select_by_value(task)
     driver.find_element(By.ID, "send").click()
+
+
+# WCAG 2 contrast of every visible text on the page against its nearest opaque background (opacity included);
+# text over the stack viewer's image is left out (it has shadows and is judged by eye), disabled controls too.
+_LOW_CONTRAST_JS = """
+const parse = c => { const m = /rgba?\\(([^)]+)\\)/.exec(c); if (!m) return null; const p = m[1].split(",").map(Number);
+  return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
+const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+const back = el => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+  if (c && c.a > 0.5) return c; } return { r: 255, g: 255, b: 255, a: 1 }; };
+const low = [];
+document.querySelectorAll("body *").forEach(el => {
+  if (!Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim())) return;
+  const cs = getComputedStyle(el);
+  if (!el.getClientRects().length || cs.visibility === "hidden" || el.disabled || el.closest(".vstage")) return;
+  let alpha = parse(cs.color).a; for (let e = el; e; e = e.parentElement) alpha *= +getComputedStyle(e).opacity;
+  const fg = parse(cs.color), bg = back(el), mix = k => fg[k] * alpha + bg[k] * (1 - alpha);
+  const a = lum({ r: mix("r"), g: mix("g"), b: mix("b") }), b = lum(bg);
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05), size = parseFloat(cs.fontSize);
+  const large = size >= 24 || (+cs.fontWeight >= 700 && size >= 18.66);
+  if (ratio < (large ? 3 : 4.5)) low.push(el.tagName + "." + el.className + " '" + el.textContent.trim().slice(0, 40) + "' " + ratio.toFixed(2));
+});
+return low;
+"""
+
+
+def low_contrast(driver) -> list[str]:
+    """Texts on the page under WCAG AA contrast (4.5:1; 3:1 for large text), each as 'TAG.class 'text' ratio'."""
+    return driver.execute_script(_LOW_CONTRAST_JS)

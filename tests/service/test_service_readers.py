@@ -305,3 +305,31 @@ def test_readme_steps_name_the_export_and_its_columns_as_served():
     assert tuple(named[: len(CSV_COLUMNS)]) == CSV_COLUMNS
     bounds = {m.__class__.__name__: getattr(m, "ge", getattr(m, "le", None)) for m in ReadIn.model_fields["confidence"].metadata}
     assert bounds == {"Ge": 1, "Le": 5} and "`confidence` (1–5)" in steps and "5 (certain)" in steps
+
+
+def test_with_ai_the_reader_sees_the_ai_results_input_check_and_rule(make_client):
+    """The with-AI arm hands out what the study page says beside the call: the input gate's verdict and reasons, the
+    OOD distance against its limit, the rule that decided a ct-covid call (SYNTHETIC flagged results, web_doubles)."""
+    from web_doubles import REASON, flagged_predictor
+
+    client = make_client(flagged_predictor)
+    ct, us = _ct_and_us(client)
+    cases = [{"case_id": "us1", "study_id": us, "truth": "malignant"}, {"case_id": "ct1", "study_id": ct, "truth": "COVID-19"}]
+    assert client.post("/api/reader/cases", json={"cases": cases}).status_code == 200
+    aided = {}
+    for _ in cases:
+        plain = client.get("/api/reader/next", params={"reader": "r1", "with_ai": 0}).json()
+        assert plain["ai"] is None
+        client.post("/api/reader/reads", json={"reader": "r1", "case_id": plain["case_id"], "with_ai": False,
+                                               "answer": plain["choices"][0], "confidence": 3})
+    for _ in cases:
+        case = client.get("/api/reader/next", params={"reader": "r1", "with_ai": 1}).json()
+        aided[case["case_id"]] = case["ai"][0]
+        client.post("/api/reader/reads", json={"reader": "r1", "case_id": case["case_id"], "with_ai": True,
+                                               "answer": case["choices"][0], "confidence": 3})
+    check = aided["us1"]["details"]
+    assert check["validated_on_input"] is False and check["gate"]["reasons"] == [REASON]
+    assert check["ood"] == {"score": 14.2, "threshold": 10.1, "out_of_distribution": True}
+    assert check["heatmap_peak"] == {"inside_roi": False}
+    assert aided["ct1"]["details"]["rule"]["k_consecutive"] == 5 and aided["ct1"]["threshold"] is None
+    assert us not in str(aided) and ct not in str(aided) and "malignant" not in json.dumps(check)  # no study id, no truth

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from browser_fixtures import low_contrast
 from browser_fixtures import pytestmark  # noqa: F401 (skip without Chromium)
 from service_helpers import ARTIFACTS, CT_SERIES, US_IMAGES, file_field, wait_study
 
@@ -41,6 +42,7 @@ def test_out_of_scope_and_out_of_distribution_are_said_in_words(browser, live_se
     assert "OUTSIDE" in verdict.find_element(By.CSS_SELECTOR, "dd.scope-text").text
     assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text.startswith("0.50 (positive at or above)")
     assert browser.execute_script("return document.querySelector('.scope.flag').getBoundingClientRect().bottom") < 768
+    assert low_contrast(browser) == []  # the flag and warning texts too (WCAG AA)
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "service-study-flagged.png"))
 
@@ -82,7 +84,7 @@ def test_rule_decided_study_names_the_rule_and_its_score_not_a_probability(brows
     assert study["task"] == "ct-covid" and result["threshold"] is None
     verdict = _open(browser, server, study["id"])
     assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == \
-        "positive when the rule score is 0.70 or more, i.e. when the slice rule below holds"
+        "positive when the rule score is 0.70 or more, i.e. when ≥ 5 consecutive slices show a lesion in the same quadrant"
     assert "5 consecutive slices" in verdict.find_element(By.CSS_SELECTOR, ".rule").text
     assert verdict.find_element(By.CSS_SELECTOR, ".pname").text == "rule score"
     assert verdict.find_element(By.CSS_SELECTOR, ".probability").text == f"{result['probability']:.2f}"
@@ -147,3 +149,74 @@ def test_study_list_says_why_a_study_failed_and_counts_findings(browser, live_se
              for r in browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")}
     assert cells[liver["id"]] == "2 lesion finding(s) evidence, not a probability"
     assert cells[failed["id"]].startswith("Not analysed — the input does not fit this task: series_01")
+
+
+def test_a_call_the_model_did_not_make_is_not_shown_as_a_reassuring_negative(browser, live_server):
+    """us-liver "no focal lesion found" names the lesion threshold it fell under (not "no probability"); ct-covid's
+    "not assessable" is not green like a normal result (SYNTHETIC results, web_doubles.no_call_predictor)."""
+    from selenium.webdriver.common.by import By
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:no_call_predictor"}).start()
+    with server.client() as http:
+        us = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
+    verdict = _open(browser, server, us["id"])
+    assert verdict.find_element(By.CSS_SELECTOR, ".label").text == "no focal lesion found"
+    assert verdict.find_element(By.CSS_SELECTOR, ".threshold").text == (
+        "no focal lesion: lesion probability 0.01 is below the lesion threshold 0.94")
+    verdict = _open(browser, server, ct["id"])
+    label = verdict.find_element(By.CSS_SELECTOR, ".label")
+    assert label.text == "not assessable (incomplete series)"
+    assert "negative" not in label.get_attribute("class").split()
+    green = browser.execute_script("return getComputedStyle(document.querySelector('.result-card .label.negative, "
+                                   ".result-card .label')).color")
+    assert green != "rgb(42, 122, 59)"  # var(--ok), the colour of a normal result
+    assert "covers only part of the lungs" in verdict.find_element(By.CSS_SELECTOR, ".scope.flag").text
+
+
+def test_the_result_says_what_the_model_was_not_validated_for(browser, live_server):
+    """Beside the call: the shipped model card's "Not for" and "Never saw" (models/ct-covid/MODEL_CARD.md), not only a
+    link to the card (SYNTHETIC result under a non-test-double model version, web_doubles.card_predictor)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:card_predictor"}).start()
+    with server.client() as http:
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])
+    card = (HERE.parents[1] / "models" / "ct-covid" / "MODEL_CARD.md").read_text()
+    assert "**Not for:** diagnosing COVID-19" in card
+    browser.set_window_size(1366, 768)
+    verdict = _open(browser, server, ct["id"])
+    WebDriverWait(browser, 10).until(lambda d: verdict.find_element(By.CSS_SELECTOR, ".limits").text)
+    limits = verdict.find_element(By.CSS_SELECTOR, ".limits").text
+    assert limits.startswith("Not validated for: diagnosing COVID-19 (CT findings are not specific;")
+    assert "CAP, was never tested" in limits and "Never saw: any chest series beyond" in limits
+    assert "Data and licences" not in limits
+    assert browser.execute_script("return document.querySelector('.limits').getBoundingClientRect().top") < 768
+
+
+def test_study_list_marks_a_result_whose_input_was_flagged(browser, live_server):
+    """A worklist reader sees, before opening the study, that its input was outside what the model was validated on
+    or unlike its training data (SYNTHETIC flagged us-liver result, web_doubles); an unflagged study shows none."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:no_call_predictor"}).start()
+    with server.client() as http:
+        plain = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])["id"]
+        partial = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+    flagging = live_server(storage=server.storage, env=DOUBLES)
+    server.kill()  # the same storage, now with the predictor that flags us-liver inputs
+    flagging.start()
+    with flagging.client() as http:
+        flagged = wait_study(http, http.post("/api/studies", files=[file_field(US_IMAGES[1])]).json()["id"])["id"]
+        listed = {s["id"]: s for s in http.get("/api/studies").json()}
+    assert listed[flagged]["input_flags"] == ["outside what the model was validated on", "unlike the training data"]
+    assert listed[partial]["input_flags"] == ["outside what the model was validated on", "caveat"]
+    assert listed[plain]["input_flags"] == []
+    browser.get(flagging.url + "/")
+    WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")) == 3)
+    problems = {r.get_attribute("data-id"): r.find_elements(By.TAG_NAME, "td")[6].text
+                for r in browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")}
+    assert problems[flagged] == "input: outside what the model was validated on; unlike the training data"
+    assert problems[partial] == "input: outside what the model was validated on; caveat" and problems[plain] == ""

@@ -50,3 +50,31 @@ def flagged_predictor(task: str, inputs: list[Path], out: Path, model: str = "de
 def refusing_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
     """Refuses every input the way a task's reader refuses a CT series sent to us-liver."""
     raise ImageReadError("series_01", f"{task} reads single image files (JPEG/PNG or ultrasound DICOM), not folders")
+
+
+def no_call_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
+    """SYNTHETIC results that make no benign/malignant or normal/COVID-19 call: us-liver finds no focal lesion (its
+    lesion probability under the lesion threshold, as the real task reports it); ct-covid calls the series not
+    assessable (it covers only part of the lungs)."""
+    make = flagged_predictor if task == "ct-covid" else stub_predictor  # ct-covid: decided by its rule
+    result = make(task, inputs, out, model, **options)
+    if task == "us-liver":
+        for r in result["results"]:
+            r.update(label="no focal lesion found", probability=None, threshold=None, box=None, p_lesion=0.0067,
+                     lesion_found=False, no_lesion_threshold=0.9449)
+    if task == "ct-covid":
+        gate = {"status": "flag", "out_of_scope_flag": True, "validated_on_input": False,
+                "reasons": ["SYNTHETIC: the series covers only part of the lungs"]}
+        result["patient"].update(label="not assessable (incomplete series)", probability=0.0, gate=gate,
+                                 out_of_scope_flag=True, validated_on_input=False,
+                                 caveat="SYNTHETIC: a negative call does not cover the lungs outside the series")
+    return result
+
+
+def card_predictor(task: str, inputs: list[Path], out: Path, model: str = "default", **options: Any) -> dict[str, Any]:
+    """The stub's result under a model version other than "test-double", so the page treats it as the shipped model
+    and links its card (SYNTHETIC: the numbers are still the stub's)."""
+    result = stub_predictor(task, inputs, out, model, **options)
+    for r in result.get("results") or [result.get("patient") or {}]:
+        r["model_version"] = "SYNTHETIC-stands-for-the-shipped-model"
+    return result

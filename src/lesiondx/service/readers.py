@@ -29,6 +29,7 @@ from sqlalchemy import select
 from .auth import Caller, require_reader_access, require_token
 from .db import ReaderCase, ReaderRead, Study, as_utc, utcnow
 from .viewer import heat_map, raw_slice, slices_listing, stack_info
+from .websafety import scrub_paths
 
 CSV_COLUMNS = ("reader", "case_id", "truth", "answer", "confidence", "seconds", "with_ai")
 TASK_CHOICES: dict[str, list[str]] = {"us-liver": ["benign", "malignant"], "ct-covid": ["normal", "COVID-19"],
@@ -212,9 +213,31 @@ def _case_payload(core: Any, study: Study | None, case_id: str, with_ai: bool) -
     ai = None
     if with_ai and results:
         ai = [{"label": r.get("label"), "probability": r.get("probability"), "threshold": r.get("threshold"),
-               "model_version": r.get("model_version"),
+               "model_version": r.get("model_version"), "details": input_check(r.get("details")),
                "overlays": [] if stack else [f"{base}/files/{n}" for n in r.get("overlays") or []]} for r in results]
     return {"images": images, "stack": stack, "task": study.task, "ai": ai}
+
+
+AI_CHECK_KEYS = ("validated_on_input", "out_of_scope_flag", "out_of_scope_reasons", "caveat", "rule",
+                 "no_lesion_threshold", "p_lesion")
+
+
+def input_check(details: dict[str, Any] | None) -> dict[str, Any]:
+    """The part of a result's details the with-AI arm shows beside the call, as the study page does: the input
+    gate's verdict and reasons, the OOD distance and its limit, the rule or lesion threshold that decided the call,
+    where the heat map peaks, and any caveat (server paths cut from the texts)."""
+    details = details if isinstance(details, dict) else {}
+    out = {k: details[k] for k in AI_CHECK_KEYS if k in details}
+    gate = details.get("gate")
+    if isinstance(gate, dict):
+        out["gate"] = {k: gate[k] for k in ("status", "out_of_scope_flag", "validated_on_input", "reasons") if k in gate}
+    ood = details.get("ood")
+    if isinstance(ood, dict):
+        out["ood"] = {k: ood[k] for k in ("score", "threshold", "out_of_distribution") if k in ood}
+    peak = details.get("heatmap_peak")
+    if isinstance(peak, dict) and "inside_roi" in peak:
+        out["heatmap_peak"] = {"inside_roi": peak["inside_roi"]}
+    return json.loads(scrub_paths(json.dumps(out)))
 
 
 def _case_study(core: Any, case_id: str, caller: Caller | None = None, *, ai: bool = False) -> str:

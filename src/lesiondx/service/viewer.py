@@ -199,8 +199,9 @@ def progress_of(core: Any, session: Any, study: Study) -> dict[str, Any]:
 def list_fields(core: Any, study: Study) -> dict[str, Any]:
     """Extra study-list fields: pseudonymous patient and number of slices (from the stored stack), the
     progress of a running job (``{"stage", "done", "total", "eta_s"}`` or ``None``), why a failed study failed
-    (``failed_because``, server paths cut) and the number of findings of a result without a label
-    (``n_findings``: ct-liver's rule-table characterisation gives findings, not a label)."""
+    (``failed_because``, server paths cut), the number of findings of a result without a label
+    (``n_findings``: ct-liver's rule-table characterisation gives findings, not a label) and why a done study's
+    result needs extra caution (``input_flags``, :func:`input_flags`)."""
     folder = core.storage.root / "results" / safe_name(study.id)
     info = stack_info(folder) if study.status == "done" else None
     running = read_progress(folder) if study.status == "running" else None
@@ -208,7 +209,26 @@ def list_fields(core: Any, study: Study) -> dict[str, Any]:
     findings = (first.get("details") or {}).get("findings") if first.get("label") is None else None
     return {"patient": (info or {}).get("patient"), "n_slices": (info or {}).get("n"), "running": running,
             "failed_because": scrub_paths(study.failure or "") or None if study.status == "failed" else None,
-            "n_findings": len(findings) if isinstance(findings, list) else None}
+            "n_findings": len(findings) if isinstance(findings, list) else None,
+            "input_flags": input_flags(study.results or []) if study.status == "done" else []}
+
+
+def input_flags(results: list[dict[str, Any]]) -> list[str]:
+    """Why a result needs extra caution, in a few words each, as the study page's input check flags it: the input
+    is outside what the model was validated on (gate), unlike its training data (OOD score over its limit), or
+    the task added a caveat (e.g. ct-covid: a negative call on a series that covers only part of the lungs)."""
+    flags: list[str] = []
+    for entry in results:
+        details = entry.get("details") or {}
+        gate, ood = details.get("gate"), details.get("ood")
+        if (details.get("out_of_scope_flag") is True or details.get("validated_on_input") is False
+                or (isinstance(gate, dict) and gate.get("out_of_scope_flag") is True)):
+            flags.append("outside what the model was validated on")
+        if isinstance(ood, dict) and ood.get("out_of_distribution") is True:
+            flags.append("unlike the training data")
+        if details.get("caveat"):
+            flags.append("caveat")
+    return list(dict.fromkeys(flags))
 
 
 def stack_info(results_dir: Path) -> dict[str, Any] | None:

@@ -61,6 +61,11 @@ const LX = {
     return ["x " + Math.round(c[0]) + ", y " + Math.round(c[1]) + " px", b.slice !== undefined && b.slice !== null ? "slice " + b.slice : "", b.location || b.quadrant || "", size,
             b.score !== undefined && b.score !== null ? "score " + Number(b.score).toFixed(2) : ""].filter(Boolean).join(", ");
   },
+  // the colour class of a call: a study the model could not assess is neither a positive nor a reassuring negative
+  labelClass(task, r) {
+    if (/^not assessable/i.test((r && r.label) || "")) return "unassessable";
+    return !LX.noLesion(task, r) && LX.isPositive(r.label) ? "positive" : "negative";
+  },
   isPositive(label) { return !/^no\b/i.test(label || "") && /malig|covid|lesion|positive/i.test(label || ""); },
   // The server stores uploads as file-001... (natural order of the sent names; the names never leave the browser).
   // These map them back for this browser tab: sentOrder(names)[rank - 1] is the file stored as file-<rank>.

@@ -30,12 +30,32 @@ const LXR = {
     if (d.caveat) parts.push("Caveat: " + d.caveat + ".");  // e.g. ct-covid: a negative call on a series with missing slices
     return { flagged: flagged || oodFlag || !!d.caveat, html: parts.map(LX.esc).join(" ") };
   },
+  // the shipped model's limits from its card page (/models/TASK): the text after **Not for:** and **Never saw:**
+  cardLimits(html) {
+    const doc = new DOMParser().parseFromString(html || "", "text/html"), out = {};
+    doc.querySelectorAll("strong").forEach(b => {
+      const key = { "Not for:": "notFor", "Never saw:": "neverSaw" }[b.textContent.trim()];
+      if (!key || out[key]) return;
+      let text = "";
+      for (let n = b.nextSibling; n && !(n.nodeName === "STRONG" && /:$/.test(n.textContent.trim())); n = n.nextSibling) text += n.textContent;
+      out[key] = text.trim().replace(/\s+/g, " ");
+    });
+    return out.notFor || out.neverSaw ? out : null;
+  },
+  limitsHtml(l) {
+    return !l ? "" : (l.notFor ? "<div><strong>Not validated for:</strong> " + LX.esc(l.notFor) + "</div>" : "") +
+      (l.neverSaw ? "<div><strong>Never saw:</strong> " + LX.esc(l.neverSaw) + "</div>" : "");
+  },
   // what the shown probability was compared to; a study decided by a rule says so instead of a bare dash
   threshold(r) {
     const t = r.threshold, d = LXR.details(r);
     if (t !== null && t !== undefined) return LX.num(t) + " (positive at or above)";
     if (d.rule && d.rule.k_consecutive) return (d.rule.prob_threshold !== undefined && d.rule.prob_threshold !== null ?
-      "positive when the rule score is " + LX.num(d.rule.prob_threshold) + " or more, i.e. " : "") + "when the slice rule below holds";
+      "positive when the rule score is " + LX.num(d.rule.prob_threshold) + " or more, i.e. " : "") +
+      "when ≥ " + d.rule.k_consecutive + " consecutive slices show a lesion in the same quadrant";
+    const pLesion = r.p_lesion !== undefined && r.p_lesion !== null ? r.p_lesion : d.p_lesion;  // us-liver: no lesion found
+    if (d.no_lesion_threshold !== undefined && d.no_lesion_threshold !== null && (r.probability === null || r.probability === undefined))
+      return "no focal lesion: lesion probability " + LX.num(pLesion) + " is below the lesion threshold " + LX.num(d.no_lesion_threshold);
     if (r.probability === null || r.probability === undefined) return "none: this result gives no probability";
     return "not reported";
   },

@@ -1,9 +1,14 @@
 // lesiondx stack viewer: every slice of a series, windowed in the browser from raw int16 (HU for CT).
 // Scroll / arrow keys / slider = slice; left drag = window/level; right or shift drag = pan; ctrl+wheel,
-// + / - = zoom; presets; findings (boxes, SVG) and heat maps (magma, alpha) on/off with opacity.
+// + / - = zoom; presets (keys 1-9, their W/L in HU on the buttons); n / p = next / previous slice with a finding;
+// the value under the pointer (HU for CT); findings (boxes, SVG) and heat maps (magma, alpha) on/off with opacity.
 "use strict";
 const LXViewer = {
   CACHE: 96,  // slices kept in memory (0.5 MB each at 512²)
+  WHEEL_PX: 50,  // wheel scroll (px) per slice step when it comes in small trackpad deltas
+  PRESET_NAMES: { abdomen: "soft tissue" },  // lesiondx.io.windows' abdomen window (40/400) is the soft-tissue window
+  // "W 1500 L −600 HU": a window's width and level (centre), in HU on a CT stack
+  wl(w, hu) { return "W " + Math.round(w.width) + " L " + String(Math.round(w.center)).replace("-", "−") + (hu ? " HU" : ""); },
   async mount(root, base, opts) {
     opts = opts || {};
     const info = await LX.api(base + "/slices" + (opts.query || ""));
@@ -12,17 +17,23 @@ const LXViewer = {
                 showAI: opts.showAI !== false, spacing: info.spacing_mm };
     root.classList.add("viewer");
     root.tabIndex = 0;
-    const presets = Object.entries(info.presets || {}).map(([k, w]) =>
-      '<button type="button" data-preset="' + LX.esc(k) + '" title="centre ' + w.center + " / width " + w.width + ' HU">' + LX.esc(k) + "</button>").join("");
-    const ai = v.showAI && (info.findings.length || info.heatmaps.length);
+    const presets = Object.entries(info.presets || {}).map(([k, w], i) => {
+      const name = LXViewer.PRESET_NAMES[k] || k;
+      return '<button type="button" data-preset="' + LX.esc(k) + '" aria-pressed="false" title="' + LX.esc(name) + " window: level (centre) " + w.center +
+        " HU, width " + w.width + " HU" + (i < 9 ? " (key " + (i + 1) + ")" : "") + '">' + LX.esc(name) + ' <span class="pv">' + LX.esc(LXViewer.wl(w, false)) + "</span></button>";
+    }).join("");
+    const ai = v.showAI && (info.findings.length || info.heatmaps.length), nPresets = Math.min(9, Object.keys(info.presets || {}).length);
+    const help = "wheel, ↑ ↓: slice · drag: window/level · right-drag: pan · ctrl+wheel: zoom" + (nPresets ? " · 1–" + nPresets + ": presets" : "") +
+      (ai && info.findings.length ? " · n / p: next / previous finding" : "");
     root.innerHTML =
       '<div class="vtools">' + (presets ? '<span class="grp">Window ' + presets + "</span>" : "") +
       '<span class="grp"><button type="button" data-act="zoomin" title="zoom in (+)">+</button><button type="button" data-act="zoomout" title="zoom out (−)">−</button><button type="button" data-act="reset" title="reset zoom, pan and window (R)">reset</button></span>' +
-      (ai ? '<span class="grp"><label><input type="checkbox" class="v-overlay"' + (v.overlay ? " checked" : "") + '> AI overlay</label> <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"></label></span>' : "") +
+      (ai ? '<span class="grp"><label><input type="checkbox" class="v-overlay"' + (v.overlay ? " checked" : "") + '> AI overlay</label> <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"> <output class="v-opacity-value">100 %</output></label>' +
+        (info.heatmaps.length ? '<span class="vlegend" title="the model\'s lesion probability per pixel: transparent at 0, more opaque and brighter towards 1">heat map: probability 0 <i class="magma"></i> 1</span>' : "") + "</span>" : "") +
       "</div>" +
       '<div class="vstage"><canvas class="vcanvas"></canvas><svg class="vsvg" xmlns="http://www.w3.org/2000/svg"></svg>' +
-      '<div class="vcorner tl"></div><div class="vcorner tr"></div><div class="vcorner bl">drag: window/level · right-drag: pan · wheel: slice · ctrl+wheel: zoom</div></div>' +
-      '<div class="vslide"><input type="range" class="v-slider" min="0" max="' + (info.n - 1) + '" value="0" aria-label="slice"><div class="vticks"></div></div>' +
+      '<div class="vcorner tl"></div><div class="vcorner tr"></div><div class="vcorner br"></div></div>' +
+      '<div class="vslide"><input type="range" class="v-slider" min="0" max="' + (info.n - 1) + '" value="0" aria-label="slice"><div class="vticks"></div></div><div class="vhelp">' + LX.esc(help) + "</div>" +
       (ai ? '<div class="vfind"><h3>Findings (' + info.findings.length + ")</h3>" + (info.findings.length ? '<ol class="v-findings">' + info.findings.map((f, i) =>
         '<li><button type="button" data-finding="' + i + '">' + LX.esc(LXViewer.findingText(v, f)) + "</button></li>").join("") + "</ol>" : '<p class="muted">no boxes on any slice</p>') + "</div>" : "");
     v.canvas = root.querySelector(".vcanvas"); v.svg = root.querySelector(".vsvg"); v.slider = root.querySelector(".v-slider");
@@ -46,6 +57,19 @@ const LXViewer = {
     if (mm) parts.push(mm);
     if (f.inside_liver === false) parts.push("outside liver");
     return parts.join(" · ");
+  },
+  // "\nspacing 2.0 mm · pixel 0.60 mm": between slices and within a slice (from the series' geometry)
+  spacingText(s) {
+    if (!s || s.length < 3) return "";
+    return "\nspacing " + Number(s[0]).toFixed(1) + " mm · pixel " + Number(s[2]).toFixed(2) + (s[1] !== s[2] ? " × " + Number(s[1]).toFixed(2) : "") + " mm";
+  },
+  // "\ngap: 4.0 mm to the previous slice": a slice farther from a neighbour than 1.5 × the series' spacing (missing slices)
+  gapText(v) {
+    const p = v.info.positions_mm, s = v.spacing, n = v.n;
+    if (!p || !s || !(s[0] > 0)) return "";
+    const gap = k => k >= 0 && k + 1 < p.length && Math.abs(p[k + 1] - p[k]) > 1.5 * s[0] ? Math.abs(p[k + 1] - p[k]) : 0;
+    const before = gap(n - 1), after = gap(n);
+    return (before ? "\ngap: " + before.toFixed(1) + " mm to the previous slice" : "") + (after ? "\ngap: " + after.toFixed(1) + " mm to the next slice" : "");
   },
   sizeMm(v, f) {
     if (f.size_mm) return Number(f.size_mm).toFixed(0) + " mm";
@@ -122,9 +146,27 @@ const LXViewer = {
         '<text x="' + x.toFixed(1) + '" y="' + ty.toFixed(1) + '">' + label + "</text></g>";
     }).join("");
     const inst = v.info.instance_numbers[v.n], pos = v.info.positions_mm ? v.info.positions_mm[v.n] : null;
-    v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "");
-    v.root.querySelector(".vcorner.tr").textContent = "W " + Math.round(v.ww) + "  L " + Math.round(v.wc) + (v.zoom !== 1 ? "  ×" + v.zoom.toFixed(1) : "");
+    v.slider.setAttribute("aria-valuetext", "Im " + inst + ", slice " + (v.n + 1) + " of " + v.info.n + (pos !== null ? ", z " + pos.toFixed(1) + " mm" : ""));
+    v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "") +
+      LXViewer.spacingText(v.spacing) + LXViewer.gapText(v);
+    const preset = Object.keys(v.info.presets || {}).find(k => v.info.presets[k].center === v.wc && v.info.presets[k].width === v.ww);
+    v.root.querySelector(".vcorner.tr").textContent = LXViewer.wl({ width: v.ww, center: v.wc }, v.info.is_hu) +
+      (preset ? "  " + (LXViewer.PRESET_NAMES[preset] || preset) : "") + (v.zoom !== 1 ? "  ×" + v.zoom.toFixed(1) : "");
+    v.root.querySelectorAll("[data-preset]").forEach(b => b.setAttribute("aria-pressed", String(b.dataset.preset === preset)));
+    LXViewer.probe(v);
     v.root.querySelectorAll("[data-finding]").forEach(b => b.classList.toggle("here", v.info.findings[+b.dataset.finding].slice === v.n));
+  },
+  // the stored value under the pointer (HU on a CT stack) and its pixel, in the bottom-right corner
+  probe(v) {
+    const p = v.pointer, corner = v.root.querySelector(".vcorner.br");
+    const inside = p && v.data && p.x >= 0 && p.y >= 0 && p.x < v.info.cols && p.y < v.info.rows;
+    corner.textContent = inside ? String(v.data[p.y * v.info.cols + p.x]).replace("-", "−") + (v.info.is_hu ? " HU" : "") + "  (x " + p.x + ", y " + p.y + ")" : "";
+  },
+  // the next (step 1) or previous (step -1) slice with a finding
+  nextFinding(v, step) {
+    const slices = Array.from(new Set(v.info.findings.map(f => f.slice))).sort((a, b) => step * (a - b));
+    const target = slices.find(n => step * (n - v.n) > 0);
+    if (target !== undefined) v.go(target);
   },
   bind(v) {
     const root = v.root, stage = root.querySelector(".vstage");
@@ -139,11 +181,18 @@ const LXViewer = {
     v.slider.addEventListener("input", () => v.go(+v.slider.value));
     const ov = root.querySelector(".v-overlay"), op = root.querySelector(".v-opacity");
     if (ov) ov.addEventListener("change", () => { v.overlay = ov.checked; LXViewer.draw(v); });
-    if (op) op.addEventListener("input", () => { v.opacity = +op.value; LXViewer.draw(v); });
+    if (op) op.addEventListener("input", () => {
+      v.opacity = +op.value; root.querySelector(".v-opacity-value").textContent = Math.round(100 * v.opacity) + " %"; LXViewer.draw(v);
+    });
+    let wheel = 0;  // trackpad scroll not yet turned into a slice step, in px
     stage.addEventListener("wheel", e => {
       e.preventDefault();
       if (e.ctrlKey || e.metaKey) LXViewer.zoomBy(v, e.deltaY < 0 ? 1.1 : 1 / 1.1);
-      else v.go(v.n + (e.deltaY > 0 ? 1 : -1));
+      else {  // a mouse notch (≥ 50 px) is one slice; a trackpad's small deltas add up to one slice per 50 px
+        wheel = Math.abs(e.deltaY) >= LXViewer.WHEEL_PX || e.deltaMode !== 0 ? 0 : wheel + e.deltaY;
+        if (Math.abs(e.deltaY) >= LXViewer.WHEEL_PX || e.deltaMode !== 0) v.go(v.n + Math.sign(e.deltaY));
+        else if (Math.abs(wheel) >= LXViewer.WHEEL_PX) { v.go(v.n + Math.sign(wheel)); wheel = 0; }
+      }
     }, { passive: false });
     root.addEventListener("keydown", e => {
       const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 }[e.key];
@@ -153,6 +202,9 @@ const LXViewer = {
       else if (e.key === "+" || e.key === "=") LXViewer.zoomBy(v, 1.25);
       else if (e.key === "-") LXViewer.zoomBy(v, 0.8);
       else if (e.key === "r" || e.key === "R") LXViewer.reset(v);
+      else if (e.ctrlKey || e.altKey || e.metaKey || e.target.tagName === "INPUT") return;
+      else if (/^[1-9]$/.test(e.key)) { const b = root.querySelectorAll("[data-preset]")[+e.key - 1]; if (b) b.click(); }
+      else if ((e.key === "n" || e.key === "p") && v.showAI) LXViewer.nextFinding(v, e.key === "n" ? 1 : -1);
     });
     let drag = null;
     stage.addEventListener("contextmenu", e => e.preventDefault());
@@ -162,7 +214,9 @@ const LXViewer = {
       stage.setPointerCapture(e.pointerId);
     });
     stage.addEventListener("pointermove", e => {
-      if (!drag) return;
+      const g = LXViewer.geometry(v), box = v.canvas.getBoundingClientRect();
+      v.pointer = { x: Math.floor((e.clientX - box.left - g.ox) / g.s), y: Math.floor((e.clientY - box.top - g.oy) / g.s) };
+      if (!drag) { LXViewer.probe(v); return; }
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
       if (drag.pan) { v.panX = drag.px + dx; v.panY = drag.py + dy; LXViewer.draw(v); return; }
       const scale = v.info.is_hu ? 4 : 1;  // HU per screen pixel of drag
@@ -170,6 +224,7 @@ const LXViewer = {
       LXViewer.window(v); LXViewer.draw(v);
     });
     ["pointerup", "pointercancel"].forEach(t => stage.addEventListener(t, () => { drag = null; }));
+    stage.addEventListener("pointerleave", () => { v.pointer = null; LXViewer.probe(v); });
     window.addEventListener("resize", () => LXViewer.draw(v));
   },
   zoomBy(v, f) { v.zoom = Math.max(0.5, Math.min(10, v.zoom * f)); LXViewer.draw(v); },

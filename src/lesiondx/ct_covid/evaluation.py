@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from lesiondx.data import Manifest
-from lesiondx.io import ImageReadError, read_image
+from lesiondx.gate import GateVerdict, require
+from lesiondx.io import ImageReadError, MedicalImage, read_image, read_series_files
 from lesiondx.progress import track
 from lesiondx.stats import auc_delong, binary_metrics
 from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
@@ -35,6 +36,61 @@ def read_patient_slices(rows: pd.DataFrame) -> tuple[np.ndarray, bool, tuple[flo
     return np.stack([im.pixels for im in images]), all(im.is_hu for im in images), spacing
 
 
+def chest_slices(verdict: GateVerdict, n_slices: int) -> tuple[int, int]:
+    """First and last slice to analyse: the chest part the gate found in a longer scan (``chest_slices`` of its
+    body-region check), else the whole series."""
+    chest = ((verdict.checks.get("body_region") or {}).get("value") or {}).get("chest_slices")
+    return (int(chest[0]), int(chest[1])) if chest else (0, n_slices - 1)
+
+
+@dataclass(frozen=True)
+class AnalysedSeries:
+    """What :func:`analyse_gated_series` analysed: the ``result``, the analysed ``pixels`` ``(S, H, W)``, their
+    ``first`` and ``last`` slice index in the series and the series' slice count ``n_series``."""
+
+    result: SeriesResult
+    pixels: np.ndarray
+    first: int
+    last: int
+    n_series: int
+
+    @property
+    def partial(self) -> bool:
+        """True when only part of the series (its chest part) was analysed."""
+        return self.last - self.first + 1 < self.n_series
+
+
+def analyse_gated_series(image: MedicalImage, verdict: GateVerdict, model: LoadedModel, *,
+                         remove_border_air: bool | None = None) -> AnalysedSeries:
+    """One series the ct-covid gate passed (``verdict``), as ``predict`` and ``evaluate`` both analyse it: a
+    chest–abdomen–pelvis scan's chest part only (:func:`chest_slices`), with the series' spacing, orientation and
+    slice positions (mm); slice positions in the result are indices of the whole series."""
+    pixels = image.pixels if image.is_volume else image.pixels[None]
+    first, last = chest_slices(verdict, len(pixels))
+    part = pixels[first : last + 1]
+    result = analyse_series(part, model, is_hu=image.is_hu, spacing=image.spacing,
+                            remove_border_air=remove_border_air, orientation=image.orientation,
+                            positions=range(first, last + 1),
+                            slice_positions_mm=image.positions[first : last + 1] if image.positions else None)
+    return AnalysedSeries(result, part, first, last, len(pixels))
+
+
+def partial_entry(patient: str, analysed: AnalysedSeries, indices: list[int], verdict: GateVerdict) -> dict[str, Any]:
+    """metrics.json's record of a series analysed in part: ``analysed_slice_index`` (first and last
+    ``slice_index`` scored), ``n_analysed``, ``series_slices`` and the gate's ``reason``."""
+    reason = (verdict.checks.get("body_region") or {}).get("note") or "the gate analysed part of the series"
+    return {"patient_id": patient, "analysed_slice_index": [indices[0], indices[-1]] if indices else None,
+            "n_analysed": len(indices), "series_slices": analysed.n_series, "reason": reason}
+
+
+def partial_line(entry: dict[str, Any]) -> str:
+    """One summary / report line for a :func:`partial_entry`."""
+    first_last = entry["analysed_slice_index"] or ["–", "–"]
+    return (f"partial analysis: patient {entry['patient_id']}: slices {first_last[0]}–{first_last[1]} "
+            f"({entry['n_analysed']} of {entry['series_slices']}) analysed, the others are not scored: "
+            f"{entry['reason']}")
+
+
 def patient_truth(label: str, config: CovidConfig) -> int:
     """1 (pneumonia) when the label is one of ``config.positive_labels``, else 0 (every other label)."""
     return int(config.is_positive(label))
@@ -55,32 +111,44 @@ def run_folder_checks(manifest: Manifest) -> str:
     return truth_col
 
 
-def run_folder(manifest: Manifest, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    """Predict every patient of ``manifest``; ``(slice table, patient table, summed stage seconds)``."""
+def run_folder(manifest: Manifest, model: LoadedModel, verdicts: dict[str, GateVerdict] | None = None,
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], list[dict[str, Any]]]:
+    """Predict every patient of ``manifest`` through :func:`analyse_gated_series` (``verdicts``: the gate's verdict
+    per patient when already checked, else the gate runs here); ``(slice table, patient table, summed stage
+    seconds, series analysed in part)``. Slices outside the analysed part are not in the slice table."""
     frame = manifest.frame
     truth_col = run_folder_checks(manifest)
-    slice_rows, patient_rows, timings = [], [], {}
+    slice_rows, patient_rows, timings, partial = [], [], {}, []
     for patient, rows in track(list(frame.groupby("patient_id", sort=True)), "ct-covid patients"):
         rows = rows.sort_values("slice_index")
         if rows["slice_index"].duplicated().any():
             raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} repeats a slice_index")
-        pixels, is_hu, spacing = read_patient_slices(rows)
-        result: SeriesResult = analyse_series(pixels, model, is_hu=is_hu, spacing=spacing,
-                                              positions=rows["slice_index"].astype(int).tolist())
-        for key, value in result.timings.items():
-            timings[key] = timings.get(key, 0.0) + value
-        for (_, row), s in zip(rows.iterrows(), result.slices):
-            slice_rows.append({"image_id": row["image_id"], "patient_id": patient, "slice_index": int(row["slice_index"]),
-                               "truth": int(row[truth_col]), "score": s.score, "n_boxes": len(s.boxes),
-                               "quadrants": ";".join(sorted(set(s.quadrants)))})
         labels = rows["label"].astype(str).unique()
         if len(labels) != 1:
             raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} has several labels {list(labels)}")
+        image = read_series_files(list(rows["image"]))
+        verdict = (verdicts or {}).get(str(patient)) or require("ct-covid", image, Path(rows["image"].iloc[0]).parent)
+        analysed = analyse_gated_series(image, verdict, model)
+        result: SeriesResult = analysed.result
+        for key, value in result.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+        files = image.sources if len(image.sources) == analysed.n_series else tuple(rows["image"])  # series order
+        by_file = {str(Path(p).resolve()): row for (_, row), p in zip(rows.iterrows(), rows["image"])}
+        scored = [(by_file[str(Path(files[s.position]).resolve())], s) for s in result.slices]
+        for row, s in scored:
+            slice_rows.append({"image_id": row["image_id"], "patient_id": patient, "slice_index": int(row["slice_index"]),
+                               "truth": int(row[truth_col]), "score": s.score, "n_boxes": len(s.boxes),
+                               "quadrants": ";".join(sorted(set(s.quadrants)))})
+        indices = [int(row["slice_index"]) for row, _ in scored]
+        if analysed.partial:
+            partial.append(partial_entry(str(patient), analysed, indices, verdict))
         p = result.patient
         patient_rows.append({"patient_id": patient, "label": labels[0], "truth": patient_truth(labels[0], model.config),
                              "decision": p.decision, "score": p.score, "quadrant": p.quadrant,
-                             "run_length": p.run_length, "n_slices": len(rows)})
-    return pd.DataFrame(slice_rows), pd.DataFrame(patient_rows), timings
+                             "run_length": p.run_length, "n_slices": len(scored), "series_slices": len(rows),
+                             "analysed_slices": f"{indices[0]}–{indices[-1]}" if indices else "",
+                             "gate": verdict.status})
+    return pd.DataFrame(slice_rows), pd.DataFrame(patient_rows), timings, partial
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:

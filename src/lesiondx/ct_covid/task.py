@@ -18,18 +18,18 @@ import yaml
 from lesiondx.config import config_to_dict
 from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
                            report_notes, require_task_layout, screen_rows, seen_in_training, write_training_files)
-from lesiondx.gate import require, result_fields
+from lesiondx.gate import GateVerdict, require, result_fields
 from lesiondx.gate.ct_covid import VALIDATED_STEPS_MM
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
                          shared_decodes)
 
 from .config import read_config
-from .evaluation import metrics_and_report, run_folder, run_folder_checks
+from .evaluation import analyse_gated_series, metrics_and_report, partial_line, run_folder, run_folder_checks
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
-from .pipeline import analyse_series, save_positive_overlays
+from .pipeline import save_positive_overlays
 from .segmentation import evaluate_segmentation, evaluation_rows
 
 
@@ -77,9 +77,10 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     loaded = load_model(model)
     manifest = load_manifest(data)
     require_task_layout(manifest, "ct-covid")
-    manifest.require_files()
     out = Path(out)
     started = time.perf_counter()
+    if strict or "infection_mask" in manifest.frame.columns:
+        manifest.require_files()  # a CT-MD row whose file is missing is otherwise excluded by the screen below
     if "infection_mask" in manifest.frame.columns:
         rows = manifest.subset(manifest.frame["image_id"].isin(evaluation_rows(manifest)["image_id"]))
         screened = screen_rows(rows, _usable_mask_row, strict=strict)
@@ -89,19 +90,24 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
         return _evaluate_masks(screened, loaded, out, started)
     run_folder_checks(manifest)
     with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
+        verdicts: dict[str, GateVerdict] = {}  # patient → the gate's verdict on its series, kept for the analysis
         screened = screen_rows(manifest, lambda row: read_image(row["image"]), strict=strict, group_by="patient_id",
-                               check_group=_usable_series)
+                               check_group=lambda rows: verdicts.update({str(rows["patient_id"].iloc[0]):
+                                                                         _usable_series(rows)}))
         if no_rows_left(screened):
             raise ValueError(no_rows_left(screened))
         out.mkdir(parents=True, exist_ok=True)
-        slices, patients, timings = run_folder(screened.manifest, loaded)
+        slices, patients, timings, partial = run_folder(screened.manifest, loaded, verdicts)
     seen = seen_in_training(loaded.path.parent, screened.manifest)
+    partial_lines = [partial_line(p) for p in partial]
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text,
-                                 notes=report_notes(seen, screened))
+                                 notes=(*report_notes(seen, screened), *partial_lines))
     metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
+    metrics["summary"][:0] = partial_lines
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
                     "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),
+                    "partially_analysed": partial,
                     "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
@@ -115,10 +121,10 @@ def _usable_mask_row(row: Any) -> None:
     read_raster_array(row["infection_mask"], grey=True)
 
 
-def _usable_series(rows: Any) -> None:
+def _usable_series(rows: Any) -> GateVerdict:
     """The ct-covid gate on one patient's slices read as a series; raises ``InputRefused`` naming its folder."""
     files = list(rows.sort_values("slice_index")["image"])
-    require("ct-covid", read_series_files(files), Path(files[0]).parent)
+    return require("ct-covid", read_series_files(files), Path(files[0]).parent)
 
 
 def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> dict[str, Any]:
@@ -169,13 +175,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     decode_s = time.perf_counter() - t
     verdict = require("ct-covid", image, source)  # refuses ultrasound, MR, abdominal series... before any model
     loaded = load_model(model)
-    pixels = image.pixels if image.is_volume else image.pixels[None]
-    first, last = _chest_slices(verdict, len(pixels))  # a chest–abdomen–pelvis scan: its chest part
-    pixels = pixels[first : last + 1]
-    result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
-                            remove_border_air=options.get("remove_border_air"), orientation=image.orientation,
-                            positions=range(first, last + 1),
-                            slice_positions_mm=image.positions[first : last + 1] if image.positions else None)
+    analysed = analyse_gated_series(image, verdict, loaded, remove_border_air=options.get("remove_border_air"))
+    result, pixels = analysed.result, analysed.pixels  # a chest–abdomen–pelvis scan: its chest part
     cfg = loaded.config
     ood = series_ood(loaded, pixels, image.is_hu, result, load_stats(loaded.path.parent / "ood_stats.npz"))
     fields = result_fields([verdict], image.warnings)
@@ -204,7 +205,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
                **_incomplete_negative(verdict, result.patient.decision)}
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
-        **({"analysed_slices": [first, last], "series_slices": image.n_slices} if len(pixels) < image.n_slices else {}),
+        **({"analysed_slices": [analysed.first, analysed.last], "series_slices": analysed.n_series}
+           if analysed.partial else {}),
         **fields, "ood": ood,
         "patient": patient,
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
@@ -214,13 +216,6 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }
-
-
-def _chest_slices(verdict: Any, n_slices: int) -> tuple[int, int]:
-    """First and last slice to analyse: the chest part the gate found in a longer scan (``chest_slices`` of its
-    body-region check), else the whole series."""
-    chest = ((verdict.checks.get("body_region") or {}).get("value") or {}).get("chest_slices")
-    return (int(chest[0]), int(chest[1])) if chest else (0, n_slices - 1)
 
 
 def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:

@@ -104,3 +104,23 @@ def test_evaluate_with_nothing_readable_fails_in_one_line(tiny_run, mini_folder,
     res = CliRunner().invoke(app, ["evaluate", "--task", "ct-covid", "--model", str(tiny_run), "--data", str(data),
                                    "--out", str(tmp_path / "eval")])
     assert res.exit_code == 2 and "all 2 rows excluded" in " ".join(res.output.split()), res.output
+
+
+def test_a_scout_listed_among_a_patients_slices_is_excluded_and_named(tiny_run, mini_folder, tmp_path):
+    """ALTERED copy: one example slice re-tagged as a localizer and listed as an 11th slice of P002."""
+    import pydicom
+
+    data = tmp_path / "data"
+    shutil.copytree(mini_folder, data)
+    frame = pd.read_csv(data / "labels.csv", dtype=str, keep_default_na=False)
+    ds = pydicom.dcmread(data / frame["image"].iloc[0])
+    ds.ImageType, ds.SOPInstanceUID = ["ORIGINAL", "PRIMARY", "LOCALIZER"], pydicom.uid.generate_uid()
+    ds.save_as(data / "series" / "P002" / "ALTERED_scout.dcm")
+    scout = {**frame.iloc[-1].to_dict(), "image_id": "P002_scout", "image": "series/P002/ALTERED_scout.dcm",
+             "slice_index": "10"}
+    pd.concat([frame, pd.DataFrame([scout])]).to_csv(data / "labels.csv", index=False)
+    metrics = task.evaluate(str(tiny_run), data, tmp_path / "eval")
+    # was: scored as an 11th slice (before evaluate read series as predict does), then silently left out
+    assert [(e["image_id"], e["file"]) for e in metrics["excluded"]] == [("P002_scout", "series/P002/ALTERED_scout.dcm")]
+    assert "localizer" in metrics["excluded"][0]["reason"] and "1 of 11 rows excluded (unreadable/refused)" in metrics["summary"]
+    assert metrics["n_slices"] == 10 and "P002_scout" not in set(pd.read_csv(tmp_path / "eval" / "predictions.csv")["image_id"])

@@ -16,8 +16,9 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
+from lesiondx.data import (BadRow, Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
                            report_notes, require_task_layout, screen_rows, seen_in_training, write_training_files)
+from lesiondx.data.badrows import relative_name
 from lesiondx.gate import GateVerdict, require, result_fields
 from lesiondx.gate.ct_covid import VALIDATED_STEPS_MM
 from lesiondx.gate.ood import load_stats
@@ -91,9 +92,10 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     run_folder_checks(manifest)
     with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
         verdicts: dict[str, GateVerdict] = {}  # patient → the gate's verdict on its series, kept for the analysis
+        left_out: list[BadRow] = []  # rows whose file the series reader skipped (a scout among the slices)
         screened = screen_rows(manifest, lambda row: read_image(row["image"]), strict=strict, group_by="patient_id",
-                               check_group=lambda rows: verdicts.update({str(rows["patient_id"].iloc[0]):
-                                                                         _usable_series(rows)}))
+                               check_group=lambda rows: _usable_series(rows, manifest.root, verdicts, left_out))
+        screened = _without(screened, left_out)
         if no_rows_left(screened):
             raise ValueError(no_rows_left(screened))
         out.mkdir(parents=True, exist_ok=True)
@@ -121,10 +123,26 @@ def _usable_mask_row(row: Any) -> None:
     read_raster_array(row["infection_mask"], grey=True)
 
 
-def _usable_series(rows: Any) -> GateVerdict:
-    """The ct-covid gate on one patient's slices read as a series; raises ``InputRefused`` naming its folder."""
+def _usable_series(rows: Any, root: Path, verdicts: dict[str, GateVerdict], left_out: list[BadRow]) -> None:
+    """The ct-covid gate on one patient's slices read as a series (``InputRefused`` naming its folder); its verdict
+    goes into ``verdicts``, and a row whose file the series reader skipped (a localizer, another series) into
+    ``left_out`` with the reader's note."""
     files = list(rows.sort_values("slice_index")["image"])
-    return require("ct-covid", read_series_files(files), Path(files[0]).parent)
+    image = read_series_files(files)
+    verdicts[str(rows["patient_id"].iloc[0])] = require("ct-covid", image, Path(files[0]).parent)
+    read = {Path(p).resolve() for p in image.sources}
+    note = "; ".join(image.warnings) or "not part of the series read"
+    left_out += [BadRow(str(r["image_id"]), relative_name(root, r["image"]), f"left out of the patient's series: {note}")
+                 for _, r in rows.iterrows() if Path(r["image"]).resolve() not in read]
+
+
+def _without(screened: Screened, rows: list[BadRow]) -> Screened:
+    """``screened`` with ``rows`` moved from the kept rows to the excluded ones (listed after the others)."""
+    if not rows:
+        return screened
+    ids = {b.image_id for b in rows}
+    kept = screened.manifest.subset(~screened.manifest.frame["image_id"].astype(str).isin(ids))
+    return Screened(kept, (*screened.excluded, *rows), screened.n_listed)
 
 
 def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> dict[str, Any]:

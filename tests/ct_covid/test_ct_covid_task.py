@@ -183,3 +183,15 @@ def test_a_negative_call_on_a_series_that_does_not_cover_the_lungs_is_not_assess
     complete = SimpleNamespace(checks={"geometry": {"value": {}}, "lung_coverage": {"status": "ok"}})
     assert task._incomplete_negative(complete, 0) == {}
     assert task._incomplete_negative(SimpleNamespace(checks={"geometry": {"value": {"largest_gap_mm": 40.0}}}), 1) == {}
+
+
+def test_evaluate_says_what_it_reads_and_each_series_it_scored(tiny_run, mini_folder, tmp_path, capsys):
+    """A long run is not minutes of silence (was: nothing until the 10 % step of the patient loop after 10 s)."""
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ct-covid: reading and checking 10 slices of 2 patients" in err, err
+    for number, patient in enumerate(metrics["patients"], 1):
+        decision = "positive" if patient["decision"] else "negative"
+        assert (f"ct-covid: patient {number}/2 {patient['patient_id']}: 5 slices, {decision} "
+                f"(score {patient['score']:.3f}, longest run {patient['run_length']})") in err, err

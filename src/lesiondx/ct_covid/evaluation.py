@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pandas as pd
 from lesiondx.data import Manifest
 from lesiondx.gate import GateVerdict, require
 from lesiondx.io import ImageReadError, MedicalImage, read_image, read_series_files
-from lesiondx.progress import track
+from lesiondx.progress import console, track
 from lesiondx.stats import auc_delong, binary_metrics
 from lesiondx.stats.evaluation import EvalSettings, report_from_csv, summary_lines, write_predictions
 from lesiondx.stats.report import small_n_warning, to_jsonable
@@ -91,6 +92,32 @@ def partial_line(entry: dict[str, Any]) -> str:
             f"{entry['reason']}")
 
 
+def say(line: str) -> None:
+    """One progress line on stderr (above the progress bar on a terminal, plain in a log file)."""
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+class ScreenProgress:
+    """The row reader of evaluate's screen (``read``, e.g. :func:`lesiondx.io.read_image`) with progress: a line when
+    it starts and then every ``every_s`` seconds (rows read of ``n_rows``), so that reading a large folder is not
+    minutes of silence."""
+
+    def __init__(self, read: Any, n_rows: int, n_patients: int, every_s: float = 30.0) -> None:
+        self.read, self.n_rows, self.n_patients, self.every_s = read, n_rows, n_patients, every_s
+        self.done, self.started, self.last = 0, 0.0, 0.0
+
+    def __call__(self, row: pd.Series) -> object:
+        now = time.perf_counter()
+        if not self.done:
+            self.started = self.last = now
+            say(f"ct-covid: reading and checking {self.n_rows} slices of {self.n_patients} patients")
+        elif now - self.last >= self.every_s:
+            self.last = now
+            say(f"ct-covid: read {self.done} of {self.n_rows} slices ({now - self.started:.0f} s)")
+        self.done += 1
+        return self.read(row["image"])
+
+
 def patient_truth(label: str, config: CovidConfig) -> int:
     """1 (pneumonia) when the label is one of ``config.positive_labels``, else 0 (every other label)."""
     return int(config.is_positive(label))
@@ -119,7 +146,9 @@ def run_folder(manifest: Manifest, model: LoadedModel, verdicts: dict[str, GateV
     frame = manifest.frame
     truth_col = run_folder_checks(manifest)
     slice_rows, patient_rows, timings, partial = [], [], {}, []
-    for patient, rows in track(list(frame.groupby("patient_id", sort=True)), "ct-covid patients"):
+    groups = list(frame.groupby("patient_id", sort=True))
+    for number, (patient, rows) in enumerate(track(groups, "ct-covid patients"), 1):
+        started = time.perf_counter()
         rows = rows.sort_values("slice_index")
         if rows["slice_index"].duplicated().any():
             raise ValueError(f"{manifest.root / 'labels.csv'}: patient {patient} repeats a slice_index")
@@ -148,6 +177,10 @@ def run_folder(manifest: Manifest, model: LoadedModel, verdicts: dict[str, GateV
                              "run_length": p.run_length, "n_slices": len(scored), "series_slices": len(rows),
                              "analysed_slices": f"{indices[0]}–{indices[-1]}" if indices else "",
                              "gate": verdict.status})
+        say(f"ct-covid: patient {number}/{len(groups)} {patient}: {len(scored)} slices"
+            + (f" (chest part {indices[0]}–{indices[-1]} of {len(rows)})" if analysed.partial and indices else "")
+            + f", {'positive' if p.decision else 'negative'} (score {p.score:.3f}, longest run {p.run_length}), "
+            f"{time.perf_counter() - started:.0f} s")
     return pd.DataFrame(slice_rows), pd.DataFrame(patient_rows), timings, partial
 
 

@@ -26,7 +26,8 @@ from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_rast
                          shared_decodes)
 
 from .config import read_config
-from .evaluation import analyse_gated_series, metrics_and_report, partial_line, run_folder, run_folder_checks
+from .evaluation import (ScreenProgress, analyse_gated_series, metrics_and_report, partial_line, run_folder,
+                         run_folder_checks)
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
@@ -93,7 +94,8 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
         verdicts: dict[str, GateVerdict] = {}  # patient → the gate's verdict on its series, kept for the analysis
         left_out: list[BadRow] = []  # rows whose file the series reader skipped (a scout among the slices)
-        screened = screen_rows(manifest, lambda row: read_image(row["image"]), strict=strict, group_by="patient_id",
+        reader = ScreenProgress(read_image, len(manifest), manifest.frame["patient_id"].nunique())
+        screened = screen_rows(manifest, reader, strict=strict, group_by="patient_id",
                                check_group=lambda rows: _usable_series(rows, manifest.root, verdicts, left_out))
         screened = _without(screened, left_out)
         if no_rows_left(screened):

@@ -50,7 +50,8 @@ def fig_to_base64(fig: Figure, dpi: int = 110) -> str:
 
 
 def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
-    """ROC curves (sensitivity vs 1 - specificity) with optional bootstrap bands and cut-offs."""
+    """ROC curves (sensitivity vs 1 - specificity) with optional bootstrap bands and cut-offs; the legend gives each
+    AUC with its DeLong CI (level and method stated)."""
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="chance")
     for k, s in enumerate(series):
@@ -65,7 +66,8 @@ def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
                 step="post",
                 label=f"{s.name} {s.band.conf_level:.0%} bootstrap band",
             )
-        label = f"{s.name}: AUC {s.auc.auc:.3f} ({s.auc.ci_low:.3f}-{s.auc.ci_high:.3f})"
+        label = (f"{s.name}: AUC {s.auc.auc:.3f} ({s.auc.conf_level:.0%} CI {s.auc.ci_low:.3f}–{s.auc.ci_high:.3f}, "
+                 "DeLong)")
         # Reversed: decreasing threshold, so both rates are non-decreasing along the path.
         ax.plot(s.curve.fpr[::-1], s.curve.tpr[::-1], color=color, lw=2, label=label)
         if s.cutoff is not None:

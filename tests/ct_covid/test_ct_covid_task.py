@@ -195,3 +195,28 @@ def test_evaluate_says_what_it_reads_and_each_series_it_scored(tiny_run, mini_fo
         decision = "positive" if patient["decision"] else "negative"
         assert (f"ct-covid: patient {number}/2 {patient['patient_id']}: 5 slices, {decision} "
                 f"(score {patient['score']:.3f}, longest run {patient['run_length']})") in err, err
+
+
+def test_evaluate_writes_an_overview_a_researcher_can_read(tiny_run, mini_folder, tmp_path):
+    """report.html beside metrics.json: the command, the model and what it never saw, slice and patient metrics with
+    CIs, the per-patient table and the slice-score figure, written although the patient report is not (1 patient per
+    class); the ROC is a PNG of the per-slice report."""
+    from PIL import Image
+
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    out = tmp_path / "eval"
+    assert metrics["command"] == (f"lesiondx evaluate --task ct-covid --model {tiny_run.resolve()} --data "
+                                  f"{folder.resolve()} --out {out.resolve()}")
+    assert metrics["engine"] in ("onnx", "torch") and metrics["overview"] == str(out / "report.html")
+    html = (out / "report.html").read_text()
+    assert metrics["command"] in html and "tiny-untrained" in html and "overlap not checked" in html
+    assert "per slice" in html and "per patient" in html and "Wilson" in html
+    assert 'href="report/report.html"' in html and "not written: per patient: need at least 2 positive" in html
+    assert html.count("<tr") >= 2 + 2 + 3  # summary rows, the two levels, header + two patients
+    for patient in metrics["patients"]:
+        assert f"<td>{patient['patient_id']}</td>" in html and "run_slices" in patient and "gate_notes" in patient
+    for png in ("slice_scores_per_patient.png", "report/roc_slice.png"):
+        assert png in html
+        with Image.open(out / png) as image:
+            assert image.format == "PNG"

@@ -172,11 +172,14 @@ def run_folder(manifest: Manifest, model: LoadedModel, verdicts: dict[str, GateV
         if analysed.partial:
             partial.append(partial_entry(str(patient), analysed, indices, verdict))
         p = result.patient
+        index_of = {s.position: int(row["slice_index"]) for row, s in scored}
+        run = [index_of.get(q) for q in p.run] if p.run else None
         patient_rows.append({"patient_id": patient, "label": labels[0], "truth": patient_truth(labels[0], model.config),
                              "decision": p.decision, "score": p.score, "quadrant": p.quadrant,
-                             "run_length": p.run_length, "n_slices": len(scored), "series_slices": len(rows),
+                             "run_length": p.run_length, "run_slices": f"{run[0]}–{run[1]}" if run else "",
+                             "n_slices": len(scored), "series_slices": len(rows),
                              "analysed_slices": f"{indices[0]}–{indices[-1]}" if indices else "",
-                             "gate": verdict.status})
+                             "gate": verdict.status, "gate_notes": "; ".join(verdict.reasons)})
         say(f"ct-covid: patient {number}/{len(groups)} {patient}: {len(scored)} slices"
             + (f" (chest part {indices[0]}–{indices[-1]} of {len(rows)})" if analysed.partial and indices else "")
             + f", {'positive' if p.decision else 'negative'} (score {p.score:.3f}, longest run {p.run_length}), "
@@ -250,3 +253,89 @@ def metrics_and_report(slices: pd.DataFrame, patients: pd.DataFrame, out: Path, 
     summary += [f"  warning: {warning}"] if warning else []
     summary += [f"{name}: {text}" for name, text in reports.items() if text.startswith("not written")]
     return to_jsonable({"slice": slice_m, "patient": patient_m, "reports": reports, "summary": summary})
+
+
+def evaluate_command(model: str, data: Path, out: Path, strict: bool) -> str:
+    """The command line that redoes this evaluation: absolute paths, and ``--engine`` when one was asked for."""
+    import os
+    import shlex
+
+    from lesiondx.runtime import ENGINE_ENV
+
+    parts = ["lesiondx", "evaluate", "--task", "ct-covid", "--model",
+             model if model == "default" else str(Path(model).resolve()), "--data", str(Path(data).resolve()),
+             "--out", str(Path(out).resolve())]
+    parts += ["--engine", os.environ[ENGINE_ENV]] if os.environ.get(ENGINE_ENV) else []
+    return shlex.join(parts + (["--strict"] if strict else []))
+
+
+def independence_text(seen: dict[str, Any], model_dir: Path) -> str:
+    """In words, which scored slices the model never saw (``seen``: metrics.json's ``seen_in_training``)."""
+    from lesiondx.data.provenance import read_training_files
+
+    if not seen["checked"]:
+        return seen["note"]
+    n_files = len(read_training_files(model_dir) or {})
+    if not seen["n_seen"]:
+        return (f"all {seen['n_rows']} scored slices: none is among the {n_files} files this model was trained or "
+                "tuned on (matched by content; a re-encoded copy would not be found)")
+    roles = ", ".join(f"{role} ({n})" for role, n in seen["by_role"].items())
+    return (f"{seen['n_rows'] - seen['n_seen']} of {seen['n_rows']} scored slices; the other {seen['n_seen']} were "
+            f"used to train or tune it ({roles}): NOT AN INDEPENDENT TEST")
+
+
+MAX_PROFILES = 24  # patients drawn in the slice-score figure (wrong decisions first)
+
+
+def profile_figure(slices: pd.DataFrame, patients: pd.DataFrame, threshold: float, path: Path) -> str:
+    """``path``: per-patient slice scores (:func:`lesiondx.stats.plots.series_profile_figure`), wrong decisions first,
+    at most ``MAX_PROFILES``; returns the caption."""
+    from lesiondx.stats.plots import SeriesProfile, fig_to_png, series_profile_figure
+
+    order = patients.assign(_right=patients["truth"] == patients["decision"]).sort_values(["_right", "patient_id"])
+    shown = order.head(MAX_PROFILES)
+    profiles = []
+    for _, p in shown.iterrows():
+        rows = slices[slices["patient_id"] == p["patient_id"]]
+        run = tuple(int(v) for v in p["run_slices"].split("–")) if p["run_slices"] else None
+        profiles.append(SeriesProfile(f"{p['patient_id']} · {p['label']} · called "
+                                      f"{'positive' if p['decision'] else 'negative'} ({p['score']:.2f})",
+                                      rows["slice_index"].to_numpy(), rows["score"].to_numpy(),
+                                      rows["truth"].to_numpy(), run if p["decision"] else None))
+    path.write_bytes(fig_to_png(series_profile_figure(profiles, threshold), dpi=90))
+    return (f"Slice score against slice index for {len(shown)} of {len(patients)} patients (wrong decisions first); "
+            f"dashed: the slice threshold {threshold:g}; red band: slices the truth column marks positive; green band: "
+            f"the run of slices a positive call rests on. Also {path.name}.")
+
+
+def write_overview(out: Path, metrics: dict[str, Any], slices: pd.DataFrame, patients: pd.DataFrame, *,
+                   lead: list[str], model_dir: Path, threshold: float, rule: str) -> Path:
+    """``out/report.html``: what was evaluated (command, model, data it never saw), slice- and patient-level metrics
+    with CIs, the ROC and slice-score figures, the per-patient table, partial analyses and exclusions; written
+    whatever the class counts (the stats reports need two of each)."""
+    import datetime as dt
+
+    from lesiondx import __version__
+    from lesiondx.stats.report_html import render_html
+
+    reports = metrics["reports"]
+    link = {name: f"{name}/report.html" if not text.startswith("not written") else None for name, text in reports.items()}
+    levels = [{"name": "per slice", "m": metrics["slice"], "decision": f"slice score ≥ {threshold:g} (fixed before)",
+               "link": link["report"], "no_link": reports["report"]},
+              {"name": "per patient", "m": metrics["patient"], "decision": "series rule (below)",
+               "link": link["patient_report"], "no_link": reports["patient_report"]}]
+    caption = profile_figure(slices, patients, threshold, out / "slice_scores_per_patient.png") if len(patients) else ""
+    roc = "report/roc_slice.png" if (out / "report" / "roc_slice.png").is_file() else None
+    html = render_html(
+        "ct_covid_evaluation.html", title="ct-covid evaluation", generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        lesiondx_version=__version__, model_version=metrics["model_version"], engine=metrics["engine"],
+        data=metrics["data"], command=metrics["command"], model_dir=str(model_dir),
+        independence=independence_text(metrics["seen_in_training"], model_dir), n_listed=metrics["n_listed"],
+        n_slices=metrics["n_slices"], n_patients=metrics["n_patients"], n_excluded=metrics["n_excluded"],
+        n_partial=len(metrics["partially_analysed"]), lead=lead, levels=levels, roc=roc,
+        profiles="slice_scores_per_patient.png" if caption else None, profiles_caption=caption,
+        patients=patients.to_dict("records"), rule=rule,
+        partial=[partial_line(p) for p in metrics["partially_analysed"]], excluded=metrics["excluded"][:200])
+    path = out / "report.html"
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -26,8 +26,8 @@ from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_rast
                          shared_decodes)
 
 from .config import read_config
-from .evaluation import (ScreenProgress, analyse_gated_series, metrics_and_report, partial_line, run_folder,
-                         run_folder_checks)
+from .evaluation import (ScreenProgress, analyse_gated_series, evaluate_command, metrics_and_report, partial_line,
+                         run_folder, run_folder_checks, write_overview)
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
@@ -110,11 +110,15 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
     metrics["summary"][:0] = partial_lines
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
+                    "command": evaluate_command(model, data, out, strict), "engine": loaded.engine,
                     "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),
                     "partially_analysed": partial,
                     "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
+    metrics["overview"] = str(out / "report.html")
+    write_overview(out, metrics, slices, patients, lead=[*partial_lines, *lead_lines(seen, screened)],
+                   model_dir=loaded.path.parent, threshold=loaded.config.prob_threshold, rule=loaded.config.rule_text)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

@@ -220,3 +220,19 @@ def test_evaluate_writes_an_overview_a_researcher_can_read(tiny_run, mini_folder
         assert png in html
         with Image.open(out / png) as image:
             assert image.format == "PNG"
+
+
+def test_stats_roc_on_evaluates_predictions_gives_its_auc(tiny_run, mini_folder, tmp_path):
+    """The exported predictions.csv round-trips: `lesiondx stats roc` gives evaluate's slice AUC and DeLong CI."""
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    res = CliRunner().invoke(app, ["stats", "roc", "--csv", str(tmp_path / "eval" / "predictions.csv"), "--label",
+                                   "truth", "--positive", "1", "--score", "score", "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)["scores"][0]
+    assert [got["auc"], got["ci_low"], got["ci_high"]] == pytest.approx([metrics["slice"]["auc"], *metrics["slice"]["auc_ci"]])
+    assert (got["n_pos"], got["n_neg"]) == (metrics["slice"]["n_pos"], metrics["slice"]["n_neg"])

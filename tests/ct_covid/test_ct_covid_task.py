@@ -236,3 +236,19 @@ def test_stats_roc_on_evaluates_predictions_gives_its_auc(tiny_run, mini_folder,
     got = json.loads(res.output)["scores"][0]
     assert [got["auc"], got["ci_low"], got["ci_high"]] == pytest.approx([metrics["slice"]["auc"], *metrics["slice"]["auc_ci"]])
     assert (got["n_pos"], got["n_neg"]) == (metrics["slice"]["n_pos"], metrics["slice"]["n_neg"])
+
+
+def test_evaluate_on_a_mask_folder_records_the_command(tiny_run, medseg_folder, tmp_path):
+    """A MedSeg-layout folder (4 real test slices copied) gets the Dice evaluation, with the command that redoes it
+    (was: no command in its metrics.json)."""
+    frame = pd.read_csv(medseg_folder / "labels.csv", dtype=str, keep_default_na=False)
+    frame = frame[frame["split"] == "test"].head(4)
+    data = tmp_path / "medseg"
+    for rel in [*frame["image"], *frame["infection_mask"]]:
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(medseg_folder / rel, data / rel)
+    frame.to_csv(data / "labels.csv", index=False)
+    metrics = task.evaluate(str(tiny_run), data, tmp_path / "eval")
+    assert metrics["segmentation"]["n_slices"] == 4
+    assert metrics["command"].endswith(f"--data {data.resolve()} --out {(tmp_path / 'eval').resolve()}")
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["command"] == metrics["command"]

@@ -89,7 +89,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
         if no_rows_left(screened):
             raise ValueError(no_rows_left(screened))
         out.mkdir(parents=True, exist_ok=True)
-        return _evaluate_masks(screened, loaded, out, started)
+        return _evaluate_masks(screened, loaded, out, started, evaluate_command(model, data, out, strict))
     run_folder_checks(manifest)
     with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
         verdicts: dict[str, GateVerdict] = {}  # patient → the gate's verdict on its series, kept for the analysis
@@ -151,7 +151,7 @@ def _without(screened: Screened, rows: list[BadRow]) -> Screened:
     return Screened(kept, (*screened.excluded, *rows), screened.n_listed)
 
 
-def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> dict[str, Any]:
+def _evaluate_masks(screened: Screened, loaded, out: Path, started: float, command: str) -> dict[str, Any]:
     """A folder with infection masks (MedSeg layout): Dice on its ``test`` rows."""
     reason = "folder with infection masks: every slice is positive, so only segmentation is evaluated"
     seg = evaluate_segmentation(screened.manifest, loaded, out)
@@ -162,6 +162,7 @@ def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> di
                 + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
                    if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
     metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(screened.manifest.root),
+               "command": command, "engine": loaded.engine,
                "segmentation": seg, "slice": None, "patient": None, "note": reason, "summary": summary,
                **screened.fields(), **seen.fields(), "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

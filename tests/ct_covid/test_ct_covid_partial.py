@@ -62,5 +62,7 @@ def test_evaluate_analyses_the_chest_part_as_predict_does(chest_abdomen, tiny_ru
         ("P002", [first, last], 133 + N_BELOW)]
     assert "chest" in partial[0]["reason"]
     assert any("partial analysis" in line and "P002" in line for line in metrics["summary"])
+    assert any(line.startswith("input gate flagged 1 of 1 series") for line in metrics["summary"]), metrics["summary"]
+    assert "chest–abdomen–pelvis" in patient["gate_notes"]
     assert "P002" in (tmp_path / "eval" / "report" / "report.html").read_text()
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["partially_analysed"] == partial

@@ -118,6 +118,17 @@ class ScreenProgress:
         return self.read(row["image"])
 
 
+def flagged_line(patients: pd.DataFrame) -> str | None:
+    """One summary line naming the series the input gate flagged (scored, but outside what the model was validated
+    on), or ``None``."""
+    flagged = patients[patients["gate"] == "flagged"] if len(patients) else patients
+    if not len(flagged):
+        return None
+    names = ", ".join(map(str, flagged["patient_id"].head(20))) + (" and more" if len(flagged) > 20 else "")
+    return (f"input gate flagged {len(flagged)} of {len(patients)} series (scored, but outside what the model was "
+            f"validated on; reasons in patients.csv gate_notes): {names}")
+
+
 def patient_truth(label: str, config: CovidConfig) -> int:
     """1 (pneumonia) when the label is one of ``config.positive_labels``, else 0 (every other label)."""
     return int(config.is_positive(label))

@@ -26,8 +26,8 @@ from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_rast
                          shared_decodes)
 
 from .config import read_config
-from .evaluation import (ScreenProgress, analyse_gated_series, evaluate_command, metrics_and_report, partial_line,
-                         run_folder, run_folder_checks, write_overview)
+from .evaluation import (ScreenProgress, analyse_gated_series, evaluate_command, flagged_line, metrics_and_report,
+                         partial_line, run_folder, run_folder_checks, write_overview)
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
@@ -103,12 +103,12 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
         out.mkdir(parents=True, exist_ok=True)
         slices, patients, timings, partial = run_folder(screened.manifest, loaded, verdicts)
     seen = seen_in_training(loaded.path.parent, screened.manifest)
-    partial_lines = [partial_line(p) for p in partial]
+    input_lines = [partial_line(p) for p in partial] + [line for line in [flagged_line(patients)] if line]
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text,
-                                 notes=(*report_notes(seen, screened), *partial_lines))
+                                 notes=(*report_notes(seen, screened), *input_lines))
     metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
-    metrics["summary"][:0] = partial_lines
+    metrics["summary"][:0] = input_lines
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
                     "command": evaluate_command(model, data, out, strict), "engine": loaded.engine,
                     "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),
@@ -117,7 +117,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
     metrics["overview"] = str(out / "report.html")
-    write_overview(out, metrics, slices, patients, lead=[*partial_lines, *lead_lines(seen, screened)],
+    write_overview(out, metrics, slices, patients, lead=[*input_lines, *lead_lines(seen, screened)],
                    model_dir=loaded.path.parent, threshold=loaded.config.prob_threshold, rule=loaded.config.rule_text)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

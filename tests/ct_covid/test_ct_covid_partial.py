@@ -45,6 +45,12 @@ def chest_abdomen(tmp_path_factory) -> Path:
 
 
 def test_evaluate_analyses_the_chest_part_as_predict_does(chest_abdomen, tiny_run, tmp_path):
+    from lesiondx.data import write_training_files
+
+    run = tmp_path / "run"  # the tiny model, said to have been tuned on one of P002's slices
+    shutil.copytree(tiny_run, run)
+    write_training_files(run, [(next((chest_abdomen / "series" / "P002").glob("IM*.dcm")), "a test role")])
+    tiny_run = run
     predicted = task.predict([chest_abdomen / "series" / "P002"], str(tiny_run), None)
     first, last = predicted["analysed_slices"]
     assert predicted["series_slices"] == 133 + N_BELOW and first < 20 and 100 < last < 140
@@ -61,6 +67,7 @@ def test_evaluate_analyses_the_chest_part_as_predict_does(chest_abdomen, tiny_ru
     assert [(p["patient_id"], p["analysed_slice_index"], p["series_slices"]) for p in partial] == [
         ("P002", [first, last], 133 + N_BELOW)]
     assert "chest" in partial[0]["reason"]
+    assert metrics["summary"][0].startswith("NOT AN INDEPENDENT TEST")  # P002's own slices: said first, as before
     assert any("partial analysis" in line and "P002" in line for line in metrics["summary"])
     assert any(line.startswith("input gate flagged 1 of 1 series") for line in metrics["summary"]), metrics["summary"]
     assert "chest–abdomen–pelvis" in patient["gate_notes"]

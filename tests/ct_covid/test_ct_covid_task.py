@@ -89,7 +89,8 @@ def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
                             read_settings(tmp_path / "eval" / "predictions.csv")).metrics["image"]
     assert (again["auc"], again["auc_ci"], again["threshold"]) == (saved["slice"]["auc"], saved["slice"]["auc_ci"],
                                                                    saved["slice"]["threshold"])
-    assert again["threshold_chosen_on_these_data"] is False and metrics["summary"][0] == "ct-covid evaluation — per slice"
+    assert again["threshold_chosen_on_these_data"] is False and metrics["summary"][1] == "ct-covid evaluation — per slice"
+    assert metrics["summary"][0].startswith("input gate flagged 2 of 2 series")  # the gate flags the 5-slice excerpts
 
 
 def test_evaluate_decodes_each_slice_once(tiny_run, mini_folder, tmp_path, monkeypatch):

@@ -107,8 +107,9 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text,
                                  notes=(*report_notes(seen, screened), *input_lines))
+    lead = lead_lines(seen, screened)  # the training overlap first, then exclusions, then what the gate changed
     metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
-    metrics["summary"][:0] = input_lines
+    metrics["summary"][len(lead):len(lead)] = input_lines
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
                     "command": evaluate_command(model, data, out, strict), "engine": loaded.engine,
                     "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),
@@ -117,7 +118,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
     metrics["overview"] = str(out / "report.html")
-    write_overview(out, metrics, slices, patients, lead=[*input_lines, *lead_lines(seen, screened)],
+    write_overview(out, metrics, slices, patients, lead=[*lead, *input_lines],
                    model_dir=loaded.path.parent, threshold=loaded.config.prob_threshold, rule=loaded.config.rule_text)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

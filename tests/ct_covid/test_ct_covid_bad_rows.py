@@ -34,14 +34,8 @@ def test_evaluate_excludes_the_corrupt_slice_and_scores_the_rest(tiny_run, mini_
         task.evaluate(str(tiny_run), bad, tmp_path / "e_strict", strict=True)
 
 
-def test_train_lists_the_corrupt_slice_and_trains_nothing_or_skips_it(medseg_folder, tmp_path):
-    frame = pd.read_csv(medseg_folder / "labels.csv", dtype=str, keep_default_na=False)
-    frame = frame[frame["split"] == "train"].head(5)
-    data = tmp_path / "medseg"
-    for rel in [*frame["image"], *frame["infection_mask"]]:
-        (data / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(medseg_folder / rel, data / rel)
-    frame.to_csv(data / "labels.csv", index=False)
+def test_train_lists_the_corrupt_slice_and_trains_nothing_or_skips_it(medseg_excerpt, tmp_path):
+    data, frame = medseg_excerpt("train", 5)
     broken = frame["image"].iloc[1]
     (data / broken).write_bytes(b"\xff\xd8 not really a jpeg")
     config = tmp_path / "tiny.yaml"

@@ -239,16 +239,10 @@ def test_stats_roc_on_evaluates_predictions_gives_its_auc(tiny_run, mini_folder,
     assert (got["n_pos"], got["n_neg"]) == (metrics["slice"]["n_pos"], metrics["slice"]["n_neg"])
 
 
-def test_evaluate_on_a_mask_folder_records_the_command(tiny_run, medseg_folder, tmp_path):
+def test_evaluate_on_a_mask_folder_records_the_command(tiny_run, medseg_excerpt, tmp_path):
     """A MedSeg-layout folder (4 real test slices copied) gets the Dice evaluation, with the command that redoes it
     (was: no command in its metrics.json)."""
-    frame = pd.read_csv(medseg_folder / "labels.csv", dtype=str, keep_default_na=False)
-    frame = frame[frame["split"] == "test"].head(4)
-    data = tmp_path / "medseg"
-    for rel in [*frame["image"], *frame["infection_mask"]]:
-        (data / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(medseg_folder / rel, data / rel)
-    frame.to_csv(data / "labels.csv", index=False)
+    data, _ = medseg_excerpt("test", 4)
     metrics = task.evaluate(str(tiny_run), data, tmp_path / "eval")
     assert metrics["segmentation"]["n_slices"] == 4
     assert metrics["command"].endswith(f"--data {data.resolve()} --out {(tmp_path / 'eval').resolve()}")

@@ -241,9 +241,11 @@ def test_stats_roc_on_evaluates_predictions_gives_its_auc(tiny_run, mini_folder,
 
 def test_evaluate_on_a_mask_folder_records_the_command(tiny_run, medseg_excerpt, tmp_path):
     """A MedSeg-layout folder (4 real test slices copied) gets the Dice evaluation, with the command that redoes it
-    (was: no command in its metrics.json)."""
+    (was: no command in its metrics.json) and a plot of Dice per slice against infection size."""
     data, _ = medseg_excerpt("test", 4)
     metrics = task.evaluate(str(tiny_run), data, tmp_path / "eval")
     assert metrics["segmentation"]["n_slices"] == 4
     assert metrics["command"].endswith(f"--data {data.resolve()} --out {(tmp_path / 'eval').resolve()}")
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["command"] == metrics["command"]
+    with Image.open(tmp_path / "eval" / metrics["figures"]["dice"]) as png:  # was: no figure, numbers only
+        assert png.format == "PNG"

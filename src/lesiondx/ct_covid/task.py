@@ -163,11 +163,25 @@ def _evaluate_masks(screened: Screened, loaded, out: Path, started: float, comma
                 + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
                    if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
     metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(screened.manifest.root),
-               "command": command, "engine": loaded.engine,
+               "command": command, "engine": loaded.engine, "figures": {"dice": _dice_figure(out, dice)},
                "segmentation": seg, "slice": None, "patient": None, "note": reason, "summary": summary,
                **screened.fields(), **seen.fields(), "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _dice_figure(out: Path, dice: dict[str, Any]) -> str:
+    """``out/dice_per_slice.png``: each slice's Dice against its infection size (segmentation.csv), mean and CI."""
+    import pandas as pd
+
+    from lesiondx.stats.plots import fig_to_png, per_case_figure
+
+    table = pd.read_csv(out / "segmentation.csv")
+    fig = per_case_figure(table["infection_pixels"].clip(lower=1), table["dice"], dice.get("mean"), dice.get("ci"),
+                          xlabel="infection in the truth mask (pixels, log scale)", ylabel="Dice",
+                          title="ct-covid segmentation: Dice per slice (CI: slices resampled)", log_x=True)
+    (out / "dice_per_slice.png").write_bytes(fig_to_png(fig))
+    return "dice_per_slice.png"
 
 
 def _read_series(inputs: list[Path]) -> tuple[Any, str]:

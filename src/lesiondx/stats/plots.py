@@ -214,3 +214,24 @@ def series_profile_figure(profiles: Sequence[SeriesProfile], threshold: float, t
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.08 / rows + 0.03, 1, 1))
     return fig
+
+
+def per_case_figure(x: np.ndarray, y: np.ndarray, mean: float | None, ci: Sequence[float] | None, *, xlabel: str,
+                    ylabel: str, title: str, log_x: bool = False) -> Figure:
+    """One dot per case (e.g. a slice's Dice against its lesion size), the mean as a line and its CI as a band."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    if mean is not None:
+        if ci is not None and None not in ci:
+            ax.axhspan(ci[0], ci[1], color=_COLORS[0], alpha=0.15, lw=0, label=f"95% CI {ci[0]:.3f}–{ci[1]:.3f}")
+        ax.axhline(mean, color=_COLORS[0], lw=1.2, label=f"mean {mean:.3f}")
+    ax.scatter(x, y, s=16, color=_COLORS[0], alpha=0.8, zorder=3, label=f"cases (n = {len(y)})")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -71,7 +71,10 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     """Evaluate on a CT-MD-layout folder (DICOM slices with ``patient_id``, ``slice_index``, ``infection``).
 
     A folder with ``infection_mask`` (MedSeg layout) gets a Dice evaluation of its ``test`` rows
-    instead (``segmentation.csv``, ``metrics.json`` with a ``segmentation`` section). Otherwise writes ``predictions.csv`` (per slice), ``patients.csv``, ``metrics.json`` and the stats
+    instead (``segmentation.csv``, ``dice_per_slice.png``, ``metrics.json`` with a ``segmentation`` section). Otherwise
+    each patient's series goes through :func:`~.evaluation.analyse_gated_series` as in ``predict`` (a chest–abdomen
+    scan: its chest part, listed in ``partially_analysed``) and it writes ``predictions.csv`` (per slice),
+    ``patients.csv``, ``metrics.json`` (with the ``command`` that redoes it), the overview ``report.html`` and the stats
     reports (``report/``: per slice, ``patient_report/``: per patient when ≥ 2 of each class).
     A slice (or mask) that cannot be read is excluded, and every slice of a series the ct-covid gate refuses;
     they are listed in ``excluded`` and counted in the first summary line (``strict``: stop at the first).

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .aggregate import BinaryRule, aggregate_binary
+from .aggregate import BinaryRule, aggregate_binary, require_one_label_per_patient
 from .binary import metrics_at_threshold
 from .bootstrap import bootstrap_auc, bootstrap_roc_band
 from .calibration import calibration_curve, hosmer_lemeshow, logistic_recalibration
@@ -294,12 +294,7 @@ def write_report(
         "patient": None,
     }
     if has_patients:
-        differ = work.groupby(patient_col)["_y"].nunique()
-        if (differ > 1).any():
-            first = differ.index[differ > 1][0]
-            raise ValueError(f"column {label_col!r} differs within {patient_col!r} for {int((differ > 1).sum())} "
-                             f"patient(s), first '{first}': a patient's images must share one label for the "
-                             "per-patient evaluation (without one: --patient '')")
+        require_one_label_per_patient(work, patient_col, "_y", label_col)
         pdf = aggregate_binary(work, patient_col, score_col, label_col="_y", rule=patient_rule)
         py = pdf["_y"].to_numpy().astype(bool)
         metrics["n_patients"] = int(len(pdf))

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from lesiondx.ct_covid import task
+from lesiondx.ct_covid.evaluation import incomplete_negative
 from lesiondx.ct_covid.model import default_model_dir
 from lesiondx.data import Box, quadrant
 
@@ -89,7 +90,7 @@ def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
                             read_settings(tmp_path / "eval" / "predictions.csv")).metrics["image"]
     assert (again["auc"], again["auc_ci"], again["threshold"]) == (saved["slice"]["auc"], saved["slice"]["auc_ci"],
                                                                    saved["slice"]["threshold"])
-    assert again["threshold_chosen_on_these_data"] is False and metrics["summary"][1] == "ct-covid evaluation — per slice"
+    assert again["threshold_chosen_on_these_data"] is False and "ct-covid evaluation — per slice" in metrics["summary"]
     assert metrics["summary"][0].startswith("input gate flagged 2 of 2 series")  # the gate flags the 5-slice excerpts
 
 
@@ -182,8 +183,8 @@ def test_a_negative_call_on_a_series_that_does_not_cover_the_lungs_is_not_assess
     assert "mm of the series is missing" in gapped["patient"]["caveat"]
     assert any("covers only part of the lungs" in r for r in excerpt["gate"]["reasons"])
     complete = SimpleNamespace(checks={"geometry": {"value": {}}, "lung_coverage": {"status": "ok"}})
-    assert task._incomplete_negative(complete, 0) == {}
-    assert task._incomplete_negative(SimpleNamespace(checks={"geometry": {"value": {"largest_gap_mm": 40.0}}}), 1) == {}
+    assert incomplete_negative(complete, 0) == {}
+    assert incomplete_negative(SimpleNamespace(checks={"geometry": {"value": {"largest_gap_mm": 40.0}}}), 1) == {}
 
 
 def test_evaluate_says_what_it_reads_and_each_series_it_scored(tiny_run, mini_folder, tmp_path, capsys):
@@ -249,3 +250,16 @@ def test_evaluate_on_a_mask_folder_records_the_command(tiny_run, medseg_excerpt,
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["command"] == metrics["command"]
     with Image.open(tmp_path / "eval" / metrics["figures"]["dice"]) as png:  # was: no figure, numbers only
         assert png.format == "PNG"
+
+
+def test_evaluate_says_which_negative_calls_predict_gives_as_not_assessable(mini_folder, tmp_path):
+    """The bundled 10-slice excerpt: predict's negative call is 'not assessable (incomplete series)'; evaluate counts
+    it as negative but says so per patient and in the summary (was: a plain negative, nothing said)."""
+    predicted = task.predict([mini_folder / "series" / "P002"], "default", None)
+    assert predicted["patient"]["decision"] == 0 and predicted["patient"]["label"] == "not assessable (incomplete series)"
+    metrics = task.evaluate("default", mini_folder, tmp_path / "eval")
+    assert metrics["patients"][0]["decision"] == 0
+    assert metrics["patients"][0]["call_note"] == predicted["patient"]["label"]
+    assert any(line.startswith("1 negative call(s) on series that do not cover the lungs") and "P002" in line
+               for line in metrics["summary"]), metrics["summary"]
+    assert "negative — not assessable (incomplete series)" in (tmp_path / "eval" / "report.html").read_text()

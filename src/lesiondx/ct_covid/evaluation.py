@@ -76,6 +76,24 @@ def analyse_gated_series(image: MedicalImage, verdict: GateVerdict, model: Loade
     return AnalysedSeries(result, part, first, last, len(pixels))
 
 
+def incomplete_negative(verdict: GateVerdict, decision: int) -> dict[str, str]:
+    """``label`` and ``caveat`` for a negative call on a series that does not cover the lungs: slices missing (a
+    position gap found by the gate) or lungs going on beyond its first or last slice. The slices given do not meet
+    the positive rule, which does not speak for the rest. A positive call stands (a lesion found is found); a complete
+    series gets nothing."""
+    if decision:
+        return {}
+    gap = ((verdict.checks.get("geometry") or {}).get("value") or {}).get("largest_gap_mm")
+    partial = (verdict.checks.get("lung_coverage") or {}).get("status") == "flagged"
+    if gap is None and not partial:
+        return {}
+    missing = (f"{gap:.0f} mm of the series is missing between two slices" if gap is not None
+               else "the lungs go on beyond the first or last slice")
+    return {"label": "not assessable (incomplete series)",
+            "caveat": f"the slices given do not meet the rule for a positive call, but {missing}: a negative call "
+                      "does not cover the lungs outside them; send the whole chest series"}
+
+
 def partial_entry(patient: str, analysed: AnalysedSeries, indices: list[int], verdict: GateVerdict) -> dict[str, Any]:
     """metrics.json's record of a series analysed in part: ``analysed_slice_index`` (first and last
     ``slice_index`` scored), ``n_analysed``, ``series_slices`` and the gate's ``reason``."""
@@ -110,7 +128,8 @@ class ScreenProgress:
         now = time.perf_counter()
         if not self.done:
             self.started = self.last = now
-            say(f"ct-covid: reading and checking {self.n_rows} slices of {self.n_patients} patients")
+            say(f"ct-covid: reading and checking {self.n_rows} slices of {self.n_patients} "
+                f"patient{'s' if self.n_patients != 1 else ''}")
         elif now - self.last >= self.every_s:
             self.last = now
             say(f"ct-covid: read {self.done} of {self.n_rows} slices ({now - self.started:.0f} s)")
@@ -118,15 +137,20 @@ class ScreenProgress:
         return self.read(row["image"])
 
 
-def flagged_line(patients: pd.DataFrame) -> str | None:
-    """One summary line naming the series the input gate flagged (scored, but outside what the model was validated
-    on), or ``None``."""
-    flagged = patients[patients["gate"] == "flagged"] if len(patients) else patients
-    if not len(flagged):
-        return None
-    names = ", ".join(map(str, flagged["patient_id"].head(20))) + (" and more" if len(flagged) > 20 else "")
-    return (f"input gate flagged {len(flagged)} of {len(patients)} series (scored, but outside what the model was "
-            f"validated on; reasons in patients.csv gate_notes): {names}")
+def caveat_lines(patients: pd.DataFrame) -> list[str]:
+    """Summary lines naming the series the input gate flagged (scored, but outside what the model was validated on)
+    and the negative calls ``predict`` gives as not assessable (a series that does not cover the lungs)."""
+    lines = []
+    for mask, text in ((patients["gate"] == "flagged", "input gate flagged {n} of {total} series (scored, but outside "
+                        "what the model was validated on; reasons in patients.csv gate_notes)"),
+                       (patients["call_note"] != "", "{n} negative call(s) on series that do not cover the lungs "
+                        "(predict: not assessable, incomplete series; counted as negative here, patients.csv "
+                        "call_note)")) if len(patients) else ():
+        chosen = patients.loc[mask, "patient_id"].astype(str)
+        if len(chosen):
+            names = ", ".join(chosen.head(20)) + (" and more" if len(chosen) > 20 else "")
+            lines.append(text.format(n=len(chosen), total=len(patients)) + f": {names}")
+    return lines
 
 
 def patient_truth(label: str, config: CovidConfig) -> int:
@@ -190,6 +214,7 @@ def run_folder(manifest: Manifest, model: LoadedModel, verdicts: dict[str, GateV
                              "run_length": p.run_length, "run_slices": f"{run[0]}–{run[1]}" if run else "",
                              "n_slices": len(scored), "series_slices": len(rows),
                              "analysed_slices": f"{indices[0]}–{indices[-1]}" if indices else "",
+                             "call_note": incomplete_negative(verdict, p.decision).get("label", ""),
                              "gate": verdict.status, "gate_notes": "; ".join(verdict.reasons)})
         say(f"ct-covid: patient {number}/{len(groups)} {patient}: {len(scored)} slices"
             + (f" (chest part {indices[0]}–{indices[-1]} of {len(rows)})" if analysed.partial and indices else "")

@@ -26,8 +26,8 @@ from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_rast
                          shared_decodes)
 
 from .config import read_config
-from .evaluation import (ScreenProgress, analyse_gated_series, evaluate_command, flagged_line, metrics_and_report,
-                         partial_line, run_folder, run_folder_checks, write_overview)
+from .evaluation import (ScreenProgress, analyse_gated_series, caveat_lines, evaluate_command, incomplete_negative,
+                         metrics_and_report, partial_line, run_folder, run_folder_checks, write_overview)
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
@@ -106,7 +106,7 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
         out.mkdir(parents=True, exist_ok=True)
         slices, patients, timings, partial = run_folder(screened.manifest, loaded, verdicts)
     seen = seen_in_training(loaded.path.parent, screened.manifest)
-    input_lines = [partial_line(p) for p in partial] + [line for line in [flagged_line(patients)] if line]
+    input_lines = [partial_line(p) for p in partial] + caveat_lines(patients)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text,
                                  notes=(*report_notes(seen, screened), *input_lines))
@@ -245,7 +245,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     location = result.location if result.patient.decision else None
     patient = {"decision": result.patient.decision, "score": result.patient.score, "location": location,
                "rule": rule, "out_of_scope_flag": fields["out_of_scope_flag"], "ood_score": ood["score"],
-               **_incomplete_negative(verdict, result.patient.decision)}
+               **incomplete_negative(verdict, result.patient.decision)}
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
         **({"analysed_slices": [analysed.first, analysed.last], "series_slices": analysed.n_series}
@@ -259,21 +259,3 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }
-
-
-def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:
-    """``label`` and ``caveat`` for a negative call on a series that does not cover the lungs: slices missing (a
-    position gap found by the gate) or lungs going on beyond its first or last slice. The slices given do not meet
-    the positive rule, which does not speak for the rest. A positive call stands (a lesion found is found); a complete
-    series gets nothing."""
-    if decision:
-        return {}
-    gap = ((verdict.checks.get("geometry") or {}).get("value") or {}).get("largest_gap_mm")
-    partial = (verdict.checks.get("lung_coverage") or {}).get("status") == "flagged"
-    if gap is None and not partial:
-        return {}
-    missing = (f"{gap:.0f} mm of the series is missing between two slices" if gap is not None
-               else "the lungs go on beyond the first or last slice")
-    return {"label": "not assessable (incomplete series)",
-            "caveat": f"the slices given do not meet the rule for a positive call, but {missing}: a negative call "
-                      "does not cover the lungs outside them; send the whole chest series"}

@@ -33,3 +33,24 @@ def tiny_run(tmp_path_factory) -> Path:
     save_checkpoint(run / CHECKPOINT, {"model": build_model(cfg, pretrained=False)},
                     checkpoint_meta(cfg, model_version="tiny-untrained"))
     return run
+
+
+@pytest.fixture
+def medseg_excerpt(medseg_folder, tmp_path):
+    """``make(split, n)``: a copy (in the test's tmp folder) of the first ``n`` MedSeg rows of ``split`` with their
+    slices and masks; returns ``(folder, rows)``."""
+    import shutil
+
+    import pandas as pd
+
+    def make(split: str, n: int) -> tuple[Path, pd.DataFrame]:
+        frame = pd.read_csv(medseg_folder / "labels.csv", dtype=str, keep_default_na=False)
+        frame = frame[frame["split"] == split].head(n)
+        data = tmp_path / "medseg"
+        for rel in [*frame["image"], *frame["infection_mask"]]:
+            (data / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(medseg_folder / rel, data / rel)
+        frame.to_csv(data / "labels.csv", index=False)
+        return data, frame
+
+    return make

@@ -4,6 +4,7 @@ image names it and trains nothing, or with --skip-bad trains on the rest and lis
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
@@ -33,14 +34,8 @@ def test_evaluate_excludes_the_corrupt_slice_and_scores_the_rest(tiny_run, mini_
         task.evaluate(str(tiny_run), bad, tmp_path / "e_strict", strict=True)
 
 
-def test_train_lists_the_corrupt_slice_and_trains_nothing_or_skips_it(medseg_folder, tmp_path):
-    frame = pd.read_csv(medseg_folder / "labels.csv", dtype=str, keep_default_na=False)
-    frame = frame[frame["split"] == "train"].head(5)
-    data = tmp_path / "medseg"
-    for rel in [*frame["image"], *frame["infection_mask"]]:
-        (data / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(medseg_folder / rel, data / rel)
-    frame.to_csv(data / "labels.csv", index=False)
+def test_train_lists_the_corrupt_slice_and_trains_nothing_or_skips_it(medseg_excerpt, tmp_path):
+    data, frame = medseg_excerpt("train", 5)
     broken = frame["image"].iloc[1]
     (data / broken).write_bytes(b"\xff\xd8 not really a jpeg")
     config = tmp_path / "tiny.yaml"
@@ -59,3 +54,67 @@ def test_train_lists_the_corrupt_slice_and_trains_nothing_or_skips_it(medseg_fol
     split = pd.read_csv(tmp_path / "run" / "split.csv")
     assert len(split) == 4 and frame["image_id"].iloc[1] not in set(split["image_id"])
     assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def _with_bad_patients(mini_folder, folder):
+    """ALTERED copy of the example folder plus a patient GONE whose series file is missing and a patient SCOUT whose
+    'series' is one localizer image (a copy of an example slice re-tagged as a coronal topogram)."""
+    import pydicom
+
+    shutil.copytree(mini_folder, folder)
+    frame = pd.read_csv(folder / "labels.csv", dtype=str, keep_default_na=False)
+    ds = pydicom.dcmread(folder / frame["image"].iloc[0])
+    ds.ImageType, ds.SeriesDescription = ["ORIGINAL", "PRIMARY", "LOCALIZER"], "Topogram 0.6 T20f"
+    ds.ImageOrientationPatient, ds.SeriesInstanceUID = [1, 0, 0, 0, 0, -1], pydicom.uid.generate_uid()
+    (folder / "series" / "SCOUT").mkdir()
+    ds.save_as(folder / "series" / "SCOUT" / "ALTERED_scout.dcm")
+    first = frame.iloc[0].to_dict()
+    extra = [{**first, "image_id": "GONE_000", "patient_id": "GONE", "image": "series/GONE/IM0001.dcm"},
+             {**first, "image_id": "SCOUT_000", "patient_id": "SCOUT", "image": "series/SCOUT/ALTERED_scout.dcm"}]
+    pd.concat([frame, pd.DataFrame(extra)]).to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+def test_evaluate_lists_a_missing_series_and_a_scout_and_scores_the_rest(tiny_run, mini_folder, tmp_path):
+    data = _with_bad_patients(mini_folder, tmp_path / "data")
+    # was: the whole evaluation stopped at the missing file ("1 image file(s) missing")
+    res = CliRunner().invoke(app, ["evaluate", "--task", "ct-covid", "--model", str(tiny_run), "--data", str(data),
+                                   "--out", str(tmp_path / "eval")])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    excluded = {e["image_id"]: e for e in saved["excluded"]}
+    assert set(excluded) == {"GONE_000", "SCOUT_000"} and saved["n_slices"] == 10
+    assert excluded["GONE_000"]["file"] == "series/GONE/IM0001.dcm" and "does not exist" in excluded["GONE_000"]["reason"]
+    assert "refused" in excluded["SCOUT_000"]["reason"] and "not axial" in excluded["SCOUT_000"]["reason"]
+    assert "excluded series/GONE/IM0001.dcm: file does not exist" in " ".join(res.output.split())
+    with pytest.raises(Exception, match="missing"):  # --strict stops at the missing file, as before
+        task.evaluate(str(tiny_run), data, tmp_path / "strict", strict=True)
+
+
+def test_evaluate_with_nothing_readable_fails_in_one_line(tiny_run, mini_folder, tmp_path):
+    data = _with_bad_patients(mini_folder, tmp_path / "data")
+    frame = pd.read_csv(data / "labels.csv")
+    frame[frame["patient_id"].isin(["GONE", "SCOUT"])].to_csv(data / "labels.csv", index=False)
+    res = CliRunner().invoke(app, ["evaluate", "--task", "ct-covid", "--model", str(tiny_run), "--data", str(data),
+                                   "--out", str(tmp_path / "eval")])
+    assert res.exit_code == 2 and "all 2 rows excluded" in " ".join(res.output.split()), res.output
+
+
+def test_a_scout_listed_among_a_patients_slices_is_excluded_and_named(tiny_run, mini_folder, tmp_path):
+    """ALTERED copy: one example slice re-tagged as a localizer and listed as an 11th slice of P002."""
+    import pydicom
+
+    data = tmp_path / "data"
+    shutil.copytree(mini_folder, data)
+    frame = pd.read_csv(data / "labels.csv", dtype=str, keep_default_na=False)
+    ds = pydicom.dcmread(data / frame["image"].iloc[0])
+    ds.ImageType, ds.SOPInstanceUID = ["ORIGINAL", "PRIMARY", "LOCALIZER"], pydicom.uid.generate_uid()
+    ds.save_as(data / "series" / "P002" / "ALTERED_scout.dcm")
+    scout = {**frame.iloc[-1].to_dict(), "image_id": "P002_scout", "image": "series/P002/ALTERED_scout.dcm",
+             "slice_index": "10"}
+    pd.concat([frame, pd.DataFrame([scout])]).to_csv(data / "labels.csv", index=False)
+    metrics = task.evaluate(str(tiny_run), data, tmp_path / "eval")
+    # was: scored as an 11th slice (before evaluate read series as predict does), then silently left out
+    assert [(e["image_id"], e["file"]) for e in metrics["excluded"]] == [("P002_scout", "series/P002/ALTERED_scout.dcm")]
+    assert "localizer" in metrics["excluded"][0]["reason"] and "1 of 11 rows excluded (unreadable/refused)" in metrics["summary"]
+    assert metrics["n_slices"] == 10 and "P002_scout" not in set(pd.read_csv(tmp_path / "eval" / "predictions.csv")["image_id"])

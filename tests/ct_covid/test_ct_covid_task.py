@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from lesiondx.ct_covid import task
+from lesiondx.ct_covid.evaluation import incomplete_negative
 from lesiondx.ct_covid.model import default_model_dir
 from lesiondx.data import Box, quadrant
 
@@ -89,7 +90,8 @@ def test_evaluate_tiny_folder(tiny_run, mini_folder, tmp_path):
                             read_settings(tmp_path / "eval" / "predictions.csv")).metrics["image"]
     assert (again["auc"], again["auc_ci"], again["threshold"]) == (saved["slice"]["auc"], saved["slice"]["auc_ci"],
                                                                    saved["slice"]["threshold"])
-    assert again["threshold_chosen_on_these_data"] is False and metrics["summary"][0] == "ct-covid evaluation — per slice"
+    assert again["threshold_chosen_on_these_data"] is False and "ct-covid evaluation — per slice" in metrics["summary"]
+    assert metrics["summary"][0].startswith("input gate flagged 2 of 2 series")  # the gate flags the 5-slice excerpts
 
 
 def test_evaluate_decodes_each_slice_once(tiny_run, mini_folder, tmp_path, monkeypatch):
@@ -181,5 +183,83 @@ def test_a_negative_call_on_a_series_that_does_not_cover_the_lungs_is_not_assess
     assert "mm of the series is missing" in gapped["patient"]["caveat"]
     assert any("covers only part of the lungs" in r for r in excerpt["gate"]["reasons"])
     complete = SimpleNamespace(checks={"geometry": {"value": {}}, "lung_coverage": {"status": "ok"}})
-    assert task._incomplete_negative(complete, 0) == {}
-    assert task._incomplete_negative(SimpleNamespace(checks={"geometry": {"value": {"largest_gap_mm": 40.0}}}), 1) == {}
+    assert incomplete_negative(complete, 0) == {}
+    assert incomplete_negative(SimpleNamespace(checks={"geometry": {"value": {"largest_gap_mm": 40.0}}}), 1) == {}
+
+
+def test_evaluate_says_what_it_reads_and_each_series_it_scored(tiny_run, mini_folder, tmp_path, capsys):
+    """A long run is not minutes of silence (was: nothing until the 10 % step of the patient loop after 10 s)."""
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ct-covid: reading and checking 10 slices of 2 patients" in err, err
+    for number, patient in enumerate(metrics["patients"], 1):
+        decision = "positive" if patient["decision"] else "negative"
+        assert (f"ct-covid: patient {number}/2 {patient['patient_id']}: 5 slices, {decision} "
+                f"(score {patient['score']:.3f}, longest run {patient['run_length']})") in err, err
+
+
+def test_evaluate_writes_an_overview_a_researcher_can_read(tiny_run, mini_folder, tmp_path):
+    """report.html beside metrics.json: the command, the model and what it never saw, slice and patient metrics with
+    CIs, the per-patient table and the slice-score figure, written although the patient report is not (1 patient per
+    class); the ROC is a PNG of the per-slice report."""
+    from PIL import Image
+
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    out = tmp_path / "eval"
+    assert metrics["command"] == (f"lesiondx evaluate --task ct-covid --model {tiny_run.resolve()} --data "
+                                  f"{folder.resolve()} --out {out.resolve()}")
+    assert metrics["engine"] in ("onnx", "torch") and metrics["overview"] == str(out / "report.html")
+    html = (out / "report.html").read_text()
+    assert metrics["command"] in html and "tiny-untrained" in html and "overlap not checked" in html
+    assert "per slice" in html and "per patient" in html and "Wilson" in html
+    assert 'href="report/report.html"' in html and "not written: per patient: need at least 2 positive" in html
+    assert html.count("<tr") >= 2 + 2 + 3  # summary rows, the two levels, header + two patients
+    for patient in metrics["patients"]:
+        assert f"<td>{patient['patient_id']}</td>" in html and "run_slices" in patient and "gate_notes" in patient
+    for png in ("slice_scores_per_patient.png", "report/roc_slice.png"):
+        assert png in html
+        with Image.open(out / png) as image:
+            assert image.format == "PNG"
+
+
+def test_stats_roc_on_evaluates_predictions_gives_its_auc(tiny_run, mini_folder, tmp_path):
+    """The exported predictions.csv round-trips: `lesiondx stats roc` gives evaluate's slice AUC and DeLong CI."""
+    from typer.testing import CliRunner
+
+    from lesiondx.cli import app
+
+    folder = _two_patient_folder(mini_folder, tmp_path / "data")
+    metrics = task.evaluate(str(tiny_run), folder, tmp_path / "eval")
+    res = CliRunner().invoke(app, ["stats", "roc", "--csv", str(tmp_path / "eval" / "predictions.csv"), "--label",
+                                   "truth", "--positive", "1", "--score", "score", "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)["scores"][0]
+    assert [got["auc"], got["ci_low"], got["ci_high"]] == pytest.approx([metrics["slice"]["auc"], *metrics["slice"]["auc_ci"]])
+    assert (got["n_pos"], got["n_neg"]) == (metrics["slice"]["n_pos"], metrics["slice"]["n_neg"])
+
+
+def test_evaluate_on_a_mask_folder_records_the_command(tiny_run, medseg_excerpt, tmp_path):
+    """A MedSeg-layout folder (4 real test slices copied) gets the Dice evaluation, with the command that redoes it
+    (was: no command in its metrics.json) and a plot of Dice per slice against infection size."""
+    data, _ = medseg_excerpt("test", 4)
+    metrics = task.evaluate(str(tiny_run), data, tmp_path / "eval")
+    assert metrics["segmentation"]["n_slices"] == 4
+    assert metrics["command"].endswith(f"--data {data.resolve()} --out {(tmp_path / 'eval').resolve()}")
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["command"] == metrics["command"]
+    with Image.open(tmp_path / "eval" / metrics["figures"]["dice"]) as png:  # was: no figure, numbers only
+        assert png.format == "PNG"
+
+
+def test_evaluate_says_which_negative_calls_predict_gives_as_not_assessable(mini_folder, tmp_path):
+    """The bundled 10-slice excerpt: predict's negative call is 'not assessable (incomplete series)'; evaluate counts
+    it as negative but says so per patient and in the summary (was: a plain negative, nothing said)."""
+    predicted = task.predict([mini_folder / "series" / "P002"], "default", None)
+    assert predicted["patient"]["decision"] == 0 and predicted["patient"]["label"] == "not assessable (incomplete series)"
+    metrics = task.evaluate("default", mini_folder, tmp_path / "eval")
+    assert metrics["patients"][0]["decision"] == 0
+    assert metrics["patients"][0]["call_note"] == predicted["patient"]["label"]
+    assert any(line.startswith("1 negative call(s) on series that do not cover the lungs") and "P002" in line
+               for line in metrics["summary"]), metrics["summary"]
+    assert "negative — not assessable (incomplete series)" in (tmp_path / "eval" / "report.html").read_text()

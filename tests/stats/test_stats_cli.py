@@ -160,3 +160,12 @@ def test_report_without_settings_needs_levels(tmp_path):
                              "--negative", "benign", "--n-boot", "50"])
     assert ok.exit_code == 0, ok.output
     assert "chosen on these data (Youden, optimistic)" in ok.output and "warning: only 3 positive" in ok.output
+
+
+def test_roc_table_in_a_log_shows_the_whole_ci():
+    """Output to a file or pipe (not a terminal): the table is 120 columns wide, the CI is not cut (was
+    ``0.7374–0.9…`` at rich's default 80 columns)."""
+    res = _roc("--csv", "tests/stats/fixtures/ties_table.csv", "--label", "label", "--positive", "1",
+               "--score", "score1", "--score", "score2")
+    assert res.exit_code == 0 and "0.7374–0.9382" in res.output and "0.6035–0.8645" in res.output, res.output
+    assert "z = 1.828, p = 0.06758" in res.output

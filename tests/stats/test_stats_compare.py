@@ -146,3 +146,19 @@ def test_text_in_a_joined_csv_is_named_by_its_own_file_and_line(tmp_path, synthe
     bad = _compare(*map(str, paths), "--out", str(tmp_path / "j"))
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     assert "not numbers, first on model_b.csv line 12: 'high'" in bad.output
+
+
+def test_a_label_that_varies_within_a_patient_is_named_with_the_remedy(tmp_path, synthetic):
+    """Per-slice truth (as in ct-covid's predictions.csv) is not one label per patient: the error names the user's
+    column and says --patient '' (was: "label column '_y' is not constant within 'patient_id'")."""
+    table = synthetic.copy()
+    first = table.index[table["patient_id"] == "p1"]  # p1: 2 benign images, one of them relabelled
+    table.loc[first[0], "label"] = "benign" if table.loc[first[0], "label"] == "malignant" else "malignant"
+    table.to_csv(tmp_path / "s.csv", index=False)
+    res = _compare(str(tmp_path / "s.csv"), "--score", "model_a", "--score", "model_b", "--out", str(tmp_path / "x"))
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "column 'label' differs within 'patient_id' for 1 patient(s), first 'p1'" in text, text
+    assert "per-patient comparison (without one: --patient '')" in text and "_y" not in text
+    ok = _compare(str(tmp_path / "s.csv"), "--score", "model_a", "--score", "model_b", "--out", str(tmp_path / "y"),
+                  "--patient", "")
+    assert ok.exit_code == 0, ok.output

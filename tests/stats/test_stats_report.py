@@ -144,3 +144,28 @@ def test_calibration_slope_and_intercept_in_metrics_and_html(tmp_path, predictio
     assert m["slope_ci"] == pytest.approx(list(np.asarray(ref.conf_int())[1]), rel=1e-6)
     html = (tmp_path / "report.html").read_text()
     assert "Calibration slope (1 = ideal)" in html and f"{m['slope']:.2f}" in html
+
+
+def test_figures_are_png_files_beside_the_report_and_the_roc_states_its_ci(written):
+    """A ROC for a slide or a paper without cutting it out of the HTML (was: embedded only); its legend says which
+    CI it gives (was: 'AUC 0.xxx (a-b)')."""
+    from PIL import Image
+
+    _, res = written
+    figures = res.metrics["figures"]
+    assert set(figures) == {f"{kind}_{level}" for kind in ("roc", "confusion", "calibration", "decision")
+                            for level in ("image", "patient")}
+    for name in figures.values():
+        with Image.open(res.out_dir / name) as png:
+            assert png.format == "PNG" and png.width > 300
+
+
+def test_roc_legend_names_the_ci_level_and_method():
+    from lesiondx.stats import auc_delong, roc_curve
+    from lesiondx.stats.plots import RocSeries, roc_figure
+
+    y, s = np.array([0, 0, 1, 1, 0, 1]), np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    a = auc_delong(y, s)
+    fig = roc_figure([RocSeries("model", roc_curve(y, s), a)])
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert f"model: AUC {a.auc:.3f} (95% CI {a.ci_low:.3f}–{a.ci_high:.3f}, DeLong)" in texts, texts

@@ -16,20 +16,22 @@ import numpy as np
 import yaml
 
 from lesiondx.config import config_to_dict
-from lesiondx.data import (Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
+from lesiondx.data import (BadRow, Screened, check_training_rows, image_roles, lead_lines, load_manifest, no_rows_left,
                            report_notes, require_task_layout, screen_rows, seen_in_training, write_training_files)
-from lesiondx.gate import require, result_fields
+from lesiondx.data.badrows import relative_name
+from lesiondx.gate import GateVerdict, require, result_fields
 from lesiondx.gate.ct_covid import VALIDATED_STEPS_MM
 from lesiondx.gate.ood import load_stats
 from lesiondx.io import (EVALUATE_MAX_BYTES, display_grey, read_image, read_raster_array, read_series_files, read_study,
                          shared_decodes)
 
 from .config import read_config
-from .evaluation import metrics_and_report, run_folder, run_folder_checks
+from .evaluation import (ScreenProgress, analyse_gated_series, caveat_lines, evaluate_command, incomplete_negative,
+                         metrics_and_report, partial_line, run_folder, run_folder_checks, write_overview)
 from .locations import frame_note
 from .model import CONFIG, export_model, load_model
 from .ood import series_ood
-from .pipeline import analyse_series, save_positive_overlays
+from .pipeline import save_positive_overlays
 from .segmentation import evaluate_segmentation, evaluation_rows
 
 
@@ -69,7 +71,10 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     """Evaluate on a CT-MD-layout folder (DICOM slices with ``patient_id``, ``slice_index``, ``infection``).
 
     A folder with ``infection_mask`` (MedSeg layout) gets a Dice evaluation of its ``test`` rows
-    instead (``segmentation.csv``, ``metrics.json`` with a ``segmentation`` section). Otherwise writes ``predictions.csv`` (per slice), ``patients.csv``, ``metrics.json`` and the stats
+    instead (``segmentation.csv``, ``dice_per_slice.png``, ``metrics.json`` with a ``segmentation`` section). Otherwise
+    each patient's series goes through :func:`~.evaluation.analyse_gated_series` as in ``predict`` (a chest–abdomen
+    scan: its chest part, listed in ``partially_analysed``) and it writes ``predictions.csv`` (per slice),
+    ``patients.csv``, ``metrics.json`` (with the ``command`` that redoes it), the overview ``report.html`` and the stats
     reports (``report/``: per slice, ``patient_report/``: per patient when ≥ 2 of each class).
     A slice (or mask) that cannot be read is excluded, and every slice of a series the ct-covid gate refuses;
     they are listed in ``excluded`` and counted in the first summary line (``strict``: stop at the first).
@@ -77,34 +82,47 @@ def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[st
     loaded = load_model(model)
     manifest = load_manifest(data)
     require_task_layout(manifest, "ct-covid")
-    manifest.require_files()
     out = Path(out)
     started = time.perf_counter()
+    if strict or "infection_mask" in manifest.frame.columns:
+        manifest.require_files()  # a CT-MD row whose file is missing is otherwise excluded by the screen below
     if "infection_mask" in manifest.frame.columns:
         rows = manifest.subset(manifest.frame["image_id"].isin(evaluation_rows(manifest)["image_id"]))
         screened = screen_rows(rows, _usable_mask_row, strict=strict)
         if no_rows_left(screened):
             raise ValueError(no_rows_left(screened))
         out.mkdir(parents=True, exist_ok=True)
-        return _evaluate_masks(screened, loaded, out, started)
+        return _evaluate_masks(screened, loaded, out, started, evaluate_command(model, data, out, strict))
     run_folder_checks(manifest)
     with shared_decodes(max_bytes=EVALUATE_MAX_BYTES):  # a slice read by the screen is not decoded again to score it
-        screened = screen_rows(manifest, lambda row: read_image(row["image"]), strict=strict, group_by="patient_id",
-                               check_group=_usable_series)
+        verdicts: dict[str, GateVerdict] = {}  # patient → the gate's verdict on its series, kept for the analysis
+        left_out: list[BadRow] = []  # rows whose file the series reader skipped (a scout among the slices)
+        reader = ScreenProgress(read_image, len(manifest), manifest.frame["patient_id"].nunique())
+        screened = screen_rows(manifest, reader, strict=strict, group_by="patient_id",
+                               check_group=lambda rows: _usable_series(rows, manifest.root, verdicts, left_out))
+        screened = _without(screened, left_out)
         if no_rows_left(screened):
             raise ValueError(no_rows_left(screened))
         out.mkdir(parents=True, exist_ok=True)
-        slices, patients, timings = run_folder(screened.manifest, loaded)
+        slices, patients, timings, partial = run_folder(screened.manifest, loaded, verdicts)
     seen = seen_in_training(loaded.path.parent, screened.manifest)
+    input_lines = [partial_line(p) for p in partial] + caveat_lines(patients)
     metrics = metrics_and_report(slices, patients, out, threshold=loaded.config.prob_threshold,
                                  rule=loaded.config.rule_text,
-                                 notes=report_notes(seen, screened))
+                                 notes=(*report_notes(seen, screened), *input_lines))
+    lead = lead_lines(seen, screened)  # the training overlap first, then exclusions, then what the gate changed
     metrics["summary"] = lead_lines(seen, screened, metrics["summary"])
+    metrics["summary"][len(lead):len(lead)] = input_lines
     metrics.update({"task": "ct-covid", "model_version": loaded.version, "data": str(manifest.root),
+                    "command": evaluate_command(model, data, out, strict), "engine": loaded.engine,
                     "n_slices": len(slices), "n_patients": len(patients), **screened.fields(), **seen.fields(),
+                    "partially_analysed": partial,
                     "patients": patients.drop(columns=["quadrant"]).to_dict("records"),
                     "seconds": {**{k: round(v, 2) for k, v in timings.items()},
                                 "total_s": round(time.perf_counter() - started, 2)}})
+    metrics["overview"] = str(out / "report.html")
+    write_overview(out, metrics, slices, patients, lead=[*lead, *input_lines],
+                   model_dir=loaded.path.parent, threshold=loaded.config.prob_threshold, rule=loaded.config.rule_text)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
@@ -115,13 +133,29 @@ def _usable_mask_row(row: Any) -> None:
     read_raster_array(row["infection_mask"], grey=True)
 
 
-def _usable_series(rows: Any) -> None:
-    """The ct-covid gate on one patient's slices read as a series; raises ``InputRefused`` naming its folder."""
+def _usable_series(rows: Any, root: Path, verdicts: dict[str, GateVerdict], left_out: list[BadRow]) -> None:
+    """The ct-covid gate on one patient's slices read as a series (``InputRefused`` naming its folder); its verdict
+    goes into ``verdicts``, and a row whose file the series reader skipped (a localizer, another series) into
+    ``left_out`` with the reader's note."""
     files = list(rows.sort_values("slice_index")["image"])
-    require("ct-covid", read_series_files(files), Path(files[0]).parent)
+    image = read_series_files(files)
+    verdicts[str(rows["patient_id"].iloc[0])] = require("ct-covid", image, Path(files[0]).parent)
+    read = {Path(p).resolve() for p in image.sources}
+    note = "; ".join(image.warnings) or "not part of the series read"
+    left_out += [BadRow(str(r["image_id"]), relative_name(root, r["image"]), f"left out of the patient's series: {note}")
+                 for _, r in rows.iterrows() if Path(r["image"]).resolve() not in read]
 
 
-def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> dict[str, Any]:
+def _without(screened: Screened, rows: list[BadRow]) -> Screened:
+    """``screened`` with ``rows`` moved from the kept rows to the excluded ones (listed after the others)."""
+    if not rows:
+        return screened
+    ids = {b.image_id for b in rows}
+    kept = screened.manifest.subset(~screened.manifest.frame["image_id"].astype(str).isin(ids))
+    return Screened(kept, (*screened.excluded, *rows), screened.n_listed)
+
+
+def _evaluate_masks(screened: Screened, loaded, out: Path, started: float, command: str) -> dict[str, Any]:
     """A folder with infection masks (MedSeg layout): Dice on its ``test`` rows."""
     reason = "folder with infection masks: every slice is positive, so only segmentation is evaluated"
     seg = evaluate_segmentation(screened.manifest, loaded, out)
@@ -132,10 +166,25 @@ def _evaluate_masks(screened: Screened, loaded, out: Path, started: float) -> di
                 + (f"{dice['mean']:.3f} (95% CI {dice['ci'][0]:.3f}–{dice['ci'][1]:.3f}, slices resampled)"
                    if dice.get("mean") is not None and None not in dice.get("ci", [None]) else "–")]
     metrics = {"task": "ct-covid", "model_version": loaded.version, "data": str(screened.manifest.root),
+               "command": command, "engine": loaded.engine, "figures": {"dice": _dice_figure(out, dice)},
                "segmentation": seg, "slice": None, "patient": None, "note": reason, "summary": summary,
                **screened.fields(), **seen.fields(), "seconds": {"total_s": round(time.perf_counter() - started, 2)}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _dice_figure(out: Path, dice: dict[str, Any]) -> str:
+    """``out/dice_per_slice.png``: each slice's Dice against its infection size (segmentation.csv), mean and CI."""
+    import pandas as pd
+
+    from lesiondx.stats.plots import fig_to_png, per_case_figure
+
+    table = pd.read_csv(out / "segmentation.csv")
+    fig = per_case_figure(table["infection_pixels"].clip(lower=1), table["dice"], dice.get("mean"), dice.get("ci"),
+                          xlabel="infection in the truth mask (pixels, log scale)", ylabel="Dice",
+                          title="ct-covid segmentation: Dice per slice (CI: slices resampled)", log_x=True)
+    (out / "dice_per_slice.png").write_bytes(fig_to_png(fig))
+    return "dice_per_slice.png"
 
 
 def _read_series(inputs: list[Path]) -> tuple[Any, str]:
@@ -169,13 +218,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     decode_s = time.perf_counter() - t
     verdict = require("ct-covid", image, source)  # refuses ultrasound, MR, abdominal series... before any model
     loaded = load_model(model)
-    pixels = image.pixels if image.is_volume else image.pixels[None]
-    first, last = _chest_slices(verdict, len(pixels))  # a chest–abdomen–pelvis scan: its chest part
-    pixels = pixels[first : last + 1]
-    result = analyse_series(pixels, loaded, is_hu=image.is_hu, spacing=image.spacing,
-                            remove_border_air=options.get("remove_border_air"), orientation=image.orientation,
-                            positions=range(first, last + 1),
-                            slice_positions_mm=image.positions[first : last + 1] if image.positions else None)
+    analysed = analyse_gated_series(image, verdict, loaded, remove_border_air=options.get("remove_border_air"))
+    result, pixels = analysed.result, analysed.pixels  # a chest–abdomen–pelvis scan: its chest part
     cfg = loaded.config
     ood = series_ood(loaded, pixels, image.is_hu, result, load_stats(loaded.path.parent / "ood_stats.npz"))
     fields = result_fields([verdict], image.warnings)
@@ -201,10 +245,11 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
     location = result.location if result.patient.decision else None
     patient = {"decision": result.patient.decision, "score": result.patient.score, "location": location,
                "rule": rule, "out_of_scope_flag": fields["out_of_scope_flag"], "ood_score": ood["score"],
-               **_incomplete_negative(verdict, result.patient.decision)}
+               **incomplete_negative(verdict, result.patient.decision)}
     return {
         "input": source, "n_slices": len(result.slices), "is_hu": image.is_hu,
-        **({"analysed_slices": [first, last], "series_slices": image.n_slices} if len(pixels) < image.n_slices else {}),
+        **({"analysed_slices": [analysed.first, analysed.last], "series_slices": analysed.n_series}
+           if analysed.partial else {}),
         **fields, "ood": ood,
         "patient": patient,
         "location_basis": frame_note(result.frame) if result.frame is not None else None,
@@ -214,28 +259,3 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         "model_version": loaded.version,
         "seconds": {"decode_s": round(decode_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
     }
-
-
-def _chest_slices(verdict: Any, n_slices: int) -> tuple[int, int]:
-    """First and last slice to analyse: the chest part the gate found in a longer scan (``chest_slices`` of its
-    body-region check), else the whole series."""
-    chest = ((verdict.checks.get("body_region") or {}).get("value") or {}).get("chest_slices")
-    return (int(chest[0]), int(chest[1])) if chest else (0, n_slices - 1)
-
-
-def _incomplete_negative(verdict: Any, decision: int) -> dict[str, str]:
-    """``label`` and ``caveat`` for a negative call on a series that does not cover the lungs: slices missing (a
-    position gap found by the gate) or lungs going on beyond its first or last slice. The slices given do not meet
-    the positive rule, which does not speak for the rest. A positive call stands (a lesion found is found); a complete
-    series gets nothing."""
-    if decision:
-        return {}
-    gap = ((verdict.checks.get("geometry") or {}).get("value") or {}).get("largest_gap_mm")
-    partial = (verdict.checks.get("lung_coverage") or {}).get("status") == "flagged"
-    if gap is None and not partial:
-        return {}
-    missing = (f"{gap:.0f} mm of the series is missing between two slices" if gap is not None
-               else "the lungs go on beyond the first or last slice")
-    return {"label": "not assessable (incomplete series)",
-            "caveat": f"the slices given do not meet the rule for a positive call, but {missing}: a negative call "
-                      "does not cover the lungs outside them; send the whole chest series"}

@@ -30,6 +30,18 @@ def _group_labels(df: pd.DataFrame, group_col: str, label_col: str | None) -> pd
     return df.groupby(group_col, sort=True)[label_col].first()
 
 
+def require_one_label_per_patient(df: pd.DataFrame, patient_col: str, y_col: str, label_col: str,
+                                  purpose: str = "evaluation") -> None:
+    """``ValueError`` naming ``label_col`` (the user's column; ``y_col`` holds its 0/1 reading) and the first patient
+    whose rows carry both classes: the per-patient ``purpose`` needs one label per patient (remedy: ``--patient ''``)."""
+    differ = df.groupby(patient_col)[y_col].nunique()
+    if (differ > 1).any():
+        first = differ.index[differ > 1][0]
+        raise ValueError(f"column {label_col!r} differs within {patient_col!r} for {int((differ > 1).sum())} "
+                         f"patient(s), first '{first}': a patient's images must share one label for the "
+                         f"per-patient {purpose} (without one: --patient '')")
+
+
 def aggregate_binary(
     df: pd.DataFrame,
     group_col: str,

@@ -31,6 +31,14 @@ app = typer.Typer(
 )
 
 
+def _console() -> Console:
+    """Rich console for the tables: the terminal's width, or 120 columns when the output is a file or a pipe (at rich's
+    default 80 a CI was cut to ``0.9654–0.99…``)."""
+    import sys
+
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
 def _fail(msg: str) -> NoReturn:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code=2)
@@ -167,7 +175,7 @@ def roc_cmd(
             f"{yd['sensitivity']:.3f}",
             f"{yd['specificity']:.3f}",
         )
-    console = Console()
+    console = _console()
     console.print(table)
     if res["levels"]["excluded"]:
         console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in res["levels"]["excluded"].items()))
@@ -217,7 +225,7 @@ def readers_cmd(
     if as_json:
         typer.echo(json.dumps(to_jsonable(res.to_dict()), indent=2))
         return
-    console = Console()
+    console = _console()
     console.print(_rich_table("Accuracy per reader and mode (Wilson 95% CI)", res.accuracy))
     console.print(_rich_table("Agreement between readers", res.kappa))
     console.print(_rich_table("McNemar: correct without vs with AI", res.mcnemar))

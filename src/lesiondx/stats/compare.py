@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .aggregate import BinaryRule, aggregate_binary
+from .aggregate import BinaryRule, aggregate_binary, require_one_label_per_patient
 from .decision import net_benefit
 from .delong import auc_delong, delong_paired_test
 from .levels import select_levels
@@ -118,6 +118,7 @@ def compare_models(
     if patient_col and patient_col not in df.columns:
         all_notes.append(f"No {patient_col!r} column: per-image comparison only.")
     if patient_col and patient_col in df.columns:
+        require_one_label_per_patient(df.assign(_y=y.astype(int)), patient_col, "_y", label_col, "comparison")
         agg = [aggregate_binary(df.assign(_y=y.astype(int)), patient_col, c, label_col="_y", rule=patient_rule)
                for c in cols]
         py = agg[0]["_y"].to_numpy().astype(bool)

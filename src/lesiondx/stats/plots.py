@@ -50,7 +50,8 @@ def fig_to_base64(fig: Figure, dpi: int = 110) -> str:
 
 
 def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
-    """ROC curves (sensitivity vs 1 - specificity) with optional bootstrap bands and cut-offs."""
+    """ROC curves (sensitivity vs 1 - specificity) with optional bootstrap bands and cut-offs; the legend gives each
+    AUC with its DeLong CI (level and method stated)."""
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="chance")
     for k, s in enumerate(series):
@@ -65,7 +66,8 @@ def roc_figure(series: Sequence[RocSeries], title: str = "ROC curve") -> Figure:
                 step="post",
                 label=f"{s.name} {s.band.conf_level:.0%} bootstrap band",
             )
-        label = f"{s.name}: AUC {s.auc.auc:.3f} ({s.auc.ci_low:.3f}-{s.auc.ci_high:.3f})"
+        label = (f"{s.name}: AUC {s.auc.auc:.3f} ({s.auc.conf_level:.0%} CI {s.auc.ci_low:.3f}–{s.auc.ci_high:.3f}, "
+                 "DeLong)")
         # Reversed: decreasing threshold, so both rates are non-decreasing along the path.
         ax.plot(s.curve.fpr[::-1], s.curve.tpr[::-1], color=color, lw=2, label=label)
         if s.cutoff is not None:
@@ -166,5 +168,70 @@ def confusion_figure(
     ax.set_xticks([0, 1], [f"pred {labels[0]}", f"pred {labels[1]}"])
     ax.set_yticks([0, 1], [f"true {labels[0]}", f"true {labels[1]}"])
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class SeriesProfile:
+    """One series' per-slice scores for :func:`series_profile_figure`: ``name`` (the panel title), slice
+    ``positions``, ``scores`` (probabilities 0..1), per-slice ``truth`` (0/1, or ``None`` when unknown) and the
+    ``run`` (first, last position) the series decision rests on (``None``: none)."""
+
+    name: str
+    positions: np.ndarray
+    scores: np.ndarray
+    truth: np.ndarray | None = None
+    run: tuple[int, int] | None = None
+
+
+def series_profile_figure(profiles: Sequence[SeriesProfile], threshold: float, title: str = "Slice scores per series",
+                          columns: int = 3) -> Figure:
+    """One small panel per series: slice score against slice position, the slice threshold (dashed), the slices
+    the truth marks positive (red band) and the run the decision rests on (green band); shared probability axis."""
+    n = max(len(profiles), 1)
+    cols = min(n, columns)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.2 * rows + 0.6), squeeze=False, sharey=True)
+    for ax, p in zip(axes.flat, profiles):
+        pos, score = np.asarray(p.positions), np.asarray(p.scores, float)
+        if p.truth is not None and np.any(p.truth):
+            ax.fill_between(pos, 0, 1, where=np.asarray(p.truth) > 0, step="mid", color=_COLORS[1], alpha=0.15,
+                            lw=0, label="truth positive")
+        if p.run is not None:
+            ax.axvspan(p.run[0] - 0.5, p.run[1] + 0.5, color=_COLORS[2], alpha=0.25, lw=0, label="decisive run")
+        ax.plot(pos, score, color=_COLORS[0], lw=1.1, label="slice score")
+        ax.axhline(threshold, ls="--", color="grey", lw=0.8, label=f"threshold {threshold:g}")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(p.name, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(profiles):]:
+        ax.axis("off")
+    handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.supxlabel("slice index (0 = most superior)", fontsize=8, y=0.06 / rows + 0.02)
+    fig.supylabel("lesion probability", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 / rows + 0.03, 1, 1))
+    return fig
+
+
+def per_case_figure(x: np.ndarray, y: np.ndarray, mean: float | None, ci: Sequence[float] | None, *, xlabel: str,
+                    ylabel: str, title: str, log_x: bool = False) -> Figure:
+    """One dot per case (e.g. a slice's Dice against its lesion size), the mean as a line and its CI as a band."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    if mean is not None:
+        if ci is not None and None not in ci:
+            ax.axhspan(ci[0], ci[1], color=_COLORS[0], alpha=0.15, lw=0, label=f"95% CI {ci[0]:.3f}–{ci[1]:.3f}")
+        ax.axhline(mean, color=_COLORS[0], lw=1.2, label=f"mean {mean:.3f}")
+    ax.scatter(x, y, s=16, color=_COLORS[0], alpha=0.8, zorder=3, label=f"cases (n = {len(y)})")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

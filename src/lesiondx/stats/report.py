@@ -7,7 +7,8 @@ patient, mean probability by default): ROC with DeLong CI and a patient-level bo
 metrics at a threshold fixed before the evaluation (e.g. the model's shipped threshold) or,
 without one, at the Youden cut-off chosen on these data (labelled optimistic), confusion matrix,
 calibration (curve, Brier, slope and intercept), decision curve and stratified AUC tables.
-Figures are embedded as base64 PNG, so ``report.html`` opens offline.
+Figures are embedded as base64 PNG, so ``report.html`` opens offline, and written beside it as PNG files
+(``roc_<unit>.png``, ``calibration_...``, ``decision_...``, ``confusion_...``; names in metrics.json ``figures``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .aggregate import BinaryRule, aggregate_binary
+from .aggregate import BinaryRule, aggregate_binary, require_one_label_per_patient
 from .binary import metrics_at_threshold
 from .bootstrap import bootstrap_auc, bootstrap_roc_band
 from .calibration import calibration_curve, hosmer_lemeshow, logistic_recalibration
@@ -196,6 +197,21 @@ def _evaluate_level(
     return metrics, figures, notes
 
 
+def _write_figures(out: Path, levels: list[dict[str, Any]], unit: str) -> dict[str, str]:
+    """Each level's figures as PNG files beside report.html (``roc_<unit>.png``, ``roc_patient.png``, ...: for slides
+    and papers); their names by figure."""
+    import base64
+
+    written = {}
+    for level in levels:
+        suffix = unit if level["key"] == "image" else level["key"]
+        for kind, encoded in level["figures"].items():
+            name = f"{kind}_{suffix}.png"
+            (out / name).write_bytes(base64.b64decode(encoded))
+            written[f"{kind}_{suffix}"] = name
+    return written
+
+
 def write_report(
     predictions: pd.DataFrame,
     out_dir: str | Path,
@@ -215,7 +231,8 @@ def write_report(
     notes: Sequence[str] = (),
     unit: str = "image",
 ) -> ReportResult:
-    """Evaluate ``predictions`` per image and per patient; write ``report.html`` and ``metrics.json``.
+    """Evaluate ``predictions`` per image and per patient; write ``report.html``, ``metrics.json`` and the figures as
+    PNG files.
 
     ``positive`` / ``negative`` name the label values (one or several each; without ``negative``
     the one other label); rows with any other label are excluded and counted in
@@ -277,12 +294,7 @@ def write_report(
         "patient": None,
     }
     if has_patients:
-        differ = work.groupby(patient_col)["_y"].nunique()
-        if (differ > 1).any():
-            first = differ.index[differ > 1][0]
-            raise ValueError(f"column {label_col!r} differs within {patient_col!r} for {int((differ > 1).sum())} "
-                             f"patient(s), first '{first}': a patient's images must share one label for the "
-                             "per-patient evaluation (without one: --patient '')")
+        require_one_label_per_patient(work, patient_col, "_y", label_col)
         pdf = aggregate_binary(work, patient_col, score_col, label_col="_y", rule=patient_rule)
         py = pdf["_y"].to_numpy().astype(bool)
         metrics["n_patients"] = int(len(pdf))
@@ -314,6 +326,7 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    metrics["figures"] = _write_figures(out, levels, unit)
     metrics = to_jsonable(metrics)
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2))

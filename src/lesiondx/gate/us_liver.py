@@ -4,8 +4,8 @@ AUL frame the model was fitted on (the smallest: 440 px wide, 341 px high) is fl
 teaching frames were not validated (300×225 px ones gave AUC ≈ 0.48, models/us-liver/MODEL_CARD.md); a blank
 frame (black, or one flat grey level: no echoes) is refused, not answered "no focal lesion found"; a frame whose
 scan sector does not narrow towards the top (rotated by 90°, or upside down: transducer at the bottom) is flagged
-(left-right mirroring is a legitimate display choice and passes); '+' caliper crosses inside the sector are flagged
-(drawn marks change the call), and so is a split screen (two views side by side); a file tagged US whose pixels the modality probe
+(left-right mirroring is a legitimate display choice and passes); caliper marks ('+' or 'x', white or coloured) inside
+the sector are flagged (drawn marks change the call), and so is a split screen (two views side by side); a file tagged US whose pixels the modality probe
 does not read as ultrasound is refused or flagged as a raster would be.
 """
 
@@ -72,15 +72,18 @@ def echo_area(grey: np.ndarray) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class EchoFrame:
-    """One frame as the sector checks read it, measured once: grey 0..255 and its two largest echo areas."""
+    """One frame as the sector checks read it, measured once: grey 0..255, its two largest echo areas and its
+    chroma (colour sources; ``None`` for grey ones)."""
 
     grey: np.ndarray
     parts: tuple[np.ndarray, ...]
+    chroma: np.ndarray | None = None
 
     @classmethod
     def of(cls, image: MedicalImage) -> EchoFrame:
         grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
-        return cls(grey, tuple(echo_parts(grey, 2)))
+        chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[0]
+        return cls(grey, tuple(echo_parts(grey, 2)), chroma)
 
     @property
     def area(self) -> np.ndarray | None:
@@ -131,58 +134,101 @@ def orientation_check(image: MedicalImage, frame: EchoFrame | None = None) -> Ch
                  "model reads B-mode frames with the transducer at the top (left-right mirroring is fine): rotate it back")
 
 
-# caliper crosses: '+' marks of saturated grey (>= 245 of 255) with arms of at least 6 px in all four directions, at most 3 px
-# thick, a bright part under 60 px across, on darker tissue (median 3-4 px beside the arms below 145), inside the echo
-# area. 2026-12-06, on AUL frames (all seen in training): no hit on the 562 frames as they are, found on 470 of the 487
-# lesion frames with two synthetic 17-px white crosses at the lesion's ends; x-shaped, dotted or coloured marks and
-# real scanners' calipers (AUL has none this finds) not tested
-MARK_LEVEL, MARK_ARM, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP = 245.0, 6, 3, 60, 100.0
+# caliper marks: '+' or 'x' crosses drawn in saturated white (grey >= 245 of 255) or in vivid colour (chroma, max − min
+# of R, G, B, >= 80 grey levels: yellow, green, cyan calipers; colour frames only) with arms of at least 5 px ('+') or
+# 4 px along each axis ('x', 5.7 px long) in all four directions, strokes at most 3 px thick, a marked part under 60 px
+# across, thin (at most a quarter of the pixels 3-4 px beside the arms marked; white marks: on darker tissue, their
+# median below 185), inside the echo area. 2026-12-06 on AUL frames (all seen in training): no frame flagged of the 562
+# as they are (also none before, with white '+' marks only); of 122 ALTERED lesion frames (every 4th) with two drawn
+# marks ('+'/'x', white/yellow/green/cyan, arms 5-10 px, strokes 1-2 px, on the lesion's ends or beside it, dotted line
+# and "D1 2.31 cm" label) 122 flagged as PNG and 121 as JPEG (quality 90), against 21 and 21 with the white-'+' rule
+MARK_LEVEL, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP, MARK_SIDE_MARKED = 245.0, 3, 60, 60.0, 0.25
+MARK_CHROMA, MARK_COLOUR_GREY = 30.0, 100.0
+# each shape: its two strokes' (row, col) steps, the arm reach (steps), and the distances (steps) beside an arm sampled
+CROSS_SHAPES = {"+": (((0, 1), (1, 0)), 5, (3, 4)), "x": (((1, 1), (1, -1)), 4, (2, 3))}
 
 
-def _thin_on_dark(grey: np.ndarray, cy: int, cx: int) -> bool:
-    """Whether the pixels 3-4 px beside a cross's arms (both sides) are much darker than the mark."""
-    side = [grey[y, x] for d in (3, 4) for sgn in (-1, 1) for a in range(2, MARK_ARM + 1)
-            for y, x in ((cy + sgn * d, cx + a), (cy + sgn * d, cx - a), (cy + a, cx + sgn * d), (cy - a, cx + sgn * d))
-            if 0 <= y < grey.shape[0] and 0 <= x < grey.shape[1]]
-    return bool(side) and float(np.median(side)) <= MARK_LEVEL - MARK_SIDE_GAP
+def graphic_mask(grey: np.ndarray, chroma: np.ndarray | None = None) -> np.ndarray:
+    """Pixels a scanner draws rather than echoes: saturated white (grey >= :data:`MARK_LEVEL`), or bright colour
+    (``chroma`` >= :data:`MARK_CHROMA` and grey >= :data:`MARK_COLOUR_GREY`) when the frame's chroma is known."""
+    mask = np.asarray(grey) >= MARK_LEVEL
+    if chroma is not None and chroma.shape == mask.shape:
+        mask |= (chroma >= MARK_CHROMA) & (np.asarray(grey) >= MARK_COLOUR_GREY)
+    return mask
 
 
-def _four_arms(bright: np.ndarray, cy: int, cx: int) -> bool:
-    """Whether bright arms leave the centre in all four directions (a '+', not a 'T' or an 'L')."""
-    h, w = bright.shape
-    reach = range(2, MARK_ARM + 1)
-    arms = ([(cy, cx + a) for a in reach], [(cy, cx - a) for a in reach], [(cy + a, cx) for a in reach],
-            [(cy - a, cx) for a in reach])
-    return all(sum(bright[y, x] for y, x in arm if 0 <= y < h and 0 <= x < w) >= len(reach) - 1 for arm in arms)
+def _stroke(step: tuple[int, int], length: int, width: int = 1) -> np.ndarray:
+    """A structuring element: a line of ``length`` steps along (row, col) ``step``, ``width`` px wide across rows'
+    direction for diagonals (across the line for axis-parallel strokes)."""
+    if step == (0, 1):
+        return np.ones((width, length), bool)
+    if step == (1, 0):
+        return np.ones((length, width), bool)
+    element = np.zeros((length, length + width - 1), bool)
+    for i in range(length):
+        element[i, i : i + width] = True
+    return element if step == (1, 1) else element[:, ::-1]
 
 
-def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """``(x, y)`` (px) of the '+' caliper marks inside the echo area of a grey frame (0..255); ``area``: the echo
-    area when already measured."""
+def _arm_pixels(cy: int, cx: int, step: tuple[int, int], reach: int, offset: tuple[int, int] = (0, 0)):
+    """(y, x) of an arm's pixels 2..``reach`` steps from the centre, shifted by ``offset``."""
+    return [(cy + a * step[0] + offset[0], cx + a * step[1] + offset[1]) for a in range(2, reach + 1)]
+
+
+def _is_cross(mask: np.ndarray, near: np.ndarray, grey: np.ndarray, chroma: np.ndarray | None, cy: int, cx: int,
+              shape: str) -> bool:
+    """Whether marked arms leave (cy, cx) in all four directions of ``shape`` (a '+' or an 'x', not a 'T' or an
+    'L'; ``near``: the mask grown by 1 px, for strokes crossing between pixels) and are thin: little marked beside
+    them, and for white marks darker tissue there."""
+    strokes, reach, beside = CROSS_SHAPES[shape]
+    h, w = mask.shape
+    inside = lambda pts: [(y, x) for y, x in pts if 0 <= y < h and 0 <= x < w]  # noqa: E731
+    arms = [inside(_arm_pixels(cy, cx, (sgn * s[0], sgn * s[1]), reach)) for s in strokes for sgn in (-1, 1)]
+    if not all(sum(near[y, x] for y, x in arm) >= reach - 2 for arm in arms):
+        return False
+    side = inside([p for s in strokes for sgn in (-1, 1) for d in beside for side_sgn in (-1, 1)
+                   for p in _arm_pixels(cy, cx, (sgn * s[0], sgn * s[1]), reach,
+                                        (side_sgn * d * s[1], -side_sgn * d * s[0]))])
+    if not side or np.mean([mask[y, x] for y, x in side]) > MARK_SIDE_MARKED:
+        return False
+    on_arms = [p for arm in arms for p in arm if mask[p]]
+    coloured = chroma is not None and bool(on_arms) and np.median([chroma[p] for p in on_arms]) >= MARK_CHROMA
+    return coloured or float(np.median([grey[y, x] for y, x in side])) <= MARK_LEVEL - MARK_SIDE_GAP
+
+
+def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None,
+                    chroma: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``(x, y)`` (px) of the '+' and 'x' caliper marks inside the echo area of a grey frame (0..255); ``area``: the
+    echo area when already measured; ``chroma``: the frame's colour (:attr:`MedicalImage.chroma`), for coloured
+    marks."""
     grey = np.asarray(grey, np.float32)
-    bright = grey >= MARK_LEVEL
+    mask = graphic_mask(grey, chroma)
     area = area if area is not None else echo_area(grey)
-    if area is None or not bright.any():
+    if area is None or not mask.any():
         return []
-    k = 2 * MARK_ARM + 1
-
-    def thin(shape: tuple[int, int], thick: tuple[int, int]) -> np.ndarray:
-        return ndimage.binary_opening(bright, np.ones(shape, bool)) & ~ndimage.binary_opening(bright, np.ones(thick, bool))
-
-    centres = thin((1, k), (MARK_THICK + 2, k)) & thin((k, 1), (k, MARK_THICK + 2))
-    labels, _ = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
-    found = []
-    for rows, cols in ndimage.find_objects(labels):
-        cy, cx = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
-        y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
-        part, _ = ndimage.label(bright[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
-        own = part[cy - y0, cx - x0]
-        if own == 0 or not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
-            continue
-        ys, xs = np.nonzero(part == own)
-        if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT and _four_arms(bright, cy, cx)
-                and _thin_on_dark(grey, cy, cx)):
-            found.append((int(cx), int(cy)))
+    near = ndimage.binary_dilation(mask)
+    found: list[tuple[int, int]] = []
+    for shape, (strokes, reach, _) in CROSS_SHAPES.items():
+        k = 2 * reach + 1
+        thin = [ndimage.binary_dilation(ndimage.binary_opening(mask, _stroke(s, k))
+                                        & ~ndimage.binary_opening(mask, _stroke(s, k, MARK_THICK + 2))) for s in strokes]
+        centres = thin[0] & thin[1]
+        labels, count = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
+        for cy, cx in ndimage.center_of_mass(centres, labels, range(1, count + 1)):
+            cy, cx = int(round(cy)), int(round(cx))
+            if any(abs(cx - x) <= reach and abs(cy - y) <= reach for x, y in found):
+                continue
+            if not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
+                continue
+            y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
+            part, _ = ndimage.label(near[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
+            own = part[cy - y0, cx - x0]
+            if own == 0:
+                continue
+            ys, xs = np.nonzero(part == own)
+            if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT
+                    and _is_cross(mask, near, grey, chroma, cy, cx, shape)):
+                found.append((cx, cy))
     return found
 
 
@@ -190,7 +236,7 @@ def marks_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     """Flag caliper crosses drawn inside the scan sector: measurement marks on or beside a lesion change the call
     (two synthetic crosses at the lesion's ends changed it on 12 % of AUL frames, 2026-12-06)."""
     frame = frame or EchoFrame.of(image)
-    crosses = caliper_crosses(frame.grey, frame.area)
+    crosses = caliper_crosses(frame.grey, frame.area, frame.chroma)
     if not crosses:
         return Check("marks", "ok", {"caliper_crosses": []})
     where = ", ".join(f"({x}, {y})" for x, y in crosses[:4]) + (" …" if len(crosses) > 4 else "")

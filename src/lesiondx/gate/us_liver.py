@@ -5,8 +5,10 @@ teaching frames were not validated (300×225 px ones gave AUC ≈ 0.48, models/u
 frame (black, or one flat grey level: no echoes) is refused, not answered "no focal lesion found"; a frame whose
 scan sector does not narrow towards the top (rotated by 90°, or upside down: transducer at the bottom) is flagged
 (left-right mirroring is a legitimate display choice and passes); caliper marks ('+' or 'x', white or coloured) inside
-the sector are flagged (drawn marks change the call), and so is a split screen (two views side by side); a file tagged US whose pixels the modality probe
-does not read as ultrasound is refused or flagged as a raster would be.
+the sector are flagged (drawn marks change the call), and so is a split screen (two views side by side), colour inside
+the sector (a Doppler or elastography box), a photo of the screen (no black background), a posterised frame (few grey
+levels) and data wider than 8 bits (stretched); a file tagged US whose pixels the modality probe does not read as
+ultrasound is refused or flagged as a raster would be.
 """
 
 from __future__ import annotations
@@ -269,6 +271,66 @@ def layout_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     return Check("layout", "ok", value)
 
 
+# screen and rendering checks, measured 2026-12-06 on the 562 AUL frames (all seen in training), as read:
+# - colour inside the scan sector: pixels of chroma >= 60 are at most 0.19 % of the echo area (p99 0.12 %: scanner
+#   labels at its edge); an ALTERED frame with a colour Doppler box over the lesion (flow in 0.37 % of the frame): 0.78 %
+# - black background: smoothed grey <= 4 outside both echo areas covers >= 35.6 % of every frame (median 57.5 %); a
+#   phone photo of the screen (lifted blacks, glare, moiré; ALTERED): 0 %
+# - grey levels inside the echo area: >= 111 distinct (p1 174); the same frame as a 16-colour palette PNG: 16
+SECTOR_COLOUR_CHROMA, SECTOR_COLOUR_SHARE = 60, 0.003
+MIN_BLACK_SHARE, MIN_GREY_LEVELS = 0.15, 64
+
+
+def _full_size(area: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A half-size echo area (:func:`echo_parts`) at the frame's size."""
+    big = np.repeat(np.repeat(area, 2, 0), 2, 1)[: shape[0], : shape[1]]
+    return np.pad(big, ((0, shape[0] - big.shape[0]), (0, shape[1] - big.shape[1])))
+
+
+def sector_colour_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag colour inside the scan sector (a colour Doppler or elastography box, coloured graphics) above
+    :data:`SECTOR_COLOUR_SHARE` of the echo area: the whole-frame colour share (photometric check, 2 %) misses a
+    Doppler box over a small lesion."""
+    frame = frame or EchoFrame.of(image)
+    if frame.chroma is None or frame.area is None:
+        return Check("sector_colour", "ok", None)
+    area = _full_size(frame.area, frame.grey.shape)
+    share = float((frame.chroma[area] >= SECTOR_COLOUR_CHROMA).mean()) if area.any() else 0.0
+    value = {"coloured_share_of_sector": round(share, 4)}
+    if share > SECTOR_COLOUR_SHARE:
+        return Check("sector_colour", "flagged", value, f"{share:.1%} of the scan sector is coloured (a colour Doppler "
+                     "or elastography box, or coloured graphics over the image): the model was validated on greyscale "
+                     "B-mode; send the frame without the colour box")
+    return Check("sector_colour", "ok", value)
+
+
+def screen_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag a frame with little black background around the scan sector (under :data:`MIN_BLACK_SHARE` of it: a
+    photo of the scanner's screen, whose blacks are lifted by room light, or a frame cropped to the sector) or with
+    fewer than :data:`MIN_GREY_LEVELS` grey levels inside the sector (posterised: a palette image of few colours);
+    and data stored with more than 8 bits, which is stretched min..max to 0..255 grey."""
+    frame = frame or EchoFrame.of(image)
+    problems: list[str] = []
+    value: dict[str, object] = {"max_stored_value": float(np.max(image.pixels))}
+    if value["max_stored_value"] > 255:
+        problems.append(f"pixels stored with more than 8 bits (largest value {value['max_stored_value']:.0f}) were "
+                        "stretched min..max to 0..255 grey; the model was validated on 8-bit frames: check the contrast")
+    if frame.area is not None:
+        anywhere = np.logical_or.reduce(frame.parts)
+        small = frame.grey[::2, ::2][: anywhere.shape[0], : anywhere.shape[1]]
+        black = float(((ndimage.uniform_filter(small, 5) <= 4.0) & ~anywhere).mean())
+        levels = int(np.unique(np.rint(frame.grey[_full_size(frame.area, frame.grey.shape)])).size)
+        value |= {"black_background_share": round(black, 3), "grey_levels_in_sector": levels}
+        if black < MIN_BLACK_SHARE:
+            problems.append(f"only {black:.0%} of the frame is black background around the scan sector (every frame "
+                            f"the model was trained on has at least 35 %): a photo of the screen (room light, glare, "
+                            "moiré) or a frame cropped to the sector; send the frame as the scanner exports it")
+        if levels < MIN_GREY_LEVELS:
+            problems.append(f"only {levels} grey levels inside the scan sector (posterised: a palette image of few "
+                            "colours, or a heavily compressed copy); send the original frame")
+    return Check("screen", "flagged" if problems else "ok", value, "; ".join(problems))
+
+
 def content_check(image: MedicalImage) -> Check:
     reason = blank_reason(image.pixels)
     return Check("content", "refused", None, reason) if reason else Check("content", "ok", None)
@@ -310,7 +372,8 @@ def gate(image: MedicalImage) -> GateVerdict:
     checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
     if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
         frame = EchoFrame.of(image)  # grey and echo areas measured once for the three sector checks
-        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame)]
+        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame),
+                   sector_colour_check(image, frame), screen_check(image, frame)]
         if (image.modality or "").upper() == "US":
             checks.append(tagged_content_check(image))
     return combine(TASK, checks)

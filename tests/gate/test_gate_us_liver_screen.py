@@ -2,7 +2,7 @@
 AUL frame: a colour Doppler box over the lesion (flow in under 1 % of the frame, below the whole-frame 2 % colour
 flag), a phone photo of the scanner's screen (lifted blacks, moiré, glare), a 16-colour palette PNG and a 16-bit PNG
 (stretched min..max); the same frame as it is, as a 256-grey palette PNG and as a 16-bit PNG holding its 8-bit values
-passes. Before 2026-12-06 all of these were answered unflagged."""
+passes; and text typed over the sector. Before 2026-12-06 all of these were answered unflagged."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from lesiondx.data import mask_box
 from lesiondx.gate import check
@@ -102,3 +102,18 @@ def test_16_bit_png_is_flagged_when_stretched_not_when_it_holds_8_bit_values(tmp
     narrow = Image.new("I;16", rgb.size)
     narrow.frombytes(grey.astype("<u2").tobytes(), "raw", "I;16")
     assert _verdict(tmp_path, narrow, "narrow16.png").status == "ok"
+
+
+@pytest.mark.parametrize(("text", "fill"), [("LIVER RT LOBE", (255, 255, 255)), ("D1 2.31 cm", (255, 255, 0)),
+                                            ("SUBCOSTAL", (0, 255, 0))])
+def test_text_typed_over_the_sector_is_flagged(tmp_path: Path, frame, text: str, fill: tuple):
+    """ALTERED: an annotation or a measurement label typed over the liver below the lesion (16-px type, scanner
+    colours); the frame without it passes."""
+    rgb, box = frame
+    out = rgb.copy()
+    ImageDraw.Draw(out).text((box.x1 - 10, box.y2 + 25), text, fill=fill, font=ImageFont.load_default(size=16))
+    verdict = _verdict(tmp_path, out, "text_ALTERED.png")
+    assert verdict.status == "flagged", verdict.reasons
+    assert verdict.checks["text"]["status"] == "flagged", verdict.checks["text"]
+    assert any("line of text" in r and "without annotations" in r for r in verdict.reasons)
+    assert _verdict(tmp_path, rgb, "clean.png").checks["text"]["value"]["longest_text_row_glyphs"] < 5

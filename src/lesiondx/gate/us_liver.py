@@ -7,8 +7,8 @@ scan sector does not narrow towards the top (rotated by 90°, or upside down: tr
 (left-right mirroring is a legitimate display choice and passes); caliper marks ('+' or 'x', white or coloured) inside
 the sector are flagged (drawn marks change the call), and so is a split screen (two views side by side), colour inside
 the sector (a Doppler or elastography box), a photo of the screen (no black background), a posterised frame (few grey
-levels) and data wider than 8 bits (stretched); a file tagged US whose pixels the modality probe does not read as
-ultrasound is refused or flagged as a raster would be.
+levels), data wider than 8 bits (stretched) and a line of text typed over the sector; a file tagged US whose
+pixels the modality probe does not read as ultrasound is refused or flagged as a raster would be.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from scipy import ndimage
 from lesiondx.io import MedicalImage
 
 from .checks import P_US_FLAG_US, P_US_REFUSE_US, modality_check, p_ultrasound_of, photometric_check
+from .features import thin_bright_strokes
 from .verdict import Check, GateVerdict, combine
 
 TASK = "us-liver"
@@ -331,6 +332,45 @@ def screen_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     return Check("screen", "flagged" if problems else "ok", value, "; ".join(problems))
 
 
+# text over the image: a row of at least 5 glyph-sized marks (thin bright strokes, or drawn colour, 7-24 px high, at
+# most 24 px wide, tops and bottoms within 3 px, gaps under a glyph's height) inside the echo area. 2026-12-06 on the
+# 562 AUL frames (all seen in training): none flagged, the longest such row 3 (1 frame; scanner labels at the sector edge),
+# 0 on 359; "LIVER RT LOBE" / "SUBCOSTAL" drawn in white 16-px type over the liver of a real frame (ALTERED): 12
+TEXT_GLYPHS, GLYPH_HEIGHT, GLYPH_WIDTH, GLYPH_ALIGN = 5, (7, 24), 24, 3
+
+
+def text_run(grey: np.ndarray, area: np.ndarray, chroma: np.ndarray | None = None) -> int:
+    """The most glyph-sized marks in one row of text inside ``area`` (full-size echo area) of a grey frame."""
+    marks = (thin_bright_strokes(grey) | graphic_mask(grey, chroma) & (np.asarray(grey) < MARK_LEVEL)) & area
+    labels, _ = ndimage.label(marks, np.ones((3, 3), bool))
+    glyphs = sorted((cols.start, cols.stop, rows.start, rows.stop) for rows, cols in ndimage.find_objects(labels)
+                    if GLYPH_HEIGHT[0] <= rows.stop - rows.start <= GLYPH_HEIGHT[1] and cols.stop - cols.start <= GLYPH_WIDTH)
+    longest = 0
+    for i, (_, end, top, bottom) in enumerate(glyphs):
+        run = 1
+        for x0, x1, y0, y1 in glyphs[i + 1 :]:
+            if x0 - end > bottom - top:
+                break
+            if x0 >= end - 1 and abs(y0 - top) <= GLYPH_ALIGN and abs(y1 - bottom) <= GLYPH_ALIGN:
+                run, end = run + 1, x1
+        longest = max(longest, run)
+    return longest
+
+
+def text_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag a line of text inside the scan sector (annotations, measurement labels typed over the image): the model
+    reads every pixel of the sector as echoes."""
+    frame = frame or EchoFrame.of(image)
+    if frame.area is None:
+        return Check("text", "ok", None)
+    run = text_run(frame.grey, _full_size(frame.area, frame.grey.shape), frame.chroma)
+    value = {"longest_text_row_glyphs": run}
+    if run >= TEXT_GLYPHS:
+        return Check("text", "flagged", value, f"a line of text ({run} characters) is drawn inside the scan sector: "
+                     "annotations over the image can change the answer; send the frame exported without annotations")
+    return Check("text", "ok", value)
+
+
 def content_check(image: MedicalImage) -> Check:
     reason = blank_reason(image.pixels)
     return Check("content", "refused", None, reason) if reason else Check("content", "ok", None)
@@ -373,7 +413,7 @@ def gate(image: MedicalImage) -> GateVerdict:
     if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
         frame = EchoFrame.of(image)  # grey and echo areas measured once for the three sector checks
         checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame),
-                   sector_colour_check(image, frame), screen_check(image, frame)]
+                   sector_colour_check(image, frame), screen_check(image, frame), text_check(image, frame)]
         if (image.modality or "").upper() == "US":
             checks.append(tagged_content_check(image))
     return combine(TASK, checks)

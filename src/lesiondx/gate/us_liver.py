@@ -86,6 +86,7 @@ class EchoFrame:
     def of(cls, image: MedicalImage) -> EchoFrame:
         grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
         chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[0]
+        chroma = chroma if chroma is not None and chroma.shape == grey.shape else None  # pixels replaced: not theirs
         return cls(grey, tuple(echo_parts(grey, 2)), chroma)
 
     @property

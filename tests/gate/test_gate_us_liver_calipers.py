@@ -95,3 +95,20 @@ def test_yellow_calipers_in_an_rgb_ultrasound_dicom_are_flagged(tmp_path: Path):
         path = tmp_path / f"{name}.dcm"
         _rgb(_base(*pixels.shape[:2]), pixels).save_as(path, enforce_file_format=True)
         assert check("us-liver", read_image(path)).checks["marks"]["status"] == status, name
+
+
+def test_fast_line_opening_matches_scipy():
+    """The caliper search's shifted-slice opening gives the same pixels as ``ndimage.binary_opening`` for every
+    stroke element it uses, on SYNTHETIC random masks (borders included)."""
+    from scipy import ndimage
+
+    from lesiondx.gate.us_liver import CROSS_SHAPES, MARK_THICK, _opening, _stroke
+
+    rng = np.random.default_rng(0)
+    masks = [rng.random(shape) > share for shape in ((60, 50), (13, 11)) for share in (0.2, 0.5)]
+    for mask in [*masks, np.ones((20, 30), bool)]:
+        for strokes, reach, _ in CROSS_SHAPES.values():
+            for step in strokes:
+                for width in (1, MARK_THICK + 2):
+                    element = _stroke(step, 2 * reach + 1, width)
+                    assert (_opening(mask, element) == ndimage.binary_opening(mask, element)).all(), (step, width)

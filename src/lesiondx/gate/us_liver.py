@@ -174,6 +174,32 @@ def _stroke(step: tuple[int, int], length: int, width: int = 1) -> np.ndarray:
     return element if step == (1, 1) else element[:, ::-1]
 
 
+def _shift_into(out: np.ndarray, src: np.ndarray, dy: int, dx: int, combine) -> None:
+    """``out[y, x] = combine(out[y, x], src[y + dy, x + dx])`` in place, ``src`` read as False outside the frame."""
+    h, w = src.shape
+    target = out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    combine(target, src[max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)], out=target)
+    if combine is np.logical_and:  # pixels whose source lies outside the frame
+        if dy:
+            out[slice(h - dy, None) if dy > 0 else slice(None, -dy)] = False
+        if dx:
+            out[:, slice(w - dx, None) if dx > 0 else slice(None, -dx)] = False
+
+
+def _opening(mask: np.ndarray, element: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_opening(mask, element)`` for an odd-sized ``element``, as shifted in-place ANDs and ORs
+    (the same pixels, several times faster for these sparse line elements)."""
+    r0, r1 = element.shape[0] // 2, element.shape[1] // 2
+    offsets = [(int(i) - r0, int(j) - r1) for i, j in zip(*np.nonzero(element))]
+    eroded = np.ones_like(mask, dtype=bool)
+    for dy, dx in offsets:
+        _shift_into(eroded, mask, dy, dx, np.logical_and)
+    opened = np.zeros_like(eroded)
+    for dy, dx in offsets:
+        _shift_into(opened, eroded, -dy, -dx, np.logical_or)
+    return opened
+
+
 def _arm_pixels(cy: int, cx: int, step: tuple[int, int], reach: int, offset: tuple[int, int] = (0, 0)):
     """(y, x) of an arm's pixels 2..``reach`` steps from the centre, shifted by ``offset``."""
     return [(cy + a * step[0] + offset[0], cx + a * step[1] + offset[1]) for a in range(2, reach + 1)]
@@ -214,8 +240,8 @@ def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None,
     found: list[tuple[int, int]] = []
     for shape, (strokes, reach, _) in CROSS_SHAPES.items():
         k = 2 * reach + 1
-        thin = [ndimage.binary_dilation(ndimage.binary_opening(mask, _stroke(s, k))
-                                        & ~ndimage.binary_opening(mask, _stroke(s, k, MARK_THICK + 2))) for s in strokes]
+        thin = [ndimage.binary_dilation(_opening(mask, _stroke(s, k)) & ~_opening(mask, _stroke(s, k, MARK_THICK + 2)))
+                for s in strokes]
         centres = thin[0] & thin[1]
         labels, count = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
         for cy, cx in ndimage.center_of_mass(centres, labels, range(1, count + 1)):

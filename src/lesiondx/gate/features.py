@@ -77,3 +77,18 @@ def liver_tissue_fraction_hu(hu: np.ndarray) -> float:
     if region.sum() == 0:
         return 0.0
     return float(((hu >= 40) & (hu <= 200) & region).sum() / region.sum())
+
+
+def thin_bright_strokes(grey: np.ndarray, level: float = 200.0, contrast: float = 100.0, reach: int = 2) -> np.ndarray:
+    """Pixels of thin bright lines (drawn text, graphics): at least ``level`` grey (0..255) and at least ``contrast``
+    brighter than both pixels ``reach`` px away in one of four directions (across, down, both diagonals), so a
+    stroke narrower than ``2 * reach - 1`` px on darker ground, not a broad bright echo."""
+    grey = np.asarray(grey, np.float32)
+    padded = np.pad(grey, reach, mode="edge")
+    h, w = grey.shape
+    found = np.zeros(grey.shape, bool)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ahead = padded[reach + dy * reach : reach + dy * reach + h, reach + dx * reach : reach + dx * reach + w]
+        behind = padded[reach - dy * reach : reach - dy * reach + h, reach - dx * reach : reach - dx * reach + w]
+        found |= grey - np.maximum(ahead, behind) >= contrast
+    return found & (grey >= level)

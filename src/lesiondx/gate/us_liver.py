@@ -4,9 +4,11 @@ AUL frame the model was fitted on (the smallest: 440 px wide, 341 px high) is fl
 teaching frames were not validated (300×225 px ones gave AUC ≈ 0.48, models/us-liver/MODEL_CARD.md); a blank
 frame (black, or one flat grey level: no echoes) is refused, not answered "no focal lesion found"; a frame whose
 scan sector does not narrow towards the top (rotated by 90°, or upside down: transducer at the bottom) is flagged
-(left-right mirroring is a legitimate display choice and passes); '+' caliper crosses inside the sector are flagged
-(drawn marks change the call), and so is a split screen (two views side by side); a file tagged US whose pixels the modality probe
-does not read as ultrasound is refused or flagged as a raster would be.
+(left-right mirroring is a legitimate display choice and passes); caliper marks ('+' or 'x', white or coloured) inside
+the sector are flagged (drawn marks change the call), and so is a split screen (two views side by side), colour inside
+the sector (a Doppler or elastography box), a photo of the screen (no black background), a posterised frame (few grey
+levels), data wider than 8 bits (stretched) and a line of text typed over the sector; a file tagged US whose
+pixels the modality probe does not read as ultrasound is refused or flagged as a raster would be.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy import ndimage
 from lesiondx.io import MedicalImage
 
 from .checks import P_US_FLAG_US, P_US_REFUSE_US, modality_check, p_ultrasound_of, photometric_check
+from .features import thin_bright_strokes
 from .verdict import Check, GateVerdict, combine
 
 TASK = "us-liver"
@@ -72,15 +75,19 @@ def echo_area(grey: np.ndarray) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class EchoFrame:
-    """One frame as the sector checks read it, measured once: grey 0..255 and its two largest echo areas."""
+    """One frame as the sector checks read it, measured once: grey 0..255, its two largest echo areas and its
+    chroma (colour sources; ``None`` for grey ones)."""
 
     grey: np.ndarray
     parts: tuple[np.ndarray, ...]
+    chroma: np.ndarray | None = None
 
     @classmethod
     def of(cls, image: MedicalImage) -> EchoFrame:
         grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
-        return cls(grey, tuple(echo_parts(grey, 2)))
+        chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[0]
+        chroma = chroma if chroma is not None and chroma.shape == grey.shape else None  # pixels replaced: not theirs
+        return cls(grey, tuple(echo_parts(grey, 2)), chroma)
 
     @property
     def area(self) -> np.ndarray | None:
@@ -131,58 +138,127 @@ def orientation_check(image: MedicalImage, frame: EchoFrame | None = None) -> Ch
                  "model reads B-mode frames with the transducer at the top (left-right mirroring is fine): rotate it back")
 
 
-# caliper crosses: '+' marks of saturated grey (>= 245 of 255) with arms of at least 6 px in all four directions, at most 3 px
-# thick, a bright part under 60 px across, on darker tissue (median 3-4 px beside the arms below 145), inside the echo
-# area. 2026-12-06, on AUL frames (all seen in training): no hit on the 562 frames as they are, found on 470 of the 487
-# lesion frames with two synthetic 17-px white crosses at the lesion's ends; x-shaped, dotted or coloured marks and
-# real scanners' calipers (AUL has none this finds) not tested
-MARK_LEVEL, MARK_ARM, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP = 245.0, 6, 3, 60, 100.0
+# caliper marks: '+' or 'x' crosses drawn in saturated white (grey >= 245 of 255) or in vivid colour (chroma, max − min
+# of R, G, B, >= 80 grey levels: yellow, green, cyan calipers; colour frames only) with arms of at least 5 px ('+') or
+# 4 px along each axis ('x', 5.7 px long) in all four directions, strokes at most 3 px thick, a marked part under 60 px
+# across, thin (at most a quarter of the pixels 3-4 px beside the arms marked; white marks: on darker tissue, their
+# median below 185), inside the echo area. 2026-12-06 on AUL frames (all seen in training): no frame flagged of the 562
+# as they are (also none before, with white '+' marks only); of 122 ALTERED lesion frames (every 4th) with two drawn
+# marks ('+'/'x', white/yellow/green/cyan, arms 5-10 px, strokes 1-2 px, on the lesion's ends or beside it, dotted line
+# and "D1 2.31 cm" label) 122 flagged as PNG and 121 as JPEG (quality 90), against 21 and 21 with the white-'+' rule
+MARK_LEVEL, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP, MARK_SIDE_MARKED = 245.0, 3, 60, 60.0, 0.25
+MARK_CHROMA, MARK_COLOUR_GREY = 30.0, 100.0
+# each shape: its two strokes' (row, col) steps, the arm reach (steps), and the distances (steps) beside an arm sampled
+CROSS_SHAPES = {"+": (((0, 1), (1, 0)), 5, (3, 4)), "x": (((1, 1), (1, -1)), 4, (2, 3))}
 
 
-def _thin_on_dark(grey: np.ndarray, cy: int, cx: int) -> bool:
-    """Whether the pixels 3-4 px beside a cross's arms (both sides) are much darker than the mark."""
-    side = [grey[y, x] for d in (3, 4) for sgn in (-1, 1) for a in range(2, MARK_ARM + 1)
-            for y, x in ((cy + sgn * d, cx + a), (cy + sgn * d, cx - a), (cy + a, cx + sgn * d), (cy - a, cx + sgn * d))
-            if 0 <= y < grey.shape[0] and 0 <= x < grey.shape[1]]
-    return bool(side) and float(np.median(side)) <= MARK_LEVEL - MARK_SIDE_GAP
+def graphic_mask(grey: np.ndarray, chroma: np.ndarray | None = None) -> np.ndarray:
+    """Pixels a scanner draws rather than echoes: saturated white (grey >= :data:`MARK_LEVEL`), or bright colour
+    (``chroma`` >= :data:`MARK_CHROMA` and grey >= :data:`MARK_COLOUR_GREY`) when the frame's chroma is known."""
+    mask = np.asarray(grey) >= MARK_LEVEL
+    if chroma is not None and chroma.shape == mask.shape:
+        mask |= (chroma >= MARK_CHROMA) & (np.asarray(grey) >= MARK_COLOUR_GREY)
+    return mask
 
 
-def _four_arms(bright: np.ndarray, cy: int, cx: int) -> bool:
-    """Whether bright arms leave the centre in all four directions (a '+', not a 'T' or an 'L')."""
-    h, w = bright.shape
-    reach = range(2, MARK_ARM + 1)
-    arms = ([(cy, cx + a) for a in reach], [(cy, cx - a) for a in reach], [(cy + a, cx) for a in reach],
-            [(cy - a, cx) for a in reach])
-    return all(sum(bright[y, x] for y, x in arm if 0 <= y < h and 0 <= x < w) >= len(reach) - 1 for arm in arms)
+def _stroke(step: tuple[int, int], length: int, width: int = 1) -> np.ndarray:
+    """A structuring element: a line of ``length`` steps along (row, col) ``step``, ``width`` px wide across rows'
+    direction for diagonals (across the line for axis-parallel strokes)."""
+    if step == (0, 1):
+        return np.ones((width, length), bool)
+    if step == (1, 0):
+        return np.ones((length, width), bool)
+    element = np.zeros((length, length + width - 1), bool)
+    for i in range(length):
+        element[i, i : i + width] = True
+    return element if step == (1, 1) else element[:, ::-1]
 
 
-def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """``(x, y)`` (px) of the '+' caliper marks inside the echo area of a grey frame (0..255); ``area``: the echo
-    area when already measured."""
+def _shift_into(out: np.ndarray, src: np.ndarray, dy: int, dx: int, combine) -> None:
+    """``out[y, x] = combine(out[y, x], src[y + dy, x + dx])`` in place, ``src`` read as False outside the frame."""
+    h, w = src.shape
+    target = out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    combine(target, src[max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)], out=target)
+    if combine is np.logical_and:  # pixels whose source lies outside the frame
+        if dy:
+            out[slice(h - dy, None) if dy > 0 else slice(None, -dy)] = False
+        if dx:
+            out[:, slice(w - dx, None) if dx > 0 else slice(None, -dx)] = False
+
+
+def _opening(mask: np.ndarray, element: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_opening(mask, element)`` for an odd-sized ``element``, as shifted in-place ANDs and ORs
+    (the same pixels, several times faster for these sparse line elements)."""
+    r0, r1 = element.shape[0] // 2, element.shape[1] // 2
+    offsets = [(int(i) - r0, int(j) - r1) for i, j in zip(*np.nonzero(element))]
+    eroded = np.ones_like(mask, dtype=bool)
+    for dy, dx in offsets:
+        _shift_into(eroded, mask, dy, dx, np.logical_and)
+    opened = np.zeros_like(eroded)
+    for dy, dx in offsets:
+        _shift_into(opened, eroded, -dy, -dx, np.logical_or)
+    return opened
+
+
+def _arm_pixels(cy: int, cx: int, step: tuple[int, int], reach: int, offset: tuple[int, int] = (0, 0)):
+    """(y, x) of an arm's pixels 2..``reach`` steps from the centre, shifted by ``offset``."""
+    return [(cy + a * step[0] + offset[0], cx + a * step[1] + offset[1]) for a in range(2, reach + 1)]
+
+
+def _is_cross(mask: np.ndarray, near: np.ndarray, grey: np.ndarray, chroma: np.ndarray | None, cy: int, cx: int,
+              shape: str) -> bool:
+    """Whether marked arms leave (cy, cx) in all four directions of ``shape`` (a '+' or an 'x', not a 'T' or an
+    'L'; ``near``: the mask grown by 1 px, for strokes crossing between pixels) and are thin: little marked beside
+    them, and for white marks darker tissue there."""
+    strokes, reach, beside = CROSS_SHAPES[shape]
+    h, w = mask.shape
+    inside = lambda pts: [(y, x) for y, x in pts if 0 <= y < h and 0 <= x < w]  # noqa: E731
+    arms = [inside(_arm_pixels(cy, cx, (sgn * s[0], sgn * s[1]), reach)) for s in strokes for sgn in (-1, 1)]
+    if not all(sum(near[y, x] for y, x in arm) >= reach - 2 for arm in arms):
+        return False
+    side = inside([p for s in strokes for sgn in (-1, 1) for d in beside for side_sgn in (-1, 1)
+                   for p in _arm_pixels(cy, cx, (sgn * s[0], sgn * s[1]), reach,
+                                        (side_sgn * d * s[1], -side_sgn * d * s[0]))])
+    if not side or np.mean([mask[y, x] for y, x in side]) > MARK_SIDE_MARKED:
+        return False
+    on_arms = [p for arm in arms for p in arm if mask[p]]
+    coloured = chroma is not None and bool(on_arms) and np.median([chroma[p] for p in on_arms]) >= MARK_CHROMA
+    return coloured or float(np.median([grey[y, x] for y, x in side])) <= MARK_LEVEL - MARK_SIDE_GAP
+
+
+def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None,
+                    chroma: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``(x, y)`` (px) of the '+' and 'x' caliper marks inside the echo area of a grey frame (0..255); ``area``: the
+    echo area when already measured; ``chroma``: the frame's colour (:attr:`MedicalImage.chroma`), for coloured
+    marks."""
     grey = np.asarray(grey, np.float32)
-    bright = grey >= MARK_LEVEL
+    mask = graphic_mask(grey, chroma)
     area = area if area is not None else echo_area(grey)
-    if area is None or not bright.any():
+    if area is None or not mask.any():
         return []
-    k = 2 * MARK_ARM + 1
-
-    def thin(shape: tuple[int, int], thick: tuple[int, int]) -> np.ndarray:
-        return ndimage.binary_opening(bright, np.ones(shape, bool)) & ~ndimage.binary_opening(bright, np.ones(thick, bool))
-
-    centres = thin((1, k), (MARK_THICK + 2, k)) & thin((k, 1), (k, MARK_THICK + 2))
-    labels, _ = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
-    found = []
-    for rows, cols in ndimage.find_objects(labels):
-        cy, cx = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
-        y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
-        part, _ = ndimage.label(bright[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
-        own = part[cy - y0, cx - x0]
-        if own == 0 or not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
-            continue
-        ys, xs = np.nonzero(part == own)
-        if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT and _four_arms(bright, cy, cx)
-                and _thin_on_dark(grey, cy, cx)):
-            found.append((int(cx), int(cy)))
+    near = ndimage.binary_dilation(mask)
+    found: list[tuple[int, int]] = []
+    for shape, (strokes, reach, _) in CROSS_SHAPES.items():
+        k = 2 * reach + 1
+        thin = [ndimage.binary_dilation(_opening(mask, _stroke(s, k)) & ~_opening(mask, _stroke(s, k, MARK_THICK + 2)))
+                for s in strokes]
+        centres = thin[0] & thin[1]
+        labels, count = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
+        for cy, cx in ndimage.center_of_mass(centres, labels, range(1, count + 1)):
+            cy, cx = int(round(cy)), int(round(cx))
+            if any(abs(cx - x) <= reach and abs(cy - y) <= reach for x, y in found):
+                continue
+            if not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
+                continue
+            y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
+            part, _ = ndimage.label(near[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
+            own = part[cy - y0, cx - x0]
+            if own == 0:
+                continue
+            ys, xs = np.nonzero(part == own)
+            if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT
+                    and _is_cross(mask, near, grey, chroma, cy, cx, shape)):
+                found.append((cx, cy))
     return found
 
 
@@ -190,7 +266,7 @@ def marks_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     """Flag caliper crosses drawn inside the scan sector: measurement marks on or beside a lesion change the call
     (two synthetic crosses at the lesion's ends changed it on 12 % of AUL frames, 2026-12-06)."""
     frame = frame or EchoFrame.of(image)
-    crosses = caliper_crosses(frame.grey, frame.area)
+    crosses = caliper_crosses(frame.grey, frame.area, frame.chroma)
     if not crosses:
         return Check("marks", "ok", {"caliper_crosses": []})
     where = ", ".join(f"({x}, {y})" for x, y in crosses[:4]) + (" …" if len(crosses) > 4 else "")
@@ -221,6 +297,105 @@ def layout_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
         return Check("layout", "flagged", value, "two ultrasound views side by side (split screen): the model reads one "
                      "view a frame; crop the view with the lesion, or give its ROI")
     return Check("layout", "ok", value)
+
+
+# screen and rendering checks, measured 2026-12-06 on the 562 AUL frames (all seen in training), as read:
+# - colour inside the scan sector: pixels of chroma >= 60 are at most 0.19 % of the echo area (p99 0.12 %: scanner
+#   labels at its edge); an ALTERED frame with a colour Doppler box over the lesion (flow in 0.37 % of the frame): 0.78 %
+# - black background: smoothed grey <= 4 outside both echo areas covers >= 35.6 % of every frame (median 57.5 %); a
+#   phone photo of the screen (lifted blacks, glare, moiré; ALTERED): 0 %
+# - grey levels inside the echo area: >= 111 distinct (p1 174); the same frame as a 16-colour palette PNG: 16
+SECTOR_COLOUR_CHROMA, SECTOR_COLOUR_SHARE = 60, 0.003
+MIN_BLACK_SHARE, MIN_GREY_LEVELS = 0.15, 64
+
+
+def _full_size(area: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A half-size echo area (:func:`echo_parts`) at the frame's size."""
+    big = np.repeat(np.repeat(area, 2, 0), 2, 1)[: shape[0], : shape[1]]
+    return np.pad(big, ((0, shape[0] - big.shape[0]), (0, shape[1] - big.shape[1])))
+
+
+def sector_colour_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag colour inside the scan sector (a colour Doppler or elastography box, coloured graphics) above
+    :data:`SECTOR_COLOUR_SHARE` of the echo area: the whole-frame colour share (photometric check, 2 %) misses a
+    Doppler box over a small lesion."""
+    frame = frame or EchoFrame.of(image)
+    if frame.chroma is None or frame.area is None:
+        return Check("sector_colour", "ok", None)
+    area = _full_size(frame.area, frame.grey.shape)
+    share = float((frame.chroma[area] >= SECTOR_COLOUR_CHROMA).mean()) if area.any() else 0.0
+    value = {"coloured_share_of_sector": round(share, 4)}
+    if share > SECTOR_COLOUR_SHARE:
+        return Check("sector_colour", "flagged", value, f"{share:.1%} of the scan sector is coloured (a colour Doppler "
+                     "or elastography box, or coloured graphics over the image): the model was validated on greyscale "
+                     "B-mode; send the frame without the colour box")
+    return Check("sector_colour", "ok", value)
+
+
+def screen_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag a frame with little black background around the scan sector (under :data:`MIN_BLACK_SHARE` of it: a
+    photo of the scanner's screen, whose blacks are lifted by room light, or a frame cropped to the sector) or with
+    fewer than :data:`MIN_GREY_LEVELS` grey levels inside the sector (posterised: a palette image of few colours);
+    and data stored with more than 8 bits, which is stretched min..max to 0..255 grey."""
+    frame = frame or EchoFrame.of(image)
+    problems: list[str] = []
+    value: dict[str, object] = {"max_stored_value": float(np.max(image.pixels))}
+    if value["max_stored_value"] > 255:
+        problems.append(f"pixels stored with more than 8 bits (largest value {value['max_stored_value']:.0f}) were "
+                        "stretched min..max to 0..255 grey; the model was validated on 8-bit frames: check the contrast")
+    if frame.area is not None:
+        anywhere = np.logical_or.reduce(frame.parts)
+        small = frame.grey[::2, ::2][: anywhere.shape[0], : anywhere.shape[1]]
+        black = float(((ndimage.uniform_filter(small, 5) <= 4.0) & ~anywhere).mean())
+        levels = int(np.unique(np.rint(frame.grey[_full_size(frame.area, frame.grey.shape)])).size)
+        value |= {"black_background_share": round(black, 3), "grey_levels_in_sector": levels}
+        if black < MIN_BLACK_SHARE:
+            problems.append(f"only {black:.0%} of the frame is black background around the scan sector (every frame "
+                            f"the model was trained on has at least 35 %): a photo of the screen (room light, glare, "
+                            "moiré) or a frame cropped to the sector; send the frame as the scanner exports it")
+        if levels < MIN_GREY_LEVELS:
+            problems.append(f"only {levels} grey levels inside the scan sector (posterised: a palette image of few "
+                            "colours, or a heavily compressed copy); send the original frame")
+    return Check("screen", "flagged" if problems else "ok", value, "; ".join(problems))
+
+
+# text over the image: a row of at least 5 glyph-sized marks (thin bright strokes, or drawn colour, 7-24 px high, at
+# most 24 px wide, tops and bottoms within 3 px, gaps under a glyph's height) inside the echo area. 2026-12-06 on the
+# 562 AUL frames (all seen in training): none flagged, the longest such row 3 (1 frame; scanner labels at the sector edge),
+# 0 on 359; "LIVER RT LOBE" / "SUBCOSTAL" drawn in white 16-px type over the liver of a real frame (ALTERED): 12
+TEXT_GLYPHS, GLYPH_HEIGHT, GLYPH_WIDTH, GLYPH_ALIGN = 5, (7, 24), 24, 3
+
+
+def text_run(grey: np.ndarray, area: np.ndarray, chroma: np.ndarray | None = None) -> int:
+    """The most glyph-sized marks in one row of text inside ``area`` (full-size echo area) of a grey frame."""
+    marks = (thin_bright_strokes(grey) | graphic_mask(grey, chroma) & (np.asarray(grey) < MARK_LEVEL)) & area
+    labels, _ = ndimage.label(marks, np.ones((3, 3), bool))
+    glyphs = sorted((cols.start, cols.stop, rows.start, rows.stop) for rows, cols in ndimage.find_objects(labels)
+                    if GLYPH_HEIGHT[0] <= rows.stop - rows.start <= GLYPH_HEIGHT[1] and cols.stop - cols.start <= GLYPH_WIDTH)
+    longest = 0
+    for i, (_, end, top, bottom) in enumerate(glyphs):
+        run = 1
+        for x0, x1, y0, y1 in glyphs[i + 1 :]:
+            if x0 - end > bottom - top:
+                break
+            if x0 >= end - 1 and abs(y0 - top) <= GLYPH_ALIGN and abs(y1 - bottom) <= GLYPH_ALIGN:
+                run, end = run + 1, x1
+        longest = max(longest, run)
+    return longest
+
+
+def text_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag a line of text inside the scan sector (annotations, measurement labels typed over the image): the model
+    reads every pixel of the sector as echoes."""
+    frame = frame or EchoFrame.of(image)
+    if frame.area is None:
+        return Check("text", "ok", None)
+    run = text_run(frame.grey, _full_size(frame.area, frame.grey.shape), frame.chroma)
+    value = {"longest_text_row_glyphs": run}
+    if run >= TEXT_GLYPHS:
+        return Check("text", "flagged", value, f"a line of text ({run} characters) is drawn inside the scan sector: "
+                     "annotations over the image can change the answer; send the frame exported without annotations")
+    return Check("text", "ok", value)
 
 
 def content_check(image: MedicalImage) -> Check:
@@ -264,7 +439,8 @@ def gate(image: MedicalImage) -> GateVerdict:
     checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
     if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
         frame = EchoFrame.of(image)  # grey and echo areas measured once for the three sector checks
-        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame)]
+        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame),
+                   sector_colour_check(image, frame), screen_check(image, frame), text_check(image, frame)]
         if (image.modality or "").upper() == "US":
             checks.append(tagged_content_check(image))
     return combine(TASK, checks)

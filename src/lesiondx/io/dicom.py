@@ -19,7 +19,7 @@ from .decodes import decoded
 from .enhanced import frame_geometry, frame_rescale, is_enhanced
 from .errors import ImageReadError, NotAnImage, require_nonempty_file
 from .image import MedicalImage
-from .raster import check_pixel_count, check_series_pixel_count, colour_fraction
+from .raster import check_pixel_count, check_series_pixel_count, chroma_of, coloured_share
 from .series import normal_positions, pick_series, slice_normal
 
 # Real scanner files carry values that break the VR rules (UUID-style UIDs, long strings...):
@@ -98,9 +98,9 @@ def _pixel_count(ds: Dataset) -> int:
     return int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * int(ds.get("NumberOfFrames") or 1)
 
 
-def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, float]:
+def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, np.ndarray | None]:
     """Pixel array as float32 (HU when a modality LUT exists), colour (RGB, YBR_*, PALETTE COLOR)
-    converted to grey by ITU-R BT.601 luma; with the share of coloured pixels (0 for monochrome)."""
+    converted to grey by ITU-R BT.601 luma; with the chroma of colour data (``None`` for monochrome)."""
     check_pixel_count(path, _pixel_count(ds), "DICOM image")
     photometric = str(ds.get("PhotometricInterpretation", ""))
     try:
@@ -116,7 +116,7 @@ def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, float]:
         if photometric == "PALETTE COLOR" and rgb.max() > 255:  # 16-bit palette entries
             rgb = rgb / 257.0
         grey = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-        return grey.astype(np.float32), False, colour_fraction(rgb)
+        return grey.astype(np.float32), False, chroma_of(rgb)
     has_lut = "RescaleSlope" in ds or "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
     values = apply_modality_lut(raw, ds) if has_lut else raw
     rescale = frame_rescale(ds) if not has_lut and is_enhanced(ds) and raw.ndim == 3 else None
@@ -125,7 +125,7 @@ def _decoded_pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool, float]:
     modality = str(ds.get("Modality", "OT"))
     if photometric == "MONOCHROME1":
         values = values.max() - values
-    return np.asarray(values, dtype=np.float32), has_lut and modality == "CT", 0.0
+    return np.asarray(values, dtype=np.float32), has_lut and modality == "CT", None
 
 
 def _spacing_2d(ds: Dataset) -> tuple[float, float] | None:
@@ -168,12 +168,14 @@ def read_dicom(path: str | Path, *, frame: int | None = None) -> MedicalImage:
 def image_from_dataset(ds: Dataset, path: Path, *, frame: int | None = None) -> MedicalImage:
     """Decode an already-read dataset (``path`` names it in errors and ``sources``); ``frame`` picks one
     frame (0-based) of a multi-frame file."""
-    pixels, is_hu, colour = _decoded_pixels(ds, path)
+    pixels, is_hu, chroma = _decoded_pixels(ds, path)
+    colour = coloured_share(chroma)
     n_frames = int(ds.get("NumberOfFrames") or 1)
     if frame is not None:
         if not 0 <= frame < n_frames:
             raise ImageReadError(path, f"frame {frame} does not exist (the file has {n_frames} frame(s), 0-based)")
         pixels = pixels[frame] if n_frames > 1 else pixels
+        chroma = chroma[frame] if chroma is not None and n_frames > 1 else chroma
     spacing = _spacing_2d(ds)
     iop = ds.get("ImageOrientationPatient")
     orientation = tuple(float(v) for v in iop) if iop else None
@@ -194,6 +196,7 @@ def image_from_dataset(ds: Dataset, path: Path, *, frame: int | None = None) -> 
         positions=positions,
         is_hu=is_hu,
         metadata=metadata,
+        chroma=chroma if chroma is not None and chroma.shape == pixels.shape else None,  # enhanced frames reordered
     )
 
 

@@ -28,6 +28,9 @@ class MedicalImage:
         is_hu: ``True`` when pixel values are Hounsfield units.
         metadata: a few non-identifying tags (UIDs, series description) useful downstream.
         warnings: what the reader skipped or assumed (non-DICOM files in a folder, other series), for the output.
+        chroma: colour sources only (RGB, YBR, palette): max − min of R, G, B per pixel (uint8, 0..255, the shape
+            of ``pixels``), so that a gate can see coloured graphics (calipers, Doppler) in a frame read as grey;
+            ``None`` for grey sources.
     """
 
     pixels: np.ndarray
@@ -40,6 +43,7 @@ class MedicalImage:
     is_hu: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    chroma: np.ndarray | None = None
 
     @property
     def is_volume(self) -> bool:
@@ -65,8 +69,10 @@ class MedicalImage:
         spacing = self.spacing[1:] if self.spacing is not None else None
         src = (self.sources[index],) if len(self.sources) == self.n_slices else self.sources
         pos = (self.positions[index],) if self.positions is not None else None
-        return replace(self, pixels=self.pixels[index], spacing=spacing, sources=src, positions=pos)
+        chroma = self.chroma[index] if self.chroma is not None and self.chroma.ndim == 3 else self.chroma
+        return replace(self, pixels=self.pixels[index], spacing=spacing, sources=src, positions=pos, chroma=chroma)
 
     def with_pixels(self, pixels: np.ndarray, spacing: tuple[float, ...] | None = None) -> "MedicalImage":
-        """A copy with new pixels (and optionally new spacing), all else kept."""
-        return replace(self, pixels=pixels, spacing=spacing if spacing is not None else self.spacing)
+        """A copy with new pixels (and optionally new spacing), all else kept (``chroma`` only when the shape is)."""
+        chroma = self.chroma if self.chroma is not None and self.chroma.shape == np.shape(pixels) else None
+        return replace(self, pixels=pixels, spacing=spacing if spacing is not None else self.spacing, chroma=chroma)

@@ -119,27 +119,49 @@ def read_raster_array(path: str | Path, *, grey: bool = True) -> np.ndarray:
     return array
 
 
-def colour_fraction(rgb: np.ndarray, min_chroma: float = 30.0) -> float:
+def _spread(rgb: np.ndarray) -> np.ndarray:
+    """max − min over R, G, B per pixel, in ``rgb``'s own dtype."""
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # elementwise over the three planes: ~15x faster than a max/min reduction over the short last axis
+    return np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+
+
+def chroma_of(rgb: np.ndarray) -> np.ndarray:
+    """max − min over R, G, B per pixel (uint8 grey levels, 0 for grey); ``rgb``: 0..255, colour last,
+    ``(rows, cols, 3)`` or ``(frames, rows, cols, 3)``."""
+    return np.clip(np.rint(_spread(rgb)), 0, 255).astype(np.uint8)
+
+
+COLOUR_CHROMA = 30.0  # grey levels of max − min over R, G, B above which a pixel counts as coloured
+
+
+def colour_fraction(rgb: np.ndarray, min_chroma: float = COLOUR_CHROMA) -> float:
     """Share of pixels whose max − min over R, G, B exceeds ``min_chroma`` grey levels (0 for grey).
     ``rgb``: colour last, ``(rows, cols, 3)`` or ``(frames, rows, cols, 3)``."""
     if rgb.ndim < 3 or rgb.shape[-1] < 3:
         return 0.0
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    # elementwise over the three planes: ~15x faster than a max/min reduction over the short last axis
-    chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
-    return float((chroma > min_chroma).mean())
+    return float((_spread(rgb) > min_chroma).mean())
+
+
+def coloured_share(chroma: np.ndarray | None, min_chroma: float = COLOUR_CHROMA) -> float:
+    """Share of pixels of a :func:`chroma_of` plane above ``min_chroma`` (0 for ``None``: a grey source)."""
+    return float((chroma > min_chroma).mean()) if chroma is not None else 0.0
 
 
 def read_raster(path: str | Path, *, modality: str = "OT") -> MedicalImage:
     """A PNG/JPG/... file as a grey 2D :class:`MedicalImage` (no spacing: JPEGs carry none); the share of
-    coloured pixels is kept in ``metadata["ColourFraction"]`` (the input gates read it)."""
+    coloured pixels is kept in ``metadata["ColourFraction"]`` and each pixel's colour in ``chroma`` (the input gates
+    read both)."""
     path = require_nonempty_file(path)
     arrays = _decode(path, ("grey", "rgb"))
     grey, rgb = arrays["grey"], arrays["rgb"]
     if grey.ndim == 3:
         grey = grey @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    colour = colour_fraction(rgb) if rgb.ndim == 3 else 0.0
-    return MedicalImage(pixels=grey, modality=modality, sources=(path,), metadata={"ColourFraction": f"{colour:.4f}"})
+    chroma = chroma_of(rgb) if rgb.ndim == 3 else None
+    colour = coloured_share(chroma)
+    chroma = chroma if chroma is not None and chroma.any() else None  # grey stored as RGB: no chroma kept
+    return MedicalImage(pixels=grey, modality=modality, sources=(path,), metadata={"ColourFraction": f"{colour:.4f}"},
+                        chroma=chroma)
 
 
 def read_slice_folder(folder: str | Path, *, modality: str = "OT") -> MedicalImage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .decodes import decoded
-from .errors import ImageReadError
+from .errors import ImageReadError, video_kind
 from .image import MedicalImage
 from .raster import NIFTI_SUFFIXES, RASTER_SUFFIXES, read_nifti, read_raster, read_slice_files, read_slice_folder
 
@@ -28,6 +28,9 @@ def _read_image(path: Path, frame: int | None) -> MedicalImage:
         raise ImageReadError(path, "file does not exist")
     if path.is_dir():
         return read_study(path)
+    if (video := video_kind(path)) is not None:
+        raise ImageReadError(path, f"a video file ({video}), not an image: export the frame as PNG or JPEG, or the "
+                                   "cine clip as a multi-frame ultrasound DICOM")
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return read_nifti(path)

@@ -91,3 +91,15 @@ def test_two_stacks_mixed_in_one_series_are_refused():
     verdict = check("ct-liver", mixed)
     assert verdict.status == "refused"
     assert "3 slice positions occur twice" in verdict.checks["slice_geometry"]["note"]
+
+
+def test_a_liver_darker_than_40_hu_is_named_as_a_possible_reason_for_no_liver_level():
+    """ALTERED in memory: p01 liver-level slices with 30–400 HU compressed to 30–67 HU (liver ≈ 38 HU, as a fatty liver
+    without contrast). The refusal said only "the series does not reach the liver", which misleads on such a scan."""
+    image = _liver_level()
+    hu = image.pixels.copy()
+    soft = (hu > 30) & (hu < 400)
+    hu[soft] = 30 + (hu[soft] - 30) * 0.1
+    verdict = check("ct-liver", image.with_pixels(hu))
+    assert verdict.status == "refused"
+    assert "below 40 HU" in verdict.checks["body_region"]["note"]

@@ -40,6 +40,7 @@ CHEST_FLAG, CHEST_ONLY = 0.55, 0.90
 MAX_STEP_MM = 2.5  # slices further apart are flagged (IRCADb, where the rules were checked: 1.6 mm)
 MIN_LESION_SLICES = 2  # the detector's chain: a lesion on at least 2 adjacent slices
 TILT_FLAG_DEG = 2.0
+DARK_LIVER = "or its liver is below 40 HU (e.g. a fatty liver without contrast), which this model cannot read"
 LIVER_COVERAGE_FLAG = 0.45  # share of slices at liver level below which the series is flagged
 
 
@@ -54,9 +55,10 @@ def body_region_check(image: MedicalImage, max_slices: int = 40) -> Check:
     value = {"judged": True, "slices_with_liver_tissue": round(liver_share, 3),
              "max_liver_tissue_fraction": round(float(liver.max()), 3), "slices_with_lungs": round(chest, 3)}
     if liver.max() < NO_LIVER_MAX:
-        return Check("body_region", "refused", value, "no liver-density tissue (40–200 HU) on any slice: not an abdominal CT at liver level")
+        return Check("body_region", "refused", value,
+                     f"no liver-density tissue (40–200 HU) on any slice: not an abdominal CT at liver level, {DARK_LIVER}")
     if liver_share == 0 and len(idx) >= 3:  # no slice at liver level: the series stops above (or misses) the liver
-        what = "a chest-only series" if chest >= CHEST_ONLY else "the series does not reach the liver"
+        what = "a chest-only series" if chest >= CHEST_ONLY else f"the series does not reach the liver, {DARK_LIVER}"
         return Check("body_region", "refused", value,
                      f"no slice at liver level (liver-density tissue on ≥ {LIVER_SLICE:.0%} of the right-anterior body "
                      f"on none of them; lungs on {chest:.0%} of the slices): {what}")

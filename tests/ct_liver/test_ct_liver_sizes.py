@@ -60,3 +60,16 @@ def test_slices_without_a_pixel_size_give_no_box_size_and_say_the_finding_size_i
     assert all(les["size_mm"] is None for les in result["lesions"])
     size = result["findings"][0]["size_mm"]
     assert size["long_axis"] > 0 and size["craniocaudal"] is None and "estimated from the body width" in size["basis"]
+
+
+def test_a_craniocaudal_extent_cut_by_the_series_end_or_a_gap_says_so():
+    """SYNTHETIC slice indices. Before, a lesion on the series' last slice, or on the slice beside a gap of missing
+    slices, was given its craniocaudal size as if it had been seen whole."""
+    from lesiondx.ct_liver.sizes import extent_cut
+
+    assert extent_cut(3, 6, 20) is None
+    assert "first slice" in extent_cut(0, 4, 20) and "last slice" in extent_cut(15, 19, 20)
+    assert "gap" in extent_cut(5, 9, 20, gaps=(9,))  # the gap lies between slices 9 and 10
+    assert "gap" in extent_cut(10, 12, 20, gaps=(9,)) and extent_cut(11, 12, 20, gaps=(9,)) is None
+    size = lesion_size_mm([(9, Box(0, 0, 10, 10))], 1.0, 1.6, n_slices=20, gaps=(9,))
+    assert size["craniocaudal"] == 1.6 and "at least" in size["craniocaudal_note"]

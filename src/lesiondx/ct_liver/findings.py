@@ -37,6 +37,7 @@ class Series:
     spacing_known: bool = True  # False: ``spacing_mm`` is a stand-in, no size in mm is given
     spacing_estimated: bool = False  # True: ``spacing_mm`` estimated from the body width
     orientation: tuple[float, ...] | None = None  # DICOM ImageOrientationPatient, for the lesion's lobe
+    gaps: tuple[int, ...] = ()  # i: slices missing between slice i and i + 1 (a position gap)
 
 
 def seeds(series: Sequence[Series], shifts: Sequence[tuple[int, int, int]], shape: tuple[int, int, int],
@@ -133,7 +134,7 @@ def findings(series: Sequence[Series],
             "id": k, "study": ref.study_id, "slices": [int(zs.min()), int(zs.max())],
             "box": [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1],
             "size_mm": lesion_size_mm(_boxes_of(k, labels, series, shifts), ref.spacing_mm if ref.spacing_known
-                                      else None, ref.slice_mm, ref.spacing_estimated),
+                                      else None, ref.slice_mm, ref.spacing_estimated, shape[0], ref.gaps),
             "location": frame.point_location(*ndimage.center_of_mass(lesion.any(axis=0))),
             "alignment": {s.study_id: list(sh) for s, sh in zip(series, shifts)},
             "phases": {p: {"lesion_hu": _r(m.lesion_hu), "core_hu": _r(m.core_hu), "rim_hu": _r(m.rim_hu),

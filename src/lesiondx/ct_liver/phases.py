@@ -23,6 +23,11 @@ BONE_HU = 400.0  # cortical bone; the vertebral body is the filled-in hull of it
 AORTA_RADIUS_MM = 6.0  # disc the aorta's mean is taken over (adult abdominal aorta ≈ 20 mm across)
 ARTERIAL_GAP_HU = 80.0  # aorta this far above the (intrahepatic) portal veins: arterial phase
 VEIN_RADIUS_MM = 3.0  # disc for intrahepatic vessels (portal vein branches ≥ 6 mm across at the hilum)
+# Below this largest liver cross-section the series does not reach the liver hilum (or what was taken for liver is
+# not liver), so vessel HU say nothing about the phase. Measured with `largest_section_cm2` on the HU-rule mask
+# (2026-12-06): whole livers 177 / 189 cm² (IRCADb p01 / p07), 141–248 cm² on three chest CTs reaching the upper
+# abdomen; p01's top 12 slices (dome) 78 cm² and its 27 slices below the liver 24 cm² (both were called arterial).
+MIN_LIVER_SECTION_CM2 = 100.0
 
 
 @dataclass(frozen=True)
@@ -220,10 +225,25 @@ def shifted(volume: np.ndarray, shift: tuple[int, int, int], shape: tuple[int, i
     return out
 
 
+def largest_section_cm2(liver: np.ndarray, spacing_mm: float | None) -> float:
+    """Area (cm²) of the liver mask's largest axial cross-section (``spacing_mm`` in-plane; 0.75 mm when unknown)."""
+    mask = np.asarray(liver, bool)
+    pixels = int(mask.reshape(len(mask), -1).sum(axis=1).max()) if mask.size else 0
+    return pixels * (spacing_mm or 0.75) ** 2 / 100.0
+
+
 def series_phase(study: Study, given: str | None, timed: str | None, liver: np.ndarray) -> PhaseCall:
-    """The series' phase: given > DICOM tags > acquisition-time order > aorta / portal-vein HU (exact HU only)."""
+    """The series' phase: given > DICOM tags > acquisition-time order > aorta / portal-vein HU (exact HU only, and
+    only when the liver's largest cross-section reaches ``MIN_LIVER_SECTION_CM2``: the series reaches the hilum)."""
     if given or study.phase or timed or study.hu_exact:
-        levels = vessel_levels(study.hu, liver, study.spacing_mm) if study.hu_exact else VesselLevels(None, None)
+        section = largest_section_cm2(liver, study.spacing_mm)
+        at_hilum = study.hu_exact and section >= MIN_LIVER_SECTION_CM2
+        if study.hu_exact and not at_hilum and not (given or study.phase or timed):
+            return PhaseCall(None, "unknown", f"the liver's largest cross-section is {section:.0f} cm² (under "
+                                              f"{MIN_LIVER_SECTION_CM2:.0f} cm²: the series shows only part of the "
+                                              "liver, e.g. its dome, or no liver): vessels not measured at liver "
+                                              "level; name the phase (--phase) to have it characterised")
+        levels = vessel_levels(study.hu, liver, study.spacing_mm) if at_hilum else VesselLevels(None, None)
         call = identify_phase(study.phase, given, levels, timed)
         return replace(call, warning=contradiction(call, levels))
     # 8-bit slices: the export window clips the aorta, and absolute HU rest on a window estimate

@@ -21,15 +21,28 @@ def box_size_mm(box: Box, spacing_mm: float | None) -> float | None:
     return round(max(box.x2 - box.x1, box.y2 - box.y1) * float(spacing_mm), 1)
 
 
+def extent_cut(first: int, last: int, n_slices: int, gaps: Sequence[int] = ()) -> str | None:
+    """Why a lesion on slices ``first``…``last`` (of ``n_slices``) may be longer than measured: it reaches the series'
+    first or last slice, or a gap of missing slices (``gaps``: ``i`` = the gap lies between slices ``i`` and
+    ``i + 1``); ``None`` when it was seen whole."""
+    where = [w for w, hit in (("the series' first slice", first == 0), ("the series' last slice", last == n_slices - 1))
+             if hit]
+    where += [f"a gap of missing slices (after slice {g})" for g in gaps if first <= g + 1 and last >= g]
+    return "reaches " + " and ".join(where) if where else None
+
+
 def lesion_size_mm(boxes: Sequence[tuple[int, Box]], spacing_mm: float | None, slice_mm: float | None,
-                   spacing_estimated: bool = False) -> dict:
+                   spacing_estimated: bool = False, n_slices: int | None = None, gaps: Sequence[int] = ()) -> dict:
     """``{"long_axis", "craniocaudal", "basis"}`` in mm of one lesion's ``(slice, box)`` detections: the
     longest box side and the span of its slices × ``slice_mm``; a value is ``None`` when its spacing is
-    unknown or there is no box (``basis`` says what was measured and with which spacing)."""
+    unknown or there is no box (``basis`` says what was measured and with which spacing). With ``n_slices`` (and the
+    series' ``gaps``, see :func:`extent_cut`), ``craniocaudal_note`` says when the extent is only a lower bound."""
     sides = [box_size_mm(b, spacing_mm) for _, b in boxes]
     zs = [z for z, _ in boxes]
     long_axis = max(sides) if sides and spacing_mm else None
     extent = round((max(zs) - min(zs) + 1) * float(slice_mm), 1) if zs and slice_mm else None
     basis = WHAT + "; " + ("pixel size unknown" if not spacing_mm else ESTIMATED_SPACING if spacing_estimated
                            else PIXEL_SPACING) + ("; slice step unknown" if not slice_mm else "")
-    return {"long_axis": long_axis, "craniocaudal": extent, "basis": basis}
+    cut = extent_cut(min(zs), max(zs), n_slices, gaps) if zs and n_slices else None
+    return {"long_axis": long_axis, "craniocaudal": extent, "basis": basis,
+            **({"craniocaudal_note": f"at least this: the lesion {cut}, it may go on beyond"} if cut else {})}

@@ -29,6 +29,7 @@ from lesiondx.progress import track
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
+from .coverage import field_of_view_check, position_gaps, with_check
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, align, findings
@@ -336,6 +337,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
             result["window_assumed"] = read_as
         with clock.stage("liver"):
             liver = liver_mask(study, bundle)
+            verdicts[-1] = with_check(verdicts[-1], field_of_view_check(study.hu, liver[0], study.spacing_mm))
         given = given_phases[i] if i < len(given_phases) else None
         with clock.stage("phases"):
             call = series_phase(study, given, timed[i], liver[0])
@@ -348,7 +350,8 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         flags = [les["inside_liver"] for les in res["lesions"]]
         series.append(Series(study.study_id, study.phase, study.hu, parts.liver, study.spacing_mm or 0.75,
                              tuple(d for d, f in zip(parts.found, flags) if f), study.slice_mm,
-                             study.spacing_mm is not None, study.spacing_estimated, study.orientation))
+                             study.spacing_mm is not None, study.spacing_estimated, study.orientation,
+                             position_gaps(image.positions)))
         result["lesions"] += [{**les, "study": study.study_id} for les in res["lesions"]]
         result["overlays"] += res["overlays"]
         result["cams"] += res["cams"]

@@ -148,10 +148,10 @@ def lung_coverage_check(image: MedicalImage, fractions: np.ndarray | None = None
     return Check("lung_coverage", "ok", value)
 
 
-def pixel_value_check(image: MedicalImage) -> Check:
+def pixel_value_check(image: MedicalImage, window: str = "lung") -> Check:
     """Refuses slices that are neither Hounsfield units nor display grey 0..255: a CT DICOM without RescaleSlope /
     RescaleIntercept (stored values, e.g. 0..2500) or a 16-bit raster. Scaled by their maximum they would reach the
-    model in an unknown, far too wide window instead of the lung window it was trained on."""
+    model in an unknown, far too wide window instead of the ``window`` (lung, abdomen) window it works in."""
     if image.is_hu:
         return Check("pixel_values", "ok", {"is_hu": True})
     top = float(np.max(image.pixels)) if image.pixels.size else 0.0
@@ -159,8 +159,8 @@ def pixel_value_check(image: MedicalImage) -> Check:
     if top > 255.5:
         return Check("pixel_values", "refused", value,
                      f"pixel values up to {top:.0f} are neither Hounsfield units (no RescaleSlope/RescaleIntercept) "
-                     "nor 8-bit display grey: the lung window cannot be applied; export the series with its "
-                     "rescale tags, or as lung-window slices")
+                     f"nor 8-bit display grey: the {window} window cannot be applied; export the series with its "
+                     f"rescale tags, or as {window}-window slices")
     return Check("pixel_values", "ok", value)
 
 

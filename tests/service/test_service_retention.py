@@ -134,3 +134,19 @@ def test_results_a_killed_service_never_queued_for_the_pacs_are_queued_at_the_ne
     with core.db.session() as s, s.begin():
         s.get(Study, dicom).export_state, s.get(Study, dicom).export_version = "sent", 2
     assert core.resume_unqueued_exports() == []  # the current version was sent: nothing to do
+
+
+def test_a_running_jobs_staging_folder_is_kept_and_one_left_by_a_kill_is_removed(tmp_path):
+    """A run writes its results into ``results/.run-<study>-*`` and publishes them at the end (worker.py): housekeeping
+    must not take that folder while the study runs, whatever its age, and removes the one a killed run left."""
+    db, storage = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}"), Storage(tmp_path / "store")
+    with db.session() as s, s.begin():
+        s.add(Study(id="r" * 32, status="running"))
+        s.add(Study(id="d" * 32, status="done"))
+    running, left = storage.stage_results("r" * 32), storage.stage_results("d" * 32)
+    past = time.time() - 2 * 3600
+    for path in (running, left):
+        os.utime(path, (past, past))
+    assert sweep_orphans(db, storage).folders == 1
+    db.dispose()
+    assert running.is_dir() and not left.exists()

@@ -5,7 +5,8 @@ Layout::
     <root>/secret.key                 de-identification salt (0600), see settings.load_salt
     <root>/lesiondx.sqlite3           default database
     <root>/blobs/ab/abcdef...         uploaded files by sha256 (DICOM already de-identified)
-    <root>/results/<study_id>/...     overlays and DICOM results of a study
+    <root>/results/<study_id>/...     overlays and DICOM results of a study (published whole, see publish_results)
+    <root>/results/.run-<study_id>-*  results of one run being written (staging; moved into place when done)
     <root>/work/<study_id>/run-*/...  inputs materialised for a running job (removed after)
 """
 
@@ -169,16 +170,36 @@ class Storage:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def reset_results(self, study_id: str) -> Path:
-        """Empty a study's result folder (a re-run after a crash starts clean) and return it."""
-        path = self.root / "results" / safe_name(study_id)
-        for _ in range(3):  # a crashed run's worker may still be writing there: try again briefly
-            shutil.rmtree(path, ignore_errors=True)
-            if not path.exists():
-                break
-            time.sleep(0.1)
-        path.mkdir(parents=True, exist_ok=True)
+    def stage_results(self, study_id: str) -> Path:
+        """A fresh, empty staging folder for one run's results, ``results/.run-<study>-<random>``, after removing
+        what earlier runs of the study left there (a run killed before publishing). The published folder is left
+        as it is until :meth:`publish_results`: readers see the previous results whole, never a half-written run."""
+        name = safe_name(study_id)
+        for leftover in (self.root / "results").glob(f".run-{name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        path = self.root / "results" / f".run-{name}-{secrets.token_hex(4)}"
+        path.mkdir(parents=True)
         return path
+
+    def publish_results(self, study_id: str, staged: Path) -> None:
+        """Make a staging folder (:meth:`stage_results`) the study's results: the published folder is renamed aside,
+        the staged one renamed into its place (a reader in between finds no folder, never a mix) and the old one
+        removed. Call it only while the run holds the study's claim (the worker does, inside the transaction
+        that stores the outcome)."""
+        target = self.root / "results" / safe_name(study_id)
+        aside = target.with_name(f".old-{target.name}-{secrets.token_hex(4)}")
+        try:
+            os.replace(target, aside)
+        except FileNotFoundError:
+            aside = None
+        os.replace(staged, target)  # also over an empty folder a reader made in between (results_dir)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+
+    @staticmethod
+    def discard_results(staged: Path) -> None:
+        """Remove a staging folder whose run lost its claim (or failed to store its outcome)."""
+        shutil.rmtree(staged, ignore_errors=True)
 
     def result_file(self, study_id: str, name: str) -> Path | None:
         """A result file of a study by name, or None (never escapes the study's folder)."""

@@ -20,7 +20,11 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -101,6 +105,36 @@ class Storage:
         self.root = Path(root)
         for sub in ("blobs", "results", "work"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._held: Counter[str] = Counter()  # blobs of uploads not yet committed (see holding)
+        self._held_lock = threading.Lock()
+        self._holds = threading.local()  # this thread's open holding() blocks
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Blobs this thread stores (:meth:`put`) inside the block are kept by :meth:`remove_blob` until the block
+        ends: wrap an upload up to the commit of its rows, so that housekeeping never takes a blob whose study is
+        not committed yet, whatever the clock or the files' modification times say."""
+        held: list[str] = []
+        stack = self._holds.__dict__.setdefault("stack", [])
+        stack.append(held)
+        try:
+            yield
+        finally:
+            stack.remove(held)
+            with self._held_lock:
+                self._held.subtract(held)
+                self._held += Counter()  # drop counts at zero
+
+    def _hold(self, sha: str) -> None:
+        for held in getattr(self._holds, "stack", []):
+            held.append(sha)
+            with self._held_lock:
+                self._held[sha] += 1
+
+    def is_held(self, sha: str) -> bool:
+        """True while an upload that stored ``sha`` has not finished (:meth:`holding`)."""
+        with self._held_lock:
+            return self._held[sha] > 0
 
     def blob_path(self, sha: str) -> Path:
         """Where the blob with hash ``sha`` lives (whether or not it exists)."""
@@ -111,6 +145,7 @@ class Storage:
     def put(self, data: bytes) -> str:
         """Store ``data`` durably (write, fsync, atomic rename); returns its sha256. Idempotent."""
         sha = sha256_bytes(data)
+        self._hold(sha)  # before it is (re)written: a removal from now on sees the mark (remove_blob)
         target = self.blob_path(sha)
         if target.exists() and target.stat().st_size == len(data):
             try:
@@ -132,9 +167,10 @@ class Storage:
         return sha
 
     def remove_blob(self, sha: str, grace_s: float) -> int | None:
-        """Remove a blob no study refers to (the caller checked); its size in bytes, or None when it is missing or
-        was stored again within ``grace_s`` s. Renamed aside first: an upload of the same content from now on
-        finds no blob and writes it again, and one that refreshed its time just before is seen and kept."""
+        """Remove a blob no study refers to (the caller checked); its size in bytes, or None when it is missing,
+        belongs to an upload still in progress (:meth:`holding`) or was stored again within ``grace_s`` s. Renamed
+        aside first: an upload of the same content from now on finds no blob and writes it again, and one that
+        marked or refreshed it just before is seen and kept."""
         target = self.blob_path(sha)
         aside = target.with_name(f".del-{sha}")
         try:
@@ -142,7 +178,7 @@ class Storage:
         except FileNotFoundError:
             return None
         info = aside.stat()
-        if info.st_mtime > time.time() - grace_s:
+        if self.is_held(sha) or info.st_mtime > time.time() - grace_s:
             if not target.exists():
                 os.replace(aside, target)
             else:

@@ -488,3 +488,30 @@ def test_a_run_that_lost_its_claim_publishes_nothing_and_readers_never_see_a_run
     assert (study.status, study.failure, study.claimed_by) == ("done", None, None)
     assert _folder(published) == finished
     assert sorted(p.name for p in (tmp_path / "store" / "results").iterdir()) == [study_id]  # no staging left
+
+
+def test_publishing_moves_aside_a_progress_file_a_stale_run_wrote_in_between(tmp_path, monkeypatch):
+    """Between moving the old results aside and moving the new ones in, a stale run's progress file can make the
+    study's folder again; the publication moves that aside too instead of failing the study."""
+    from lesiondx.service import storage as storage_module
+    from lesiondx.service.storage import Storage
+
+    storage, study_id = Storage(tmp_path / "store"), "p" * 32
+    published = storage.results_dir(study_id)
+    (published / "old.png").write_bytes(b"old run")
+    staged = storage.stage_results(study_id)
+    (staged / "new.png").write_bytes(b"new run")
+    real_replace, moves = os.replace, []
+
+    def replace_then_stale_write(source, target):
+        real_replace(source, target)
+        moves.append(Path(target).name)
+        if len(moves) == 1:  # the old folder just went aside: the stale run writes its progress now
+            published.mkdir()
+            (published / "progress.json").write_text("{}")
+
+    monkeypatch.setattr(storage_module.os, "replace", replace_then_stale_write)
+    storage.publish_results(study_id, staged)
+    monkeypatch.undo()
+    assert _folder(published) == {"new.png": b"new run"}
+    assert sorted(p.name for p in (tmp_path / "store" / "results").iterdir()) == [study_id]

@@ -223,14 +223,22 @@ class Storage:
         removed. Call it only while the run holds the study's claim (the worker does, inside the transaction
         that stores the outcome)."""
         target = self.root / "results" / safe_name(study_id)
-        aside = target.with_name(f".old-{target.name}-{secrets.token_hex(4)}")
-        try:
-            os.replace(target, aside)
-        except FileNotFoundError:
-            aside = None
-        os.replace(staged, target)  # also over an empty folder a reader made in between (results_dir)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        for attempt in range(3):  # a stale run's progress file may land in a folder made in between: move it too
+            aside = target.with_name(f".old-{target.name}-{secrets.token_hex(4)}")
+            try:
+                os.replace(target, aside)
+            except FileNotFoundError:
+                aside = None
+            try:
+                os.replace(staged, target)  # also over an empty folder a reader made in between (results_dir)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == 2:
+                    raise
+            else:
+                break
+            finally:
+                if aside is not None:
+                    shutil.rmtree(aside, ignore_errors=True)
 
     @staticmethod
     def discard_results(staged: Path) -> None:

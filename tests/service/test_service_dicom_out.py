@@ -24,7 +24,7 @@ from PIL import Image
 from pydicom.uid import generate_uid
 
 from lesiondx.service.core import ServiceCore
-from lesiondx.service.db import IdentityRecord, Study
+from lesiondx.service.db import IdentityRecord, Study, utcnow
 from lesiondx.service.identity import Sealer, originals_for_study, purge_expired
 from lesiondx.service.ingest import Triage, triage_file
 from lesiondx.service.pacs import build_result_objects, export_detail, export_once, queue_export
@@ -295,6 +295,22 @@ def test_export_retries_with_back_off_then_gives_up(done_study):
         detail = export_detail(s.get(Study, study_id))
     assert detail["next_try_at"] is None and "gave up after 2 attempts" in detail["reason"]
     assert _claim(core) is None
+
+
+def test_a_retry_set_before_the_clock_went_back_an_hour_waits_no_longer_than_the_configured_wait(done_study):
+    """Was: ``next_try_at`` is wall-clock time, so after the clock was set back an hour a failed export waited an hour
+    more than its back-off before it was tried again."""
+    import dataclasses
+
+    from lesiondx.service.pacs.export import _claim
+
+    core, study_id, _, _ = done_study
+    core.settings = dataclasses.replace(core.settings, export_retry_seconds=(60.0,))
+    assert queue_export(core, study_id) and _claim(core) == study_id and export_once(core, study_id) == "failed"
+    for ahead, due in ((timedelta(seconds=30), False), (timedelta(hours=1, seconds=30), True)):
+        with core.db.session() as s, s.begin():  # a 60 s wait, written before / after the clock went back
+            s.get(Study, study_id).export_next_at = utcnow() + ahead
+        assert _claim(core) == (study_id if due else None)
 
 
 def test_a_rerun_queued_during_a_send_is_not_overwritten_by_its_outcome(done_study):

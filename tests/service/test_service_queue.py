@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, StudyFile, utcnow
+from lesiondx.service.db import ADDED_COLUMNS, MAX_INTERRUPTIONS, Database, Study, StudyFile, as_utc, utcnow
 from lesiondx.service.leases import HOST, claim_is_dead, new_owner
 from lesiondx.service.worker import Worker
 
@@ -252,3 +252,59 @@ def test_the_in_process_worker_outlives_a_database_that_refuses_a_job_outcome(ma
     study = wait_study(client, client.post("/api/studies", files=[file_field(US_IMAGES[0])]).json()["id"])
     assert (study["status"], study["attempts"]) == ("done", 1) and len(refused) == 2  # run twice, charged once
     assert client.get("/api/health").json()["worker_alive"] is True
+
+
+def _claim_order_after_the_clock_went_back(url: str) -> list[str]:
+    """Queue three studies while the wall clock steps back an hour after the first; the order workers claim them."""
+    db = Database(url)
+    now = utcnow()
+    for study_id, created in (("1" * 32, now), ("2" * 32, now - timedelta(minutes=59)),
+                              ("3" * 32, now - timedelta(minutes=58))):  # uploaded after the step back
+        with db.session() as s, s.begin():
+            s.add(Study(id=study_id, status="queued", created_at=created))
+    try:
+        return [db.claim_next("x:1:a:w0") for _ in range(3)]
+    finally:
+        db.dispose()
+
+
+def test_uploads_after_the_clock_went_back_an_hour_do_not_jump_the_queue(tmp_path):
+    """Was: the queue went by ``created_at``, so for an hour after the clock was set back (NTP correction, a host
+    restored from a snapshot) every new upload was claimed before the studies already waiting."""
+    assert _claim_order_after_the_clock_went_back(f"sqlite:///{tmp_path / 'db.sqlite3'}") == ["1" * 32, "2" * 32,
+                                                                                               "3" * 32]
+
+
+def test_the_queue_order_survives_a_clock_step_on_postgresql(postgres_url):
+    from sqlalchemy import text
+
+    db = Database(postgres_url)
+    with db.engine.begin() as conn:  # the cluster is shared by the session's tests: only these studies queued
+        conn.execute(text("UPDATE studies SET status = 'done' WHERE status = 'queued'"))
+        conn.execute(text("DELETE FROM studies WHERE id IN (:a, :b, :c)"), {"a": "1" * 32, "b": "2" * 32, "c": "3" * 32})
+    db.dispose()
+    assert _claim_order_after_the_clock_went_back(postgres_url) == ["1" * 32, "2" * 32, "3" * 32]
+
+
+def test_health_never_reports_a_negative_queue_age_after_the_clock_went_back(make_client):
+    """Was: a study queued just before the clock was set back an hour showed ``oldest_queued_s`` of about -3600."""
+    client = make_client()
+    core = client.app.state.core
+    core.worker.stop()  # the study stays queued
+    with core.db.session() as s, s.begin():
+        s.add(Study(id="q" * 32, status="queued", created_at=utcnow() + timedelta(hours=1)))
+    age = client.get("/api/health").json()["oldest_queued_s"]
+    assert age is not None and age >= 0
+
+
+def test_a_study_received_just_before_the_clock_went_back_an_hour_is_not_held_open_for_that_hour(make_client):
+    """Was: the quiet period counted from ``last_instance_at``, a wall-clock time an hour ahead after the clock was set
+    back, so the study stayed 'receiving' (no analysis) for an hour more. Now its quiet period restarts from now."""
+    client = make_client()
+    core = client.app.state.core
+    with core.db.session() as s, s.begin():
+        s.add(Study(id="r" * 32, status="receiving", source="dicom", last_instance_at=utcnow() + timedelta(hours=1)))
+    assert core.close_quiet_studies() == []  # its sender may still be sending: quiet from now on
+    with core.db.session() as s:
+        last = s.get(Study, "r" * 32).last_instance_at
+    assert as_utc(last) <= utcnow()

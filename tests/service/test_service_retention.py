@@ -134,3 +134,44 @@ def test_results_a_killed_service_never_queued_for_the_pacs_are_queued_at_the_ne
     with core.db.session() as s, s.begin():
         s.get(Study, dicom).export_state, s.get(Study, dicom).export_version = "sent", 2
     assert core.resume_unqueued_exports() == []  # the current version was sent: nothing to do
+
+
+def test_housekeeping_after_the_clock_jumped_forward_keeps_the_files_of_an_upload_in_progress(make_client,
+                                                                                               monkeypatch):
+    """Was: a blob was kept from housekeeping only by its age (modified within the last hour); after the clock jumped
+    forward by more than that, a pass running while an upload was being stored removed its files before the study
+    was committed, and the study failed ('stored file is missing from storage'). Now an upload holds its blobs until
+    its rows are committed."""
+    client = make_client()
+    core = client.app.state.core
+    real_put, passes = core.storage.put, []
+
+    def put_then_housekeeping(data: bytes) -> str:
+        sha = real_put(data)
+        past = time.time() - 2 * 3600  # the clock jumped forward two hours since the file was written
+        os.utime(core.storage.blob_path(sha), (past, past))
+        passes.append(sweep_orphans(core.db, core.storage))  # a pass runs before the upload's rows are committed
+        return sha
+
+    monkeypatch.setattr(core.storage, "put", put_then_housekeeping)
+    study = wait_study(client, _upload(client, US_IMAGES[0]))
+    assert passes and all(p.blobs == 0 for p in passes)
+    assert (study["status"], study["failure"]) == ("done", None)
+    monkeypatch.undo()
+    assert sweep_orphans(core.db, core.storage).blobs == 0  # committed: now it is referenced
+
+
+def test_a_running_jobs_staging_folder_is_kept_and_one_left_by_a_kill_is_removed(tmp_path):
+    """A run writes its results into ``results/.run-<study>-*`` and publishes them at the end (worker.py): housekeeping
+    must not take that folder while the study runs, whatever its age, and removes the one a killed run left."""
+    db, storage = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}"), Storage(tmp_path / "store")
+    with db.session() as s, s.begin():
+        s.add(Study(id="r" * 32, status="running"))
+        s.add(Study(id="d" * 32, status="done"))
+    running, left = storage.stage_results("r" * 32), storage.stage_results("d" * 32)
+    past = time.time() - 2 * 3600
+    for path in (running, left):
+        os.utime(path, (past, past))
+    assert sweep_orphans(db, storage).folders == 1
+    db.dispose()
+    assert running.is_dir() and not left.exists()

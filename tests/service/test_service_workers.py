@@ -420,3 +420,98 @@ def test_a_service_killed_by_a_fatal_signal_leaves_its_stacks_in_the_log(live_se
     assert proc.wait(60) == -signal.SIGBUS
     log = next(tmp_path.glob("server-*.log")).read_text()
     assert "Fatal Python error: Bus error" in log and "lesiondx/service" in log, log[-2000:]
+
+
+def _folder(path: Path) -> dict[str, bytes]:
+    """The files of a result folder by name, with their bytes (empty when there is no folder)."""
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()} if path.is_dir() else {}
+
+
+def test_a_run_that_lost_its_claim_publishes_nothing_and_readers_never_see_a_run_half_written(tmp_path):
+    """Was: every run wrote straight into ``results/<study>``: a run that had lost its claim (its worker outlived a
+    killed service, or paused past its lease) went on writing slices, heat maps and overlays there after the run that
+    took the study over had finished, so the study showed a mix of two runs; and readers saw each run's folder while
+    it was being written. Now a run writes a staging folder that is published whole, only while it holds the claim.
+    Driven by threads and gates, no timing: the stale run is held in its predictor while the new one runs."""
+    import threading
+
+    from PIL import Image
+
+    from lesiondx.service.storage import Storage
+    from lesiondx.service.testing import stub_predictor
+    from lesiondx.service.worker import Worker
+
+    db, storage = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}"), Storage(tmp_path / "store")
+    study_id, published = "s" * 32, tmp_path / "store" / "results" / ("s" * 32)
+    sha = storage.put(US_IMAGES[0].read_bytes())
+    from lesiondx.service.db import StudyFile
+
+    with db.session() as s, s.begin():
+        s.add(Study(id=study_id, status="queued", task="us-liver"))
+        s.add(StudyFile(study_id=study_id, position=0, sha256=sha, name="file-001.jpg", kind="raster", suffix=".jpg"))
+    gates = {name: threading.Event() for name in ("stale_in", "stale_go", "new_in", "new_go")}
+
+    def held(name: str):
+        def predictor(task, inputs, out, model="default", **options):
+            # computed before the pause, outside the work folder (which the new run's start clears)
+            output = stub_predictor(task, inputs, tmp_path / f"{name}-out", model, **options)
+            if name == "stale":  # SYNTHETIC white overlay: the stale run's files differ from the new run's
+                for item in output["results"]:
+                    Image.new("RGB", (64, 64), "white").save(item["overlay"])
+            gates[f"{name}_in"].set()
+            assert gates[f"{name}_go"].wait(60)
+            return output
+        return predictor
+
+    stale_id, new_id = "elsewhere:1:aaaaaa:w0.1", "here:1:bbbbbb:w0.1"
+    assert db.claim_next(stale_id) == study_id
+    runs = [threading.Thread(target=Worker(db, storage, held("stale"), worker_id=stale_id).process, args=(study_id,))]
+    runs[0].start()
+    assert gates["stale_in"].wait(60)
+    assert db.interrupt(study_id, stale_id) == "queued"  # its lease expired: another owner re-queued the study
+    assert db.claim_next(new_id) == study_id
+    runs.append(threading.Thread(target=Worker(db, storage, held("new"), worker_id=new_id).process, args=(study_id,)))
+    runs[1].start()
+    assert gates["new_in"].wait(60)
+    assert set(_folder(published)) <= {"progress.json"}  # both runs mid-way: no slice or preview is published yet
+    gates["new_go"].set()
+    runs[1].join(60)
+    with db.session() as s:
+        assert s.get(Study, study_id).status == "done"
+    finished = _folder(published)
+    assert {"input_000.png", "overlay_000.png"} <= set(finished)
+    gates["stale_go"].set()  # the stale run ends last: it must leave the published results alone
+    runs[0].join(60)
+    with db.session() as s:
+        study = s.get(Study, study_id)
+    db.dispose()
+    assert (study.status, study.failure, study.claimed_by) == ("done", None, None)
+    assert _folder(published) == finished
+    assert sorted(p.name for p in (tmp_path / "store" / "results").iterdir()) == [study_id]  # no staging left
+
+
+def test_publishing_moves_aside_a_progress_file_a_stale_run_wrote_in_between(tmp_path, monkeypatch):
+    """Between moving the old results aside and moving the new ones in, a stale run's progress file can make the
+    study's folder again; the publication moves that aside too instead of failing the study."""
+    from lesiondx.service import storage as storage_module
+    from lesiondx.service.storage import Storage
+
+    storage, study_id = Storage(tmp_path / "store"), "p" * 32
+    published = storage.results_dir(study_id)
+    (published / "old.png").write_bytes(b"old run")
+    staged = storage.stage_results(study_id)
+    (staged / "new.png").write_bytes(b"new run")
+    real_replace, moves = os.replace, []
+
+    def replace_then_stale_write(source, target):
+        real_replace(source, target)
+        moves.append(Path(target).name)
+        if len(moves) == 1:  # the old folder just went aside: the stale run writes its progress now
+            published.mkdir()
+            (published / "progress.json").write_text("{}")
+
+    monkeypatch.setattr(storage_module.os, "replace", replace_then_stale_write)
+    storage.publish_results(study_id, staged)
+    monkeypatch.undo()
+    assert _folder(published) == {"new.png": b"new run"}
+    assert sorted(p.name for p in (tmp_path / "store" / "results").iterdir()) == [study_id]

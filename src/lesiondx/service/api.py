@@ -234,7 +234,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None, *, start_
         problems += [unwritable] if (unwritable := core.storage.write_problem()) else []
         age = None if oldest is None else utcnow() - as_utc(oldest)
         return {"status": "ok", "version": __version__, "worker_alive": core.worker.alive, "queue": counts,
-                "oldest_queued_s": None if age is None else round(age.total_seconds(), 1),
+                "oldest_queued_s": None if age is None else max(0.0, round(age.total_seconds(), 1)),  # clock set back
                 "storage_free_mb": round(free_mb), "problems": problems,
                 "dicom": {"aet": settings.dicom_aet, "port": node.port} if node else None,
                 "pacs": str(settings.pacs) if settings.pacs else None, "disclaimer": DISCLAIMER}

@@ -142,7 +142,7 @@ class ServiceCore:
         """
         task, routing_errors, files = choose_task(triage.accepted, requested_task)
         errors = [e.to_dict() for e in triage.errors + routing_errors]
-        with self.db.session() as s, s.begin():
+        with self.storage.holding(), self.db.session() as s, s.begin():  # housekeeping keeps its blobs till commit
             study = Study(task=task, task_requested=bool(requested_task), source=source, uploader=uploader[:64],
                           modality=_modality(files), study_uid=files[0].study_uid if files else None,
                           options_json=json.dumps(options or {}), duplicates_dropped=0)
@@ -204,7 +204,7 @@ class ServiceCore:
                 return study.id
         info = instance_info(item.data)
         was: str | None = None  # the state a reopened study was in
-        with self._intake_lock, self.db.session() as s, s.begin():
+        with self.storage.holding(), self._intake_lock, self.db.session() as s, s.begin():
             study = s.scalars(select(Study).where(Study.source == "dicom", Study.study_uid == item.study_uid)
                               .order_by(Study.created_at.desc()).limit(1)).first()
             if study is None:
@@ -263,10 +263,13 @@ class ServiceCore:
         grace set longer waits for a sender's next association minutes later; all of them with ``force``)."""
         closed: list[str] = []
         quiet = max(self.settings.study_quiet_seconds, self.settings.study_release_grace_s)
-        cutoff = utcnow() - timedelta(seconds=quiet)
+        now = utcnow()
+        cutoff = now - timedelta(seconds=quiet)
         with self._intake_lock, self.db.session() as s, s.begin():
             for study in s.scalars(select(Study).where(Study.status == "receiving")):
                 last = study.last_instance_at
+                if not force and last is not None and as_utc(last) > now:  # received before the clock went back:
+                    study.last_instance_at = last = now  # its quiet period runs from now, not from an hour ahead
                 if force or last is None or as_utc(last) < cutoff:
                     self._queue_received(study)
                     closed.append(study.id)

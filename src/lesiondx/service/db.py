@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, case,
-                        create_engine, event, func, select, update)
+                        create_engine, event, func, select, text, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -53,6 +53,10 @@ class Study(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # place in the queue: one more than the highest so far, whatever the wall clock says (a clock set back an hour
+    # would put new studies ahead of older ones by created_at); ties (concurrent inserts) go by created_at
+    queue_seq: Mapped[int] = mapped_column(Integer, index=True, server_default="0",
+                                           default=text("(SELECT coalesce(max(queue_seq), 0) + 1 FROM studies)"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     task: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -218,14 +222,14 @@ ADDED_COLUMNS = {"studies": {"options_json": "TEXT DEFAULT '{}'", "warnings_json
                              "export_version": "INTEGER DEFAULT 0", "duplicates_dropped": "INTEGER DEFAULT 0",
                              "reopened": "INTEGER DEFAULT 0", "result_version": "INTEGER DEFAULT 0",
                              "interruptions": "INTEGER DEFAULT 0", "claimed_by": "VARCHAR(64)",
-                             "heartbeat_at": "TIMESTAMP WITH TIME ZONE"},
+                             "heartbeat_at": "TIMESTAMP WITH TIME ZONE", "queue_seq": "INTEGER DEFAULT 0"},
                  "study_files": {"sop_uid": "VARCHAR(64)", "instance_number": "INTEGER",
                                  "slice_position": "FLOAT"}}
 
 
 def _add_missing_columns(engine: Engine) -> None:
     """Additive schema upgrade: a database made by an older lesiondx gets the newer columns (nothing is dropped)."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect
 
     inspector = inspect(engine)
     for table, columns in ADDED_COLUMNS.items():
@@ -292,11 +296,12 @@ class Database:
 
     # -- the job queue: claims are leases ---------------------------------------------------------
     def claim_next(self, worker_id: str | None = None) -> str | None:
-        """Atomically move the oldest queued study to ``running`` under ``worker_id``'s lease; its id or None."""
+        """Atomically move the first queued study (lowest ``queue_seq``) to ``running`` under ``worker_id``'s lease;
+        its id or None."""
         now = utcnow()
         values = {"status": "running", "started_at": now, "heartbeat_at": now, "claimed_by": worker_id,
                   "attempts": Study.attempts + 1}
-        oldest = select(Study.id).where(Study.status == "queued").order_by(Study.created_at)
+        oldest = select(Study.id).where(Study.status == "queued").order_by(Study.queue_seq, Study.created_at)
         if self.engine.dialect.name == "postgresql":  # row lock: concurrent workers skip each other's pick
             with self.session() as s, s.begin():
                 study_id = s.scalar(oldest.limit(1).with_for_update(skip_locked=True))

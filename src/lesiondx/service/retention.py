@@ -157,6 +157,8 @@ def sweep_orphans(db: Database, storage: Storage, *, grace_s: float = GRACE_S) -
         for path in (storage.root / where).iterdir():
             status = studies.get(path.name)  # a queued study's work folder is left: a worker may claim it now
             orphan = status is None or (where == "work" and status in ("done", "failed"))
+            if path.name.startswith(".run-"):  # a run's staging folder (Storage.stage_results): kept while it runs
+                orphan = studies.get(path.name[5:].rpartition("-")[0]) != "running"
             if orphan and path.is_dir() and path.stat().st_mtime < old:
                 folders, freed = folders + 1, freed + _remove_folder(path)
     blobs = blob_bytes = 0

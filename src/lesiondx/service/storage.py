@@ -5,7 +5,8 @@ Layout::
     <root>/secret.key                 de-identification salt (0600), see settings.load_salt
     <root>/lesiondx.sqlite3           default database
     <root>/blobs/ab/abcdef...         uploaded files by sha256 (DICOM already de-identified)
-    <root>/results/<study_id>/...     overlays and DICOM results of a study
+    <root>/results/<study_id>/...     overlays and DICOM results of a study (published whole, see publish_results)
+    <root>/results/.run-<study_id>-*  results of one run being written (staging; moved into place when done)
     <root>/work/<study_id>/run-*/...  inputs materialised for a running job (removed after)
 """
 
@@ -19,7 +20,11 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -100,6 +105,36 @@ class Storage:
         self.root = Path(root)
         for sub in ("blobs", "results", "work"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._held: Counter[str] = Counter()  # blobs of uploads not yet committed (see holding)
+        self._held_lock = threading.Lock()
+        self._holds = threading.local()  # this thread's open holding() blocks
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Blobs this thread stores (:meth:`put`) inside the block are kept by :meth:`remove_blob` until the block
+        ends: wrap an upload up to the commit of its rows, so that housekeeping never takes a blob whose study is
+        not committed yet, whatever the clock or the files' modification times say."""
+        held: list[str] = []
+        stack = self._holds.__dict__.setdefault("stack", [])
+        stack.append(held)
+        try:
+            yield
+        finally:
+            stack.remove(held)
+            with self._held_lock:
+                self._held.subtract(held)
+                self._held += Counter()  # drop counts at zero
+
+    def _hold(self, sha: str) -> None:
+        for held in getattr(self._holds, "stack", []):
+            held.append(sha)
+            with self._held_lock:
+                self._held[sha] += 1
+
+    def is_held(self, sha: str) -> bool:
+        """True while an upload that stored ``sha`` has not finished (:meth:`holding`)."""
+        with self._held_lock:
+            return self._held[sha] > 0
 
     def blob_path(self, sha: str) -> Path:
         """Where the blob with hash ``sha`` lives (whether or not it exists)."""
@@ -110,6 +145,7 @@ class Storage:
     def put(self, data: bytes) -> str:
         """Store ``data`` durably (write, fsync, atomic rename); returns its sha256. Idempotent."""
         sha = sha256_bytes(data)
+        self._hold(sha)  # before it is (re)written: a removal from now on sees the mark (remove_blob)
         target = self.blob_path(sha)
         if target.exists() and target.stat().st_size == len(data):
             try:
@@ -131,9 +167,10 @@ class Storage:
         return sha
 
     def remove_blob(self, sha: str, grace_s: float) -> int | None:
-        """Remove a blob no study refers to (the caller checked); its size in bytes, or None when it is missing or
-        was stored again within ``grace_s`` s. Renamed aside first: an upload of the same content from now on
-        finds no blob and writes it again, and one that refreshed its time just before is seen and kept."""
+        """Remove a blob no study refers to (the caller checked); its size in bytes, or None when it is missing,
+        belongs to an upload still in progress (:meth:`holding`) or was stored again within ``grace_s`` s. Renamed
+        aside first: an upload of the same content from now on finds no blob and writes it again, and one that
+        marked or refreshed it just before is seen and kept."""
         target = self.blob_path(sha)
         aside = target.with_name(f".del-{sha}")
         try:
@@ -141,7 +178,7 @@ class Storage:
         except FileNotFoundError:
             return None
         info = aside.stat()
-        if info.st_mtime > time.time() - grace_s:
+        if self.is_held(sha) or info.st_mtime > time.time() - grace_s:
             if not target.exists():
                 os.replace(aside, target)
             else:
@@ -169,16 +206,44 @@ class Storage:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def reset_results(self, study_id: str) -> Path:
-        """Empty a study's result folder (a re-run after a crash starts clean) and return it."""
-        path = self.root / "results" / safe_name(study_id)
-        for _ in range(3):  # a crashed run's worker may still be writing there: try again briefly
-            shutil.rmtree(path, ignore_errors=True)
-            if not path.exists():
-                break
-            time.sleep(0.1)
-        path.mkdir(parents=True, exist_ok=True)
+    def stage_results(self, study_id: str) -> Path:
+        """A fresh, empty staging folder for one run's results, ``results/.run-<study>-<random>``, after removing
+        what earlier runs of the study left there (a run killed before publishing). The published folder is left
+        as it is until :meth:`publish_results`: readers see the previous results whole, never a half-written run."""
+        name = safe_name(study_id)
+        for leftover in (self.root / "results").glob(f".run-{name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        path = self.root / "results" / f".run-{name}-{secrets.token_hex(4)}"
+        path.mkdir(parents=True)
         return path
+
+    def publish_results(self, study_id: str, staged: Path) -> None:
+        """Make a staging folder (:meth:`stage_results`) the study's results: the published folder is renamed aside,
+        the staged one renamed into its place (a reader in between finds no folder, never a mix) and the old one
+        removed. Call it only while the run holds the study's claim (the worker does, inside the transaction
+        that stores the outcome)."""
+        target = self.root / "results" / safe_name(study_id)
+        for attempt in range(3):  # a stale run's progress file may land in a folder made in between: move it too
+            aside = target.with_name(f".old-{target.name}-{secrets.token_hex(4)}")
+            try:
+                os.replace(target, aside)
+            except FileNotFoundError:
+                aside = None
+            try:
+                os.replace(staged, target)  # also over an empty folder a reader made in between (results_dir)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == 2:
+                    raise
+            else:
+                break
+            finally:
+                if aside is not None:
+                    shutil.rmtree(aside, ignore_errors=True)
+
+    @staticmethod
+    def discard_results(staged: Path) -> None:
+        """Remove a staging folder whose run lost its claim (or failed to store its outcome)."""
+        shutil.rmtree(staged, ignore_errors=True)
 
     def result_file(self, study_id: str, name: str) -> Path | None:
         """A result file of a study by name, or None (never escapes the study's folder)."""

@@ -239,46 +239,54 @@ class Worker:
             work = self.storage.work_dir(study_id)
             inputs, problems = materialise(study, self.storage, work, task)
             input_names = _input_names(study, inputs)
-        results_dir = self.storage.reset_results(study_id)
-        if problems:
-            self._add_errors(study_id, problems)
-        if not task or not inputs:
-            self._finish(study_id, failure="no usable image in this study" if not inputs else "no task chosen",
-                         generation=generation)
-            return
-        with shared_decodes():  # previews, the viewer's slices and the predictor: one decode of each input
-            previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
-            try:
-                (work / "out").mkdir(exist_ok=True)
-                with reporting(ProgressFile(results_dir)):  # stage / slices done for the study page
-                    store_slices(inputs, results_dir)  # every slice kept for the stack viewer
-                    output = store_heatmaps(self.predictor(task, inputs, work / "out", self.model, **options),
-                                            results_dir)
-                shown = {}
-                for path, name in zip(inputs, input_names):
-                    shown[str(path)] = shown[str(path.resolve())] = name
-                entries, raw = normalize(output, results_dir, task=task, inputs=shown)
-            except Exception as exc:
-                reason = storage_problem(exc) or f"{type(exc).__name__}: {exc}".strip()[:2000]
-                # bad input: the reason only
-                trace = "" if isinstance(exc, ImageReadError) or storage_problem(exc) else "\n" + traceback.format_exc()
-                log.warning("prediction failed for %s: %s%s", study_id, reason, trace)
-                self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews, generation=generation)
+        results_dir = self.storage.stage_results(study_id)  # published by _finish only while the claim holds
+        try:
+            if problems:
+                self._add_errors(study_id, problems)
+            if not task or not inputs:
+                self._finish(study_id, failure="no usable image in this study" if not inputs else "no task chosen",
+                             generation=generation, staged=results_dir)
                 return
-            finally:
-                self.storage.clear_work(work)
-        originals = {p.name: name for p, name in zip(inputs, input_names)}
-        for index, entry in enumerate(entries):
-            if isinstance(entry.get("image"), str) and entry["image"] in originals:
-                entry["image"] = originals[entry["image"]]
-            entry["input_preview"] = previews[index] if index < len(previews) else (previews[0] if previews else None)
-        if not self._finish(study_id, results=entries, raw=raw, previews=previews, generation=generation):
-            return  # reopened by late instances while running: the re-run stores and exports the result
-        if self.on_done is not None:
-            try:
-                self.on_done(study_id)
-            except Exception:
-                log.exception("post-processing (PACS export) failed for %s", study_id)
+            with shared_decodes():  # previews, the viewer's slices and the predictor: one decode of each input
+                previews = write_previews(inputs, results_dir, "lung" if task == "ct-covid" else "abdomen")
+                try:
+                    (work / "out").mkdir(exist_ok=True)
+                    # stage / slices done, for the study page (which reads it from the published folder)
+                    with reporting(ProgressFile(self.storage.results_dir(study_id))):
+                        store_slices(inputs, results_dir)  # every slice kept for the stack viewer
+                        output = store_heatmaps(self.predictor(task, inputs, work / "out", self.model, **options),
+                                                results_dir)
+                    shown = {}
+                    for path, name in zip(inputs, input_names):
+                        shown[str(path)] = shown[str(path.resolve())] = name
+                    entries, raw = normalize(output, results_dir, task=task, inputs=shown)
+                except Exception as exc:
+                    reason = storage_problem(exc) or f"{type(exc).__name__}: {exc}".strip()[:2000]
+                    # bad input: the reason only
+                    plain = isinstance(exc, ImageReadError) or storage_problem(exc)
+                    trace = "" if plain else "\n" + traceback.format_exc()
+                    log.warning("prediction failed for %s: %s%s", study_id, reason, trace)
+                    self._finish(study_id, failure=f"prediction failed: {reason}", previews=previews,
+                                 generation=generation, staged=results_dir)
+                    return
+                finally:
+                    self.storage.clear_work(work)
+            originals = {p.name: name for p, name in zip(inputs, input_names)}
+            for index, entry in enumerate(entries):
+                if isinstance(entry.get("image"), str) and entry["image"] in originals:
+                    entry["image"] = originals[entry["image"]]
+                entry["input_preview"] = (previews[index] if index < len(previews) else
+                                          previews[0] if previews else None)
+            if not self._finish(study_id, results=entries, raw=raw, previews=previews, generation=generation,
+                                staged=results_dir):
+                return  # reopened by late instances while running: the re-run stores and exports the result
+            if self.on_done is not None:
+                try:
+                    self.on_done(study_id)
+                except Exception:
+                    log.exception("post-processing (PACS export) failed for %s", study_id)
+        finally:
+            self.storage.discard_results(results_dir)  # a no-op once published (moved into place)
 
     def _add_errors(self, study_id: str, errors: list[dict[str, str]]) -> None:
         with self.db.session() as s, s.begin():
@@ -287,9 +295,12 @@ class Worker:
                 study.add_errors(errors)
 
     def _finish(self, study_id: str, *, results: list[dict[str, Any]] | None = None, raw: dict[str, Any] | None = None,
-                failure: str | None = None, previews: list[str] | None = None, generation: int | None = None) -> bool:
+                failure: str | None = None, previews: list[str] | None = None, generation: int | None = None,
+                staged: Path | None = None) -> bool:
         """Store the outcome, only if the study is still ``running`` (and, given ``generation``, was not
-        reopened since the job started); True when stored."""
+        reopened since the job started); True when stored. ``staged``, the run's result folder, is published in
+        the same transaction, while the claim is held (the conditional UPDATE holds the row or, on SQLite, the
+        database's write lock until commit, so no other run can take the study over in between)."""
         condition = [Study.id == study_id, Study.status == "running"]
         if generation is not None:
             condition.append(func.coalesce(Study.reopened, 0) == generation)
@@ -300,6 +311,8 @@ class Worker:
                 status="failed" if failure else "done", failure=failure, results_json=json.dumps(results or []),
                 raw_json=json.dumps({"output": raw or {}, "previews": previews or []}), finished_at=utcnow(),
                 claimed_by=None))
+            if result.rowcount and staged is not None:
+                self.storage.publish_results(study_id, staged)
         if not result.rowcount:
             log.warning("job %s: result dropped (study reopened, or this worker lost its claim)", study_id)
         return bool(result.rowcount)

@@ -31,7 +31,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom import sop_class as sop_classes
 from pynetdicom.sop_class import Comprehensive3DSRStorage, ComprehensiveSRStorage
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from ..db import IdentityRecord, Study, StudyFile, utcnow
 from ..identity import StudyOriginals, originals_for_study, purge_expired
@@ -186,10 +186,14 @@ def queue_export(core: Any, study_id: str) -> bool:
 
 
 def _claim(core: Any) -> str | None:
+    """Take a due export (``sending``, one attempt more); its study id or None. A next try further ahead than the
+    longest configured wait was set before the clock went back: it is due now, not that much later."""
     now = utcnow()
+    longest = timedelta(seconds=max(core.settings.export_retry_seconds or (60.0,)))
     with core.db.session() as s:
         due = s.scalars(select(Study.id).where(Study.export_state.in_(("pending", "failed")),
-                                               Study.export_next_at.is_not(None), Study.export_next_at <= now)
+                                               Study.export_next_at.is_not(None),
+                                               or_(Study.export_next_at <= now, Study.export_next_at > now + longest))
                         .order_by(Study.export_next_at).limit(5)).all()
     for study_id in due:
         with core.db.session() as s, s.begin():

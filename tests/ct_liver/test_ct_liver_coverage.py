@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lesiondx.ct_liver.coverage import craniocaudal_check
 from lesiondx.ct_liver.liver import hu_liver_mask
 from lesiondx.ct_liver.phases import MIN_LIVER_SECTION_CM2, largest_section_cm2, series_phase
 from lesiondx.ct_liver.study import from_image
@@ -45,3 +46,32 @@ def test_largest_section_is_in_square_centimetres():
     mask = np.zeros((3, 200, 200), bool)
     mask[1, :100, :100] = True
     assert largest_section_cm2(mask, 0.5) == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("indices, where, why", [
+    (range(0, 27), "below the liver (no liver in the reference mask)", "cross-section"),
+    (range(117, 129), "the top 12 slices: liver dome and lung bases (78 cm²)", "cross-section"),
+    (range(60, 90), "30 slices through the hilum", "runs on beyond the first and last slice")])
+def test_a_series_without_the_whole_liver_is_flagged(indices: range, where: str, why: str):
+    study, liver = _p01(indices)
+    check = craniocaudal_check(liver, study.spacing_mm)  # below / dome were flagged only by a slice-share rule before
+    assert check.status == "flagged" and why in check.reason, (where, check)
+
+
+def test_the_whole_liver_passes_even_in_a_longer_series():
+    """Real p01 (129 slices, liver on slices 5–99) passes; SYNTHETIC: the same mask with 150 liver-free slices added
+    below it (an abdomen–pelvis CT) passes too — the slice-share flag it replaces flagged such a series."""
+    study, liver = _p01(range(0, 129))
+    assert craniocaudal_check(liver, study.spacing_mm).status == "ok"
+    longer = np.concatenate([np.zeros((150, *liver.shape[1:]), bool), liver])
+    assert craniocaudal_check(longer, study.spacing_mm).status == "ok"
+
+
+def test_a_liver_cut_at_one_end_is_flagged_and_named():
+    """SYNTHETIC mask at 1 mm: 150 cm² cross-sections on slices 3–9 of 10 (the last slice holds the liver's largest)."""
+    mask = np.zeros((10, 200, 200), bool)
+    mask[3:, 50:150, 25:175] = True
+    check = craniocaudal_check(mask, 1.0)
+    assert check.status == "flagged" and check.value["cut_at"] == ["last"]
+    assert check.value["largest_section_cm2"] == pytest.approx(150.0)
+    assert craniocaudal_check(mask, None).value["largest_section_cm2"] == pytest.approx(150.0 * 0.75 ** 2, abs=0.05)

@@ -78,6 +78,8 @@ def test_predict_flags_a_series_whose_field_of_view_cuts_the_liver(tmp_path):
     result = task.predict([tmp_path])
     assert result["validated_on_input"] is False and result["gate"]["checks"]["field_of_view"]["status"] == "flagged"
     assert any("field of view cuts the liver" in r for r in result["gate"]["reasons"])
+    # 30 slices through the hilum: the liver runs on beyond both ends (the mask-based coverage check, wired in predict)
+    assert result["gate"]["checks"]["liver_coverage"]["status"] == "flagged"
     assert result["studies"][0]["gate"]["checks"]["field_of_view"]["status"] == "flagged"
 
 

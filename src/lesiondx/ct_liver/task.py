@@ -29,7 +29,7 @@ from lesiondx.progress import track
 from lesiondx.runtime import set_torch_threads
 
 from .config import CtLiverConfig, load
-from .coverage import field_of_view_check, position_gaps, with_check
+from .coverage import craniocaudal_check, field_of_view_check, position_gaps, with_check
 from .label_tree import LabelTree
 from .multiphase import patient_probabilities
 from .findings import Series, align, findings
@@ -338,6 +338,7 @@ def predict(inputs: list[Path], model: str = "default", out: Path | None = None,
         with clock.stage("liver"):
             liver = liver_mask(study, bundle)
             verdicts[-1] = with_check(verdicts[-1], field_of_view_check(study.hu, liver[0], study.spacing_mm))
+            verdicts[-1] = with_check(verdicts[-1], craniocaudal_check(liver[0], study.spacing_mm))
         given = given_phases[i] if i < len(given_phases) else None
         with clock.stage("phases"):
             call = series_phase(study, given, timed[i], liver[0])

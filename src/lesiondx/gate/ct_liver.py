@@ -8,9 +8,9 @@ mostly chest: lungs (see :mod:`lesiondx.gate.ct_covid`) on ≥ 55 % of the slice
 IRCADb 19–32 %); refused when no slice of three or more reaches 0.30 (no slice at liver level: the CT-MD P002 chest
 series, which stops above the liver, was flagged only and reported a "liver" finding; the three chest series that
 reach the upper abdomen have 15–30 % of their slices at liver level and stay flagged).
-Flagged too when fewer than 45 % of the slices are at liver level (IRCADb abdominal series 57–77 %; p01's 27 slices
-below its liver 19 %, its top 12 slices, the liver dome, 33 %): the series shows little or none of the liver, so
-findings "in the liver" and a phase told from its vessels are not to be trusted (an abdomen-pelvis CT is flagged too).
+How much of the liver the series shows is judged after the gate, on the liver mask
+(:func:`lesiondx.ct_liver.coverage.craniocaudal_check`): a share of slices at liver level would flag every
+abdomen–pelvis CT; the fraction is still reported here (``slices_with_liver_tissue``).
 Slice geometry (ct-liver's own, beyond the shared flags): a coronal or sagittal series (a reformat) is refused (the
 liver rule and detector read axial anatomy); a slice normal tilted over 2° from the body axis (gantry tilt) is flagged
 (read as a straight stack, not de-sheared); slices over 2.5 mm apart are flagged (a lesion must show on 2 adjacent
@@ -41,7 +41,6 @@ MAX_STEP_MM = 2.5  # slices further apart are flagged (IRCADb, where the rules w
 MIN_LESION_SLICES = 2  # the detector's chain: a lesion on at least 2 adjacent slices
 TILT_FLAG_DEG = 2.0
 DARK_LIVER = "or its liver is below 40 HU (e.g. a fatty liver without contrast), which this model cannot read"
-LIVER_COVERAGE_FLAG = 0.45  # share of slices at liver level below which the series is flagged
 
 
 def body_region_check(image: MedicalImage, max_slices: int = 40) -> Check:
@@ -64,12 +63,6 @@ def body_region_check(image: MedicalImage, max_slices: int = 40) -> Check:
                      f"on none of them; lungs on {chest:.0%} of the slices): {what}")
     if chest >= CHEST_FLAG and len(idx) >= 3:
         return Check("body_region", "flagged", value, f"mostly a chest series (lungs on {chest:.0%} of the slices): the liver is only partly covered")
-    if liver_share < LIVER_COVERAGE_FLAG and len(idx) >= 3:
-        return Check("body_region", "flagged", value,
-                     f"only {liver_share:.0%} of the slices are at liver level (liver-density tissue on "
-                     f"≥ {LIVER_SLICE:.0%} "
-                     f"of the right-anterior body): the series shows little of the liver (its dome or tip, or none); "
-                     "boxes called 'in the liver' may lie in other organs")
     return Check("body_region", "ok", value)
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from lesiondx.service.db import AuditEvent, Database, ReaderRead, Study
 from lesiondx.service.upgrade import SCHEMA_TABLE, SCHEMA_VERSION, SchemaTooNew, recorded_version
@@ -120,3 +120,19 @@ def test_the_recorded_version_is_never_lowered_and_an_equal_one_opens(tmp_path):
     with db.engine.connect() as conn:
         assert conn.execute(text(f"SELECT version FROM {SCHEMA_TABLE}")).all() == [(SCHEMA_VERSION,)]
     db.dispose()
+
+
+def test_postgresql_records_the_schema_version_and_refuses_a_newer_one(postgres_url):
+    db = Database(postgres_url)
+    assert recorded_version(db.engine) == SCHEMA_VERSION
+    with db.engine.begin() as conn:  # as a future release would leave it
+        conn.execute(text(f"UPDATE {SCHEMA_TABLE} SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    db.dispose()
+    try:
+        with pytest.raises(SchemaTooNew, match=r"was last used by a newer lesiondx .*a downgrade is not supported"):
+            Database(postgres_url)
+    finally:  # put the shared server's database back for the other tests
+        engine = create_engine(postgres_url)
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE {SCHEMA_TABLE} SET version = :v"), {"v": SCHEMA_VERSION})
+        engine.dispose()

@@ -53,14 +53,14 @@ def refuse_newer(engine: Engine) -> None:
 
 def record_version(engine: Engine, written_by: str) -> None:
     """Record :data:`SCHEMA_VERSION` (never lowers a recorded version; ``written_by``: the package version)."""
-    _metadata.create_all(engine)
     row = {"version": SCHEMA_VERSION, "written_by": written_by[:64]}
     try:
+        _metadata.create_all(engine)
         with engine.begin() as conn:
             found = conn.execute(select(schema_table.c.version).where(schema_table.c.id == 1)).scalar()
             if found is None:
                 conn.execute(schema_table.insert().values(id=1, **row))
             elif found < SCHEMA_VERSION:
                 conn.execute(schema_table.update().where(schema_table.c.id == 1).values(**row))
-    except IntegrityError:  # serve and a worker started at once: the other one recorded it first
+    except IntegrityError:  # serve and a worker started at once: the other one made or filled the table first
         pass

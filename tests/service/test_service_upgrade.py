@@ -136,3 +136,24 @@ def test_postgresql_records_the_schema_version_and_refuses_a_newer_one(postgres_
         with engine.begin() as conn:
             conn.execute(text(f"UPDATE {SCHEMA_TABLE} SET version = :v"), {"v": SCHEMA_VERSION})
         engine.dispose()
+
+
+def test_a_job_claimed_without_a_lease_after_start_names_an_old_release_still_running(tmp_path, caplog):
+    """Was: a 2026-12-04 serve left running beside the upgraded one (same database) claimed jobs without a lease;
+    the new lease sweep re-queued them at once and they ran twice, with nothing in the log to say why."""
+    from datetime import timedelta
+
+    from lesiondx.service.db import utcnow
+    from lesiondx.service.leases import LeaseKeeper
+
+    db = Database(old_database(tmp_path / "lesiondx.sqlite3"))  # RUNNING: left by the old release before this start
+    keeper = LeaseKeeper(db, "host:1:abcdef", 30)
+    with db.session() as s, s.begin():  # the old release, still running, claims QUEUED its way: no claimed_by, no beat
+        s.get(Study, QUEUED).status, s.get(Study, QUEUED).started_at = "running", utcnow() + timedelta(seconds=1)
+    with caplog.at_level("ERROR", logger="lesiondx.service.worker"):
+        assert sorted(keeper.sweep()) == [QUEUED, RUNNING]
+        keeper.sweep()
+    told = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert told == [f"job {QUEUED} was claimed without a lease by another lesiondx of 2026-12-04 or earlier that is "
+                    "still running on this database: stop it (every old serve and worker), or jobs run twice"]
+    db.dispose()

@@ -13,6 +13,9 @@ Bump :data:`SCHEMA_VERSION` whenever a release adds a column, table or stored st
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +24,7 @@ from .settings import SettingsError
 
 SCHEMA_VERSION = 1  # 1: job leases (claimed_by, heartbeat_at, interruptions), work/<study>/run-* folders
 SCHEMA_TABLE = "lesiondx_schema"
+log = logging.getLogger("lesiondx.service.worker")
 
 _metadata = MetaData()
 schema_table = Table(SCHEMA_TABLE, _metadata, Column("id", Integer, primary_key=True),
@@ -64,3 +68,29 @@ def record_version(engine: Engine, written_by: str) -> None:
                 conn.execute(schema_table.update().where(schema_table.c.id == 1).values(**row))
     except IntegrityError:  # serve and a worker started at once: the other one made or filled the table first
         pass
+
+
+class OldReleaseWatch:
+    """Tells (one ERROR line per study) when a job is claimed without a lease after this process started: only a
+    lesiondx of 2026-12-04 or earlier claims that way, so such a release is still running on this database (not
+    stopped before the upgrade) and its jobs run twice, once there and once here after the lease sweep."""
+
+    def __init__(self) -> None:
+        from .db import utcnow
+
+        self.since = utcnow()
+        self.told: set[str] = set()
+
+    def check(self, db: Any) -> list[str]:
+        """Ids of the studies newly found claimed without a lease since start (each logged once)."""
+        from .db import Study
+
+        with db.session() as s:
+            found = list(s.scalars(select(Study.id).where(Study.status == "running", Study.claimed_by.is_(None),
+                                                          Study.heartbeat_at.is_(None), Study.started_at > self.since)))
+        new = [study_id for study_id in found if study_id not in self.told]
+        for study_id in new:
+            self.told.add(study_id)
+            log.error("job %s was claimed without a lease by another lesiondx of 2026-12-04 or earlier that is still "
+                      "running on this database: stop it (every old serve and worker), or jobs run twice", study_id)
+        return new

@@ -25,7 +25,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from lesiondx import __version__
+
 from .settings import SettingsError
+from .upgrade import SchemaTooNew, record_version, refuse_newer
 
 STATUSES = ("receiving", "queued", "running", "done", "failed")
 SQLITE_BUSY_S = 30.0  # seconds a SQLite statement waits for another connection's write lock before giving up
@@ -272,12 +275,17 @@ class Database:
         self.url = url
         self.engine: Engine = _make_engine(url)
         try:
+            refuse_newer(self.engine)  # a downgrade: refused before anything is written (upgrade.py)
             Base.metadata.create_all(self.engine)
             _add_missing_columns(self.engine)
+            record_version(self.engine, __version__)
             if self.engine.dialect.name == "sqlite":
                 with self.engine.connect() as conn:  # waits the busy timeout (30 s) for another writer's lock
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                     conn.exec_driver_sql("ROLLBACK")
+        except SchemaTooNew:
+            self.engine.dispose()
+            raise
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise DatabaseUnusable(unusable_reason(url, exc)) from None

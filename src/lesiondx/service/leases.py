@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .db import Database
 from .storage import log_failure
+from .upgrade import OldReleaseWatch
 
 log = logging.getLogger("lesiondx.service.worker")
 HOST = socket.gethostname()[:32].replace(":", "_") or "host"
@@ -137,9 +138,11 @@ class LeaseKeeper:
         self.db, self.owner, self.lease_seconds = db, owner, max(1.0, float(lease_seconds))
         self.period = self.lease_seconds / 6  # several renewals per lease: one slow beat does not lose it
         self._next = 0.0
+        self.old_release = OldReleaseWatch()
 
     def sweep(self) -> list[str]:
         """Re-queue studies of workers that are gone (expired lease or dead process on this host)."""
+        self.old_release.check(self.db)  # before the sweep re-queues what it claimed
         released = self.db.release_interrupted(self.lease_seconds, lambda claim: claim_is_dead(claim, self.owner))
         if released:
             log.warning("re-queued %d job(s) whose worker stopped (not counted as attempts)", len(released))

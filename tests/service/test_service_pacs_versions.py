@@ -124,3 +124,20 @@ def test_a_new_version_s_sr_names_the_last_sr_the_pacs_got_as_its_predecessor(do
         assert _export(core, study_id, 4)["version"] == 4
         (v4,) = [ds for ds in received if ds.Modality == "SR"]
     assert _predecessors(v4) == [(study_uid, v2.SeriesInstanceUID, v2.SOPClassUID, v2.SOPInstanceUID)]
+
+
+@pytest.mark.parametrize("legacy_status", ['{"state": "sent", "attempts": 1, "version": 1}', "sent 2026-12-04 10:00"])
+def test_a_version_an_earlier_lesiondx_sent_stays_listed_after_the_next_version(legacy_status: str):
+    """Was (found upgrading a 2026-12-04/05 storage in place): a study an earlier release had sent kept no
+    ``sent_versions``, so after v2 went out the study page said 'the PACS holds v2' while v1 was in the PACS too."""
+    from pydicom.uid import Comprehensive3DSRStorage, EnhancedSRStorage
+
+    from lesiondx.service.pacs.export import _record_sent, predecessor_sr, sent_versions
+
+    study = Study(id="s1", task="ct-covid", export_status=legacy_status, export_version=1 if "{" in legacy_status else 0)
+    assert [v["version"] for v in sent_versions(study)] == [1]
+    predecessor = predecessor_sr(study, 2)
+    assert predecessor is not None and predecessor.version == 1 and predecessor.sop_class_uid == Comprehensive3DSRStorage
+    _record_sent(study, 2, "ct-covid", EnhancedSRStorage)
+    assert [v["version"] for v in sent_versions(study)] == [1, 2]
+    assert predecessor_sr(study, 3).version == 2

@@ -131,8 +131,16 @@ def export_detail(study: Study) -> dict[str, Any] | None:
 def sent_versions(study: Study) -> list[dict[str, Any]]:
     """The result versions the PACS took, oldest first: ``{"version", "task", "sr", "sent_at"}`` (``sr``: the SOP class
     keyword the SR went as, None when the PACS took no SR)."""
-    value = (export_detail(study) or {}).get("sent_versions")
-    return [v for v in value if isinstance(v, dict) and isinstance(v.get("version"), int)] if isinstance(value, list) else []
+    detail = export_detail(study) or {}
+    value = detail.get("sent_versions")
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict) and isinstance(v.get("version"), int)]
+    if (study.export_version or 0) > 0 or detail.get("state") == "sent":
+        # sent by a lesiondx that kept no list (before 2026-12-06): its objects went under the version-1 UIDs, the SR as
+        # a Comprehensive 3D SR; listed, so the study page shows it and a later version names it as predecessor
+        return [{"version": 1, "task": study.task, "sr": "Comprehensive3DSRStorage", "sent_at": detail.get("sent_at"),
+                 "recorded_by": "an earlier lesiondx"}]
+    return []
 
 
 def _record_sent(study: Study, version: int, task: str, sr_class: str | None) -> None:
@@ -148,18 +156,16 @@ def _record_sent(study: Study, version: int, task: str, sr_class: str | None) ->
 
 
 def predecessor_sr(study: Study, version: int) -> SentSR | None:
-    """The SR of the latest version before ``version`` that the PACS took; for a study last sent by a lesiondx
-    that kept no ``sent_versions`` (UIDs without version), that SR under its version-1 UIDs."""
+    """The SR of the latest version before ``version`` that the PACS took (for a study sent by a lesiondx that kept no
+    ``sent_versions``, its SR under the version-1 UIDs: see :func:`sent_versions`)."""
     history = sent_versions(study)
     earlier = [v for v in history if v["version"] < version and v.get("sr")]
-    if earlier:
-        last = max(earlier, key=lambda v: v["version"])
-        sop_class = getattr(sop_classes, str(last["sr"]), None)
-        return SentSR(last["version"], str(last.get("task") or study.task or "unknown"),
-                      str(sop_class) if isinstance(sop_class, str) else Comprehensive3DSRStorage)
-    if not history and 0 < (study.export_version or 0) and version > 1:
-        return SentSR(1, study.task or "unknown", Comprehensive3DSRStorage)
-    return None
+    if not earlier:
+        return None
+    last = max(earlier, key=lambda v: v["version"])
+    sop_class = getattr(sop_classes, str(last["sr"]), None)
+    return SentSR(last["version"], str(last.get("task") or study.task or "unknown"),
+                  str(sop_class) if isinstance(sop_class, str) else Comprehensive3DSRStorage)
 
 
 def has_dicom_identity(core: Any, study_id: str) -> bool:

@@ -255,7 +255,7 @@ def test_ct_stack_viewer_133_slices_progress_wl_overlay_findings(browser, live_s
     stage = viewer.find_element(By.CSS_SELECTOR, ".vstage")
     ActionChains(browser).move_to_element(stage).click_and_hold().move_by_offset(60, 0).release().perform()
     assert "W 640" in viewer.find_element(By.CSS_SELECTOR, ".vcorner.tr").text  # 4 HU per pixel of drag
-    # a finding in the list jumps to its slice; the overlay switch hides the box
+    # a finding in the list jumps to its slice; the boxes and heat-map switches hide them
     findings = viewer.find_elements(By.CSS_SELECTOR, "[data-finding]")
     assert len(findings) == len(range(2, 133, 5))
     findings[3].click()
@@ -263,7 +263,8 @@ def test_ct_stack_viewer_133_slices_progress_wl_overlay_findings(browser, live_s
     assert viewer.get_attribute("data-instance") == "18" and findings[3].text.startswith("Im 18")
     assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg rect")) == 1
     with_heat = _canvas_sum(browser)
-    viewer.find_element(By.CSS_SELECTOR, ".v-overlay").click()
+    viewer.find_element(By.CSS_SELECTOR, ".v-boxes").click()
+    viewer.find_element(By.CSS_SELECTOR, ".v-heat").click()
     assert viewer.find_elements(By.CSS_SELECTOR, ".vsvg rect") == [] and _canvas_sum(browser) != with_heat
     assert _csp_violations(browser) == []
     browser.save_screenshot(str(ARTIFACTS / "service-viewer-133.png"))

@@ -220,3 +220,23 @@ def test_study_list_marks_a_result_whose_input_was_flagged(browser, live_server)
                 for r in browser.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id]")}
     assert problems[flagged] == "input: outside what the model was validated on; unlike the training data"
     assert problems[partial] == "input: outside what the model was validated on; caveat" and problems[plain] == ""
+
+
+def test_the_study_list_colours_a_call_as_the_study_page_does(browser, live_server):
+    """'not assessable' is in the warning colour on the study list as on the study page (SYNTHETIC result,
+    web_doubles.no_call_predictor)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server(env={**DOUBLES, "LESIONDX_PREDICTOR": "web_doubles:no_call_predictor"}).start()
+    with server.client() as http:
+        ct = wait_study(http, http.post("/api/studies", files=[file_field(p) for p in CT_SERIES]).json()["id"])["id"]
+    colour = "return getComputedStyle(arguments[0]).color"
+    _open(browser, server, ct)
+    on_page = browser.execute_script(colour, browser.find_element(By.CSS_SELECTOR, ".result-card .label"))
+    browser.get(server.url + "/")
+    WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#studies tbody tr[data-id] .call"))
+    call = browser.find_element(By.CSS_SELECTOR, "#studies tbody tr[data-id] td:nth-child(6) .call")
+    assert call.text == "not assessable (incomplete series)"
+    assert browser.execute_script(colour, call) == on_page == "rgb(143, 85, 0)"  # var(--warn)
+    assert low_contrast(browser) == []

@@ -127,3 +127,85 @@ def test_a_missing_slice_is_shown_as_a_gap_where_it_is(browser, live_server, tmp
         corner[instance] = viewer.find_element(By.CSS_SELECTOR, ".vcorner.tl").text
     assert [i for i, text in corner.items() if "gap" in text] == [24, 26]
     assert "gap: 4.0 mm to the next slice" in corner[24] and "gap: 4.0 mm to the previous slice" in corner[26]
+
+
+def _canvas_sum(browser, viewer) -> int:
+    """Sum of the canvas's red channel (changes when the heat map is drawn or not)."""
+    return browser.execute_script("const c = arguments[0].querySelector('.vcanvas'), d = c.getContext('2d')"
+                                  ".getImageData(0, 0, c.width, c.height).data; let s = 0; for (let i = 0; i < d.length; i += 4) "
+                                  "s += d[i]; return s;", viewer)
+
+
+def test_heat_map_and_boxes_have_their_own_switches(browser, live_server):
+    """h hides the heat map and leaves the boxes; b hides the boxes and leaves the heat map; each button says on / off."""
+    from selenium.webdriver.common.by import By
+
+    viewer, wait = _open_viewer(browser, live_server)
+    heat, boxes = viewer.find_element(By.CSS_SELECTOR, ".v-heat"), viewer.find_element(By.CSS_SELECTOR, ".v-boxes")
+    assert (heat.text, heat.get_attribute("aria-pressed")) == ("heat map on", "true")
+    assert (boxes.text, boxes.get_attribute("aria-pressed")) == ("boxes on", "true")
+    with_heat = _canvas_sum(browser, viewer)
+    assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vbox")) == 1
+    viewer.send_keys("b")
+    assert viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vbox") == [] and _canvas_sum(browser, viewer) == with_heat
+    assert (boxes.text, boxes.get_attribute("aria-pressed")) == ("boxes off", "false")
+    viewer.send_keys("h")
+    assert _canvas_sum(browser, viewer) != with_heat and (heat.text, heat.get_attribute("aria-pressed")) == ("heat map off", "false")
+    boxes.click()  # the boxes back, the heat map still off
+    assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vbox")) == 1 and _canvas_sum(browser, viewer) != with_heat
+    assert "h: heat map · b: boxes" in viewer.find_element(By.CSS_SELECTOR, ".vhelp").text
+
+
+def test_a_distance_is_measured_in_mm_from_row_and_column_spacing(browser, live_server):
+    """m turns the ruler on (keyboard); a dragged line reads its length in mm, x steps by the column spacing and y steps by
+    the row spacing (a SYNTHETIC 0.5 mm row × 1.0 mm column spacing set in the page, so the two cannot be swapped unseen);
+    Delete removes the last line, 'remove lines' the rest on the slice."""
+    import math
+
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    viewer, wait = _open_viewer(browser, live_server)
+    ruler = viewer.find_element(By.CSS_SELECTOR, ".v-measure")
+    assert ruler.get_attribute("aria-pressed") == "false" and viewer.find_elements(By.CSS_SELECTOR, ".v-nospacing") == []
+    browser.execute_script("arguments[0].lxviewer.spacing = [2.0, 0.5, 1.0]", viewer)  # SYNTHETIC [slice, row, column] mm
+    viewer.send_keys("m")
+    assert (ruler.text, ruler.get_attribute("aria-pressed")) == ("measure on", "true")
+    corner = viewer.find_element(By.CSS_SELECTOR, ".vcorner.tr").text
+    stage = viewer.find_element(By.CSS_SELECTOR, ".vstage")
+    ActionChains(browser).move_to_element(stage).click_and_hold().move_by_offset(90, 60).release().perform()
+    assert viewer.find_element(By.CSS_SELECTOR, ".vcorner.tr").text == corner  # the drag measured; the window did not move
+    line = browser.execute_script("return arguments[0].lxviewer.lines[0]", viewer)
+    dx, dy = line["b"]["x"] - line["a"]["x"], line["b"]["y"] - line["a"]["y"]
+    assert dx > 10 and dy > 10
+    label = viewer.find_element(By.CSS_SELECTOR, ".vsvg .vline text").text
+    assert label == f"{math.hypot(dx * 1.0, dy * 0.5):.1f} mm" and label != f"{math.hypot(dx * 0.5, dy * 1.0):.1f} mm"
+    ActionChains(browser).move_to_element_with_offset(stage, -100, -50).click_and_hold().move_by_offset(40, 0).release().perform()
+    assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vline")) == 2
+    viewer.send_keys("\ue017")  # Delete: the last line
+    assert len(viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vline")) == 1
+    viewer.find_element(By.CSS_SELECTOR, ".v-clear").click()
+    assert viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vline") == []
+    assert viewer.find_element(By.CSS_SELECTOR, ".v-clear").get_attribute("disabled") == "true"
+    viewer.send_keys("m")
+    ActionChains(browser).move_to_element(stage).click_and_hold().move_by_offset(60, 0).release().perform()
+    assert viewer.find_elements(By.CSS_SELECTOR, ".vsvg .vline") == [] and "W 1740" in viewer.find_element(By.CSS_SELECTOR, ".vcorner.tr").text
+
+
+def test_no_ruler_without_pixel_spacing(browser, live_server):
+    """A stack whose images carry no pixel spacing (PNG/JPG slices: the service sends spacing_mm null) offers no ruler and
+    says why; the P002 stack's own answer with its spacing taken out (SYNTHETIC) stands in for one."""
+    from selenium.webdriver.common.by import By
+
+    viewer, wait = _open_viewer(browser, live_server)
+    browser.execute_script(
+        "const real = LX.api; LX.api = async (...a) => { const info = await real(...a); info.spacing_mm = null; return info; };"
+        "const div = document.createElement('div'); div.id = 'nospacing'; document.body.appendChild(div);"
+        "LXViewer.mount(div, arguments[0].lxviewer.base).then(() => { div.dataset.ready = '1'; });", viewer)
+    wait.until(lambda d: d.execute_script("return document.getElementById('nospacing').dataset.ready"))
+    other = browser.find_element(By.ID, "nospacing")
+    assert other.find_elements(By.CSS_SELECTOR, ".v-measure") == []
+    assert other.find_element(By.CSS_SELECTOR, ".v-nospacing").text == "measure: no pixel spacing"
+    other.send_keys("m")
+    assert browser.execute_script("return arguments[0].lxviewer.measure", other) is False
+    assert "m: measure" not in other.find_element(By.CSS_SELECTOR, ".vhelp").text

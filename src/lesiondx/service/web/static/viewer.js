@@ -1,7 +1,8 @@
 // lesiondx stack viewer: every slice of a series, windowed in the browser from raw int16 (HU for CT).
 // Scroll / arrow keys / slider = slice; left drag = window/level; right or shift drag = pan; ctrl+wheel,
 // + / - = zoom; presets (keys 1-9, their W/L in HU on the buttons); n / p = next / previous slice with a finding;
-// the value under the pointer (HU for CT); findings (boxes, SVG) and heat maps (magma, alpha) on/off with opacity.
+// the value under the pointer (HU for CT); heat maps (magma, alpha; h) and findings (boxes, SVG; b) each on/off, with
+// opacity; m = measure a distance (drag a line, mm from the row and column pixel spacing; Delete removes the last).
 "use strict";
 const LXViewer = {
   CACHE: 96,  // slices kept in memory (0.5 MB each at 512²)
@@ -13,7 +14,7 @@ const LXViewer = {
     opts = opts || {};
     const info = await LX.api(base + "/slices" + (opts.query || ""));
     const v = { root, base, info, n: 0, wc: info.window.center, ww: info.window.width, zoom: 1, panX: 0, panY: 0,
-                overlay: opts.overlay !== false, opacity: 1, cache: new Map(), heat: new Map(), pending: new Map(),
+                heatOn: opts.overlay !== false, boxesOn: opts.overlay !== false, opacity: 1, measure: false, lines: [], cache: new Map(), heat: new Map(), pending: new Map(),
                 showAI: opts.showAI !== false, spacing: info.spacing_mm };
     root.classList.add("viewer");
     root.tabIndex = 0;
@@ -23,13 +24,20 @@ const LXViewer = {
         " HU, width " + w.width + " HU" + (i < 9 ? " (key " + (i + 1) + ")" : "") + '">' + LX.esc(name) + ' <span class="pv">' + LX.esc(LXViewer.wl(w, false)) + "</span></button>";
     }).join("");
     const ai = v.showAI && (info.findings.length || info.heatmaps.length), nPresets = Math.min(9, Object.keys(info.presets || {}).length);
+    const mm = LXViewer.pixelMm(v), heat = ai && info.heatmaps.length, boxes = ai && info.findings.length;
     const help = "wheel, ↑ ↓: slice · drag: window/level · right-drag: pan · ctrl+wheel: zoom" + (nPresets ? " · 1–" + nPresets + ": presets" : "") +
-      (ai && info.findings.length ? " · n / p: next / previous finding" : "");
+      (boxes ? " · n / p: next / previous finding" : "") + (heat ? " · h: heat map" : "") + (boxes ? " · b: boxes" : "") +
+      (mm ? " · m: measure (drag a line), Delete: remove the last line" : "");
+    const toggle = (cls, name, key, on) => '<button type="button" class="' + cls + '" aria-pressed="' + on + '" title="show or hide the ' + name + " (key " + key + ')">' +
+      name + ' <span class="st">' + (on ? "on" : "off") + "</span></button>";
     root.innerHTML =
       '<div class="vtools">' + (presets ? '<span class="grp">Window ' + presets + "</span>" : "") +
       '<span class="grp"><button type="button" data-act="zoomin" title="zoom in (+)">+</button><button type="button" data-act="zoomout" title="zoom out (−)">−</button><button type="button" data-act="reset" title="reset zoom, pan and window (R)">reset</button></span>' +
-      (ai ? '<span class="grp"><label><input type="checkbox" class="v-overlay"' + (v.overlay ? " checked" : "") + '> AI overlay</label> <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"> <output class="v-opacity-value">100 %</output></label>' +
+      (ai ? '<span class="grp">' + (heat ? toggle("v-heat", "heat map", "h", v.heatOn) : "") + (boxes ? toggle("v-boxes", "boxes", "b", v.boxesOn) : "") + ' <label>opacity <input type="range" class="v-opacity" min="0" max="1" step="0.05" value="1"> <output class="v-opacity-value">100 %</output></label>' +
         (info.heatmaps.length ? '<span class="vlegend" title="the model\'s lesion probability per pixel: transparent at 0, more opaque and brighter towards 1">heat map: probability 0 <i class="magma"></i> 1</span>' : "") + "</span>" : "") +
+      '<span class="grp">' + (mm ? '<button type="button" class="v-measure" aria-pressed="false" title="measure a distance: drag a line on the image (key m)">measure <span class="st">off</span></button>' +
+        '<button type="button" class="v-clear" data-act="clear" title="remove the measured lines on this slice (Delete: the last one)" disabled>remove lines</button>' :
+        '<span class="v-nospacing muted" title="the images carry no pixel spacing, so no distance can be given in mm">measure: no pixel spacing</span>') + "</span>" +
       "</div>" +
       '<div class="vstage"><canvas class="vcanvas"></canvas><svg class="vsvg" xmlns="http://www.w3.org/2000/svg"></svg>' +
       '<div class="vcorner tl"></div><div class="vcorner tr"></div><div class="vcorner br"></div></div>' +
@@ -70,6 +78,33 @@ const LXViewer = {
     const gap = k => k >= 0 && k + 1 < p.length && Math.abs(p[k + 1] - p[k]) > 1.5 * s[0] ? Math.abs(p[k + 1] - p[k]) : 0;
     const before = gap(n - 1), after = gap(n);
     return (before ? "\ngap: " + before.toFixed(1) + " mm to the previous slice" : "") + (after ? "\ngap: " + after.toFixed(1) + " mm to the next slice" : "");
+  },
+  // [row, column] pixel spacing in mm (between rows = along y, between columns = along x), or null where unknown
+  pixelMm(v) {
+    const s = v.spacing;
+    return Array.isArray(s) && s.length >= 3 && s[1] > 0 && s[2] > 0 ? [Number(s[1]), Number(s[2])] : null;
+  },
+  // a line's length in mm: x steps by the column spacing, y steps by the row spacing
+  lineMm(v, line) {
+    const [row, col] = LXViewer.pixelMm(v);
+    return Math.hypot((line.b.x - line.a.x) * col, (line.b.y - line.a.y) * row);
+  },
+  lineSvg(v, g, line) {
+    const p = q => [(g.ox + q.x * g.s).toFixed(1), (g.oy + q.y * g.s).toFixed(1)], [x1, y1] = p(line.a), [x2, y2] = p(line.b);
+    return '<g class="vline"><line x1="' + x1 + '" y1="' + y1 + '" x2="' + x2 + '" y2="' + y2 + '"/><circle cx="' + x1 + '" cy="' + y1 + '" r="3"/><circle cx="' + x2 + '" cy="' + y2 + '" r="3"/>' +
+      '<text x="' + (+x2 + 6).toFixed(1) + '" y="' + (+y2 - 6).toFixed(1) + '">' + LXViewer.lineMm(v, line).toFixed(1) + " mm</text></g>";
+  },
+  setMeasure(v, on) {
+    v.measure = on;
+    const b = v.root.querySelector(".v-measure"); if (!b) return;
+    b.setAttribute("aria-pressed", String(on)); b.querySelector(".st").textContent = on ? "on" : "off";
+  },
+  // heat map ("heat") or boxes ("boxes") on or off; the button says which
+  setLayer(v, layer, on) {
+    v[layer + "On"] = on;
+    const b = v.root.querySelector(".v-" + layer);
+    if (b) { b.setAttribute("aria-pressed", String(on)); b.querySelector(".st").textContent = on ? "on" : "off"; }
+    LXViewer.draw(v);
   },
   sizeMm(v, f) {
     if (f.size_mm) return Number(f.size_mm).toFixed(0) + " mm";
@@ -135,16 +170,17 @@ const LXViewer = {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.fillStyle = "#000"; ctx.fillRect(0, 0, g.w, g.h);
     ctx.imageSmoothingEnabled = g.s < 3;
     ctx.drawImage(v.off, g.ox, g.oy, v.info.cols * g.s, v.info.rows * g.s);
-    const on = v.overlay && v.showAI;
-    if (on && v.heatImg) { ctx.globalAlpha = v.opacity; ctx.drawImage(v.heatImg, g.ox, g.oy, v.info.cols * g.s, v.info.rows * g.s); ctx.globalAlpha = 1; }
-    const boxes = on ? v.info.findings.filter(f => f.slice === v.n) : [];
+    if (v.heatOn && v.showAI && v.heatImg) { ctx.globalAlpha = v.opacity; ctx.drawImage(v.heatImg, g.ox, g.oy, v.info.cols * g.s, v.info.rows * g.s); ctx.globalAlpha = 1; }
+    const boxes = v.boxesOn && v.showAI ? v.info.findings.filter(f => f.slice === v.n) : [];
     v.svg.setAttribute("width", g.w); v.svg.setAttribute("height", g.h);
     v.svg.innerHTML = boxes.map(f => {
       const x = g.ox + f.box[0] * g.s, y = g.oy + f.box[1] * g.s, bw = (f.box[2] - f.box[0]) * g.s, bh = (f.box[3] - f.box[1]) * g.s;
       const label = LX.esc(LXViewer.findingText(v, f)), ty = y > 22 ? y - 6 : y + bh + 16;
       return '<g class="vbox" style="opacity:' + Math.max(0.35, v.opacity) + '"><rect x="' + x.toFixed(1) + '" y="' + y.toFixed(1) + '" width="' + bw.toFixed(1) + '" height="' + bh.toFixed(1) + '"/>' +
         '<text x="' + x.toFixed(1) + '" y="' + ty.toFixed(1) + '">' + label + "</text></g>";
-    }).join("");
+    }).join("") + v.lines.filter(l => l.slice === v.n).map(l => LXViewer.lineSvg(v, g, l)).join("");
+    const clear = v.root.querySelector(".v-clear");
+    if (clear) clear.disabled = !v.lines.some(l => l.slice === v.n);
     const inst = v.info.instance_numbers[v.n], pos = v.info.positions_mm ? v.info.positions_mm[v.n] : null;
     v.slider.setAttribute("aria-valuetext", "Im " + inst + ", slice " + (v.n + 1) + " of " + v.info.n + (pos !== null ? ", z " + pos.toFixed(1) + " mm" : ""));
     v.root.querySelector(".vcorner.tl").textContent = "Im " + inst + "  (" + (v.n + 1) + " / " + v.info.n + ")" + (pos !== null ? "  z " + pos.toFixed(1) + " mm" : "") +
@@ -177,10 +213,13 @@ const LXViewer = {
       else if (t.dataset.act === "zoomin") LXViewer.zoomBy(v, 1.25);
       else if (t.dataset.act === "zoomout") LXViewer.zoomBy(v, 0.8);
       else if (t.dataset.act === "reset") LXViewer.reset(v);
+      else if (t.dataset.act === "clear") { v.lines = v.lines.filter(l => l.slice !== v.n); LXViewer.draw(v); }
+      else if (t.classList.contains("v-measure")) LXViewer.setMeasure(v, !v.measure);
+      else if (t.classList.contains("v-heat")) LXViewer.setLayer(v, "heat", !v.heatOn);
+      else if (t.classList.contains("v-boxes")) LXViewer.setLayer(v, "boxes", !v.boxesOn);
     });
     v.slider.addEventListener("input", () => v.go(+v.slider.value));
-    const ov = root.querySelector(".v-overlay"), op = root.querySelector(".v-opacity");
-    if (ov) ov.addEventListener("change", () => { v.overlay = ov.checked; LXViewer.draw(v); });
+    const op = root.querySelector(".v-opacity");
     if (op) op.addEventListener("input", () => {
       v.opacity = +op.value; root.querySelector(".v-opacity-value").textContent = Math.round(100 * v.opacity) + " %"; LXViewer.draw(v);
     });
@@ -205,12 +244,19 @@ const LXViewer = {
       else if (e.ctrlKey || e.altKey || e.metaKey || e.target.tagName === "INPUT") return;
       else if (/^[1-9]$/.test(e.key)) { const b = root.querySelectorAll("[data-preset]")[+e.key - 1]; if (b) b.click(); }
       else if ((e.key === "n" || e.key === "p") && v.showAI) LXViewer.nextFinding(v, e.key === "n" ? 1 : -1);
+      else if (e.key === "h" || e.key === "b") { const b = root.querySelector(e.key === "h" ? ".v-heat" : ".v-boxes"); if (b) b.click(); }
+      else if (e.key === "m" && LXViewer.pixelMm(v)) LXViewer.setMeasure(v, !v.measure);
+      else if (e.key === "Delete" || e.key === "Backspace") {  // the last line drawn on this slice
+        const last = v.lines.map(l => l.slice).lastIndexOf(v.n);
+        if (last >= 0) { e.preventDefault(); v.lines.splice(last, 1); LXViewer.draw(v); }
+      }
     });
     let drag = null;
     stage.addEventListener("contextmenu", e => e.preventDefault());
     stage.addEventListener("pointerdown", e => {
       root.focus({ preventScroll: true });
       drag = { x: e.clientX, y: e.clientY, pan: e.button === 2 || e.button === 1 || e.shiftKey, wc: v.wc, ww: v.ww, px: v.panX, py: v.panY };
+      if (v.measure && !drag.pan) { const at = LXViewer.imageAt(v, e); drag.line = { slice: v.n, a: at, b: at }; v.lines.push(drag.line); }
       stage.setPointerCapture(e.pointerId);
     });
     stage.addEventListener("pointermove", e => {
@@ -218,14 +264,24 @@ const LXViewer = {
       v.pointer = { x: Math.floor((e.clientX - box.left - g.ox) / g.s), y: Math.floor((e.clientY - box.top - g.oy) / g.s) };
       if (!drag) { LXViewer.probe(v); return; }
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (drag.line) { drag.line.b = LXViewer.imageAt(v, e); LXViewer.draw(v); return; }
       if (drag.pan) { v.panX = drag.px + dx; v.panY = drag.py + dy; LXViewer.draw(v); return; }
       const scale = v.info.is_hu ? 4 : 1;  // HU per screen pixel of drag
       v.ww = Math.max(1, drag.ww + dx * scale); v.wc = drag.wc + dy * scale;
       LXViewer.window(v); LXViewer.draw(v);
     });
-    ["pointerup", "pointercancel"].forEach(t => stage.addEventListener(t, () => { drag = null; }));
+    ["pointerup", "pointercancel"].forEach(t => stage.addEventListener(t, () => {
+      if (drag && drag.line && Math.hypot(drag.line.b.x - drag.line.a.x, drag.line.b.y - drag.line.a.y) * LXViewer.geometry(v).s < 3) {
+        v.lines.splice(v.lines.indexOf(drag.line), 1); LXViewer.draw(v);  // a click, not a line
+      }
+      drag = null;
+    }));
     stage.addEventListener("pointerleave", () => { v.pointer = null; LXViewer.probe(v); });
     window.addEventListener("resize", () => LXViewer.draw(v));
+  },
+  imageAt(v, e) {  // a pointer event's position in image pixels (fractional)
+    const g = LXViewer.geometry(v), box = v.canvas.getBoundingClientRect();
+    return { x: (e.clientX - box.left - g.ox) / g.s, y: (e.clientY - box.top - g.oy) / g.s };
   },
   zoomBy(v, f) { v.zoom = Math.max(0.5, Math.min(10, v.zoom * f)); LXViewer.draw(v); },
   reset(v) { v.zoom = 1; v.panX = v.panY = 0; v.wc = v.info.window.center; v.ww = v.info.window.width; LXViewer.window(v); LXViewer.draw(v); },

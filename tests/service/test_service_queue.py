@@ -286,6 +286,27 @@ def test_the_queue_order_survives_a_clock_step_on_postgresql(postgres_url):
     assert _claim_order_after_the_clock_went_back(postgres_url) == ["1" * 32, "2" * 32, "3" * 32]
 
 
+def test_the_queue_position_shown_follows_the_claim_order_after_the_clock_went_back(tmp_path):
+    """Was: the study page counted the studies ahead by ``created_at``, so after the clock went back an hour the study
+    claimed first was shown third in the queue."""
+    from types import SimpleNamespace
+
+    from lesiondx.service.viewer import progress_of
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    now = utcnow()
+    for study_id, created in (("1" * 32, now), ("2" * 32, now - timedelta(minutes=59)), ("3" * 32, now - timedelta(minutes=58))):
+        with db.session() as s, s.begin():
+            s.add(Study(id=study_id, status="queued", created_at=created))
+    core = SimpleNamespace(settings=SimpleNamespace(pacs=None))
+    try:
+        with db.session() as s:
+            shown = [progress_of(core, s, s.get(Study, k * 32))["queue_position"] for k in "123"]
+    finally:
+        db.dispose()
+    assert shown == [1, 2, 3]
+
+
 def test_health_never_reports_a_negative_queue_age_after_the_clock_went_back(make_client):
     """Was: a study queued just before the clock was set back an hour showed ``oldest_queued_s`` of about -3600."""
     client = make_client()

@@ -29,7 +29,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from lesiondx.io import ImageReadError, read_study
 from lesiondx.io.windows import WINDOWS
@@ -180,8 +180,9 @@ def progress_of(core: Any, session: Any, study: Study) -> dict[str, Any]:
     out: dict[str, Any] = {"stage": "receiving DICOM" if study.status == "receiving" else status, "done": None,
                            "total": None, "eta_s": None, "queue_position": None}
     if status == "queued":
-        ahead = session.scalar(select(func.count()).select_from(Study).where(
-            Study.status == "queued", Study.created_at < study.created_at))
+        ahead = session.scalar(select(func.count()).select_from(Study).where(  # the claim order (db.claim_next)
+            Study.status == "queued", or_(Study.queue_seq < study.queue_seq,
+                                          and_(Study.queue_seq == study.queue_seq, Study.created_at < study.created_at))))
         out["queue_position"] = int(ahead or 0) + 1
     elif status == "running":
         out.update({k: v for k, v in (read_progress(core.storage.results_dir(study.id)) or {}).items() if v is not None})

@@ -76,7 +76,8 @@ class Manifest:
         """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing."""
         missing = _missing_files(self.frame, self.root, [self.line(i) for i in range(len(self.frame))])
         if missing:
-            raise ManifestError(self.root / "labels.csv", "; ".join(missing))
+            raise ManifestError(self.root / "labels.csv", "; ".join(missing) + " (put the files there, or remove "
+                                "those rows or correct their paths)")
 
 
 def _resolve(root: Path, value: object) -> str | None:
@@ -237,6 +238,9 @@ def as_manifest(source: str | Path | Manifest) -> Manifest:
     return source if isinstance(source, Manifest) else load_manifest(source)
 
 
+MISSING_SHOWN = 20  # missing files named per column, then "and N more"
+
+
 def _missing_files(frame: pd.DataFrame, root: Path, lines: Sequence[int]) -> list[str]:
     problems: list[str] = []
     for column in ("image", *MASK_COLUMNS.values()):
@@ -245,10 +249,9 @@ def _missing_files(frame: pd.DataFrame, root: Path, lines: Sequence[int]) -> lis
         missing = [(i, p) for i, p in enumerate(frame[column])
                    if p is not None and not outside_folder(root, p) and not Path(p).exists()]
         if missing:
-            first_row, first_path = missing[0]
-            problems.append(
-                f"{len(missing)} {column} file(s) missing (first: row {lines[first_row]}, {Path(first_path).name})"
-            )
+            shown = ", ".join(f"row {lines[i]} {os.path.relpath(p, root)}" for i, p in missing[:MISSING_SHOWN])
+            more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+            problems.append(f"{len(missing)} {column} file(s) missing: {shown}{more}")
     return problems
 
 

@@ -114,7 +114,7 @@ def summarise_folder(folder: str | Path, task: str | None = None) -> DatasetSumm
     if task is not None:
         known_labels(task)  # an unknown task name is a usage error, not a dataset problem
     try:
-        manifest = load_manifest(folder, outside_ok=True)
+        manifest = load_manifest(folder, outside_ok=True, duplicates_ok=True)
     except ManifestError as exc:
         return DatasetSummary(folder=str(Path(folder).resolve()), layout="unknown", n_images=0, n_patients=0,
                               labels={}, patients_per_label={}, masks={}, problems=[str(exc)], task=task)

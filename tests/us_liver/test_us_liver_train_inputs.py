@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from lesiondx.cli import app
 from lesiondx.config import ConfigError
 from lesiondx.data import ManifestError
+from lesiondx.models import load_checkpoint
 from lesiondx.us_liver import task
 from lesiondx.us_liver.config import load_us_config
 from lesiondx_testdata import EXAMPLES
@@ -116,6 +117,8 @@ def test_a_finished_run_records_its_command_data_seed_and_versions_and_repeats_t
     assert record["data_hash"] == (run / "data_hash.txt").read_text().strip()
     assert {"python", "lesiondx", "torch", "numpy"} <= set(record["versions"])
     assert record["data_warnings"] == ["no patient_id column: each image is treated as its own patient"]
+    # the model's name (us-liver-dcnn-us-DATE-hash) carries the day it was trained, not the shipped model's day
+    assert load_checkpoint(run / "us_liver.pt")[1]["date"] == record["finished"][:10]
     assert not (tmp_path / "run.partial").exists()
 
 

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 # predict / evaluate / serve run on ONNX Runtime without torch installed; the statistics (scipy.stats, matplotlib)
 # and pandas are imported by train / evaluate, so a cold ``predict`` process does not pay for them
 
-DATE = "2026-11-24"
 POSITIVE = "malignant"
 
 
@@ -183,7 +182,8 @@ def _train_into(out: Path, data: Path, manifest: Manifest, cfg: UsLiverConfig, s
         "data_hash": digest, "seconds": time.time() - t0,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    meta = {"config": config_to_dict(cfg), "threshold": threshold, "date": DATE, "data_hash": digest,
+    meta = {"config": config_to_dict(cfg), "threshold": threshold, "data_hash": digest,
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),  # the model's name carries the day it was trained
             "n_background_types": fit.n_background_types, "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high],
             "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
     save_bundle(out / CHECKPOINT, segmenter, fit.members, meta)

@@ -73,6 +73,17 @@ def test_an_image_listed_under_two_labels_is_refused_naming_both_rows(tmp_path):
         task.train(folder, tmp_path / "run", config(tmp_path))
 
 
+def test_a_site_spelling_of_the_labels_names_row_known_labels_and_the_fix(tmp_path):
+    def site_labels(rows: pd.DataFrame) -> pd.DataFrame:
+        rows["label"] = rows["label"].map({"benign": "benign lesion", "malignant": "HCC", "normal": "normal"})
+        return rows
+
+    folder = altered_folder(tmp_path / "site", site_labels)
+    with pytest.raises(ManifestError, match=r"row 2, column 'label'.*'HCC', 'benign lesion' \(known: benign, "
+                                            r"malignant, normal\); write those rows' labels as known ones"):
+        task.train(folder, tmp_path / "run", config(tmp_path))
+
+
 def test_a_label_with_fewer_patients_than_folds_is_named_before_training(tmp_path):
     folder = altered_folder(tmp_path / "tiny", lambda rows: rows[rows["image_id"] != rows.query(
         "label == 'malignant'")["image_id"].iloc[0]])

@@ -223,7 +223,8 @@ def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] =
     if unknown:
         row = manifest.line(int(labels.index[labels.isin(unknown)][0]))
         raise ManifestError(manifest.root / "labels.csv", f"label(s) task {task} does not know: "
-                            f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))})",
+                            f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))}); write those rows' "
+                            "labels as known ones in labels.csv (other names, e.g. a diagnosis, are not mapped)",
                             row=row, column="label")
 
 

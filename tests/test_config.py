@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from lesiondx.config import ConfigError, load_config
+from lesiondx.config import ConfigError, config_from_mapping, load_config
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,10 @@ def test_unknown_keys_and_wrong_types_are_named(tmp_path):
         load_config(DemoConfig, tmp_path / "bad2.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_config(DemoConfig, tmp_path / "missing.yaml")
+
+
+def test_a_misspelt_key_is_given_the_nearest_known_one():
+    from lesiondx.us_liver.config import UsLiverConfig
+
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) epoch \('epoch' → did you mean 'epochs'\?\); known:"):
+        config_from_mapping(UsLiverConfig, {"epoch": 3}, source="config.yaml")

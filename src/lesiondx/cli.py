@@ -44,6 +44,9 @@ def _use_engine(engine: Optional[str]) -> None:
             raise typer.BadParameter(str(exc), param_hint="--engine") from exc
 
 
+INTERRUPTED_EXIT = 130  # Ctrl-C, as a shell reports it
+
+
 def _fail(message: str, code: int = 2) -> None:
     print_error(message)
     raise typer.Exit(code)
@@ -132,6 +135,12 @@ def train(
             err.print(f"[red]bad file:[/] {bad.line()} (labels.csv row {bad.row})", highlight=False, soft_wrap=True)
         more = f" ({len(exc.bad) - LIST_LIMIT} more not shown)" if len(exc.bad) > LIST_LIMIT else ""
         _fail(f"{exc.csv}: {len(exc.bad)} of {exc.n_rows} rows have files that cannot be used{more}; {exc.hint}")
+    except KeyboardInterrupt:
+        _fail(f"{run_dir}: interrupted, no run written (training does not resume: rerun the same command)",
+              INTERRUPTED_EXIT)
+    record = Path(result) / "run.json"
+    for warning in json.loads(record.read_text()).get("data_warnings", []) if record.is_file() else []:
+        err.print(f"[yellow]warning:[/] {Path(data) / 'labels.csv'}: {warning}", highlight=False, soft_wrap=True)
     if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
         err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
                   soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +39,10 @@ def config_from_mapping(cls: type[C], data: dict[str, Any], *, source: str = "co
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        guesses = [f"{key!r} → did you mean {near[0]!r}?" for key in unknown
+                   if (near := difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75))]
+        hint = f" ({'; '.join(guesses)})" if guesses else ""
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}{hint}; known: {', '.join(fields)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
         default = None if fields[name].default is dataclasses.MISSING else fields[name].default

@@ -2,7 +2,8 @@
 
 When stderr is not a terminal (``nohup``, a scheduler's log file, CI), a loop that has already run for
 ``QUIET_SECONDS`` prints one line at each further 10 % of its items, so a long training run shows where
-it is; quick loops print nothing.
+it is; quick loops print nothing, unless no line came for ``HEARTBEAT_SECONDS`` (a phase of many short loops,
+such as training epochs, then still prints a line about every half minute).
 
 A service job can watch any loop: inside ``with reporting(sink):`` every :func:`track` item and every
 :func:`report` call goes to ``sink(stage, done, total)`` (the service writes it to the job's progress file).
@@ -22,7 +23,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 T = TypeVar("T")
 console = Console(stderr=True)
-QUIET_SECONDS = 10.0  # batch mode: no lines for loops shorter than this (s)
+QUIET_SECONDS = 10.0  # batch mode: no lines for loops shorter than this (s)...
+HEARTBEAT_SECONDS = 30.0  # ...unless no line was printed for this long (s): many short loops (epochs) still show
+_last_line = [time.monotonic()]  # when batch mode last printed a progress line (time.monotonic, s)
 Sink = Callable[[str, int, "int | None"], None]
 _sink: ContextVar[Sink | None] = ContextVar("lesiondx_progress_sink", default=None)
 
@@ -80,9 +83,12 @@ def _log_lines(items: Iterable[T], description: str, total: int | None) -> Itera
     next_step = 0.1
     for done, item in enumerate(items, 1):
         yield item
-        elapsed = time.monotonic() - start
-        if not total or elapsed < QUIET_SECONDS or done / total < next_step:
+        now = time.monotonic()
+        elapsed = now - start
+        quiet = elapsed < QUIET_SECONDS and now - _last_line[0] < HEARTBEAT_SECONDS
+        if not total or quiet or done / total < next_step:
             continue
+        _last_line[0] = now
         while next_step <= done / total:
             next_step += 0.1
         left = elapsed * (total - done) / done

@@ -43,7 +43,8 @@ def test_training_check_stops_on_missing_files_naming_labels_csv(tmp_path):
     folder = tmp_path / "data"
     shutil.copytree(MINI, folder)
     (folder / "images" / "benign_020.jpg").unlink()
-    with pytest.raises(ManifestError, match=r"labels.csv: 1 image file\(s\) missing \(first: row 4, benign_020.jpg\)"):
+    with pytest.raises(ManifestError, match=r"labels.csv: 1 image file\(s\) missing: row 4 images/benign_020.jpg "
+                                            r"\(put the files there"):
         check_training_rows(load_manifest(folder), skip_bad=True)
 
 

@@ -145,7 +145,7 @@ def test_row_numbers_are_file_lines_with_blank_lines_and_in_subsets(tmp_path):
                                          "d,p4,benign,images/missing.png\n")
     manifest = load_manifest(tmp_path)
     assert manifest.lines == (3, 4, 7, 8)
-    assert any("first: row 8, missing.png" in p for p in manifest.problems)
+    assert any("missing: row 8 images/missing.png" in p for p in manifest.problems)
     later = manifest.subset(manifest.frame["image_id"].isin(["c", "d"]))
     assert later.lines == (7, 8) and later.line(0) == 7
     assert bad_row_from(later, 1, ValueError("broken")) == BadRow("d", "images/missing.png", "broken", 8)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from lesiondx.data import (
     Box, background_roi, boxes_from_mask, external_split, grouped_kfold, grouped_split, lesion_roi, load_manifest,
-    mask_box, patients_on_several_sides, quadrant,
+    mask_box, patients_on_several_sides, quadrant, require_patients_per_label,
 )
 
 
@@ -32,6 +34,21 @@ def test_kfold_groups_patients_and_covers_all_rows():
     assert patients_on_several_sides(frame, pd.Series(folds)) == []
     with pytest.raises(ValueError, match="cannot make 5 folds from 3 patients"):
         grouped_kfold(frame.iloc[:6], k=5)
+
+
+def test_kfold_with_a_label_short_of_patients_leaves_the_warning_to_the_caller():
+    """A raw scikit-learn UserWarning ('The least populated class ...') reached the user's terminal in train; the
+    callers say it in their own words (require_patients_per_label)."""
+    frame = pd.DataFrame({"patient_id": [f"p{i}" for i in range(12)], "label": ["benign"] * 10 + ["malignant"] * 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folds = grouped_kfold(frame, k=3)
+    assert set(folds) == {0, 1, 2}
+    with pytest.raises(ValueError, match=r"labels.csv: too few patients for 3 folds: 'malignant' has 2 \(each label "
+                                         r"needs at least 3 patients, one in every fold\); add patients of that "
+                                         r"label, or lower folds in the config \(now 3, at least 2\)"):
+        require_patients_per_label(frame, 3, where="labels.csv")
+    require_patients_per_label(frame, 2, where="labels.csv")
 
 
 def test_external_split_by_centre_and_date():

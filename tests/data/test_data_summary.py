@@ -111,3 +111,20 @@ def test_shipped_examples_have_no_problems():
         assert result.exit_code == 0, output
         summary = json.loads(output)
         assert summary["problems"] == [] and summary["warnings"] == [] and summary["task"] in ("us-liver", "ct-covid")
+
+
+def test_summary_lists_every_duplicate_id_beside_the_other_problems(tmp_path):
+    """Was: the first duplicate image_id was the only problem reported (layout unknown, 0 images), so a site fixed
+    one problem per run; now every duplicate (with its row), the missing file and the repeated image come at once,
+    and train still stops at the first duplicate."""
+    for name in ("a", "b", "c"):
+        _png(tmp_path / "images" / f"{name}.png")
+    folder = _folder(tmp_path, "a,p1,benign,images/a.png\nb,p2,malignant,images/b.png\na,p3,benign,images/c.png\n"
+                               "b,p4,malignant,images/gone.png\nc,p5,benign,images/c.png\n")
+    summary = summarise_folder(folder)
+    assert summary.n_images == 5
+    assert any("2 duplicate image_id(s): row 4 'a', row 5 'b'" in p for p in summary.problems)
+    assert any("1 image file(s) missing: row 5 images/gone.png" in p for p in summary.problems)
+    assert any("row 6, column 'image': images/c.png is listed twice" in p for p in summary.problems)
+    with pytest.raises(ManifestError, match="row 4, column 'image_id': duplicate image_id 'a'"):
+        load_manifest(folder)

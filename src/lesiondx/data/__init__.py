@@ -12,14 +12,16 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["LAYOUTS", "DatasetLayout", "detect_layout", "read_lesion_table"], "layouts"),
     **dict.fromkeys(["MASK_COLUMNS", "Manifest", "ManifestError", "as_manifest", "load_manifest"], "manifest"),
     **dict.fromkeys(["BadRow", "BadRowsError", "Screened", "check_training_rows", "no_rows_left",
-                     "require_known_labels", "require_task_layout", "screen_rows"],
+                     "require_columns", "require_known_labels", "require_one_row_per_image", "require_task_layout",
+                     "screen_rows"],
                     "badrows"),
     **dict.fromkeys([
         "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "disk_closing", "lesion_roi", "mask_box", "quadrant", "square_crop"
     ], "rois"),
     **dict.fromkeys(["TRAINING_FILES", "SeenRows", "file_sha256", "image_roles", "lead_lines", "read_training_files",
                      "report_notes", "seen_in_training", "write_training_files"], "provenance"),
-    **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides"], "splits"),
+    **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides",
+                     "require_patients_per_label"], "splits"),
     **dict.fromkeys(["DatasetSummary", "summarise_folder", "summarise_manifest"], "summary"),
     **dict.fromkeys(["TableError", "read_table"], "tables"),
 }

@@ -223,8 +223,47 @@ def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] =
     if unknown:
         row = manifest.line(int(labels.index[labels.isin(unknown)][0]))
         raise ManifestError(manifest.root / "labels.csv", f"label(s) task {task} does not know: "
-                            f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))})",
+                            f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))}); write those rows' "
+                            "labels as known ones in labels.csv (other names, e.g. a diagnosis, are not mapped)",
                             row=row, column="label")
+
+
+def require_columns(manifest: Manifest, columns: tuple[str, ...], why: str) -> None:
+    """:class:`~lesiondx.data.ManifestError` naming labels.csv and the first of ``columns`` it lacks; ``why`` says
+    what needs them (e.g. "us-liver train learns its lesion, liver and sector outlines from them")."""
+    from .manifest import ManifestError
+
+    missing = [c for c in columns if c not in manifest.frame.columns]
+    if missing:
+        raise ManifestError(manifest.root / "labels.csv", f"column(s) {', '.join(missing)} missing: {why} "
+                            f"(have: {', '.join(c for c in manifest.frame.columns if not c.startswith('_'))})",
+                            column=missing[0])
+
+
+def repeated_image(manifest: Manifest) -> tuple[int, str] | None:
+    """``(labels.csv line, reason)`` of the first row whose image file an earlier row lists too (one frame
+    counted twice, possibly under two labels or on both sides of a split), else ``None``."""
+    images = manifest.frame["image"].astype(str)
+    repeated = images.index[images.duplicated()]
+    if not len(repeated):
+        return None
+    second = int(repeated[0])
+    first = int(images.index[images == images[second]][0])
+    labels, ids = manifest.frame["label"].astype(str), manifest.frame["image_id"].astype(str)
+    clash = (f"under two labels ({labels[first]!r}, {labels[second]!r})" if labels[first] != labels[second]
+             else f"twice (image_id {ids[first]!r} and {ids[second]!r})")
+    return manifest.line(second), (f"{relative_name(manifest.root, images[second])} is listed {clash}, also on row "
+                                   f"{manifest.line(first)}: list each image once, with its one label")
+
+
+def require_one_row_per_image(manifest: Manifest) -> None:
+    """:class:`~lesiondx.data.ManifestError` naming labels.csv, the row and the ``image`` column when an image file
+    is listed on two rows (:func:`repeated_image`)."""
+    from .manifest import ManifestError
+
+    found = repeated_image(manifest)
+    if found:
+        raise ManifestError(manifest.root / "labels.csv", found[1], row=found[0], column="image")
 
 
 def require_task_layout(manifest: Manifest, task: str, also: tuple[str, ...] = ()) -> None:
@@ -265,4 +304,4 @@ def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: 
 
 
 __all__ = ["BadRow", "BadRowsError", "Screened", "check_training_rows", "list_files", "no_rows_left", "probe_file",
-           "require_known_labels", "screen_rows", "unreadable_rows", "use_errors"]
+           "repeated_image", "require_columns", "require_known_labels", "require_one_row_per_image", "screen_rows", "unreadable_rows", "use_errors"]

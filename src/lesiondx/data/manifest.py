@@ -76,7 +76,8 @@ class Manifest:
         """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing."""
         missing = _missing_files(self.frame, self.root, [self.line(i) for i in range(len(self.frame))])
         if missing:
-            raise ManifestError(self.root / "labels.csv", "; ".join(missing))
+            raise ManifestError(self.root / "labels.csv", "; ".join(missing) + " (put the files there, or remove "
+                                "those rows or correct their paths)")
 
 
 def _resolve(root: Path, value: object) -> str | None:
@@ -136,7 +137,8 @@ def outside_folder(root: Path, path: str | None) -> bool:
     return not os.path.normpath(path).startswith(os.path.join(os.path.normpath(root), ""))
 
 
-def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: bool = False) -> Manifest:
+def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: bool = False,
+                  duplicates_ok: bool = False) -> Manifest:
     """Read ``folder/labels.csv`` into a validated :class:`Manifest`.
 
     labels.csv may be comma-, semicolon- or tab-separated, with or without a UTF-8 byte-order mark, CRLF or
@@ -149,7 +151,8 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
     column missing, a ``*_mask`` column that is not a known mask kind (a misspelling), no rows, an empty
     ``image_id``/``label``/``image`` cell, a duplicate ``image_id``, a non-integer ``slice_index``, a
     file path outside the folder (``../x.png``, ``/etc/x``; listed in ``problems`` instead with
-    ``outside_ok``). Missing image or mask files are listed in ``Manifest.problems``; a missing or
+    ``outside_ok``; every duplicate ``image_id`` with its row, with ``duplicates_ok``, so that a summary lists
+    them beside the folder's other problems). Missing image or mask files are listed in ``Manifest.problems``; a missing or
     partial patient_id column in ``Manifest.warnings``, so that a summary can report them.
     """
     root = Path(folder).resolve()
@@ -184,9 +187,13 @@ def load_manifest(folder: str | Path, *, check_files: bool = True, outside_ok: b
         if len(empty):
             raise ManifestError(csv_path, "empty value", row=lines[int(empty[0])], column=column)
     duplicated = frame.index[frame["image_id"].duplicated()]
-    if len(duplicated):
+    if len(duplicated) and not duplicates_ok:
         row = int(duplicated[0])
         raise ManifestError(csv_path, f"duplicate image_id {frame.at[row, 'image_id']!r}", row=lines[row], column="image_id")
+    if len(duplicated):
+        shown = ", ".join(f"row {lines[int(i)]} {frame.at[i, 'image_id']!r}" for i in duplicated[:MISSING_SHOWN])
+        more = f" and {len(duplicated) - MISSING_SHOWN} more" if len(duplicated) > MISSING_SHOWN else ""
+        problems.append(f"{csv_path}, column 'image_id': {len(duplicated)} duplicate image_id(s): {shown}{more}")
     if "patient_id" not in frame.columns:
         warnings.append("no patient_id column: each image is treated as its own patient")
         frame["patient_id"] = frame["image_id"]
@@ -237,6 +244,9 @@ def as_manifest(source: str | Path | Manifest) -> Manifest:
     return source if isinstance(source, Manifest) else load_manifest(source)
 
 
+MISSING_SHOWN = 20  # missing files (per column) or duplicate ids named, then "and N more"
+
+
 def _missing_files(frame: pd.DataFrame, root: Path, lines: Sequence[int]) -> list[str]:
     problems: list[str] = []
     for column in ("image", *MASK_COLUMNS.values()):
@@ -245,10 +255,9 @@ def _missing_files(frame: pd.DataFrame, root: Path, lines: Sequence[int]) -> lis
         missing = [(i, p) for i, p in enumerate(frame[column])
                    if p is not None and not outside_folder(root, p) and not Path(p).exists()]
         if missing:
-            first_row, first_path = missing[0]
-            problems.append(
-                f"{len(missing)} {column} file(s) missing (first: row {lines[first_row]}, {Path(first_path).name})"
-            )
+            shown = ", ".join(f"row {lines[i]} {os.path.relpath(p, root)}" for i, p in missing[:MISSING_SHOWN])
+            more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+            problems.append(f"{len(missing)} {column} file(s) missing: {shown}{more}")
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,9 +29,26 @@ def grouped_kfold(
     from sklearn.model_selection import StratifiedGroupKFold  # ~0.2 s: not on a predict process's path
 
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, test_idx) in enumerate(splitter.split(np.zeros(len(frame)), strata, groups)):
+    with warnings.catch_warnings():  # a label with fewer patients than folds is the caller's to judge and say
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        split = list(splitter.split(np.zeros(len(frame)), strata, groups))
+    for fold, (_, test_idx) in enumerate(split):
         folds[test_idx] = fold
     return folds
+
+
+def require_patients_per_label(frame: pd.DataFrame, k: int, *, where: str, min_folds: int = 2,
+                               group: str = "patient_id") -> None:
+    """``ValueError`` (naming ``where``, e.g. labels.csv) when a label has fewer than ``k`` patients: grouped
+    ``k``-fold cross-validation needs one of each label's patients in every fold (each fold is tested, and the
+    next one validates); the fix offers fewer folds only when ``k`` is above ``min_folds``."""
+    per_label = frame.groupby("label")[group].nunique()
+    short = per_label[per_label < k]
+    if len(short):
+        counts = ", ".join(f"{label!r} has {n}" for label, n in short.items())
+        fewer = f", or lower folds in the config (now {k}, at least {min_folds})" if k > min_folds else ""
+        raise ValueError(f"{where}: too few patients for {k} folds: {counts} (each label needs at least {k} "
+                         f"patients, one in every fold); add patients of that label{fewer}")
 
 
 def grouped_split(

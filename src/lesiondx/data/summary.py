@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .badrows import FILE_COLUMNS, probe_file, unreadable_rows
+from .badrows import FILE_COLUMNS, probe_file, repeated_image, unreadable_rows
 from .layouts import LAYOUTS
 from .manifest import MASK_COLUMNS, Manifest, ManifestError, load_manifest
 
@@ -80,7 +80,12 @@ def summarise_manifest(manifest: Manifest, task: str | None = None, *, open_file
         problems += unreadable_files(manifest)
     mixed = frame.groupby("patient_id")["label"].nunique()
     if "slice_index" not in frame.columns and (mixed > 1).any():  # slice datasets label per slice
-        problems.append(f"{int((mixed > 1).sum())} patient(s) carry more than one label")
+        first = str(mixed.index[mixed > 1][0])
+        problems.append(f"{int((mixed > 1).sum())} patient(s) carry more than one label (first: patient_id {first!r}, "
+                        f"rows {', '.join(str(manifest.line(i)) for i in frame.index[frame['patient_id'] == first][:5])})")
+    repeated = repeated_image(manifest) if "slice_index" not in frame.columns else None
+    if repeated:
+        problems.append(f"{manifest.root / 'labels.csv'}, row {repeated[0]}, column 'image': {repeated[1]}")
     warnings = list(manifest.warnings)
     if task is not None:
         unknown = sorted(set(labels.index.astype(str)) - known_labels(task))
@@ -109,7 +114,7 @@ def summarise_folder(folder: str | Path, task: str | None = None) -> DatasetSumm
     if task is not None:
         known_labels(task)  # an unknown task name is a usage error, not a dataset problem
     try:
-        manifest = load_manifest(folder, outside_ok=True)
+        manifest = load_manifest(folder, outside_ok=True, duplicates_ok=True)
     except ManifestError as exc:
         return DatasetSummary(folder=str(Path(folder).resolve()), layout="unknown", n_images=0, n_patients=0,
                               labels={}, patients_per_label={}, masks={}, problems=[str(exc)], task=task)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lesiondx.config import load_config
+from lesiondx.config import ConfigError, load_config
 
 from .rois import AUGMENT_POLICIES
 
@@ -66,9 +66,41 @@ class UsLiverConfig:
     cache_dir: str = ""  # keep trunk-feature caches here (keyed by data hash and ROI settings)
 
 
+MIN_FOLDS = 3  # grouped CV: a test fold, an inner-validation fold and at least one training fold
+# allowed range of each numeric key: (lowest, highest, the words a config error uses); None = no bound
+AT_LEAST_1 = (1, None, "a whole number of at least 1")
+AT_LEAST_0 = (0, None, "a whole number of at least 0")
+ABOVE_0 = (0, None, "a number above 0")
+NOT_NEGATIVE = (0, None, "a number of at least 0")
+FRACTION = (0, 1, "a number from 0 to 1")
+RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    **dict.fromkeys(["crop_size", "epochs", "patience", "batch_size", "seg_batch_size", "seg_size"], AT_LEAST_1),
+    **dict.fromkeys(["background_margin_px", "trainable_tail", "tta_copies", "augment_copies", "max_images",
+                     "seg_epochs", "seg_max_images"], AT_LEAST_0),
+    **dict.fromkeys(["lr", "seg_lr"], ABOVE_0),
+    **dict.fromkeys(["crop_margin", "tail_lr", "weight_decay", "triplet_weight", "triplet_margin",
+                     "background_weight"], NOT_NEGATIVE),
+    **dict.fromkeys(["dropout", "no_lesion_below"], FRACTION),
+}
+
+
+def check_ranges(config: UsLiverConfig, source: str) -> None:
+    """:class:`ConfigError` naming ``source``, the first key whose value is outside its allowed range
+    (:data:`RANGES`) and the allowed values; ``probe_cs`` must be numbers above 0."""
+    for key, (low, high, allowed) in RANGES.items():
+        value = getattr(config, key)
+        whole = not allowed.startswith("a whole") or float(value).is_integer()
+        if not whole or (low is not None and value < low) or (high is not None and value > high) or (
+                allowed == ABOVE_0[2] and value <= 0):
+            raise ConfigError(f"{source}: {key} must be {allowed}, not {value!r}")
+    if not config.probe_cs or any(not isinstance(c, (int, float)) or c <= 0 for c in config.probe_cs):
+        raise ConfigError(f"{source}: probe_cs must be a list of numbers above 0, not {list(config.probe_cs)!r}")
+
+
 def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiverConfig:
     """Defaults, then ``path`` (YAML/TOML), then keyword overrides; checks values."""
     config = load_config(UsLiverConfig, path, **overrides)
+    check_ranges(config, str(path or "config"))
     if config.branches not in ("L", "LB"):
         raise ValueError(f"branches must be 'L' or 'LB', not {config.branches!r}")
     if config.head not in ("probe", "dcnn"):
@@ -91,8 +123,8 @@ def load_us_config(path: str | Path | None = None, **overrides: object) -> UsLiv
         raise ValueError(f"augment_policy must be one of {AUGMENT_POLICIES}, not {config.augment_policy!r}")
     if config.tta_copies > config.augment_copies:
         raise ValueError(f"tta_copies ({config.tta_copies}) cannot exceed augment_copies ({config.augment_copies})")
-    if config.folds < 3:
-        raise ValueError(f"folds must be at least 3 (test, inner validation, training), not {config.folds}")
+    if config.folds < MIN_FOLDS:
+        raise ValueError(f"folds must be at least {MIN_FOLDS} (test, inner validation, training), not {config.folds}")
     if config.seg_size % 32:
         raise ValueError(f"seg_size must be a multiple of 32, not {config.seg_size}")
     if not 0 < config.crop_side_frac <= 1:

@@ -19,7 +19,7 @@ from lesiondx.io import ImageReadError
 from lesiondx.overlay import save_overlay
 from lesiondx.progress import track
 
-from .config import UsLiverConfig, load_us_config
+from .config import MIN_FOLDS, UsLiverConfig, load_us_config
 from .inference import CHECKPOINT, Bundle, frame_for, load_bundle, resolve_model, score_frame
 from .inputs import lesion_size_mm, read_us_inputs
 from .ood import ood_result
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 # predict / evaluate / serve run on ONNX Runtime without torch installed; the statistics (scipy.stats, matplotlib)
 # and pandas are imported by train / evaluate, so a cold ``predict`` process does not pay for them
 
-DATE = "2026-11-24"
 POSITIVE = "malignant"
 
 
@@ -124,27 +123,43 @@ def _segmenter(frame: pd.DataFrame, folds: np.ndarray, cfg: UsLiverConfig) -> tu
 
 def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = False) -> Path:
     """Segmenter + k fold heads (ensemble); threshold by Youden on the inner-validation scores.
-    Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json.
+    Writes us_liver.pt, config.yaml, data_hash.txt, cv_predictions.csv, curves.csv/png, summary.json, run.json
+    into ``OUT.partial``, renamed to ``out`` at the end (an error or Ctrl-C leaves nothing).
     Every row's files are opened first: a bad one stops it before anything is trained (``BadRowsError``),
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
-    import yaml
-
-    from lesiondx.data import (check_training_rows, grouped_kfold, image_roles, load_manifest, require_known_labels,
-                               require_task_layout, write_training_files)
-    from lesiondx.stats import auc_delong, youden_threshold
-
-    from .benchmark import classifier_rows
-    from .torch_bundle import export_bundle, save_bundle
+    from lesiondx.data import (load_manifest, require_columns, require_known_labels, require_one_row_per_image,
+                               require_task_layout)
+    from lesiondx.models.training import staged_run_dir
 
     cfg = load_us_config(config)
     manifest = load_manifest(data)
     require_task_layout(manifest, "us-liver")
     require_known_labels(manifest, "us-liver")
-    manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=Path(out))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    require_columns(manifest, ("lesion_mask", "liver_mask", "sector_mask"), "us-liver train learns the lesion, "
+                    "liver and scan-sector outlines from these mask PNGs (evaluate and predict do without them)")
+    require_one_row_per_image(manifest)
+    with staged_run_dir(out) as stage:
+        _train_into(stage, Path(data), manifest, cfg, skip_bad)
+    return Path(out)
+
+
+def _train_into(out: Path, data: Path, manifest: Manifest, cfg: UsLiverConfig, skip_bad: bool) -> None:
+    """The body of :func:`train`, writing into ``out`` (the staged run directory)."""
+    import yaml
+
+    from lesiondx.data import (check_training_rows, grouped_kfold, image_roles, require_patients_per_label,
+                               write_training_files)
+    from lesiondx.models.training import write_run_record
+    from lesiondx.stats import auc_delong, youden_threshold
+
+    from .benchmark import classifier_rows
+    from .torch_bundle import export_bundle, save_bundle
+
+    manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=out)
     t0 = time.time()
     frame = _subsample(manifest.frame, cfg.max_images, cfg.seed)
+    require_patients_per_label(classifier_rows(frame), cfg.folds, where=str(manifest.root / "labels.csv"),
+                               min_folds=MIN_FOLDS)
     digest = data_hash(Path(data), frame)
     (out / "data_hash.txt").write_text(digest + "\n")
     write_training_files(out, image_roles(frame, f"training folder {Path(data).name}"), root=manifest.root)
@@ -167,12 +182,14 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
         "data_hash": digest, "seconds": time.time() - t0,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    meta = {"config": config_to_dict(cfg), "threshold": threshold, "date": DATE, "data_hash": digest,
+    meta = {"config": config_to_dict(cfg), "threshold": threshold, "data_hash": digest,
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),  # the model's name carries the day it was trained
             "n_background_types": fit.n_background_types, "oof_auc": auc.auc, "oof_auc_ci": [auc.ci_low, auc.ci_high],
             "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
     save_bundle(out / CHECKPOINT, segmenter, fit.members, meta)
     export_bundle(out / CHECKPOINT)  # segmenter.onnx + classifier.onnx: what predict/evaluate/serve run on
-    return out
+    write_run_record(out, data=data, data_hash=digest, seed=cfg.seed, seconds=time.time() - t0,
+                     warnings=manifest.warnings)
 
 
 @dataclass(frozen=True)

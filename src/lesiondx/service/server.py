@@ -60,7 +60,7 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
     from .api import create_app
 
     configure_logging()
-    faulthandler.enable()  # a fatal signal (SIGBUS from a storage turned read-only under SQLite) leaves its stacks
+    _enable_faulthandler()
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per association otherwise
     settings = build_settings(host=host, port=port, db=db, storage=storage, dicom_port=dicom_port,
                               dicom_aet=dicom_aet, dicom_host=dicom_host)
@@ -83,6 +83,13 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, db: str | None = No
                 limit_concurrency=200, server_header=False)
 
 
+def _enable_faulthandler() -> None:
+    """A fatal signal (SIGBUS from a storage turned read-only under SQLite) leaves the Python stacks on stderr; skipped
+    when stderr is no file (an embedding app or a test runner capturing it), where it would fail on ``fileno``."""
+    try:
+        faulthandler.enable()
+    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is a ValueError and an OSError
+        pass
 
 
 def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), workers: int | None = None) -> None:
@@ -91,7 +98,7 @@ def run_worker(*, db: str | None = None, storage: Path = Path("lesiondx-data"), 
     from .core import ServiceCore
 
     configure_logging()
-    faulthandler.enable()
+    _enable_faulthandler()
     if not (Path(storage) / "secret.key").is_file():
         raise SettingsError(f"{storage} is not a lesiondx storage folder (no secret.key): point --storage at the "
                             "folder the service uses (shared storage when on another machine)")

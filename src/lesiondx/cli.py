@@ -138,9 +138,11 @@ def train(
     except KeyboardInterrupt:
         _fail(f"{run_dir}: interrupted, no run written (training does not resume: rerun the same command)",
               INTERRUPTED_EXIT)
-    record = Path(result) / "run.json"
-    for warning in json.loads(record.read_text()).get("data_warnings", []) if record.is_file() else []:
+    record = json.loads((Path(result) / "run.json").read_text()) if (Path(result) / "run.json").is_file() else {}
+    for warning in record.get("data_warnings", []):
         err.print(f"[yellow]warning:[/] {Path(data) / 'labels.csv'}: {warning}", highlight=False, soft_wrap=True)
+    for warning in record.get("run_warnings", []):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
         err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
                   soft_wrap=True)

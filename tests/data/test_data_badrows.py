@@ -49,7 +49,7 @@ def test_training_check_stops_on_missing_files_naming_labels_csv_or_skips_them_w
     (folder / "masks" / "liver" / "malignant_020.png").unlink()
     with pytest.raises(ManifestError, match=r"labels.csv: 1 image file\(s\) missing: row 4 images/benign_020.jpg"
                                             r"; 1 liver_mask file\(s\) missing: row 6 masks/liver/malignant_020.png "
-                                            r"\(put the files there"):
+                                            r"\(put the files there, .*, or --skip-bad to train on the rest\)"):
         check_training_rows(load_manifest(folder))
     kept = check_training_rows(load_manifest(folder), skip_bad=True, run_dir=tmp_path / "run")
     assert "benign_020" not in set(kept.frame["image_id"]) and "malignant_020" not in set(kept.frame["image_id"])

@@ -313,7 +313,7 @@ def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: 
     unless ``skip_bad``: then the rows with a missing or unreadable file are dropped and listed in
     ``run_dir/skipped_name`` (reason ``file not found`` for a missing one)."""
     if not skip_bad:
-        manifest.require_files()
+        manifest.require_files(other_fix="--skip-bad to train on the rest")
     bad = missing_rows(manifest) + unreadable_rows(manifest) if skip_bad else unreadable_rows(manifest)
     if not bad:
         return manifest

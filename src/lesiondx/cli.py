@@ -110,7 +110,11 @@ def data_summary(
 
 @app.command(help=(
     "Train a task's model into a run directory (checkpoint, ONNX exports, config, data hash, curves).\n\n"
-    "Every listed file is opened first: unreadable ones stop it before anything is trained, all of them named.\n\n"
+    "Every listed file is opened first: missing or unreadable ones stop it before anything is trained, all of them "
+    "named (--skip-bad: left out and listed).\n\n"
+    "The run is written into RUN_DIR.partial and renamed to RUN_DIR at the end, with run.json (command, data folder "
+    "and hash, seed, library versions, warnings); Ctrl-C or an error leaves nothing; a non-empty RUN_DIR is "
+    "refused.\n\n"
     "--config keys are the fields of the task's config class (lesiondx.us_liver.config.UsLiverConfig, "
     "lesiondx.ct_covid.config.CovidConfig, lesiondx.ct_liver.config.CtLiverConfig); the shipped values are in "
     "models/TASK/config.yaml, a quick us-liver run in examples/tiny_us_liver.yaml."))
@@ -120,7 +124,7 @@ def train(
     run_dir: Annotated[Path, typer.Option("--out", help="Run directory to create")],
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/TOML config")] = None,
     skip_bad: Annotated[bool, typer.Option(
-        "--skip-bad", help="Train on the rows whose files can be read; the others are listed in "
+        "--skip-bad", help="Train on the rows whose files are there and can be read; the others are listed in "
                            "RUN_DIR/skipped_rows.csv (default: stop before training and list them)")] = False,
 ) -> None:
     """Train a task's model (help text: the decorator's, one paragraph a line)."""
@@ -138,9 +142,11 @@ def train(
     except KeyboardInterrupt:
         _fail(f"{run_dir}: interrupted, no run written (training does not resume: rerun the same command)",
               INTERRUPTED_EXIT)
-    record = Path(result) / "run.json"
-    for warning in json.loads(record.read_text()).get("data_warnings", []) if record.is_file() else []:
+    record = json.loads((Path(result) / "run.json").read_text()) if (Path(result) / "run.json").is_file() else {}
+    for warning in record.get("data_warnings", []):
         err.print(f"[yellow]warning:[/] {Path(data) / 'labels.csv'}: {warning}", highlight=False, soft_wrap=True)
+    for warning in record.get("run_warnings", []):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if skip_bad and (Path(result) / "skipped_rows.csv").is_file():
         err.print(f"[yellow]warning:[/] rows skipped, listed in {Path(result) / 'skipped_rows.csv'}", highlight=False,
                   soft_wrap=True)

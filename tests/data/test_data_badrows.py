@@ -39,13 +39,25 @@ def test_training_check_names_every_bad_file_or_skips_them(bad_folder, tmp_path)
     assert list(skipped["image_id"]) == ["benign_010", "malignant_020"] and list(skipped["file"])[0] == rel
 
 
-def test_training_check_stops_on_missing_files_naming_labels_csv(tmp_path):
+def test_training_check_stops_on_missing_files_naming_labels_csv_or_skips_them_with_skip_bad(tmp_path):
+    """ALTERED copy of the example folder with one image and one mask file deleted: without --skip-bad nothing is
+    trained and each missing file is named with its row; with it both rows are left out and listed, like an
+    unreadable file (README: --skip-bad trains on the rest)."""
     folder = tmp_path / "data"
     shutil.copytree(MINI, folder)
     (folder / "images" / "benign_020.jpg").unlink()
-    with pytest.raises(ManifestError, match=r"labels.csv: 1 image file\(s\) missing: row 4 images/benign_020.jpg "
-                                            r"\(put the files there"):
-        check_training_rows(load_manifest(folder), skip_bad=True)
+    (folder / "masks" / "liver" / "malignant_020.png").unlink()
+    with pytest.raises(ManifestError, match=r"labels.csv: 1 image file\(s\) missing: row 4 images/benign_020.jpg"
+                                            r"; 1 liver_mask file\(s\) missing: row 6 masks/liver/malignant_020.png "
+                                            r"\(put the files there, .*, or --skip-bad to train on the rest\)"):
+        check_training_rows(load_manifest(folder))
+    kept = check_training_rows(load_manifest(folder), skip_bad=True, run_dir=tmp_path / "run")
+    assert "benign_020" not in set(kept.frame["image_id"]) and "malignant_020" not in set(kept.frame["image_id"])
+    assert len(kept) == 5
+    skipped = pd.read_csv(tmp_path / "run" / "skipped_rows.csv")
+    assert skipped.to_dict("records") == [
+        {"image_id": "benign_020", "file": "images/benign_020.jpg", "reason": "file not found", "row": 4},
+        {"image_id": "malignant_020", "file": "masks/liver/malignant_020.png", "reason": "file not found", "row": 6}]
 
 
 def test_list_files_names_twenty_then_counts():

@@ -79,16 +79,22 @@ def test_inside_paths_and_symlinks_inside_are_fine(tmp_path):
     assert summary.problems == [] and summary.warnings == []
 
 
-def test_unknown_labels_are_warned_per_task(tmp_path):
+def test_unknown_labels_are_a_problem_where_train_refuses_them_and_a_warning_for_ct_covid(tmp_path):
     folder = _folder(tmp_path / "d", "a,p1,benign,a.png\nb,p2,COVID-19,b.png\nc,p3,Bening,c.png\n")
     for name in "abc":
         _png(folder / f"{name}.png")
-    summary = summarise_folder(folder, task="us-liver")
-    assert summary.problems == [] and len(summary.warnings) == 1
-    assert "2 row(s)" in summary.warnings[0] and "'Bening'" in summary.warnings[0] and "'COVID-19'" in summary.warnings[0]
+    summary = summarise_folder(folder, task="us-liver")  # us-liver train/evaluate stop on these labels
+    assert summary.warnings == [] and len(summary.problems) == 1
+    problem = summary.problems[0]
+    assert "labels.csv, row 3, column 'label': 2 row(s)" in problem and "'Bening'" in problem and "'COVID-19'" in problem
+    assert "train and evaluate --task us-liver refuse them" in problem
+    result, _ = _cli(str(folder), "--task", "us-liver")
+    assert result.exit_code == 2 and "refuse them" in result.output
+    assert summarise_folder(folder, task="ct-liver").problems  # ct-liver refuses 'COVID-19' too
     assert summarise_folder(folder).warnings == []  # generic layout, no task: nothing to compare with
     result, output = _cli(str(folder), "--task", "ct-covid", "--json")
-    assert result.exit_code == 0 and "'benign'" in json.loads(output)["warnings"][0]  # a warning, not a problem
+    warning = json.loads(output)["warnings"][0]
+    assert result.exit_code == 0 and "'benign'" in warning and "count them as negative" in warning  # ct-covid trains
     assert {"benign", "malignant", "normal"} <= known_labels("us-liver")
     assert {"COVID-19", "Normal"} <= known_labels("ct-covid") and {"liver lesion", "HCC"} <= known_labels("ct-liver")
     assert _cli(str(folder), "--task", "nope")[0].exit_code == 2

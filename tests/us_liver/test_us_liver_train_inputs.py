@@ -142,3 +142,23 @@ def test_every_missing_mask_file_is_named_with_its_row_in_one_message(tmp_path):
     with pytest.raises(ManifestError, match=r"2 lesion_mask file\(s\) missing: row 2 masks/mass/gone_a.png, row 5 "
                                             r"masks/mass/gone_b.png \(put the files there"):
         task.train(folder, tmp_path / "run", config(tmp_path))
+
+
+def test_an_untrained_roi_segmenter_is_said_loudly_and_recorded(tmp_path):
+    """seg_epochs: 0 without seg_from keeps the segmenter's random weights: train says so (stderr, at the end of
+    the CLI output) and run.json records it; with a seg_from checkpoint seg_epochs: 0 reuses it and says nothing."""
+    torch.set_num_threads(1)
+    folder = altered_folder(tmp_path / "ok")
+    untrained = tmp_path / "untrained.yaml"
+    untrained.write_text(TINY.replace("seg_epochs: 1", "seg_epochs: 0"))
+    result = CliRunner().invoke(app, ["train", "--task", "us-liver", "--data", str(folder), "--out",
+                                      str(tmp_path / "run"), "--config", str(untrained)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning: seg_epochs: 0 without seg_from: the ROI segmenter is NOT TRAINED (random weights)" in said
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert len(record["run_warnings"]) == 1 and "NOT TRAINED" in record["run_warnings"][0]
+    reused = tmp_path / "reused.yaml"
+    reused.write_text(untrained.read_text() + f"seg_from: {tmp_path / 'run' / 'us_liver.pt'}\n")
+    task.train(folder, tmp_path / "run2", reused)
+    assert json.loads((tmp_path / "run2" / "run.json").read_text())["run_warnings"] == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -35,36 +35,52 @@ from .pipeline import save_positive_overlays
 from .segmentation import evaluate_segmentation, evaluation_rows
 
 
+if TYPE_CHECKING:
+    from lesiondx.data import Manifest
+    from lesiondx.models.training import TrainingRun
+
+    from .config import CovidConfig
+
+
 def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = False) -> Path:
     """Train the UNet++ on a folder with infection masks (MedSeg layout, ``split == train`` rows).
 
-    Writes ``out/model.pt`` and ``model.onnx``, ``config.yaml``, ``history.csv``, ``split.csv``; returns ``out``.
-    Every row's files are opened first: a bad one stops it before anything is trained (``BadRowsError``),
+    Writes ``model.pt`` and ``model.onnx``, ``config.yaml``, ``history.csv``, ``split.csv``, ``data_hash.txt``,
+    ``run.json`` into ``OUT.partial``, renamed to ``out`` at the end (an error or Ctrl-C leaves nothing); returns
+    ``out``. Every row's files are opened first: a bad one stops it before anything is trained (``BadRowsError``),
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv`` (a ``negative_data`` folder's in
     ``skipped_rows_<folder>.csv``).
     """
-    from .train import negative_rows, resolve_folders, train_segmenter, training_rows  # torch: training extras only
+    from lesiondx.models.training import training_run
 
     cfg = read_config(config)
     manifest = load_manifest(data)
     require_task_layout(manifest, "ct-covid")
+    with training_run(out, data=data, seed=cfg.seed, warnings=manifest.warnings) as run:
+        _train_into(run, manifest, cfg, skip_bad)
+    return Path(out)
+
+
+def _train_into(run: TrainingRun, manifest: Manifest, cfg: CovidConfig, skip_bad: bool) -> None:
+    """The body of :func:`train`, writing into ``run.path`` (the staged run directory)."""
+    from .train import negative_rows, resolve_folders, train_segmenter, training_rows  # torch: training extras only
+
     used = manifest.subset(manifest.frame["image_id"].isin(training_rows(manifest)["image_id"]))
-    manifest = check_training_rows(used, skip_bad=skip_bad, run_dir=Path(out))
-    negatives = [check_training_rows(load_manifest(folder), skip_bad=skip_bad, run_dir=Path(out),
+    out = run.path
+    manifest = check_training_rows(used, skip_bad=skip_bad, run_dir=out)
+    run.hash_data(manifest.root, manifest.frame)  # the rows it trains on (the negative folders are not hashed)
+    negatives = [check_training_rows(load_manifest(folder), skip_bad=skip_bad, run_dir=out,
                                      skipped_name=f"skipped_rows_{folder.name}.csv")
                  for folder in resolve_folders(cfg.negative_data, manifest.root)]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
-    run = train_segmenter(manifest, out, cfg, negatives)
-    trained = manifest.frame["image_id"].astype(str).isin(run.image_ids)
+    segmenter = train_segmenter(manifest, out, cfg, negatives)
+    trained = manifest.frame["image_id"].astype(str).isin(segmenter.image_ids)
     write_training_files(out, image_roles(manifest.frame[trained], "segmenter training"), root=manifest.root)
     for folder in negatives:  # the slices it trained on as negatives (not those of exclude_patients)
         write_training_files(out, image_roles(negative_rows(folder, cfg), f"segmenter negatives ({folder.root.name})"),
                              root=folder.root, append=True)
     export_model(out)  # model.onnx beside model.pt: what predict/evaluate/serve run on
-    return out
 
 
 def evaluate(model: str, data: Path, out: Path, strict: bool = False) -> dict[str, Any]:

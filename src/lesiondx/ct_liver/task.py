@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -39,6 +39,9 @@ from .pipeline import (Bundle, analyse, box_crop, classifier_input, classifier_p
                        load_bundle, save_classifier, uses_lilnet, write_json)
 from .stages import Stopwatch
 from .study import DEFAULT_EXPORT_WINDOW, Study, from_image, labelled_studies
+
+if TYPE_CHECKING:
+    from lesiondx.models.training import TrainingRun
 
 SHIPPED_NOTE = ("default model: HU-rule liver filter + rule-based detector of lesions >= 5 mm darker or brighter than "
                 "the patient's liver (no learned detector ships: the only boxes we have are IRCADb's, CC BY-NC-ND); "
@@ -122,22 +125,34 @@ def train_ircadb(data: Path, run: Path, cfg: CtLiverConfig, studies: list[Study]
 
 
 def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = False, **overrides: Any) -> Path:
-    """Train what the folder supports (see module doc) into run dir ``out``; returns it. Every row's files are
-    opened first: a bad one stops it before anything is trained (``BadRowsError``), or with ``skip_bad`` its
-    row is left out and listed in ``skipped_rows.csv``."""
+    """Train what the folder supports (see module doc) into run dir ``out``; returns it. It is written into
+    ``OUT.partial``, renamed to ``out`` at the end with ``run.json`` and ``data_hash.txt`` (an error or Ctrl-C
+    leaves nothing). Every row's files are opened first: a bad one stops it before anything is trained
+    (``BadRowsError``), or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
+    from lesiondx.models.training import training_run
+
     cfg = load(config, **overrides)
-    data, run = Path(data), Path(out)
+    data = Path(data)
     manifest = load_manifest(data)
     require_task_layout(manifest, "ct-liver", also=("us-liver",))  # the classifier learns from ultrasound crops
     require_known_labels(manifest, "ct-liver", _tree_labels(cfg))
-    manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=run)
-    run.mkdir(parents=True, exist_ok=True)
+    with training_run(out, data=data, seed=cfg.seed, warnings=manifest.warnings) as run:
+        _train_into(run, data, manifest, cfg, skip_bad)
+    return Path(out)
+
+
+def _train_into(run: TrainingRun, data: Path, manifest: Manifest, cfg: CtLiverConfig, skip_bad: bool) -> None:
+    """The body of :func:`train`, writing into ``run.path`` (the staged run directory; ``run.name`` is the final
+    one's name, which the model's version carries)."""
+    out = run.path
+    manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=out)
+    run.hash_data(manifest.root, manifest.frame)
     import torch  # training: lesiondx[train]
 
     torch.set_num_threads(max(1, cfg.threads))
-    (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    write_training_files(run, image_roles(manifest.frame, f"training folder {data.name}"), root=manifest.root)
-    log = _log(run)
+    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    write_training_files(out, image_roles(manifest.frame, f"training folder {data.name}"), root=manifest.root)
+    log = _log(out)
     meta: dict[str, Any] = {"data": str(data), "layout": manifest.layout.name, "date": _dt.date.today().isoformat(),
                             "version": f"{run.name}-{_dt.date.today().isoformat()}"}
     if manifest.layout.name == "aul_liver_us":
@@ -145,7 +160,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
 
         crops = aul_crops(manifest, cfg)
         model, level = train_classifier(crops.crops, list(crops.table["label"]), cfg, log=log)
-        save_classifier(run / "classifier.pt", model, cfg, level, {**meta, "trained_on": "AUL ultrasound lesion crops"})
+        save_classifier(out / "classifier.pt", model, cfg, level, {**meta, "trained_on": "AUL ultrasound lesion crops"})
         meta.update(level=level, n_crops=len(crops.table))
     elif "slice_index" in manifest.frame.columns and _is_lesion_type_folder(manifest, cfg):
         from .recipe import train_classifier
@@ -153,16 +168,15 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
         studies = labelled_studies(manifest)
         crops, labels = ct_lesion_crops(studies, _patient_labels(manifest), cfg)
         model, level = train_classifier(crops, labels, cfg, log=log)
-        save_classifier(run / "classifier.pt", model, cfg, level, {**meta, "trained_on": f"CT lesion crops from {data.name}"})
+        save_classifier(out / "classifier.pt", model, cfg, level, {**meta, "trained_on": f"CT lesion crops from {data.name}"})
         meta.update(level=level, n_crops=len(labels))
     elif "slice_index" in manifest.frame.columns:
-        meta.update(train_ircadb(manifest.root, run, cfg, labelled_studies(manifest), log=log))
+        meta.update(train_ircadb(manifest.root, out, cfg, labelled_studies(manifest), log=log))
         meta["licence_note"] = "weights trained on this folder inherit its licence; IRCADb-derived weights must not be redistributed"
     else:
         raise ValueError(f"{data}: neither an AUL-layout nor a CT slice folder (layout {manifest.layout.name})")
-    write_json(run / "meta.json", meta)
-    log(f"run dir {run}")
-    return run
+    write_json(out / "meta.json", meta)
+    log(f"run dir {out.with_name(run.name)}")
 
 
 def _screen(manifest: Manifest, strict: bool) -> Screened:

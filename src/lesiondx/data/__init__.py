@@ -18,7 +18,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys([
         "QUADRANTS", "Box", "background_roi", "boxes_from_mask", "disk_closing", "lesion_roi", "mask_box", "quadrant", "square_crop"
     ], "rois"),
-    **dict.fromkeys(["TRAINING_FILES", "SeenRows", "file_sha256", "image_roles", "lead_lines", "read_training_files",
+    **dict.fromkeys(["TRAINING_FILES", "SeenRows", "data_hash", "file_sha256", "image_roles", "lead_lines", "read_training_files",
                      "report_notes", "seen_in_training", "write_training_files"], "provenance"),
     **dict.fromkeys(["external_split", "grouped_kfold", "grouped_split", "patients_on_several_sides",
                      "require_patients_per_label"], "splits"),

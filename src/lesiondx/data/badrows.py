@@ -137,6 +137,20 @@ def unreadable_rows(manifest: Manifest, columns: tuple[str, ...] = FILE_COLUMNS)
     return bad
 
 
+def missing_rows(manifest: Manifest, columns: tuple[str, ...] = FILE_COLUMNS) -> list[BadRow]:
+    """Every row with an image or mask file (of ``columns``) listed but not there, one entry per file, in column
+    then row order (paths outside the folder are refused by the manifest)."""
+    bad = []
+    for column in columns:
+        if column not in manifest.frame.columns:
+            continue
+        for row, (image_id, path) in enumerate(zip(manifest.frame["image_id"], manifest.frame[column])):
+            if path is not None and not outside_folder(manifest.root, path) and not Path(path).is_file():
+                bad.append(BadRow(str(image_id), relative_name(manifest.root, path), "file not found",
+                                  manifest.line(row)))
+    return bad
+
+
 def use_errors() -> tuple[type[BaseException], ...]:
     """What a row reader raises for a file it cannot use (unreadable, refused by the gate, too large)."""
     from zipfile import BadZipFile
@@ -207,19 +221,30 @@ def no_rows_left(screened: Screened) -> str | None:
             f"(unreadable/refused): {list_files(screened.excluded)}")
 
 
+REFUSES_UNKNOWN_LABELS = ("us-liver", "ct-liver")  # tasks whose train/evaluate stop on an unknown label
+# (ct-covid counts every label other than its positive ones as negative, by design)
+
+
+def unknown_labels(manifest: Manifest, task: str, extra: tuple[str, ...] = ()) -> tuple[list[str], frozenset[str]]:
+    """The labels of ``manifest`` that ``task`` (or the task of the folder's layout) does not know
+    (:func:`lesiondx.data.summary.known_labels`) and are not in ``extra``, sorted; and the known ones."""
+    from .summary import known_labels
+
+    known = known_labels(task) | set(extra)
+    if manifest.layout.task and manifest.layout.task != task:
+        known |= known_labels(manifest.layout.task)
+    return sorted(set(manifest.frame["label"].astype(str)) - known), frozenset(known)
+
+
 def require_known_labels(manifest: Manifest, task: str, extra: tuple[str, ...] = ()) -> None:
     """:class:`~lesiondx.data.ManifestError` naming labels.csv, the first row and the ``label`` column when a
     label is neither one ``task`` (or the task of the folder's layout) knows
     (:func:`lesiondx.data.summary.known_labels`) nor in ``extra`` (e.g. a configured label tree): a typo such
     as ``Malignant`` would otherwise be dropped or counted silently."""
     from .manifest import ManifestError
-    from .summary import known_labels
 
-    known = known_labels(task) | set(extra)
-    if manifest.layout.task and manifest.layout.task != task:
-        known |= known_labels(manifest.layout.task)
+    unknown, known = unknown_labels(manifest, task, extra)
     labels = manifest.frame["label"].astype(str)
-    unknown = sorted(set(labels) - known)
     if unknown:
         row = manifest.line(int(labels.index[labels.isin(unknown)][0]))
         raise ManifestError(manifest.root / "labels.csv", f"label(s) task {task} does not know: "
@@ -283,11 +308,13 @@ def require_task_layout(manifest: Manifest, task: str, also: tuple[str, ...] = (
 
 def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: Path | None = None,
                         skipped_name: str = SKIPPED_FILE) -> Manifest:
-    """Before training: every listed file must exist (else :class:`~lesiondx.data.ManifestError`) and open
-    (:func:`probe_file`); otherwise :class:`BadRowsError` naming every bad file, unless ``skip_bad``: then
-    the rows with a bad file are dropped and listed in ``run_dir/skipped_name``."""
-    manifest.require_files()
-    bad = unreadable_rows(manifest)
+    """Before training: every listed file must exist (else :class:`~lesiondx.data.ManifestError`, naming each
+    missing file with its row) and open (:func:`probe_file`; else :class:`BadRowsError` naming every bad file),
+    unless ``skip_bad``: then the rows with a missing or unreadable file are dropped and listed in
+    ``run_dir/skipped_name`` (reason ``file not found`` for a missing one)."""
+    if not skip_bad:
+        manifest.require_files(other_fix="--skip-bad to train on the rest")
+    bad = missing_rows(manifest) + unreadable_rows(manifest) if skip_bad else unreadable_rows(manifest)
     if not bad:
         return manifest
     if not skip_bad:
@@ -303,5 +330,5 @@ def check_training_rows(manifest: Manifest, *, skip_bad: bool = False, run_dir: 
     return kept
 
 
-__all__ = ["BadRow", "BadRowsError", "Screened", "check_training_rows", "list_files", "no_rows_left", "probe_file",
-           "repeated_image", "require_columns", "require_known_labels", "require_one_row_per_image", "screen_rows", "unreadable_rows", "use_errors"]
+__all__ = ["BadRow", "BadRowsError", "Screened", "check_training_rows", "list_files", "missing_rows", "no_rows_left", "probe_file",
+           "repeated_image", "require_columns", "require_known_labels", "require_one_row_per_image", "screen_rows", "unknown_labels", "unreadable_rows", "use_errors"]

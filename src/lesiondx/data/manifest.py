@@ -72,12 +72,14 @@ class Manifest:
         return Manifest(self.root, kept.reset_index(drop=True), self.layout, self.problems, self.warnings,
                         tuple(self.line(int(i)) for i in kept.index))
 
-    def require_files(self) -> None:
-        """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing."""
+    def require_files(self, other_fix: str = "") -> None:
+        """Raise :class:`ManifestError` if any listed image or mask file of these rows is missing; ``other_fix``
+        is one more way out the message offers (e.g. ``--skip-bad to train on the rest``)."""
         missing = _missing_files(self.frame, self.root, [self.line(i) for i in range(len(self.frame))])
         if missing:
+            fix = f", or {other_fix}" if other_fix else ""
             raise ManifestError(self.root / "labels.csv", "; ".join(missing) + " (put the files there, or remove "
-                                "those rows or correct their paths)")
+                                f"those rows or correct their paths{fix})")
 
 
 def _resolve(root: Path, value: object) -> str | None:

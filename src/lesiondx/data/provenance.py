@@ -26,6 +26,19 @@ from .manifest import Manifest
 TRAINING_FILES = "training_files.csv"
 
 
+def data_hash(folder: str | Path, frame: pd.DataFrame) -> str:
+    """sha256 (hex) of ``folder/labels.csv`` and every image's bytes of ``frame`` (the rows used), in row order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    labels = Path(folder) / "labels.csv"
+    if labels.is_file():
+        digest.update(labels.read_bytes())
+    for path in frame["image"]:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def write_training_files(model_dir: str | Path, files: Iterable[tuple[str | Path, str]], *, root: str | Path | None = None,
                          append: bool = False) -> Path:
     """Write (or with ``append`` extend) ``model_dir/training_files.csv`` from ``(path, role)`` pairs; ``file`` is

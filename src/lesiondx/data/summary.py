@@ -2,8 +2,9 @@
 
 Problems (the folder is not usable as it is; the CLI exits with code 2): no or unparseable
 labels.csv, a required column missing, no rows, paths outside the folder, missing or unreadable image
-and mask files (each one is opened), patients with several labels. Warnings (worth a look): labels the
-task does not know, no patient_id column.
+and mask files (each one is opened), patients with several labels, labels us-liver or ct-liver does not know
+(their train and evaluate refuse them). Warnings (worth a look): labels ct-covid does not know (it counts them
+as negative), no patient_id column.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .badrows import FILE_COLUMNS, probe_file, repeated_image, unreadable_rows
+from .badrows import FILE_COLUMNS, REFUSES_UNKNOWN_LABELS, probe_file, repeated_image, unknown_labels, unreadable_rows
 from .layouts import LAYOUTS
 from .manifest import MASK_COLUMNS, Manifest, ManifestError, load_manifest
 
@@ -88,12 +89,17 @@ def summarise_manifest(manifest: Manifest, task: str | None = None, *, open_file
         problems.append(f"{manifest.root / 'labels.csv'}, row {repeated[0]}, column 'image': {repeated[1]}")
     warnings = list(manifest.warnings)
     if task is not None:
-        unknown = sorted(set(labels.index.astype(str)) - known_labels(task))
+        unknown, known = unknown_labels(manifest, task)
         if unknown:
-            count = int(frame["label"].astype(str).isin(unknown).sum())
-            names = ", ".join(map(repr, unknown[:10]))
-            warnings.append(f"{count} row(s) with label(s) task {task} does not know: {names} "
-                            f"(known: {', '.join(sorted(known_labels(task)))})")
+            rows = frame["label"].astype(str).isin(unknown)
+            text = (f"{int(rows.sum())} row(s) with label(s) task {task} does not know: "
+                    f"{', '.join(map(repr, unknown[:10]))} (known: {', '.join(sorted(known))})")
+            if task in REFUSES_UNKNOWN_LABELS:
+                problems.append(f"{manifest.root / 'labels.csv'}, row {manifest.line(int(frame.index[rows][0]))}, "
+                                f"column 'label': {text}; train and evaluate --task {task} refuse them: write those "
+                                "rows' labels as known ones")
+            else:
+                warnings.append(f"{text}; train and evaluate --task {task} count them as negative")
     return DatasetSummary(
         folder=str(manifest.root),
         layout=manifest.layout.name,

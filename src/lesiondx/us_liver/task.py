@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
     from lesiondx.data import Manifest
     import torch
 
+    from lesiondx.models.training import TrainingRun
+
     from lesiondx.stats.evaluation import EvalSettings
 
 # training needs torch (``lesiondx[train]``): its modules are imported inside the training functions, so
@@ -40,17 +41,16 @@ if TYPE_CHECKING:
 # and pandas are imported by train / evaluate, so a cold ``predict`` process does not pay for them
 
 POSITIVE = "malignant"
+UNTRAINED_SEGMENTER = ("seg_epochs: 0 without seg_from: the ROI segmenter is NOT TRAINED (random weights), so the "
+                       "lesion regions predict proposes with this run are meaningless; set seg_epochs to 1 or more, "
+                       "or seg_from to a trained us_liver.pt to reuse its segmenter")
 
 
 def data_hash(folder: Path, frame: pd.DataFrame) -> str:
-    """sha256 of labels.csv and every image's bytes, in manifest order."""
-    digest = hashlib.sha256()
-    labels = Path(folder) / "labels.csv"
-    if labels.is_file():
-        digest.update(labels.read_bytes())
-    for path in frame["image"]:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()
+    """sha256 of labels.csv and every image's bytes, in manifest order (:func:`lesiondx.data.data_hash`)."""
+    from lesiondx.data import data_hash as folder_hash
+
+    return folder_hash(folder, frame)
 
 
 def _subsample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -129,7 +129,7 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     or with ``skip_bad`` its row is left out and listed in ``skipped_rows.csv``."""
     from lesiondx.data import (load_manifest, require_columns, require_known_labels, require_one_row_per_image,
                                require_task_layout)
-    from lesiondx.models.training import staged_run_dir
+    from lesiondx.models.training import training_run
 
     cfg = load_us_config(config)
     manifest = load_manifest(data)
@@ -138,30 +138,31 @@ def train(data: Path, out: Path, config: Path | None = None, skip_bad: bool = Fa
     require_columns(manifest, ("lesion_mask", "liver_mask", "sector_mask"), "us-liver train learns the lesion, "
                     "liver and scan-sector outlines from these mask PNGs (evaluate and predict do without them)")
     require_one_row_per_image(manifest)
-    with staged_run_dir(out) as stage:
-        _train_into(stage, Path(data), manifest, cfg, skip_bad)
+    with training_run(out, data=data, seed=cfg.seed, warnings=manifest.warnings) as run:
+        _train_into(run, Path(data), manifest, cfg, skip_bad)
     return Path(out)
 
 
-def _train_into(out: Path, data: Path, manifest: Manifest, cfg: UsLiverConfig, skip_bad: bool) -> None:
-    """The body of :func:`train`, writing into ``out`` (the staged run directory)."""
+def _train_into(run: TrainingRun, data: Path, manifest: Manifest, cfg: UsLiverConfig, skip_bad: bool) -> None:
+    """The body of :func:`train`, writing into ``run.path`` (the staged run directory)."""
     import yaml
 
     from lesiondx.data import (check_training_rows, grouped_kfold, image_roles, require_patients_per_label,
                                write_training_files)
-    from lesiondx.models.training import write_run_record
     from lesiondx.stats import auc_delong, youden_threshold
 
     from .benchmark import classifier_rows
     from .torch_bundle import export_bundle, save_bundle
 
+    out = run.path
+    if cfg.seg_epochs == 0 and not cfg.seg_from:
+        run.warn(UNTRAINED_SEGMENTER)
     manifest = check_training_rows(manifest, skip_bad=skip_bad, run_dir=out)
     t0 = time.time()
     frame = _subsample(manifest.frame, cfg.max_images, cfg.seed)
     require_patients_per_label(classifier_rows(frame), cfg.folds, where=str(manifest.root / "labels.csv"),
                                min_folds=MIN_FOLDS)
-    digest = data_hash(Path(data), frame)
-    (out / "data_hash.txt").write_text(digest + "\n")
+    digest = run.hash_data(data, frame)
     write_training_files(out, image_roles(frame, f"training folder {Path(data).name}"), root=manifest.root)
     (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     folds = grouped_kfold(frame, cfg.folds, seed=cfg.seed)
@@ -188,8 +189,6 @@ def _train_into(out: Path, data: Path, manifest: Manifest, cfg: UsLiverConfig, s
             "segmenter_dice_fold0": seg_dice, "positive": POSITIVE}
     save_bundle(out / CHECKPOINT, segmenter, fit.members, meta)
     export_bundle(out / CHECKPOINT)  # segmenter.onnx + classifier.onnx: what predict/evaluate/serve run on
-    write_run_record(out, data=data, data_hash=digest, seed=cfg.seed, seconds=time.time() - t0,
-                     warnings=manifest.warnings)
 
 
 @dataclass(frozen=True)

@@ -529,3 +529,30 @@ def test_each_instance_is_on_disk_when_its_c_store_is_answered(make_client, tmp_
     finally:
         assoc.release()
     assert _single_study(client)["n_files"] == 4
+
+
+def test_a_study_re_sent_whole_leaves_one_audit_entry_with_the_copies_dropped(make_client):
+    """A PACS re-forwards a study lesiondx already analysed (every instance already held). Was: no audit entry at
+    all, only ``duplicates_dropped`` on the study, so an admin could not tell who re-sent it or that nothing was
+    re-analysed. Now one ``dicom_resent`` entry per such association, on the study, with counts and no identifiers."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+    slices = _one_study(3)
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    for _ in range(2):  # the study, then the same study again once it is analysed
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        assert [assoc.send_c_store(ds).Status for ds in slices] == [0] * 3
+        assoc.release()
+        study = _single_study(client)
+    deadline = time.monotonic() + 10
+    while not (resent := [e for e in client.get("/api/audit").json() if e["action"] == "dicom_resent"]):
+        assert time.monotonic() < deadline, "no dicom_resent audit entry"
+        time.sleep(0.1)
+    assert len(resent) == 1 and resent[0]["actor"] == "dicom:PACS" and resent[0]["study_id"] == study["id"], resent
+    assert "3 instance(s) already held" in resent[0]["detail"] and "nothing re-analysed" in resent[0]["detail"]
+    assert str(slices[0].StudyInstanceUID) not in resent[0]["detail"]
+    study = client.get(study["url"]).json()
+    assert (study["result_version"], study["duplicates_dropped"], study["status"]) == (1, 3, "done"), study

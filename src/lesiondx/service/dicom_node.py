@@ -19,6 +19,8 @@
   the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
   transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
   association's ignored objects are counted in one ``dicom_ignored`` audit entry (no identifiers).
+* A study re-sent with only instances already held (a PACS re-forwarding it) is not analysed again; each such
+  association leaves one ``dicom_resent`` audit entry on the study (copies dropped, no identifiers).
 * Unusable instances (no Modality, undecodable, cut short: pydicom reads a truncated transfer as an empty
   dataset) are answered with a failure status (0xC000) and listed on the study their association sends; each
   association's refusals are also in one ``dicom_refused`` audit entry (counts and reasons, no identifiers) on
@@ -74,6 +76,8 @@ class DicomNode:
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
         self._assoc_refusals: dict[int, list[str]] = {}  # every refusal's reason (one audit entry at the end)
         self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
+        self._assoc_duplicates: dict[int, Counter[str]] = {}  # association → study → copies of held instances dropped
+        self._assoc_new: dict[int, set[str]] = {}  # association → studies it sent at least one new instance of
         self._storing_first: dict[int, int] = {}  # association → C-STOREs in progress before it filed a study
         self._assoc_count: dict[int, int] = {}  # association → C-STOREs it has sent (names a refused one)
         self._rejected_reported: dict[tuple[str, str, str], float] = {}  # (AE title, address, why) → monotonic s
@@ -163,10 +167,15 @@ class DicomNode:
                 with self._lock:  # no study yet: file it on the first one this association sends, or audit it
                     self._assoc_refused.setdefault(key, []).append(item)
             return
-        study_id = self.core.add_dicom_instance(item, calling_aet=calling)
+        duplicates: Counter[str] = Counter()
+        study_id = self.core.add_dicom_instance(item, calling_aet=calling, duplicates=duplicates)
         if study_id is None:
             return
         with self._lock:
+            if duplicates:
+                self._assoc_duplicates.setdefault(key, Counter()).update(duplicates)
+            else:
+                self._assoc_new.setdefault(key, set()).add(study_id)
             studies = self._assoc_studies.setdefault(key, [])
             if study_id not in studies:
                 studies.append(study_id)
@@ -209,6 +218,20 @@ class DicomNode:
         except Exception:
             log.exception("could not record ignored instances in the audit log")
 
+    def _report_resent(self, event: Any) -> None:
+        """One ``dicom_resent`` audit entry per study this association sent only copies of instances already held
+        (a PACS re-forwarding a study): counts, no identifiers; nothing of it is analysed again."""
+        with self._lock:
+            duplicates = self._assoc_duplicates.pop(id(event.assoc), Counter())
+            new = self._assoc_new.pop(id(event.assoc), set())
+        calling = _calling_aet(event)
+        for study_id, dropped in duplicates.items():
+            if study_id not in new:
+                try:
+                    self.core.report_resend(study_id, calling, dropped)
+                except Exception:
+                    log.exception("could not record a re-sent study in the audit log")
+
     def handle_release(self, event: Any) -> None:
         """Association released: the studies it sent are complete, unless another open association is still
         sending to them; queue them."""
@@ -220,6 +243,7 @@ class DicomNode:
             study_ids = set(sent) - {study for studies in self._assoc_studies.values() for study in studies}
         self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
+        self._report_resent(event)
         if study_ids:  # closed after a short grace: Orthanc sends a study mixing SOP classes in several associations
             self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies,
                                      storing=self._storing)
@@ -268,6 +292,7 @@ class DicomNode:
             self._assoc_count.pop(id(event.assoc), None)
         self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
+        self._report_resent(event)
 
 
 def _received(event: Any) -> Any:

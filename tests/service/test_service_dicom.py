@@ -556,3 +556,35 @@ def test_a_study_re_sent_whole_leaves_one_audit_entry_with_the_copies_dropped(ma
     assert str(slices[0].StudyInstanceUID) not in resent[0]["detail"]
     study = client.get(study["url"]).json()
     assert (study["result_version"], study["duplicates_dropped"], study["status"]) == (1, 3, "done"), study
+
+
+def test_a_dose_report_tagged_modality_ct_or_with_no_modality_is_accepted_and_ignored(make_client):
+    """SYNTHETIC dose reports (X-Ray Radiation Dose SR SOP class, no pixel data) in their own series beside the CT
+    series of the same study, one with Modality CT (as some scanners tag them), one with no Modality. Was: both
+    answered 0xC000 ('holds no pixel data', 'incomplete or truncated'), so a PACS forwarding the study marks the
+    transfer failed and retries it. Now: success, not stored, counted by SOP class; the CT series is analysed."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, XRayRadiationDoseSRStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=60)
+    slices = _one_study(3)
+    dose_reports = []
+    for modality in ("CT", None):
+        sr = _non_image_objects(slices[0])[0]
+        del sr.Modality
+        if modality:
+            sr.Modality = modality
+        dose_reports.append(sr)
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(XRayRadiationDoseSRStorage, [ExplicitVRLittleEndian])
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    statuses = [assoc.send_c_store(ds).Status for ds in [*dose_reports, *slices]]
+    assoc.release()
+    assert statuses == [0] * 5
+    study = _single_study(client)
+    assert study["status"] == "done" and study["n_files"] == 3 and study["errors"] == [], study
+    audit = client.get("/api/audit").json()
+    ignored = [e["detail"] for e in audit if e["action"] == "dicom_ignored"]
+    assert len(ignored) == 1 and "non-image object (X-Ray Radiation Dose SR) ×2" in ignored[0], ignored
+    assert not [e for e in audit if e["action"] == "dicom_refused"], audit

@@ -372,11 +372,17 @@ def accept_private_storage(event: Any) -> None:
         log.exception("could not add the proposed private SOP classes")
 
 
+NON_IMAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.",  # structured reports: dose SR, key objects, CAD SR...
+                     "1.2.840.10008.5.1.4.1.1.104.",  # encapsulated PDF / CDA / STL...
+                     "1.2.840.10008.5.1.4.1.1.11.")  # presentation states
+
+
 def not_analysed(ds: Any, command_class: str = "") -> str:
     """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class (the dataset's, else
     ``command_class``, the C-STORE's Affected SOP Class), a non-image object, an image of another modality than
-    CT/US (PT, MR, SEG...), a CT localizer, a CT secondary capture (dose screen). An image without a Modality stays a
-    refusal, and so does an instance cut short (pydicom reads a truncated one as an empty dataset)."""
+    CT/US (PT, MR, SEG...), an object of a non-image SOP class (:data:`NON_IMAGE_CLASSES`) whatever its Modality (a
+    dose SR tagged CT, or with none), a CT localizer, a CT secondary capture (dose screen). An image without a Modality
+    stays a refusal, and so does an instance cut short (pydicom reads a truncated one as an empty dataset)."""
     sop_class = str(ds.get("SOPClassUID", "") or "").strip() or command_class
     if sop_class and UID(sop_class).is_private:
         return "private SOP class (vendor object)"
@@ -384,6 +390,8 @@ def not_analysed(ds: Any, command_class: str = "") -> str:
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if modality and modality not in ("CT", "US"):  # a PET of a PET/CT, an MR, another vendor's SEG...
         return f"{'image of another modality' if has_pixels else 'non-image object'} ({modality[:16]})"
+    if sop_class.startswith(NON_IMAGE_CLASSES):  # a dose SR tagged Modality CT, or with no Modality at all
+        return f"non-image object ({UID(sop_class).name.removesuffix(' Storage')[:40]})"
     if modality != "CT":
         return ""
     value = ds.get("ImageType") or []

@@ -588,3 +588,76 @@ def test_a_dose_report_tagged_modality_ct_or_with_no_modality_is_accepted_and_ig
     ignored = [e["detail"] for e in audit if e["action"] == "dicom_ignored"]
     assert len(ignored) == 1 and "non-image object (X-Ray Radiation Dose SR) ×2" in ignored[0], ignored
     assert not [e for e in audit if e["action"] == "dicom_refused"], audit
+
+
+def _query(port: int, kinds, *, on_storage_context: bool) -> tuple[list, object]:
+    """C-FIND / C-MOVE requests (Study Root) to the node: proposed with their own presentation contexts (refused at
+    negotiation), or, ``on_storage_context``, sent on the CT storage context (a misbehaving SCU). (The responses, the
+    association.)"""
+    from io import BytesIO
+
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.dsutils import encode
+    from pynetdicom.sop_class import (CTImageStorage, StudyRootQueryRetrieveInformationModelFind,
+                                      StudyRootQueryRetrieveInformationModelMove)
+
+    ae = AE(ae_title="PACS")
+    ae.dimse_timeout = ae.network_timeout = ae.acse_timeout = 20
+    if not on_storage_context:
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+        return [], ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    responses = []
+    for kind in kinds:
+        request = kind()
+        request.MessageID, request.Priority = 7, 2
+        request.AffectedSOPClassUID = StudyRootQueryRetrieveInformationModelFind
+        if hasattr(request, "MoveDestination"):
+            request.AffectedSOPClassUID = StudyRootQueryRetrieveInformationModelMove
+            request.MoveDestination = "PACS"
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", ""
+        request.Identifier = BytesIO(encode(query, True, True))
+        assoc.dimse.send_msg(request, assoc.accepted_contexts[0].context_id)
+        deadline = time.monotonic() + 20  # a response or the end of the association (get_msg waits out its timeout)
+        while assoc.is_established and assoc.dimse.msg_queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        responses.append(assoc.dimse.get_msg(block=False)[0])
+        if not assoc.is_established:
+            break
+    return responses, assoc
+
+
+def test_c_find_and_c_move_get_a_refusal_not_a_traceback_and_leave_no_study(make_client, caplog):
+    """lesiondx's node is a storage SCP only. Proposed with their own presentation contexts, C-FIND / C-MOVE are
+    refused at negotiation ('abstract syntax not supported'; already so). Sent on a storage context (a misbehaving
+    SCU) the association is aborted at once, as before, but was: pynetdicom logged a traceback ('The supplied abstract
+    syntax is not valid for use with the Query/Retrieve Service Class') in the service log. Now one warning line
+    saying the node serves C-STORE and C-ECHO only; no study, no audit entry; the node keeps answering."""
+    import logging
+
+    from pynetdicom import AE
+    from pynetdicom.dimse_primitives import C_FIND, C_MOVE
+    from pynetdicom.sop_class import Verification
+
+    client, port = _dicom_client(make_client)
+    caplog.set_level(logging.INFO)
+    _, assoc = _query(port, (), on_storage_context=False)
+    assert not assoc.is_established or not assoc.accepted_contexts
+    if assoc.is_established:
+        assoc.abort()
+    responses, assoc = _query(port, (C_FIND, C_MOVE), on_storage_context=True)
+    assert responses == [None] and assoc.is_aborted  # the first request ends the association: no hang
+    assert not [r for r in caplog.records if r.name.startswith("pynetdicom") and r.exc_info], "traceback logged"
+    lines = [r.getMessage() for r in caplog.records if "storage SCP only" in r.getMessage()]
+    assert len(lines) == 1 and "abstract syntax" in lines[0], [r.getMessage() for r in caplog.records]
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(Verification)
+    echo = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+    assert echo.is_established and echo.send_c_echo().Status == 0
+    echo.release()
+    assert client.get("/api/studies").json() == []
+    assert not [e for e in client.get("/api/audit").json() if e["action"].startswith("dicom")]

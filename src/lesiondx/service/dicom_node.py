@@ -88,6 +88,9 @@ class DicomNode:
         ``STORE_RECV_CHUNKED_DATASET``), so one too large for the pixel limit is refused from its header without
         ever being held whole in memory."""
         pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
+        served = logging.getLogger("pynetdicom.association")
+        if not any(isinstance(f, RequestNotServed) for f in served.filters):
+            served.addFilter(RequestNotServed())
         handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
                     (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort),
                     (evt.EVT_REJECTED, self.handle_rejected)]
@@ -293,6 +296,20 @@ class DicomNode:
         self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
         self._report_resent(event)
+
+
+class RequestNotServed(logging.Filter):
+    """pynetdicom logs a request its service class cannot serve (a C-FIND / C-MOVE / C-GET sent on a storage
+    presentation context) with a traceback, then aborts the association: one warning line instead, saying why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.funcName == "_serve_request":
+            reason = str(record.exc_info[1])[:200]
+            record.msg, record.args = ("refused a DICOM request and aborted its association: this node is a storage "
+                                       "SCP only (C-STORE, C-ECHO; no C-FIND / C-MOVE / C-GET): %s", (reason,))
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _received(event: Any) -> Any:

@@ -661,3 +661,72 @@ def test_c_find_and_c_move_get_a_refusal_not_a_traceback_and_leave_no_study(make
     echo.release()
     assert client.get("/api/studies").json() == []
     assert not [e for e in client.get("/api/audit").json() if e["action"].startswith("dicom")]
+
+
+@pytest.mark.parametrize("entry", ["ABCDEFGHIJKLMNOPQ", "OR\\THANC"])
+def test_an_allowed_ae_title_that_cannot_be_one_stops_the_service_with_one_line(tmp_path, monkeypatch, entry):
+    """LESIONDX_DICOM_ALLOWED_AETS with a 17-character title or a backslash (DICOM AE titles are 1-16 characters, no
+    backslash or control characters). Was: settings accepted it and the DICOM node's start failed with a pynetdicom
+    traceback ('Application startup failed'). Now a SettingsError naming the variable and the title, before start."""
+    from lesiondx.service.server import build_settings
+    from lesiondx.service.settings import SettingsError
+
+    monkeypatch.setenv("LESIONDX_DICOM_ALLOWED_AETS", f"ORTHANC, {entry}")
+    with pytest.raises(SettingsError, match="LESIONDX_DICOM_ALLOWED_AETS") as raised:
+        build_settings(host="127.0.0.1", port=free_port(), db=None, storage=tmp_path, dicom_port=free_port(),
+                       dicom_aet="LESIONDX")
+    assert repr(entry) in str(raised.value)
+
+
+def test_calling_ae_titles_compare_without_padding_spaces_and_case_sensitively(make_client, caplog):
+    """DICOM AE titles are space-padded (leading and trailing spaces are not significant) and case-sensitive. With
+    LESIONDX_DICOM_ALLOWED_AETS=' orthanc , MODALITY ' (spaces around entries are dropped): 'MODALITY' padded either
+    side is accepted (already so), 'modality' and 'ORTHANC' are rejected (already so). Was: the rejection said only
+    'not in LESIONDX_DICOM_ALLOWED_AETS', leaving an admin who wrote 'orthanc' for Orthanc's 'ORTHANC' guessing. Now
+    it says the list holds that title in another case and that AE titles are case-sensitive."""
+    import logging
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    monkey_env = {"dicom_allowed_aets": tuple(a.strip() for a in " orthanc , MODALITY ".split(","))}
+    client, port = _dicom_client(make_client, **monkey_env)
+    caplog.set_level(logging.WARNING, logger="lesiondx.service.dicom_node")
+    outcome = {}
+    for title in ("MODALITY", "MODALITY    ", "  MODALITY", "modality", "ORTHANC"):
+        ae = AE(ae_title=title)
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        outcome[title] = assoc.is_established
+        if assoc.is_established:
+            assoc.release()
+    assert outcome == {"MODALITY": True, "MODALITY    ": True, "  MODALITY": True, "modality": False, "ORTHANC": False}
+    deadline = time.monotonic() + 10
+    while len(rejected := [e for e in client.get("/api/audit").json() if e["action"] == "dicom_rejected"]) < 2:
+        assert time.monotonic() < deadline, rejected
+        time.sleep(0.1)
+    why = {e["actor"]: e["detail"] for e in rejected}
+    assert "lists 'orthanc'" in why["dicom:ORTHANC"] and "case-sensitive" in why["dicom:ORTHANC"], why
+    assert "lists 'MODALITY'" in why["dicom:modality"], why
+
+
+def test_an_association_that_sends_nothing_leaves_no_study_and_no_audit_entry(make_client, caplog):
+    """An association released (or aborted) without a single C-STORE (a sender testing the link, an empty job):
+    no study, no audit entry, no warning line (already so; guards the re-send and refusal reports)."""
+    import logging
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    client, port = _dicom_client(make_client, study_quiet_seconds=0.5, study_release_grace_s=0.2)
+    caplog.set_level(logging.INFO, logger="lesiondx")
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, [JPEG_LOSSLESS])
+    for end in ("release", "abort"):
+        assoc = ae.associate("127.0.0.1", port, ae_title="LESIONDX")
+        assert assoc.is_established
+        getattr(assoc, end)()
+    time.sleep(1.5)  # past the release grace and the quiet period
+    assert client.get("/api/studies").json() == []
+    assert not [e for e in client.get("/api/audit").json() if e["action"].startswith("dicom")]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]

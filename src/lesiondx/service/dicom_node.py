@@ -273,6 +273,9 @@ class DicomNode:
         allowed = self.core.settings.dicom_allowed_aets
         if allowed and calling not in allowed:
             why = "calling AE title not in LESIONDX_DICOM_ALLOWED_AETS"
+            other_case = [aet for aet in allowed if aet.upper() == calling.upper()]
+            if other_case:  # AE titles are case-sensitive (PS3.5 AE): 'orthanc' does not allow Orthanc's 'ORTHANC'
+                why += f" (it lists {other_case[0]!r}: AE titles are case-sensitive)"
         else:
             why = f"more than {self.ae.maximum_associations} associations at once (answered: try later)"
         now, key = time.monotonic(), (calling, address, why)

@@ -197,6 +197,9 @@ def test_orthanc_round_trip_partial_then_complete_then_resend(roundtrip, tmp_pat
     if len(studies) != 1:
         pytest.xfail("lesiondx filed the later sends as new studies: needs the reopen of closed studies (integrity)")
     assert studies[0]["export"]["version"] == 2  # partial = v1, complete = v2, identical resend: no new version
+    resent = lambda: [e for e in client.get("/api/audit").json() if e["action"] == "dicom_resent"]  # noqa: E731
+    _until(resent, 10, resent)  # Orthanc's re-send is audited: who, how many copies dropped, nothing re-analysed
+    assert resent()[0]["actor"] == "dicom:ORTHANC" and "nothing re-analysed" in resent()[0]["detail"], resent()
     again = time.time()
     assert client.app.state.core.queue_export(studies[0]["id"])
     studies = wait_exported(client, again)

@@ -248,17 +248,27 @@ def cstore(client: httpx.Client, item: Item, dicom_port: int, tmp: Path) -> dict
             if body["status"] in ("done", "failed"):
                 outcome, reason = _flag(body), (_reason(body) or reason)
                 break
-        elif not any(s == "0x0000" for s in statuses):
-            break  # nothing accepted and no study: refusals go to the audit log
+        elif not any(s == "0x0000" for s in statuses) or _association_audit(client):
+            break  # no study: refusals and objects accepted but not analysed go to the audit log
         time.sleep(0.5)
-    if outcome == "-":  # refusals with no study are reported in the audit log
+    if outcome == "-":
         time.sleep(1)
-        refused = [e for e in client.get("/api/audit", params={"limit": 20}).json() if e["action"] == "dicom_refused"]
-        if refused and refused[0]["detail"] not in seen_audit:
-            seen_audit.add(refused[0]["detail"])
-            outcome, reason = "refused (audit log)", refused[0]["detail"]
+        entry = _association_audit(client)
+        if entry is not None:
+            seen_audit.add(entry["at"] + entry["detail"])
+            outcome = "refused (audit log)" if entry["action"] == "dicom_refused" else "accepted, not analysed (audit log)"
+            reason = entry["detail"]
     row |= {"outcome": outcome, "reason": reason}
     return row
+
+
+def _association_audit(client: httpx.Client) -> dict | None:
+    """The newest ``dicom_refused`` / ``dicom_ignored`` audit entry not reported yet (an association's outcome when it
+    opened no study), or None."""
+    for entry in client.get("/api/audit", params={"limit": 20}).json():
+        if entry["action"] in ("dicom_refused", "dicom_ignored") and entry["at"] + entry["detail"] not in seen_audit:
+            return entry
+    return None
 
 
 def cli(item: Item, tmp: Path, env: dict) -> dict:

@@ -250,3 +250,18 @@ def test_readiness_says_503_with_the_reason_when_workers_are_down_or_storage_is_
     down = client.get("/api/ready")
     assert down.status_code == 503 and "job workers are not running" in down.json()["problems"][0]
     assert client.get("/api/health").status_code == 200  # liveness: the process answers
+
+
+def test_a_study_still_receiving_dicom_reads_the_same_in_the_list_and_the_detail(client):
+    """The documented contract (README, "Health, readiness, deleting a study"): ``status`` is queued / running / done
+    / failed, a DICOM study still receiving is ``queued`` with ``stage`` "receiving" in both the list and the detail
+    (the study page and clients polling ``status`` rely on it), and the detail's progress says "receiving DICOM"."""
+    from lesiondx.service.db import Study, utcnow
+
+    with client.app.state.core.db.session() as s, s.begin():  # its quiet period (10 s) just started
+        s.add(Study(id="r" * 32, status="receiving", source="dicom", duplicates_dropped=0, reopened=0,
+                    result_version=0, last_instance_at=utcnow()))
+    (listed,) = client.get("/api/studies").json()
+    detail = client.get(listed["url"]).json()
+    assert (listed["status"], listed["stage"]) == (detail["status"], detail["stage"]) == ("queued", "receiving")
+    assert detail["progress"]["stage"] == "receiving DICOM" and detail["progress"]["final"] is False

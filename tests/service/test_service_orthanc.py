@@ -197,6 +197,9 @@ def test_orthanc_round_trip_partial_then_complete_then_resend(roundtrip, tmp_pat
     if len(studies) != 1:
         pytest.xfail("lesiondx filed the later sends as new studies: needs the reopen of closed studies (integrity)")
     assert studies[0]["export"]["version"] == 2  # partial = v1, complete = v2, identical resend: no new version
+    resent = lambda: [e for e in client.get("/api/audit").json() if e["action"] == "dicom_resent"]  # noqa: E731
+    _until(resent, 10, resent)  # Orthanc's re-send is audited: who, how many copies dropped, nothing re-analysed
+    assert resent()[0]["actor"] == "dicom:ORTHANC" and "nothing re-analysed" in resent()[0]["detail"], resent()
     again = time.time()
     assert client.app.state.core.queue_export(studies[0]["id"])
     studies = wait_exported(client, again)
@@ -373,3 +376,32 @@ def test_orthanc_forwarding_a_study_with_pet_mr_and_a_vendor_seg_succeeds(make_c
     for modality in ("PT", "MR", "SEG"):
         assert f"image of another modality ({modality})" in _ignored(audit), _ignored(audit)
     assert "PET^CT" not in _ignored(audit)
+
+
+def _dose_report(first: bytes, modality: str | None) -> bytes:
+    """A SYNTHETIC X-Ray Radiation Dose SR of the same study, in its own series, tagged ``modality`` (None: no
+    Modality at all), no pixel data."""
+    from pydicom.uid import generate_uid
+
+    ct = pydicom.dcmread(io.BytesIO(first))
+    blob = _vendor_objects(first)[0]  # the dose SR (Modality SR)
+    ds = pydicom.dcmread(io.BytesIO(blob))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = generate_uid(), ct.StudyInstanceUID
+    del ds.Modality
+    if modality:
+        ds.Modality = modality
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_orthanc_forwarding_a_ct_series_and_a_dose_report_tagged_ct_analyses_the_ct(make_client, tmp_path):
+    """A study of two series, the CT and a dose report tagged Modality CT (as some scanners do). Was: the dose report
+    was answered 0xC000 ('holds no pixel data'), so Orthanc's store job of the study failed. Now the job succeeds,
+    the dose report is counted as not analysed and the CT series analysed alone."""
+    blobs = with_new_uids(CT_SERIES[:4], PatientID="DOSE-1", PatientName="DOSE^CT")
+    study, audit = forwarded(make_client, tmp_path, [_dose_report(blobs[0], "CT"), *blobs])
+    assert study["n_files"] == 4 and study["errors"] == [] and study["task"] == "ct-covid", study
+    assert "non-image object (X-Ray Radiation Dose SR)" in _ignored(audit), _ignored(audit)
+    assert not [e for e in audit if e["action"] == "dicom_refused"], audit

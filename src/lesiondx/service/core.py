@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -179,14 +180,15 @@ class ServiceCore:
             row.sop_uid, row.instance_number, row.slice_position = info.sop_uid, info.instance_number, info.position
         return row
 
-    def add_dicom_instance(self, item: Accepted | FileError, *, calling_aet: str,
-                           study_id: str | None = None) -> str | None:
+    def add_dicom_instance(self, item: Accepted | FileError, *, calling_aet: str, study_id: str | None = None,
+                           duplicates: Counter[str] | None = None) -> str | None:
         """File one received instance into the DICOM study with its (pseudonymous) StudyInstanceUID.
 
         * The study is the latest one received as DICOM with that StudyInstanceUID, whatever its state: a
           series re-sent in a new association joins it, never a second study.
         * An instance whose SOP Instance UID the study already holds is dropped and counted
-          (``duplicates_dropped``): it changes neither the files nor the result.
+          (``duplicates_dropped``, and in ``duplicates`` under the study's id when given): it changes neither the
+          files nor the result.
         * A new instance for a study already closed (queued, running, done, failed) reopens it: back to
           ``receiving`` with its quiet timer restarted; when it closes again it is re-run, its results are
           replaced (``result_version`` + 1) and the export hook sends the new version.
@@ -219,6 +221,8 @@ class ServiceCore:
                 study.duplicates_dropped = (study.duplicates_dropped or 0) + 1
                 if study.status == "receiving":
                     study.last_instance_at = utcnow()  # the sender is still sending
+                if duplicates is not None:
+                    duplicates[study.id] += 1
                 return study.id
             elif study.status != "receiving":
                 was = study.status
@@ -235,6 +239,19 @@ class ServiceCore:
         if was is not None:
             self.db.audit(f"dicom:{calling_aet}", "dicom_reopen", study_id, f"late instance reopened a {was} study")
         return study_id
+
+    def report_resend(self, study_id: str, calling_aet: str, dropped: int) -> None:
+        """One ``dicom_resent`` audit entry (counts, no identifiers): an association sent ``study_id`` again with only
+        instances it already held (``dropped`` copies, a PACS re-forwarding a study), so nothing is re-analysed."""
+        with self.db.session() as s:
+            status = s.scalar(select(Study.status).where(Study.id == study_id))
+        if status is None:
+            return
+        detail = f"study re-sent: {dropped} instance(s) already held, dropped as duplicates; no new instance"
+        detail += (": nothing re-analysed" if status != "receiving"
+                   else " from this association (the study is still receiving from another)")
+        log.info("study %s re-sent by %s: %d duplicate instance(s) dropped", study_id, calling_aet, dropped)
+        self.db.audit(f"dicom:{calling_aet}", "dicom_resent", study_id, detail)
 
     def _reopen(self, study: Study) -> None:
         """A closed study received a new instance: back to ``receiving``. A job running on it stores nothing

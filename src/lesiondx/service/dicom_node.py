@@ -19,6 +19,8 @@
   the patient's name burned in). A failure status for them made a PACS forwarding whole studies mark each
   transfer failed and retry it; stored, they became extra "series" a one-series task refuses. Each
   association's ignored objects are counted in one ``dicom_ignored`` audit entry (no identifiers).
+* A study re-sent with only instances already held (a PACS re-forwarding it) is not analysed again; each such
+  association leaves one ``dicom_resent`` audit entry on the study (copies dropped, no identifiers).
 * Unusable instances (no Modality, undecodable, cut short: pydicom reads a truncated transfer as an empty
   dataset) are answered with a failure status (0xC000) and listed on the study their association sends; each
   association's refusals are also in one ``dicom_refused`` audit entry (counts and reasons, no identifiers) on
@@ -74,6 +76,8 @@ class DicomNode:
         self._assoc_refused: dict[int, list[FileError]] = {}  # refusals not yet filed on a study
         self._assoc_refusals: dict[int, list[str]] = {}  # every refusal's reason (one audit entry at the end)
         self._assoc_ignored: dict[int, list[str]] = {}  # why each not-analysed object was dropped
+        self._assoc_duplicates: dict[int, Counter[str]] = {}  # association → study → copies of held instances dropped
+        self._assoc_new: dict[int, set[str]] = {}  # association → studies it sent at least one new instance of
         self._storing_first: dict[int, int] = {}  # association → C-STOREs in progress before it filed a study
         self._assoc_count: dict[int, int] = {}  # association → C-STOREs it has sent (names a refused one)
         self._rejected_reported: dict[tuple[str, str, str], float] = {}  # (AE title, address, why) → monotonic s
@@ -84,6 +88,9 @@ class DicomNode:
         ``STORE_RECV_CHUNKED_DATASET``), so one too large for the pixel limit is refused from its header without
         ever being held whole in memory."""
         pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
+        served = logging.getLogger("pynetdicom.association")
+        if not any(isinstance(f, RequestNotServed) for f in served.filters):
+            served.addFilter(RequestNotServed())
         handlers = [(evt.EVT_REQUESTED, accept_private_storage), (evt.EVT_C_STORE, self.handle_store),
                     (evt.EVT_RELEASED, self.handle_release), (evt.EVT_ABORTED, self.handle_abort),
                     (evt.EVT_REJECTED, self.handle_rejected)]
@@ -163,10 +170,15 @@ class DicomNode:
                 with self._lock:  # no study yet: file it on the first one this association sends, or audit it
                     self._assoc_refused.setdefault(key, []).append(item)
             return
-        study_id = self.core.add_dicom_instance(item, calling_aet=calling)
+        duplicates: Counter[str] = Counter()
+        study_id = self.core.add_dicom_instance(item, calling_aet=calling, duplicates=duplicates)
         if study_id is None:
             return
         with self._lock:
+            if duplicates:
+                self._assoc_duplicates.setdefault(key, Counter()).update(duplicates)
+            else:
+                self._assoc_new.setdefault(key, set()).add(study_id)
             studies = self._assoc_studies.setdefault(key, [])
             if study_id not in studies:
                 studies.append(study_id)
@@ -209,6 +221,20 @@ class DicomNode:
         except Exception:
             log.exception("could not record ignored instances in the audit log")
 
+    def _report_resent(self, event: Any) -> None:
+        """One ``dicom_resent`` audit entry per study this association sent only copies of instances already held
+        (a PACS re-forwarding a study): counts, no identifiers; nothing of it is analysed again."""
+        with self._lock:
+            duplicates = self._assoc_duplicates.pop(id(event.assoc), Counter())
+            new = self._assoc_new.pop(id(event.assoc), set())
+        calling = _calling_aet(event)
+        for study_id, dropped in duplicates.items():
+            if study_id not in new:
+                try:
+                    self.core.report_resend(study_id, calling, dropped)
+                except Exception:
+                    log.exception("could not record a re-sent study in the audit log")
+
     def handle_release(self, event: Any) -> None:
         """Association released: the studies it sent are complete, unless another open association is still
         sending to them; queue them."""
@@ -220,6 +246,7 @@ class DicomNode:
             study_ids = set(sent) - {study for studies in self._assoc_studies.values() for study in studies}
         self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
+        self._report_resent(event)
         if study_ids:  # closed after a short grace: Orthanc sends a study mixing SOP classes in several associations
             self.core.close_released(study_ids, calling_aet=_calling_aet(event), held=self._held_studies,
                                      storing=self._storing)
@@ -246,6 +273,9 @@ class DicomNode:
         allowed = self.core.settings.dicom_allowed_aets
         if allowed and calling not in allowed:
             why = "calling AE title not in LESIONDX_DICOM_ALLOWED_AETS"
+            other_case = [aet for aet in allowed if aet.upper() == calling.upper()]
+            if other_case:  # AE titles are case-sensitive (PS3.5 AE): 'orthanc' does not allow Orthanc's 'ORTHANC'
+                why += f" (it lists {other_case[0]!r}: AE titles are case-sensitive)"
         else:
             why = f"more than {self.ae.maximum_associations} associations at once (answered: try later)"
         now, key = time.monotonic(), (calling, address, why)
@@ -268,6 +298,21 @@ class DicomNode:
             self._assoc_count.pop(id(event.assoc), None)
         self._report_refused(event, sent[-1] if sent else None)
         self._report_ignored(event)
+        self._report_resent(event)
+
+
+class RequestNotServed(logging.Filter):
+    """pynetdicom logs a request its service class cannot serve (a C-FIND / C-MOVE / C-GET sent on a storage
+    presentation context) with a traceback, then aborts the association: one warning line instead, saying why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.funcName == "_serve_request":
+            reason = str(record.exc_info[1])[:200]
+            record.msg, record.args = ("refused a DICOM request and aborted its association: this node is a storage "
+                                       "SCP only (C-STORE, C-ECHO; no C-FIND / C-MOVE / C-GET): %s", (reason,))
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _received(event: Any) -> Any:
@@ -347,11 +392,17 @@ def accept_private_storage(event: Any) -> None:
         log.exception("could not add the proposed private SOP classes")
 
 
+NON_IMAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.",  # structured reports: dose SR, key objects, CAD SR...
+                     "1.2.840.10008.5.1.4.1.1.104.",  # encapsulated PDF / CDA / STL...
+                     "1.2.840.10008.5.1.4.1.1.11.")  # presentation states
+
+
 def not_analysed(ds: Any, command_class: str = "") -> str:
     """Why ``ds`` is part of a study but never analysed ('' when it may be): a private SOP class (the dataset's, else
     ``command_class``, the C-STORE's Affected SOP Class), a non-image object, an image of another modality than
-    CT/US (PT, MR, SEG...), a CT localizer, a CT secondary capture (dose screen). An image without a Modality stays a
-    refusal, and so does an instance cut short (pydicom reads a truncated one as an empty dataset)."""
+    CT/US (PT, MR, SEG...), an object of a non-image SOP class (:data:`NON_IMAGE_CLASSES`) whatever its Modality (a
+    dose SR tagged CT, or with none), a CT localizer, a CT secondary capture (dose screen). An image without a Modality
+    stays a refusal, and so does an instance cut short (pydicom reads a truncated one as an empty dataset)."""
     sop_class = str(ds.get("SOPClassUID", "") or "").strip() or command_class
     if sop_class and UID(sop_class).is_private:
         return "private SOP class (vendor object)"
@@ -359,6 +410,8 @@ def not_analysed(ds: Any, command_class: str = "") -> str:
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if modality and modality not in ("CT", "US"):  # a PET of a PET/CT, an MR, another vendor's SEG...
         return f"{'image of another modality' if has_pixels else 'non-image object'} ({modality[:16]})"
+    if sop_class.startswith(NON_IMAGE_CLASSES):  # a dose SR tagged Modality CT, or with no Modality at all
+        return f"non-image object ({UID(sop_class).name.removesuffix(' Storage')[:40]})"
     if modality != "CT":
         return ""
     value = ds.get("ImageType") or []

@@ -324,6 +324,10 @@ class Settings:
             raise SettingsError("job limits must be >= 0 (0 = none) and the lease at least 1 s")
         if not 0 < len(self.dicom_aet) <= 16:
             raise SettingsError(f"DICOM AE title {self.dicom_aet!r} must be 1-16 characters")
+        for aet in self.dicom_allowed_aets:  # else the DICOM node fails to start (pynetdicom refuses the list)
+            if not 0 < len(aet) <= 16 or "\\" in aet or not aet.isprintable():
+                raise SettingsError(f"LESIONDX_DICOM_ALLOWED_AETS: {aet!r} is not a DICOM AE title (1-16 characters, "
+                                    "no backslash or control characters)")
 
 
 _TRUE = ("1", "true", "yes", "on")

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from lesiondx.io import MedicalImage
+from lesiondx.io.series import spread_indices
 
 from .checks import P_US_FLAG_US, P_US_REFUSE_US, modality_check, p_ultrasound_of, photometric_check
 from .features import thin_bright_strokes
@@ -83,9 +84,17 @@ class EchoFrame:
     chroma: np.ndarray | None = None
 
     @classmethod
-    def of(cls, image: MedicalImage) -> EchoFrame:
-        grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
-        chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[0]
+    def of(cls, image: MedicalImage, index: int = 0) -> EchoFrame:
+        """Frame ``index`` of a cine (ignored for one frame); a cine stored with more than 8 bits is stretched by
+        its own min..max (as the reader's scoring does), not frame by frame."""
+        if image.pixels.ndim == 2:
+            grey = _grey_255(image.pixels)
+        else:
+            low, high = float(image.pixels.min()), float(image.pixels.max())
+            wide = high > 255 or low < 0
+            grey = np.asarray(image.pixels[index], np.float32)
+            grey = (grey - low) * (255.0 / max(high - low, 1e-6)) if wide else grey
+        chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[index]
         chroma = chroma if chroma is not None and chroma.shape == grey.shape else None  # pixels replaced: not theirs
         return cls(grey, tuple(echo_parts(grey, 2)), chroma)
 
@@ -398,6 +407,46 @@ def text_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     return Check("text", "ok", value)
 
 
+SECTOR_CHECKS = (orientation_check, marks_check, layout_check, sector_colour_check, screen_check, text_check)
+"""The checks made on each frame's scan sector (one :class:`EchoFrame` measured per frame, shared by all)."""
+# a cine: every frame is scored, so every frame is checked (calipers, Doppler, text are often switched on mid-clip),
+# up to this many; a longer clip: this many evenly spaced, its first and last included (~0.12 s a frame, 2026-12-06)
+MAX_CLIP_FRAMES = 64
+
+
+def clip_frames(n_frames: int, most: int = MAX_CLIP_FRAMES) -> list[int]:
+    """The 0-based frames of an ``n_frames`` cine the sector checks look at: all, or ``most`` evenly spaced."""
+    return spread_indices(n_frames, most)
+
+
+def _frame_list(frames: list[int]) -> str:
+    """'3, 4, 7' (0-based), with '…' after 8."""
+    return ", ".join(map(str, frames[:8])) + (" …" if len(frames) > 8 else "")
+
+
+def clip_checks(image: MedicalImage) -> list[Check]:
+    """:data:`SECTOR_CHECKS` on the frames of a cine (:func:`clip_frames`): a check is flagged when it flags any
+    frame; its value: ``frames_flagged``, ``frames_checked``, ``of_frames`` and the ``frame_value`` of ``frame``
+    (the first frame flagged, else 0); its reason names the frames (0-based, as ``--frame`` counts them)."""
+    indices = clip_frames(image.n_slices)
+    per_frame: list[list[Check]] = []
+    for i in indices:
+        frame = EchoFrame.of(image, i)
+        per_frame.append([check(image.slice(i), frame) for check in SECTOR_CHECKS])
+    spread = (f"{len(indices)} of {image.n_slices} frames checked, evenly spaced"
+              if len(indices) < image.n_slices else f"all {image.n_slices} frames checked")
+    merged: list[Check] = []
+    for column in zip(*per_frame):
+        flagged = [i for i, c in zip(indices, column) if c.status != "ok"]
+        shown = column[indices.index(flagged[0])] if flagged else column[0]
+        value = {"frames_flagged": flagged, "frames_checked": len(indices), "of_frames": image.n_slices,
+                 "frame": flagged[0] if flagged else 0, "frame_value": shown.value}
+        reason = (f"cine frame(s) {_frame_list(flagged)} ({len(flagged)} of {image.n_slices}; {spread}): "
+                  f"{shown.reason}") if flagged else ""
+        merged.append(Check(shown.name, shown.status if flagged else "ok", value, reason))
+    return merged
+
+
 def content_check(image: MedicalImage) -> Check:
     reason = blank_reason(image.pixels)
     return Check("content", "refused", None, reason) if reason else Check("content", "ok", None)
@@ -438,9 +487,8 @@ def gate(image: MedicalImage) -> GateVerdict:
     content = content_check(image)
     checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
     if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
-        frame = EchoFrame.of(image)  # grey and echo areas measured once for the three sector checks
-        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame),
-                   sector_colour_check(image, frame), screen_check(image, frame), text_check(image, frame)]
+        checks += clip_checks(image) if image.is_volume else [check(image, EchoFrame.of(image))
+                                                              for check in SECTOR_CHECKS]
         if (image.modality or "").upper() == "US":
             checks.append(tagged_content_check(image))
     return combine(TASK, checks)

@@ -17,8 +17,7 @@ from .image import MedicalImage
 
 EVALUATE_MAX_BYTES = 1 << 30
 """What ``evaluate`` keeps decoded at most (1 GiB of pixels and colour planes, least recently used dropped
-first): a folder
-smaller than that is decoded once; a larger one once more for scoring, never a third time."""
+first): a folder smaller than that is decoded once; a larger one once more for scoring, never a third time."""
 
 
 def image_nbytes(image: MedicalImage) -> int:

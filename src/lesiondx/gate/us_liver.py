@@ -86,15 +86,9 @@ class EchoFrame:
 
     @classmethod
     def of(cls, image: MedicalImage, index: int = 0) -> EchoFrame:
-        """Frame ``index`` of a cine (ignored for one frame); a cine stored with more than 8 bits is stretched by
-        its own min..max (as the reader's scoring does), not frame by frame."""
-        if image.pixels.ndim == 2:
-            grey = _grey_255(image.pixels)
-        else:
-            low, high = float(image.pixels.min()), float(image.pixels.max())
-            wide = high > 255 or low < 0
-            grey = np.asarray(image.pixels[index], np.float32)
-            grey = (grey - low) * (255.0 / max(high - low, 1e-6)) if wide else grey
+        """Frame ``index`` of a cine (ignored for one frame); data wider than 8 bits stretched min..max frame by
+        frame, as predict scores it (:func:`lesiondx.us_liver.inputs.to_grey_255`)."""
+        grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[index])
         chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[index]
         chroma = chroma if chroma is not None and chroma.shape == grey.shape else None  # pixels replaced: not theirs
         return cls(grey, tuple(echo_parts(grey, 2)), chroma)

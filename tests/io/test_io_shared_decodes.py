@@ -124,3 +124,20 @@ def test_a_bounded_block_drops_the_least_recently_used_image(slice_folder, decod
         assert read_image(paths[0]) is first
         read_image(paths[1])
     assert decodes["file"] == 4  # slice_0 once, slice_1 twice, slice_2 once
+
+
+def test_a_bounded_block_counts_the_colour_plane_too(tmp_path, decodes):
+    """A colour frame keeps its chroma plane (uint8, a quarter of the float32 grey): the byte budget counts it, so
+    two SYNTHETIC colour PNGs whose grey alone fits the bound but grey + chroma does not cannot both stay."""
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0], rgb[8:40, 8:40] = 120, (255, 255, 0)  # red-tinted ground, a yellow square: chroma everywhere
+    paths = [tmp_path / f"colour_{i}.png" for i in range(2)]
+    for path in paths:
+        Image.fromarray(rgb).save(path)
+    grey_bytes = 64 * 64 * 4
+    with shared_decodes(max_bytes=2 * grey_bytes + 64 * 64):  # room for 2 grey planes and 1 chroma plane
+        first = read_image(paths[0])
+        assert first.chroma is not None and first.chroma.nbytes == 64 * 64
+        read_image(paths[1])  # grey 2 x 16 KiB + chroma 2 x 4 KiB: over the bound, colour_0 dropped
+        read_image(paths[0])
+    assert decodes["file"] == 3  # colour_0 decoded again (before: kept, 2 decodes)

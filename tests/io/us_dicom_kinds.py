@@ -93,7 +93,8 @@ def write_kinds(jpeg: Path, folder: Path) -> dict[str, Path]:
     lossy.LossyImageCompression = "01"
     out["jpeg_ybr_422"] = lossy
     cine = _base(rows, cols, frames=3)
-    frames = np.stack([grey[:, ::-1], grey, np.clip(grey.astype(int) + 20, 0, 255)]).astype(np.uint8)
+    gain = np.where(grey > 10, np.clip(grey.astype(int) + 20, 0, 255), grey)  # more gain: echoes brighter, black stays
+    frames = np.stack([grey[:, ::-1], grey, gain]).astype(np.uint8)
     out["cine"] = _grey(cine, frames.reshape(3, rows, cols))
     paths = {}
     for kind, ds in out.items():

@@ -19,9 +19,11 @@ import numpy as np
 from scipy import ndimage
 
 from lesiondx.io import MedicalImage
+from lesiondx.io.series import spread_indices
 
 from .checks import P_US_FLAG_US, P_US_REFUSE_US, modality_check, p_ultrasound_of, photometric_check
-from .features import thin_bright_strokes
+from .us_graphics import (CROSS_SHAPES, MARK_LEVEL, MARK_THICK, TEXT_GLYPHS, _opening, _stroke,  # noqa: F401
+                          caliper_crosses, graphic_mask, icon_outlines, text_run)
 from .verdict import Check, GateVerdict, combine
 
 TASK = "us-liver"
@@ -83,9 +85,11 @@ class EchoFrame:
     chroma: np.ndarray | None = None
 
     @classmethod
-    def of(cls, image: MedicalImage) -> EchoFrame:
-        grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[0])
-        chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[0]
+    def of(cls, image: MedicalImage, index: int = 0) -> EchoFrame:
+        """Frame ``index`` of a cine (ignored for one frame); data wider than 8 bits stretched min..max frame by
+        frame, as predict scores it (:func:`lesiondx.us_liver.inputs.to_grey_255`)."""
+        grey = _grey_255(image.pixels if image.pixels.ndim == 2 else image.pixels[index])
+        chroma = image.chroma if image.chroma is None or image.chroma.ndim == 2 else image.chroma[index]
         chroma = chroma if chroma is not None and chroma.shape == grey.shape else None  # pixels replaced: not theirs
         return cls(grey, tuple(echo_parts(grey, 2)), chroma)
 
@@ -136,130 +140,6 @@ def orientation_check(image: MedicalImage, frame: EchoFrame | None = None) -> Ch
     return Check("orientation", "flagged", value,
                  f"the scan sector narrows towards the {side} of the frame, not the top: the frame looks {looks}; the "
                  "model reads B-mode frames with the transducer at the top (left-right mirroring is fine): rotate it back")
-
-
-# caliper marks: '+' or 'x' crosses drawn in saturated white (grey >= 245 of 255) or in vivid colour (chroma, max − min
-# of R, G, B, >= 80 grey levels: yellow, green, cyan calipers; colour frames only) with arms of at least 5 px ('+') or
-# 4 px along each axis ('x', 5.7 px long) in all four directions, strokes at most 3 px thick, a marked part under 60 px
-# across, thin (at most a quarter of the pixels 3-4 px beside the arms marked; white marks: on darker tissue, their
-# median below 185), inside the echo area. 2026-12-06 on AUL frames (all seen in training): no frame flagged of the 562
-# as they are (also none before, with white '+' marks only); of 122 ALTERED lesion frames (every 4th) with two drawn
-# marks ('+'/'x', white/yellow/green/cyan, arms 5-10 px, strokes 1-2 px, on the lesion's ends or beside it, dotted line
-# and "D1 2.31 cm" label) 122 flagged as PNG and 121 as JPEG (quality 90), against 21 and 21 with the white-'+' rule
-MARK_LEVEL, MARK_THICK, MARK_EXTENT, MARK_SIDE_GAP, MARK_SIDE_MARKED = 245.0, 3, 60, 60.0, 0.25
-MARK_CHROMA, MARK_COLOUR_GREY = 30.0, 100.0
-# each shape: its two strokes' (row, col) steps, the arm reach (steps), and the distances (steps) beside an arm sampled
-CROSS_SHAPES = {"+": (((0, 1), (1, 0)), 5, (3, 4)), "x": (((1, 1), (1, -1)), 4, (2, 3))}
-
-
-def graphic_mask(grey: np.ndarray, chroma: np.ndarray | None = None) -> np.ndarray:
-    """Pixels a scanner draws rather than echoes: saturated white (grey >= :data:`MARK_LEVEL`), or bright colour
-    (``chroma`` >= :data:`MARK_CHROMA` and grey >= :data:`MARK_COLOUR_GREY`) when the frame's chroma is known."""
-    mask = np.asarray(grey) >= MARK_LEVEL
-    if chroma is not None and chroma.shape == mask.shape:
-        mask |= (chroma >= MARK_CHROMA) & (np.asarray(grey) >= MARK_COLOUR_GREY)
-    return mask
-
-
-def _stroke(step: tuple[int, int], length: int, width: int = 1) -> np.ndarray:
-    """A structuring element: a line of ``length`` steps along (row, col) ``step``, ``width`` px wide across rows'
-    direction for diagonals (across the line for axis-parallel strokes)."""
-    if step == (0, 1):
-        return np.ones((width, length), bool)
-    if step == (1, 0):
-        return np.ones((length, width), bool)
-    element = np.zeros((length, length + width - 1), bool)
-    for i in range(length):
-        element[i, i : i + width] = True
-    return element if step == (1, 1) else element[:, ::-1]
-
-
-def _shift_into(out: np.ndarray, src: np.ndarray, dy: int, dx: int, combine) -> None:
-    """``out[y, x] = combine(out[y, x], src[y + dy, x + dx])`` in place, ``src`` read as False outside the frame."""
-    h, w = src.shape
-    target = out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
-    combine(target, src[max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)], out=target)
-    if combine is np.logical_and:  # pixels whose source lies outside the frame
-        if dy:
-            out[slice(h - dy, None) if dy > 0 else slice(None, -dy)] = False
-        if dx:
-            out[:, slice(w - dx, None) if dx > 0 else slice(None, -dx)] = False
-
-
-def _opening(mask: np.ndarray, element: np.ndarray) -> np.ndarray:
-    """``ndimage.binary_opening(mask, element)`` for an odd-sized ``element``, as shifted in-place ANDs and ORs
-    (the same pixels, several times faster for these sparse line elements)."""
-    r0, r1 = element.shape[0] // 2, element.shape[1] // 2
-    offsets = [(int(i) - r0, int(j) - r1) for i, j in zip(*np.nonzero(element))]
-    eroded = np.ones_like(mask, dtype=bool)
-    for dy, dx in offsets:
-        _shift_into(eroded, mask, dy, dx, np.logical_and)
-    opened = np.zeros_like(eroded)
-    for dy, dx in offsets:
-        _shift_into(opened, eroded, -dy, -dx, np.logical_or)
-    return opened
-
-
-def _arm_pixels(cy: int, cx: int, step: tuple[int, int], reach: int, offset: tuple[int, int] = (0, 0)):
-    """(y, x) of an arm's pixels 2..``reach`` steps from the centre, shifted by ``offset``."""
-    return [(cy + a * step[0] + offset[0], cx + a * step[1] + offset[1]) for a in range(2, reach + 1)]
-
-
-def _is_cross(mask: np.ndarray, near: np.ndarray, grey: np.ndarray, chroma: np.ndarray | None, cy: int, cx: int,
-              shape: str) -> bool:
-    """Whether marked arms leave (cy, cx) in all four directions of ``shape`` (a '+' or an 'x', not a 'T' or an
-    'L'; ``near``: the mask grown by 1 px, for strokes crossing between pixels) and are thin: little marked beside
-    them, and for white marks darker tissue there."""
-    strokes, reach, beside = CROSS_SHAPES[shape]
-    h, w = mask.shape
-    inside = lambda pts: [(y, x) for y, x in pts if 0 <= y < h and 0 <= x < w]  # noqa: E731
-    arms = [inside(_arm_pixels(cy, cx, (sgn * s[0], sgn * s[1]), reach)) for s in strokes for sgn in (-1, 1)]
-    if not all(sum(near[y, x] for y, x in arm) >= reach - 2 for arm in arms):
-        return False
-    side = inside([p for s in strokes for sgn in (-1, 1) for d in beside for side_sgn in (-1, 1)
-                   for p in _arm_pixels(cy, cx, (sgn * s[0], sgn * s[1]), reach,
-                                        (side_sgn * d * s[1], -side_sgn * d * s[0]))])
-    if not side or np.mean([mask[y, x] for y, x in side]) > MARK_SIDE_MARKED:
-        return False
-    on_arms = [p for arm in arms for p in arm if mask[p]]
-    coloured = chroma is not None and bool(on_arms) and np.median([chroma[p] for p in on_arms]) >= MARK_CHROMA
-    return coloured or float(np.median([grey[y, x] for y, x in side])) <= MARK_LEVEL - MARK_SIDE_GAP
-
-
-def caliper_crosses(grey: np.ndarray, area: np.ndarray | None = None,
-                    chroma: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """``(x, y)`` (px) of the '+' and 'x' caliper marks inside the echo area of a grey frame (0..255); ``area``: the
-    echo area when already measured; ``chroma``: the frame's colour (:attr:`MedicalImage.chroma`), for coloured
-    marks."""
-    grey = np.asarray(grey, np.float32)
-    mask = graphic_mask(grey, chroma)
-    area = area if area is not None else echo_area(grey)
-    if area is None or not mask.any():
-        return []
-    near = ndimage.binary_dilation(mask)
-    found: list[tuple[int, int]] = []
-    for shape, (strokes, reach, _) in CROSS_SHAPES.items():
-        k = 2 * reach + 1
-        thin = [ndimage.binary_dilation(_opening(mask, _stroke(s, k)) & ~_opening(mask, _stroke(s, k, MARK_THICK + 2)))
-                for s in strokes]
-        centres = thin[0] & thin[1]
-        labels, count = ndimage.label(ndimage.binary_dilation(centres, iterations=2))
-        for cy, cx in ndimage.center_of_mass(centres, labels, range(1, count + 1)):
-            cy, cx = int(round(cy)), int(round(cx))
-            if any(abs(cx - x) <= reach and abs(cy - y) <= reach for x, y in found):
-                continue
-            if not area[min(cy // 2, area.shape[0] - 1), min(cx // 2, area.shape[1] - 1)]:
-                continue
-            y0, x0 = max(0, cy - MARK_EXTENT), max(0, cx - MARK_EXTENT)
-            part, _ = ndimage.label(near[y0 : cy + MARK_EXTENT + 1, x0 : cx + MARK_EXTENT + 1])
-            own = part[cy - y0, cx - x0]
-            if own == 0:
-                continue
-            ys, xs = np.nonzero(part == own)
-            if (np.ptp(ys) < MARK_EXTENT and np.ptp(xs) < MARK_EXTENT
-                    and _is_cross(mask, near, grey, chroma, cy, cx, shape)):
-                found.append((cx, cy))
-    return found
 
 
 def marks_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
@@ -359,31 +239,6 @@ def screen_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     return Check("screen", "flagged" if problems else "ok", value, "; ".join(problems))
 
 
-# text over the image: a row of at least 5 glyph-sized marks (thin bright strokes, or drawn colour, 7-24 px high, at
-# most 24 px wide, tops and bottoms within 3 px, gaps under a glyph's height) inside the echo area. 2026-12-06 on the
-# 562 AUL frames (all seen in training): none flagged, the longest such row 3 (1 frame; scanner labels at the sector edge),
-# 0 on 359; "LIVER RT LOBE" / "SUBCOSTAL" drawn in white 16-px type over the liver of a real frame (ALTERED): 12
-TEXT_GLYPHS, GLYPH_HEIGHT, GLYPH_WIDTH, GLYPH_ALIGN = 5, (7, 24), 24, 3
-
-
-def text_run(grey: np.ndarray, area: np.ndarray, chroma: np.ndarray | None = None) -> int:
-    """The most glyph-sized marks in one row of text inside ``area`` (full-size echo area) of a grey frame."""
-    marks = (thin_bright_strokes(grey) | graphic_mask(grey, chroma) & (np.asarray(grey) < MARK_LEVEL)) & area
-    labels, _ = ndimage.label(marks, np.ones((3, 3), bool))
-    glyphs = sorted((cols.start, cols.stop, rows.start, rows.stop) for rows, cols in ndimage.find_objects(labels)
-                    if GLYPH_HEIGHT[0] <= rows.stop - rows.start <= GLYPH_HEIGHT[1] and cols.stop - cols.start <= GLYPH_WIDTH)
-    longest = 0
-    for i, (_, end, top, bottom) in enumerate(glyphs):
-        run = 1
-        for x0, x1, y0, y1 in glyphs[i + 1 :]:
-            if x0 - end > bottom - top:
-                break
-            if x0 >= end - 1 and abs(y0 - top) <= GLYPH_ALIGN and abs(y1 - bottom) <= GLYPH_ALIGN:
-                run, end = run + 1, x1
-        longest = max(longest, run)
-    return longest
-
-
 def text_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
     """Flag a line of text inside the scan sector (annotations, measurement labels typed over the image): the model
     reads every pixel of the sector as echoes."""
@@ -396,6 +251,64 @@ def text_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
         return Check("text", "flagged", value, f"a line of text ({run} characters) is drawn inside the scan sector: "
                      "annotations over the image can change the answer; send the frame exported without annotations")
     return Check("text", "ok", value)
+
+
+def icon_check(image: MedicalImage, frame: EchoFrame | None = None) -> Check:
+    """Flag a body-marker icon (a closed drawn outline, :func:`icon_outlines`) inside the scan sector: scanners put
+    it in a corner, but moved over the image it reads as echoes (one over the lesion changed the call on 3 of 30
+    ALTERED AUL frames, 2026-12-06)."""
+    frame = frame or EchoFrame.of(image)
+    if frame.area is None:
+        return Check("icon", "ok", None)
+    icons = icon_outlines(frame.grey, _full_size(frame.area, frame.grey.shape), frame.chroma)
+    value = {"icon_boxes": [list(b) for b in icons]}
+    if icons:
+        x, y, w, h = icons[0]
+        return Check("icon", "flagged", value, f"a drawn outline ({w}×{h} px at x, y = {x}, {y}; a body-marker icon "
+                     "or pictogram) lies inside the scan sector: graphics over the image can change the answer; move "
+                     "the body marker off the image or send the frame without it")
+    return Check("icon", "ok", value)
+
+
+SECTOR_CHECKS = (orientation_check, marks_check, layout_check, sector_colour_check, screen_check, text_check,
+                 icon_check)
+"""The checks made on each frame's scan sector (one :class:`EchoFrame` measured per frame, shared by all)."""
+# a cine: every frame is scored, so every frame is checked (calipers, Doppler, text are often switched on mid-clip),
+# up to this many; a longer clip: this many evenly spaced, its first and last included (~0.12 s a frame, 2026-12-06)
+MAX_CLIP_FRAMES = 64
+
+
+def clip_frames(n_frames: int, most: int = MAX_CLIP_FRAMES) -> list[int]:
+    """The 0-based frames of an ``n_frames`` cine the sector checks look at: all, or ``most`` evenly spaced."""
+    return spread_indices(n_frames, most)
+
+
+def _frame_list(frames: list[int]) -> str:
+    """'3, 4, 7' (0-based), with '…' after 8."""
+    return ", ".join(map(str, frames[:8])) + (" …" if len(frames) > 8 else "")
+
+
+def clip_checks(image: MedicalImage) -> list[Check]:
+    """:data:`SECTOR_CHECKS` on the frames of a cine (:func:`clip_frames`): a check is flagged when it flags any
+    frame; its value: ``frames_flagged``, ``frames_checked``, ``of_frames`` and the ``frame_value`` of ``frame``
+    (the first frame flagged, else 0); its reason names the frames (0-based, as ``--frame`` counts them)."""
+    indices = clip_frames(image.n_slices)
+    per_frame: list[list[Check]] = []
+    for i in indices:
+        frame = EchoFrame.of(image, i)
+        per_frame.append([check(image.slice(i), frame) for check in SECTOR_CHECKS])
+    spread = (f"{len(indices)} of {image.n_slices} frames checked, evenly spaced"
+              if len(indices) < image.n_slices else f"all {image.n_slices} frames checked")
+    merged: list[Check] = []
+    for column in zip(*per_frame):
+        flagged = [i for i, c in zip(indices, column) if c.status != "ok"]
+        shown = column[indices.index(flagged[0])] if flagged else column[0]
+        value = {"frames_flagged": flagged, "frames_checked": len(indices), "of_frames": image.n_slices,
+                 "frame": flagged[0] if flagged else 0, "frame_value": shown.value}
+        reason = (f"cine frame(s) {_frame_list(flagged)} ({len(flagged)} of {image.n_slices}; {spread}): "
+                  f"{shown.reason}") if flagged else ""
+        merged.append(Check(shown.name, shown.status if flagged else "ok", value, reason))
+    return merged
 
 
 def content_check(image: MedicalImage) -> Check:
@@ -438,9 +351,8 @@ def gate(image: MedicalImage) -> GateVerdict:
     content = content_check(image)
     checks = [modality, photometric_check(image, greyscale_model=True), size_check(image), content]
     if content.status == "ok":  # a blank frame has no sector, no marks and nothing to probe
-        frame = EchoFrame.of(image)  # grey and echo areas measured once for the three sector checks
-        checks += [orientation_check(image, frame), marks_check(image, frame), layout_check(image, frame),
-                   sector_colour_check(image, frame), screen_check(image, frame), text_check(image, frame)]
+        checks += clip_checks(image) if image.is_volume else [check(image, EchoFrame.of(image))
+                                                              for check in SECTOR_CHECKS]
         if (image.modality or "").upper() == "US":
             checks.append(tagged_content_check(image))
     return combine(TASK, checks)

@@ -16,8 +16,14 @@ from pathlib import Path
 from .image import MedicalImage
 
 EVALUATE_MAX_BYTES = 1 << 30
-"""What ``evaluate`` keeps decoded at most (1 GiB of pixels, least recently used dropped first): a folder
-smaller than that is decoded once; a larger one once more for scoring, never a third time."""
+"""What ``evaluate`` keeps decoded at most (1 GiB of pixels and colour planes, least recently used dropped
+first): a folder smaller than that is decoded once; a larger one once more for scoring, never a third time."""
+
+
+def image_nbytes(image: MedicalImage) -> int:
+    """Bytes an image holds decoded: its pixels plus its colour plane (``chroma``, uint8: a quarter of float32
+    grey more for colour sources)."""
+    return int(image.pixels.nbytes) + (int(image.chroma.nbytes) if image.chroma is not None else 0)
 
 
 class _Decodes:
@@ -36,11 +42,13 @@ class _Decodes:
 
     def put(self, key: tuple, image: MedicalImage) -> None:
         image.pixels.flags.writeable = False
+        if image.chroma is not None:
+            image.chroma.flags.writeable = False
         self.images[key] = image
-        self.nbytes += image.pixels.nbytes
+        self.nbytes += image_nbytes(image)
         while self.max_bytes is not None and self.nbytes > self.max_bytes and len(self.images) > 1:
             _, dropped = self.images.popitem(last=False)
-            self.nbytes -= dropped.pixels.nbytes
+            self.nbytes -= image_nbytes(dropped)
 
 
 _DECODES: ContextVar[_Decodes | None] = ContextVar("lesiondx_shared_decodes", default=None)

@@ -47,11 +47,11 @@ def read_us_inputs(paths: list[Path], frame: int | None = None) -> list[UsInput]
             raise ImageReadError(path, f"frame {frame} does not exist (a {path.suffix} file holds one frame; --frame "
                                        "picks a frame of a multi-frame ultrasound DICOM)")
         image = read_image(path, frame=frame)
-        verdict = require("us-liver", image.slice(0) if image.is_volume else image, path)
+        verdict = require("us-liver", image, path)  # a cine: every frame's sector (gate.us_liver.clip_checks)
         spacing = (float(image.spacing[-2]), float(image.spacing[-1])) if image.spacing is not None else None
         if image.is_volume:
             for i in range(image.n_slices):
-                if i and (blank := blank_reason(image.pixels[i])):  # frame 0 went through the gate above
+                if blank := blank_reason(image.pixels[i]):  # the gate's blank check reads the clip as a whole
                     raise ImageReadError(path, f"refused for task us-liver: frame {i}: {blank}; score the other "
                                                "frames one at a time with --frame N")
                 items.append(UsInput(path, i, to_grey_255(image.pixels[i]), spacing, verdict, image.warnings))

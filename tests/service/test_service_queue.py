@@ -307,6 +307,23 @@ def test_the_queue_position_shown_follows_the_claim_order_after_the_clock_went_b
     assert shown == [1, 2, 3]
 
 
+def test_a_study_still_receiving_dicom_has_no_queue_position(tmp_path):
+    """Was: a study whose instances were still arriving was shown as 'position N' in the queue, which it is not in."""
+    from types import SimpleNamespace
+
+    from lesiondx.service.viewer import progress_of
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with db.session() as s, s.begin():
+        s.add(Study(id="r" * 32, status="receiving", created_at=utcnow()))
+    try:
+        with db.session() as s:
+            progress = progress_of(SimpleNamespace(settings=SimpleNamespace(pacs=None)), s, s.get(Study, "r" * 32))
+    finally:
+        db.dispose()
+    assert progress["queue_position"] is None and progress["stage"] == "receiving DICOM"
+
+
 def test_health_never_reports_a_negative_queue_age_after_the_clock_went_back(make_client):
     """Was: a study queued just before the clock was set back an hour showed ``oldest_queued_s`` of about -3600."""
     client = make_client()

@@ -179,7 +179,7 @@ def progress_of(core: Any, session: Any, study: Study) -> dict[str, Any]:
     status = "queued" if study.status == "receiving" else study.status
     out: dict[str, Any] = {"stage": "receiving DICOM" if study.status == "receiving" else status, "done": None,
                            "total": None, "eta_s": None, "queue_position": None}
-    if status == "queued":
+    if study.status == "queued":  # a study still receiving DICOM is not in the queue yet: no position
         ahead = session.scalar(select(func.count()).select_from(Study).where(  # the claim order (db.claim_next)
             Study.status == "queued", or_(Study.queue_seq < study.queue_seq,
                                           and_(Study.queue_seq == study.queue_seq, Study.created_at < study.created_at))))

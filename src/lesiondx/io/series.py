@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydicom.dataset import Dataset
+
+if TYPE_CHECKING:  # annotations only: the us-liver predict path imports spread_indices without pydicom
+    from pydicom.dataset import Dataset
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture image storage; its multi-frame variants are .7.x
 _LOCALIZER_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM", "PILOT")

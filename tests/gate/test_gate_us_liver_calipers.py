@@ -102,7 +102,7 @@ def test_fast_line_opening_matches_scipy():
     stroke element it uses, on SYNTHETIC random masks (borders included)."""
     from scipy import ndimage
 
-    from lesiondx.gate.us_liver import CROSS_SHAPES, MARK_THICK, _opening, _stroke
+    from lesiondx.gate.us_graphics import CROSS_SHAPES, MARK_THICK, _opening, _stroke
 
     rng = np.random.default_rng(0)
     masks = [rng.random(shape) > share for shape in ((60, 50), (13, 11)) for share in (0.2, 0.5)]

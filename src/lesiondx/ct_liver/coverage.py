@@ -14,7 +14,7 @@ import numpy as np
 
 from lesiondx.gate.checks import GAP_FACTOR
 
-from .phases import MIN_LIVER_SECTION_CM2
+from .phases import MIN_LIVER_SECTION_CM2, section_areas_cm2
 from lesiondx.gate.verdict import Check, GateVerdict
 
 EDGE_MM = 10.0  # liver-density tissue runs this far along an image edge beside the liver: the edge cuts the liver
@@ -68,8 +68,7 @@ def craniocaudal_check(liver: np.ndarray, spacing_mm: float | None) -> Check:
     under ``MIN_LIVER_SECTION_CM2`` (only a sliver of liver, or other organs taken for it), or its area on the first or
     last slice is over ``END_SHARE_FLAG`` of that (the liver runs on beyond the series). ``spacing_mm`` in-plane; 0.75 mm
     when unknown."""
-    mask = np.asarray(liver, bool)
-    areas = mask.reshape(len(mask), -1).sum(1) * (spacing_mm or 0.75) ** 2 / 100.0
+    areas = section_areas_cm2(liver, spacing_mm)
     largest = float(areas.max()) if len(areas) else 0.0
     ends = [name for name, area in (("first", areas[0] if len(areas) else 0.0), ("last", areas[-1] if len(areas) else 0.0))
             if largest > 0 and area > END_SHARE_FLAG * largest]

@@ -225,11 +225,16 @@ def shifted(volume: np.ndarray, shift: tuple[int, int, int], shape: tuple[int, i
     return out
 
 
-def largest_section_cm2(liver: np.ndarray, spacing_mm: float | None) -> float:
-    """Area (cm²) of the liver mask's largest axial cross-section (``spacing_mm`` in-plane; 0.75 mm when unknown)."""
+def section_areas_cm2(liver: np.ndarray, spacing_mm: float | None) -> np.ndarray:
+    """Area (cm²) of the liver mask ``(S, H, W)`` on each axial slice (``spacing_mm`` in-plane; 0.75 mm when unknown)."""
     mask = np.asarray(liver, bool)
-    pixels = int(mask.reshape(len(mask), -1).sum(axis=1).max()) if mask.size else 0
-    return pixels * (spacing_mm or 0.75) ** 2 / 100.0
+    return mask.reshape(len(mask), -1).sum(axis=1) * (spacing_mm or 0.75) ** 2 / 100.0
+
+
+def largest_section_cm2(liver: np.ndarray, spacing_mm: float | None) -> float:
+    """Area (cm²) of the liver mask's largest axial cross-section (0 for an empty mask)."""
+    areas = section_areas_cm2(liver, spacing_mm)
+    return float(areas.max()) if areas.size else 0.0
 
 
 def series_phase(study: Study, given: str | None, timed: str | None, liver: np.ndarray) -> PhaseCall:

@@ -22,8 +22,7 @@ from lesiondx.io import MedicalImage
 from lesiondx.io.series import spread_indices
 
 from .checks import P_US_FLAG_US, P_US_REFUSE_US, modality_check, p_ultrasound_of, photometric_check
-from .us_graphics import (CROSS_SHAPES, MARK_LEVEL, MARK_THICK, TEXT_GLYPHS, _opening, _stroke,  # noqa: F401
-                          caliper_crosses, graphic_mask, icon_outlines, text_run)
+from .us_graphics import TEXT_GLYPHS, caliper_crosses, icon_outlines, text_run
 from .verdict import Check, GateVerdict, combine
 
 TASK = "us-liver"
